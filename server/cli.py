@@ -1,0 +1,504 @@
+"""The `mailgate` command line: the stack, and the human side of every decision."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import logging
+import os
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, ParamSpec, get_args
+
+import click
+from pydantic import BaseModel
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+from server.app import Mailgate
+from server.connect import connect
+from server.credentials import load_secrets
+from server.errors import MailgateError
+from server.settings import Settings, SettingsError, load_settings
+from workflows.models import Decision, OversightMode, SendStatus
+from workflows.providers.sandbox import SandboxStore
+
+P = ParamSpec("P")
+MODES = list(get_args(OversightMode))
+STATUSES = ["pending", "all", *get_args(SendStatus)]
+
+
+def finish(status: int) -> NoReturn:
+    """Flush and leave without interpreter finalization.
+
+    temporalio's Rust threads can crash a finalizing interpreter (SIGSEGV/SIGABRT in about
+    one run of eight here), which would make exit codes lie.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def run(main: Callable[[], Awaitable[int]]) -> NoReturn:
+    try:
+        status = asyncio.run(main())
+    except (MailgateError, SettingsError) as exc:
+        click.echo(f"mailgate: {exc}", err=True)
+        status = 1
+    except KeyboardInterrupt:
+        status = 130
+    finish(status)
+
+
+def data_dir_option(fn: Callable[P, Any]) -> Callable[P, Any]:
+    return click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="MAILGATE_DATA_DIR",
+        help="Where mailgate keeps its state (env MAILGATE_DATA_DIR; default: your user data folder).",
+    )(fn)
+
+
+def json_option(fn: Callable[P, Any]) -> Callable[P, Any]:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(fn)
+
+
+def settings_from(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except SettingsError as exc:
+        click.echo(f"mailgate: {exc}", err=True)
+        finish(2)
+
+
+def emit(
+    value: BaseModel | Sequence[BaseModel] | dict[str, Any], as_json: bool, table: Callable[[], str]
+) -> None:
+    if as_json:
+        if isinstance(value, BaseModel):
+            click.echo(value.model_dump_json(indent=2))
+        elif isinstance(value, dict):
+            click.echo(json.dumps(value, indent=2, default=str))
+        else:
+            click.echo(json.dumps([v.model_dump(mode="json") for v in value], indent=2))
+    else:
+        click.echo(table())
+
+
+def columns(rows: list[list[str]], headers: list[str]) -> str:
+    if not rows:
+        return "(none)"
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+async def open_app(settings: Settings) -> Mailgate:
+    client = await connect(settings)
+    return Mailgate.build(settings, client, load_secrets(settings))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option("0.1.0", prog_name="mailgate")
+def main() -> None:
+    """mailgate: durable email for AI agents, with graduated human oversight.
+
+    Start everything with `mailgate serve`; decide on pending emails with
+    `mailgate approvals`. Every command finds the running stack from --data-dir.
+    """
+
+
+# --- the stack ---------------------------------------------------------------------------
+
+
+def _logging(settings: Settings) -> None:
+    # stdout may belong to the MCP protocol: every log line goes to stderr.
+    logging.basicConfig(
+        stream=sys.stderr, level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("temporalio").setLevel(logging.WARNING)
+
+
+@main.command()
+@click.option("--host", help="Interface for HTTP and SMTP (default 127.0.0.1).")
+@click.option("--port", type=int, help="HTTP port: dashboard, API, MCP (default 8025).")
+@click.option("--smtp-port", type=int, help="Sandbox SMTP listener port, 0 to disable (default 2525).")
+@click.option("--temporal-port", type=int, help="Embedded Temporal gRPC port (default 7233; UI on +1000).")
+@data_dir_option
+def serve(
+    host: str | None,
+    port: int | None,
+    smtp_port: int | None,
+    temporal_port: int | None,
+    data_dir: Path | None,
+) -> NoReturn:
+    """Run everything: embedded Temporal, worker, dashboard, API, MCP over HTTP, sandbox SMTP.
+
+    Ready when GET /healthz answers 200. Set MAILGATE_TEMPORAL_ADDRESS to use an
+    existing Temporal cluster instead of the embedded dev server.
+    """
+    from server.stack import serve as serve_stack
+
+    settings = settings_from(
+        host=host, port=port, smtp_port=smtp_port, temporal_port=temporal_port, data_dir=data_dir
+    )
+    _logging(settings)
+    run(lambda: serve_stack(settings))
+
+
+@main.command()
+@data_dir_option
+def mcp(data_dir: Path | None) -> NoReturn:
+    """MCP over stdio (for Claude Desktop). Starts the stack unless one runs for the data dir."""
+    from server.stack import mcp_stdio
+
+    settings = settings_from(data_dir=data_dir)
+    _logging(settings)
+    run(lambda: mcp_stdio(settings))
+
+
+@main.command()
+@data_dir_option
+def worker(data_dir: Path | None) -> NoReturn:
+    """Run a worker alone, for scale-out against a Temporal cluster."""
+    from server.workers import run_worker
+
+    settings = settings_from(data_dir=data_dir)
+    _logging(settings)
+    run(lambda: run_worker(settings))
+
+
+@main.command()
+@data_dir_option
+def setup(data_dir: Path | None) -> NoReturn:
+    """Register mailgate's search attributes on the configured Temporal cluster (idempotent)."""
+    from server.workers import register_search_attributes
+
+    settings = settings_from(data_dir=data_dir)
+    run(lambda: register_search_attributes(settings))
+
+
+# --- approvals ---------------------------------------------------------------------------
+
+
+@main.group()
+def approvals() -> None:
+    """List pending emails and approve or reject them."""
+
+
+@approvals.command("list")
+@click.option("--mailbox", help="Only this mailbox.")
+@click.option("--status", type=click.Choice(STATUSES), default="pending", show_default=True)
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@data_dir_option
+@json_option
+def approvals_list(
+    mailbox: str | None, status: str, limit: int, data_dir: Path | None, as_json: bool
+) -> NoReturn:
+    """Sends waiting for a decision (newest first)."""
+    settings = settings_from(data_dir=data_dir)
+
+    async def main() -> int:
+        app = await open_app(settings)
+        wanted = None if status == "all" else "pending_approval" if status == "pending" else status
+        page = await app.sends.list(mailbox=mailbox, status=wanted, limit=limit)  # type: ignore[arg-type]
+        rows = [
+            [
+                s.send_id,
+                s.status,
+                s.mailbox,
+                ", ".join(s.to),
+                s.subject[:50],
+                s.requested_at.strftime("%Y-%m-%d %H:%M") if s.requested_at else "",
+            ]
+            for s in page.sends
+        ]
+        emit(
+            page.sends,
+            as_json,
+            lambda: columns(rows, ["SEND_ID", "STATUS", "MAILBOX", "TO", "SUBJECT", "REQUESTED"]),
+        )
+        return 0
+
+    run(main)
+
+
+async def _has_worker(app: Mailgate) -> bool:
+    response = await app.client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=app.settings.temporal_namespace,
+            task_queue=TaskQueue(name=app.settings.task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    return bool(response.pollers)
+
+
+def _decide(settings: Settings, send_id: str, decision: Decision, as_json: bool) -> NoReturn:
+    async def main() -> int:
+        app = await open_app(settings)
+        if not await _has_worker(app):
+            await app.sends.signal_decision(
+                send_id, decision.model_copy(update={"decision_id": uuid.uuid4().hex})
+            )
+            click.echo(f"{send_id}: decision recorded; it takes effect when a mailgate worker runs", err=True)
+            return 0
+        state = await app.sends.decide(send_id, decision)
+        verb = "approved" if decision.decision == "approve" else "rejected"
+        emit(state, as_json, lambda: f"{send_id}: {verb} by {decision.approver}; status {state.status}")
+        return 0
+
+    run(main)
+
+
+@approvals.command("approve")
+@click.argument("send_id")
+@click.option(
+    "--as", "approver", default=getpass.getuser, show_default="your login name", help="Who decides."
+)
+@click.option("--reason", help="Why (kept in the audit log).")
+@click.option("--subject", help="Approve with this subject instead.")
+@click.option("--body", help="Approve with this body instead.")
+@click.option("--body-file", type=click.File("r"), help="Approve with the body read from this file.")
+@click.option("--to", "to", multiple=True, help="Approve with these To recipients instead (repeatable).")
+@click.option("--cc", "cc", multiple=True, help="Approve with these Cc recipients instead (repeatable).")
+@click.option("--bcc", "bcc", multiple=True, help="Approve with these Bcc recipients instead (repeatable).")
+@data_dir_option
+@json_option
+def approvals_approve(
+    send_id: str,
+    approver: str,
+    reason: str | None,
+    subject: str | None,
+    body: str | None,
+    body_file: Any,
+    to: tuple[str, ...],
+    cc: tuple[str, ...],
+    bcc: tuple[str, ...],
+    data_dir: Path | None,
+    as_json: bool,
+) -> NoReturn:
+    """Approve a pending send, optionally with edits; the edited version is what goes out."""
+    from server.sends import check_person, parse_edits
+
+    settings = settings_from(data_dir=data_dir)
+    try:
+        edits = parse_edits(
+            subject=subject,
+            body=body_file.read() if body_file else body,
+            to=list(to) or None,
+            cc=list(cc) or None,
+            bcc=list(bcc) or None,
+        )
+        decision = Decision(
+            decision="approve", approver=check_person(approver), reason=reason, edits=edits, channel="cli"
+        )
+    except MailgateError as exc:
+        click.echo(f"mailgate: {exc}", err=True)
+        finish(1)
+    _decide(settings, send_id, decision, as_json)
+
+
+@approvals.command("reject")
+@click.argument("send_id")
+@click.option(
+    "--as", "approver", default=getpass.getuser, show_default="your login name", help="Who decides."
+)
+@click.option("--reason", required=True, help="Why; the agent sees it.")
+@data_dir_option
+@json_option
+def approvals_reject(
+    send_id: str, approver: str, reason: str, data_dir: Path | None, as_json: bool
+) -> NoReturn:
+    """Reject a pending send with a reason."""
+    from server.sends import check_person
+
+    settings = settings_from(data_dir=data_dir)
+    try:
+        decision = Decision(decision="reject", approver=check_person(approver), reason=reason, channel="cli")
+    except MailgateError as exc:
+        click.echo(f"mailgate: {exc}", err=True)
+        finish(1)
+    _decide(settings, send_id, decision, as_json)
+
+
+# --- sends -------------------------------------------------------------------------------
+
+
+@main.group()
+def sends() -> None:
+    """Look at sends."""
+
+
+@sends.command("show")
+@click.argument("send_id")
+@data_dir_option
+@json_option
+def sends_show(send_id: str, data_dir: Path | None, as_json: bool) -> NoReturn:
+    """Everything about one send: status, draft, decision, edits, audit events."""
+    settings = settings_from(data_dir=data_dir)
+
+    async def main() -> int:
+        app = await open_app(settings)
+        state = await app.sends.status(send_id)
+
+        def table() -> str:
+            draft = state.approved or state.original
+            lines = [
+                f"send:      {state.send_id} ({state.status})",
+                f"mailbox:   {state.mailbox} ({state.oversight_mode})",
+                f"requested: {state.requested_at:%Y-%m-%d %H:%M:%S} by {state.requester}",
+                f"to:        {', '.join(str(a) for a in draft.to)}",
+            ]
+            if draft.cc:
+                lines.append(f"cc:        {', '.join(str(a) for a in draft.cc)}")
+            if draft.bcc:
+                lines.append(f"bcc:       {', '.join(str(a) for a in draft.bcc)}")
+            lines += [f"subject:   {draft.subject}", f"message:   {state.message_id}"]
+            if state.expires_at:
+                lines.append(f"expires:   {state.expires_at:%Y-%m-%d %H:%M:%S}")
+            if state.reason:
+                lines.append(f"reason:    {state.reason}")
+            if state.last_error:
+                lines.append(f"error:     {state.last_error}")
+            lines += ["", draft.body, "", "history:"]
+            lines += [f"  {e.at:%Y-%m-%d %H:%M:%S}  {e.kind:<16} {e.actor}  {e.detail}" for e in state.events]
+            return "\n".join(lines)
+
+        emit(state, as_json, table)
+        return 0
+
+    run(main)
+
+
+# --- mailboxes ---------------------------------------------------------------------------
+
+
+@main.group()
+def mailbox() -> None:
+    """List, create and set the oversight mode of mailboxes."""
+
+
+@mailbox.command("list")
+@data_dir_option
+@json_option
+def mailbox_list(data_dir: Path | None, as_json: bool) -> NoReturn:
+    """All mailboxes with their oversight mode."""
+    settings = settings_from(data_dir=data_dir)
+
+    async def main() -> int:
+        app = await open_app(settings)
+        boxes = await app.mailboxes.list()
+        rows = [[b.address, b.oversight_mode, b.provider, b.display_name] for b in boxes]
+        emit(boxes, as_json, lambda: columns(rows, ["ADDRESS", "MODE", "PROVIDER", "NAME"]))
+        return 0
+
+    run(main)
+
+
+@mailbox.command("create")
+@click.argument("address")
+@click.option("--mode", type=click.Choice(MODES), help="Oversight mode (default: the server default).")
+@click.option("--display-name", default="", help="Name shown in From.")
+@data_dir_option
+@json_option
+def mailbox_create(
+    address: str, mode: str | None, display_name: str, data_dir: Path | None, as_json: bool
+) -> NoReturn:
+    """Create a sandbox mailbox."""
+    settings = settings_from(data_dir=data_dir)
+
+    async def main() -> int:
+        app = await open_app(settings)
+        config = await app.mailboxes.create(
+            address,
+            created_by=getpass.getuser(),
+            mode=mode,
+            display_name=display_name,  # type: ignore[arg-type]
+        )
+        emit(config, as_json, lambda: f"created {config.address} ({config.mode})")
+        return 0
+
+    run(main)
+
+
+@mailbox.command("set-mode")
+@click.argument("address")
+@click.argument("mode", type=click.Choice(MODES))
+@click.option(
+    "--as", "actor", default=getpass.getuser, show_default="your login name", help="Who changes it."
+)
+@click.option("--reason", default="", help="Why (kept in the audit log).")
+@data_dir_option
+@json_option
+def mailbox_set_mode(
+    address: str, mode: str, actor: str, reason: str, data_dir: Path | None, as_json: bool
+) -> NoReturn:
+    """Set a mailbox's oversight mode (humans may loosen as well as tighten)."""
+    settings = settings_from(data_dir=data_dir)
+
+    async def main() -> int:
+        app = await open_app(settings)
+        config = await app.mailboxes.set_mode(address, mode, actor=actor, role="human", reason=reason)  # type: ignore[arg-type]
+        emit(config, as_json, lambda: f"{config.address} is now {config.mode}")
+        return 0
+
+    run(main)
+
+
+# --- sandbox -----------------------------------------------------------------------------
+
+
+@main.group()
+def sandbox() -> None:
+    """Look into the embedded mail sandbox."""
+
+
+@sandbox.command("list")
+@click.option("--mailbox", help="Only copies sent from or delivered to this address.")
+@data_dir_option
+@json_option
+def sandbox_list(mailbox: str | None, data_dir: Path | None, as_json: bool) -> NoReturn:
+    """Every delivered copy the sandbox holds, one row per recipient."""
+    settings = settings_from(data_dir=data_dir)
+    path = settings.data_dir / "sandbox.db"
+    if not path.exists():
+        click.echo(f"mailgate: no sandbox at {path}; has `mailgate serve` run with this data dir?", err=True)
+        finish(1)
+    store = SandboxStore(path)
+    rows = [
+        {
+            "message_id": d.message_id,
+            "from": d.sender,
+            "to": d.to,
+            "recipient": d.recipient,
+            "subject": d.subject,
+            "delivered_at": d.delivered_at.isoformat(),
+            "local": d.local,
+        }
+        for d in store.deliveries(mailbox)
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        click.echo(
+            columns(
+                [
+                    [
+                        r["delivered_at"][:19],
+                        str(r["from"]),
+                        str(r["recipient"]),
+                        str(r["subject"])[:50],
+                        str(r["message_id"]),
+                    ]
+                    for r in rows
+                ],
+                ["DELIVERED", "FROM", "RECIPIENT", "SUBJECT", "MESSAGE_ID"],
+            )
+        )
+    finish(0)

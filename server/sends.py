@@ -1,0 +1,373 @@
+"""Send operations for every front door, over SendEmailWorkflow in Temporal."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from server.errors import Conflict, InvalidInput
+from server.mailboxes import Mailboxes, parse_mailbox, rpc_error, update_error
+from server.settings import Settings
+from workflows import ids
+from workflows.addresses import (
+    MAX_BODY_BYTES,
+    MAX_RECIPIENTS,
+    MAX_SUBJECT_CHARS,
+    AddressError,
+    check_header_text,
+    parse_addresses,
+)
+from workflows.models import (
+    GATED_MODES,
+    Decision,
+    Edits,
+    EmailDraft,
+    OversightMode,
+    SendRequest,
+    SendState,
+    SendStatus,
+    SendSummary,
+)
+from workflows.policy import recipient_problem
+from workflows.send import SendEmailWorkflow
+from workflows.temporal import MAILBOX, STATUS
+
+T = TypeVar("T")
+_KEY_RE = re.compile(r"[\x21-\x7e]{1,200}")
+_SEND_ID_RE = re.compile(r"send-[a-z2-7]{20}")
+
+
+class SendResult(BaseModel):
+    """What durable_send and reply_email answer with."""
+
+    send_id: str
+    status: SendStatus
+    mailbox: str
+    oversight_mode: OversightMode
+    message_id: str
+    expires_at: datetime | None = None
+    reason: str = ""
+    deduplicated: bool = False
+    next_step: str
+
+
+class SendPage(BaseModel):
+    sends: list[SendSummary]
+    next_cursor: str | None = None
+
+
+def next_step(status: SendStatus, send_id: str) -> str:
+    return {
+        "pending_approval": (
+            f"A human must approve this email before it goes out. Poll approval_status('{send_id}'), "
+            "or call wait_for_reply once it is sent; do not send it again."
+        ),
+        "scheduled": f"It goes out at its send_at time; cancel_send('{send_id}') stops it until then.",
+        "sending": f"It is being delivered; approval_status('{send_id}') shows when it is sent.",
+        "sent": "Delivered. wait_for_reply waits for an answer in the thread.",
+        "blocked": "A mailbox policy stopped it; the reason says which. Change the email, or ask a human.",
+        "rejected": "A human rejected it; the reason says why. Do not resend it unchanged.",
+        "expired": "Nobody decided within the approval window; send it again if it is still needed.",
+        "cancelled": "Cancelled; nothing was sent.",
+        "failed": "The mail provider refused it for good; the reason has the provider's words.",
+    }[status]
+
+
+def parse_send_id(send_id: str) -> str:
+    send_id = send_id.strip()
+    if not _SEND_ID_RE.fullmatch(send_id):
+        raise InvalidInput(f"{send_id!r} is not a send id (they look like send-abcdefghij2345abcdef)")
+    return send_id
+
+
+def _draft(
+    to: list[str], cc: list[str], bcc: list[str], subject: str, body: str, **extra: object
+) -> EmailDraft:
+    try:
+        draft = EmailDraft(
+            to=parse_addresses(to, "to"),
+            cc=parse_addresses(cc, "cc"),
+            bcc=parse_addresses(bcc, "bcc"),
+            subject=check_header_text(subject, "subject", MAX_SUBJECT_CHARS),
+            body=body,
+            **extra,  # type: ignore[arg-type]
+        )
+    except AddressError as exc:
+        raise InvalidInput(str(exc)) from exc
+    if not draft.to:
+        raise InvalidInput("to: at least one recipient is required")
+    if len(draft.recipients()) > MAX_RECIPIENTS:
+        raise InvalidInput(f"at most {MAX_RECIPIENTS} recipients in to, cc and bcc together")
+    if len(body.encode()) > MAX_BODY_BYTES:
+        raise InvalidInput(f"body is {len(body.encode())} bytes; the limit is {MAX_BODY_BYTES}")
+    if "\x00" in body:
+        raise InvalidInput("body contains a NUL character")
+    return draft
+
+
+def parse_edits(
+    subject: str | None = None,
+    body: str | None = None,
+    to: list[str] | None = None,
+    cc: list[str] | None = None,
+    bcc: list[str] | None = None,
+) -> Edits | None:
+    """A human's edits, validated as strictly as the agent's original."""
+    try:
+        edits = Edits(
+            subject=check_header_text(subject, "subject", MAX_SUBJECT_CHARS) if subject is not None else None,
+            body=body,
+            to=parse_addresses(to, "to") if to is not None else None,
+            cc=parse_addresses(cc, "cc") if cc is not None else None,
+            bcc=parse_addresses(bcc, "bcc") if bcc is not None else None,
+        )
+    except AddressError as exc:
+        raise InvalidInput(str(exc)) from exc
+    if edits.to is not None and not edits.to:
+        raise InvalidInput("to: an edit may not remove every recipient")
+    if body is not None and len(body.encode()) > MAX_BODY_BYTES:
+        raise InvalidInput(f"body is {len(body.encode())} bytes; the limit is {MAX_BODY_BYTES}")
+    return edits if edits.changes() else None
+
+
+def check_person(name: str, field: str = "approver") -> str:
+    name = name.strip()
+    if not name:
+        raise InvalidInput(f"{field}: a name is required")
+    try:
+        return check_header_text(name, field, 200)
+    except AddressError as exc:
+        raise InvalidInput(str(exc)) from exc
+
+
+class Sends:
+    def __init__(self, client: Client, settings: Settings, mailboxes: Mailboxes) -> None:
+        self._client = client
+        self._settings = settings
+        self._mailboxes = mailboxes
+
+    def _handle(self, send_id: str) -> WorkflowHandle[SendEmailWorkflow, SendState]:
+        return self._client.get_workflow_handle_for(SendEmailWorkflow.run, parse_send_id(send_id))
+
+    @staticmethod
+    def _missing(send_id: str) -> str:
+        return f"no send with id {send_id}; list_sends shows the sends of a mailbox"
+
+    async def submit(
+        self,
+        *,
+        mailbox: str,
+        to: list[str],
+        subject: str,
+        body: str,
+        cc: list[str] | None = None,
+        bcc: list[str] | None = None,
+        idempotency_key: str | None = None,
+        approval_timeout_hours: float | None = None,
+        requester: str = "agent",
+    ) -> SendResult:
+        address = parse_mailbox(mailbox)
+        if idempotency_key is not None and not _KEY_RE.fullmatch(idempotency_key):
+            raise InvalidInput("idempotency_key: 1 to 200 printable ASCII characters without spaces")
+        if approval_timeout_hours is not None and not 0 < approval_timeout_hours <= 24 * 365:
+            raise InvalidInput("approval_timeout_hours: a positive number of hours, at most 8760")
+        draft = _draft(to, cc or [], bcc or [], subject, body)
+        config = await self._mailboxes.config(address)
+        if config.mode == "read_only":
+            raise Conflict(
+                f"mailbox {address} is read_only: it may not send. Only a human can change its mode "
+                "(request_upgrade asks one)."
+            )
+        content = ids.content_hash(draft)
+        send_id = ids.send_id(address, idempotency_key or f"auto:{content}")
+        policy = config.policy()
+        problem = recipient_problem(policy, draft.recipients())
+        status: SendStatus = (
+            "blocked" if problem else "pending_approval" if config.mode in GATED_MODES else "sending"
+        )
+        hours = approval_timeout_hours or config.approval_window_hours
+        now = datetime.now(UTC)
+        request = SendRequest(
+            send_id=send_id,
+            mailbox=address,
+            from_name=config.display_name,
+            requester=requester,
+            draft=draft,
+            message_id=ids.message_id(send_id, address),
+            content_hash=content,
+            policy=policy,
+            requested_at=now,
+            approval_timeout=timedelta(hours=hours),
+        )
+        try:
+            await self._client.start_workflow(
+                SendEmailWorkflow.run,
+                request,
+                id=send_id,
+                task_queue=self._settings.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(STATUS, status),
+                        SearchAttributePair(MAILBOX, ids.mailbox_key(address)),
+                    ]
+                ),
+                memo={
+                    "content_hash": content,
+                    "mailbox": address,
+                    "subject": draft.subject,
+                    "to": [a.address for a in draft.to],
+                },
+            )
+        except WorkflowAlreadyStartedError:
+            return await self._existing(send_id, content, idempotency_key)
+        except RPCError as err:
+            raise rpc_error(err, self._missing(send_id)) from err
+        return SendResult(
+            send_id=send_id,
+            status=status,
+            mailbox=address,
+            oversight_mode=config.mode,
+            message_id=request.message_id,
+            expires_at=now + request.approval_timeout if status == "pending_approval" else None,
+            reason=problem or "",
+            next_step=next_step(status, send_id),
+        )
+
+    async def _existing(self, send_id: str, content: str, key: str | None) -> SendResult:
+        """A retried submission: the same send if the content matches, an error if it does not."""
+        description = await self._handle(send_id).describe()
+        memo = await description.memo()
+        if memo.get("content_hash") != content:
+            raise Conflict(
+                f"idempotency_key {key!r} was already used for a different email ({send_id}); "
+                "use a new key for a new email"
+            )
+        state = await self.status(send_id)
+        return SendResult(
+            send_id=send_id,
+            status=state.status,
+            mailbox=state.mailbox,
+            oversight_mode=state.oversight_mode,
+            message_id=state.message_id,
+            expires_at=state.expires_at,
+            reason=state.reason,
+            deduplicated=True,
+            next_step=next_step(state.status, send_id),
+        )
+
+    async def status(self, send_id: str) -> SendState:
+        handle = self._handle(send_id)
+        try:
+            state = await handle.query(SendEmailWorkflow.state)
+            if state.status != "sending":
+                return state
+            # While the provider is failing, the activity retries; its last error is on the server.
+            description = await handle.describe()
+        except RPCError as err:
+            raise rpc_error(err, self._missing(send_id)) from err
+        for pending in description.raw_description.pending_activities:
+            if pending.last_failure.message:
+                error = f"{pending.last_failure.message} (attempt {pending.attempt}, retrying)"
+                return state.model_copy(update={"last_error": error})
+        return state
+
+    async def cancel(self, send_id: str, actor: str = "agent") -> SendState:
+        return await self._update(send_id, SendEmailWorkflow.cancel, actor, "it can no longer be cancelled")
+
+    async def decide(self, send_id: str, decision: Decision) -> SendState:
+        """A human's decision, answered by the workflow (needs a running worker)."""
+        check_person(decision.approver)
+        return await self._update(send_id, SendEmailWorkflow.decide, decision, "there is nothing to decide")
+
+    async def _update(
+        self,
+        send_id: str,
+        update: Callable[[SendEmailWorkflow, T], Awaitable[SendState]],
+        arg: T,
+        too_late: str,
+    ) -> SendState:
+        try:
+            return await self._handle(send_id).execute_update(update, arg)
+        except WorkflowUpdateFailedError as err:
+            raise update_error(err) from err
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise rpc_error(err, self._missing(send_id)) from err
+        # Updates cannot reach a closed workflow; say why from its final state.
+        state = await self.status(send_id)
+        reason = f"send {state.send_id} is {state.status}; {too_late}"
+        if state.decision is not None:
+            done = state.decision
+            verb = "approved" if done.decision == "approve" else "rejected"
+            when = done.decided_at.isoformat(timespec="seconds") if done.decided_at else ""
+            reason += f" (it was {verb} by {done.approver} at {when})"
+        raise Conflict(reason)
+
+    async def signal_decision(self, send_id: str, decision: Decision) -> None:
+        """A decision that is stored now and takes effect when a worker runs (webhooks, links)."""
+        check_person(decision.approver)
+        handle = self._handle(send_id)
+        try:
+            description = await handle.describe()
+            status = description.typed_search_attributes.get(STATUS)
+            if status != "pending_approval":
+                raise Conflict(f"send {send_id} is {status}; there is nothing to decide")
+            await handle.signal(SendEmailWorkflow.decide_signal, decision)
+        except RPCError as err:
+            raise rpc_error(err, self._missing(send_id)) from err
+
+    async def list(
+        self,
+        *,
+        mailbox: str | None = None,
+        status: SendStatus | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+        oldest_first: bool = False,
+    ) -> SendPage:
+        clauses = ["WorkflowType = 'SendEmailWorkflow'"]
+        if mailbox:
+            clauses.append(f"{MAILBOX.name} = '{ids.mailbox_key(parse_mailbox(mailbox))}'")
+        if status:
+            clauses.append(f"{STATUS.name} = '{status}'")
+        query = " AND ".join(clauses)
+        if oldest_first:
+            query += " ORDER BY StartTime ASC"
+        token = bytes.fromhex(cursor) if cursor else None
+        iterator = self._client.list_workflows(query, page_size=limit, next_page_token=token)
+        try:
+            await iterator.fetch_next_page()
+        except RPCError as err:
+            raise rpc_error(err, "no sends") from err
+        except ValueError as exc:
+            raise InvalidInput("cursor: not a cursor from a previous list_sends") from exc
+        sends = []
+        for execution in iterator.current_page or []:
+            memo = await execution.memo()
+            sends.append(
+                SendSummary(
+                    send_id=execution.id,
+                    mailbox=memo.get("mailbox", ""),
+                    status=execution.typed_search_attributes.get(STATUS) or "pending_approval",
+                    subject=memo.get("subject", ""),
+                    to=tuple(memo.get("to", [])),
+                    requested_at=execution.start_time,
+                )
+            )
+        next_token = iterator.next_page_token
+        return SendPage(sends=sends, next_cursor=next_token.hex() if next_token else None)

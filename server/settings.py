@@ -1,0 +1,158 @@
+"""Settings from ``MAILGATE_*`` environment variables and an optional TOML file (``MAILGATE_CONFIG``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from workflows.addresses import AddressError, parse_addr_spec
+from workflows.models import OversightMode, strictness
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names the field."""
+
+
+class MailboxEntry(BaseModel):
+    """A ``[[mailboxes]]`` entry of the TOML file: a mailbox and the provider that serves it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str
+    display_name: str = ""
+    provider: Literal["sandbox", "smtp_imap", "multimail"] = "sandbox"
+    oversight_mode: OversightMode | None = None
+    approvers: list[str] = []
+    reviewers: list[str] = []
+    allow: list[str] = []
+    deny: list[str] = []
+    rate_per_hour: int | None = Field(default=None, gt=0)
+    rate_per_day: int | None = Field(default=None, gt=0)
+    approval_window_hours: float | None = Field(default=None, gt=0)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        try:
+            return parse_addr_spec(value)
+        except AddressError as exc:
+            raise ValueError(str(exc)) from exc
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MAILGATE_", extra="forbid")
+
+    data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("mailgate")))
+    host: str = "127.0.0.1"
+    port: int = Field(default=8025, ge=1, le=65535)
+    smtp_port: int = Field(default=2525, ge=0, le=65535, description="0 disables the sandbox SMTP listener")
+    public_url: str | None = Field(default=None, description="URL users reach the HTTP app at, for links")
+
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    temporal_port: int = Field(default=7233, ge=1, le=65535)
+    temporal_ui_port: int | None = Field(default=None, ge=1, le=65535)
+    temporal_tls: bool = False
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_tls_ca: Path | None = None
+    temporal_tls_server_name: str | None = None
+    temporal_api_key: SecretStr | None = None
+    temporal_sqlite_synchronous: Literal["off", "normal", "full"] = "normal"
+    task_queue: str = "mailgate"
+
+    agent_token: SecretStr | None = None
+    admin_token: SecretStr | None = None
+    secret_key: SecretStr | None = None
+
+    default_mailbox: str = "agent@mailgate.local"
+    default_mode: OversightMode = "gated_send"
+    mode_floor: OversightMode = Field(
+        default="gated_send", description="the loosest mode an agent-created mailbox may start in"
+    )
+    approval_timeout_hours: float = Field(default=72.0, gt=0, le=24 * 365)
+    mailboxes: list[MailboxEntry] = []
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("default_mailbox")
+    @classmethod
+    def _default_mailbox(cls, value: str) -> str:
+        try:
+            return parse_addr_spec(value)
+        except AddressError as exc:
+            raise ValueError(str(exc)) from exc
+
+    @model_validator(mode="after")
+    def _distinct_tokens(self) -> Settings:
+        if (
+            self.agent_token is not None
+            and self.admin_token is not None
+            and self.agent_token.get_secret_value() == self.admin_token.get_secret_value()
+        ):
+            raise ValueError("MAILGATE_AGENT_TOKEN and MAILGATE_ADMIN_TOKEN must differ: one token, one role")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config = os.environ.get("MAILGATE_CONFIG")
+        if config:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config)))
+        return tuple(sources)
+
+    @property
+    def embedded(self) -> bool:
+        return self.temporal_address is None
+
+    @property
+    def new_mailbox_mode(self) -> OversightMode:
+        """The mode an agent-created mailbox starts in: the default, never looser than the floor."""
+        return min(self.default_mode, self.mode_floor, key=strictness)
+
+    @property
+    def http_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings with CLI flags on top; a bad value raises SettingsError naming the field."""
+    config = os.environ.get("MAILGATE_CONFIG")
+    if config and not Path(config).is_file():
+        raise SettingsError(f"MAILGATE_CONFIG points to {config}, which is not a file")
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = ".".join(str(part) for part in error["loc"])
+            name = f"MAILGATE_{loc.upper()}" if loc and "." not in loc else loc or "settings"
+            problems.append(f"{name}: {error['msg']}")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from exc

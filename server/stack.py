@@ -1,0 +1,205 @@
+"""The co-located stack of `mailgate serve` and `mailgate mcp`: Temporal, worker, HTTP, SMTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import uvicorn
+from google.protobuf.duration_pb2 import Duration
+from pydantic import BaseModel
+from temporalio.api.namespace.v1 import NamespaceConfig
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, UpdateNamespaceRequest
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from server.app import Mailgate
+from server.connect import connect
+from server.credentials import Secrets, load_secrets
+from server.embedded import DevServer, pid_alive, start_dev_server
+from server.mcp_server import build_mcp
+from server.settings import MailboxEntry, Settings, SettingsError
+from server.smtp_listener import start_smtp_listener
+from server.web.app import build_app
+from workflows.providers.base import ProviderSet
+from workflows.providers.sandbox import SandboxProvider
+from workflows.worker import build_worker
+
+log = logging.getLogger("mailgate")
+RETENTION = timedelta(days=30)
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class StackInfo(BaseModel):
+    pid: int
+    http_url: str
+    temporal_address: str
+    temporal_ui_url: str | None = None
+    smtp_port: int | None = None
+
+
+def stack_file(data_dir: Path) -> Path:
+    return data_dir / "stack.json"
+
+
+def running_stack(data_dir: Path) -> StackInfo | None:
+    """The stack serving this data dir, if its process is alive."""
+    try:
+        info = StackInfo.model_validate_json(stack_file(data_dir).read_text())
+    except (OSError, ValueError):
+        return None
+    return info if info.pid != os.getpid() and pid_alive(info.pid) else None
+
+
+async def ensure_retention(client: Client, namespace: str) -> None:
+    """The dev server keeps closed workflows one day; sends and their audit deserve a month."""
+    described = await client.workflow_service.describe_namespace(
+        DescribeNamespaceRequest(namespace=namespace)
+    )
+    if described.config.workflow_execution_retention_ttl.seconds >= RETENTION.total_seconds():
+        return
+    await client.workflow_service.update_namespace(
+        UpdateNamespaceRequest(
+            namespace=namespace,
+            config=NamespaceConfig(
+                workflow_execution_retention_ttl=Duration(seconds=int(RETENTION.total_seconds()))
+            ),
+        )
+    )
+
+
+def check_exposure(settings: Settings) -> None:
+    if settings.host in LOOPBACK:
+        return
+    if settings.agent_token is None or settings.admin_token is None:
+        raise SettingsError(
+            f"binding to {settings.host} exposes mailgate beyond this machine: set MAILGATE_AGENT_TOKEN "
+            "and MAILGATE_ADMIN_TOKEN explicitly (and MAILGATE_PUBLIC_URL) before doing so"
+        )
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    secrets: Secrets
+    app: Mailgate
+    dev: DevServer | None
+    worker: Worker
+    ready: bool = False
+
+
+@contextlib.asynccontextmanager
+async def start_core(settings: Settings) -> AsyncIterator[Stack]:
+    """Temporal (embedded unless configured), the client, the worker and the default mailboxes."""
+    secrets = load_secrets(settings)
+    dev = await asyncio.to_thread(start_dev_server, settings) if settings.embedded else None
+    try:
+        client = await connect(settings, dev.address if dev else None, wait=30)
+        if dev is not None:
+            await ensure_retention(client, settings.temporal_namespace)
+        app = Mailgate.build(settings, client, secrets)
+        providers = ProviderSet(SandboxProvider(app.sandbox))
+        worker = build_worker(client, settings.task_queue, providers)
+        async with worker:
+            await app.mailboxes.ensure(MailboxEntry(address=settings.default_mailbox), created_by="mailgate")
+            for entry in settings.mailboxes:
+                await app.mailboxes.ensure(entry, created_by="config")
+            yield Stack(settings, secrets, app, dev, worker)
+        await providers.aclose()
+    finally:
+        if dev is not None:
+            await asyncio.to_thread(dev.stop)
+
+
+def banner(stack: Stack, stdio: bool) -> str:
+    settings, secrets = stack.settings, stack.secrets
+    url = settings.http_url
+    lines = [
+        f"mailgate is running (data dir {settings.data_dir})",
+        f"  dashboard:    {url}/",
+        f"  MCP:          {url}/mcp (streamable HTTP), {url}/sse (SSE)" + (", and stdio" if stdio else ""),
+        f"  approver API: {url}/api/approvals",
+        f"  Temporal UI:  {stack.dev.ui_url if stack.dev else 'your cluster UI'}"
+        + (f" ({stack.dev.address})" if stack.dev else f" ({settings.temporal_address})"),
+    ]
+    if settings.smtp_port:
+        lines.append(f"  sandbox SMTP: {settings.host}:{settings.smtp_port}")
+    lines.append(f"  agent token:  {secrets.agent_token_file or 'from MAILGATE_AGENT_TOKEN'}")
+    lines.append(f"  admin token:  {secrets.admin_token_file or 'from MAILGATE_ADMIN_TOKEN'}")
+    lines.append("Press Ctrl-C to stop.")
+    return "\n".join(lines)
+
+
+async def serve(settings: Settings, *, stdio: bool = False) -> int:
+    """Run the whole stack until Ctrl-C/SIGTERM (or, with stdio, until the MCP client leaves)."""
+    check_exposure(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with start_core(settings) as stack:
+        mcp = build_mcp(stack.app)
+        web = build_app(stack.app, mcp, ready=lambda: stack.ready)
+        server = uvicorn.Server(
+            uvicorn.Config(web, host=settings.host, port=settings.port, log_level="warning", lifespan="on")
+        )
+        smtp = (
+            await start_smtp_listener(stack.app.sandbox, settings.host, settings.smtp_port)
+            if settings.smtp_port
+            else None
+        )
+        http_task = asyncio.create_task(server.serve())
+        while not server.started and not http_task.done():
+            await asyncio.sleep(0.02)
+        if http_task.done():
+            raise SettingsError(f"the HTTP app could not listen on {settings.host}:{settings.port}")
+        stack_file(settings.data_dir).write_text(
+            StackInfo(
+                pid=os.getpid(),
+                http_url=settings.http_url,
+                temporal_address=stack.dev.address if stack.dev else settings.temporal_address or "",
+                temporal_ui_url=stack.dev.ui_url if stack.dev else None,
+                smtp_port=settings.smtp_port or None,
+            ).model_dump_json()
+        )
+        stack.ready = True
+        print(banner(stack, stdio), file=sys.stderr, flush=True)
+        waiters = [asyncio.create_task(stop.wait()), http_task]
+        if stdio:
+            waiters.append(asyncio.create_task(mcp.run_stdio_async()))
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        print("mailgate: stopping", file=sys.stderr, flush=True)
+        stack.ready = False
+        with contextlib.suppress(OSError):
+            stack_file(settings.data_dir).unlink()
+        server.should_exit = True
+        if smtp is not None:
+            smtp.close()
+        await asyncio.wait(waiters, timeout=10)
+        for task in waiters:
+            task.cancel()
+    return 0
+
+
+async def mcp_stdio(settings: Settings) -> int:
+    """`mailgate mcp`: MCP over stdio, on the data dir's running stack or on a new one."""
+    if running_stack(settings.data_dir) is None:
+        return await serve(settings, stdio=True)
+    client = await connect(settings, wait=10)
+    app = Mailgate.build(settings, client, load_secrets(settings))
+    await build_mcp(app).run_stdio_async()
+    return 0
+
+
+def stack_summary(settings: Settings) -> dict[str, object]:
+    info = running_stack(settings.data_dir)
+    return json.loads(info.model_dump_json()) if info else {}

@@ -1,0 +1,1 @@
+"""The HTTP front door: approver API, webhooks, dashboard and the MCP HTTP transports."""

@@ -1,0 +1,85 @@
+"""The Starlette app `mailgate serve` runs: our routes first, then the MCP transports."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from server.app import Mailgate
+from server.web import api
+from server.web.security import METADATA_PATH, AgentAuthMiddleware, HostOriginMiddleware, allowed_hosts
+
+MCP_MAX_BODY = 4 * 1024 * 1024
+
+
+def build_app(app: Mailgate, mcp: MCPServer, ready: Callable[[], bool]) -> Starlette:
+    settings = app.settings
+    hosts = allowed_hosts(settings)
+    # Our own middleware checks Host and Origin for every route; the SDK's copy for MCP agrees.
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=sorted(hosts),
+        allowed_origins=sorted({f"http://{h}" for h in hosts} | {f"https://{h}" for h in hosts}),
+    )
+    streamable = mcp.streamable_http_app(
+        streamable_http_path="/mcp", transport_security=security, max_request_body_size=MCP_MAX_BODY
+    )
+    sse = mcp.sse_app(
+        sse_path="/sse",
+        message_path="/messages/",
+        transport_security=security,
+        max_request_body_size=MCP_MAX_BODY,
+    )
+
+    async def healthz(request: Request) -> Response:
+        if not ready():
+            return JSONResponse({"status": "starting"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    async def resource_metadata(request: Request) -> Response:
+        resource = request.path_params.get("resource", "mcp")
+        return JSONResponse(
+            {
+                "resource": f"{settings.http_url}/{resource}",
+                "bearer_methods_supported": ["header"],
+                "resource_name": "mailgate MCP (agent token)",
+            }
+        )
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(
+            "<!doctype html><title>mailgate</title><h1>mailgate</h1>"
+            "<p>Approvals: <code>mailgate approvals list</code> or the JSON API at /api/approvals.</p>"
+        )
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route(METADATA_PATH + "/{resource}", resource_metadata, methods=["GET"]),
+        Route(METADATA_PATH, resource_metadata, methods=["GET"]),
+        Route("/", index, methods=["GET"]),
+        *api.routes(app),
+        *streamable.routes,
+        *sse.routes,
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with mcp.session_manager.run():
+            yield
+
+    return Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(HostOriginMiddleware, hosts=hosts),
+            Middleware(AgentAuthMiddleware, secrets=app.secrets, base_url=settings.http_url),
+        ],
+        lifespan=lifespan,
+    )

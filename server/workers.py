@@ -1,0 +1,78 @@
+"""`mailgate worker` and `mailgate setup`: the scale-out pieces for a real Temporal cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from server.connect import connect
+from server.errors import Unavailable
+from server.settings import Settings
+from workflows.providers.base import ProviderSet
+from workflows.providers.sandbox import SandboxProvider, SandboxStore
+from workflows.temporal import SEARCH_ATTRIBUTES
+from workflows.worker import build_worker
+
+KINDS = {"Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD}
+
+
+async def run_worker(settings: Settings) -> int:
+    client = await connect(settings, wait=10)
+    providers = ProviderSet(SandboxProvider(SandboxStore(settings.data_dir / "sandbox.db")))
+    worker = build_worker(client, settings.task_queue, providers)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with worker:
+        print(f"mailgate worker polling task queue {settings.task_queue!r}; Ctrl-C to stop", file=sys.stderr)
+        await stop.wait()
+    await providers.aclose()
+    return 0
+
+
+async def add_search_attributes(client: Client, namespace: str) -> list[str]:
+    """Register the search attributes the namespace lacks; returns the names it added."""
+    try:
+        listed = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+        existing = set(listed.custom_attributes)
+    except RPCError as err:
+        # The time-skipping test server cannot list; adding is idempotent there.
+        if err.status != RPCStatusCode.UNIMPLEMENTED:
+            raise
+        existing = set()
+    missing = {name: kind for name, kind in SEARCH_ATTRIBUTES.items() if name not in existing}
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=namespace, search_attributes={name: KINDS[kind] for name, kind in missing.items()}
+            )
+        )
+    return sorted(missing)
+
+
+async def register_search_attributes(settings: Settings) -> int:
+    client = await connect(settings, wait=5)
+    namespace = settings.temporal_namespace
+    try:
+        added = await add_search_attributes(client, namespace)
+    except RPCError as err:
+        wanted = " ".join(f"--name {n} --type {k}" for n, k in SEARCH_ATTRIBUTES.items())
+        raise Unavailable(
+            f"this cluster refused to register search attributes ({err.message}). Register them yourself: "
+            f"Temporal Cloud: tcld namespace search-attributes add --namespace {namespace} {wanted}; "
+            f"self-hosted: temporal operator search-attribute create --namespace {namespace} {wanted}"
+        ) from err
+    if added:
+        print(f"registered in namespace {namespace}: {', '.join(added)}")
+    else:
+        print(f"search attributes already registered in namespace {namespace}: {', '.join(SEARCH_ATTRIBUTES)}")
+    return 0

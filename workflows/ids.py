@@ -1,0 +1,42 @@
+"""Stable identifiers: the same send always gets the same workflow id and Message-ID."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+from workflows.models import EmailDraft
+
+SEND_PREFIX = "send-"
+MAILBOX_PREFIX = "mailbox-"
+
+
+def _digest(*parts: str, length: int = 20) -> str:
+    raw = hashlib.sha256("\x00".join(parts).encode()).digest()
+    return base64.b32encode(raw).decode("ascii").lower()[:length]
+
+
+def mailbox_key(address: str) -> str:
+    """The mailbox's id in search attributes: a hash, so no address lands in visibility."""
+    return "mbx" + _digest(address.lower(), length=16)
+
+
+def mailbox_workflow_id(address: str) -> str:
+    return MAILBOX_PREFIX + mailbox_key(address)
+
+
+def content_hash(draft: EmailDraft, extra: dict[str, Any] | None = None) -> str:
+    data = {"draft": draft.model_dump(mode="json"), **(extra or {})}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def send_id(mailbox: str, idempotency_key: str) -> str:
+    return SEND_PREFIX + _digest(mailbox.lower(), idempotency_key)
+
+
+def message_id(send_id: str, mailbox: str) -> str:
+    """Fixed once per send: a retry of the delivery carries the same Message-ID."""
+    domain = mailbox.rpartition("@")[2].lower()
+    return f"<{send_id}@{domain}>"

@@ -1,0 +1,225 @@
+"""Pydantic models shared by the workflows, the activities and the front doors.
+
+Everything here crosses the Temporal boundary, so it must stay plain data: no secrets, no
+clients, no I/O.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+OversightMode = Literal["read_only", "gated_all", "gated_send", "monitored", "autonomous"]
+# Strictest first: an index further right is looser.
+MODES: tuple[OversightMode, ...] = ("read_only", "gated_all", "gated_send", "monitored", "autonomous")
+GATED_MODES: frozenset[OversightMode] = frozenset({"gated_all", "gated_send"})
+
+SendStatus = Literal[
+    "scheduled",
+    "pending_approval",
+    "sending",
+    "sent",
+    "rejected",
+    "expired",
+    "cancelled",
+    "blocked",
+    "failed",
+]
+FINAL_STATUSES: frozenset[SendStatus] = frozenset(
+    {"sent", "rejected", "expired", "cancelled", "blocked", "failed"}
+)
+
+Role = Literal["agent", "human"]
+
+
+def strictness(mode: OversightMode) -> int:
+    """0 for the strictest mode; larger is looser."""
+    return MODES.index(mode)
+
+
+def is_looser(new: OversightMode, old: OversightMode) -> bool:
+    return strictness(new) > strictness(old)
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EmailAddress(Frozen):
+    address: str
+    name: str = ""
+
+    def __str__(self) -> str:
+        from email.headerregistry import Address
+
+        return str(Address(display_name=self.name, addr_spec=self.address))
+
+
+class Attachment(Frozen):
+    filename: str
+    content_type: str
+    content_b64: str
+    size: int
+
+
+class EmailDraft(Frozen):
+    """The email as the agent asked for it, or as a human approved it."""
+
+    to: tuple[EmailAddress, ...]
+    cc: tuple[EmailAddress, ...] = ()
+    bcc: tuple[EmailAddress, ...] = ()
+    subject: str
+    body: str
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
+
+    def recipients(self) -> tuple[EmailAddress, ...]:
+        return self.to + self.cc + self.bcc
+
+
+class Edits(Frozen):
+    subject: str | None = None
+    body: str | None = None
+    to: tuple[EmailAddress, ...] | None = None
+    cc: tuple[EmailAddress, ...] | None = None
+    bcc: tuple[EmailAddress, ...] | None = None
+
+    def changes(self) -> dict[str, object]:
+        return {name: value for name in type(self).model_fields if (value := getattr(self, name)) is not None}
+
+    def apply(self, draft: EmailDraft) -> EmailDraft:
+        return draft.model_copy(update=self.changes())
+
+
+class MailboxPolicy(Frozen):
+    """What a send is checked against, copied from the mailbox when the send is submitted."""
+
+    mode: OversightMode
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+    approvers: tuple[str, ...] = ()
+
+
+class SendRequest(Frozen):
+    """Input of SendEmailWorkflow: everything the send needs, fixed at submission."""
+
+    send_id: str
+    mailbox: str
+    from_name: str = ""
+    requester: str
+    draft: EmailDraft
+    message_id: str
+    content_hash: str
+    policy: MailboxPolicy
+    requested_at: datetime
+    approval_timeout: timedelta
+    send_at: datetime | None = None
+    approve_at_send_time: bool = False
+
+
+class Decision(Frozen):
+    decision: Literal["approve", "reject"]
+    approver: str = Field(min_length=1, max_length=200)
+    reason: str | None = Field(default=None, max_length=2000)
+    edits: Edits | None = None
+    channel: str = "api"
+    # Signals may be delivered more than once (webhook retries); the id makes them idempotent.
+    decision_id: str | None = None
+    decided_at: datetime | None = None
+
+
+class AuditEvent(Frozen):
+    at: datetime
+    kind: str
+    actor: str
+    detail: str = ""
+    send_id: str | None = None
+    mailbox: str | None = None
+
+
+class Admission(Frozen):
+    """The mailbox's answer, just before delivery, to "may this send go out now?"."""
+
+    outcome: Literal["ok", "blocked", "needs_approval"]
+    mode: OversightMode
+    reason: str = ""
+
+
+class AdmitRequest(Frozen):
+    send_id: str
+    recipients: tuple[EmailAddress, ...]
+    approved_by: str | None
+
+
+class DeliveryRequest(Frozen):
+    send_id: str
+    mailbox: str
+    from_name: str = ""
+    draft: EmailDraft
+    message_id: str
+    date: datetime
+
+
+class DeliveryReceipt(Frozen):
+    message_id: str
+    provider_id: str = ""
+    recipients: tuple[str, ...] = ()
+
+
+class SendState(Frozen):
+    """What approval_status shows: the whole life of one send."""
+
+    send_id: str
+    mailbox: str
+    status: SendStatus
+    oversight_mode: OversightMode
+    requester: str
+    requested_at: datetime
+    message_id: str
+    original: EmailDraft
+    approved: EmailDraft | None = None
+    decision: Decision | None = None
+    expires_at: datetime | None = None
+    scheduled_for: datetime | None = None
+    delivered_at: datetime | None = None
+    reason: str = ""
+    last_error: str = ""
+    events: tuple[AuditEvent, ...] = ()
+
+
+class SendSummary(Frozen):
+    """One row of a send listing, read from Temporal visibility (no worker needed)."""
+
+    send_id: str
+    mailbox: str
+    status: SendStatus
+    subject: str
+    to: tuple[str, ...]
+    requested_at: datetime | None
+
+
+class MailboxConfig(Frozen):
+    address: str
+    display_name: str = ""
+    provider: str = "sandbox"
+    mode: OversightMode = "gated_send"
+    approvers: tuple[str, ...] = ()
+    reviewers: tuple[str, ...] = ()
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+    rate_per_hour: int | None = None
+    rate_per_day: int | None = None
+    approval_window_hours: float = 72.0
+
+    def policy(self) -> MailboxPolicy:
+        return MailboxPolicy(mode=self.mode, allow=self.allow, deny=self.deny, approvers=self.approvers)
+
+
+class ModeChange(Frozen):
+    mode: OversightMode
+    actor: str
+    role: Role
+    reason: str = ""

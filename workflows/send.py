@@ -1,0 +1,296 @@
+"""SendEmailWorkflow: one outbound email, from the agent's request to its single delivery.
+
+The workflow id is the send id. A gated send waits here, for as long as its approval
+window, for a human decision; nothing but this workflow's history holds its state.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.activities import DeliveryFailed, MailActivities
+    from workflows.models import (
+        FINAL_STATUSES,
+        GATED_MODES,
+        Admission,
+        AdmitRequest,
+        AuditEvent,
+        Decision,
+        DeliveryRequest,
+        EmailDraft,
+        OversightMode,
+        SendRequest,
+        SendState,
+        SendStatus,
+    )
+    from workflows.policy import recipient_problem
+    from workflows.temporal import STATUS
+
+ADMIT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+DELIVERY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+    non_retryable_error_types=[DeliveryFailed.__name__],
+)
+# A provider that stays unreachable this long ends the send as failed instead of retrying forever.
+DELIVERY_DEADLINE = timedelta(days=2)
+
+
+class DecisionRefused(ApplicationError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type="DecisionRefused", non_retryable=True)
+
+
+@workflow.defn
+class SendEmailWorkflow:
+    @workflow.init
+    def __init__(self, request: SendRequest) -> None:
+        self._request = request
+        self._mode: OversightMode = request.policy.mode
+        self._status: SendStatus = "pending_approval"
+        # The client indexes the first status at start; upsert only when it changes.
+        self._indexed_status: str | None = workflow.info().typed_search_attributes.get(STATUS)
+        self._decision: Decision | None = None
+        self._approved: EmailDraft | None = None
+        self._cancelled_by: str | None = None
+        self._expires_at: datetime | None = None
+        self._delivered_at: datetime | None = None
+        self._reason = ""
+        self._events: list[AuditEvent] = []
+        self._seen_decision_ids: set[str] = set()
+
+    @workflow.run
+    async def run(self, request: SendRequest) -> SendState:
+        self._event("requested", request.requester, f"mode {self._mode}")
+        if self._mode == "read_only":
+            return self._finish("blocked", "mailbox is read_only: it may not send")
+        problem = recipient_problem(request.policy, request.draft.recipients())
+        if problem:
+            return self._finish("blocked", problem)
+
+        if request.send_at and request.approve_at_send_time:
+            if not await self._wait_until(request.send_at):
+                return self._finish("cancelled", f"cancelled by {self._cancelled_by}")
+        if self._mode in GATED_MODES and not await self._await_decision():
+            return self._state()
+        if request.send_at and workflow.now() < request.send_at:
+            if not await self._wait_until(request.send_at):
+                return self._finish("cancelled", f"cancelled by {self._cancelled_by}")
+
+        while True:
+            self._set_status("sending")
+            admission = await self._admit()
+            if admission.outcome == "ok":
+                break
+            if admission.outcome == "blocked":
+                return self._finish("blocked", admission.reason)
+            # The mailbox was tightened to a gated mode after submission: a human decides now.
+            self._mode = admission.mode
+            self._event("gated", "mailbox", admission.reason)
+            if not await self._await_decision():
+                return self._state()
+        return await self._deliver()
+
+    async def _await_decision(self) -> bool:
+        """Wait for a human; True when approved, False when the send ended another way."""
+        window = self._request.approval_timeout
+        self._expires_at = workflow.now() + window
+        self._set_status("pending_approval")
+        try:
+            await workflow.wait_condition(
+                lambda: self._decision is not None or self._cancelled_by is not None,
+                timeout=window,
+                timeout_summary="approval window",
+            )
+        except TimeoutError:
+            hours = window.total_seconds() / 3600
+            self._finish("expired", f"no decision within the approval window of {hours:g} hours")
+            return False
+        if self._cancelled_by is not None:
+            self._finish("cancelled", f"cancelled by {self._cancelled_by}")
+            return False
+        assert self._decision is not None
+        if self._decision.decision == "reject":
+            self._finish("rejected", self._decision.reason or "")
+            return False
+        return True
+
+    async def _wait_until(self, at: datetime) -> bool:
+        """Sleep until a scheduled time; False if the send was cancelled meanwhile."""
+        self._set_status("scheduled")
+        delay = at - workflow.now()
+        if delay > timedelta(0):
+            try:
+                await workflow.wait_condition(
+                    lambda: self._cancelled_by is not None, timeout=delay, timeout_summary="send_at"
+                )
+            except TimeoutError:
+                pass
+        return self._cancelled_by is None
+
+    async def _admit(self) -> Admission:
+        draft = self._draft()
+        return await workflow.execute_activity_method(
+            MailActivities.admit,
+            args=[
+                self._request.mailbox,
+                AdmitRequest(
+                    send_id=self._request.send_id,
+                    recipients=draft.recipients(),
+                    approved_by=self._decision.approver if self._decision else None,
+                ),
+            ],
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=ADMIT_RETRY,
+        )
+
+    async def _deliver(self) -> SendState:
+        self._set_status("sending")
+        request = DeliveryRequest(
+            send_id=self._request.send_id,
+            mailbox=self._request.mailbox,
+            from_name=self._request.from_name,
+            draft=self._draft(),
+            message_id=self._request.message_id,
+            date=workflow.now(),
+        )
+        try:
+            receipt = await workflow.execute_activity_method(
+                MailActivities.deliver,
+                request,
+                start_to_close_timeout=timedelta(minutes=2),
+                schedule_to_close_timeout=DELIVERY_DEADLINE,
+                retry_policy=DELIVERY_RETRY,
+            )
+        except ActivityError as err:
+            cause = err.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+            return self._finish("failed", message)
+        self._delivered_at = workflow.now()
+        return self._finish("sent", f"delivered as {receipt.message_id}")
+
+    @workflow.update
+    async def decide(self, decision: Decision) -> SendState:
+        self._apply_decision(decision)
+        # Answer with where the send went next (sending, scheduled, rejected), not the old status.
+        await workflow.wait_condition(lambda: self._status != "pending_approval")
+        return self._state()
+
+    @decide.validator
+    def _validate_decide(self, decision: Decision) -> None:
+        problem = self._decision_problem(decision)
+        if problem:
+            raise DecisionRefused(problem)
+
+    @workflow.signal
+    def decide_signal(self, decision: Decision) -> None:
+        """The same decision as `decide`, for senders that cannot wait for a worker (webhooks, links)."""
+        if decision.decision_id is not None:
+            if decision.decision_id in self._seen_decision_ids:
+                return
+            self._seen_decision_ids.add(decision.decision_id)
+        problem = self._decision_problem(decision)
+        if problem:
+            self._event("decision_refused", decision.approver, problem)
+            return
+        self._apply_decision(decision)
+
+    @workflow.update
+    async def cancel(self, actor: str) -> SendState:
+        self._cancelled_by = actor
+        await workflow.wait_condition(lambda: self._status in FINAL_STATUSES)
+        return self._state()
+
+    @cancel.validator
+    def _validate_cancel(self, actor: str) -> None:
+        if self._status in FINAL_STATUSES or self._status == "sending":
+            raise DecisionRefused(
+                f"send {self._request.send_id} is {self._status}; it can no longer be cancelled"
+            )
+
+    @workflow.query
+    def state(self) -> SendState:
+        return self._state()
+
+    def _decision_problem(self, decision: Decision) -> str | None:
+        if self._decision is not None:
+            done = self._decision
+            verb = "approved" if done.decision == "approve" else "rejected"
+            when = done.decided_at.isoformat(timespec="seconds") if done.decided_at else "earlier"
+            return f"send {self._request.send_id} was already {verb} by {done.approver} at {when}"
+        if self._status in FINAL_STATUSES:
+            return f"send {self._request.send_id} is {self._status}; there is nothing to decide"
+        if self._mode not in GATED_MODES:
+            return f"send {self._request.send_id} needs no approval (mailbox mode {self._mode})"
+        send_at = self._request.send_at
+        if send_at and self._request.approve_at_send_time and workflow.now() < send_at:
+            return f"send {self._request.send_id} asks for approval at {send_at.isoformat()}; decide then"
+        approver = decision.approver.strip().lower()
+        if approver == self._request.requester.strip().lower():
+            return f"{decision.approver} requested this send and may not decide it"
+        approvers = [a.lower() for a in self._request.policy.approvers]
+        if approvers and approver not in approvers:
+            return f"{decision.approver} is not an approver of {self._request.mailbox}"
+        return None
+
+    def _apply_decision(self, decision: Decision) -> None:
+        decision = decision.model_copy(update={"decided_at": workflow.now()})
+        self._decision = decision
+        if decision.decision == "approve" and decision.edits is not None and decision.edits.changes():
+            self._approved = decision.edits.apply(self._request.draft)
+            self._event("edited", decision.approver, ", ".join(sorted(decision.edits.changes())))
+        verb = "approved" if decision.decision == "approve" else "rejected"
+        self._event(verb, decision.approver, f"via {decision.channel}: {decision.reason or ''}".strip(": "))
+
+    def _draft(self) -> EmailDraft:
+        return self._approved or self._request.draft
+
+    def _set_status(self, status: SendStatus) -> None:
+        self._status = status
+        if status != self._indexed_status:
+            self._indexed_status = status
+            workflow.upsert_search_attributes([STATUS.value_set(status)])
+
+    def _finish(self, status: SendStatus, reason: str) -> SendState:
+        self._reason = reason
+        self._set_status(status)
+        self._event(status, "mailgate", reason)
+        return self._state()
+
+    def _event(self, kind: str, actor: str, detail: str = "") -> None:
+        self._events.append(
+            AuditEvent(
+                at=workflow.now(),
+                kind=kind,
+                actor=actor,
+                detail=detail,
+                send_id=self._request.send_id,
+                mailbox=self._request.mailbox,
+            )
+        )
+
+    def _state(self) -> SendState:
+        request = self._request
+        return SendState(
+            send_id=request.send_id,
+            mailbox=request.mailbox,
+            status=self._status,
+            oversight_mode=self._mode,
+            requester=request.requester,
+            requested_at=request.requested_at,
+            message_id=request.message_id,
+            original=request.draft,
+            approved=self._approved,
+            decision=self._decision,
+            expires_at=self._expires_at if self._status == "pending_approval" else None,
+            scheduled_for=request.send_at,
+            delivered_at=self._delivered_at,
+            reason=self._reason,
+            events=tuple(self._events),
+        )

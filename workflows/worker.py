@@ -1,0 +1,23 @@
+"""The Temporal worker: every workflow and activity of mailgate on one task queue."""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from workflows.activities import MailActivities
+from workflows.mailbox import MailboxWorkflow
+from workflows.providers.base import ProviderSet
+from workflows.send import SendEmailWorkflow
+
+WORKFLOWS = [SendEmailWorkflow, MailboxWorkflow]
+
+
+def build_worker(client: Client, task_queue: str, providers: ProviderSet) -> Worker:
+    activities = MailActivities(client, providers)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=[activities.admit, activities.deliver, activities.provision],
+    )

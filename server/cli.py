@@ -9,9 +9,9 @@ import logging
 import os
 import sys
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, ParamSpec, get_args
+from typing import Any, NoReturn, ParamSpec, cast, get_args
 
 import click
 from pydantic import BaseModel
@@ -43,7 +43,7 @@ def finish(status: int) -> NoReturn:
     os._exit(status)
 
 
-def run(main: Callable[[], Awaitable[int]]) -> NoReturn:
+def run(main: Callable[[], Coroutine[Any, Any, int]]) -> NoReturn:
     try:
         status = asyncio.run(main())
     except (MailgateError, SettingsError) as exc:
@@ -75,9 +75,7 @@ def settings_from(**overrides: Any) -> Settings:
         finish(2)
 
 
-def emit(
-    value: BaseModel | Sequence[BaseModel] | dict[str, Any], as_json: bool, table: Callable[[], str]
-) -> None:
+def emit(value: BaseModel | Sequence[BaseModel] | dict[str, Any], as_json: bool, table: Callable[[], str]) -> None:
     if as_json:
         if isinstance(value, BaseModel):
             click.echo(value.model_dump_json(indent=2))
@@ -144,9 +142,7 @@ def serve(
     """
     from server.stack import serve as serve_stack
 
-    settings = settings_from(
-        host=host, port=port, smtp_port=smtp_port, temporal_port=temporal_port, data_dir=data_dir
-    )
+    settings = settings_from(host=host, port=port, smtp_port=smtp_port, temporal_port=temporal_port, data_dir=data_dir)
     _logging(settings)
     run(lambda: serve_stack(settings))
 
@@ -197,9 +193,7 @@ def approvals() -> None:
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
 @data_dir_option
 @json_option
-def approvals_list(
-    mailbox: str | None, status: str, limit: int, data_dir: Path | None, as_json: bool
-) -> NoReturn:
+def approvals_list(mailbox: str | None, status: str, limit: int, data_dir: Path | None, as_json: bool) -> NoReturn:
     """Sends waiting for a decision (newest first)."""
     settings = settings_from(data_dir=data_dir)
 
@@ -243,9 +237,7 @@ def _decide(settings: Settings, send_id: str, decision: Decision, as_json: bool)
     async def main() -> int:
         app = await open_app(settings)
         if not await _has_worker(app):
-            await app.sends.signal_decision(
-                send_id, decision.model_copy(update={"decision_id": uuid.uuid4().hex})
-            )
+            await app.sends.signal_decision(send_id, decision.model_copy(update={"decision_id": uuid.uuid4().hex}))
             click.echo(f"{send_id}: decision recorded; it takes effect when a mailgate worker runs", err=True)
             return 0
         state = await app.sends.decide(send_id, decision)
@@ -258,9 +250,7 @@ def _decide(settings: Settings, send_id: str, decision: Decision, as_json: bool)
 
 @approvals.command("approve")
 @click.argument("send_id")
-@click.option(
-    "--as", "approver", default=getpass.getuser, show_default="your login name", help="Who decides."
-)
+@click.option("--as", "approver", default=getpass.getuser, show_default="your login name", help="Who decides.")
 @click.option("--reason", help="Why (kept in the audit log).")
 @click.option("--subject", help="Approve with this subject instead.")
 @click.option("--body", help="Approve with this body instead.")
@@ -306,15 +296,11 @@ def approvals_approve(
 
 @approvals.command("reject")
 @click.argument("send_id")
-@click.option(
-    "--as", "approver", default=getpass.getuser, show_default="your login name", help="Who decides."
-)
+@click.option("--as", "approver", default=getpass.getuser, show_default="your login name", help="Who decides.")
 @click.option("--reason", required=True, help="Why; the agent sees it.")
 @data_dir_option
 @json_option
-def approvals_reject(
-    send_id: str, approver: str, reason: str, data_dir: Path | None, as_json: bool
-) -> NoReturn:
+def approvals_reject(send_id: str, approver: str, reason: str, data_dir: Path | None, as_json: bool) -> NoReturn:
     """Reject a pending send with a reason."""
     from server.sends import check_person
 
@@ -407,9 +393,7 @@ def mailbox_list(data_dir: Path | None, as_json: bool) -> NoReturn:
 @click.option("--display-name", default="", help="Name shown in From.")
 @data_dir_option
 @json_option
-def mailbox_create(
-    address: str, mode: str | None, display_name: str, data_dir: Path | None, as_json: bool
-) -> NoReturn:
+def mailbox_create(address: str, mode: str | None, display_name: str, data_dir: Path | None, as_json: bool) -> NoReturn:
     """Create a sandbox mailbox."""
     settings = settings_from(data_dir=data_dir)
 
@@ -418,8 +402,8 @@ def mailbox_create(
         config = await app.mailboxes.create(
             address,
             created_by=getpass.getuser(),
-            mode=mode,
-            display_name=display_name,  # type: ignore[arg-type]
+            mode=cast(OversightMode | None, mode),
+            display_name=display_name,
         )
         emit(config, as_json, lambda: f"created {config.address} ({config.mode})")
         return 0
@@ -430,9 +414,7 @@ def mailbox_create(
 @mailbox.command("set-mode")
 @click.argument("address")
 @click.argument("mode", type=click.Choice(MODES))
-@click.option(
-    "--as", "actor", default=getpass.getuser, show_default="your login name", help="Who changes it."
-)
+@click.option("--as", "actor", default=getpass.getuser, show_default="your login name", help="Who changes it.")
 @click.option("--reason", default="", help="Why (kept in the audit log).")
 @data_dir_option
 @json_option
@@ -471,7 +453,7 @@ def sandbox_list(mailbox: str | None, data_dir: Path | None, as_json: bool) -> N
         click.echo(f"mailgate: no sandbox at {path}; has `mailgate serve` run with this data dir?", err=True)
         finish(1)
     store = SandboxStore(path)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "message_id": d.message_id,
             "from": d.sender,
@@ -502,3 +484,7 @@ def sandbox_list(mailbox: str | None, data_dir: Path | None, as_json: bool) -> N
             )
         )
     finish(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import sysconfig
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from server.settings import Settings, SettingsError
@@ -98,10 +98,18 @@ def running_dev_server(data_dir: Path) -> DevServer | None:
 
 
 def start_dev_server(settings: Settings, timeout: float = 60.0) -> DevServer:
-    """Reuse the data dir's running dev server, or start one and wait until it listens."""
+    """Adopt the data dir's running dev server, or start one and wait until it listens.
+
+    Only one stack runs per data dir, so a dev server found running was left behind by a
+    stack that died; this stack now owns it and stops it on exit.
+    """
     existing = running_dev_server(settings.data_dir)
     if existing is not None:
-        return existing
+        print(
+            f"mailgate: reusing Temporal dev server (pid {existing.pid}) on {existing.address}",
+            file=sys.stderr,
+        )
+        return replace(existing, owned=True)
     port = settings.temporal_port
     if port_open("127.0.0.1", port):
         raise SettingsError(
@@ -152,12 +160,8 @@ def start_dev_server(settings: Settings, timeout: float = 60.0) -> DevServer:
             )
         if time.monotonic() > deadline:
             server.stop()
-            raise SettingsError(
-                f"the Temporal dev server did not listen on port {port} within {timeout:.0f}s"
-            )
+            raise SettingsError(f"the Temporal dev server did not listen on port {port} within {timeout:.0f}s")
         time.sleep(0.1)
-    state_file(settings.data_dir).write_text(
-        json.dumps({k: v for k, v in asdict(server).items() if k != "owned"})
-    )
+    state_file(settings.data_dir).write_text(json.dumps({k: v for k, v in asdict(server).items() if k != "owned"}))
     print(f"mailgate: started Temporal dev server (pid {process.pid}) on {server.address}", file=sys.stderr)
     return server

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -17,6 +16,7 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.workflow import UpdateMethodMultiParam
 
 from server.errors import Conflict, InvalidInput
 from server.mailboxes import Mailboxes, parse_mailbox, rpc_error, update_error
@@ -93,9 +93,7 @@ def parse_send_id(send_id: str) -> str:
     return send_id
 
 
-def _draft(
-    to: list[str], cc: list[str], bcc: list[str], subject: str, body: str, **extra: object
-) -> EmailDraft:
+def _draft(to: list[str], cc: list[str], bcc: list[str], subject: str, body: str, **extra: object) -> EmailDraft:
     try:
         draft = EmailDraft(
             to=parse_addresses(to, "to"),
@@ -103,7 +101,7 @@ def _draft(
             bcc=parse_addresses(bcc, "bcc"),
             subject=check_header_text(subject, "subject", MAX_SUBJECT_CHARS),
             body=body,
-            **extra,  # type: ignore[arg-type]
+            **extra,
         )
     except AddressError as exc:
         raise InvalidInput(str(exc)) from exc
@@ -195,9 +193,7 @@ class Sends:
         send_id = ids.send_id(address, idempotency_key or f"auto:{content}")
         policy = config.policy()
         problem = recipient_problem(policy, draft.recipients())
-        status: SendStatus = (
-            "blocked" if problem else "pending_approval" if config.mode in GATED_MODES else "sending"
-        )
+        status: SendStatus = "blocked" if problem else "pending_approval" if config.mode in GATED_MODES else "sending"
         hours = approval_timeout_hours or config.approval_window_hours
         now = datetime.now(UTC)
         request = SendRequest(
@@ -297,7 +293,7 @@ class Sends:
     async def _update(
         self,
         send_id: str,
-        update: Callable[[SendEmailWorkflow, T], Awaitable[SendState]],
+        update: UpdateMethodMultiParam[[SendEmailWorkflow, T], SendState],
         arg: T,
         too_late: str,
     ) -> SendState:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -62,17 +61,13 @@ def running_stack(data_dir: Path) -> StackInfo | None:
 
 async def ensure_retention(client: Client, namespace: str) -> None:
     """The dev server keeps closed workflows one day; sends and their audit deserve a month."""
-    described = await client.workflow_service.describe_namespace(
-        DescribeNamespaceRequest(namespace=namespace)
-    )
+    described = await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=namespace))
     if described.config.workflow_execution_retention_ttl.seconds >= RETENTION.total_seconds():
         return
     await client.workflow_service.update_namespace(
         UpdateNamespaceRequest(
             namespace=namespace,
-            config=NamespaceConfig(
-                workflow_execution_retention_ttl=Duration(seconds=int(RETENTION.total_seconds()))
-            ),
+            config=NamespaceConfig(workflow_execution_retention_ttl=Duration(seconds=int(RETENTION.total_seconds()))),
         )
     )
 
@@ -142,6 +137,12 @@ def banner(stack: Stack, stdio: bool) -> str:
 async def serve(settings: Settings, *, stdio: bool = False) -> int:
     """Run the whole stack until Ctrl-C/SIGTERM (or, with stdio, until the MCP client leaves)."""
     check_exposure(settings)
+    other = running_stack(settings.data_dir)
+    if other is not None:
+        raise SettingsError(
+            f"mailgate already runs for data dir {settings.data_dir} (pid {other.pid}, {other.http_url}); "
+            "stop it first, or use another --data-dir"
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -198,8 +199,3 @@ async def mcp_stdio(settings: Settings) -> int:
     app = Mailgate.build(settings, client, load_secrets(settings))
     await build_mcp(app).run_stdio_async()
     return 0
-
-
-def stack_summary(settings: Settings) -> dict[str, object]:
-    info = running_stack(settings.data_dir)
-    return json.loads(info.model_dump_json()) if info else {}

@@ -40,9 +40,7 @@ async def run_worker(settings: Settings) -> int:
 async def add_search_attributes(client: Client, namespace: str) -> list[str]:
     """Register the search attributes the namespace lacks; returns the names it added."""
     try:
-        listed = await client.operator_service.list_search_attributes(
-            ListSearchAttributesRequest(namespace=namespace)
-        )
+        listed = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
         existing = set(listed.custom_attributes)
     except RPCError as err:
         # The time-skipping test server cannot list; adding is idempotent there.

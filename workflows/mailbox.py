@@ -128,9 +128,7 @@ class MailboxWorkflow:
         if change.mode != old:
             self._config = self._config.model_copy(update={"mode": change.mode})
             workflow.upsert_memo({"mode": change.mode})
-            self._record(
-                "mode_changed", change.actor, f"{old} -> {change.mode} ({change.role}) {change.reason}"
-            )
+            self._record("mode_changed", change.actor, f"{old} -> {change.mode} ({change.role}) {change.reason}")
         return self._config
 
     @set_mode.validator
@@ -156,9 +154,7 @@ class MailboxWorkflow:
             return prior.admission
         now = workflow.now()
         admission = self._judge(request, now)
-        self._admissions[request.send_id] = AdmissionRecord(
-            send_id=request.send_id, at=now, admission=admission
-        )
+        self._admissions[request.send_id] = AdmissionRecord(send_id=request.send_id, at=now, admission=admission)
         self._admissions = {k: v for k, v in self._admissions.items() if v.at > now - DAY}
         if admission.outcome == "ok" and admission.mode == "monitored":
             self._reviews[request.send_id] = ReviewItem(send_id=request.send_id, at=now)
@@ -209,9 +205,7 @@ class MailboxWorkflow:
     @request_upgrade.validator
     def _validate_request_upgrade(self, ask: UpgradeAsk) -> None:
         if not is_looser(ask.mode, self._config.mode):
-            raise Refused(
-                f"{ask.mode} is not looser than {self._config.mode}; use set_oversight_mode to tighten"
-            )
+            raise Refused(f"{ask.mode} is not looser than {self._config.mode}; use set_oversight_mode to tighten")
 
     @workflow.update
     def redeem_upgrade(self, redeem: UpgradeRedeem) -> MailboxConfig:
@@ -221,9 +215,7 @@ class MailboxWorkflow:
             for request in self.pending_upgrades():
                 tries = request.wrong_tries + 1
                 status = "void" if tries >= UPGRADE_MAX_WRONG else "pending"
-                self._upgrades[request.request_id] = request.model_copy(
-                    update={"wrong_tries": tries, "status": status}
-                )
+                self._upgrades[request.request_id] = request.model_copy(update={"wrong_tries": tries, "status": status})
             self._record("upgrade_code_wrong", redeem.actor)
             # Raising would roll back nothing in an update handler, so the count above sticks.
             raise Refused("wrong or expired upgrade code")
@@ -239,9 +231,7 @@ class MailboxWorkflow:
     def _validate_redeem(self, redeem: UpgradeRedeem) -> None:
         if redeem.request_id is None:
             if not self.pending_upgrades():
-                raise Refused(
-                    f"{self._config.address} has no pending upgrade request; call request_upgrade first"
-                )
+                raise Refused(f"{self._config.address} has no pending upgrade request; call request_upgrade first")
             return
         request = self._upgrades.get(redeem.request_id)
         if request is None or request.status != "pending" or request.expires_at <= workflow.now():

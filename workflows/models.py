@@ -27,9 +27,7 @@ SendStatus = Literal[
     "blocked",
     "failed",
 ]
-FINAL_STATUSES: frozenset[SendStatus] = frozenset(
-    {"sent", "rejected", "expired", "cancelled", "blocked", "failed"}
-)
+FINAL_STATUSES: frozenset[SendStatus] = frozenset({"sent", "rejected", "expired", "cancelled", "blocked", "failed"})
 
 Role = Literal["agent", "human"]
 

@@ -23,9 +23,7 @@ def recipient_problem(policy: MailboxPolicy, recipients: Iterable[EmailAddress])
     return None
 
 
-def rate_problem(
-    sent_at: Sequence[datetime], now: datetime, per_hour: int | None, per_day: int | None
-) -> str | None:
+def rate_problem(sent_at: Sequence[datetime], now: datetime, per_hour: int | None, per_day: int | None) -> str | None:
     """Why one more send now would exceed the mailbox's rate limits, with when a slot opens."""
     for limit, window, label in ((per_hour, HOUR, "hour"), (per_day, DAY, "day")):
         if limit is None:

@@ -6,6 +6,7 @@ window, for a human decision; nothing but this workflow's history holds its stat
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -74,14 +75,12 @@ class SendEmailWorkflow:
         if problem:
             return self._finish("blocked", problem)
 
-        if request.send_at and request.approve_at_send_time:
-            if not await self._wait_until(request.send_at):
-                return self._finish("cancelled", f"cancelled by {self._cancelled_by}")
+        if request.send_at and request.approve_at_send_time and not await self._wait_until(request.send_at):
+            return self._finish("cancelled", f"cancelled by {self._cancelled_by}")
         if self._mode in GATED_MODES and not await self._await_decision():
             return self._state()
-        if request.send_at and workflow.now() < request.send_at:
-            if not await self._wait_until(request.send_at):
-                return self._finish("cancelled", f"cancelled by {self._cancelled_by}")
+        if request.send_at and workflow.now() < request.send_at and not await self._wait_until(request.send_at):
+            return self._finish("cancelled", f"cancelled by {self._cancelled_by}")
 
         while True:
             self._set_status("sending")
@@ -126,12 +125,10 @@ class SendEmailWorkflow:
         self._set_status("scheduled")
         delay = at - workflow.now()
         if delay > timedelta(0):
-            try:
+            with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
                     lambda: self._cancelled_by is not None, timeout=delay, timeout_summary="send_at"
                 )
-            except TimeoutError:
-                pass
         return self._cancelled_by is None
 
     async def _admit(self) -> Admission:
@@ -210,9 +207,7 @@ class SendEmailWorkflow:
     @cancel.validator
     def _validate_cancel(self, actor: str) -> None:
         if self._status in FINAL_STATUSES or self._status == "sending":
-            raise DecisionRefused(
-                f"send {self._request.send_id} is {self._status}; it can no longer be cancelled"
-            )
+            raise DecisionRefused(f"send {self._request.send_id} is {self._status}; it can no longer be cancelled")
 
     @workflow.query
     def state(self) -> SendState:

@@ -41,9 +41,7 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
         """The mailboxes you can use, each with its oversight mode."""
         boxes = await app.mailboxes.list()
         lines = [f"{b.address}: {b.oversight_mode} ({MODE_MEANING[b.oversight_mode]})" for b in boxes]
-        return result(
-            MailboxList(mailboxes=boxes), "\n".join(lines) or "No mailboxes yet; create_mailbox makes one."
-        )
+        return result(MailboxList(mailboxes=boxes), "\n".join(lines) or "No mailboxes yet; create_mailbox makes one.")
 
     @mcp.tool(annotations=reads("Get a mailbox"))
     @agent_errors
@@ -63,9 +61,7 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
     @mcp.tool(annotations=writes("Create a mailbox", destructive=False, idempotent=False))
     @agent_errors
     async def create_mailbox(
-        address: Annotated[
-            str, Field(description="The new mailbox's address.", examples=["research@mailgate.local"])
-        ],
+        address: Annotated[str, Field(description="The new mailbox's address.", examples=["research@mailgate.local"])],
         display_name: Annotated[str, Field(description="Name shown in From.", max_length=100)] = "",
         oversight_mode: Annotated[
             OversightMode | None,

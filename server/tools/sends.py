@@ -13,12 +13,8 @@ from server.sends import SendPage, SendResult, next_step
 from server.tools.common import agent_errors, reads, result, writes
 from workflows.models import SendState, SendStatus
 
-Mailbox = Annotated[
-    str, Field(description="The sending mailbox's address.", examples=["agent@mailgate.local"])
-]
-SendId = Annotated[
-    str, Field(description="The send_id durable_send returned.", examples=["send-3vq6x7k2m4n5p2r3s4t5"])
-]
+Mailbox = Annotated[str, Field(description="The sending mailbox's address.", examples=["agent@mailgate.local"])]
+SendId = Annotated[str, Field(description="The send_id durable_send returned.", examples=["send-3vq6x7k2m4n5p2r3s4t5"])]
 Recipients = Annotated[
     list[str],
     Field(
@@ -38,8 +34,7 @@ def _status_line(state: SendState) -> str:
     if state.decision:
         verb = "approved" if state.decision.decision == "approve" else "rejected"
         parts.append(
-            f"{verb} by {state.decision.approver}"
-            + (f": {state.decision.reason}" if state.decision.reason else "")
+            f"{verb} by {state.decision.approver}" + (f": {state.decision.reason}" if state.decision.reason else "")
         )
     if state.approved:
         parts.append("a human edited the email before approving; the edited version is what goes out")

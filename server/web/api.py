@@ -137,9 +137,7 @@ async def approve(request: Request, app: Mailgate) -> Any:
 
 async def reject(request: Request, app: Mailgate) -> Any:
     body = await read_body(request, RejectBody)
-    decision = Decision(
-        decision="reject", approver=check_person(body.approver), reason=body.reason, channel="api"
-    )
+    decision = Decision(decision="reject", approver=check_person(body.approver), reason=body.reason, channel="api")
     return dump(await app.sends.decide(request.path_params["send_id"], decision))
 
 

@@ -38,9 +38,7 @@ class HostOriginMiddleware:
         if scope["type"] == "http":
             headers = Headers(scope=scope)
             if headers.get("host") not in self.hosts:
-                await Response("Misdirected request: unexpected Host header", status_code=421)(
-                    scope, receive, send
-                )
+                await Response("Misdirected request: unexpected Host header", status_code=421)(scope, receive, send)
                 return
             origin = headers.get("origin")
             if origin is not None and origin not in self.origins:
@@ -76,9 +74,7 @@ class AgentAuthMiddleware:
         metadata = f"{self.base_url}{METADATA_PATH}/{resource}"
         error = "invalid_token" if token else "invalid_request"
         description = (
-            "this endpoint takes the agent token"
-            if role == "admin"
-            else "a valid agent bearer token is required"
+            "this endpoint takes the agent token" if role == "admin" else "a valid agent bearer token is required"
         )
         response = JSONResponse(
             {"error": error, "error_description": description},

@@ -7,7 +7,8 @@ import pytest
 from server.app import Mailgate
 from server.errors import Conflict
 from server.sends import parse_edits
-from tests.conftest import wait_for_status
+from tests.conftest import keep_history, wait_for_status
+from workflows.ids import mailbox_workflow_id
 from workflows.models import Decision
 
 
@@ -42,6 +43,7 @@ async def test_gated_send_waits_then_delivers_once_after_approval(app: Mailgate)
     assert [(c.message_id, c.recipient) for c in copies] == [(state.message_id, "bob@example.com")]
     assert state.decision is not None and state.decision.approver == "alice"
     assert [e.kind for e in state.events] == ["requested", "approved", "sent"]
+    await keep_history(app, send_id, "send-approved")
 
 
 async def test_reject_ends_the_send_with_the_reason_and_nothing_is_delivered(app: Mailgate) -> None:
@@ -52,6 +54,7 @@ async def test_reject_ends_the_send_with_the_reason_and_nothing_is_delivered(app
     assert state.status == "rejected"
     assert state.reason == "wrong tone"
     assert app.sandbox.deliveries(app.settings.default_mailbox) == []
+    await keep_history(app, send_id, "send-rejected")
 
 
 async def test_edits_are_delivered_and_the_original_stays_visible(app: Mailgate) -> None:
@@ -65,6 +68,7 @@ async def test_edits_are_delivered_and_the_original_stays_visible(app: Mailgate)
     assert state.approved is not None and state.approved.subject == "Q3 numbers"
     copies = app.sandbox.deliveries(app.settings.default_mailbox)
     assert [(c.recipient, c.subject) for c in copies] == [("robert@example.com", "Q3 numbers")]
+    await keep_history(app, send_id, "send-edited")
 
 
 async def test_second_decision_is_refused_naming_who_decided(app: Mailgate) -> None:
@@ -94,6 +98,7 @@ async def test_cancel_before_decision_stops_the_send(app: Mailgate) -> None:
     with pytest.raises(Conflict, match="can no longer be cancelled"):
         await app.sends.cancel(send_id)
     assert app.sandbox.deliveries(app.settings.default_mailbox) == []
+    await keep_history(app, send_id, "send-cancelled")
 
 
 async def test_signalled_decisions_are_deduplicated_by_id(app: Mailgate) -> None:
@@ -104,16 +109,17 @@ async def test_signalled_decisions_are_deduplicated_by_id(app: Mailgate) -> None
     state = await wait_for_status(app, send_id, ["sent"])
     assert [e.kind for e in state.events].count("approved") == 1
     assert len(app.sandbox.deliveries(app.settings.default_mailbox)) == 1
+    await keep_history(app, send_id, "send-signalled")
 
 
 async def test_autonomous_mailbox_sends_at_once(app: Mailgate) -> None:
     await app.mailboxes.set_mode(app.settings.default_mailbox, "autonomous", actor="ops", role="human")
-    result = await app.sends.submit(
-        mailbox=app.settings.default_mailbox, to=["x@example.com"], subject="now", body="b"
-    )
+    result = await app.sends.submit(mailbox=app.settings.default_mailbox, to=["x@example.com"], subject="now", body="b")
     assert result.status == "sending"
     await wait_for_status(app, result.send_id, ["sent"])
     assert len(app.sandbox.deliveries(app.settings.default_mailbox)) == 1
+    await keep_history(app, result.send_id, "send-autonomous")
+    await keep_history(app, mailbox_workflow_id(app.settings.default_mailbox), "mailbox-autonomous")
 
 
 async def test_mailbox_tightened_to_read_only_blocks_an_approved_send(app: Mailgate) -> None:
@@ -124,3 +130,4 @@ async def test_mailbox_tightened_to_read_only_blocks_an_approved_send(app: Mailg
     state = await wait_for_status(app, send_id, ["blocked"])
     assert "read_only" in state.reason
     assert app.sandbox.deliveries(mailbox) == []
+    await keep_history(app, send_id, "send-blocked")

@@ -124,13 +124,7 @@ class SandboxStore:
         now = _now()
         fresh: list[str] = []
         with self._tx() as db:
-            local = {
-                row[0].lower()
-                for row in db.execute(
-                    f"SELECT address FROM mailboxes WHERE address IN ({','.join('?' * len(recipients))})",
-                    list(recipients),
-                )
-            }
+            local = {row[0].lower() for row in db.execute("SELECT address FROM mailboxes")}
             for recipient in recipients:
                 is_local = recipient.lower() in local
                 cursor = db.execute(

@@ -1,0 +1,148 @@
+"""Whole-stack fixtures: `mailgate serve` as a real subprocess on free ports."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from server.embedded import pid_alive
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Serve:
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    smtp_port: int = field(default_factory=free_port)
+    temporal_port: int = field(default_factory=free_port)
+    ui_port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        return {
+            **{k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")},
+            "MAILGATE_DATA_DIR": str(self.data_dir),
+            "MAILGATE_TEMPORAL_UI_PORT": str(self.ui_port),
+        }
+
+    def start(self, timeout: float = 90.0) -> None:
+        log = (self.data_dir / "serve.log").open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "server.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--smtp-port",
+                str(self.smtp_port),
+                "--temporal-port",
+                str(self.temporal_port),
+            ],
+            env=self.env(),
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"serve exited with {self.process.returncode}: {self.log()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise AssertionError(f"serve did not become healthy: {self.log()}")
+
+    def log(self) -> str:
+        return (self.data_dir / "serve.log").read_text(errors="replace")[-4000:]
+
+    def temporal_pid(self) -> int:
+        return int(json.loads((self.data_dir / "temporal.json").read_text())["pid"])
+
+    def kill_everything(self) -> None:
+        """SIGKILL the serve process group and the dev server: a machine-wide crash, short of the OS."""
+        assert self.process is not None
+        temporal = self.temporal_pid()
+        os.killpg(self.process.pid, signal.SIGKILL)
+        os.kill(temporal, signal.SIGKILL)
+        self.process.wait()
+        while pid_alive(temporal):
+            time.sleep(0.05)
+
+    def stop(self) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        return self.process.returncode
+
+    def token(self, role: str) -> str:
+        return (self.data_dir / f"{role}.token").read_text().strip()
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "server.cli", *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    @contextlib.asynccontextmanager
+    async def mcp(self) -> AsyncIterator[Client]:
+        headers = {"Authorization": f"Bearer {self.token('agent')}"}
+        async with (
+            httpx2.AsyncClient(headers=headers, timeout=30) as http,
+            Client(streamable_http_client(f"{self.url}/mcp", http_client=http)) as client,
+        ):
+            yield client
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Serve]:
+    stack = Serve(tmp_path / "data")
+    stack.data_dir.mkdir()
+    yield stack
+    if stack.process is not None and stack.process.poll() is None:
+        stack.stop()
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        os.kill(stack.temporal_pid(), signal.SIGKILL)
+
+
+async def eventually(check: object, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.2)

@@ -1,0 +1,119 @@
+"""The `mailgate` command line, run as a real subprocess against the session's Temporal server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from dataclasses import dataclass
+
+from server.app import Mailgate
+from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN, wait_for_status
+
+MAILGATE = [sys.executable, "-m", "server.cli"]
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+async def mailgate(app: Mailgate, *args: str) -> Run:
+    settings = app.settings
+    env = {
+        **os.environ,
+        "MAILGATE_DATA_DIR": str(settings.data_dir),
+        "MAILGATE_TEMPORAL_ADDRESS": settings.temporal_address or "",
+        "MAILGATE_TASK_QUEUE": settings.task_queue,
+        "MAILGATE_AGENT_TOKEN": AGENT_TOKEN,
+        "MAILGATE_ADMIN_TOKEN": ADMIN_TOKEN,
+    }
+    process = await asyncio.create_subprocess_exec(
+        *MAILGATE, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return Run(process.returncode, out.decode(), err.decode())
+
+
+async def pending(app: Mailgate, subject: str = "Hello") -> str:
+    result = await app.sends.submit(
+        mailbox=app.settings.default_mailbox, to=["bob@example.com"], subject=subject, body="Body"
+    )
+    return result.send_id
+
+
+async def test_exit_codes_are_right_on_every_one_of_30_runs(app: Mailgate) -> None:
+    send_id = await pending(app)
+    unknown = "send-aaaaaaaaaaaaaaaaaaaa"
+    codes: list[tuple[int, int]] = []
+    for batch in range(10):
+        runs = await asyncio.gather(
+            mailgate(app, "sends", "show", send_id, "--json"),
+            mailgate(app, "sends", "show", unknown),
+            mailgate(app, "approvals", "list", "--json"),
+        )
+        codes += [(0, runs[0].code), (1, runs[1].code), (0, runs[2].code)]
+        assert json.loads(runs[0].out)["send_id"] == send_id, batch
+        assert "no send with id" in runs[1].err
+    assert len(codes) == 30
+    assert [actual for _, actual in codes] == [expected for expected, _ in codes]
+
+
+async def test_approve_from_the_cli_delivers_once(app: Mailgate) -> None:
+    send_id = await pending(app)
+    listed = await mailgate(app, "approvals", "list", "--json", "--mailbox", app.settings.default_mailbox)
+    assert listed.code == 0
+    assert [row["send_id"] for row in json.loads(listed.out)] == [send_id]
+
+    approved = await mailgate(app, "approvals", "approve", send_id, "--as", "alice", "--reason", "ok", "--json")
+    assert approved.code == 0, approved.err
+    assert json.loads(approved.out)["decision"]["approver"] == "alice"
+    await wait_for_status(app, send_id, ["sent"])
+
+    again = await mailgate(app, "approvals", "approve", send_id, "--as", "bob")
+    assert again.code == 1
+    assert "approved by alice" in again.err
+
+    copies = await mailgate(app, "sandbox", "list", "--json", "--mailbox", app.settings.default_mailbox)
+    rows = json.loads(copies.out)
+    assert len(rows) == 1
+    assert {"message_id", "from", "to", "subject", "delivered_at"} <= set(rows[0])
+    assert rows[0]["to"] == ["bob@example.com"]
+
+
+async def test_reject_needs_a_reason_and_edits_are_validated(app: Mailgate) -> None:
+    send_id = await pending(app)
+    no_reason = await mailgate(app, "approvals", "reject", send_id, "--as", "carol")
+    assert no_reason.code == 2
+    bad_edit = await mailgate(
+        app, "approvals", "approve", send_id, "--as", "carol", "--to", "x@example.com\nBcc: e@e.com"
+    )
+    assert bad_edit.code == 1
+    assert "control character" in bad_edit.err
+    rejected = await mailgate(app, "approvals", "reject", send_id, "--as", "carol", "--reason", "no")
+    assert rejected.code == 0
+    assert (await app.sends.status(send_id)).status == "rejected"
+
+
+async def test_mailbox_commands(app: Mailgate) -> None:
+    address = "cli-" + app.settings.default_mailbox
+    created = await mailgate(app, "mailbox", "create", address, "--json")
+    assert created.code == 0, created.err
+    assert json.loads(created.out)["mode"] == "gated_send"
+    loosened = await mailgate(app, "mailbox", "set-mode", address, "monitored", "--as", "ops", "--json")
+    assert json.loads(loosened.out)["mode"] == "monitored"
+    listed = json.loads((await mailgate(app, "mailbox", "list", "--json")).out)
+    assert {m["address"]: m["oversight_mode"] for m in listed}[address] == "monitored"
+    bad = await mailgate(app, "mailbox", "set-mode", address, "lenient")
+    assert bad.code == 2
+
+
+async def test_help_explains_every_command() -> None:
+    process = await asyncio.create_subprocess_exec(*MAILGATE, "--help", stdout=asyncio.subprocess.PIPE)
+    out, _ = await process.communicate()
+    for command in ("serve", "mcp", "worker", "approvals", "mailbox", "sends", "sandbox", "setup"):
+        assert command in out.decode()

@@ -1,0 +1,55 @@
+"""Determinism: committed histories replay against today's workflow code.
+
+Regenerate them with MAILGATE_CAPTURE_HISTORIES=1 pytest tests/workflows/test_send.py,
+only for a deliberate, versioned change of workflow logic.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio import workflow
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from tests.conftest import HISTORIES
+from workflows.models import SendRequest, SendState
+from workflows.send import SendEmailWorkflow
+from workflows.temporal import data_converter
+from workflows.worker import WORKFLOWS
+
+FILES = sorted(HISTORIES.glob("*.json"))
+
+
+def load(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(path.stem, path.read_text())
+
+
+def test_histories_are_committed() -> None:
+    names = {path.stem for path in FILES}
+    assert {"send-approved", "send-rejected", "send-edited", "send-cancelled", "send-blocked"} <= names
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+async def test_history_replays_without_nondeterminism(path: Path) -> None:
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter())
+    await replayer.replay_workflow(load(path))
+
+
+@workflow.defn(name="SendEmailWorkflow", sandboxed=False)
+class ReorderedSendWorkflow(SendEmailWorkflow):
+    """A careless change: a timer before anything else the workflow used to do."""
+
+    @workflow.run
+    async def run(self, request: SendRequest) -> SendState:
+        await workflow.sleep(timedelta(seconds=1))
+        return await super().run(request)
+
+
+async def test_a_changed_workflow_fails_replay_so_the_test_is_not_vacuous() -> None:
+    replayer = Replayer(workflows=[ReorderedSendWorkflow], data_converter=data_converter())
+    result = await replayer.replay_workflow(load(HISTORIES / "send-approved.json"), raise_on_replay_failure=False)
+    assert result.replay_failure is not None
+    assert "nondetermin" in str(result.replay_failure).lower()

@@ -38,6 +38,7 @@ class Serve:
     temporal_port: int = field(default_factory=free_port)
     ui_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -48,6 +49,7 @@ class Serve:
             **{k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")},
             "MAILGATE_DATA_DIR": str(self.data_dir),
             "MAILGATE_TEMPORAL_UI_PORT": str(self.ui_port),
+            **self.extra_env,
         }
 
     def start(self, timeout: float = 90.0) -> None:

@@ -6,9 +6,11 @@ import asyncio
 import json
 import os
 import signal
+import uuid
 
 import httpx
 import pytest
+from temporalio.testing import WorkflowEnvironment
 
 from server.embedded import pid_alive
 from tests.e2e.conftest import Serve, eventually
@@ -99,3 +101,20 @@ async def test_a_second_start_reuses_a_left_behind_dev_server_and_ctrl_c_stops_c
     assert "agent@mailgate.local" in listed.stdout
     assert serve.stop() == 0
     await eventually(lambda: not pid_alive(left_behind), timeout=20)
+
+
+async def test_an_external_temporal_cluster_embeds_nothing(serve: Serve, temporal_env: WorkflowEnvironment) -> None:
+    serve.extra_env = {
+        "MAILGATE_TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
+        "MAILGATE_TASK_QUEUE": f"tq-{uuid.uuid4().hex}",
+        "MAILGATE_DEFAULT_MAILBOX": f"ext-{uuid.uuid4().hex[:8]}@mailgate.local",
+    }
+    serve.start()
+    assert not (serve.data_dir / "temporal.json").exists()
+    setup = serve.cli("setup")
+    assert setup.returncode == 0, setup.stderr
+    assert "already registered" in setup.stdout
+    second = serve.cli("serve", "--port", str(serve.port))
+    assert second.returncode != 0
+    assert "already runs for data dir" in second.stderr
+    assert serve.stop() == 0

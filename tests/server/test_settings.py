@@ -1,0 +1,68 @@
+"""Settings and secrets: clear errors that name the field, tokens generated once with 0600."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from server.credentials import load_secrets
+from server.settings import Settings, SettingsError, load_settings
+
+
+def test_bad_values_name_the_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MAILGATE_PORT", "eighty")
+    with pytest.raises(SettingsError, match="MAILGATE_PORT"):
+        load_settings(data_dir=tmp_path)
+    monkeypatch.delenv("MAILGATE_PORT")
+    monkeypatch.setenv("MAILGATE_DEFAULT_MODE", "lenient")
+    with pytest.raises(SettingsError, match="MAILGATE_DEFAULT_MODE"):
+        load_settings(data_dir=tmp_path)
+
+
+def test_toml_file_and_its_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "mailgate.toml"
+    config.write_text('port = 9000\n[[mailboxes]]\naddress = "ops@example.com"\noversight_mode = "monitored"\n')
+    monkeypatch.setenv("MAILGATE_CONFIG", str(config))
+    settings = load_settings(data_dir=tmp_path)
+    assert settings.port == 9000
+    assert settings.mailboxes[0].address == "ops@example.com"
+    config.write_text('[[mailboxes]]\naddress = "not an address"\n')
+    with pytest.raises(SettingsError, match=r"mailboxes\.0\.address"):
+        load_settings(data_dir=tmp_path)
+    monkeypatch.setenv("MAILGATE_CONFIG", str(tmp_path / "missing.toml"))
+    with pytest.raises(SettingsError, match="not a file"):
+        load_settings(data_dir=tmp_path)
+
+
+def test_the_same_token_for_both_roles_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="must differ"):
+        load_settings(data_dir=tmp_path, agent_token="same-token-same-token", admin_token="same-token-same-token")
+
+
+def test_generated_tokens_are_private_stable_and_distinct(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    first = load_secrets(settings)
+    again = load_secrets(settings)
+    assert (first.agent_token, first.admin_token) == (again.agent_token, again.admin_token)
+    assert first.agent_token != first.admin_token
+    for name in ("agent.token", "admin.token", "secret.key"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
+    assert first.role_of(first.agent_token) == "agent"
+    assert first.role_of(first.admin_token) == "admin"
+    assert first.role_of("guess") is None
+
+
+def test_configured_tokens_win_and_are_not_written(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, agent_token=SecretStr("a" * 20), admin_token=SecretStr("b" * 20))
+    secrets = load_secrets(settings)
+    assert secrets.agent_token == "a" * 20
+    assert secrets.agent_token_file is None
+    assert not (tmp_path / "agent.token").exists()
+
+
+def test_agent_created_mailboxes_never_start_looser_than_the_floor() -> None:
+    assert Settings(default_mode="autonomous", mode_floor="gated_send").new_mailbox_mode == "gated_send"
+    assert Settings(default_mode="gated_all", mode_floor="monitored").new_mailbox_mode == "gated_all"

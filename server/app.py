@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from temporalio.client import Client
 
 from server.credentials import Secrets
-from server.mailboxes import Mailboxes
+from server.mailboxes import Mailboxes, Review
 from server.sends import Sends
 from server.settings import Settings
 from workflows.providers.sandbox import SandboxStore
@@ -24,7 +24,7 @@ class Mailgate:
 
     @classmethod
     def build(cls, settings: Settings, client: Client, secrets: Secrets) -> Mailgate:
-        mailboxes = Mailboxes(client, settings)
+        mailboxes = Mailboxes(client, settings, secrets.secret_key)
         return cls(
             settings=settings,
             client=client,
@@ -33,3 +33,9 @@ class Mailgate:
             sends=Sends(client, settings, mailboxes),
             sandbox=SandboxStore(settings.data_dir / "sandbox.db"),
         )
+
+    async def ack_review(self, send_id: str, actor: str) -> Review:
+        """A reviewer has looked at a monitored send that already went out."""
+        state = await self.sends.status(send_id)
+        item = await self.mailboxes.ack_review(state.mailbox, send_id, actor=actor)
+        return Review(mailbox=state.mailbox, **item.model_dump())

@@ -200,7 +200,7 @@ def approvals_list(mailbox: str | None, status: str, limit: int, data_dir: Path 
     async def main() -> int:
         app = await open_app(settings)
         wanted = None if status == "all" else "pending_approval" if status == "pending" else status
-        page = await app.sends.list(mailbox=mailbox, status=wanted, limit=limit)  # type: ignore[arg-type]
+        page = await app.sends.search(mailbox=mailbox, status=wanted, limit=limit)  # type: ignore[arg-type]
         rows = [
             [
                 s.send_id,
@@ -379,7 +379,7 @@ def mailbox_list(data_dir: Path | None, as_json: bool) -> NoReturn:
 
     async def main() -> int:
         app = await open_app(settings)
-        boxes = await app.mailboxes.list()
+        boxes = await app.mailboxes.all()
         rows = [[b.address, b.oversight_mode, b.provider, b.display_name] for b in boxes]
         emit(boxes, as_json, lambda: columns(rows, ["ADDRESS", "MODE", "PROVIDER", "NAME"]))
         return 0
@@ -428,6 +428,172 @@ def mailbox_set_mode(
         app = await open_app(settings)
         config = await app.mailboxes.set_mode(address, mode, actor=actor, role="human", reason=reason)  # type: ignore[arg-type]
         emit(config, as_json, lambda: f"{config.address} is now {config.mode}")
+        return 0
+
+    run(main)
+
+
+@mailbox.command("configure")
+@click.argument("address")
+@click.option("--display-name", help="Name shown in From.")
+@click.option("--approver", "approvers", multiple=True, help="Who may decide (repeatable; replaces the list).")
+@click.option("--reviewer", "reviewers", multiple=True, help="Who reviews monitored sends (repeatable).")
+@click.option("--allow", multiple=True, help="Allowed recipient: address, domain or *.domain (repeatable).")
+@click.option("--deny", multiple=True, help="Denied recipient: address, domain or *.domain (repeatable).")
+@click.option(
+    "--clear",
+    "clear",
+    multiple=True,
+    type=click.Choice(["approvers", "reviewers", "allow", "deny"]),
+    help="Empty this list.",
+)
+@click.option("--rate-per-hour", type=click.IntRange(0), help="Sends per hour (0 removes the limit).")
+@click.option("--rate-per-day", type=click.IntRange(0), help="Sends per day (0 removes the limit).")
+@click.option("--approval-window-hours", type=click.FloatRange(0, min_open=True), help="Default approval window.")
+@click.option("--as", "actor", default=getpass.getuser, show_default="your login name", help="Who changes it.")
+@data_dir_option
+@json_option
+def mailbox_configure(
+    address: str,
+    display_name: str | None,
+    approvers: tuple[str, ...],
+    reviewers: tuple[str, ...],
+    allow: tuple[str, ...],
+    deny: tuple[str, ...],
+    clear: tuple[str, ...],
+    rate_per_hour: int | None,
+    rate_per_day: int | None,
+    approval_window_hours: float | None,
+    actor: str,
+    data_dir: Path | None,
+    as_json: bool,
+) -> NoReturn:
+    """Set a mailbox's policies: approvers, reviewers, allow/deny lists, rate limits, approval window."""
+    from server.mailboxes import PolicyChanges
+
+    settings = settings_from(data_dir=data_dir)
+    lists = {"approvers": approvers, "reviewers": reviewers, "allow": allow, "deny": deny}
+    changes = PolicyChanges(
+        display_name=display_name,
+        rate_per_hour=rate_per_hour,
+        rate_per_day=rate_per_day,
+        approval_window_hours=approval_window_hours,
+        **{name: [] if name in clear else list(values) if values else None for name, values in lists.items()},
+    )
+
+    async def main() -> int:
+        app = await open_app(settings)
+        config = await app.mailboxes.configure(address, changes, actor=actor)
+
+        def table() -> str:
+            return "\n".join(f"{key}: {value}" for key, value in config.model_dump().items())
+
+        emit(config, as_json, table)
+        return 0
+
+    run(main)
+
+
+@mailbox.command("audit")
+@click.argument("address", required=False)
+@click.option("--send", "send_id", help="Only this send.")
+@click.option("--limit", type=click.IntRange(1, 200), default=50, show_default=True)
+@data_dir_option
+@json_option
+def mailbox_audit(
+    address: str | None, send_id: str | None, limit: int, data_dir: Path | None, as_json: bool
+) -> NoReturn:
+    """What happened, newest first: sends, decisions, edits, mode changes, upgrade requests."""
+    from server.audit import audit_log
+
+    settings = settings_from(data_dir=data_dir)
+
+    async def main() -> int:
+        app = await open_app(settings)
+        page = await audit_log(app.mailboxes, app.sends, mailbox=address, send_id=send_id, limit=limit)
+        rows = [
+            [e.at.strftime("%Y-%m-%d %H:%M:%S"), e.kind, e.actor, e.send_id or e.mailbox or "", e.detail[:60]]
+            for e in page.events
+        ]
+        emit(page.events, as_json, lambda: columns(rows, ["AT", "EVENT", "WHO", "SEND/MAILBOX", "DETAIL"]))
+        return 0
+
+    run(main)
+
+
+# --- reviews and upgrades ------------------------------------------------------------------
+
+
+@main.group()
+def reviews() -> None:
+    """Sends from monitored mailboxes that went out and wait for a human to look at them."""
+
+
+@reviews.command("list")
+@click.option("--mailbox", help="Only this mailbox.")
+@click.option("--all", "include_acked", is_flag=True, help="Include reviews already acknowledged.")
+@data_dir_option
+@json_option
+def reviews_list(mailbox: str | None, include_acked: bool, data_dir: Path | None, as_json: bool) -> NoReturn:
+    """The review list, oldest first."""
+    settings = settings_from(data_dir=data_dir)
+
+    async def main() -> int:
+        app = await open_app(settings)
+        found = await app.mailboxes.reviews(mailbox, include_acked=include_acked)
+        rows = [[r.send_id, r.mailbox, r.at.strftime("%Y-%m-%d %H:%M"), r.acked_by or "-"] for r in found]
+        emit(found, as_json, lambda: columns(rows, ["SEND_ID", "MAILBOX", "SENT", "REVIEWED_BY"]))
+        return 0
+
+    run(main)
+
+
+@reviews.command("ack")
+@click.argument("send_id")
+@click.option("--as", "actor", default=getpass.getuser, show_default="your login name", help="Who reviewed it.")
+@data_dir_option
+@json_option
+def reviews_ack(send_id: str, actor: str, data_dir: Path | None, as_json: bool) -> NoReturn:
+    """Mark a monitored send as reviewed."""
+    settings = settings_from(data_dir=data_dir)
+
+    async def main() -> int:
+        app = await open_app(settings)
+        review = await app.ack_review(send_id, actor)
+        emit(review, as_json, lambda: f"{send_id}: reviewed by {review.acked_by}")
+        return 0
+
+    run(main)
+
+
+@main.group()
+def upgrades() -> None:
+    """Requests from agents to loosen a mailbox, with the one-time codes to give them."""
+
+
+@upgrades.command("list")
+@click.option("--mailbox", help="Only this mailbox.")
+@data_dir_option
+@json_option
+def upgrades_list(mailbox: str | None, data_dir: Path | None, as_json: bool) -> NoReturn:
+    """Upgrade requests, newest first. Give the code to the agent only if you agree."""
+    settings = settings_from(data_dir=data_dir)
+
+    async def main() -> int:
+        app = await open_app(settings)
+        found = await app.mailboxes.upgrades(mailbox)
+        rows = [
+            [
+                u.mailbox,
+                u.request.mode,
+                u.request.status,
+                u.code if u.request.status == "pending" else "-",
+                u.request.expires_at.strftime("%Y-%m-%d %H:%M"),
+                u.request.reason[:50],
+            ]
+            for u in found
+        ]
+        emit(found, as_json, lambda: columns(rows, ["MAILBOX", "MODE", "STATUS", "CODE", "EXPIRES", "REASON"]))
         return 0
 
     run(main)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import time
+import uuid
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import (
     SearchAttributePair,
@@ -15,16 +20,90 @@ from temporalio.common import (
 )
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.workflow import UpdateMethodMultiParam
 
 from server.errors import Conflict, InvalidInput, MailgateError, NotFound, Unavailable
 from server.settings import MailboxEntry, Settings
 from workflows.addresses import AddressError, check_header_text, parse_addr_spec
 from workflows.ids import mailbox_key, mailbox_workflow_id
-from workflows.mailbox import MailboxState, MailboxWorkflow
+from workflows.mailbox import (
+    MailboxState,
+    MailboxWorkflow,
+    Reconfigure,
+    ReviewAck,
+    ReviewItem,
+    UpgradeAsk,
+    UpgradeRedeem,
+    UpgradeRequest,
+)
 from workflows.models import MailboxConfig, ModeChange, OversightMode, Role, is_looser
 from workflows.temporal import MAILBOX
 
 CACHE_SECONDS = 1.0
+CODE_LENGTH = 8
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Upgrade(BaseModel):
+    mailbox: str
+    request: UpgradeRequest
+    code: str
+
+
+class Review(ReviewItem):
+    mailbox: str
+
+
+class PolicyChanges(BaseModel):
+    """A human's edit of a mailbox's policies (the mode has its own path)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str | None = Field(default=None, max_length=100)
+    approvers: list[str] | None = Field(default=None, max_length=50)
+    reviewers: list[str] | None = Field(default=None, max_length=50)
+    allow: list[str] | None = Field(default=None, max_length=500)
+    deny: list[str] | None = Field(default=None, max_length=500)
+    rate_per_hour: int | None = Field(default=None, ge=0)
+    rate_per_day: int | None = Field(default=None, ge=0)
+    approval_window_hours: float | None = Field(default=None, gt=0, le=24 * 365)
+
+    def validated(self) -> dict[str, Any]:
+        """The changes, checked and normalised; 0 for a rate limit removes it."""
+        changes: dict[str, Any] = {}
+        try:
+            if self.display_name is not None:
+                changes["display_name"] = check_header_text(self.display_name, "display_name", 100)
+            for field in ("approvers", "reviewers"):
+                people = getattr(self, field)
+                if people is not None:
+                    changes[field] = tuple(check_header_text(p.strip(), field, 200) for p in people if p.strip())
+            for field in ("allow", "deny"):
+                entries = getattr(self, field)
+                if entries is not None:
+                    changes[field] = tuple(list_entry(e) for e in entries)
+        except AddressError as exc:
+            raise InvalidInput(str(exc)) from exc
+        for field in ("rate_per_hour", "rate_per_day"):
+            limit = getattr(self, field)
+            if limit is not None:
+                changes[field] = limit or None
+        if self.approval_window_hours is not None:
+            changes["approval_window_hours"] = self.approval_window_hours
+        return changes
+
+
+def list_entry(entry: str) -> str:
+    """An allow/deny entry: an address, a domain, or *.domain for its subdomains."""
+    text = entry.strip().lower()
+    if text.startswith("*."):
+        parse_addr_spec(f"x@{text[2:]}")
+    elif "@" in text.lstrip("@"):
+        text = parse_addr_spec(text)
+    else:
+        text = parse_addr_spec(f"x@{text.lstrip('@')}").partition("@")[2]
+    return text
 
 
 class MailboxSummary(BaseModel):
@@ -54,9 +133,10 @@ def rpc_error(err: RPCError, what: str) -> MailgateError:
 
 
 class Mailboxes:
-    def __init__(self, client: Client, settings: Settings) -> None:
+    def __init__(self, client: Client, settings: Settings, secret_key: bytes) -> None:
         self._client = client
         self._settings = settings
+        self._secret_key = secret_key
         self._cache: dict[str, tuple[float, MailboxConfig]] = {}
 
     def _missing(self, address: str) -> str:
@@ -156,8 +236,11 @@ class Mailboxes:
             return cached[1]
         return (await self.state(address)).config
 
-    async def list(self) -> list[MailboxSummary]:
-        query = "WorkflowType = 'MailboxWorkflow' AND ExecutionStatus = 'Running'"
+    async def all(self) -> list[MailboxSummary]:
+        query = (
+            f"WorkflowType = 'MailboxWorkflow' AND TaskQueue = '{self._settings.task_queue}' "
+            "AND ExecutionStatus = 'Running'"
+        )
         summaries = []
         try:
             async for execution in self._client.list_workflows(query):
@@ -174,18 +257,92 @@ class Mailboxes:
             raise rpc_error(err, "no mailboxes") from err
         return sorted(summaries, key=lambda s: s.address)
 
-    async def set_mode(
-        self, address: str, mode: OversightMode, *, actor: str, role: Role, reason: str = ""
-    ) -> MailboxConfig:
-        address = parse_mailbox(address)
+    async def _update(self, address: str, update: UpdateMethodMultiParam[[MailboxWorkflow, T], R], arg: T) -> R:
         handle = self._client.get_workflow_handle_for(MailboxWorkflow.run, mailbox_workflow_id(address))
         try:
-            config = await handle.execute_update(
-                MailboxWorkflow.set_mode, ModeChange(mode=mode, actor=actor, role=role, reason=reason)
-            )
+            return await handle.execute_update(update, arg)
         except WorkflowUpdateFailedError as err:
             raise update_error(err) from err
         except RPCError as err:
             raise rpc_error(err, self._missing(address)) from err
+
+    async def set_mode(
+        self, address: str, mode: OversightMode, *, actor: str, role: Role, reason: str = ""
+    ) -> MailboxConfig:
+        address = parse_mailbox(address)
+        change = ModeChange(mode=mode, actor=actor, role=role, reason=reason)
+        config = await self._update(address, MailboxWorkflow.set_mode, change)
         self._cache[address.lower()] = (time.monotonic(), config)
         return config
+
+    async def configure(self, address: str, changes: PolicyChanges, *, actor: str) -> MailboxConfig:
+        """A human's change of a mailbox's policies; what is not given stays as it is."""
+        address = parse_mailbox(address)
+        current = (await self.state(address)).config
+        config = current.model_copy(update=changes.validated())
+        updated = await self._update(address, MailboxWorkflow.configure, Reconfigure(config=config, actor=actor))
+        self._cache[address.lower()] = (time.monotonic(), updated)
+        return updated
+
+    async def request_upgrade(self, address: str, mode: OversightMode, reason: str, *, requested_by: str) -> Upgrade:
+        address = parse_mailbox(address)
+        try:
+            reason = check_header_text(reason, "reason", 500)
+        except AddressError as exc:
+            raise InvalidInput(str(exc)) from exc
+        ask = UpgradeAsk(request_id=uuid.uuid4().hex[:12], mode=mode, reason=reason, requested_by=requested_by)
+        request = await self._update(address, MailboxWorkflow.request_upgrade, ask)
+        return Upgrade(mailbox=address, request=request, code=self.upgrade_code(request.request_id))
+
+    async def apply_upgrade(self, address: str, code: str, *, actor: str) -> MailboxConfig:
+        """Redeem a human's one-time code. The code is an HMAC of the request id under the server key,
+        so it never sits in Temporal, and only someone the humans told it to can present it."""
+        address = parse_mailbox(address)
+        presented = code.strip().replace("-", "").upper()
+        state = await self.state(address)
+        now = datetime.now(UTC)
+        match = next(
+            (
+                u.request_id
+                for u in state.upgrades
+                if u.status == "pending"
+                and u.expires_at > now
+                and hmac.compare_digest(self.upgrade_code(u.request_id), presented)
+            ),
+            None,
+        )
+        config = await self._update(
+            address, MailboxWorkflow.redeem_upgrade, UpgradeRedeem(request_id=match, actor=actor)
+        )
+        self._cache[address.lower()] = (time.monotonic(), config)
+        return config
+
+    def upgrade_code(self, request_id: str) -> str:
+        digest = hmac.new(self._secret_key, f"upgrade:{request_id}".encode(), hashlib.sha256).digest()
+        return base64.b32encode(digest).decode()[:CODE_LENGTH]
+
+    async def upgrades(self, mailbox: str | None = None) -> list[Upgrade]:
+        """Upgrade requests with their codes, for humans only (CLI, approver API, dashboard)."""
+        found = []
+        for address in await self._addresses(mailbox):
+            for request in (await self.state(address)).upgrades:
+                found.append(Upgrade(mailbox=address, request=request, code=self.upgrade_code(request.request_id)))
+        return sorted(found, key=lambda u: u.request.requested_at, reverse=True)
+
+    async def reviews(self, mailbox: str | None = None, *, include_acked: bool = False) -> list[Review]:
+        found = []
+        for address in await self._addresses(mailbox):
+            for item in (await self.state(address)).reviews:
+                if include_acked or item.acked_by is None:
+                    found.append(Review(mailbox=address, **item.model_dump()))
+        return sorted(found, key=lambda r: r.at)
+
+    async def ack_review(self, address: str, send_id: str, *, actor: str) -> ReviewItem:
+        return await self._update(
+            parse_mailbox(address), MailboxWorkflow.ack_review, ReviewAck(send_id=send_id, actor=actor)
+        )
+
+    async def _addresses(self, mailbox: str | None) -> list[str]:
+        if mailbox:
+            return [parse_mailbox(mailbox)]
+        return [m.address for m in await self.all()]

@@ -20,4 +20,5 @@ def build_mcp(app: Mailgate) -> MCPServer:
     mcp: MCPServer = MCPServer("mailgate", instructions=INSTRUCTIONS, version="0.1.0")
     sends.register(mcp, app)
     mailboxes.register(mcp, app)
+    mailboxes.register_trust(mcp, app)
     return mcp

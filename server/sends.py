@@ -157,6 +157,14 @@ class Sends:
         self._settings = settings
         self._mailboxes = mailboxes
 
+    @property
+    def client(self) -> Client:
+        return self._client
+
+    def scope(self, workflow_type: str) -> str:
+        """Visibility filter for this deployment's workflows: its task queue may share a namespace."""
+        return f"WorkflowType = '{workflow_type}' AND TaskQueue = '{self._settings.task_queue}'"
+
     def _handle(self, send_id: str) -> WorkflowHandle[SendEmailWorkflow, SendState]:
         return self._client.get_workflow_handle_for(SendEmailWorkflow.run, parse_send_id(send_id))
 
@@ -327,7 +335,7 @@ class Sends:
         except RPCError as err:
             raise rpc_error(err, self._missing(send_id)) from err
 
-    async def list(
+    async def search(
         self,
         *,
         mailbox: str | None = None,
@@ -336,7 +344,7 @@ class Sends:
         cursor: str | None = None,
         oldest_first: bool = False,
     ) -> SendPage:
-        clauses = ["WorkflowType = 'SendEmailWorkflow'"]
+        clauses = [self.scope("SendEmailWorkflow")]
         if mailbox:
             clauses.append(f"{MAILBOX.name} = '{ids.mailbox_key(parse_mailbox(mailbox))}'")
         if status:

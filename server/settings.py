@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     public_url: str | None = Field(default=None, description="URL users reach the HTTP app at, for links")
 
     temporal_address: str | None = None
-    temporal_namespace: str = "default"
+    temporal_namespace: str = Field(default="default", pattern=r"^[A-Za-z0-9._-]{1,100}$")
     temporal_port: int = Field(default=7233, ge=1, le=65535)
     temporal_ui_port: int | None = Field(default=None, ge=1, le=65535)
     temporal_tls: bool = False
@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     temporal_tls_server_name: str | None = None
     temporal_api_key: SecretStr | None = None
     temporal_sqlite_synchronous: Literal["off", "normal", "full"] = "normal"
-    task_queue: str = "mailgate"
+    task_queue: str = Field(default="mailgate", pattern=r"^[A-Za-z0-9._-]{1,100}$")
 
     agent_token: SecretStr | None = None
     admin_token: SecretStr | None = None

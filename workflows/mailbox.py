@@ -26,18 +26,21 @@ with workflow.unsafe.imports_passed_through():
         OversightMode,
         is_looser,
     )
-    from workflows.policy import DAY, rate_problem, recipient_problem
+    from workflows.policy import DAY, HOUR, rate_problem, recipient_problem
 
 HISTORY_LIMIT = 2000
 AUDIT_KEPT = 500
 UPGRADE_TTL = timedelta(hours=24)
 UPGRADE_MAX_WRONG = 5
+SETTLED_KEPT = timedelta(days=7)
+REVIEWS_KEPT = 5000
 
 
-class AdmissionRecord(Frozen):
+class Admitted(Frozen):
+    """A send the mailbox let out, kept only as long as a rate limit or a retry can need it."""
+
     send_id: str
     at: datetime
-    admission: Admission
 
 
 class ReviewItem(Frozen):
@@ -56,6 +59,16 @@ class UpgradeRequest(Frozen):
     expires_at: datetime
     wrong_tries: int = 0
     status: Literal["pending", "applied", "void", "expired"] = "pending"
+
+
+class Reconfigure(Frozen):
+    config: MailboxConfig
+    actor: str
+
+
+class ReviewAck(Frozen):
+    send_id: str
+    actor: str
 
 
 class UpgradeAsk(Frozen):
@@ -77,7 +90,7 @@ class MailboxState(Frozen):
     created_by: str
     created_at: datetime
     provisioned: bool = False
-    admissions: tuple[AdmissionRecord, ...] = ()
+    admissions: tuple[Admitted, ...] = ()
     reviews: tuple[ReviewItem, ...] = ()
     upgrades: tuple[UpgradeRequest, ...] = ()
     audit: tuple[AuditEvent, ...] = ()
@@ -96,7 +109,7 @@ class MailboxWorkflow:
         self._created_by = state.created_by
         self._created_at = state.created_at
         self._provisioned = state.provisioned
-        self._admissions = {a.send_id: a for a in state.admissions}
+        self._admitted = {a.send_id: a.at for a in state.admissions}
         self._reviews = {r.send_id: r for r in state.reviews}
         self._upgrades = {u.request_id: u for u in state.upgrades}
         self._audit = list(state.audit)
@@ -116,6 +129,7 @@ class MailboxWorkflow:
             )
         )
         await workflow.wait_condition(workflow.all_handlers_finished)
+        self._prune(workflow.now())
         workflow.continue_as_new(self._snapshot())
 
     @workflow.query
@@ -140,24 +154,27 @@ class MailboxWorkflow:
             )
 
     @workflow.update
-    def configure(self, config: MailboxConfig, actor: str) -> MailboxConfig:
-        """A human's change of policies (the mode has its own update, with its own rules)."""
-        self._config = config.model_copy(update={"address": self._config.address, "mode": self._config.mode})
+    def configure(self, change: Reconfigure) -> MailboxConfig:
+        """A human's change of policies; the address, provider and mode are not changed here."""
+        keep = {"address", "provider", "mode"}
+        self._config = change.config.model_copy(update={k: getattr(self._config, k) for k in keep})
         workflow.upsert_memo({"display_name": self._config.display_name})
-        self._record("configured", actor, "policies updated")
+        self._record("configured", change.actor, "policies updated")
         return self._config
 
     @workflow.update
     def admit(self, request: AdmitRequest) -> Admission:
-        prior = self._admissions.get(request.send_id)
-        if prior is not None and prior.admission.outcome == "ok":
-            return prior.admission
         now = workflow.now()
+        if request.send_id in self._admitted:
+            return Admission(outcome="ok", mode=self._config.mode)
         admission = self._judge(request, now)
-        self._admissions[request.send_id] = AdmissionRecord(send_id=request.send_id, at=now, admission=admission)
-        self._admissions = {k: v for k, v in self._admissions.items() if v.at > now - DAY}
-        if admission.outcome == "ok" and admission.mode == "monitored":
-            self._reviews[request.send_id] = ReviewItem(send_id=request.send_id, at=now)
+        if admission.outcome == "ok":
+            self._admitted[request.send_id] = now
+            if admission.mode == "monitored":
+                self._reviews[request.send_id] = ReviewItem(send_id=request.send_id, at=now)
+                self._record("review_added", "mailgate", request.send_id)
+        keep = DAY if self._config.rate_per_day else HOUR
+        self._admitted = {k: at for k, at in self._admitted.items() if at > now - keep}
         return admission
 
     def _judge(self, request: AdmitRequest, now: datetime) -> Admission:
@@ -169,23 +186,27 @@ class MailboxWorkflow:
         problem = recipient_problem(self._config.policy(), request.recipients)
         if problem:
             return Admission(outcome="blocked", mode=mode, reason=problem)
-        sent = [a.at for a in self._admissions.values() if a.admission.outcome == "ok"]
-        problem = rate_problem(sent, now, self._config.rate_per_hour, self._config.rate_per_day)
+        problem = rate_problem(
+            list(self._admitted.values()), now, self._config.rate_per_hour, self._config.rate_per_day
+        )
         if problem:
             return Admission(outcome="blocked", mode=mode, reason=problem)
         return Admission(outcome="ok", mode=mode)
 
     @workflow.update
-    def ack_review(self, send_id: str, actor: str) -> ReviewItem:
-        item = self._reviews[send_id].model_copy(update={"acked_by": actor, "acked_at": workflow.now()})
-        self._reviews[send_id] = item
-        self._record("review_acked", actor, send_id)
+    def ack_review(self, ack: ReviewAck) -> ReviewItem:
+        item = self._reviews[ack.send_id].model_copy(update={"acked_by": ack.actor, "acked_at": workflow.now()})
+        self._reviews[ack.send_id] = item
+        self._record("review_acked", ack.actor, ack.send_id)
         return item
 
     @ack_review.validator
-    def _validate_ack(self, send_id: str, actor: str) -> None:
-        if send_id not in self._reviews:
-            raise Refused(f"{send_id} is not on the review list of {self._config.address}")
+    def _validate_ack(self, ack: ReviewAck) -> None:
+        item = self._reviews.get(ack.send_id)
+        if item is None:
+            raise Refused(f"{ack.send_id} is not on the review list of {self._config.address}")
+        if item.acked_by is not None:
+            raise Refused(f"{ack.send_id} was already reviewed by {item.acked_by}")
 
     @workflow.update
     def request_upgrade(self, ask: UpgradeAsk) -> UpgradeRequest:
@@ -246,6 +267,19 @@ class MailboxWorkflow:
             if request.status == "pending" and request.expires_at <= now:
                 self._upgrades[request.request_id] = request.model_copy(update={"status": "expired"})
 
+    def _prune(self, now: datetime) -> None:
+        """Keep the carried state bounded: settled items go after a while, unread reviews last."""
+        self._reviews = {
+            k: r for k, r in self._reviews.items() if r.acked_at is None or r.acked_at > now - SETTLED_KEPT
+        }
+        unacked = sorted((r for r in self._reviews.values() if r.acked_by is None), key=lambda r: r.at)
+        for dropped in unacked[: max(0, len(unacked) - REVIEWS_KEPT)]:
+            del self._reviews[dropped.send_id]
+            self._record("review_dropped", "mailgate", f"{dropped.send_id}: review list over {REVIEWS_KEPT}")
+        self._upgrades = {
+            k: u for k, u in self._upgrades.items() if u.status == "pending" or u.requested_at > now - SETTLED_KEPT
+        }
+
     def _record(self, kind: str, actor: str, detail: str = "") -> None:
         self._audit.append(
             AuditEvent(at=workflow.now(), kind=kind, actor=actor, detail=detail, mailbox=self._config.address)
@@ -258,7 +292,7 @@ class MailboxWorkflow:
             created_by=self._created_by,
             created_at=self._created_at,
             provisioned=self._provisioned,
-            admissions=tuple(self._admissions.values()),
+            admissions=tuple(Admitted(send_id=k, at=at) for k, at in self._admitted.items()),
             reviews=tuple(self._reviews.values()),
             upgrades=tuple(self._upgrades.values()),
             audit=tuple(self._audit),

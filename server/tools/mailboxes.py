@@ -9,6 +9,7 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from server.app import Mailgate
+from server.audit import AuditPage, audit_log
 from server.mailboxes import MailboxSummary
 from server.tools.common import agent_errors, reads, result, writes
 from workflows.models import MailboxConfig, OversightMode
@@ -28,6 +29,13 @@ class MailboxList(BaseModel):
     mailboxes: list[MailboxSummary]
 
 
+class UpgradeRequested(BaseModel):
+    mailbox: str
+    request_id: str
+    mode: OversightMode
+    expires_at: str
+
+
 class MailboxView(MailboxConfig):
     pending_upgrades: int = 0
     unacked_reviews: int = 0
@@ -39,7 +47,7 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
     @agent_errors
     async def list_mailboxes() -> Annotated[CallToolResult, MailboxList]:
         """The mailboxes you can use, each with its oversight mode."""
-        boxes = await app.mailboxes.list()
+        boxes = await app.mailboxes.all()
         lines = [f"{b.address}: {b.oversight_mode} ({MODE_MEANING[b.oversight_mode]})" for b in boxes]
         return result(MailboxList(mailboxes=boxes), "\n".join(lines) or "No mailboxes yet; create_mailbox makes one.")
 
@@ -74,3 +82,74 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
             address, created_by="agent", role="agent", mode=oversight_mode, display_name=display_name
         )
         return result(config, f"Created {config.address} in mode {config.mode}: {MODE_MEANING[config.mode]}.")
+
+
+def register_trust(mcp: MCPServer, app: Mailgate) -> None:
+    @mcp.tool(annotations=writes("Tighten a mailbox's oversight", destructive=False, idempotent=True))
+    @agent_errors
+    async def set_oversight_mode(
+        mailbox: Mailbox,
+        mode: Annotated[
+            OversightMode, Field(description="The new mode; it must be at least as strict as the current.")
+        ],
+        reason: Annotated[str, Field(description="Why, for the audit log.", max_length=500)] = "",
+    ) -> Annotated[CallToolResult, MailboxConfig]:
+        """Make a mailbox stricter (read_only is strictest, then gated_all, gated_send, monitored,
+        autonomous). You can only tighten; to loosen, call request_upgrade and ask a human."""
+        config = await app.mailboxes.set_mode(mailbox, mode, actor="agent", role="agent", reason=reason)
+        return result(config, f"{config.address} is now {config.mode}: {MODE_MEANING[config.mode]}.")
+
+    @mcp.tool(annotations=writes("Ask a human to loosen a mailbox", destructive=False, idempotent=False))
+    @agent_errors
+    async def request_upgrade(
+        mailbox: Mailbox,
+        mode: Annotated[OversightMode, Field(description="The looser mode you would like.")],
+        reason: Annotated[
+            str, Field(description="Why you need it; the human reads this.", min_length=1, max_length=500)
+        ],
+    ) -> Annotated[CallToolResult, UpgradeRequested]:
+        """Ask the mailbox's humans to loosen its oversight. They receive a one-time code (valid
+        24 hours); if they agree, they give it to you and you call apply_upgrade with it."""
+        upgrade = await app.mailboxes.request_upgrade(mailbox, mode, reason, requested_by="agent")
+        view = UpgradeRequested(
+            mailbox=upgrade.mailbox,
+            request_id=upgrade.request.request_id,
+            mode=upgrade.request.mode,
+            expires_at=upgrade.request.expires_at.isoformat(timespec="seconds"),
+        )
+        return result(
+            view,
+            f"Upgrade of {view.mailbox} to {view.mode} requested. A human has been asked; if they agree they "
+            "will give you a one-time code for apply_upgrade. Until then the mailbox keeps its mode.",
+        )
+
+    @mcp.tool(annotations=writes("Apply a human's upgrade code", destructive=False, idempotent=False))
+    @agent_errors
+    async def apply_upgrade(
+        mailbox: Mailbox,
+        code: Annotated[str, Field(description="The one-time code a human gave you.", min_length=1, max_length=32)],
+    ) -> Annotated[CallToolResult, MailboxConfig]:
+        """Loosen a mailbox with the one-time code a human gave you after request_upgrade.
+        Codes are single use, expire after 24 hours and stop working after 5 wrong tries."""
+        config = await app.mailboxes.apply_upgrade(mailbox, code, actor="agent")
+        return result(config, f"{config.address} is now {config.mode}: {MODE_MEANING[config.mode]}.")
+
+    @mcp.tool(annotations=reads("Audit log"))
+    @agent_errors
+    async def get_audit_log(
+        mailbox: Annotated[str | None, Field(description="Only this mailbox.")] = None,
+        send_id: Annotated[str | None, Field(description="Only this send.")] = None,
+        limit: Annotated[int, Field(ge=1, le=200, description="Page size.")] = 50,
+        cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
+    ) -> Annotated[CallToolResult, AuditPage]:
+        """What happened, newest first: sends, decisions with approver and reason, edits, mode
+        changes with who and when, upgrade requests and their outcome."""
+        page = await audit_log(app.mailboxes, app.sends, mailbox=mailbox, send_id=send_id, limit=limit, cursor=cursor)
+        lines = [
+            f"{e.at.isoformat(timespec='seconds')} {e.kind} by {e.actor}"
+            + (f" [{e.send_id}]" if e.send_id else f" [{e.mailbox}]")
+            + (f": {e.detail}" if e.detail else "")
+            for e in page.events
+        ]
+        more = f"\nMore: pass cursor={page.next_cursor}" if page.next_cursor else ""
+        return result(page, ("\n".join(lines) or "Nothing recorded yet.") + more)

@@ -120,7 +120,7 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
         cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
     ) -> Annotated[CallToolResult, SendPage]:
         """List sends, newest first, optionally by mailbox and status; paginated with cursor."""
-        page = await app.sends.list(mailbox=mailbox, status=status, limit=limit, cursor=cursor)
+        page = await app.sends.search(mailbox=mailbox, status=status, limit=limit, cursor=cursor)
         lines = [f"{s.send_id} {s.status} to {', '.join(s.to)}: {s.subject}" for s in page.sends]
         more = f"\nMore: pass cursor={page.next_cursor}" if page.next_cursor else ""
         return result(page, ("\n".join(lines) or "No sends.") + more)

@@ -11,7 +11,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from server.app import Mailgate
+from server.audit import audit_log
 from server.errors import InvalidInput, MailgateError
+from server.mailboxes import PolicyChanges
 from server.sends import check_person, parse_edits
 from server.web.security import admin_role
 from workflows.models import Decision, OversightMode, SendStatus
@@ -51,6 +53,10 @@ class MailboxBody(Body):
     address: str
     display_name: str = ""
     mode: OversightMode | None = None
+
+
+class ConfigureBody(PolicyChanges):
+    actor: str = Field(min_length=1, max_length=200)
 
 
 class ModeBody(Body):
@@ -113,7 +119,7 @@ async def list_approvals(request: Request, app: Mailgate) -> Any:
     limit = query.get("limit", "50")
     if not limit.isdigit() or not 1 <= int(limit) <= 500:
         raise InvalidInput("limit must be a number from 1 to 500")
-    page = await app.sends.list(
+    page = await app.sends.search(
         mailbox=query.get("mailbox") or None,
         status=_status_filter(query.get("status")),
         limit=int(limit),
@@ -146,7 +152,7 @@ async def show_send(request: Request, app: Mailgate) -> Any:
 
 
 async def list_mailboxes(request: Request, app: Mailgate) -> Any:
-    return {"mailboxes": dump(list(await app.mailboxes.list()))}
+    return {"mailboxes": dump(list(await app.mailboxes.all()))}
 
 
 async def create_mailbox(request: Request, app: Mailgate) -> Any:
@@ -169,6 +175,51 @@ async def set_mode(request: Request, app: Mailgate) -> Any:
     return dump(config)
 
 
+class AckBody(Body):
+    reviewer: str = Field(min_length=1, max_length=200)
+
+
+async def configure_mailbox(request: Request, app: Mailgate) -> Any:
+    body = await read_body(request, ConfigureBody)
+    changes = PolicyChanges(**body.model_dump(exclude={"actor"}, exclude_unset=True))
+    config = await app.mailboxes.configure(
+        request.path_params["address"], changes, actor=check_person(body.actor, "actor")
+    )
+    return dump(config)
+
+
+async def list_reviews(request: Request, app: Mailgate) -> Any:
+    include = request.query_params.get("include_acked") in ("1", "true")
+    reviews = await app.mailboxes.reviews(request.query_params.get("mailbox") or None, include_acked=include)
+    return {"reviews": dump(list(reviews))}
+
+
+async def ack_review(request: Request, app: Mailgate) -> Any:
+    body = await read_body(request, AckBody)
+    return dump(await app.ack_review(request.path_params["send_id"], check_person(body.reviewer, "reviewer")))
+
+
+async def list_upgrades(request: Request, app: Mailgate) -> Any:
+    upgrades = await app.mailboxes.upgrades(request.query_params.get("mailbox") or None)
+    return {"upgrades": dump(list(upgrades))}
+
+
+async def show_audit(request: Request, app: Mailgate) -> Any:
+    query = request.query_params
+    limit = query.get("limit", "50")
+    if not limit.isdigit():
+        raise InvalidInput("limit must be a number from 1 to 200")
+    page = await audit_log(
+        app.mailboxes,
+        app.sends,
+        mailbox=query.get("mailbox") or None,
+        send_id=query.get("send_id") or None,
+        limit=int(limit),
+        cursor=query.get("cursor") or None,
+    )
+    return dump(page)
+
+
 def routes(app: Mailgate) -> list[Route]:
     def route(path: str, handler: Handler, method: Literal["GET", "POST"]) -> Route:
         return Route(path, endpoint(app, handler), methods=[method])
@@ -181,4 +232,9 @@ def routes(app: Mailgate) -> list[Route]:
         route("/api/mailboxes", list_mailboxes, "GET"),
         route("/api/mailboxes", create_mailbox, "POST"),
         route("/api/mailboxes/{address}/mode", set_mode, "POST"),
+        route("/api/mailboxes/{address}", configure_mailbox, "POST"),
+        route("/api/reviews", list_reviews, "GET"),
+        route("/api/reviews/{send_id}/ack", ack_review, "POST"),
+        route("/api/upgrades", list_upgrades, "GET"),
+        route("/api/audit", show_audit, "GET"),
     ]

@@ -117,3 +117,46 @@ async def test_help_explains_every_command() -> None:
     out, _ = await process.communicate()
     for command in ("serve", "mcp", "worker", "approvals", "mailbox", "sends", "sandbox", "setup"):
         assert command in out.decode()
+
+
+async def test_trust_commands_reviews_upgrades_configure_audit(app: Mailgate) -> None:
+    mailbox = app.settings.default_mailbox
+    configured = await mailgate(
+        app,
+        "mailbox",
+        "configure",
+        mailbox,
+        "--reviewer",
+        "rita@example.com",
+        "--deny",
+        "evil.com",
+        "--rate-per-hour",
+        "10",
+        "--as",
+        "ops",
+        "--json",
+    )
+    assert configured.code == 0, configured.err
+    config = json.loads(configured.out)
+    assert (config["reviewers"], config["deny"], config["rate_per_hour"]) == (["rita@example.com"], ["evil.com"], 10)
+    bad = await mailgate(app, "mailbox", "configure", mailbox, "--allow", "not a domain!")
+    assert bad.code == 1
+
+    await app.mailboxes.set_mode(mailbox, "monitored", actor="ops", role="human")
+    sent = await app.sends.submit(mailbox=mailbox, to=["b@example.com"], subject="fyi", body="b")
+    await wait_for_status(app, sent.send_id, ["sent"])
+    reviews = await mailgate(app, "reviews", "list", "--json")
+    assert [r["send_id"] for r in json.loads(reviews.out)] == [sent.send_id]
+    acked = await mailgate(app, "reviews", "ack", sent.send_id, "--as", "rita")
+    assert acked.code == 0, acked.err
+    twice = await mailgate(app, "reviews", "ack", sent.send_id, "--as", "rita")
+    assert twice.code == 1
+    assert "already reviewed by rita" in twice.err
+
+    upgrade = await app.mailboxes.request_upgrade(mailbox, "autonomous", "bulk", requested_by="agent")
+    listed = json.loads((await mailgate(app, "upgrades", "list", "--json")).out)
+    assert [(u["code"], u["request"]["mode"]) for u in listed] == [(upgrade.code, "autonomous")]
+
+    audit = await mailgate(app, "mailbox", "audit", mailbox, "--json")
+    kinds = {e["kind"] for e in json.loads(audit.out)}
+    assert {"configured", "mode_changed", "review_acked", "upgrade_requested", "sent"} <= kinds

@@ -11,7 +11,7 @@ from server.errors import Conflict, InvalidInput, NotFound
 
 
 async def count_sends(app: Mailgate) -> int:
-    return len((await app.sends.list(mailbox=app.settings.default_mailbox, limit=100)).sends)
+    return len((await app.sends.search(mailbox=app.settings.default_mailbox, limit=100)).sends)
 
 
 async def send(app: Mailgate, **overrides: object) -> object:

@@ -112,3 +112,37 @@ async def test_foreign_origin_and_unexpected_host_get_nothing(web: Web) -> None:
     assert foreign.status_code == 403
     rebound = await web.admin.get("/api/approvals", headers={"Host": "evil.example:8025"})
     assert rebound.status_code == 421
+
+
+async def test_reviews_upgrades_policies_and_audit_over_the_api(web: Web) -> None:
+    mailbox = web.app.settings.default_mailbox
+    configured = await web.admin.post(
+        f"/api/mailboxes/{mailbox}", json={"actor": "ops", "allow": ["example.com"], "rate_per_day": 100}
+    )
+    assert configured.status_code == 200, configured.text
+    assert configured.json()["allow"] == ["example.com"]
+    invalid = await web.admin.post(f"/api/mailboxes/{mailbox}", json={"actor": "ops", "rate_per_day": -1})
+    assert invalid.status_code == 400
+    unknown_field = await web.admin.post(f"/api/mailboxes/{mailbox}", json={"actor": "ops", "mode": "autonomous"})
+    assert unknown_field.status_code == 400
+
+    await web.admin.post(f"/api/mailboxes/{mailbox}/mode", json={"mode": "monitored", "actor": "ops"})
+    sent = await web.app.sends.submit(mailbox=mailbox, to=["b@example.com"], subject="s", body="b")
+    await wait_for_status(web.app, sent.send_id, ["sent"])
+    reviews = (await web.admin.get("/api/reviews")).json()["reviews"]
+    assert [r["send_id"] for r in reviews] == [sent.send_id]
+    acked = await web.admin.post(f"/api/reviews/{sent.send_id}/ack", json={"reviewer": "rita"})
+    assert acked.status_code == 200
+    assert (await web.admin.get("/api/reviews")).json()["reviews"] == []
+
+    upgrade = await web.app.mailboxes.request_upgrade(mailbox, "autonomous", "bulk", requested_by="agent")
+    upgrades = (await web.admin.get("/api/upgrades")).json()["upgrades"]
+    assert [u["code"] for u in upgrades] == [upgrade.code]
+    assert (await web.agent.get("/api/upgrades")).status_code == 403
+
+    audit = await web.admin.get("/api/audit", params={"mailbox": mailbox, "limit": 5})
+    assert audit.status_code == 200
+    assert len(audit.json()["events"]) == 5
+    assert audit.json()["next_cursor"]
+    bad_cursor = await web.admin.get("/api/audit", params={"cursor": "zz"})
+    assert bad_cursor.status_code == 400

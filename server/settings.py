@@ -24,6 +24,7 @@ from pydantic_settings import (
 )
 
 from workflows.addresses import AddressError, parse_addr_spec
+from workflows.codec import CodecError, EncryptionCodec, parse_keys
 from workflows.models import OversightMode, strictness
 
 
@@ -68,6 +69,7 @@ class Settings(BaseSettings):
 
     temporal_address: str | None = None
     temporal_namespace: str = Field(default="default", pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    temporal_ui_url: str | None = Field(default=None, description="the Temporal UI, for links and the codec endpoint")
     temporal_port: int = Field(default=7233, ge=1, le=65535)
     temporal_ui_port: int | None = Field(default=None, ge=1, le=65535)
     temporal_tls: bool = False
@@ -77,6 +79,9 @@ class Settings(BaseSettings):
     temporal_tls_server_name: str | None = None
     temporal_api_key: SecretStr | None = None
     temporal_sqlite_synchronous: Literal["off", "normal", "full"] = "normal"
+    encryption_keys: SecretStr | None = Field(
+        default=None, description="KEY_ID:BASE64KEY[,...]: encrypt payloads in Temporal; the first key encrypts"
+    )
     task_queue: str = Field(default="mailgate", pattern=r"^[A-Za-z0-9._-]{1,100}$")
 
     agent_token: SecretStr | None = None
@@ -125,6 +130,21 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config)))
         return tuple(sources)
 
+    @field_validator("encryption_keys")
+    @classmethod
+    def _keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                parse_keys(value.get_secret_value())
+            except CodecError as exc:
+                raise ValueError(str(exc)) from exc
+        return value
+
+    def codec(self) -> EncryptionCodec | None:
+        if self.encryption_keys is None:
+            return None
+        return EncryptionCodec(parse_keys(self.encryption_keys.get_secret_value()))
+
     @property
     def embedded(self) -> bool:
         return self.temporal_address is None
@@ -133,6 +153,19 @@ class Settings(BaseSettings):
     def new_mailbox_mode(self) -> OversightMode:
         """The mode an agent-created mailbox starts in: the default, never looser than the floor."""
         return min(self.default_mode, self.mode_floor, key=strictness)
+
+    @property
+    def temporal_ui(self) -> str | None:
+        """The Temporal UI's URL: configured, or the embedded dev server's."""
+        if self.temporal_ui_url:
+            return self.temporal_ui_url.rstrip("/")
+        if self.embedded:
+            return f"http://127.0.0.1:{self.embedded_ui_port}"
+        return None
+
+    @property
+    def embedded_ui_port(self) -> int:
+        return self.temporal_ui_port or self.temporal_port + 1000
 
     @property
     def http_url(self) -> str:

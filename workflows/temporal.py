@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, PayloadCodec
 
 STATUS = SearchAttributeKey.for_keyword("MailgateStatus")
 MAILBOX = SearchAttributeKey.for_keyword("MailgateMailbox")
@@ -12,5 +14,8 @@ MAILBOX = SearchAttributeKey.for_keyword("MailgateMailbox")
 SEARCH_ATTRIBUTES = {STATUS.name: "Keyword", MAILBOX.name: "Keyword"}
 
 
-def data_converter() -> DataConverter:
-    return pydantic_data_converter
+def data_converter(codec: PayloadCodec | None = None) -> DataConverter:
+    """Pydantic payloads, sealed by ``codec`` when encryption is configured."""
+    if codec is None:
+        return pydantic_data_converter
+    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)

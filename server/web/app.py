@@ -14,8 +14,14 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from server.app import Mailgate
-from server.web import api
-from server.web.security import METADATA_PATH, AgentAuthMiddleware, HostOriginMiddleware, allowed_hosts
+from server.web import api, codec
+from server.web.security import (
+    METADATA_PATH,
+    AgentAuthMiddleware,
+    HostOriginMiddleware,
+    allowed_hosts,
+    temporal_ui_origins,
+)
 
 MCP_MAX_BODY = 4 * 1024 * 1024
 
@@ -23,6 +29,7 @@ MCP_MAX_BODY = 4 * 1024 * 1024
 def build_app(app: Mailgate, mcp: MCPServer, ready: Callable[[], bool]) -> Starlette:
     settings = app.settings
     hosts = allowed_hosts(settings)
+    ui_origins = temporal_ui_origins(settings)
     # Our own middleware checks Host and Origin for every route; the SDK's copy for MCP agrees.
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
@@ -66,6 +73,7 @@ def build_app(app: Mailgate, mcp: MCPServer, ready: Callable[[], bool]) -> Starl
         Route(METADATA_PATH, resource_metadata, methods=["GET"]),
         Route("/", index, methods=["GET"]),
         *api.routes(app),
+        *codec.routes(settings.codec(), app.secrets, ui_origins),
         *streamable.routes,
         *sse.routes,
     ]
@@ -78,7 +86,7 @@ def build_app(app: Mailgate, mcp: MCPServer, ready: Callable[[], bool]) -> Starl
     return Starlette(
         routes=routes,
         middleware=[
-            Middleware(HostOriginMiddleware, hosts=hosts),
+            Middleware(HostOriginMiddleware, hosts=hosts, codec_origins=ui_origins),
             Middleware(AgentAuthMiddleware, secrets=app.secrets, base_url=settings.http_url),
         ],
         lifespan=lifespan,

@@ -26,13 +26,26 @@ def allowed_hosts(settings: Settings) -> set[str]:
     return hosts
 
 
+def temporal_ui_origins(settings: Settings) -> set[str]:
+    url = settings.temporal_ui
+    if not url:
+        return set()
+    parts = urlsplit(url)
+    origins = {f"{parts.scheme}://{parts.netloc}"}
+    if parts.hostname == "127.0.0.1" and parts.port:
+        origins.add(f"{parts.scheme}://localhost:{parts.port}")
+    return origins
+
+
 class HostOriginMiddleware:
     """421 for a Host we do not serve, 403 for a foreign Origin: a rebound DNS name gets nothing."""
 
-    def __init__(self, app: ASGIApp, hosts: set[str]) -> None:
+    def __init__(self, app: ASGIApp, hosts: set[str], codec_origins: set[str] | None = None) -> None:
         self.app = app
         self.hosts = hosts
         self.origins = {f"http://{h}" for h in hosts} | {f"https://{h}" for h in hosts}
+        # The Temporal UI, on its own port, may call the codec endpoint and nothing else.
+        self.codec_origins = codec_origins or set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -41,7 +54,8 @@ class HostOriginMiddleware:
                 await Response("Misdirected request: unexpected Host header", status_code=421)(scope, receive, send)
                 return
             origin = headers.get("origin")
-            if origin is not None and origin not in self.origins:
+            allowed = self.origins | self.codec_origins if scope["path"].startswith("/codec/") else self.origins
+            if origin is not None and origin not in allowed:
                 await Response("Forbidden: foreign Origin", status_code=403)(scope, receive, send)
                 return
         await self.app(scope, receive, send)

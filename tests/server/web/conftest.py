@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -32,8 +33,8 @@ class Web:
     anonymous: httpx.AsyncClient
 
 
-@pytest.fixture
-async def web(app: Mailgate) -> AsyncIterator[Web]:
+@contextlib.asynccontextmanager
+async def serve_web(app: Mailgate) -> AsyncIterator[Web]:
     port = free_port()
     app.settings.port = port
     server = uvicorn.Server(
@@ -43,11 +44,17 @@ async def web(app: Mailgate) -> AsyncIterator[Web]:
     while not server.started:
         await asyncio.sleep(0.01)
     url = f"http://127.0.0.1:{port}"
-    admin = httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
-    agent = httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {AGENT_TOKEN}"})
-    anonymous = httpx.AsyncClient(base_url=url)
-    yield Web(app, url, admin, agent, anonymous)
-    for client in (admin, agent, anonymous):
-        await client.aclose()
+    async with (
+        httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin,
+        httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {AGENT_TOKEN}"}) as agent,
+        httpx.AsyncClient(base_url=url) as anonymous,
+    ):
+        yield Web(app, url, admin, agent, anonymous)
     server.should_exit = True
     await task
+
+
+@pytest.fixture
+async def web(app: Mailgate) -> AsyncIterator[Web]:
+    async with serve_web(app) as web:
+        yield web

@@ -62,6 +62,13 @@ class DevServer:
     db: str
     owned: bool = False
 
+    def exited(self) -> bool:
+        try:
+            pid, _ = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:  # not our child (adopted): ask the kernel
+            return not pid_alive(self.pid)
+        return pid == self.pid
+
     def stop(self, timeout: float = 15.0) -> None:
         if not self.owned or not pid_alive(self.pid):
             return

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -35,6 +35,7 @@ from workflows.mailbox import (
     UpgradeAsk,
     UpgradeRedeem,
     UpgradeRequest,
+    mailbox_memo,
 )
 from workflows.models import MailboxConfig, ModeChange, OversightMode, Role, is_looser
 from workflows.temporal import MAILBOX
@@ -194,12 +195,7 @@ class Mailboxes:
                 task_queue=self._settings.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                memo={
-                    "address": address,
-                    "mode": config.mode,
-                    "display_name": config.display_name,
-                    "provider": config.provider,
-                },
+                memo=mailbox_memo(config),
                 search_attributes=TypedSearchAttributes([SearchAttributePair(MAILBOX, mailbox_key(address))]),
                 static_summary=f"mailbox {address}",
             )
@@ -226,15 +222,25 @@ class Mailboxes:
         return state
 
     async def config(self, address: str) -> MailboxConfig:
-        """The mailbox's configuration, at most a second old.
+        """The mailbox's configuration from its memo (no worker needed), at most a second old.
 
         Staleness cannot loosen anything: the mailbox workflow re-checks the mode atomically
         just before every delivery.
         """
+        address = parse_mailbox(address)
         cached = self._cache.get(address.lower())
         if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
             return cached[1]
-        return (await self.state(address)).config
+        handle = self._client.get_workflow_handle(mailbox_workflow_id(address))
+        try:
+            description = await handle.describe()
+        except RPCError as err:
+            raise rpc_error(err, self._missing(address)) from err
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            raise NotFound(self._missing(address))
+        config = await description.memo_value("config", type_hint=MailboxConfig)
+        self._cache[address.lower()] = (time.monotonic(), config)
+        return config
 
     async def all(self) -> list[MailboxSummary]:
         query = (

@@ -18,7 +18,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
-from server.errors import Conflict, InvalidInput
+from server.errors import Conflict, InvalidInput, MailgateError, NotFound, Unavailable
 from server.mailboxes import Mailboxes, parse_mailbox, rpc_error, update_error
 from server.settings import Settings
 from workflows import ids
@@ -46,6 +46,7 @@ from workflows.send import SendEmailWorkflow
 from workflows.temporal import MAILBOX, STATUS
 
 T = TypeVar("T")
+QUERY_TIMEOUT = timedelta(seconds=10)
 _KEY_RE = re.compile(r"[\x21-\x7e]{1,200}")
 _SEND_ID_RE = re.compile(r"send-[a-z2-7]{20}")
 
@@ -277,10 +278,15 @@ class Sends:
     async def status(self, send_id: str) -> SendState:
         handle = self._handle(send_id)
         try:
-            state = await handle.query(SendEmailWorkflow.state)
-            if state.status != "sending":
-                return state
-            # While the provider is failing, the activity retries; its last error is on the server.
+            state = await handle.query(SendEmailWorkflow.state, rpc_timeout=QUERY_TIMEOUT)
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise NotFound(self._missing(send_id)) from err
+            raise await self._no_worker(send_id) from err
+        if state.status != "sending":
+            return state
+        # While the provider is failing, the activity retries; its last error is on the server.
+        try:
             description = await handle.describe()
         except RPCError as err:
             raise rpc_error(err, self._missing(send_id)) from err
@@ -289,6 +295,17 @@ class Sends:
                 error = f"{pending.last_failure.message} (attempt {pending.attempt}, retrying)"
                 return state.model_copy(update={"last_error": error})
         return state
+
+    async def _no_worker(self, send_id: str) -> MailgateError:
+        """Queries need a worker; visibility does not. Say what is known and what is missing."""
+        try:
+            status = (await self._handle(send_id).describe()).typed_search_attributes.get(STATUS)
+        except RPCError as err:
+            return rpc_error(err, self._missing(send_id))
+        return Unavailable(
+            f"{send_id} is {status} (per Temporal's index); its details need a running mailgate worker "
+            "and none answered in time. Try again shortly."
+        )
 
     async def cancel(self, send_id: str, actor: str = "agent") -> SendState:
         return await self._update(send_id, SendEmailWorkflow.cancel, actor, "it can no longer be cancelled")

@@ -97,6 +97,7 @@ async def start_core(settings: Settings) -> AsyncIterator[Stack]:
     """Temporal (embedded unless configured), the client, the worker and the default mailboxes."""
     secrets = load_secrets(settings)
     dev = await asyncio.to_thread(start_dev_server, settings) if settings.embedded else None
+    stack: Stack | None = None
     try:
         client = await connect(settings, dev.address if dev else None, wait=30)
         if dev is not None:
@@ -108,11 +109,32 @@ async def start_core(settings: Settings) -> AsyncIterator[Stack]:
             await app.mailboxes.ensure(MailboxEntry(address=settings.default_mailbox), created_by="mailgate")
             for entry in settings.mailboxes:
                 await app.mailboxes.ensure(entry, created_by="config")
-            yield Stack(settings, secrets, app, dev, worker)
+            stack = Stack(settings, secrets, app, dev, worker)
+            supervisor = asyncio.create_task(supervise(stack)) if dev is not None else None
+            try:
+                yield stack
+            finally:
+                if supervisor is not None:
+                    supervisor.cancel()
         await providers.aclose()
     finally:
-        if dev is not None:
-            await asyncio.to_thread(dev.stop)
+        current = stack.dev if stack is not None else dev
+        if current is not None:
+            await asyncio.to_thread(current.stop)
+
+
+async def supervise(stack: Stack, interval: float = 1.0) -> None:
+    """Restart the embedded dev server if it dies; the client and worker reconnect by themselves."""
+    while True:
+        await asyncio.sleep(interval)
+        dev = stack.dev
+        if dev is None or not dev.exited():
+            continue
+        log.warning("the Temporal dev server (pid %s) exited; restarting it on the same data", dev.pid)
+        try:
+            stack.dev = await asyncio.to_thread(start_dev_server, stack.settings)
+        except SettingsError as exc:
+            log.error("could not restart the Temporal dev server: %s", exc)
 
 
 def banner(stack: Stack, stdio: bool) -> str:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from server.credentials import load_secrets
 from server.embedded import find_executable
 from server.settings import Settings
 from server.workers import add_search_attributes
+from tests.serve import Serve
 from workflows.models import SendState, SendStatus
 from workflows.providers.base import ProviderSet
 from workflows.providers.sandbox import SandboxProvider
@@ -71,6 +74,18 @@ async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     await add_search_attributes(env.client, "default")
     yield env
     await env.shutdown()
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Serve]:
+    """A `mailgate serve` on its own data dir; stopped, with its dev server, at the end."""
+    stack = Serve(tmp_path / "data")
+    stack.data_dir.mkdir()
+    yield stack
+    if stack.process is not None and stack.process.poll() is None:
+        stack.stop()
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        os.kill(stack.temporal_pid(), signal.SIGKILL)
 
 
 def unique_mailbox(prefix: str = "agent") -> str:

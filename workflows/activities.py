@@ -6,6 +6,8 @@ workflow, and delivery by the send's fixed Message-ID.
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio import activity
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
@@ -21,6 +23,12 @@ class DeliveryFailed(ApplicationError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, type=type(self).__name__, non_retryable=True)
+
+
+async def _heartbeat(every: float = 2.0) -> None:
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(every)
 
 
 class MailActivities:
@@ -46,12 +54,15 @@ class MailActivities:
     @activity.defn
     async def deliver(self, request: DeliveryRequest) -> DeliveryReceipt:
         provider = self._providers.for_mailbox(request.mailbox)
+        beat = asyncio.create_task(_heartbeat())
         try:
             return await provider.send(request)
         except DeliveryError as err:
             if err.permanent:
                 raise DeliveryFailed(str(err)) from err
             raise
+        finally:
+            beat.cancel()
 
     @activity.defn
     async def provision(self, config: MailboxConfig) -> None:

@@ -8,7 +8,7 @@ the review list, upgrade requests and mode-change audit. It continues as new as 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -96,6 +96,16 @@ class MailboxState(Frozen):
     audit: tuple[AuditEvent, ...] = ()
 
 
+def mailbox_memo(config: MailboxConfig) -> dict[str, Any]:
+    return {
+        "address": config.address,
+        "mode": config.mode,
+        "display_name": config.display_name,
+        "provider": config.provider,
+        "config": config,
+    }
+
+
 class Refused(ApplicationError):
     def __init__(self, message: str) -> None:
         super().__init__(message, type="Refused", non_retryable=True)
@@ -141,7 +151,7 @@ class MailboxWorkflow:
         old = self._config.mode
         if change.mode != old:
             self._config = self._config.model_copy(update={"mode": change.mode})
-            workflow.upsert_memo({"mode": change.mode})
+            self._publish()
             self._record("mode_changed", change.actor, f"{old} -> {change.mode} ({change.role}) {change.reason}")
         return self._config
 
@@ -158,7 +168,7 @@ class MailboxWorkflow:
         """A human's change of policies; the address, provider and mode are not changed here."""
         keep = {"address", "provider", "mode"}
         self._config = change.config.model_copy(update={k: getattr(self._config, k) for k in keep})
-        workflow.upsert_memo({"display_name": self._config.display_name})
+        self._publish()
         self._record("configured", change.actor, "policies updated")
         return self._config
 
@@ -244,7 +254,7 @@ class MailboxWorkflow:
         self._upgrades[request.request_id] = request.model_copy(update={"status": "applied"})
         old = self._config.mode
         self._config = self._config.model_copy(update={"mode": request.mode})
-        workflow.upsert_memo({"mode": request.mode})
+        self._publish()
         self._record("mode_changed", redeem.actor, f"{old} -> {request.mode} (upgrade {request.request_id})")
         return self._config
 
@@ -266,6 +276,10 @@ class MailboxWorkflow:
         for request in list(self._upgrades.values()):
             if request.status == "pending" and request.expires_at <= now:
                 self._upgrades[request.request_id] = request.model_copy(update={"status": "expired"})
+
+    def _publish(self) -> None:
+        """Mirror the configuration into the memo, so front doors read it without a worker."""
+        workflow.upsert_memo(mailbox_memo(self._config))
 
     def _prune(self, now: datetime) -> None:
         """Keep the carried state bounded: settled items go after a while, unread reviews last."""

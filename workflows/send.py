@@ -143,7 +143,7 @@ class SendEmailWorkflow:
                     approved_by=self._decision.approver if self._decision else None,
                 ),
             ],
-            start_to_close_timeout=timedelta(seconds=30),
+            start_to_close_timeout=timedelta(seconds=10),
             retry_policy=ADMIT_RETRY,
         )
 
@@ -162,6 +162,8 @@ class SendEmailWorkflow:
                 MailActivities.deliver,
                 request,
                 start_to_close_timeout=timedelta(minutes=2),
+                # The activity heartbeats while it works, so a dead worker is noticed in seconds.
+                heartbeat_timeout=timedelta(seconds=10),
                 schedule_to_close_timeout=DELIVERY_DEADLINE,
                 retry_policy=DELIVERY_RETRY,
             )

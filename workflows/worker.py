@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -20,4 +22,6 @@ def build_worker(client: Client, task_queue: str, providers: ProviderSet) -> Wor
         task_queue=task_queue,
         workflows=WORKFLOWS,
         activities=[activities.admit, activities.deliver, activities.provision],
+        # If the worker holding a workflow's cached state dies, another takes over sooner.
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
@@ -12,6 +13,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from temporalio.service import RPCError
 
 from server.app import Mailgate
 from server.web import api, codec
@@ -49,6 +51,12 @@ def build_app(app: Mailgate, mcp: MCPServer, ready: Callable[[], bool]) -> Starl
     async def healthz(request: Request) -> Response:
         if not ready():
             return JSONResponse({"status": "starting"}, status_code=503)
+        try:
+            healthy = await app.client.service_client.check_health(timeout=timedelta(seconds=2))
+        except RPCError:
+            healthy = False
+        if not healthy:
+            return JSONResponse({"status": "temporal unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
     async def resource_metadata(request: Request) -> Response:

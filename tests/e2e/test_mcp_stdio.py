@@ -12,7 +12,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from server.embedded import pid_alive
-from tests.e2e.conftest import Serve, eventually
+from tests.serve import Serve, eventually
 
 pytestmark = pytest.mark.e2e
 

@@ -13,7 +13,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from server.embedded import pid_alive
-from tests.e2e.conftest import Serve, eventually
+from tests.serve import Serve, eventually
 
 pytestmark = pytest.mark.e2e
 

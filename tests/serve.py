@@ -1,4 +1,4 @@
-"""Whole-stack fixtures: `mailgate serve` as a real subprocess on free ports."""
+"""`mailgate serve` as a real subprocess on free ports, for whole-stack tests."""
 
 from __future__ import annotations
 
@@ -11,13 +11,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import httpx2
-import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -129,17 +128,6 @@ class Serve:
             Client(streamable_http_client(f"{self.url}/mcp", http_client=http)) as client,
         ):
             yield client
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Serve]:
-    stack = Serve(tmp_path / "data")
-    stack.data_dir.mkdir()
-    yield stack
-    if stack.process is not None and stack.process.poll() is None:
-        stack.stop()
-    with contextlib.suppress(OSError, ValueError, KeyError):
-        os.kill(stack.temporal_pid(), signal.SIGKILL)
 
 
 async def eventually(check: object, timeout: float = 30.0) -> None:

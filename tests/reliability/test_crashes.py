@@ -1,0 +1,258 @@
+"""Nothing lost, nothing sent twice: SIGKILL of workers, of the whole stack, of Temporal itself.
+
+Each test prints what it did (kills, restarts, sends) so the README's figures can be checked
+against a run: pytest -s tests/reliability/test_crashes.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from server.app import Mailgate
+from server.credentials import load_secrets
+from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN, make_settings
+from tests.serve import Serve, eventually
+from workflows.models import Decision
+from workflows.providers.sandbox import SandboxStore
+
+pytestmark = pytest.mark.e2e
+SENDS = 100
+
+
+@dataclass
+class Workers:
+    """`mailgate worker` subprocesses against the session's Temporal server."""
+
+    env: dict[str, str]
+    log: Path
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    kills: int = 0
+
+    def start(self) -> subprocess.Popen[bytes]:
+        with self.log.open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "server.cli", "worker"], env=self.env, stdout=log, stderr=log
+            )
+        self.processes.append(process)
+        return process
+
+    def kill(self, process: subprocess.Popen[bytes]) -> None:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        self.processes.remove(process)
+        self.kills += 1
+
+    def stop_all(self) -> None:
+        for process in list(self.processes):
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes.clear()
+
+
+@pytest.fixture
+async def front(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[tuple[Mailgate, Workers]]:
+    """The front door in this process (no worker), workers as separate processes."""
+    settings = make_settings(temporal_env, tmp_path)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")},
+        "MAILGATE_DATA_DIR": str(tmp_path),
+        "MAILGATE_TEMPORAL_ADDRESS": settings.temporal_address or "",
+        "MAILGATE_TASK_QUEUE": settings.task_queue,
+        "MAILGATE_AGENT_TOKEN": AGENT_TOKEN,
+        "MAILGATE_ADMIN_TOKEN": ADMIN_TOKEN,
+    }
+    workers = Workers(env, tmp_path / "workers.log")
+    app = Mailgate.build(settings, temporal_env.client, load_secrets(settings))
+    yield app, workers
+    workers.stop_all()
+
+
+def copies(store: SandboxStore, mailbox: str) -> Counter[str]:
+    return Counter(d.message_id for d in store.deliveries(mailbox))
+
+
+async def all_final(app: Mailgate, send_ids: list[str], timeout: float = 120) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    pending = set(send_ids)
+    final: dict[str, str] = {}
+    while pending:
+        for send_id in list(pending):
+            state = await app.sends.status(send_id)
+            if state.status in ("sent", "failed", "blocked", "rejected", "expired", "cancelled"):
+                final[send_id] = state.status
+                pending.discard(send_id)
+        if pending and time.monotonic() > deadline:
+            raise AssertionError(f"{len(pending)} sends never finished")
+        await asyncio.sleep(0.3)
+    return final
+
+
+async def test_sigkill_of_the_worker_at_random_points_loses_and_repeats_nothing(
+    front: tuple[Mailgate, Workers],
+) -> None:
+    app, workers = front
+    rng = random.Random(20261130)
+    worker = workers.start()
+    mailbox = app.settings.default_mailbox
+    await app.mailboxes.create(mailbox, created_by="tests")
+    sends = [
+        (await app.sends.submit(mailbox=mailbox, to=[f"r{i}@example.com"], subject=f"n{i}", body="b")).send_id
+        for i in range(SENDS)
+    ]
+    for batch in range(10):
+        # Decisions as signals: they are stored even while no worker runs.
+        for send_id in sends[batch * 10 : (batch + 1) * 10]:
+            decision = Decision(decision="approve", approver="alice", decision_id=f"d-{send_id}")
+            await app.sends.signal_decision(send_id, decision)
+        await asyncio.sleep(rng.uniform(0.05, 0.8))
+        workers.kill(worker)
+        worker = workers.start()
+    final = await all_final(app, sends)
+    delivered = copies(app.sandbox, mailbox)
+    print(f"\nworker SIGKILLs: {workers.kills}; sends: {len(sends)}; sent: {sum(v == 'sent' for v in final.values())}")
+    assert set(final.values()) == {"sent"}
+    assert len(delivered) == SENDS
+    assert set(delivered.values()) == {1}
+
+
+async def test_one_of_two_workers_killed_mid_load_loses_nothing(front: tuple[Mailgate, Workers]) -> None:
+    app, workers = front
+    first, _second = workers.start(), workers.start()
+    mailbox = app.settings.default_mailbox
+    await app.mailboxes.create(mailbox, created_by="tests", mode="autonomous")
+    await asyncio.sleep(1.0)
+    sends = []
+    for i in range(SENDS):
+        sends.append((await app.sends.submit(mailbox=mailbox, to=["b@example.com"], subject=f"{i}", body="b")).send_id)
+        if i == SENDS // 3:
+            workers.kill(first)
+    final = await all_final(app, sends)
+    delivered = copies(app.sandbox, mailbox)
+    print(f"\ntwo workers, one SIGKILLed after {SENDS // 3} of {SENDS} sends: {len(delivered)} delivered once")
+    assert set(final.values()) == {"sent"}
+    assert len(delivered) == SENDS
+    assert set(delivered.values()) == {1}
+
+
+def sandbox_rows(stack: Serve) -> Counter[str]:
+    store = SandboxStore(stack.data_dir / "sandbox.db")
+    try:
+        return copies(store, "agent@mailgate.local")
+    finally:
+        store.close()
+
+
+async def submit_and_approve(stack: Serve, keys: list[str]) -> None:
+    """What an agent and a human do: submit (retrying with the same key), then approve."""
+    headers = {"Authorization": f"Bearer {stack.token('admin')}"}
+    async with stack.mcp() as client, httpx.AsyncClient(base_url=stack.url, headers=headers) as http:
+        for key in keys:
+            sent = await client.call_tool(
+                "durable_send",
+                {
+                    "mailbox": "agent@mailgate.local",
+                    "to": ["b@example.com"],
+                    "subject": key,
+                    "body": "b",
+                    "idempotency_key": key,
+                },
+            )
+            send_id = (sent.structured_content or {})["send_id"]
+            if sent.structured_content and sent.structured_content["status"] == "pending_approval":
+                await http.post(f"/api/approvals/{send_id}/approve", json={"approver": "alice"})
+
+
+async def test_sigkill_of_the_whole_stack_at_random_points_loses_and_repeats_nothing(serve: Serve) -> None:
+    rng = random.Random(7)
+    keys = [f"note-{i}" for i in range(SENDS)]
+    crashes = 0
+    for round_ in range(5):
+        serve.start()
+        task = asyncio.create_task(submit_and_approve(serve, keys[round_ * 20 : (round_ + 1) * 20]))
+        await asyncio.sleep(rng.uniform(0.3, 2.5))
+        serve.kill_everything()
+        crashes += 1
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    serve.start()
+    # The agent retries every call it is not sure about; the human approves what waits.
+    await submit_and_approve(serve, keys)
+    await eventually(lambda: len(sandbox_rows(serve)) >= SENDS, timeout=90)
+    await asyncio.sleep(1.0)
+    delivered = sandbox_rows(serve)
+    print(f"\nwhole-stack SIGKILLs (serve, worker, Temporal): {crashes}; delivered: {len(delivered)}")
+    assert len(delivered) == SENDS
+    assert set(delivered.values()) == {1}
+    assert serve.stop() == 0
+
+
+async def restarted(stack: Serve, old_pid: int, timeout: float = 60) -> None:
+    """Wait until the stack's supervisor has a new dev server up and /healthz answers 200."""
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=3) as http:
+        while time.monotonic() < deadline:
+            if stack.temporal_pid() != old_pid:
+                try:
+                    if (await http.get(f"{stack.url}/healthz")).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"the dev server did not come back: {stack.log()}")
+
+
+async def test_ten_restarts_of_the_embedded_temporal_server_while_sends_wait(serve: Serve) -> None:
+    serve.start()
+    headers = {"Authorization": f"Bearer {serve.token('admin')}"}
+    async with serve.mcp() as client:
+        sends = []
+        for i in range(SENDS):
+            result = await client.call_tool(
+                "durable_send",
+                {"mailbox": "agent@mailgate.local", "to": ["b@example.com"], "subject": f"wait {i}", "body": "b"},
+            )
+            sends.append(str((result.structured_content or {})["send_id"]))
+    pids = []
+    for _ in range(10):
+        pid = serve.temporal_pid()
+        pids.append(pid)
+        os.kill(pid, signal.SIGKILL)
+        await restarted(serve, pid)
+    async with httpx.AsyncClient(base_url=serve.url, headers=headers, timeout=30) as http:
+        # Visibility is eventually consistent: a restarted server may still be replaying its index.
+        listed: set[str] = set()
+        for _ in range(150):
+            pending = (await http.get("/api/approvals", params={"limit": 500})).json()["approvals"]
+            listed = {p["send_id"] for p in pending}
+            if listed == set(sends):
+                break
+            await asyncio.sleep(0.2)
+        assert listed == set(sends)
+        for send_id in sends:
+            approved = await http.post(f"/api/approvals/{send_id}/approve", json={"approver": "alice"})
+            assert approved.status_code == 200, approved.text
+    await eventually(lambda: len(sandbox_rows(serve)) >= SENDS, timeout=90)
+    await asyncio.sleep(1.0)
+    delivered = sandbox_rows(serve)
+    print(f"\nTemporal dev server SIGKILLed and restarted {len(set(pids))} times; {len(delivered)} delivered once")
+    assert len(set(pids)) == 10
+    assert len(delivered) == SENDS
+    assert set(delivered.values()) == {1}

@@ -8,12 +8,15 @@ trip over every transport; every listed tool once over streamable HTTP.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
+import smtplib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +24,21 @@ import pytest
 
 from server.embedded import pid_alive
 from tests.e2e.conftest import Serve, eventually, free_port
-from tests.interop.conftest import LEGACY, MODERN, TRANSPORTS, Inspector, InspectorRun, Transport, mailgate_script
+from tests.interop.conftest import (
+    LEGACY,
+    MODERN,
+    TRANSPORTS,
+    Inspector,
+    InspectorRun,
+    Transport,
+    mailgate_script,
+    sdk_client,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.interop]
 
 MAILBOX = "agent@mailgate.local"  # the default mailbox every fresh stack creates
+ATTACHMENT = ("note.txt", b"interop attachment\n")
 
 
 def call(
@@ -56,6 +69,13 @@ def structured(run: InspectorRun) -> dict[str, Any]:
     return content
 
 
+def refusal(run: InspectorRun) -> str:
+    """The text of a tool error: exit code 5 from the CLI, isError and the reason on stdout."""
+    assert run.returncode == 5 and run.error_code == "tool_is_error", run.describe()
+    assert run.result["isError"] is True
+    return str(run.result["content"][0]["text"])
+
+
 # --- per-tool recipes: arguments, and what a good answer looks like -------------------------
 
 
@@ -65,16 +85,24 @@ class Flow:
 
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     send_id: str = ""
+    seeded: bool = False  # an inbound email tagged with `tag` waits in MAILBOX's inbox
+    email_id: str = ""
+    thread_id: str = ""
+
+    @property
+    def own_mailbox(self) -> str:
+        return f"interop-{self.tag}@mailgate.local"
 
 
-def _send_args(flow: Flow) -> dict[str, Any]:
-    return {
-        "mailbox": MAILBOX,
-        "to": ["Bob Example <bob@example.com>"],
-        "subject": f"Interop {flow.tag}",
-        "body": "Sent through the MCP Inspector.",
-        "idempotency_key": f"interop-{flow.tag}",
-    }
+@dataclass(frozen=True)
+class Recipe:
+    args: Callable[[Flow], dict[str, Any]]
+    check: Callable[[Flow, dict[str, Any]], None]
+    # The right answer is a tool error (a made-up upgrade code); check then gets {"text": reason}.
+    refused: bool = False
+
+    def verify(self, flow: Flow, run: InspectorRun) -> None:
+        self.check(flow, {"text": refusal(run)} if self.refused else structured(run))
 
 
 def _sent(flow: Flow, out: dict[str, Any]) -> None:
@@ -90,45 +118,154 @@ def _status(flow: Flow, out: dict[str, Any]) -> None:
     assert "approval_status" in out["next_step"]
 
 
-def _sends(flow: Flow, out: dict[str, Any]) -> None:
-    assert isinstance(out["sends"], list)
-    assert all(s["mailbox"] == MAILBOX for s in out["sends"])
+def _inbox(flow: Flow, out: dict[str, Any]) -> None:
+    assert isinstance(out["emails"], list)
+    if flow.seeded:
+        [email] = [e for e in out["emails"] if flow.tag in e["subject"]]
+        assert email["has_attachments"]
+        flow.email_id, flow.thread_id = email["email_id"], email["thread_id"]
 
 
-def _mailboxes(flow: Flow, out: dict[str, Any]) -> None:
-    assert MAILBOX in {m["address"] for m in out["mailboxes"]}
+def _read(flow: Flow, out: dict[str, Any]) -> None:
+    assert out["email_id"] == flow.email_id and flow.tag in out["subject"]
+    assert out["untrusted"] is True  # written by an outsider
+    assert [a["filename"] for a in out["attachments"]] == [ATTACHMENT[0]]
 
 
-def _mailbox(flow: Flow, out: dict[str, Any]) -> None:
-    assert out["address"] == MAILBOX and out["mode"] == "gated_send" and out["meaning"]
+def _attachment(flow: Flow, out: dict[str, Any]) -> None:
+    assert (out["filename"], out["size"]) == (ATTACHMENT[0], len(ATTACHMENT[1]))
 
 
-def _created(flow: Flow, out: dict[str, Any]) -> None:
-    assert out["address"] == f"interop-{flow.tag}@mailgate.local"
-    assert out["mode"] == "gated_send"
+def _reply(flow: Flow, out: dict[str, Any]) -> None:
+    assert out["status"] == "pending_approval" and out["send_id"] != flow.send_id
 
 
 def _cancelled(flow: Flow, out: dict[str, Any]) -> None:
     assert out["send_id"] == flow.send_id and out["status"] == "cancelled"
 
 
-Recipe = tuple[Callable[[Flow], dict[str, Any]], Callable[[Flow, dict[str, Any]], None]]
+def _check(condition: Callable[[Flow, dict[str, Any]], bool]) -> Callable[[Flow, dict[str, Any]], None]:
+    def check(flow: Flow, out: dict[str, Any]) -> None:
+        assert condition(flow, out), out
+
+    return check
+
 
 # A tool that tools/list returns but this table lacks fails test_every_listed_tool_answers:
 # "a developer can use every tool from the Inspector" holds only for tools someone has called.
 RECIPES: dict[str, Recipe] = {
-    "durable_send": (_send_args, _sent),
-    "approval_status": (lambda f: {"send_id": f.send_id}, _status),
-    "list_sends": (lambda f: {"mailbox": MAILBOX, "limit": 5}, _sends),
-    "list_mailboxes": (lambda f: {}, _mailboxes),
-    "get_mailbox": (lambda f: {"mailbox": MAILBOX}, _mailbox),
-    "create_mailbox": (lambda f: {"address": f"interop-{f.tag}@mailgate.local"}, _created),
-    "cancel_send": (lambda f: {"send_id": f.send_id}, _cancelled),
+    "durable_send": Recipe(
+        lambda f: {
+            "mailbox": MAILBOX,
+            "to": ["Bob Example <bob@example.com>"],
+            "subject": f"Interop {f.tag}",
+            "body": "Sent through the MCP Inspector.",
+            "idempotency_key": f"interop-{f.tag}",
+        },
+        _sent,
+    ),
+    "approval_status": Recipe(lambda f: {"send_id": f.send_id}, _status),
+    "list_sends": Recipe(
+        lambda f: {"mailbox": MAILBOX, "limit": 5},
+        _check(lambda f, o: all(s["mailbox"] == MAILBOX for s in o["sends"])),
+    ),
+    "list_mailboxes": Recipe(lambda f: {}, _check(lambda f, o: MAILBOX in {m["address"] for m in o["mailboxes"]})),
+    "get_mailbox": Recipe(
+        lambda f: {"mailbox": MAILBOX},
+        _check(lambda f, o: (o["address"], o["mode"]) == (MAILBOX, "gated_send") and bool(o["meaning"])),
+    ),
+    "create_mailbox": Recipe(
+        lambda f: {"address": f.own_mailbox},
+        _check(lambda f, o: (o["address"], o["mode"]) == (f.own_mailbox, "gated_send")),
+    ),
+    "cancel_send": Recipe(lambda f: {"send_id": f.send_id}, _cancelled),
+    # Issue 3: the agent's side of oversight, on the mailbox create_mailbox made.
+    "set_oversight_mode": Recipe(
+        lambda f: {"mailbox": f.own_mailbox, "mode": "read_only", "reason": "interop test"},
+        _check(lambda f, o: o["mode"] == "read_only"),
+    ),
+    "request_upgrade": Recipe(
+        lambda f: {"mailbox": f.own_mailbox, "mode": "autonomous", "reason": "interop test"},
+        _check(lambda f, o: o["mode"] == "autonomous" and bool(o["request_id"])),
+    ),
+    "apply_upgrade": Recipe(
+        lambda f: {"mailbox": f.own_mailbox, "code": "000000"},
+        _check(lambda f, o: "code" in o["text"]),
+        refused=True,
+    ),
+    "get_audit_log": Recipe(lambda f: {"mailbox": f.own_mailbox, "limit": 5}, _check(lambda f, o: bool(o["events"]))),
+    # Issue 4: the read side, on the email seed_inbound delivered.
+    "check_inbox": Recipe(lambda f: {"mailbox": MAILBOX, "query": f.tag, "limit": 5}, _inbox),
+    "read_email": Recipe(lambda f: {"mailbox": MAILBOX, "email_id": f.email_id}, _read),
+    "get_thread": Recipe(
+        lambda f: {"mailbox": MAILBOX, "thread_id": f.thread_id},
+        _check(lambda f, o: o["thread_id"] == f.thread_id and f.email_id in {m["email_id"] for m in o["messages"]}),
+    ),
+    "download_attachment": Recipe(
+        lambda f: {"mailbox": MAILBOX, "email_id": f.email_id, "filename": ATTACHMENT[0]}, _attachment
+    ),
+    "reply_email": Recipe(
+        lambda f: {"mailbox": MAILBOX, "email_id": f.email_id, "body": "Thanks!", "idempotency_key": f"re-{f.tag}"},
+        _reply,
+    ),
+    "wait_for_reply": Recipe(
+        lambda f: {"send_id": f.send_id, "timeout_minutes": 0.01},
+        _check(lambda f, o: (o["send_id"], o["status"]) == (f.send_id, "timeout")),
+    ),
 }
-FIRST, LAST = "durable_send", "cancel_send"  # the send must exist before the others, and be cancelled last
+# Calls that feed later ones come first (the send, the mailbox, the inbound email's ids);
+# cancel_send ends the send the others looked at.
+FIRST = [
+    "durable_send",
+    "create_mailbox",
+    "set_oversight_mode",
+    "request_upgrade",
+    "check_inbox",
+    "read_email",
+    "get_thread",
+    "download_attachment",
+    "reply_email",
+]
+LAST = ["cancel_send"]
 
 # The round trip the issue asks of every transport (check_inbox joins once the server lists it).
 EVERY_TRANSPORT = ("durable_send", "approval_status", "check_inbox")
+
+
+def ordered(names: list[str]) -> list[str]:
+    return (
+        [n for n in FIRST if n in names]
+        + [n for n in names if n not in FIRST and n not in LAST]
+        + [n for n in LAST if n in names]
+    )
+
+
+async def seed_inbound(stack: Serve, flow: Flow) -> None:
+    """Mail from outside, with an attachment, into the sandbox's SMTP listener; wait until
+    check_inbox shows it (through the SDK client, which is cheaper to poll than the Inspector)."""
+    message = EmailMessage()
+    message["From"] = "Carol Outside <carol@example.com>"
+    message["To"] = MAILBOX
+    message["Subject"] = f"Question {flow.tag}"
+    message["Message-ID"] = f"<{flow.tag}@example.com>"
+    message.set_content("Could you send me the report?")
+    message.add_attachment(ATTACHMENT[1], maintype="text", subtype="plain", filename=ATTACHMENT[0])
+    with smtplib.SMTP("127.0.0.1", stack.smtp_port, timeout=30) as smtp:
+        smtp.send_message(message)
+
+    async with sdk_client(stack, "http") as client:
+
+        async def arrived() -> bool:
+            page = await client.call_tool("check_inbox", {"mailbox": MAILBOX, "query": flow.tag})
+            return bool(page.structured_content and page.structured_content["emails"])
+
+        for _ in range(150):
+            if await arrived():
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the inbound email never showed up in check_inbox")
+    flow.seeded = True
 
 
 def list_names(inspector: Inspector, stack: Serve, transport: Transport, *extra: str) -> list[str]:
@@ -150,7 +287,7 @@ def test_handshake_in_both_protocol_eras(inspector: Inspector, stack: Serve, tra
         assert result["protocolVersion"] == version, run.describe()
         assert result["serverInfo"]["name"] == "mailgate"
         assert "tools" in result["capabilities"]
-        assert "approval" in result["instructions"]
+        assert "approv" in result["instructions"]
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -162,21 +299,22 @@ def test_list_send_and_status(inspector: Inspector, stack: Serve, transport: Tra
         # The status is read over a 2026-07-28 session, the send made over a handshake-era one:
         # both eras reach the same durable state.
         era = "modern" if tool == "approval_status" else "legacy"
-        make_args, check = RECIPES[tool]
-        check(flow, structured(call(inspector, stack, transport, tool, make_args(flow), "--protocol-era", era)))
+        recipe = RECIPES[tool]
+        recipe.verify(flow, call(inspector, stack, transport, tool, recipe.args(flow), "--protocol-era", era))
 
 
-def test_every_listed_tool_answers(inspector: Inspector, stack: Serve) -> None:
+async def test_every_listed_tool_answers(inspector: Inspector, stack: Serve) -> None:
     # Streamable HTTP only: the tool code behind every transport is the same MCPServer, and the
     # transports themselves are covered above; this proves each tool is usable from the Inspector.
     names = list_names(inspector, stack, "http")
     missing = sorted(set(names) - RECIPES.keys())
     assert not missing, f"add an Inspector recipe to RECIPES in {__file__} for: {', '.join(missing)}"
-    order = [FIRST, *(n for n in names if n not in (FIRST, LAST)), LAST]
     flow = Flow()
-    for tool in order:
-        make_args, check = RECIPES[tool]
-        check(flow, structured(call(inspector, stack, "http", tool, make_args(flow))))
+    if "check_inbox" in names:
+        await seed_inbound(stack, flow)
+    for tool in ordered(names):
+        recipe = RECIPES[tool]
+        recipe.verify(flow, call(inspector, stack, "http", tool, recipe.args(flow)))
 
 
 def test_refusals_reach_the_inspector_as_errors(inspector: Inspector, stack: Serve) -> None:
@@ -188,10 +326,7 @@ def test_refusals_reach_the_inspector_as_errors(inspector: Inspector, stack: Ser
         "create_mailbox",
         {"address": f"loose-{uuid.uuid4().hex[:8]}@mailgate.local", "oversight_mode": "autonomous"},
     )
-    assert loose.returncode == 5, loose.describe()
-    assert loose.error_code == "tool_is_error"
-    assert loose.result["isError"] is True
-    assert "request_upgrade" in loose.result["content"][0]["text"]
+    assert "request_upgrade" in refusal(loose)
 
     unknown = call(inspector, stack, "sse", "approve_send", {"send_id": "send-aaaaaaaaaaaaaaaaaaaa"})
     assert unknown.returncode == 5 and unknown.error_code == "tool_not_found", unknown.describe()

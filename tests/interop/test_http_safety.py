@@ -79,8 +79,10 @@ def test_the_agent_token_cannot_reach_the_approver_api(stack: Serve, http: httpx
 
 def test_a_foreign_origin_gets_403_on_every_route(stack: Serve, http: httpx.Client) -> None:
     # A page on another site (or a sandboxed frame, Origin "null") must not drive mailgate
-    # through the user's browser, whatever token the request carries.
-    for origin in ("https://evil.example", f"http://evil.example:{stack.port}", "null"):
+    # through the user's browser, whatever token the request carries. The Temporal UI's origin
+    # may call the codec endpoint, and nothing here.
+    foreign = ("https://evil.example", f"http://evil.example:{stack.port}", "null", f"http://127.0.0.1:{stack.ui_port}")
+    for origin in foreign:
         for method, path, headers in (
             ("POST", "/mcp", {**STREAMABLE, **bearer(stack, "agent")}),
             ("GET", "/sse", bearer(stack, "agent")),

@@ -150,6 +150,12 @@ def banner(stack: Stack, stdio: bool) -> str:
     ]
     if settings.smtp_port:
         lines.append(f"  sandbox SMTP: {settings.host}:{settings.smtp_port}")
+    if settings.host not in LOOPBACK:
+        # check_exposure let this start only because both tokens are set; say what that means.
+        lines.append(
+            f"  exposed:      listening on {settings.host}, reachable beyond this machine; "
+            "MCP and the approver API answer only their bearer tokens"
+        )
     lines.append(f"  agent token:  {secrets.agent_token_file or 'from MAILGATE_AGENT_TOKEN'}")
     lines.append(f"  admin token:  {secrets.admin_token_file or 'from MAILGATE_ADMIN_TOKEN'}")
     lines.append("Press Ctrl-C to stop.")
@@ -200,6 +206,9 @@ async def serve(settings: Settings, *, stdio: bool = False) -> int:
         if stdio:
             waiters.append(asyncio.create_task(mcp.run_stdio_async()))
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        # Whichever ended first (a signal, the HTTP server, or the stdio client closing stdin),
+        # release the stop waiter too, or the wait below would sit out its whole timeout.
+        stop.set()
         print("mailgate: stopping", file=sys.stderr, flush=True)
         stack.ready = False
         with contextlib.suppress(OSError):

@@ -24,7 +24,7 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import Tool
 
-from tests.e2e.conftest import Serve
+from tests.serve import Serve
 
 ROOT = Path(__file__).resolve().parents[2]
 INSPECTOR_DIR = ROOT / ".tools" / "inspector"

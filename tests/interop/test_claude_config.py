@@ -15,7 +15,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from server.embedded import pid_alive
-from tests.e2e.conftest import eventually, free_port
+from tests.serve import eventually, free_port
 from tests.interop.conftest import ROOT, list_all_tools
 
 pytestmark = [pytest.mark.e2e, pytest.mark.interop]

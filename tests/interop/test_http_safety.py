@@ -24,7 +24,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from server.settings import Settings
 from server.stack import check_exposure
-from tests.e2e.conftest import Serve, free_port
+from tests.serve import Serve, free_port
 from tests.interop.conftest import list_all_tools
 
 pytestmark = [pytest.mark.e2e, pytest.mark.interop]

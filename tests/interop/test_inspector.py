@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from server.embedded import pid_alive
-from tests.e2e.conftest import Serve, eventually, free_port
+from tests.serve import Serve, eventually, free_port
 from tests.interop.conftest import (
     LEGACY,
     MODERN,

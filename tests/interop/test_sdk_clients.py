@@ -11,7 +11,7 @@ import uuid
 import pytest
 from mcp.types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
-from tests.e2e.conftest import Serve
+from tests.serve import Serve
 from tests.interop.conftest import MODERN, TRANSPORTS, Transport, list_all_tools, sdk_client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.interop]

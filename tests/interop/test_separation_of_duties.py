@@ -15,7 +15,7 @@ import pytest
 from mcp import Client
 from mcp.types import Tool
 
-from tests.e2e.conftest import Serve
+from tests.serve import Serve
 from tests.interop.conftest import AGENT_TOOLS, TRANSPORTS, list_all_tools, run_cli, sdk_client
 from workflows.models import OversightMode, strictness
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.e2e.conftest import Serve
+from tests.serve import Serve
 from tests.interop.conftest import ROOT, list_all_tools, sdk_client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.interop]

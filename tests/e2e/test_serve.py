@@ -66,7 +66,7 @@ async def test_pending_sends_survive_sigkill_of_every_process_and_deliver_once(s
     for item in sent[:2]:
         approved = serve.cli("approvals", "approve", str(item["send_id"]), "--as", "alice")
         assert approved.returncode == 0, approved.stderr
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=30) as http:
         response = await http.post(
             f"{serve.url}/api/approvals/{sent[2]['send_id']}/approve",
             json={"approver": "bob"},

@@ -15,8 +15,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from server.embedded import pid_alive
-from tests.serve import eventually, free_port
 from tests.interop.conftest import ROOT, list_all_tools
+from tests.serve import eventually, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.interop]
 

@@ -24,8 +24,8 @@ from mcp.client.streamable_http import streamable_http_client
 
 from server.settings import Settings
 from server.stack import check_exposure
-from tests.serve import Serve, free_port
 from tests.interop.conftest import list_all_tools
+from tests.serve import Serve, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.interop]
 

@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 
 from server.embedded import pid_alive
-from tests.serve import Serve, eventually, free_port
 from tests.interop.conftest import (
     LEGACY,
     MODERN,
@@ -34,6 +33,7 @@ from tests.interop.conftest import (
     mailgate_script,
     sdk_client,
 )
+from tests.serve import Serve, eventually, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.interop]
 

@@ -163,7 +163,7 @@ def sandbox_rows(stack: Serve) -> Counter[str]:
 async def submit_and_approve(stack: Serve, keys: list[str]) -> None:
     """What an agent and a human do: submit (retrying with the same key), then approve."""
     headers = {"Authorization": f"Bearer {stack.token('admin')}"}
-    async with stack.mcp() as client, httpx.AsyncClient(base_url=stack.url, headers=headers) as http:
+    async with stack.mcp() as client, httpx.AsyncClient(base_url=stack.url, headers=headers, timeout=30) as http:
         for key in keys:
             sent = await client.call_tool(
                 "durable_send",

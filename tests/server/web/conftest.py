@@ -45,9 +45,9 @@ async def serve_web(app: Mailgate) -> AsyncIterator[Web]:
         await asyncio.sleep(0.01)
     url = f"http://127.0.0.1:{port}"
     async with (
-        httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin,
-        httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {AGENT_TOKEN}"}) as agent,
-        httpx.AsyncClient(base_url=url) as anonymous,
+        httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30) as admin,
+        httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {AGENT_TOKEN}"}, timeout=30) as agent,
+        httpx.AsyncClient(base_url=url, timeout=30) as anonymous,
     ):
         yield Web(app, url, admin, agent, anonymous)
     server.should_exit = True

@@ -23,6 +23,7 @@ from server.app import Mailgate
 from server.connect import connect
 from server.credentials import load_secrets
 from server.errors import MailgateError
+from server.running import attach
 from server.settings import Settings, SettingsError, load_settings
 from workflows.models import Decision, OversightMode, SendStatus
 from workflows.providers.sandbox import SandboxStore
@@ -97,6 +98,7 @@ def columns(rows: list[list[str]], headers: list[str]) -> str:
 
 
 async def open_app(settings: Settings) -> Mailgate:
+    settings = attach(settings)
     client = await connect(settings)
     return Mailgate.build(settings, client, load_secrets(settings))
 

@@ -11,11 +11,9 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import uvicorn
 from google.protobuf.duration_pb2 import Duration
-from pydantic import BaseModel
 from temporalio.api.namespace.v1 import NamespaceConfig
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, UpdateNamespaceRequest
 from temporalio.client import Client
@@ -24,8 +22,9 @@ from temporalio.worker import Worker
 from server.app import Mailgate
 from server.connect import connect
 from server.credentials import Secrets, load_secrets
-from server.embedded import DevServer, pid_alive, start_dev_server
+from server.embedded import DevServer, start_dev_server
 from server.mcp_server import build_mcp
+from server.running import StackInfo, attach, running_stack, stack_file
 from server.settings import MailboxEntry, Settings, SettingsError
 from server.smtp_listener import start_smtp_listener
 from server.web.app import build_app
@@ -36,27 +35,6 @@ from workflows.worker import build_worker
 log = logging.getLogger("mailgate")
 RETENTION = timedelta(days=30)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-class StackInfo(BaseModel):
-    pid: int
-    http_url: str
-    temporal_address: str
-    temporal_ui_url: str | None = None
-    smtp_port: int | None = None
-
-
-def stack_file(data_dir: Path) -> Path:
-    return data_dir / "stack.json"
-
-
-def running_stack(data_dir: Path) -> StackInfo | None:
-    """The stack serving this data dir, if its process is alive."""
-    try:
-        info = StackInfo.model_validate_json(stack_file(data_dir).read_text())
-    except (OSError, ValueError):
-        return None
-    return info if info.pid != os.getpid() and pid_alive(info.pid) else None
 
 
 async def ensure_retention(client: Client, namespace: str) -> None:
@@ -196,7 +174,9 @@ async def serve(settings: Settings, *, stdio: bool = False) -> int:
                 pid=os.getpid(),
                 http_url=settings.http_url,
                 temporal_address=stack.dev.address if stack.dev else settings.temporal_address or "",
-                temporal_ui_url=stack.dev.ui_url if stack.dev else None,
+                temporal_namespace=settings.temporal_namespace,
+                task_queue=settings.task_queue,
+                temporal_ui_url=settings.temporal_ui,
                 smtp_port=settings.smtp_port or None,
             ).model_dump_json()
         )
@@ -226,6 +206,7 @@ async def mcp_stdio(settings: Settings) -> int:
     """`mailgate mcp`: MCP over stdio, on the data dir's running stack or on a new one."""
     if running_stack(settings.data_dir) is None:
         return await serve(settings, stdio=True)
+    settings = attach(settings)
     client = await connect(settings, wait=10)
     app = Mailgate.build(settings, client, load_secrets(settings))
     await build_mcp(app).run_stdio_async()

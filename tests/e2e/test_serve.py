@@ -6,6 +6,8 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
+import sys
 import uuid
 
 import httpx
@@ -114,6 +116,17 @@ async def test_an_external_temporal_cluster_embeds_nothing(serve: Serve, tempora
     setup = serve.cli("setup")
     assert setup.returncode == 0, setup.stderr
     assert "already registered" in setup.stdout
+    # A command given only the data dir finds the stack's cluster, namespace and task queue.
+    bare_env = {k: v for k, v in serve.env().items() if k not in serve.extra_env}
+    found = subprocess.run(
+        [sys.executable, "-m", "server.cli", "mailbox", "list", "--json"],
+        env=bare_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert found.returncode == 0, found.stderr
+    assert serve.extra_env["MAILGATE_DEFAULT_MAILBOX"] in found.stdout
     second = serve.cli("serve", "--port", str(serve.port))
     assert second.returncode != 0
     assert "already runs for data dir" in second.stderr

@@ -1,0 +1,194 @@
+"""What every benchmark shares: one Temporal dev server, a `mailgate serve` on it, and bare Temporal.
+
+Both sides run in the same process tree, on the same server, in the same run, so the ratios
+between them mean something even on a noisy shared machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import httpx2
+from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from temporalio.client import Client as TemporalClient
+from temporalio.worker import Worker
+
+from benchmarks.bare import BareSendWorkflow, bare_deliver
+from server.embedded import DevServer, start_dev_server
+from server.settings import Settings
+from workflows.temporal import data_converter
+
+ROOT = Path(__file__).resolve().parent.parent
+MAILBOX = "agent@mailgate.local"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def summary(samples_s: list[float]) -> dict[str, float]:
+    ms = [s * 1000 for s in samples_s]
+    return {
+        "n": len(ms),
+        "p50_ms": round(percentile(ms, 0.5), 2),
+        "p99_ms": round(percentile(ms, 0.99), 2),
+        "mean_ms": round(statistics.fmean(ms), 2),
+    }
+
+
+async def timed(call: Callable[[], Awaitable[Any]], n: int, warmup: int = 20) -> list[float]:
+    for _ in range(warmup):
+        await call()
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter()
+        await call()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory = next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if "MemTotal" in line)
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(int(memory) / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+@dataclass
+class Bench:
+    workdir: Path
+    dev: DevServer
+    temporal: TemporalClient
+    serve: subprocess.Popen[bytes]
+    url: str
+    data_dir: Path
+    env: dict[str, str]
+
+    def token(self, role: str) -> str:
+        return (self.data_dir / f"{role}.token").read_text().strip()
+
+    @contextlib.asynccontextmanager
+    async def mcp_http(self) -> AsyncIterator[Client]:
+        headers = {"Authorization": f"Bearer {self.token('agent')}"}
+        async with (
+            httpx2.AsyncClient(headers=headers, timeout=60) as http,
+            Client(streamable_http_client(f"{self.url}/mcp", http_client=http)) as client,
+        ):
+            yield client
+
+    @contextlib.asynccontextmanager
+    async def mcp_stdio(self) -> AsyncIterator[Client]:
+        params = StdioServerParameters(command=sys.executable, args=["-m", "server.cli", "mcp"], env=self.env)
+        async with Client(params) as client:
+            yield client
+
+    def api(self) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {self.token('admin')}"}
+        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=60)
+
+    @contextlib.asynccontextmanager
+    async def bare_worker(self, task_queue: str = "bare") -> AsyncIterator[str]:
+        async with Worker(
+            self.temporal, task_queue=task_queue, workflows=[BareSendWorkflow], activities=[bare_deliver]
+        ):
+            yield task_queue
+
+
+@contextlib.asynccontextmanager
+async def bench_stack(extra_env: dict[str, str] | None = None) -> AsyncIterator[Bench]:
+    """A file-backed dev server (as `mailgate serve` runs it) and a `mailgate serve` using it."""
+    with tempfile.TemporaryDirectory(prefix="mailgate-bench-") as scratch:
+        workdir = Path(scratch)
+        temporal_dir = workdir / "temporal"
+        temporal_dir.mkdir()
+        settings = Settings(
+            data_dir=temporal_dir, temporal_port=free_port(), temporal_ui_port=free_port(), agent_token=None
+        )
+        dev = start_dev_server(settings)
+        try:
+            temporal = await _connect(dev.address)
+            data_dir = workdir / "mailgate"
+            data_dir.mkdir()
+            port = free_port()
+            env = {
+                **{k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")},
+                "MAILGATE_DATA_DIR": str(data_dir),
+                "MAILGATE_TEMPORAL_ADDRESS": dev.address,
+                "MAILGATE_PORT": str(port),
+                "MAILGATE_SMTP_PORT": "0",
+                "MAILGATE_TASK_QUEUE": "mailgate-bench",
+                **(extra_env or {}),
+            }
+            log = (workdir / "serve.log").open("ab")
+            serve = subprocess.Popen(
+                [sys.executable, "-m", "server.cli", "serve"], env=env, stdout=log, stderr=log, cwd=ROOT
+            )
+            url = f"http://127.0.0.1:{port}"
+            await _healthy(url, serve, workdir / "serve.log")
+            yield Bench(workdir, dev, temporal, serve, url, data_dir, env)
+            serve.terminate()
+            serve.wait(30)
+        finally:
+            dev.stop()
+
+
+async def _connect(address: str) -> TemporalClient:
+    for _ in range(150):
+        try:
+            return await TemporalClient.connect(address, data_converter=data_converter())
+        except RuntimeError:
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"no Temporal at {address}")
+
+
+async def _healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    async with httpx.AsyncClient() as http:
+        for _ in range(600):
+            if process.poll() is not None:
+                raise RuntimeError(f"mailgate serve exited: {log.read_text()[-2000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await http.get(f"{url}/healthz")).status_code == 200:
+                    return
+            await asyncio.sleep(0.1)
+    raise RuntimeError("mailgate serve did not become healthy")

@@ -1,0 +1,133 @@
+"""Turning benchmark results into a Markdown table, a chart and the README's Performance section."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+START, END = "<!-- performance:start -->", "<!-- performance:end -->"
+
+
+def _mark(met: bool) -> str:
+    return "met" if met else "missed"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    lines = [
+        f"Measured {results['started']} on {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, "
+        f"Python {m['python']}; mailgate and bare Temporal on the same embedded dev server "
+        "(SQLite, WAL, synchronous=normal) in the same run.",
+        "",
+        "| measure | mailgate | bare Temporal | ratio | goal | |",
+        "|---|---|---|---|---|---|",
+    ]
+    latency = results.get("send_latency")
+    if latency:
+        bare = latency["bare"]
+        for name, label in (("mcp_http", "streamable HTTP"), ("mcp_stdio", "stdio")):
+            row = latency[name]
+            lines.append(
+                f"| `durable_send` over {label}, p50 / p99 ({row['n']} calls) | {row['p50_ms']} / {row['p99_ms']} ms "
+                f"| {bare['p50_ms']} / {bare['p99_ms']} ms (`start_workflow`) | {row['ratio_p50']}x | <= 1.25x "
+                f"| {_mark(row['ratio_p50'] <= 1.25)} |"
+            )
+    cycles = results.get("approval_cycles")
+    if cycles:
+        lines.append(
+            f"| approval cycles/s, send → approve → delivered ({cycles['concurrency']} concurrent, "
+            f"{cycles['cycles']} cycles; lost {cycles['lost']}, duplicates {cycles['duplicates']}) "
+            f"| {cycles['mailgate_per_s']}/s | {cycles['bare_per_s']}/s (start, signal, activity) "
+            f"| {cycles['ratio']}x | >= 0.8x | {_mark(cycles['ratio'] >= 0.8 and not cycles['lost'])} |"
+        )
+    scale = results.get("waiting_at_scale")
+    if scale:
+        for step in ("1000", "10000"):
+            s = scale[step]
+            n = f"{int(step):,}"
+            lines += [
+                f"| worker RSS, {n} pending | {s['worker_rss_mb']} MB | {s['bare_worker_rss_mb']} MB | "
+                f"{round(s['worker_rss_mb'] / s['bare_worker_rss_mb'], 2)}x | <= 300 MB, flat "
+                f"| {_mark(s['worker_rss_mb'] <= 300)} |",
+                f"| first page of pending list, p50, {n} pending | {s['first_page']['p50_ms']} ms "
+                f"| {s['bare_first_page']['p50_ms']} ms (visibility page) "
+                f"| {round(s['first_page']['p50_ms'] / s['bare_first_page']['p50_ms'], 2)}x | <= 100 ms "
+                f"| {_mark(s['first_page']['p50_ms'] <= 100)} |",
+                f"| approve one, p50, {n} pending | {s['approve_one']['p50_ms']} ms "
+                f"| {s['bare_signal']['p50_ms']} ms (signal) | {s['approve_ratio']}x | <= 2x "
+                f"| {_mark(s['approve_ratio'] <= 2)} |",
+            ]
+    reading = results.get("reading")
+    if reading:
+        for name, row in reading.items():
+            if isinstance(row, dict) and "p50_ms" in row:
+                lines.append(f"| {name}, p50 | {row['p50_ms']} ms | | | <= 50 ms | {_mark(row['p50_ms'] <= 50)} |")
+    cost = results.get("agent_cost")
+    if cost:
+        lines.append(
+            f"| `tools/list` answer ({cost['tools']} tools) | {cost['tools_list_bytes']:,} bytes | | | small | |"
+        )
+        for key in ("check_inbox_concise_bytes", "check_inbox_detailed_bytes"):
+            if key in cost:
+                label = key.removeprefix("check_inbox_").removesuffix("_bytes")
+                lines.append(f"| `check_inbox` answer, {label}, 20 messages | {cost[key]:,} bytes | | | small | |")
+    return "\n".join(lines) + "\n"
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = []
+    latency = results.get("send_latency")
+    if latency:
+        panels.append(
+            (
+                "send latency p50 (ms)",
+                ["bare start", "MCP HTTP", "MCP stdio"],
+                [latency["bare"]["p50_ms"], latency["mcp_http"]["p50_ms"], latency["mcp_stdio"]["p50_ms"]],
+            )
+        )
+    cycles = results.get("approval_cycles")
+    if cycles:
+        panels.append(("approval cycles / s", ["bare", "mailgate"], [cycles["bare_per_s"], cycles["mailgate_per_s"]]))
+    scale = results.get("waiting_at_scale")
+    if scale:
+        panels.append(
+            (
+                "worker RSS (MB)",
+                ["bare 1k", "mailgate 1k", "bare 10k", "mailgate 10k"],
+                [
+                    scale["1000"]["bare_worker_rss_mb"],
+                    scale["1000"]["worker_rss_mb"],
+                    scale["10000"]["bare_worker_rss_mb"],
+                    scale["10000"]["worker_rss_mb"],
+                ],
+            )
+        )
+    if not panels:
+        return
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4))
+    for ax, (title, labels, values) in zip(axes if len(panels) > 1 else [axes], panels, strict=True):
+        colors = ["#9aa5b1" if "bare" in label else "#2f6fb3" for label in labels]
+        ax.bar(labels, values, color=colors)
+        ax.set_title(title, fontsize=10)
+        ax.tick_params(axis="x", labelsize=8, rotation=15)
+        for x, value in enumerate(values):
+            ax.annotate(f"{value:g}", (x, value), ha="center", va="bottom", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def update_readme(readme: Path, table: str) -> None:
+    text = readme.read_text()
+    section = f"{START}\n{table}\n![benchmark chart](benchmarks/chart.png)\n{END}"
+    if START in text:
+        text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: section, text, flags=re.S)
+    else:
+        text += f"\n## Performance\n\n{section}\n"
+    readme.write_text(text)

@@ -1,0 +1,69 @@
+"""Regenerate every performance figure: JSON, a Markdown table, a chart and the README section.
+
+    .venv/bin/pip install -e '.[bench]'
+    .venv/bin/python -m benchmarks.run            # the full run (about 10 minutes here)
+    .venv/bin/python -m benchmarks.run --quick    # smaller counts, for a smoke test
+
+Each figure is measured beside its bare-Temporal counterpart in the same run, on the same
+Temporal server: timings on a shared machine are noisy, ratios are what count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from benchmarks.harness import ROOT, bench_stack, machine
+from benchmarks.latency import send_latency
+from benchmarks.report import chart, markdown, update_readme
+from benchmarks.scale import waiting_at_scale
+from benchmarks.throughput import approval_cycles
+from benchmarks.tools_list_size import measure as tools_list_size
+
+OUT = ROOT / "benchmarks"
+
+
+async def run(quick: bool, only: set[str]) -> dict[str, Any]:
+    results: dict[str, Any] = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    async with bench_stack() as bench:
+        if "latency" in only:
+            print("send latency ...", file=sys.stderr, flush=True)
+            results["send_latency"] = await send_latency(bench, calls=60 if quick else 300)
+        if "throughput" in only:
+            print("approval cycles ...", file=sys.stderr, flush=True)
+            results["approval_cycles"] = await approval_cycles(bench, total=40 if quick else 200)
+        if "cost" in only:
+            print("agent cost ...", file=sys.stderr, flush=True)
+            size = await asyncio.to_thread(tools_list_size, bench.data_dir)
+            results["agent_cost"] = {"tools_list_bytes": size["wire_bytes"], "tools": size["tools"]}
+        if "scale" in only and not quick:
+            print("waiting at scale (this takes a few minutes) ...", file=sys.stderr, flush=True)
+            results["waiting_at_scale"] = await waiting_at_scale(bench)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small counts, no 10,000-send scale run")
+    parser.add_argument("--only", default="latency,throughput,cost,scale", help="comma-separated parts to run")
+    parser.add_argument("--no-readme", action="store_true", help="do not rewrite the README's Performance section")
+    args = parser.parse_args()
+    results = asyncio.run(run(args.quick, set(args.only.split(","))))
+    (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = markdown(results)
+    (OUT / "results.md").write_text(table)
+    chart(results, OUT / "chart.png")
+    if not args.no_readme and not args.quick:
+        update_readme(ROOT / "README.md", table)
+    print(table)
+    sys.stdout.flush()
+    os._exit(0)  # temporalio's threads can crash interpreter finalization
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Waiting at scale: worker memory, the pending list and one approval with 1,000 and 10,000 waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import httpx
+
+from benchmarks.bare import BareSendWorkflow, bare_payload
+from benchmarks.harness import MAILBOX, ROOT, Bench, rss_mb, summary, timed
+
+STEPS = (1_000, 10_000)
+
+
+async def _fill(target: int, have: int, start: Any, concurrency: int = 32) -> list[Any]:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> Any:
+        async with gate:
+            return await start(i)
+
+    return list(await asyncio.gather(*(one(i) for i in range(have, target))))
+
+
+def _approver(api: httpx.AsyncClient, send_ids: Iterator[str]) -> Callable[[], Awaitable[None]]:
+    async def approve_one() -> None:
+        response = await api.post(f"/api/approvals/{next(send_ids)}/approve", json={"approver": "bench"})
+        response.raise_for_status()
+
+    return approve_one
+
+
+def _signaller(handles: Iterator[Any]) -> Callable[[], Awaitable[None]]:
+    async def signal_one() -> None:
+        await next(handles).signal(BareSendWorkflow.approve)
+
+    return signal_one
+
+
+async def waiting_at_scale(bench: Bench) -> dict[str, Any]:
+    bare_worker = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.bare_worker", bench.dev.address, "bare-scale"],
+        cwd=ROOT,
+        env=os.environ.copy(),
+    )
+    results: dict[str, Any] = {}
+    try:
+        async with bench.mcp_http() as client, bench.api() as api:
+
+            async def send(i: int) -> str:
+                result = await client.call_tool(
+                    "durable_send",
+                    {
+                        "mailbox": MAILBOX,
+                        "to": ["bob@example.com"],
+                        "subject": f"waiting {i}",
+                        "body": "b",
+                        "idempotency_key": f"scale-{i}",
+                    },
+                )
+                return str((result.structured_content or {})["send_id"])
+
+            async def bare(i: int) -> Any:
+                return await bench.temporal.start_workflow(
+                    BareSendWorkflow.run, bare_payload(i), id=f"scale-{uuid.uuid4().hex}", task_queue="bare-scale"
+                )
+
+            sends: list[str] = []
+            bares: list[Any] = []
+            for step in STEPS:
+                sends += await _fill(step, len(sends), send)
+                bares += await _fill(step, len(bares), bare)
+                await asyncio.sleep(5)  # let both workers settle before reading memory
+
+                async def first_page() -> None:
+                    page = await api.get("/api/approvals", params={"status": "pending", "limit": 50})
+                    page.raise_for_status()
+
+                async def bare_page() -> None:
+                    query = "WorkflowType = 'BareSendWorkflow' AND ExecutionStatus = 'Running'"
+                    await bench.temporal.list_workflows(query, page_size=50).fetch_next_page()
+
+                approve_one = _approver(api, iter(sends[:: max(1, len(sends) // 40)]))
+                signal_one = _signaller(iter(bares[:: max(1, len(bares) // 40)]))
+
+                results[str(step)] = {
+                    "worker_rss_mb": rss_mb(bench.serve.pid),
+                    "bare_worker_rss_mb": rss_mb(bare_worker.pid),
+                    "first_page": summary(await timed(first_page, 30, warmup=3)),
+                    "bare_first_page": summary(await timed(bare_page, 30, warmup=3)),
+                    "approve_one": summary(await timed(approve_one, 20, warmup=2)),
+                    "bare_signal": summary(await timed(signal_one, 20, warmup=2)),
+                }
+                step_result = results[str(step)]
+                step_result["approve_ratio"] = round(
+                    step_result["approve_one"]["p50_ms"] / step_result["bare_signal"]["p50_ms"], 2
+                )
+    finally:
+        bare_worker.terminate()
+        bare_worker.wait(30)
+    results["goal"] = "RSS <= 300 MB and flat; first page p50 <= 100 ms; approve <= 2x a bare signal"
+    return results

@@ -359,7 +359,6 @@ class Sends:
         status: SendStatus | None = None,
         limit: int = 20,
         cursor: str | None = None,
-        oldest_first: bool = False,
     ) -> SendPage:
         clauses = [self.scope("SendEmailWorkflow")]
         if mailbox:
@@ -367,16 +366,18 @@ class Sends:
         if status:
             clauses.append(f"{STATUS.name} = '{status}'")
         query = " AND ".join(clauses)
-        if oldest_first:
-            query += " ORDER BY StartTime ASC"
-        token = bytes.fromhex(cursor) if cursor else None
+        bad_cursor = InvalidInput("cursor: not a cursor from a previous list_sends")
+        try:
+            token = bytes.fromhex(cursor) if cursor else None
+        except ValueError as exc:
+            raise bad_cursor from exc
         iterator = self._client.list_workflows(query, page_size=limit, next_page_token=token)
         try:
             await iterator.fetch_next_page()
         except RPCError as err:
+            if err.status == RPCStatusCode.INVALID_ARGUMENT and token:
+                raise bad_cursor from err
             raise rpc_error(err, "no sends") from err
-        except ValueError as exc:
-            raise InvalidInput("cursor: not a cursor from a previous list_sends") from exc
         sends = []
         for execution in iterator.current_page or []:
             memo = await execution.memo()

@@ -20,6 +20,7 @@ from server.credentials import load_secrets
 from server.embedded import find_executable
 from server.settings import Settings
 from server.workers import add_search_attributes
+from tests.loop_thread import LoopThread, Stack
 from tests.serve import Serve
 from workflows.models import SendState, SendStatus
 from workflows.providers.base import ProviderSet
@@ -114,6 +115,17 @@ async def app(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterato
     async with build_worker(temporal_env.client, settings.task_queue, providers):
         await app.mailboxes.create(settings.default_mailbox, created_by="tests")
         yield app
+
+
+@pytest.fixture
+def threaded(temporal_env: WorkflowEnvironment, tmp_path: Path) -> Iterator[tuple[LoopThread, Stack]]:
+    """The app on a loop in a background thread (for Hypothesis), with its default mailbox."""
+    runner = LoopThread()
+    stack = Stack(make_settings(temporal_env, tmp_path))
+    runner.run(stack.start())
+    yield runner, stack
+    runner.run(stack.stop())
+    runner.stop()
 
 
 async def wait_for_status(

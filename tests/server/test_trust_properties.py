@@ -1,92 +1,20 @@
-"""Property: no sequence of agent tool calls loosens a mailbox or gets a gated email out.
-
-Hypothesis drives plain functions, so the stack runs on an event loop of its own in a
-background thread, with its own Temporal client and worker against the session's server.
-"""
+"""Property: no sequence of agent tool calls loosens a mailbox or gets a gated email out."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import uuid
-from collections.abc import Coroutine, Iterator
-from concurrent.futures import Future
-from pathlib import Path
 from typing import Any, TypeVar
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
-from temporalio.testing import WorkflowEnvironment
 
 from server.app import Mailgate
-from server.connect import connect
-from server.credentials import load_secrets
 from server.mcp_server import build_mcp
-from tests.conftest import make_settings
+from tests.loop_thread import LoopThread, Stack
 from workflows.models import MODES, strictness
-from workflows.providers.base import ProviderSet
-from workflows.providers.sandbox import SandboxProvider
-from workflows.worker import build_worker
 
 T = TypeVar("T")
-
-
-class LoopThread:
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
-        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return future.result(timeout)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-
-
-class Stack:
-    """The app and a worker, living on the background loop."""
-
-    def __init__(self, address: str, data_dir: Path, env: WorkflowEnvironment) -> None:
-        self.address = address
-        self.data_dir = data_dir
-        self.env = env
-        self.app: Mailgate
-        self._stop = asyncio.Event()
-        self._done: asyncio.Future[None]
-
-    async def start(self) -> None:
-        settings = make_settings(self.env, self.data_dir, temporal_address=self.address)
-        client = await connect(settings)
-        self.app = Mailgate.build(settings, client, load_secrets(settings))
-        ready = asyncio.Event()
-
-        async def serve() -> None:
-            providers = ProviderSet(SandboxProvider(self.app.sandbox))
-            async with build_worker(client, settings.task_queue, providers):
-                ready.set()
-                await self._stop.wait()
-
-        self._done = asyncio.ensure_future(serve())
-        await ready.wait()
-
-    async def stop(self) -> None:
-        self._stop.set()
-        await self._done
-
-
-@pytest.fixture
-def stack(temporal_env: WorkflowEnvironment, tmp_path: Path) -> Iterator[tuple[LoopThread, Stack]]:
-    runner = LoopThread()
-    stack = Stack(temporal_env.client.service_client.config.target_host, tmp_path, temporal_env)
-    runner.run(stack.start())
-    yield runner, stack
-    runner.run(stack.stop())
-    runner.stop()
 
 
 modes = st.sampled_from(MODES)
@@ -143,9 +71,9 @@ async def play(app: Mailgate, sequence: list[tuple[str, Any]]) -> dict[str, str]
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sequence=st.lists(calls, min_size=1, max_size=8))
 def test_agent_calls_never_loosen_a_mailbox_nor_send_without_approval(
-    stack: tuple[LoopThread, Stack], sequence: list[tuple[str, Any]]
+    threaded: tuple[LoopThread, Stack], sequence: list[tuple[str, Any]]
 ) -> None:
-    runner, s = stack
+    runner, s = threaded
     start = runner.run(play(s.app, sequence))
     for mailbox, mode in start.items():
         now = runner.run(s.app.mailboxes.state(mailbox)).config.mode

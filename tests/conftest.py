@@ -23,8 +23,6 @@ from server.workers import add_search_attributes
 from tests.loop_thread import LoopThread, Stack
 from tests.serve import Serve
 from workflows.models import SendState, SendStatus
-from workflows.providers.base import ProviderSet
-from workflows.providers.sandbox import SandboxProvider
 from workflows.temporal import MAILBOX, STATUS, data_converter
 from workflows.worker import build_worker
 
@@ -111,8 +109,7 @@ async def app(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterato
     """The application with a worker of its own task queue and a fresh default mailbox."""
     settings = make_settings(temporal_env, tmp_path)
     app = Mailgate.build(settings, temporal_env.client, load_secrets(settings))
-    providers = ProviderSet(SandboxProvider(app.sandbox))
-    async with build_worker(temporal_env.client, settings.task_queue, providers):
+    async with build_worker(temporal_env.client, settings.task_queue, app.providers):
         await app.mailboxes.create(settings.default_mailbox, created_by="tests")
         yield app
 

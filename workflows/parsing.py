@@ -159,11 +159,11 @@ def header_text(msg: Message, name: str) -> str:
         if value is None:
             return ""
         return clean_header(str(value))
-    except Exception:  # noqa: BLE001 - the modern header parser has edge cases; fall back to the raw value
+    except Exception:
         raw = _raw_header(msg, name) or ""
     try:
         return clean_header(str(make_header(decode_header(raw))))
-    except Exception:  # noqa: BLE001
+    except Exception:
         return clean_header(raw)
 
 
@@ -183,11 +183,11 @@ def header_addresses(msg: Message, name: str) -> tuple[EmailAddress, ...]:
             raise ValueError("raw 8-bit header")
         header = msg.get(name)
         groups = [(a.display_name, a.addr_spec) for a in getattr(header, "addresses", ())] if header else []
-    except Exception:  # noqa: BLE001
+    except Exception:
         raw = clean_text(raw_value or "")
         try:
             groups = [(header_text_of(n), a) for n, a in getaddresses([raw])]
-        except Exception:  # noqa: BLE001
+        except Exception:
             groups = []
     for display, addr in groups:
         parsed = _address(display, addr)
@@ -199,7 +199,7 @@ def header_addresses(msg: Message, name: str) -> tuple[EmailAddress, ...]:
 def header_text_of(raw: str) -> str:
     try:
         return str(make_header(decode_header(raw)))
-    except Exception:  # noqa: BLE001
+    except Exception:
         return raw
 
 
@@ -246,7 +246,7 @@ class _Walker:
             return
         ctype = _content_type(part)
         if part.is_multipart():
-            children = [c for c in part.get_payload() if isinstance(c, Message)]  # type: ignore[union-attr]
+            children = [c for c in part.get_payload() if isinstance(c, Message)]
             if ctype == "multipart/alternative" and children:
                 self._alternative(children, depth)
             else:
@@ -299,7 +299,7 @@ class _Walker:
 def _content_type(part: Message) -> str:
     try:
         ctype = part.get_content_type()
-    except Exception:  # noqa: BLE001
+    except Exception:
         return "application/octet-stream"
     return ctype if re.fullmatch(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+", ctype) else "application/octet-stream"
 
@@ -307,7 +307,7 @@ def _content_type(part: Message) -> str:
 def _disposition(part: Message) -> str:
     try:
         return (part.get_content_disposition() or "").lower()
-    except Exception:  # noqa: BLE001
+    except Exception:
         return ""
 
 
@@ -315,7 +315,7 @@ def _filename(part: Message) -> str:
     """The attachment's name, RFC 2231 or RFC 2047 encoded; only its last path component."""
     try:
         name = part.get_filename() or part.get_param("name", header="content-type") or ""
-    except Exception:  # noqa: BLE001
+    except Exception:
         name = ""
     if isinstance(name, tuple):  # an undecoded RFC 2231 triple
         name = decode_bytes(name[2].encode("latin-1", "replace"), name[0])
@@ -327,7 +327,7 @@ def _filename(part: Message) -> str:
 def _payload(part: Message) -> bytes:
     try:
         data = part.get_payload(decode=True)
-    except Exception:  # noqa: BLE001
+    except Exception:
         data = None
     if isinstance(data, bytes):
         return data
@@ -338,7 +338,7 @@ def _payload(part: Message) -> bytes:
 def _text(part: Message) -> str:
     try:
         charset = part.get_content_charset()
-    except Exception:  # noqa: BLE001
+    except Exception:
         charset = None
     text = clean_text(decode_bytes(_payload(part), charset))
     try:
@@ -353,7 +353,7 @@ def parse_email(raw: bytes) -> ParsedEmail:
     """Everything mailgate reads from a message. Never raises: broken parts become defects."""
     try:
         return _parse(raw)
-    except Exception as exc:  # noqa: BLE001 - last resort, so a single bad message cannot break a mailbox
+    except Exception as exc:
         text = clean_text(raw.decode("utf-8", "replace"))
         return ParsedEmail(text=text, defects=(f"parser error: {type(exc).__name__}: {exc}",))
 

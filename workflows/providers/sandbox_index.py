@@ -123,9 +123,7 @@ def assign_thread(db: sqlite3.Connection, mailbox: str, message_id: str, parsed:
             db.execute("UPDATE messages SET thread_id = ? WHERE thread_id = ?", (thread, other))
             db.execute("UPDATE thread_merges SET new = ? WHERE new = ?", (thread, other))
             db.execute("INSERT OR REPLACE INTO thread_merges VALUES (?, ?)", (other, thread))
-    db.executemany(
-        "INSERT OR REPLACE INTO thread_ids VALUES (?, ?, ?)", [(mailbox, ident, thread) for ident in ids]
-    )
+    db.executemany("INSERT OR REPLACE INTO thread_ids VALUES (?, ?, ?)", [(mailbox, ident, thread) for ident in ids])
     return thread
 
 

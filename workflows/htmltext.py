@@ -87,7 +87,8 @@ class _TextMaker(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self._hidden:
             return
-        self.out.append(data if self._pre else _SPACES.sub(" ", data.replace("\n", " ")))
+        # Spaces in <pre> are kept through the final line trimming as NULs (never in mail text).
+        self.out.append(data.replace(" ", "\x00") if self._pre else _SPACES.sub(" ", data.replace("\n", " ")))
 
 
 def html_to_text(html: str) -> str:
@@ -99,4 +100,4 @@ def html_to_text(html: str) -> str:
     except (AssertionError, ValueError):  # pragma: no cover - the parser is tolerant; belt and braces
         pass
     lines = [line.strip(" ") for line in "".join(maker.out).split("\n")]
-    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip().replace("\x00", " ")

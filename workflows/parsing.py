@@ -245,6 +245,9 @@ class _Walker:
             self.defects.append("multipart nesting deeper than 20 levels; the rest is ignored")
             return
         ctype = _content_type(part)
+        if ctype == "message/rfc822":  # a forwarded email is an attachment, not more of this text
+            self._attach(part, ctype, _filename(part), _disposition(part))
+            return
         if part.is_multipart():
             children = [c for c in part.get_payload() if isinstance(c, Message)]
             if ctype == "multipart/alternative" and children:
@@ -275,7 +278,7 @@ class _Walker:
 
     def _attach(self, part: Message, ctype: str, filename: str, disposition: str) -> None:
         index = len(self.attachments) + 1
-        if ctype == "message/rfc822" and part.is_multipart() is False:
+        if ctype == "message/rfc822":
             payload = part.get_payload()
             inner = payload[0] if isinstance(payload, list) and payload else None
             content = inner.as_bytes() if isinstance(inner, Message) else _payload(part)

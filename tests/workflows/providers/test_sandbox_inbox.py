@@ -63,7 +63,8 @@ def test_filters_unread_sender_text_and_since(store: SandboxStore) -> None:
     assert subjects(text="straße") == ["Straße"]
     assert subjects(text="grüße") == ["Straße"]
     assert subjects(text="%") == ["100%_done"]  # LIKE wildcards are matched literally
-    assert subjects(text="0_d") == ["100%_done"]
+    assert subjects(text="%_d") == ["100%_done"]
+    assert subjects(text="1_0") == []
     assert subjects(since=datetime.now(UTC) + timedelta(minutes=1)) == []
     assert len(subjects(since=datetime.now(UTC) - timedelta(minutes=1))) == 3
 

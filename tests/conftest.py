@@ -111,6 +111,7 @@ async def app(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterato
     app = Mailgate.build(settings, temporal_env.client, load_secrets(settings))
     async with build_worker(temporal_env.client, settings.task_queue, app.providers):
         await app.mailboxes.create(settings.default_mailbox, created_by="tests")
+        await provisioned(app, settings.default_mailbox)
         yield app
 
 
@@ -123,6 +124,15 @@ def threaded(temporal_env: WorkflowEnvironment, tmp_path: Path) -> Iterator[tupl
     yield runner, stack
     runner.run(stack.stop())
     runner.stop()
+
+
+async def provisioned(app: Mailgate, address: str, timeout: float = 15.0) -> None:
+    """Wait until the mailbox workflow has made the sandbox mailbox (mail to it is accepted then)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not app.sandbox.is_local(address):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{address} was not provisioned in the sandbox")
+        await asyncio.sleep(0.02)
 
 
 async def wait_for_status(

@@ -231,14 +231,14 @@ CORPUS: dict[str, Case] = {
     ),
     "broken_headers": Case(
         raw=(
-            b"From: \"Unclosed <broken@example.com\r\n"
+            b'From: "Unclosed <broken@example.com\r\n'
             b"To: ,,, agent@mailgate.local, @@@\r\n"
             b"Subject: =?utf-8?q?broken=ZZ?= raw \xe9t\xe9\r\n"
             b"Date: not a date\r\n"
             b"Message-ID: <broken-1@example.com>\r\n"
             b"References: garbage <ok-ref@example.com> <\x01bad@x> <also ok@x>\r\n"
             b"In-Reply-To: <ok-ref@example.com>\r\n"
-            b"Content-Type: text/plain; charset=\"utf-8\r\n"
+            b'Content-Type: text/plain; charset="utf-8\r\n'
             b"Content-Transfer-Encoding: base64\r\n\r\n"
             b"!!!not base64!!!\r\n"
         ),

@@ -23,7 +23,12 @@ T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
 
 def item(key: str, parents: tuple[str, ...] = (), minutes: int = 0) -> ThreadItem:
-    return ThreadItem(key=key, message_id=f"<{key}@x>", parent_ids=tuple(f"<{p}@x>" for p in parents), date=T0 + timedelta(minutes=minutes))
+    return ThreadItem(
+        key=key,
+        message_id=f"<{key}@x>",
+        parent_ids=tuple(f"<{p}@x>" for p in parents),
+        date=T0 + timedelta(minutes=minutes),
+    )
 
 
 def layout(items: list[ThreadItem]) -> list[tuple[str, int, str | None]]:
@@ -132,7 +137,9 @@ def threads_of(store: SandboxStore) -> dict[str, str]:
     return {e.message_id.strip("<>").split("@")[0]: e.thread_id for e in page.emails}
 
 
-@pytest.mark.parametrize("order", [("a", "b", "c", "d"), ("d", "c", "b", "a"), ("c", "a", "d", "b"), ("b", "d", "c", "a")])
+@pytest.mark.parametrize(
+    "order", [("a", "b", "c", "d"), ("d", "c", "b", "a"), ("c", "a", "d", "b"), ("b", "d", "c", "a")]
+)
 def test_the_store_threads_out_of_order_arrivals_together(tmp_path: Path, order: tuple[str, ...]) -> None:
     store = SandboxStore(tmp_path / "s.db")
     store.create_mailbox("agent@mailgate.local")

@@ -197,7 +197,7 @@ CORPUS: dict[str, Case] = {
         text_lacks=("<p>",),
         attachments=(
             ("part-1", "image/png", b"\x89PNG\r\n\x1a\n"),
-            ("Bericht März – final.pdf", "application/pdf", b"%PDF-1.4\n"),
+            ("Bericht März \u2013 final.pdf", "application/pdf", b"%PDF-1.4\n"),
             ("dépenses.csv", "text/csv", b"a,b\r\n1,2"),
         ),
     ),

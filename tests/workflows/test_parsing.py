@@ -85,13 +85,13 @@ def test_what_mailgate_writes_it_reads_back_exactly() -> None:
     draft = EmailDraft(
         to=(EmailAddress(address="bob@example.com", name="Bob Müller"),),
         cc=(EmailAddress(address="carol@example.com"),),
-        subject="Grüße – Bericht für März 🌷",
+        subject="Grüße \u2013 Bericht für März 🌷",
         body="Hallo Bob,\n\nanbei der Bericht.\n\n-- \nAgent",
         in_reply_to="<parent@example.com>",
         references=("<root@example.com>", "<parent@example.com>"),
         attachments=(
             Attachment(
-                filename="Bericht März – final.pdf",
+                filename="Bericht März \u2013 final.pdf",
                 content_type="application/pdf",
                 content_b64=base64.b64encode(pdf).decode(),
                 size=len(pdf),
@@ -118,7 +118,7 @@ def test_what_mailgate_writes_it_reads_back_exactly() -> None:
     assert parsed.references == draft.references
     assert parsed.message_id == request.message_id
     assert [(a.filename, a.content_type, a.content) for a in parsed.attachments] == [
-        ("Bericht März – final.pdf", "application/pdf", pdf),
+        ("Bericht März \u2013 final.pdf", "application/pdf", pdf),
         ("日本語.txt", "text/plain", "あ".encode()),
     ]
 

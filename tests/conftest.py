@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -85,6 +86,12 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
         stack.stop()
     with contextlib.suppress(OSError, ValueError, KeyError):
         os.kill(stack.temporal_pid(), signal.SIGKILL)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def unique_mailbox(prefix: str = "agent") -> str:

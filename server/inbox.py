@@ -132,7 +132,13 @@ UNTRUSTED_WARNING = (
 
 
 def person(address: EmailAddress | None) -> str:
-    return str(address) if address and address.address else (address.name if address else "")
+    """For display: ``Name <address>`` (email.headerregistry's formatting is slow for thousands)."""
+    if address is None:
+        return ""
+    if not address.name:
+        return address.address
+    name = f'"{address.name}"' if _NAME_PUNCTUATION.search(address.name) else address.name
+    return f"{name} <{address.address}>" if address.address else address.name
 
 
 def listing(email: EmailSummary) -> InboxEmail:

@@ -354,7 +354,7 @@ class Inbox:
     # --- mail held for a human (gated_all) ---------------------------------------------------
 
     async def held(self, mailbox: str | None = None) -> list[EmailSummary]:
-        boxes = [parse_mailbox(mailbox)] if mailbox else [m.address for m in await self._mailboxes.list()]
+        boxes = [parse_mailbox(mailbox)] if mailbox else [m.address for m in await self._mailboxes.all()]
         found: list[EmailSummary] = []
         for box in boxes:
             page = await self._providers.for_mailbox(box).list_emails(box, EmailQuery(held=True, limit=500))

@@ -63,7 +63,7 @@ def check_exposure(settings: Settings) -> None:
 async def configure_watchers(app: Mailgate) -> None:
     """Give configured mailboxes' watchers their intake workflow and every watcher the poll interval."""
     entries = {e.address.lower(): e for e in app.settings.mailboxes}
-    for box in await app.mailboxes.list():
+    for box in await app.mailboxes.all():
         entry = entries.get(box.address.lower())
         intake = (
             IntakeConfig(workflow=entry.intake_workflow, task_queue=entry.intake_task_queue)

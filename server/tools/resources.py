@@ -17,7 +17,7 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
     @mcp.resource("mailgate://mailboxes", name="mailboxes", mime_type="application/json")
     async def mailboxes() -> str:
         """Every mailbox with its oversight mode."""
-        boxes = await app.mailboxes.list()
+        boxes = await app.mailboxes.all()
         return json.dumps([b.model_dump(mode="json") for b in boxes], indent=2)
 
     @mcp.resource("mailgate://mailboxes/{address}", name="mailbox", mime_type="application/json")

@@ -349,7 +349,7 @@ async def test_bad_attachments_are_refused_and_nothing_is_started(
         await app.sends.submit(
             mailbox=app.settings.default_mailbox, to=["b@example.com"], subject="s", body="b", attachments=[attachment]
         )
-    assert (await app.sends.list(mailbox=app.settings.default_mailbox)).sends == []
+    assert (await app.sends.search(mailbox=app.settings.default_mailbox)).sends == []
 
 
 async def test_an_email_too_big_for_temporal_is_refused_with_the_reason(app: Mailgate) -> None:

@@ -14,7 +14,6 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.ids import mailbox_workflow_id
-from workflows.inbound import signal_watcher
 from workflows.models import Admission, AdmitRequest, DeliveryReceipt, DeliveryRequest, MailboxConfig
 from workflows.providers.base import DeliveryError, ProviderSet
 
@@ -67,9 +66,4 @@ class MailActivities:
 
     @activity.defn
     async def provision(self, config: MailboxConfig) -> None:
-        provider = self._providers.for_mailbox(config.address)
-        # The watcher starts before the mailbox can receive, at the present cursor, so it sees
-        # every email the mailbox will ever get (and no history of an address reused).
-        cursor = (await provider.changes(config.address, None)).cursor
-        await signal_watcher(self._client, config.address, activity.info().task_queue, "poke", cursor=cursor)
-        await provider.create_mailbox(config.address)
+        await self._providers.for_mailbox(config.address).create_mailbox(config.address)

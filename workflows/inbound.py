@@ -65,10 +65,12 @@ class TemporalInbound:
         memo = await description.memo()
         return memo.get("mode") == "gated_all"
 
-    async def arrived(self, mailboxes: list[str]) -> None:
+    async def arrived(self, mailboxes: list[str], since: str | None = None) -> None:
         for mailbox in mailboxes:
             try:
-                await signal_watcher(self._client, mailbox, self._task_queue, "poke", poll_interval=self._poll)
+                await signal_watcher(
+                    self._client, mailbox, self._task_queue, "poke", cursor=since, poll_interval=self._poll
+                )
             except (RPCError, RuntimeError) as exc:
                 # The watcher's periodic poll picks the mail up anyway.
                 log.warning("could not wake the watcher of %s: %s", mailbox, exc)

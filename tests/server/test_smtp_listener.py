@@ -21,7 +21,7 @@ class FailingHooks:
     async def holds(self, mailbox: str) -> bool:
         raise ConnectionError("Temporal unreachable")
 
-    async def arrived(self, mailboxes: list[str]) -> None:
+    async def arrived(self, mailboxes: list[str], since: str | None = None) -> None:
         return None
 
 

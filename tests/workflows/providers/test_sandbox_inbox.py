@@ -131,7 +131,7 @@ class Holding:
             raise self.hold
         return self.hold
 
-    async def arrived(self, mailboxes: list[str]) -> None:
+    async def arrived(self, mailboxes: list[str], since: str | None = None) -> None:
         self.woken += mailboxes
 
 

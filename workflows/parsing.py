@@ -126,13 +126,13 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
     if label:
         try:
             declared = codecs.lookup(_CHARSET_ALIASES.get(label, label)).name
-        except LookupError:
+        except (LookupError, ValueError):  # unknown, or not even a name (a NUL in it)
             declared = None
     for name in (declared, "utf-8"):
         if name:
             try:
                 return data.decode(name)
-            except (UnicodeDecodeError, LookupError):
+            except (UnicodeDecodeError, LookupError, ValueError):
                 continue
     return data.decode(declared or "cp1252", "replace")
 

@@ -453,13 +453,17 @@ class Inbox:
 
     async def configure_watcher(self, mailbox: str, intake: IntakeConfig | None) -> None:
         """Start the mailbox's watcher if needed and give it this intake and the poll interval."""
+        address = parse_mailbox(mailbox)
         config = WatcherConfig(intake=intake, poll_interval=timedelta(seconds=self._settings.inbound_poll_seconds))
+        # A watcher started here begins at the present, fixed now: mail arriving from now on is new to it.
+        now = (await self._providers.for_mailbox(address).changes(address, None)).cursor
         await signal_watcher(
             self._client,
-            parse_mailbox(mailbox),
+            address,
             self._settings.task_queue,
             "configure",
             [config],
+            cursor=now,
             poll_interval=config.poll_interval,
         )
 

@@ -9,7 +9,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from tests.e2e.conftest import Serve
+from tests.serve import Serve
 
 pytestmark = pytest.mark.e2e
 BOX = "agent@mailgate.local"

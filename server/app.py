@@ -7,9 +7,12 @@ from dataclasses import dataclass
 from temporalio.client import Client
 
 from server.credentials import Secrets
+from server.inbox import Inbox
 from server.mailboxes import Mailboxes, Review
+from server.providers import build_providers
 from server.sends import Sends
 from server.settings import Settings
+from workflows.providers.base import ProviderSet
 from workflows.providers.sandbox import SandboxStore
 
 
@@ -21,17 +24,24 @@ class Mailgate:
     mailboxes: Mailboxes
     sends: Sends
     sandbox: SandboxStore
+    providers: ProviderSet
+    inbox: Inbox
 
     @classmethod
     def build(cls, settings: Settings, client: Client, secrets: Secrets) -> Mailgate:
         mailboxes = Mailboxes(client, settings, secrets.secret_key)
+        sends = Sends(client, settings, mailboxes)
+        sandbox = SandboxStore(settings.data_dir / "sandbox.db")
+        providers = build_providers(settings, client, sandbox)
         return cls(
             settings=settings,
             client=client,
             secrets=secrets,
             mailboxes=mailboxes,
-            sends=Sends(client, settings, mailboxes),
-            sandbox=SandboxStore(settings.data_dir / "sandbox.db"),
+            sends=sends,
+            sandbox=sandbox,
+            providers=providers,
+            inbox=Inbox(client, settings, providers, mailboxes, sends),
         )
 
     async def ack_review(self, send_id: str, actor: str) -> Review:

@@ -601,6 +601,81 @@ def upgrades_list(mailbox: str | None, data_dir: Path | None, as_json: bool) -> 
     run(main)
 
 
+# --- inbound mail held by gated_all -------------------------------------------------------
+
+
+@main.group()
+def inbound() -> None:
+    """Inbound mail held for a human in gated_all mailboxes: list, release, discard."""
+
+
+@inbound.command("list")
+@click.option("--mailbox", help="Only this mailbox.")
+@data_dir_option
+@json_option
+def inbound_list(mailbox: str | None, data_dir: Path | None, as_json: bool) -> NoReturn:
+    """Held emails, oldest first. Agents see none of them until you release one."""
+    settings = settings_from(data_dir=data_dir)
+
+    async def main() -> int:
+        app = await open_app(settings)
+        held = await app.inbox.held(mailbox)
+        rows = [
+            [
+                e.email_id,
+                e.mailbox,
+                e.received_at.strftime("%Y-%m-%d %H:%M"),
+                str(e.sender or ""),
+                e.subject[:50],
+                ("[attachments] " if e.has_attachments else "") + e.snippet[:60],
+            ]
+            for e in held
+        ]
+        emit(held, as_json, lambda: columns(rows, ["EMAIL_ID", "MAILBOX", "RECEIVED", "FROM", "SUBJECT", "SNIPPET"]))
+        return 0
+
+    run(main)
+
+
+def _decide_held(
+    email_id: str, change: str, actor: str, mailbox: str | None, data_dir: Path | None, as_json: bool
+) -> NoReturn:
+    from server.sends import check_person
+
+    settings = settings_from(data_dir=data_dir)
+
+    async def main() -> int:
+        app = await open_app(settings)
+        email = await app.inbox.decide_held(email_id, change, check_person(actor, "--as"), mailbox)  # type: ignore[arg-type]
+        verb = "released: agents can read it now" if change == "release" else "discarded: agents never see it"
+        emit(email, as_json, lambda: f"{email.email_id} in {email.mailbox} {verb}")
+        return 0
+
+    run(main)
+
+
+@inbound.command("release")
+@click.argument("email_id")
+@click.option("--mailbox", help="The mailbox (needed only if the id is held in several).")
+@click.option("--as", "actor", default=getpass.getuser, show_default="your login name", help="Who releases it.")
+@data_dir_option
+@json_option
+def inbound_release(email_id: str, mailbox: str | None, actor: str, data_dir: Path | None, as_json: bool) -> NoReturn:
+    """Let agents see a held email (it then appears in check_inbox and wakes reply waits)."""
+    _decide_held(email_id, "release", actor, mailbox, data_dir, as_json)
+
+
+@inbound.command("discard")
+@click.argument("email_id")
+@click.option("--mailbox", help="The mailbox (needed only if the id is held in several).")
+@click.option("--as", "actor", default=getpass.getuser, show_default="your login name", help="Who discards it.")
+@data_dir_option
+@json_option
+def inbound_discard(email_id: str, mailbox: str | None, actor: str, data_dir: Path | None, as_json: bool) -> NoReturn:
+    """Keep a held email from agents for good (it stays in the sandbox for the record)."""
+    _decide_held(email_id, "discard", actor, mailbox, data_dir, as_json)
+
+
 # --- sandbox -----------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -20,6 +21,13 @@ from temporalio.workflow import UpdateMethodMultiParam
 
 from server.errors import Conflict, InvalidInput, MailgateError, NotFound, Unavailable
 from server.mailboxes import Mailboxes, parse_mailbox, rpc_error, update_error
+from server.outbound import (
+    MAX_PAYLOAD_BYTES,
+    AttachmentInput,
+    check_reply_headers,
+    parse_attachments,
+    parse_send_at,
+)
 from server.settings import Settings
 from workflows import ids
 from workflows.addresses import (
@@ -60,6 +68,7 @@ class SendResult(BaseModel):
     oversight_mode: OversightMode
     message_id: str
     expires_at: datetime | None = None
+    scheduled_for: datetime | None = None
     reason: str = ""
     deduplicated: bool = False
     next_step: str
@@ -185,26 +194,53 @@ class Sends:
         idempotency_key: str | None = None,
         approval_timeout_hours: float | None = None,
         requester: str = "agent",
+        attachments: Sequence[AttachmentInput] | None = None,
+        send_at: str | datetime | None = None,
+        approve_at_send_time: bool = False,
+        in_reply_to: str | None = None,
+        references: Sequence[str] = (),
     ) -> SendResult:
+        """Start a send (or find the same one again). Replies pass the parent's ids as headers."""
         address = parse_mailbox(mailbox)
         if idempotency_key is not None and not _KEY_RE.fullmatch(idempotency_key):
             raise InvalidInput("idempotency_key: 1 to 200 printable ASCII characters without spaces")
         if approval_timeout_hours is not None and not 0 < approval_timeout_hours <= 24 * 365:
             raise InvalidInput("approval_timeout_hours: a positive number of hours, at most 8760")
-        draft = _draft(to, cc or [], bcc or [], subject, body)
+        now = datetime.now(UTC)
+        scheduled = parse_send_at(send_at, now)
+        parent, chain = check_reply_headers(in_reply_to, references)
+        draft = _draft(
+            to,
+            cc or [],
+            bcc or [],
+            subject,
+            body,
+            attachments=parse_attachments(attachments),
+            in_reply_to=parent,
+            references=chain,
+        )
         config = await self._mailboxes.config(address)
         if config.mode == "read_only":
             raise Conflict(
                 f"mailbox {address} is read_only: it may not send. Only a human can change its mode "
                 "(request_upgrade asks one)."
             )
-        content = ids.content_hash(draft)
+        # The schedule is part of the email's identity only when there is one, so hashes of
+        # unscheduled sends stay what they were.
+        timing = {"send_at": scheduled.isoformat(), "approve_at_send_time": approve_at_send_time} if scheduled else None
+        content = ids.content_hash(draft, timing)
         send_id = ids.send_id(address, idempotency_key or f"auto:{content}")
         policy = config.policy()
         problem = recipient_problem(policy, draft.recipients())
-        status: SendStatus = "blocked" if problem else "pending_approval" if config.mode in GATED_MODES else "sending"
+        gated = config.mode in GATED_MODES
+        status: SendStatus
+        if problem:
+            status = "blocked"
+        elif scheduled and (not gated or approve_at_send_time):
+            status = "scheduled"
+        else:
+            status = "pending_approval" if gated else "sending"
         hours = approval_timeout_hours or config.approval_window_hours
-        now = datetime.now(UTC)
         request = SendRequest(
             send_id=send_id,
             mailbox=address,
@@ -216,7 +252,15 @@ class Sends:
             policy=policy,
             requested_at=now,
             approval_timeout=timedelta(hours=hours),
+            send_at=scheduled,
+            approve_at_send_time=approve_at_send_time and scheduled is not None,
         )
+        size = len(request.model_dump_json())
+        if size > MAX_PAYLOAD_BYTES:
+            raise InvalidInput(
+                f"this email is {size} bytes as Temporal stores it, over mailgate's limit of {MAX_PAYLOAD_BYTES} "
+                "(Temporal refuses payloads over 2 MB); shorten the body or send fewer attachments"
+            )
         try:
             await self._client.start_workflow(
                 SendEmailWorkflow.run,
@@ -249,6 +293,7 @@ class Sends:
             oversight_mode=config.mode,
             message_id=request.message_id,
             expires_at=now + request.approval_timeout if status == "pending_approval" else None,
+            scheduled_for=scheduled,
             reason=problem or "",
             next_step=next_step(status, send_id),
         )
@@ -270,6 +315,7 @@ class Sends:
             oversight_mode=state.oversight_mode,
             message_id=state.message_id,
             expires_at=state.expires_at,
+            scheduled_for=state.scheduled_for,
             reason=state.reason,
             deduplicated=True,
             next_step=next_step(state.status, send_id),

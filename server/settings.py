@@ -48,6 +48,13 @@ class MailboxEntry(BaseModel):
     rate_per_hour: int | None = Field(default=None, gt=0)
     rate_per_day: int | None = Field(default=None, gt=0)
     approval_window_hours: float | None = Field(default=None, gt=0)
+    intake_workflow: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="a workflow type started for every inbound email (id from the mailbox and Message-ID)",
+    )
+    intake_task_queue: str | None = Field(default=None, min_length=1, max_length=200)
 
     @field_validator("address")
     @classmethod
@@ -94,6 +101,9 @@ class Settings(BaseSettings):
         default="gated_send", description="the loosest mode an agent-created mailbox may start in"
     )
     approval_timeout_hours: float = Field(default=72.0, gt=0, le=24 * 365)
+    inbound_poll_seconds: float = Field(
+        default=60.0, ge=1, le=86400, description="how often mailbox watchers look for new mail unpoked"
+    )
     mailboxes: list[MailboxEntry] = []
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

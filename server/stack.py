@@ -28,7 +28,7 @@ from server.running import StackInfo, attach, running_stack, stack_file
 from server.settings import MailboxEntry, Settings, SettingsError
 from server.smtp_listener import start_smtp_listener
 from server.web.app import build_app
-from workflows.providers.base import ProviderSet
+from workflows.inbox import IntakeConfig
 from workflows.providers.sandbox import SandboxProvider
 from workflows.worker import build_worker
 
@@ -60,6 +60,19 @@ def check_exposure(settings: Settings) -> None:
         )
 
 
+async def configure_watchers(app: Mailgate) -> None:
+    """Give configured mailboxes' watchers their intake workflow and every watcher the poll interval."""
+    entries = {e.address.lower(): e for e in app.settings.mailboxes}
+    for box in await app.mailboxes.all():
+        entry = entries.get(box.address.lower())
+        intake = (
+            IntakeConfig(workflow=entry.intake_workflow, task_queue=entry.intake_task_queue)
+            if entry is not None and entry.intake_workflow
+            else None
+        )
+        await app.inbox.configure_watcher(box.address, intake)
+
+
 @dataclass
 class Stack:
     settings: Settings
@@ -81,12 +94,12 @@ async def start_core(settings: Settings) -> AsyncIterator[Stack]:
         if dev is not None:
             await ensure_retention(client, settings.temporal_namespace)
         app = Mailgate.build(settings, client, secrets)
-        providers = ProviderSet(SandboxProvider(app.sandbox))
-        worker = build_worker(client, settings.task_queue, providers)
+        worker = build_worker(client, settings.task_queue, app.providers)
         async with worker:
             await app.mailboxes.ensure(MailboxEntry(address=settings.default_mailbox), created_by="mailgate")
             for entry in settings.mailboxes:
                 await app.mailboxes.ensure(entry, created_by="config")
+            await configure_watchers(app)
             stack = Stack(settings, secrets, app, dev, worker)
             supervisor = asyncio.create_task(supervise(stack)) if dev is not None else None
             try:
@@ -94,7 +107,7 @@ async def start_core(settings: Settings) -> AsyncIterator[Stack]:
             finally:
                 if supervisor is not None:
                     supervisor.cancel()
-        await providers.aclose()
+        await app.providers.aclose()
     finally:
         current = stack.dev if stack is not None else dev
         if current is not None:
@@ -159,11 +172,9 @@ async def serve(settings: Settings, *, stdio: bool = False) -> int:
         server = uvicorn.Server(
             uvicorn.Config(web, host=settings.host, port=settings.port, log_level="warning", lifespan="on")
         )
-        smtp = (
-            await start_smtp_listener(stack.app.sandbox, settings.host, settings.smtp_port)
-            if settings.smtp_port
-            else None
-        )
+        sandbox = stack.app.providers.default
+        assert isinstance(sandbox, SandboxProvider)
+        smtp = await start_smtp_listener(sandbox, settings.host, settings.smtp_port) if settings.smtp_port else None
         http_task = asyncio.create_task(server.serve())
         while not server.started and not http_task.done():
             await asyncio.sleep(0.02)

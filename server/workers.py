@@ -13,9 +13,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from server.connect import connect
 from server.errors import Unavailable
+from server.providers import build_providers
 from server.settings import Settings
-from workflows.providers.base import ProviderSet
-from workflows.providers.sandbox import SandboxProvider, SandboxStore
+from workflows.providers.sandbox import SandboxStore
 from workflows.temporal import SEARCH_ATTRIBUTES
 from workflows.worker import build_worker
 
@@ -24,7 +24,7 @@ KINDS = {"Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD}
 
 async def run_worker(settings: Settings) -> int:
     client = await connect(settings, wait=10)
-    providers = ProviderSet(SandboxProvider(SandboxStore(settings.data_dir / "sandbox.db")))
+    providers = build_providers(settings, client, SandboxStore(settings.data_dir / "sandbox.db"))
     worker = build_worker(client, settings.task_queue, providers)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -23,8 +24,6 @@ from server.workers import add_search_attributes
 from tests.loop_thread import LoopThread, Stack
 from tests.serve import Serve
 from workflows.models import SendState, SendStatus
-from workflows.providers.base import ProviderSet
-from workflows.providers.sandbox import SandboxProvider
 from workflows.temporal import MAILBOX, STATUS, data_converter
 from workflows.worker import build_worker
 
@@ -89,6 +88,12 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
         os.kill(stack.temporal_pid(), signal.SIGKILL)
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def unique_mailbox(prefix: str = "agent") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}@mailgate.local"
 
@@ -111,9 +116,9 @@ async def app(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterato
     """The application with a worker of its own task queue and a fresh default mailbox."""
     settings = make_settings(temporal_env, tmp_path)
     app = Mailgate.build(settings, temporal_env.client, load_secrets(settings))
-    providers = ProviderSet(SandboxProvider(app.sandbox))
-    async with build_worker(temporal_env.client, settings.task_queue, providers):
+    async with build_worker(temporal_env.client, settings.task_queue, app.providers):
         await app.mailboxes.create(settings.default_mailbox, created_by="tests")
+        await provisioned(app, settings.default_mailbox)
         yield app
 
 
@@ -126,6 +131,15 @@ def threaded(temporal_env: WorkflowEnvironment, tmp_path: Path) -> Iterator[tupl
     yield runner, stack
     runner.run(stack.stop())
     runner.stop()
+
+
+async def provisioned(app: Mailgate, address: str, timeout: float = 15.0) -> None:
+    """Wait until the mailbox workflow has made the sandbox mailbox (mail to it is accepted then)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not app.sandbox.is_local(address):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{address} was not provisioned in the sandbox")
+        await asyncio.sleep(0.02)
 
 
 async def wait_for_status(

@@ -40,3 +40,22 @@ def message_id(send_id: str, mailbox: str) -> str:
     """Fixed once per send: a retry of the delivery carries the same Message-ID."""
     domain = mailbox.rpartition("@")[2].lower()
     return f"<{send_id}@{domain}>"
+
+
+WATCHER_PREFIX = "watch-"
+REPLY_WAIT_PREFIX = "reply-wait-"
+INTAKE_PREFIX = "intake-"
+
+
+def watcher_workflow_id(address: str) -> str:
+    return WATCHER_PREFIX + mailbox_key(address)
+
+
+def reply_wait_id(send_id: str) -> str:
+    """One reply wait per send: a second call attaches to the wait already running."""
+    return REPLY_WAIT_PREFIX + send_id
+
+
+def intake_workflow_id(address: str, message_id: str) -> str:
+    """The same inbound email (mailbox, Message-ID) always maps to the same intake workflow."""
+    return f"{INTAKE_PREFIX}{mailbox_key(address)}-{_digest(message_id, length=26)}"

@@ -77,6 +77,14 @@ class EmailDraft(Frozen):
     def recipients(self) -> tuple[EmailAddress, ...]:
         return self.to + self.cc + self.bcc
 
+    def without_contents(self) -> EmailDraft:
+        """Attachment names and sizes only: what states and query answers carry, far below
+        Temporal's 2 MB payload limit (the contents are in the workflow's input)."""
+        if not any(a.content_b64 for a in self.attachments):
+            return self
+        kept = tuple(a.model_copy(update={"content_b64": ""}) for a in self.attachments)
+        return self.model_copy(update={"attachments": kept})
+
 
 class Edits(Frozen):
     subject: str | None = None

@@ -9,6 +9,7 @@ from mcp.types import CallToolResult
 from pydantic import Field
 
 from server.app import Mailgate
+from server.outbound import AttachmentInput
 from server.sends import SendPage, SendResult, next_step
 from server.tools.common import agent_errors, reads, result, writes
 from workflows.models import SendState, SendStatus
@@ -23,6 +24,33 @@ Recipients = Annotated[
         max_length=50,
     ),
 ]
+
+
+Attachments = Annotated[
+    list[AttachmentInput] | None,
+    Field(description="Files to attach: at most 10, 1 MiB together (decoded).", max_length=10),
+]
+SendAt = Annotated[
+    str | None,
+    Field(
+        description="Send later: an ISO 8601 time with a UTC offset, e.g. 2026-12-01T09:00:00+01:00 "
+        "(future, at most a year ahead). Status is scheduled until then; cancel_send stops it.",
+    ),
+]
+ApproveAtSendTime = Annotated[
+    bool,
+    Field(
+        description="With send_at in a gated mailbox: ask the human at send time instead of now (default: "
+        "approval first, then it waits for send_at)."
+    ),
+]
+
+
+def send_line(sent: SendResult) -> str:
+    again = " (already submitted earlier; not sent twice)" if sent.deduplicated else ""
+    when = f" for {sent.scheduled_for.isoformat(timespec='minutes')}" if sent.scheduled_for else ""
+    reason = f"{sent.reason}. " if sent.reason else ""
+    return f"{sent.send_id}: {sent.status}{when}{again}. {reason}{sent.next_step}"
 
 
 class StatusResult(SendState):
@@ -74,13 +102,16 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
             float | None,
             Field(description="How long a human has to decide (default: the mailbox's window, 72 h).", gt=0),
         ] = None,
+        attachments: Attachments = None,
+        send_at: SendAt = None,
+        approve_at_send_time: ApproveAtSendTime = False,
     ) -> Annotated[CallToolResult, SendResult]:
         """Send an email from a mailbox, under that mailbox's oversight mode.
 
         In gated_send and gated_all mailboxes the email waits (hours or days) for a human to
         approve, edit or reject it; you get status pending_approval at once. In monitored and
         autonomous mailboxes it goes out at once. read_only mailboxes refuse. Safe to retry:
-        the same email is sent at most once.
+        the same email is sent at most once. With send_at it goes out later (status scheduled).
         """
         sent = await app.sends.submit(
             mailbox=mailbox,
@@ -91,12 +122,11 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
             bcc=bcc,
             idempotency_key=idempotency_key,
             approval_timeout_hours=approval_timeout_hours,
+            attachments=attachments,
+            send_at=send_at,
+            approve_at_send_time=approve_at_send_time,
         )
-        again = " (already submitted earlier; not sent twice)" if sent.deduplicated else ""
-        return result(
-            sent,
-            f"{sent.send_id}: {sent.status}{again}. {sent.reason + '. ' if sent.reason else ''}{sent.next_step}",
-        )
+        return result(sent, send_line(sent))
 
     @mcp.tool(annotations=reads("Status of a send"))
     @agent_errors

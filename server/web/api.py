@@ -49,6 +49,10 @@ class RejectBody(Body):
     reason: str = Field(min_length=1, max_length=2000)
 
 
+class HeldBody(Body):
+    actor: str = Field(min_length=1, max_length=200)
+
+
 class MailboxBody(Body):
     address: str
     display_name: str = ""
@@ -220,6 +224,27 @@ async def show_audit(request: Request, app: Mailgate) -> Any:
     return dump(page)
 
 
+async def list_inbound(request: Request, app: Mailgate) -> Any:
+    held = await app.inbox.held(request.query_params.get("mailbox") or None)
+    return {"inbound": dump(list(held))}
+
+
+async def release_inbound(request: Request, app: Mailgate) -> Any:
+    return await _decide_held(request, app, "release")
+
+
+async def discard_inbound(request: Request, app: Mailgate) -> Any:
+    return await _decide_held(request, app, "discard")
+
+
+async def _decide_held(request: Request, app: Mailgate, change: Literal["release", "discard"]) -> Any:
+    body = await read_body(request, HeldBody)
+    email = await app.inbox.decide_held(
+        request.path_params["email_id"], change, check_person(body.actor, "actor"), request.path_params["mailbox"]
+    )
+    return dump(email)
+
+
 def routes(app: Mailgate) -> list[Route]:
     def route(path: str, handler: Handler, method: Literal["GET", "POST"]) -> Route:
         return Route(path, endpoint(app, handler), methods=[method])
@@ -237,4 +262,7 @@ def routes(app: Mailgate) -> list[Route]:
         route("/api/reviews/{send_id}/ack", ack_review, "POST"),
         route("/api/upgrades", list_upgrades, "GET"),
         route("/api/audit", show_audit, "GET"),
+        route("/api/inbound", list_inbound, "GET"),
+        route("/api/inbound/{mailbox}/{email_id}/release", release_inbound, "POST"),
+        route("/api/inbound/{mailbox}/{email_id}/discard", discard_inbound, "POST"),
     ]

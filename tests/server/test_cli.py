@@ -160,3 +160,27 @@ async def test_trust_commands_reviews_upgrades_configure_audit(app: Mailgate) ->
     audit = await mailgate(app, "mailbox", "audit", mailbox, "--json")
     kinds = {e["kind"] for e in json.loads(audit.out)}
     assert {"configured", "mode_changed", "review_acked", "upgrade_requested", "sent"} <= kinds
+
+
+async def test_inbound_list_release_and_discard(app: Mailgate) -> None:
+    from tests.server.test_inbox import receive
+
+    mailbox = app.settings.default_mailbox
+    await app.mailboxes.set_mode(mailbox, "gated_all", actor="ops", role="human")
+    await receive(app, subject="Held by the CLI test")
+    await receive(app, subject="Another")
+    listed = await mailgate(app, "inbound", "list", "--mailbox", mailbox, "--json")
+    assert listed.code == 0, listed.err
+    held = json.loads(listed.out)
+    assert [h["subject"] for h in held] == ["Held by the CLI test", "Another"]
+    table = await mailgate(app, "inbound", "list")
+    assert "Held by the CLI test" in table.out and "EMAIL_ID" in table.out
+
+    released = await mailgate(app, "inbound", "release", held[0]["email_id"], "--as", "alice")
+    assert released.code == 0, released.err
+    assert "released" in released.out
+    again = await mailgate(app, "inbound", "release", held[0]["email_id"], "--mailbox", mailbox)
+    assert again.code == 1 and "no held email" in again.err
+    discarded = await mailgate(app, "inbound", "discard", held[1]["email_id"], "--mailbox", mailbox, "--json")
+    assert discarded.code == 0 and json.loads(discarded.out)["email_id"] == held[1]["email_id"]
+    assert [e.subject for e in (await app.inbox.check(mailbox)).emails] == ["Held by the CLI test"]

@@ -30,6 +30,7 @@ def load(path: Path) -> WorkflowHistory:
 def test_histories_are_committed() -> None:
     names = {path.stem for path in FILES}
     assert {"send-approved", "send-rejected", "send-edited", "send-cancelled", "send-blocked"} <= names
+    assert {"watcher", "reply-wait-replied"} <= names
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])

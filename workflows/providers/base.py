@@ -7,7 +7,9 @@ implementations beside it, and a handler-driven fake for unit tests (``fake.py``
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Protocol
 
+from workflows.inbox import Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
 from workflows.models import DeliveryReceipt, DeliveryRequest
 
 
@@ -27,8 +29,40 @@ class PermanentDeliveryError(DeliveryError):
     permanent = True
 
 
+class EmailNotFound(LookupError):
+    """No such email in that mailbox (or it is held for a human, and so invisible to agents)."""
+
+
+class InboundHooks(Protocol):
+    """What a provider asks mailgate about mail it receives (implemented over Temporal)."""
+
+    async def holds(self, mailbox: str) -> bool:
+        """Must new mail to this mailbox be held for a human (``gated_all``)? May raise when unsure."""
+        ...
+
+    async def arrived(self, mailboxes: list[str], since: str | None = None) -> None:
+        """New mail became visible in these mailboxes: wake their watchers (starting one that does
+        not run yet at cursor ``since``, taken just before the mail, so it sees that mail too)."""
+        ...
+
+
+class NoHooks:
+    """Nothing is held, nobody is told: for tests and tools that use a provider alone."""
+
+    async def holds(self, mailbox: str) -> bool:
+        return False
+
+    async def arrived(self, mailboxes: list[str], since: str | None = None) -> None:
+        return None
+
+
 class EmailProvider(ABC):
-    """A place that sends mail for some mailboxes and holds what they receive."""
+    """A place that sends mail for some mailboxes and holds what they receive.
+
+    The read side is four methods. Email ids and cursors are the provider's own opaque
+    strings. Mail held for a human is invisible to every read unless a query asks for it.
+    Providers that discover mail late (IMAP) ask ``InboundHooks.holds`` when they first see it.
+    """
 
     name: str = "provider"
 
@@ -36,6 +70,37 @@ class EmailProvider(ABC):
     async def send(self, request: DeliveryRequest) -> DeliveryReceipt:
         """Deliver once. Calling again with the same ``request.message_id`` must not deliver twice
         where the backend can tell (the sandbox always can; SMTP only with the Sent-folder check)."""
+
+    @abstractmethod
+    async def list_emails(self, mailbox: str, query: EmailQuery) -> EmailPage:
+        """Emails matching the query, newest first unless ``oldest_first``; paginated by cursor."""
+
+    @abstractmethod
+    async def fetch_email(self, mailbox: str, email_id: str, *, include_held: bool = False) -> StoredEmail:
+        """One email with its original bytes; raises EmailNotFound."""
+
+    @abstractmethod
+    async def change_email(self, mailbox: str, email_id: str, change: EmailChange, actor: str) -> EmailSummary:
+        """Mark read, or release or discard mail held for a human; raises EmailNotFound."""
+
+    @abstractmethod
+    async def changes(self, mailbox: str, cursor: str | None, limit: int = 100) -> Changes:
+        """Mail that became visible after ``cursor``, oldest first. With no cursor: nothing, and
+        a cursor at the present (a new watcher reacts to new mail, not to the whole history)."""
+
+    async def find_reply(self, mailbox: str, message_id: str) -> EmailSummary | None:
+        """The first inbound email in the thread of our sent ``message_id`` that came after it."""
+        sent = await self.list_emails(mailbox, EmailQuery(folder="sent", message_id=message_id, limit=1))
+        if not sent.emails:
+            return None
+        mine = sent.emails[0]
+        thread = await self.list_emails(
+            mailbox, EmailQuery(folder="inbox", thread_id=mine.thread_id, oldest_first=True, limit=1000)
+        )
+        for email in thread.emails:
+            if email.received_at >= mine.received_at and email.message_id != message_id:
+                return email
+        return None
 
     async def create_mailbox(self, address: str) -> None:  # noqa: B027 - optional for providers
         """Make the mailbox exist at the provider, if the provider has such a thing."""

@@ -2,7 +2,8 @@
 
 Mail to a sandbox mailbox lands in its inbox; mail to any other address is captured in the
 store and never leaves the machine. Each (Message-ID, recipient) pair is stored once, so a
-retried delivery can never make a second copy.
+retried delivery can never make a second copy. Inbound mail for a ``gated_all`` mailbox is
+stored held: invisible to every agent read until a human releases it.
 """
 
 from __future__ import annotations
@@ -11,19 +12,35 @@ import asyncio
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from email import message_from_bytes, policy
-from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
+from workflows.inbox import Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
 from workflows.mime import build_message, envelope_recipients
 from workflows.models import DeliveryReceipt, DeliveryRequest
-from workflows.providers.base import EmailProvider, PermanentDeliveryError
+from workflows.parsing import parse_email
+from workflows.providers.base import (
+    EmailNotFound,
+    EmailProvider,
+    InboundHooks,
+    NoHooks,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+)
+from workflows.providers.sandbox_index import (
+    SUMMARY_COLUMNS,
+    index_values,
+    migrate,
+    next_value,
+    parse_thread_key,
+    resolve_thread,
+    summary,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS mailboxes (
@@ -69,6 +86,10 @@ class Delivery(BaseModel):
     local: bool
 
 
+class UnknownHold(Exception):
+    """Whether a mailbox holds inbound mail could not be found out (Temporal unreachable)."""
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -84,6 +105,8 @@ class SandboxStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        with self._tx() as db:
+            migrate(db)
 
     def close(self) -> None:
         with self._lock:
@@ -113,14 +136,31 @@ class SandboxStore:
     def is_local(self, address: str) -> bool:
         return bool(self._query("SELECT 1 FROM mailboxes WHERE address = ?", (address,)))
 
-    def deliver(self, raw: bytes, sender: str, recipients: Sequence[str], *, held: bool = False) -> list[str]:
-        """Store one copy per recipient; returns the recipients that were new for this Message-ID."""
-        msg = message_from_bytes(raw, policy=policy.default)
-        message_id = str(msg.get("Message-ID", "")).strip()
+    def local_among(self, addresses: Sequence[str]) -> list[str]:
+        """The addresses that are sandbox mailboxes (they get an inbox copy)."""
+        local = {row[0].lower() for row in self._query("SELECT address FROM mailboxes")}
+        return [a for a in addresses if a.lower() in local]
+
+    def deliver(
+        self,
+        raw: bytes,
+        sender: str,
+        recipients: Sequence[str],
+        *,
+        held_for: Collection[str] = (),
+        keep_sent: bool = True,
+    ) -> list[str]:
+        """Store one copy per recipient; returns the recipients that were new for this Message-ID.
+
+        Copies for ``held_for`` mailboxes are held for a human. The summary columns and the
+        thread are computed here, once, so that nothing reads ``raw`` to list mail.
+        """
+        parsed = parse_email(raw)
+        message_id = parsed.message_id
         if not message_id:
-            raise ValueError("a message without Message-ID cannot be stored")
-        subject = str(msg.get("Subject", ""))
-        to = [addr for _, addr in getaddresses([str(v) for v in msg.get_all("To", [])])]
+            raise ValueError("a message without a valid Message-ID cannot be stored")
+        to = [a.address for a in parsed.to]
+        hold = {a.lower() for a in held_for}
         now = _now()
         fresh: list[str] = []
         with self._tx() as db:
@@ -129,23 +169,166 @@ class SandboxStore:
                 is_local = recipient.lower() in local
                 cursor = db.execute(
                     "INSERT OR IGNORE INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (message_id, recipient, sender, subject, json.dumps(to), now, int(is_local)),
+                    (message_id, recipient, sender, parsed.subject, json.dumps(to), now, int(is_local)),
                 )
                 if cursor.rowcount == 0:
                     continue
                 fresh.append(recipient)
                 if is_local:
-                    db.execute(
-                        "INSERT OR IGNORE INTO messages (mailbox, folder, message_id, received_at, held, raw)"
-                        " VALUES (?, 'inbox', ?, ?, ?, ?)",
-                        (recipient, message_id, now, int(held), raw),
-                    )
-            db.execute(
-                "INSERT OR IGNORE INTO messages (mailbox, folder, message_id, received_at, unread, raw)"
-                " SELECT address, 'sent', ?, ?, 0, ? FROM mailboxes WHERE address = ?",
-                (message_id, now, raw, sender),
-            )
+                    held = recipient.lower() in hold
+                    self._insert(db, recipient, "inbox", message_id, now, raw, parsed, unread=True, held=held)
+            if keep_sent and sender.lower() in local:
+                self._insert(db, sender, "sent", message_id, now, raw, parsed, unread=False, held=False)
         return fresh
+
+    @staticmethod
+    def _insert(
+        db: sqlite3.Connection,
+        mailbox: str,
+        folder: str,
+        message_id: str,
+        now: str,
+        raw: bytes,
+        parsed: Any,
+        *,
+        unread: bool,
+        held: bool,
+    ) -> None:
+        exists = db.execute(
+            "SELECT 1 FROM messages WHERE mailbox = ? AND folder = ? AND message_id = ?", (mailbox, folder, message_id)
+        ).fetchone()
+        if exists:
+            return
+        values = {
+            "mailbox": mailbox,
+            "folder": folder,
+            "message_id": message_id,
+            "received_at": now,
+            "unread": int(unread),
+            "held": int(held),
+            "raw": raw,
+            **index_values(db, mailbox, message_id, parsed, held=held),
+        }
+        names = ", ".join(values)
+        marks = ", ".join("?" * len(values))
+        db.execute(f"INSERT INTO messages ({names}) VALUES ({marks})", tuple(values.values()))  # noqa: S608
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def list_emails(self, mailbox: str, query: EmailQuery) -> EmailPage:
+        where = ["mailbox = ?", "held = ?"]
+        params: list[Any] = [mailbox, int(query.held)]
+        if query.folder:
+            where.append("folder = ?")
+            params.append(query.folder)
+        else:
+            where.append("folder IN ('inbox', 'sent')")
+        if query.unread_only:
+            where.append("unread = 1")
+        if query.since is not None:
+            where.append("received_at >= ?")
+            params.append(query.since.astimezone(UTC).isoformat())
+        if query.sender:
+            where.append("(sender LIKE ? ESCAPE '\\' OR sender_name LIKE ? ESCAPE '\\')")
+            params += [_like(query.sender)] * 2
+        if query.text:
+            where.append("search LIKE ? ESCAPE '\\'")
+            params.append(_like(query.text.casefold()))
+        if query.message_id:
+            where.append("message_id = ?")
+            params.append(query.message_id)
+        if query.cursor:
+            if not query.cursor.isdigit():
+                raise ValueError("cursor: not a cursor from a previous listing")
+            where.append("id > ?" if query.oldest_first else "id < ?")
+            params.append(int(query.cursor))
+        with self._lock:
+            if query.thread_id is not None:
+                number = parse_thread_key(query.thread_id)
+                if number is None:
+                    return EmailPage(emails=())
+                where.append("thread_id = ?")
+                params.append(resolve_thread(self._db, number))
+            columns = SUMMARY_COLUMNS + (", body" if query.with_text else "")
+            order = "ASC" if query.oldest_first else "DESC"
+            cursor = self._db.execute(
+                f"SELECT {columns} FROM messages WHERE {' AND '.join(where)} ORDER BY id {order} LIMIT ?",  # noqa: S608
+                (*params, query.limit + 1),
+            )
+            cursor.row_factory = sqlite3.Row
+            rows = cursor.fetchall()
+        emails = tuple(summary(row, with_text=query.with_text) for row in rows[: query.limit])
+        more = len(rows) > query.limit
+        return EmailPage(emails=emails, next_cursor=emails[-1].email_id if more and emails else None)
+
+    def fetch_email(self, mailbox: str, email_id: str, *, include_held: bool = False) -> StoredEmail:
+        if not email_id.strip().isdigit():
+            raise EmailNotFound(f"{email_id!r} is not an email id of this mailbox")
+        held = "" if include_held else " AND held = 0"
+        rows = self._query(
+            f"SELECT {SUMMARY_COLUMNS}, raw FROM messages WHERE id = ? AND mailbox = ?"  # noqa: S608
+            f" AND folder IN ('inbox', 'sent'){held}",
+            (int(email_id), mailbox),
+        )
+        if not rows:
+            raise EmailNotFound(f"no email {email_id} in mailbox {mailbox}")
+        return StoredEmail(summary=summary(rows[0]), raw=bytes(rows[0]["raw"]))
+
+    def change_email(self, mailbox: str, email_id: str, change: EmailChange, actor: str) -> EmailSummary:
+        if not email_id.strip().isdigit():
+            raise EmailNotFound(f"{email_id!r} is not an email id of this mailbox")
+        row_id = int(email_id)
+        with self._tx() as db:
+            if change == "read":
+                done = db.execute(
+                    "UPDATE messages SET unread = 0 WHERE id = ? AND mailbox = ? AND held = 0"
+                    " AND folder IN ('inbox', 'sent')",
+                    (row_id, mailbox),
+                ).rowcount
+            else:
+                held = db.execute(
+                    "SELECT 1 FROM messages WHERE id = ? AND mailbox = ? AND held = 1 AND folder = 'inbox'",
+                    (row_id, mailbox),
+                ).fetchone()
+                done = 0
+                if held is not None:
+                    update = "held = 0, seq = ?" if change == "release" else "held = 0, folder = 'discarded'"
+                    values: tuple[Any, ...] = (next_value(db, "seq"),) if change == "release" else ()
+                    done = db.execute(
+                        f"UPDATE messages SET {update}, changed_by = ?, changed_at = ? WHERE id = ?",  # noqa: S608
+                        (*values, actor, _now(), row_id),
+                    ).rowcount
+        if not done:
+            what = "email" if change == "read" else "held email"
+            raise EmailNotFound(f"no {what} {email_id} in mailbox {mailbox}")
+        rows = self._query(f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE id = ?", (row_id,))  # noqa: S608
+        return summary(rows[0])
+
+    def changes(self, mailbox: str, cursor: str | None, limit: int = 100) -> Changes:
+        if cursor is None or not cursor.isdigit():
+            row = self._query("SELECT value FROM counters WHERE name = 'seq'")
+            return Changes(emails=(), cursor=str(row[0][0] if row else 0))
+        rows = self._query(
+            f"SELECT {SUMMARY_COLUMNS}, seq FROM messages WHERE mailbox = ? AND seq > ? ORDER BY seq LIMIT ?",  # noqa: S608
+            (mailbox, int(cursor), limit + 1),
+        )
+        kept = rows[:limit]
+        return Changes(
+            emails=tuple(summary(row) for row in kept),
+            cursor=str(kept[-1]["seq"]) if kept else cursor,
+            more=len(rows) > limit,
+        )
+
+    def find_reply(self, mailbox: str, message_id: str) -> EmailSummary | None:
+        rows = self._query(
+            f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE thread_id = ("  # noqa: S608
+            "  SELECT thread_id FROM messages WHERE mailbox = ? AND folder = 'sent' AND message_id = ?)"
+            " AND mailbox = ? AND folder = 'inbox' AND held = 0 AND message_id != ? AND id > ("
+            "  SELECT id FROM messages WHERE mailbox = ? AND folder = 'sent' AND message_id = ?)"
+            " ORDER BY id LIMIT 1",
+            (mailbox, message_id, mailbox, message_id, mailbox, message_id),
+        )
+        return summary(rows[0]) if rows else None
 
     def deliveries(self, mailbox: str | None = None, limit: int | None = None) -> list[Delivery]:
         sql = "SELECT * FROM deliveries"
@@ -171,19 +354,68 @@ class SandboxStore:
         ]
 
 
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 class SandboxProvider(EmailProvider):
     name = "sandbox"
 
-    def __init__(self, store: SandboxStore) -> None:
+    def __init__(self, store: SandboxStore, hooks: InboundHooks | None = None) -> None:
         self.store = store
+        self.hooks: InboundHooks = hooks or NoHooks()
 
     async def send(self, request: DeliveryRequest) -> DeliveryReceipt:
         recipients = envelope_recipients(request)
         if not recipients:
             raise PermanentDeliveryError("the email has no recipients")
         raw = build_message(request).as_bytes()
-        await asyncio.to_thread(self.store.deliver, raw, request.mailbox, recipients)
+        try:
+            await self.receive(raw, request.mailbox, recipients)
+        except UnknownHold as err:
+            raise TemporaryDeliveryError(str(err)) from err
         return DeliveryReceipt(message_id=request.message_id, recipients=tuple(recipients))
+
+    async def receive(self, raw: bytes, sender: str, recipients: Sequence[str]) -> list[str]:
+        """Store a message for its recipients (SMTP and local sends alike); returns the new ones.
+
+        Raises UnknownHold when mailgate cannot tell whether a mailbox holds its inbound mail:
+        then nothing is stored, and the sender should try again later.
+        """
+        local = await asyncio.to_thread(self.store.local_among, recipients)
+        held: list[str] = []
+        for mailbox in local:
+            try:
+                if await self.hooks.holds(mailbox):
+                    held.append(mailbox)
+            except Exception as exc:
+                raise UnknownHold(f"cannot tell whether {mailbox} holds inbound mail: {exc}") from exc
+        before = (await asyncio.to_thread(self.store.changes, "", None)).cursor
+        fresh = await asyncio.to_thread(self.store.deliver, raw, sender, recipients, held_for=held)
+        woken = [m for m in local if m in fresh and m not in held]
+        if woken:
+            await self.hooks.arrived(woken, before)
+        return fresh
+
+    async def list_emails(self, mailbox: str, query: EmailQuery) -> EmailPage:
+        return await asyncio.to_thread(self.store.list_emails, mailbox, query)
+
+    async def fetch_email(self, mailbox: str, email_id: str, *, include_held: bool = False) -> StoredEmail:
+        return await asyncio.to_thread(self.store.fetch_email, mailbox, email_id, include_held=include_held)
+
+    async def change_email(self, mailbox: str, email_id: str, change: EmailChange, actor: str) -> EmailSummary:
+        before = (await asyncio.to_thread(self.store.changes, "", None)).cursor
+        changed = await asyncio.to_thread(self.store.change_email, mailbox, email_id, change, actor)
+        if change == "release":
+            await self.hooks.arrived([changed.mailbox], before)
+        return changed
+
+    async def changes(self, mailbox: str, cursor: str | None, limit: int = 100) -> Changes:
+        return await asyncio.to_thread(self.store.changes, mailbox, cursor, limit)
+
+    async def find_reply(self, mailbox: str, message_id: str) -> EmailSummary | None:
+        return await asyncio.to_thread(self.store.find_reply, mailbox, message_id)
 
     async def create_mailbox(self, address: str) -> None:
         await asyncio.to_thread(self.store.create_mailbox, address)

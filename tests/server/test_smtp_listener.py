@@ -1,0 +1,96 @@
+"""The sandbox SMTP listener with Python's smtplib as the client: real SMTP over TCP."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+import server.smtp_listener
+from server.app import Mailgate
+from server.smtp_listener import start_smtp_listener
+from tests.conftest import free_port
+from workflows.inbox import EmailQuery
+from workflows.providers.sandbox import SandboxProvider, SandboxStore
+
+
+class FailingHooks:
+    async def holds(self, mailbox: str) -> bool:
+        raise ConnectionError("Temporal unreachable")
+
+    async def arrived(self, mailboxes: list[str], since: str | None = None) -> None:
+        return None
+
+
+@pytest.fixture
+async def listener(app: Mailgate, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[int]:
+    monkeypatch.setattr(server.smtp_listener, "MAX_MESSAGE_BYTES", 20_000)
+    provider = app.providers.default
+    assert isinstance(provider, SandboxProvider)
+    port = free_port()
+    smtp = await start_smtp_listener(provider, "127.0.0.1", port)
+    yield port
+    smtp.close()
+
+
+def send(port: int, sender: str, recipients: list[str], message: bytes) -> dict[str, tuple[int, bytes]]:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        return client.sendmail(sender, recipients, message)
+
+
+MESSAGE = b"From: bob@example.com\r\nSubject: Hello sandbox\r\n\r\nHi there.\r\n"
+
+
+async def test_mail_for_a_sandbox_mailbox_is_stored_with_a_message_id(app: Mailgate, listener: int) -> None:
+    mailbox = app.settings.default_mailbox
+    refused = await asyncio.to_thread(send, listener, "bob@example.com", [mailbox], MESSAGE)
+    assert refused == {}
+    [email] = (await app.inbox.check(mailbox)).emails
+    assert email.subject == "Hello sandbox"
+    view = await app.inbox.read(mailbox, email.email_id)
+    assert view.message_id.endswith("@sandbox.mailgate.local>")
+
+
+async def test_unknown_recipients_get_550_and_nothing_is_relayed(app: Mailgate, listener: int) -> None:
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        await asyncio.to_thread(send, listener, app.settings.default_mailbox, ["someone@example.com"], MESSAGE)
+    assert refused.value.recipients["someone@example.com"][0] == 550
+    # Mixed: the local recipient gets it, the outside one is refused; nothing leaves.
+    result = await asyncio.to_thread(
+        send, listener, "bob@example.com", [app.settings.default_mailbox, "far@example.org"], MESSAGE
+    )
+    assert result["far@example.org"][0] == 550
+    assert [d.recipient for d in app.sandbox.deliveries()] == [app.settings.default_mailbox]
+
+
+async def test_oversized_mail_gets_552(app: Mailgate, listener: int) -> None:
+    big = MESSAGE + b"x" * 30_000 + b"\r\n"
+    with pytest.raises(smtplib.SMTPException) as refused:
+        await asyncio.to_thread(send, listener, "bob@example.com", [app.settings.default_mailbox], big)
+    assert "552" in str(refused.value)
+    assert (await app.inbox.check(app.settings.default_mailbox)).emails == []
+
+
+async def test_when_holding_is_unknown_the_sender_is_told_to_retry(tmp_path: Path) -> None:
+    store = SandboxStore(tmp_path / "s.db")
+    store.create_mailbox("agent@mailgate.local")
+    port = free_port()
+    smtp = await start_smtp_listener(SandboxProvider(store, FailingHooks()), "127.0.0.1", port)
+    try:
+        with pytest.raises(smtplib.SMTPDataError) as deferred:
+            await asyncio.to_thread(send, port, "bob@example.com", ["agent@mailgate.local"], MESSAGE)
+        assert deferred.value.smtp_code == 451
+    finally:
+        smtp.close()
+    assert store.list_emails("agent@mailgate.local", EmailQuery()).emails == ()
+
+
+async def test_gated_all_mail_arrives_held(app: Mailgate, listener: int) -> None:
+    mailbox = app.settings.default_mailbox
+    await app.mailboxes.set_mode(mailbox, "gated_all", actor="ops", role="human")
+    await asyncio.to_thread(send, listener, "bob@example.com", [mailbox], MESSAGE)
+    assert (await app.inbox.check(mailbox)).emails == []
+    assert [e.subject for e in await app.inbox.held(mailbox)] == ["Hello sandbox"]

@@ -1,0 +1,137 @@
+"""Models of the read side: stored emails as providers list them, and what the inbound
+workflows (the mailbox watcher, reply waits, intake) pass around.
+
+Everything that crosses Temporal here is a summary: ids, addresses, subject, snippet.
+Bodies and attachments stay in the provider and are read by the front doors directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from workflows.models import EmailAddress, Frozen
+
+Folder = Literal["inbox", "sent"]
+EmailChange = Literal["read", "release", "discard"]
+
+
+class EmailSummary(Frozen):
+    """One stored email, without its body: what listings, waits and intake workflows carry."""
+
+    email_id: str
+    mailbox: str
+    folder: Folder
+    message_id: str
+    thread_id: str
+    sender: EmailAddress | None = None
+    to: tuple[EmailAddress, ...] = ()
+    cc: tuple[EmailAddress, ...] = ()
+    subject: str = ""
+    date: datetime | None = None
+    received_at: datetime
+    snippet: str = ""
+    unread: bool = False
+    has_attachments: bool = False
+    held: bool = False
+    in_reply_to: str = ""
+    references: tuple[str, ...] = ()
+    # Filled only when a query asks for it (threads): the body as text, quotes included.
+    text: str | None = None
+
+
+class EmailQuery(Frozen):
+    folder: Folder | None = "inbox"
+    unread_only: bool = False
+    since: datetime | None = None
+    sender: str | None = None
+    text: str | None = None
+    thread_id: str | None = None
+    message_id: str | None = None
+    held: bool = False  # True lists only mail held for a human (gated_all), False only visible mail
+    limit: int = 20
+    cursor: str | None = None
+    oldest_first: bool = False
+    with_text: bool = False
+
+
+class EmailPage(Frozen):
+    emails: tuple[EmailSummary, ...]
+    next_cursor: str | None = None
+
+
+class Changes(Frozen):
+    """Mail that became visible after a cursor, oldest first (arrivals, and releases of held mail)."""
+
+    emails: tuple[EmailSummary, ...]
+    cursor: str
+    more: bool = False
+
+
+@dataclass(frozen=True)
+class StoredEmail:
+    """An email and its original bytes, for reading and attachments (never crosses Temporal)."""
+
+    summary: EmailSummary
+    raw: bytes
+
+
+# --- the inbound workflows ------------------------------------------------------------------
+
+
+class Watch(Frozen):
+    """A reply wait registered with a mailbox's watcher."""
+
+    wait_id: str
+    message_id: str
+
+
+class IntakeConfig(Frozen):
+    """Start this workflow type for every inbound email (id from the mailbox and Message-ID)."""
+
+    workflow: str
+    task_queue: str | None = None
+
+
+class WatcherState(Frozen):
+    mailbox: str
+    cursor: str | None = None
+    watches: tuple[Watch, ...] = ()
+    intake: IntakeConfig | None = None
+    poll_interval: timedelta = timedelta(seconds=60)
+
+
+class ScanRequest(Frozen):
+    mailbox: str
+    cursor: str | None
+    watches: tuple[Watch, ...] = ()
+    check_watches: bool = False
+
+
+class ScanResult(Frozen):
+    cursor: str
+    inbound: tuple[EmailSummary, ...] = ()
+    replies: tuple[tuple[str, EmailSummary], ...] = ()  # (wait_id, the first reply)
+    more: bool = False
+
+
+class DispatchRequest(Frozen):
+    mailbox: str
+    replies: tuple[tuple[str, EmailSummary], ...] = ()
+    intake: IntakeConfig | None = None
+    inbound: tuple[EmailSummary, ...] = ()
+
+
+class ReplyWaitRequest(Frozen):
+    wait_id: str
+    send_id: str
+    mailbox: str
+    message_id: str
+    deadline: datetime
+
+
+class ReplyWaitResult(Frozen):
+    status: Literal["replied", "timeout"]
+    send_id: str
+    reply: EmailSummary | None = None

@@ -38,6 +38,13 @@ def find_executable(name: str, package: str) -> Path:
     )
 
 
+def write_atomically(path: Path, text: str) -> None:
+    """Readers see the old file or the new one, never a half-written one."""
+    scratch = path.with_name(f".{path.name}.{os.getpid()}")
+    scratch.write_text(text)
+    scratch.replace(path)
+
+
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
         return True
@@ -168,6 +175,8 @@ def start_dev_server(settings: Settings, timeout: float = 60.0) -> DevServer:
             server.stop()
             raise SettingsError(f"the Temporal dev server did not listen on port {port} within {timeout:.0f}s")
         time.sleep(0.1)
-    state_file(settings.data_dir).write_text(json.dumps({k: v for k, v in asdict(server).items() if k != "owned"}))
+    write_atomically(
+        state_file(settings.data_dir), json.dumps({k: v for k, v in asdict(server).items() if k != "owned"})
+    )
     print(f"mailgate: started Temporal dev server (pid {process.pid}) on {server.address}", file=sys.stderr)
     return server

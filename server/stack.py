@@ -22,7 +22,7 @@ from temporalio.worker import Worker
 from server.app import Mailgate
 from server.connect import connect
 from server.credentials import Secrets, load_secrets
-from server.embedded import DevServer, start_dev_server
+from server.embedded import DevServer, start_dev_server, write_atomically
 from server.mcp_server import build_mcp
 from server.running import StackInfo, attach, running_stack, stack_file
 from server.settings import MailboxEntry, Settings, SettingsError
@@ -180,7 +180,8 @@ async def serve(settings: Settings, *, stdio: bool = False) -> int:
             await asyncio.sleep(0.02)
         if http_task.done():
             raise SettingsError(f"the HTTP app could not listen on {settings.host}:{settings.port}")
-        stack_file(settings.data_dir).write_text(
+        write_atomically(
+            stack_file(settings.data_dir),
             StackInfo(
                 pid=os.getpid(),
                 http_url=settings.http_url,
@@ -189,7 +190,7 @@ async def serve(settings: Settings, *, stdio: bool = False) -> int:
                 task_queue=settings.task_queue,
                 temporal_ui_url=settings.temporal_ui,
                 smtp_port=settings.smtp_port or None,
-            ).model_dump_json()
+            ).model_dump_json(),
         )
         stack.ready = True
         print(banner(stack, stdio), file=sys.stderr, flush=True)

@@ -142,6 +142,15 @@ async def provisioned(app: Mailgate, address: str, timeout: float = 15.0) -> Non
         await asyncio.sleep(0.02)
 
 
+async def visible(app: Mailgate, count: int, timeout: float = 15.0) -> None:
+    """Wait until the default mailbox's sends show in visibility (Temporal indexes them shortly after start)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while len((await app.sends.search(mailbox=app.settings.default_mailbox, limit=100)).sends) < count:
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"fewer than {count} sends visible after {timeout} s")
+        await asyncio.sleep(0.05)
+
+
 async def wait_for_status(
     app: Mailgate, send_id: str, statuses: Iterable[SendStatus], timeout: float = 15.0
 ) -> SendState:

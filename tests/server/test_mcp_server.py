@@ -9,7 +9,7 @@ from mcp import Client
 
 from server.app import Mailgate
 from server.mcp_server import build_mcp
-from tests.conftest import wait_for_status
+from tests.conftest import visible, wait_for_status
 from workflows.models import Decision
 
 AGENT_TOOLS = {
@@ -119,6 +119,7 @@ async def test_list_sends_paginates_with_a_cursor(app: Mailgate) -> None:
             await app.sends.submit(
                 mailbox=app.settings.default_mailbox, to=["b@example.com"], subject=f"s{i}", body="b"
             )
+        await visible(app, 3)
         first = await client.call_tool("list_sends", {"mailbox": app.settings.default_mailbox, "limit": 2})
         assert first.structured_content is not None
         assert len(first.structured_content["sends"]) == 2

@@ -16,8 +16,6 @@ from server.app import Mailgate
 from server.connect import connect
 from server.credentials import load_secrets
 from server.settings import Settings
-from workflows.providers.base import ProviderSet
-from workflows.providers.sandbox import SandboxProvider
 from workflows.worker import build_worker
 
 T = TypeVar("T")
@@ -53,8 +51,7 @@ class Stack:
         ready = asyncio.Event()
 
         async def serve() -> None:
-            providers = ProviderSet(SandboxProvider(self.app.sandbox))
-            async with build_worker(client, self.settings.task_queue, providers):
+            async with build_worker(client, self.settings.task_queue, self.app.providers):
                 ready.set()
                 await self._stop.wait()
 

@@ -46,15 +46,16 @@ class InboxEmail(BaseModel):
 
     email_id: str
     thread_id: str
-    folder: Literal["inbox", "sent"]
     sender: str
-    to: list[str]
     subject: str
-    date: datetime | None = None
     received_at: datetime
-    snippet: str
     unread: bool
     has_attachments: bool
+    # Left out of concise listings:
+    folder: Literal["inbox", "sent"] = "inbox"
+    to: list[str] = []
+    date: datetime | None = None
+    snippet: str = ""
 
 
 class InboxPage(BaseModel):

@@ -200,11 +200,11 @@ class SendSummary(Frozen):
     """One row of a send listing, read from Temporal visibility (no worker needed)."""
 
     send_id: str
-    mailbox: str
     status: SendStatus
     subject: str
-    to: tuple[str, ...]
-    requested_at: datetime | None
+    mailbox: str = ""
+    to: tuple[str, ...] = ()
+    requested_at: datetime | None = None
 
 
 class MailboxConfig(Frozen):

@@ -5,16 +5,21 @@ from __future__ import annotations
 import functools
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from server.errors import MailgateError
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+Format = Literal["concise", "detailed"]
+ResponseFormat = Annotated[
+    Format, Field(description="concise (default) keeps answers short; detailed adds bodies, history and policies.")
+]
 
 
 def reads(title: str) -> ToolAnnotations:
@@ -46,12 +51,38 @@ def agent_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     return wrapper
 
 
-def result(model: BaseModel, text: str) -> CallToolResult:
-    """Structured content for programs, one short line for the model."""
+def result(model: BaseModel, text: str, *, exclude: Any = None) -> CallToolResult:
+    """Structured content for programs, a short text for the model; `exclude` trims concise answers."""
     return CallToolResult(
         content=[TextContent(text=text)],
-        structured_content=model.model_dump(mode="json", exclude_none=True),
+        structured_content=model.model_dump(mode="json", exclude_none=True, exclude=exclude),
     )
+
+
+def compact_schema(schema: Any, *, output: bool = False) -> Any:
+    """A JSON schema without pydantic's "title" keys, which repeat the property names and cost
+    every agent context bytes on every session. In output schemas, ``X or null`` becomes plain
+    ``X``: results leave unset fields out rather than sending null."""
+    if isinstance(schema, list):
+        return [compact_schema(item, output=output) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    options = schema.get("anyOf")
+    if output and isinstance(options, list) and {"type": "null"} in options and len(options) == 2:
+        kept = next(option for option in options if option != {"type": "null"})
+        merged = {k: v for k, v in schema.items() if k not in ("anyOf", "default")} | kept
+        return compact_schema(merged, output=output)
+    out = {}
+    for key, value in schema.items():
+        if key == "title" and isinstance(value, str):
+            continue
+        if output and key == "default" and value is None:
+            continue
+        if key in ("properties", "$defs"):
+            out[key] = {name: compact_schema(sub, output=output) for name, sub in value.items()}
+        else:
+            out[key] = compact_schema(value, output=output)
+    return out
 
 
 def untrusted(label: str, text: str) -> str:

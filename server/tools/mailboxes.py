@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from server.app import Mailgate
 from server.audit import AuditPage, audit_log
 from server.mailboxes import MailboxSummary
-from server.tools.common import agent_errors, reads, result, writes
+from server.tools.common import ResponseFormat, agent_errors, reads, result, writes
 from workflows.models import MailboxConfig, OversightMode
 
 Mailbox = Annotated[str, Field(description="The mailbox's address.", examples=["agent@mailgate.local"])]
@@ -36,6 +36,9 @@ class UpgradeRequested(BaseModel):
     expires_at: str
 
 
+POLICY_FIELDS = {"approvers", "reviewers", "allow", "deny", "rate_per_hour", "rate_per_day", "approval_window_hours"}
+
+
 class MailboxView(MailboxConfig):
     pending_upgrades: int = 0
     unacked_reviews: int = 0
@@ -53,9 +56,11 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
 
     @mcp.tool(annotations=reads("Get a mailbox"))
     @agent_errors
-    async def get_mailbox(mailbox: Mailbox) -> Annotated[CallToolResult, MailboxView]:
-        """A mailbox's oversight mode, policies (allow/deny lists, rate limits, approval window)
-        and what the mode means for your sends."""
+    async def get_mailbox(
+        mailbox: Mailbox, response_format: ResponseFormat = "concise"
+    ) -> Annotated[CallToolResult, MailboxView]:
+        """A mailbox's oversight mode and what it means for your sends; detailed adds its
+        policies (approvers, reviewers, allow/deny lists, rate limits, approval window)."""
         state = await app.mailboxes.state(mailbox)
         config = state.config
         view = MailboxView(
@@ -64,7 +69,10 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
             unacked_reviews=sum(1 for r in state.reviews if r.acked_by is None),
             meaning=MODE_MEANING[config.mode],
         )
-        return result(view, f"{config.address} is {config.mode}: {MODE_MEANING[config.mode]}.")
+        text = f"{config.address} is {config.mode}: {MODE_MEANING[config.mode]}."
+        if response_format == "detailed":
+            return result(view, text)
+        return result(view, text, exclude=POLICY_FIELDS)
 
     @mcp.tool(annotations=writes("Create a mailbox", destructive=False, idempotent=False))
     @agent_errors
@@ -139,12 +147,18 @@ def register_trust(mcp: MCPServer, app: Mailgate) -> None:
     async def get_audit_log(
         mailbox: Annotated[str | None, Field(description="Only this mailbox.")] = None,
         send_id: Annotated[str | None, Field(description="Only this send.")] = None,
-        limit: Annotated[int, Field(ge=1, le=200, description="Page size.")] = 50,
+        limit: Annotated[int, Field(ge=1, le=200, description="Page size.")] = 20,
         cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
+        response_format: ResponseFormat = "concise",
     ) -> Annotated[CallToolResult, AuditPage]:
         """What happened, newest first: sends, decisions with approver and reason, edits, mode
-        changes with who and when, upgrade requests and their outcome."""
+        changes with who and when, upgrade requests and their outcome. concise cuts each
+        event's detail at 120 characters."""
         page = await audit_log(app.mailboxes, app.sends, mailbox=mailbox, send_id=send_id, limit=limit, cursor=cursor)
+        if response_format == "concise":
+            page = page.model_copy(
+                update={"events": [e.model_copy(update={"detail": e.detail[:120]}) for e in page.events]}
+            )
         lines = [
             f"{e.at.isoformat(timespec='seconds')} {e.kind} by {e.actor}"
             + (f" [{e.send_id}]" if e.send_id else f" [{e.mailbox}]")

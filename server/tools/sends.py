@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
 
 from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from server.app import Mailgate
 from server.outbound import AttachmentInput
 from server.sends import SendPage, SendResult, next_step
-from server.tools.common import agent_errors, reads, result, writes
-from workflows.models import SendState, SendStatus
+from server.tools.common import Format, ResponseFormat, agent_errors, reads, result, writes
+from workflows.models import EmailDraft, OversightMode, SendState, SendStatus
 
 Mailbox = Annotated[str, Field(description="The sending mailbox's address.", examples=["agent@mailgate.local"])]
 SendId = Annotated[str, Field(description="The send_id durable_send returned.", examples=["send-3vq6x7k2m4n5p2r3s4t5"])]
@@ -26,6 +27,7 @@ Recipients = Annotated[
 ]
 
 
+CopyRecipients = Annotated[list[str] | None, Field(description="Same form as to.")]
 Attachments = Annotated[
     list[AttachmentInput] | None,
     Field(description="Files to attach: at most 10, 1 MiB together (decoded).", max_length=10),
@@ -53,31 +55,111 @@ def send_line(sent: SendResult) -> str:
     return f"{sent.send_id}: {sent.status}{when}{again}. {reason}{sent.next_step}"
 
 
-class StatusResult(SendState):
+class DraftView(BaseModel):
+    to: list[str]
+    cc: list[str] = []
+    bcc: list[str] = []
+    subject: str
+    body: str
+    attachments: list[str] = []
+
+
+class EventView(BaseModel):
+    at: datetime
+    kind: str
+    actor: str
+    detail: str = ""
+
+
+class StatusView(BaseModel):
+    """A send as an agent needs to see it; `detailed` adds the email itself and its history."""
+
+    send_id: str
+    status: SendStatus
+    mailbox: str
+    oversight_mode: OversightMode
+    message_id: str
+    requested_at: datetime
+    to: list[str]
+    subject: str
+    decision: Literal["approved", "rejected"] | None = None
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    decision_reason: str | None = None
+    edited: list[str] = Field(default=[], description="Fields a human changed before approving.")
+    expires_at: datetime | None = None
+    scheduled_for: datetime | None = None
+    delivered_at: datetime | None = None
+    reason: str = ""
+    last_error: str = ""
     next_step: str
+    email: DraftView | None = Field(default=None, description="detailed: what goes (or went) out.")
+    original: DraftView | None = Field(default=None, description="detailed: what you asked for, if edited.")
+    events: list[EventView] | None = Field(default=None, description="detailed: the send's history.")
 
 
-def _status_line(state: SendState) -> str:
-    parts = [f"{state.send_id}: {state.status} (mailbox {state.mailbox}, {state.oversight_mode})"]
-    if state.decision:
-        verb = "approved" if state.decision.decision == "approve" else "rejected"
+def _draft(draft: EmailDraft) -> DraftView:
+    return DraftView(
+        to=[str(a) for a in draft.to],
+        cc=[str(a) for a in draft.cc],
+        bcc=[str(a) for a in draft.bcc],
+        subject=draft.subject,
+        body=draft.body,
+        attachments=[a.filename for a in draft.attachments],
+    )
+
+
+def status_view(state: SendState, response_format: Format = "concise") -> StatusView:
+    draft = state.approved or state.original
+    decision = state.decision
+    view = StatusView(
+        send_id=state.send_id,
+        status=state.status,
+        mailbox=state.mailbox,
+        oversight_mode=state.oversight_mode,
+        message_id=state.message_id,
+        requested_at=state.requested_at,
+        to=[a.address for a in draft.to],
+        subject=draft.subject,
+        decision=None if decision is None else "approved" if decision.decision == "approve" else "rejected",
+        decided_by=decision.approver if decision else None,
+        decided_at=decision.decided_at if decision else None,
+        decision_reason=decision.reason if decision else None,
+        edited=sorted(decision.edits.changes()) if decision and decision.edits else [],
+        expires_at=state.expires_at,
+        scheduled_for=state.scheduled_for,
+        delivered_at=state.delivered_at,
+        reason=state.reason,
+        last_error=state.last_error,
+        next_step=next_step(state.status, state.send_id),
+    )
+    if response_format == "detailed":
+        view.email = _draft(draft)
+        view.original = _draft(state.original) if state.approved else None
+        view.events = [EventView(at=e.at, kind=e.kind, actor=e.actor, detail=e.detail) for e in state.events]
+    return view
+
+
+def _status_line(view: StatusView) -> str:
+    parts = [f"{view.send_id}: {view.status} (mailbox {view.mailbox}, {view.oversight_mode})"]
+    if view.decision:
         parts.append(
-            f"{verb} by {state.decision.approver}" + (f": {state.decision.reason}" if state.decision.reason else "")
+            f"{view.decision} by {view.decided_by}" + (f": {view.decision_reason}" if view.decision_reason else "")
         )
-    if state.approved:
-        parts.append("a human edited the email before approving; the edited version is what goes out")
-    if state.expires_at:
-        parts.append(f"approval window ends {state.expires_at.isoformat(timespec='minutes')}")
-    if state.reason and state.status not in ("sent", "pending_approval"):
-        parts.append(state.reason)
-    if state.last_error:
-        parts.append(f"last delivery error: {state.last_error}")
-    return "; ".join(parts) + ". " + next_step(state.status, state.send_id)
+    if view.edited:
+        parts.append(f"a human edited {', '.join(view.edited)} before approving; the edited version is what goes out")
+    if view.expires_at:
+        parts.append(f"approval window ends {view.expires_at.isoformat(timespec='minutes')}")
+    if view.reason and view.status not in ("sent", "pending_approval"):
+        parts.append(view.reason)
+    if view.last_error:
+        parts.append(f"last delivery error: {view.last_error}")
+    return "; ".join(parts) + ". " + view.next_step
 
 
-def _status(state: SendState) -> CallToolResult:
-    view = StatusResult(**state.model_dump(), next_step=next_step(state.status, state.send_id))
-    return result(view, _status_line(state))
+def _status(state: SendState, response_format: Format = "concise") -> CallToolResult:
+    view = status_view(state, response_format)
+    return result(view, _status_line(view))
 
 
 def register(mcp: MCPServer, app: Mailgate) -> None:
@@ -88,8 +170,8 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
         to: Recipients,
         subject: Annotated[str, Field(description="Plain text, one line.", max_length=500)],
         body: Annotated[str, Field(description="Plain-text body.")],
-        cc: Recipients | None = None,
-        bcc: Recipients | None = None,
+        cc: CopyRecipients = None,
+        bcc: CopyRecipients = None,
         idempotency_key: Annotated[
             str | None,
             Field(
@@ -130,14 +212,17 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
 
     @mcp.tool(annotations=reads("Status of a send"))
     @agent_errors
-    async def approval_status(send_id: SendId) -> Annotated[CallToolResult, StatusResult]:
+    async def approval_status(
+        send_id: SendId, response_format: ResponseFormat = "concise"
+    ) -> Annotated[CallToolResult, StatusView]:
         """Where a send stands: pending_approval, scheduled, sending, sent, rejected, expired,
-        cancelled, blocked or failed; who decided, when, with what reason and edits."""
-        return _status(await app.sends.status(send_id))
+        cancelled, blocked or failed; who decided, when, with what reason and which edits.
+        detailed adds the email as it goes out, your original if a human edited it, and the history."""
+        return _status(await app.sends.status(send_id), response_format)
 
     @mcp.tool(annotations=writes("Cancel a send", destructive=True, idempotent=True))
     @agent_errors
-    async def cancel_send(send_id: SendId) -> Annotated[CallToolResult, StatusResult]:
+    async def cancel_send(send_id: SendId) -> Annotated[CallToolResult, StatusView]:
         """Stop a send that has not been delivered yet (pending_approval or scheduled)."""
         return _status(await app.sends.cancel(send_id, actor="agent"))
 
@@ -148,9 +233,16 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
         status: Annotated[SendStatus | None, Field(description="Only sends with this status.")] = None,
         limit: Annotated[int, Field(ge=1, le=100, description="Page size.")] = 20,
         cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
+        response_format: ResponseFormat = "concise",
     ) -> Annotated[CallToolResult, SendPage]:
-        """List sends, newest first, optionally by mailbox and status; paginated with cursor."""
+        """List sends, newest first, optionally by mailbox and status; paginated with cursor.
+        detailed adds mailbox, recipients and request time."""
         page = await app.sends.search(mailbox=mailbox, status=status, limit=limit, cursor=cursor)
-        lines = [f"{s.send_id} {s.status} to {', '.join(s.to)}: {s.subject}" for s in page.sends]
+        detailed = response_format == "detailed"
+        lines = [
+            f"{s.send_id} {s.status}" + (f" to {', '.join(s.to)}" if detailed else "") + f": {s.subject}"
+            for s in page.sends
+        ]
         more = f"\nMore: pass cursor={page.next_cursor}" if page.next_cursor else ""
-        return result(page, ("\n".join(lines) or "No sends.") + more)
+        trim = None if detailed else {"sends": {"__all__": {"mailbox", "to", "requested_at"}}}
+        return result(page, ("\n".join(lines) or "No sends.") + more, exclude=trim)

@@ -166,8 +166,8 @@ RECIPES: dict[str, Recipe] = {
     ),
     "approval_status": Recipe(lambda f: {"send_id": f.send_id}, _status),
     "list_sends": Recipe(
-        lambda f: {"mailbox": MAILBOX, "limit": 5},
-        _check(lambda f, o: all(s["mailbox"] == MAILBOX for s in o["sends"])),
+        lambda f: {"mailbox": MAILBOX, "limit": 5, "response_format": "detailed"},
+        _check(lambda f, o: bool(o["sends"]) and all(s["mailbox"] == MAILBOX for s in o["sends"])),
     ),
     "list_mailboxes": Recipe(lambda f: {}, _check(lambda f, o: MAILBOX in {m["address"] for m in o["mailboxes"]})),
     "get_mailbox": Recipe(

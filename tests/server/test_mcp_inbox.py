@@ -161,3 +161,37 @@ async def test_unknown_mailboxes_are_tool_errors(app: Mailgate, tool: str) -> No
     async with connected(app) as client:
         result = await client.call_tool(tool, args)
         assert result.is_error and "list_mailboxes" in text_of(result)
+
+
+async def test_read_tools_answer_concise_by_default_and_detailed_on_request(app: Mailgate) -> None:
+    mailbox = app.settings.default_mailbox
+    await receive(app, subject="Long one", body="word " * 2000)
+    async with connected(app) as client:
+        concise = await client.call_tool("check_inbox", {"mailbox": mailbox})
+        detailed = await client.call_tool("check_inbox", {"mailbox": mailbox, "response_format": "detailed"})
+        assert concise.structured_content is not None and detailed.structured_content is not None
+        [short], [full] = concise.structured_content["emails"], detailed.structured_content["emails"]
+        assert "snippet" not in short and full["snippet"].startswith("word word")
+        assert len(str(concise.structured_content)) < len(str(detailed.structured_content))
+
+        read = await client.call_tool("read_email", {"mailbox": mailbox, "email_id": short["email_id"]})
+        whole = await client.call_tool(
+            "read_email", {"mailbox": mailbox, "email_id": short["email_id"], "response_format": "detailed"}
+        )
+        assert read.structured_content is not None and whole.structured_content is not None
+        assert "response_format='detailed'" in read.structured_content["text"]
+        assert len(whole.structured_content["text"]) > len(read.structured_content["text"])
+
+        mailbox_view = await client.call_tool("get_mailbox", {"mailbox": mailbox})
+        policies = await client.call_tool("get_mailbox", {"mailbox": mailbox, "response_format": "detailed"})
+        assert mailbox_view.structured_content is not None and policies.structured_content is not None
+        assert "approval_window_hours" not in mailbox_view.structured_content
+        assert policies.structured_content["approval_window_hours"] == 72
+
+        sent = await app.sends.submit(mailbox=mailbox, to=["b@example.com"], subject="s", body="the body")
+        brief = await client.call_tool("approval_status", {"send_id": sent.send_id})
+        history = await client.call_tool("approval_status", {"send_id": sent.send_id, "response_format": "detailed"})
+        assert brief.structured_content is not None and history.structured_content is not None
+        assert "email" not in brief.structured_content and "events" not in brief.structured_content
+        assert history.structured_content["email"]["body"] == "the body"
+        assert [e["kind"] for e in history.structured_content["events"]] == ["requested"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import time
 import uuid
@@ -23,9 +21,11 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
 from server.errors import Conflict, InvalidInput, MailgateError, NotFound, Unavailable
+from server.notifications import notify_upgrade_requested
 from server.settings import MailboxEntry, Settings
 from workflows.addresses import AddressError, check_header_text, parse_addr_spec
 from workflows.ids import mailbox_key, mailbox_workflow_id
+from workflows.links import upgrade_code
 from workflows.mailbox import (
     MailboxState,
     MailboxWorkflow,
@@ -298,6 +298,9 @@ class Mailboxes:
             raise InvalidInput(str(exc)) from exc
         ask = UpgradeAsk(request_id=uuid.uuid4().hex[:12], mode=mode, reason=reason, requested_by=requested_by)
         request = await self._update(address, MailboxWorkflow.request_upgrade, ask)
+        await notify_upgrade_requested(
+            self._client, self._settings, address, request.request_id, mode, reason, requested_by
+        )
         return Upgrade(mailbox=address, request=request, code=self.upgrade_code(request.request_id))
 
     async def apply_upgrade(self, address: str, code: str, *, actor: str) -> MailboxConfig:
@@ -324,8 +327,8 @@ class Mailboxes:
         return config
 
     def upgrade_code(self, request_id: str) -> str:
-        digest = hmac.new(self._secret_key, f"upgrade:{request_id}".encode(), hashlib.sha256).digest()
-        return base64.b32encode(digest).decode()[:CODE_LENGTH]
+        # Shared with the notifier, which writes the code into the approvers' email.
+        return upgrade_code(self._secret_key, request_id, CODE_LENGTH)
 
     async def upgrades(self, mailbox: str | None = None) -> list[Upgrade]:
         """Upgrade requests with their codes, for humans only (CLI, approver API, dashboard)."""

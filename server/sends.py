@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
@@ -385,18 +385,44 @@ class Sends:
             reason += f" (it was {verb} by {done.approver} at {when})"
         raise Conflict(reason)
 
-    async def signal_decision(self, send_id: str, decision: Decision) -> None:
-        """A decision that is stored now and takes effect when a worker runs (webhooks, links)."""
+    async def signal_decision(self, send_id: str, decision: Decision) -> Literal["accepted", "duplicate"]:
+        """A decision that is stored now and takes effect when a worker runs (webhooks, links).
+
+        Needs no worker: the send's status comes from visibility and earlier deliveries of the
+        same ``decision_id`` from its history, so a retried webhook or a reused link is told
+        apart from a new decision even while every worker is down. Concurrent duplicates that
+        race past this check are dropped by the workflow, which also remembers decision ids.
+        """
         check_person(decision.approver)
         handle = self._handle(send_id)
         try:
             description = await handle.describe()
+            if decision.decision_id is not None and await self._signalled(handle, decision.decision_id):
+                return "duplicate"
             status = description.typed_search_attributes.get(STATUS)
             if status != "pending_approval":
                 raise Conflict(f"send {send_id} is {status}; there is nothing to decide")
             await handle.signal(SendEmailWorkflow.decide_signal, decision)
         except RPCError as err:
             raise rpc_error(err, self._missing(send_id)) from err
+        return "accepted"
+
+    async def _signalled(self, handle: WorkflowHandle[SendEmailWorkflow, SendState], decision_id: str) -> bool:
+        """Whether the send's history already holds a decide_signal with this decision id."""
+        converter = self._client.data_converter
+        async for event in handle.fetch_history_events():
+            if not event.HasField("workflow_execution_signaled_event_attributes"):
+                continue
+            signalled = event.workflow_execution_signaled_event_attributes
+            if signalled.signal_name != "decide_signal":
+                continue
+            try:
+                [earlier] = await converter.decode(signalled.input.payloads, [Decision])
+            except (ValueError, TypeError):
+                continue
+            if isinstance(earlier, Decision) and earlier.decision_id == decision_id:
+                return True
+        return False
 
     async def search(
         self,

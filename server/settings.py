@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import (
@@ -26,6 +27,8 @@ from pydantic_settings import (
 from workflows.addresses import AddressError, parse_addr_spec
 from workflows.codec import CodecError, EncryptionCodec, parse_keys
 from workflows.models import OversightMode, strictness
+from workflows.standard_webhooks import PREFIX as WHSEC
+from workflows.standard_webhooks import decode_secret
 
 
 class SettingsError(ValueError):
@@ -95,6 +98,13 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     secret_key: SecretStr | None = None
 
+    multimail_webhook_secret: SecretStr | None = None
+    approval_webhook_secret: SecretStr | None = None
+    notify_webhook_url: str | None = None
+    notify_webhook_secret: SecretStr | None = None
+    notify_email: bool = True
+    link_ttl_hours: float = Field(default=72.0, gt=0, le=24 * 30)
+
     default_mailbox: str = "agent@mailgate.local"
     default_mode: OversightMode = "gated_send"
     mode_floor: OversightMode = Field(
@@ -114,6 +124,28 @@ class Settings(BaseSettings):
             return parse_addr_spec(value)
         except AddressError as exc:
             raise ValueError(str(exc)) from exc
+
+    @field_validator("approval_webhook_secret", "notify_webhook_secret")
+    @classmethod
+    def _whsec(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            decode_secret(value.get_secret_value())
+            if not value.get_secret_value().startswith(WHSEC):
+                raise ValueError("a Standard Webhooks secret starts with 'whsec_' (then base64)")
+        return value
+
+    @field_validator("notify_webhook_url", "temporal_ui_url", "public_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("an http:// or https:// URL is required")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _notify_webhook_signed(self) -> Settings:
+        if self.notify_webhook_url and self.notify_webhook_secret is None:
+            raise ValueError("MAILGATE_NOTIFY_WEBHOOK_URL needs MAILGATE_NOTIFY_WEBHOOK_SECRET (whsec_ + base64)")
+        return self
 
     @model_validator(mode="after")
     def _distinct_tokens(self) -> Settings:

@@ -24,6 +24,7 @@ from server.connect import connect
 from server.credentials import Secrets, load_secrets
 from server.embedded import DevServer, start_dev_server, write_atomically
 from server.mcp_server import build_mcp
+from server.notifications import notify_config
 from server.running import StackInfo, attach, running_stack, stack_file
 from server.settings import MailboxEntry, Settings, SettingsError
 from server.smtp_listener import start_smtp_listener
@@ -94,7 +95,7 @@ async def start_core(settings: Settings) -> AsyncIterator[Stack]:
         if dev is not None:
             await ensure_retention(client, settings.temporal_namespace)
         app = Mailgate.build(settings, client, secrets)
-        worker = build_worker(client, settings.task_queue, app.providers)
+        worker = build_worker(client, settings.task_queue, app.providers, notify_config(settings, secrets))
         async with worker:
             await app.mailboxes.ensure(MailboxEntry(address=settings.default_mailbox), created_by="mailgate")
             for entry in settings.mailboxes:

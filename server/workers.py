@@ -12,7 +12,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from server.connect import connect
+from server.credentials import load_secrets
 from server.errors import Unavailable
+from server.notifications import notify_config
 from server.providers import build_providers
 from server.settings import Settings
 from workflows.providers.sandbox import SandboxStore
@@ -25,7 +27,9 @@ KINDS = {"Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD}
 async def run_worker(settings: Settings) -> int:
     client = await connect(settings, wait=10)
     providers = build_providers(settings, client, SandboxStore(settings.data_dir / "sandbox.db"))
-    worker = build_worker(client, settings.task_queue, providers)
+    # The secret key signs the links in notice emails: workers of one deployment must share it
+    # (MAILGATE_SECRET_KEY, or the same data dir).
+    worker = build_worker(client, settings.task_queue, providers, notify_config(settings, load_secrets(settings)))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

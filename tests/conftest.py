@@ -19,11 +19,13 @@ from temporalio.testing import WorkflowEnvironment
 from server.app import Mailgate
 from server.credentials import load_secrets
 from server.embedded import find_executable
+from server.notifications import notify_config
 from server.settings import Settings
 from server.workers import add_search_attributes
 from tests.loop_thread import LoopThread, Stack
 from tests.serve import Serve
-from workflows.models import SendState, SendStatus
+from workflows.models import DeliveryReceipt, DeliveryRequest, SendState, SendStatus
+from workflows.providers.base import ProviderSet
 from workflows.temporal import MAILBOX, STATUS, data_converter
 from workflows.worker import build_worker
 
@@ -101,6 +103,8 @@ def unique_mailbox(prefix: str = "agent") -> str:
 def make_settings(env: WorkflowEnvironment, data_dir: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "data_dir": data_dir,
+        # A port of its own from the start, so links in notices point where the app will listen.
+        "port": free_port(),
         "task_queue": f"tq-{uuid.uuid4().hex}",
         "temporal_address": env.client.service_client.config.target_host,
         "default_mailbox": unique_mailbox(),
@@ -111,12 +115,35 @@ def make_settings(env: WorkflowEnvironment, data_dir: Path, **overrides: object)
     return Settings(**values)  # type: ignore[arg-type]
 
 
+def record_sends(providers: ProviderSet, outbox: list[DeliveryRequest]) -> None:
+    """Keep every request the default provider sends: mail to addresses outside the sandbox is
+    otherwise not readable (the sandbox stores only local copies)."""
+    provider = providers.default
+    send = provider.send
+
+    async def recording(request: DeliveryRequest) -> DeliveryReceipt:
+        outbox.append(request)
+        return await send(request)
+
+    provider.send = recording  # type: ignore[method-assign]
+
+
 @pytest.fixture
-async def app(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Mailgate]:
+def outbox() -> list[DeliveryRequest]:
+    """Every delivery the `app` fixture's worker made, including system notices."""
+    return []
+
+
+@pytest.fixture
+async def app(
+    temporal_env: WorkflowEnvironment, tmp_path: Path, outbox: list[DeliveryRequest]
+) -> AsyncIterator[Mailgate]:
     """The application with a worker of its own task queue and a fresh default mailbox."""
     settings = make_settings(temporal_env, tmp_path)
-    app = Mailgate.build(settings, temporal_env.client, load_secrets(settings))
-    async with build_worker(temporal_env.client, settings.task_queue, app.providers):
+    secrets = load_secrets(settings)
+    app = Mailgate.build(settings, temporal_env.client, secrets)
+    record_sends(app.providers, outbox)
+    async with build_worker(temporal_env.client, settings.task_queue, app.providers, notify_config(settings, secrets)):
         await app.mailboxes.create(settings.default_mailbox, created_by="tests")
         await provisioned(app, settings.default_mailbox)
         yield app

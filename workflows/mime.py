@@ -30,7 +30,11 @@ def build_message(request: DeliveryRequest) -> EmailMessage:
         msg["In-Reply-To"] = draft.in_reply_to
     if draft.references:
         msg["References"] = " ".join(draft.references)
-    msg["X-Mailgate-Send-Id"] = request.send_id
+    if request.system:
+        msg["X-Mailgate-Notice"] = request.send_id
+        msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: auto-responders must not answer it
+    else:
+        msg["X-Mailgate-Send-Id"] = request.send_id
     msg.set_content(draft.body)
     for attachment in draft.attachments:
         maintype, _, subtype = attachment.content_type.partition("/")

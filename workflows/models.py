@@ -167,6 +167,9 @@ class DeliveryRequest(Frozen):
     draft: EmailDraft
     message_id: str
     date: datetime
+    # A message mailgate itself sends to humans (a notice with decision links): never gated, and
+    # kept out of the mailbox's Sent folder, where the agent could read the links.
+    system: bool = False
 
 
 class DeliveryReceipt(Frozen):

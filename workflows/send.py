@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.activities import DeliveryFailed, MailActivities
@@ -29,8 +29,11 @@ with workflow.unsafe.imports_passed_through():
         SendState,
         SendStatus,
     )
+    from workflows.notices import Notice, NoticeKind, light_draft
     from workflows.policy import recipient_problem
     from workflows.temporal import STATUS
+
+from workflows.notify import NotifyWorkflow
 
 ADMIT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 DELIVERY_RETRY = RetryPolicy(
@@ -41,6 +44,8 @@ DELIVERY_RETRY = RetryPolicy(
 )
 # A provider that stays unreachable this long ends the send as failed instead of retrying forever.
 DELIVERY_DEADLINE = timedelta(days=2)
+# Notifying humans added commands to this workflow; histories from before it replay without them.
+NOTIFY_PATCH = "notify-humans-v1"
 
 
 class DecisionRefused(ApplicationError):
@@ -65,6 +70,7 @@ class SendEmailWorkflow:
         self._reason = ""
         self._events: list[AuditEvent] = []
         self._seen_decision_ids: set[str] = set()
+        self._approval_rounds = 0
 
     @workflow.run
     async def run(self, request: SendRequest) -> SendState:
@@ -94,13 +100,18 @@ class SendEmailWorkflow:
             self._event("gated", "mailbox", admission.reason)
             if not await self._await_decision():
                 return self._state()
-        return await self._deliver()
+        state = await self._deliver()
+        if state.status == "sent" and admission.mode == "monitored":
+            await self._notify("monitored_sent", "monitored")
+        return state
 
     async def _await_decision(self) -> bool:
         """Wait for a human; True when approved, False when the send ended another way."""
         window = self._request.approval_timeout
         self._expires_at = workflow.now() + window
         self._set_status("pending_approval")
+        self._approval_rounds += 1
+        await self._notify("approval_requested", f"approval-{self._approval_rounds}")
         try:
             await workflow.wait_condition(
                 lambda: self._decision is not None or self._cancelled_by is not None,
@@ -173,6 +184,32 @@ class SendEmailWorkflow:
             return self._finish("failed", message)
         self._delivered_at = workflow.now()
         return self._finish("sent", f"delivered as {receipt.message_id}")
+
+    async def _notify(self, kind: NoticeKind, suffix: str) -> None:
+        """Start the notice as an abandoned child: it outlives this send and retries on its own."""
+        if not workflow.patched(NOTIFY_PATCH):
+            return
+        request = self._request
+        notice = Notice(
+            notice_id=f"notify-{request.send_id}-{suffix}",
+            kind=kind,
+            mailbox=request.mailbox,
+            at=workflow.now(),
+            send_id=request.send_id,
+            requester=request.requester,
+            draft=light_draft(self._draft()),
+            expires_at=self._expires_at if kind == "approval_requested" else None,
+            mode=self._mode,
+        )
+        # Already started (a reset replayed this step): once is enough.
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await workflow.start_child_workflow(
+                NotifyWorkflow.run,
+                notice,
+                id=notice.notice_id,
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                static_summary=f"{kind} for {request.send_id}",
+            )
 
     @workflow.update
     async def decide(self, decision: Decision) -> SendState:

@@ -10,17 +10,21 @@ from temporalio.worker import Worker
 from workflows.activities import MailActivities
 from workflows.inbox_activities import InboxActivities
 from workflows.mailbox import MailboxWorkflow
+from workflows.notify import NotifyWorkflow
+from workflows.notify_activities import NotifyActivities, NotifyConfig
 from workflows.providers.base import ProviderSet
 from workflows.reply_wait import ReplyWaitWorkflow
 from workflows.send import SendEmailWorkflow
 from workflows.watcher import MailboxWatcherWorkflow
 
-WORKFLOWS = [SendEmailWorkflow, MailboxWorkflow, MailboxWatcherWorkflow, ReplyWaitWorkflow]
+WORKFLOWS = [SendEmailWorkflow, MailboxWorkflow, MailboxWatcherWorkflow, ReplyWaitWorkflow, NotifyWorkflow]
 
 
-def build_worker(client: Client, task_queue: str, providers: ProviderSet) -> Worker:
+def build_worker(client: Client, task_queue: str, providers: ProviderSet, notify: NotifyConfig | None = None) -> Worker:
+    """A worker for every mailgate workflow; without ``notify``, notices are recorded but not sent."""
     activities = MailActivities(client, providers)
     inbox = InboxActivities(client, providers)
+    notices = NotifyActivities(client, providers, notify)
     return Worker(
         client,
         task_queue=task_queue,
@@ -33,6 +37,9 @@ def build_worker(client: Client, task_queue: str, providers: ProviderSet) -> Wor
             inbox.dispatch,
             inbox.watch,
             inbox.unwatch,
+            notices.notice_recipients,
+            notices.email_notice,
+            notices.post_webhook,
         ],
         # If the worker holding a workflow's cached state dies, another takes over sooner.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),

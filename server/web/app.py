@@ -11,12 +11,12 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from temporalio.service import RPCError
 
 from server.app import Mailgate
-from server.web import api, codec
+from server.web import api, codec, dashboard, webhooks
 from server.web.security import (
     METADATA_PATH,
     AgentAuthMiddleware,
@@ -69,19 +69,14 @@ def build_app(app: Mailgate, mcp: MCPServer, ready: Callable[[], bool]) -> Starl
             }
         )
 
-    async def index(request: Request) -> Response:
-        return HTMLResponse(
-            "<!doctype html><title>mailgate</title><h1>mailgate</h1>"
-            "<p>Approvals: <code>mailgate approvals list</code> or the JSON API at /api/approvals.</p>"
-        )
-
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route(METADATA_PATH + "/{resource}", resource_metadata, methods=["GET"]),
         Route(METADATA_PATH, resource_metadata, methods=["GET"]),
-        Route("/", index, methods=["GET"]),
         *api.routes(app),
         *codec.routes(settings.codec(), app.secrets, ui_origins),
+        *webhooks.routes(app),
+        *dashboard.routes(app),
         *streamable.routes,
         *sse.routes,
     ]

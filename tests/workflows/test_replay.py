@@ -31,6 +31,8 @@ def test_histories_are_committed() -> None:
     names = {path.stem for path in FILES}
     assert {"send-approved", "send-rejected", "send-edited", "send-cancelled", "send-blocked"} <= names
     assert {"watcher", "reply-wait-replied"} <= names
+    # After notifications were added (behind a patch): sends that start a notice, and the notice itself.
+    assert {"send-notified", "send-webhook-approved", "notify-approval"} <= names
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])

@@ -372,12 +372,13 @@ class SandboxProvider(EmailProvider):
             raise PermanentDeliveryError("the email has no recipients")
         raw = build_message(request).as_bytes()
         try:
-            await self.receive(raw, request.mailbox, recipients)
+            # A system notice stays out of the sender's Sent folder, where the agent could read it.
+            await self.receive(raw, request.mailbox, recipients, keep_sent=not request.system)
         except UnknownHold as err:
             raise TemporaryDeliveryError(str(err)) from err
         return DeliveryReceipt(message_id=request.message_id, recipients=tuple(recipients))
 
-    async def receive(self, raw: bytes, sender: str, recipients: Sequence[str]) -> list[str]:
+    async def receive(self, raw: bytes, sender: str, recipients: Sequence[str], *, keep_sent: bool = True) -> list[str]:
         """Store a message for its recipients (SMTP and local sends alike); returns the new ones.
 
         Raises UnknownHold when mailgate cannot tell whether a mailbox holds its inbound mail:
@@ -392,7 +393,7 @@ class SandboxProvider(EmailProvider):
             except Exception as exc:
                 raise UnknownHold(f"cannot tell whether {mailbox} holds inbound mail: {exc}") from exc
         before = (await asyncio.to_thread(self.store.changes, "", None)).cursor
-        fresh = await asyncio.to_thread(self.store.deliver, raw, sender, recipients, held_for=held)
+        fresh = await asyncio.to_thread(self.store.deliver, raw, sender, recipients, held_for=held, keep_sent=keep_sent)
         woken = [m for m in local if m in fresh and m not in held]
         if woken:
             await self.hooks.arrived(woken, before)
@@ -419,3 +420,46 @@ class SandboxProvider(EmailProvider):
 
     async def create_mailbox(self, address: str) -> None:
         await asyncio.to_thread(self.store.create_mailbox, address)
+
+
+class StoredMessage(BaseModel):
+    """One message in a sandbox mailbox's folder, as the dashboard's sandbox viewer shows it."""
+
+    id: int
+    mailbox: str
+    folder: str
+    message_id: str
+    received_at: datetime
+    held: bool
+    raw: bytes
+
+
+def _stored(row: sqlite3.Row) -> StoredMessage:
+    return StoredMessage(
+        id=row["id"],
+        mailbox=row["mailbox"],
+        folder=row["folder"],
+        message_id=row["message_id"],
+        received_at=datetime.fromisoformat(row["received_at"]),
+        held=bool(row["held"]),
+        raw=row["raw"],
+    )
+
+
+def stored_messages(store: SandboxStore, mailbox: str | None = None, limit: int = 500) -> list[StoredMessage]:
+    """The newest messages of one sandbox mailbox (or of all), newest first."""
+    sql = "SELECT id, mailbox, folder, message_id, received_at, held, raw FROM messages"
+    params: list[Any] = []
+    if mailbox:
+        sql += " WHERE mailbox = ?"
+        params.append(mailbox)
+    sql += " ORDER BY id DESC LIMIT ?"
+    params.append(limit)
+    return [_stored(row) for row in store._query(sql, params)]
+
+
+def stored_message(store: SandboxStore, message_row: int) -> StoredMessage | None:
+    rows = store._query(
+        "SELECT id, mailbox, folder, message_id, received_at, held, raw FROM messages WHERE id = ?", (message_row,)
+    )
+    return _stored(rows[0]) if rows else None

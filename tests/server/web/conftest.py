@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -18,12 +17,6 @@ from server.web.app import build_app
 from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Web:
     app: Mailgate
@@ -34,24 +27,32 @@ class Web:
 
 
 @contextlib.asynccontextmanager
-async def serve_web(app: Mailgate) -> AsyncIterator[Web]:
-    port = free_port()
-    app.settings.port = port
+async def serving(app: Mailgate) -> AsyncIterator[str]:
+    """The HTTP app on the settings' port; yields its URL."""
+    port = app.settings.port
     server = uvicorn.Server(
         uvicorn.Config(build_app(app, build_mcp(app), ready=lambda: True), port=port, log_level="warning")
     )
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
-    url = f"http://127.0.0.1:{port}"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@contextlib.asynccontextmanager
+async def serve_web(app: Mailgate) -> AsyncIterator[Web]:
+    """The HTTP app with an admin, an agent and an anonymous client."""
     async with (
+        serving(app) as url,
         httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30) as admin,
         httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {AGENT_TOKEN}"}, timeout=30) as agent,
         httpx.AsyncClient(base_url=url, timeout=30) as anonymous,
     ):
         yield Web(app, url, admin, agent, anonymous)
-    server.should_exit = True
-    await task
 
 
 @pytest.fixture

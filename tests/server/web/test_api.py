@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.conftest import wait_for_status
 from tests.server.web.conftest import Web
 
@@ -31,9 +33,13 @@ async def test_only_the_admin_token_reaches_the_api(web: Web) -> None:
 
 async def test_list_filter_approve_and_the_delivered_email_is_the_edited_one(web: Web) -> None:
     send_id = await pending(web)
-    listed = await web.admin.get(
-        "/api/approvals", params={"status": "pending", "mailbox": web.app.settings.default_mailbox}
-    )
+    for _ in range(50):  # visibility follows the workflow by a moment
+        listed = await web.admin.get(
+            "/api/approvals", params={"status": "pending", "mailbox": web.app.settings.default_mailbox}
+        )
+        if listed.json()["approvals"]:
+            break
+        await asyncio.sleep(0.1)
     assert [a["send_id"] for a in listed.json()["approvals"]] == [send_id]
 
     approved = await web.admin.post(

@@ -1,0 +1,66 @@
+"""Notifications from the front doors: the worker's notification settings, and notices started here."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime, timedelta
+
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from server.credentials import Secrets
+from server.settings import Settings
+from workflows.links import link_key
+from workflows.models import OversightMode
+from workflows.notices import Notice
+from workflows.notify import NotifyWorkflow
+from workflows.notify_activities import NotifyConfig
+
+
+def notify_config(settings: Settings, secrets: Secrets) -> NotifyConfig:
+    return NotifyConfig(
+        base_url=settings.http_url,
+        link_key=link_key(secrets.secret_key),
+        secret_key=secrets.secret_key,
+        webhook_url=settings.notify_webhook_url,
+        webhook_secret=settings.notify_webhook_secret.get_secret_value() if settings.notify_webhook_secret else None,
+        link_ttl=timedelta(hours=settings.link_ttl_hours),
+        email=settings.notify_email,
+    )
+
+
+async def notify_upgrade_requested(
+    client: Client,
+    settings: Settings,
+    mailbox: str,
+    request_id: str,
+    mode: OversightMode,
+    reason: str,
+    requested_by: str,
+) -> None:
+    """Tell the mailbox's approvers that an agent asks for a looser mode (once per request).
+
+    The notice names the request, never its code: people read the code where they are signed
+    in (dashboard, CLI), and no secret travels through a workflow payload.
+    """
+    notice = Notice(
+        notice_id=f"notify-upgrade-{request_id}",
+        kind="upgrade_requested",
+        mailbox=mailbox,
+        at=datetime.now(UTC),
+        requester=requested_by,
+        mode=mode,
+        upgrade_request_id=request_id,
+        reason=reason,
+    )
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await client.start_workflow(
+            NotifyWorkflow.run,
+            notice,
+            id=notice.notice_id,
+            task_queue=settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            static_summary=f"upgrade of {mailbox} to {mode} requested",
+        )

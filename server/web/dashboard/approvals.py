@@ -1,0 +1,252 @@
+"""Pending approvals, a send's page, and the decisions: approve, reject, edit then approve, bulk."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+from collections import defaultdict
+from datetime import timedelta
+from urllib.parse import quote
+
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from temporalio.client import WorkflowQueryFailedError
+from temporalio.service import RPCError
+
+from server.app import Mailgate
+from server.errors import InvalidInput, MailgateError
+from server.mailboxes import parse_mailbox
+from server.sends import parse_edits, parse_send_id
+from server.web.dashboard.common import SECURITY_HEADERS, Ctx, Dashboard
+from server.web.dashboard.render import address_lines, addresses, draft_diff
+from server.web.dashboard.threads import thread_for
+from workflows.models import Decision, Edits, EmailDraft, SendState, SendSummary
+from workflows.send import SendEmailWorkflow
+
+MAX_PENDING = 1000
+DETAILED = 200
+QUERY_TIMEOUT = timedelta(seconds=2)
+EDIT_FIELDS = ("subject", "to", "cc", "bcc", "body")
+
+
+async def pending_sends(app: Mailgate, mailbox: str | None = None) -> list[SendSummary]:
+    """Every pending send (of one mailbox, or all), oldest first (sorted here: SQLite visibility cannot ORDER BY)."""
+    sends: list[SendSummary] = []
+    cursor = None
+    while len(sends) < MAX_PENDING:
+        page = await app.sends.search(mailbox=mailbox, status="pending_approval", limit=200, cursor=cursor)
+        sends.extend(page.sends)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    return sorted(sends, key=lambda s: (s.requested_at is None, s.requested_at, s.send_id))
+
+
+async def quick_state(app: Mailgate, send_id: str) -> SendState | None:
+    """The send's state if a worker answers soon; the pending list stays usable while none does."""
+    handle = app.client.get_workflow_handle_for(SendEmailWorkflow.run, send_id)
+    try:
+        return await handle.query(SendEmailWorkflow.state, rpc_timeout=QUERY_TIMEOUT)
+    except (TimeoutError, RPCError, WorkflowQueryFailedError):
+        return None
+
+
+def fingerprint(sends: list[SendSummary]) -> str:
+    return hashlib.sha256(" ".join(sorted(s.send_id for s in sends)).encode()).hexdigest()[:16]
+
+
+def temporal_link(app: Mailgate, send_id: str) -> str | None:
+    ui = app.settings.temporal_ui
+    if not ui:
+        return None
+    return f"{ui}/namespaces/{quote(app.settings.temporal_namespace)}/workflows/{quote(send_id)}"
+
+
+def listing(mailbox: str) -> str:
+    """Back to the pending list of the mailbox a decision was about."""
+    return f"/?mailbox={quote(mailbox, safe='@')}"
+
+
+def _lines(value: str) -> list[str]:
+    return [line.strip() for line in value.replace("\r\n", "\n").split("\n") if line.strip()]
+
+
+def edits_from_form(ctx: Ctx, original: EmailDraft, prefix: str = "") -> Edits | None:
+    """The fields the human changed (compared with the agent's draft), validated like the API's."""
+    form = ctx.form
+    values = {name: str(form.get(prefix + name, "")) for name in EDIT_FIELDS if prefix + name in form}
+    changed: dict[str, object] = {}
+    if "subject" in values and values["subject"].strip() != original.subject:
+        changed["subject"] = values["subject"].strip()
+    if "body" in values:
+        body = values["body"].replace("\r\n", "\n")
+        if body != original.body.replace("\r\n", "\n"):
+            changed["body"] = body
+    for name, current in (("to", original.to), ("cc", original.cc), ("bcc", original.bcc)):
+        if name in values and _lines(values[name]) != [str(a) for a in current]:
+            changed[name] = _lines(values[name])
+    return parse_edits(**changed)  # type: ignore[arg-type]
+
+
+def routes(dash: Dashboard) -> list[Route]:
+    app = dash.app
+
+    def only(ctx: Ctx) -> str | None:
+        raw = ctx.request.query_params.get("mailbox", "").strip()
+        return parse_mailbox(raw) if raw else None
+
+    async def index(ctx: Ctx) -> Response:
+        mailbox = only(ctx)
+        sends = await pending_sends(app, mailbox)
+        states = await asyncio.gather(*(quick_state(app, s.send_id) for s in sends[:DETAILED]))
+        details = {s.send_id: state for s, state in zip(sends, states, strict=False) if state is not None}
+        # Visibility lags the workflow by a moment: drop what its own state says was just decided.
+        sends = [s for s in sends if s.send_id not in details or details[s.send_id].status == "pending_approval"]
+        groups: dict[str, list[SendSummary]] = defaultdict(list)
+        for send in sends:
+            groups[send.mailbox].append(send)
+        return dash.page(
+            ctx,
+            "pending.html",
+            groups=sorted(groups.items()),
+            details=details,
+            count=len(sends),
+            fingerprint=fingerprint(sends),
+            mailbox=mailbox,
+        )
+
+    async def pending_json(ctx: Ctx) -> Response:
+        sends = await pending_sends(app, only(ctx))
+        return JSONResponse({"count": len(sends), "fingerprint": fingerprint(sends)}, headers=SECURITY_HEADERS)
+
+    async def show(ctx: Ctx) -> Response:
+        send_id = parse_send_id(ctx.request.path_params["send_id"])
+        state = await app.sends.status(send_id)
+        try:
+            mailbox = await app.mailboxes.config(state.mailbox)
+        except MailgateError:
+            mailbox = None
+        draft = state.approved or state.original
+        return dash.page(
+            ctx,
+            "send.html",
+            state=state,
+            draft=draft,
+            mailbox=mailbox,
+            temporal_url=temporal_link(app, send_id),
+            thread=thread_for(app.sandbox, state.mailbox, draft, state.message_id),
+            diff=draft_diff(state.original, state.approved) if state.approved else [],
+            lines=address_lines,
+            addresses=addresses,
+        )
+
+    async def preview(ctx: Ctx) -> Response:
+        send_id = parse_send_id(ctx.request.path_params["send_id"])
+        state = await app.sends.status(send_id)
+        edits = edits_from_form(ctx, state.original)
+        if edits is None:
+            return dash.redirect(ctx.request, f"/sends/{send_id}", "error", "You changed nothing; approve it as is.")
+        edited = edits.apply(state.original)
+        return dash.page(
+            ctx,
+            "confirm_edits.html",
+            state=state,
+            edits=edits,
+            edited=edited,
+            diff=draft_diff(state.original, edited),
+            reason=str(ctx.form.get("reason", "")),
+            lines=address_lines,
+        )
+
+    async def approve(ctx: Ctx) -> Response:
+        send_id = parse_send_id(ctx.request.path_params["send_id"])
+        edits = None
+        if any(f"edit_{name}" in ctx.form for name in EDIT_FIELDS):
+            state = await app.sends.status(send_id)
+            edits = edits_from_form(ctx, state.original, prefix="edit_")
+        decision = Decision(
+            decision="approve",
+            approver=ctx.session.name,
+            reason=str(ctx.form.get("reason", "")).strip() or None,
+            edits=edits,
+            channel="dashboard",
+        )
+        try:
+            state = await app.sends.decide(send_id, decision)
+        except MailgateError as exc:
+            return dash.redirect(ctx.request, f"/sends/{send_id}", "error", str(exc))
+        what = "with your edits" if edits else "as written"
+        subject = (state.approved or state.original).subject
+        return dash.redirect(ctx.request, listing(state.mailbox), "ok", f"Approved “{subject}” {what}.")
+
+    async def reject(ctx: Ctx) -> Response:
+        send_id = parse_send_id(ctx.request.path_params["send_id"])
+        reason = str(ctx.form.get("reason", "")).strip()
+        if not reason:
+            return dash.redirect(ctx.request, f"/sends/{send_id}", "error", "A rejection needs a reason for the agent.")
+        decision = Decision(decision="reject", approver=ctx.session.name, reason=reason[:2000], channel="dashboard")
+        try:
+            state = await app.sends.decide(send_id, decision)
+        except MailgateError as exc:
+            return dash.redirect(ctx.request, f"/sends/{send_id}", "error", str(exc))
+        return dash.redirect(ctx.request, listing(state.mailbox), "ok", f"Rejected “{state.original.subject}”.")
+
+    async def bulk(ctx: Ctx) -> Response:
+        back = str(ctx.form.get("mailbox", "")).strip()
+        home = listing(parse_mailbox(back)) if back else "/"
+        action = str(ctx.form.get("action", ""))
+        ids = [str(v) for v in ctx.form.getlist("send_id")]
+        reason = str(ctx.form.get("reason", "")).strip()
+        if action not in ("approve", "reject"):
+            raise InvalidInput("choose approve or reject")
+        if not ids:
+            return dash.redirect(ctx.request, home, "error", "Select at least one send first.")
+        if action == "reject" and not reason:
+            return dash.redirect(ctx.request, home, "error", "Rejecting needs a reason for the agent.")
+        decision = Decision(
+            decision="approve" if action == "approve" else "reject",
+            approver=ctx.session.name,
+            reason=reason[:2000] or None,
+            channel="dashboard-bulk",
+        )
+
+        async def one(send_id: str) -> str | None:
+            try:
+                await app.sends.decide(parse_send_id(send_id), decision)
+            except MailgateError as exc:
+                return f"{send_id}: {exc}"
+            return None
+
+        problems = [p for p in await asyncio.gather(*(one(i) for i in ids[:200])) if p]
+        done = len(ids[:200]) - len(problems)
+        verb = "Approved" if action == "approve" else "Rejected"
+        message = f"{verb} {done} of {len(ids[:200])} sends." + (" Refused: " + "; ".join(problems) if problems else "")
+        return dash.redirect(ctx.request, home, "error" if problems else "ok", message)
+
+    async def attachment(ctx: Ctx) -> Response:
+        send_id = parse_send_id(ctx.request.path_params["send_id"])
+        state = await app.sends.status(send_id)
+        items = (state.approved or state.original).attachments
+        index = ctx.request.path_params["index"]
+        if not index.isdigit() or int(index) >= len(items):
+            raise InvalidInput("no such attachment")
+        item = items[int(index)]
+        safe_name = quote(item.filename, safe="")
+        # Always a download, never rendered here: an attachment is the agent's content.
+        return Response(
+            base64.b64decode(item.content_b64),
+            media_type="application/octet-stream",
+            headers={**SECURITY_HEADERS, "Content-Disposition": f"attachment; filename*=UTF-8''{safe_name}"},
+        )
+
+    return [
+        Route("/", dash.view(index), methods=["GET"]),
+        Route("/pending.json", dash.view(pending_json), methods=["GET"]),
+        Route("/bulk", dash.view(bulk), methods=["POST"]),
+        Route("/sends/{send_id}", dash.view(show), methods=["GET"]),
+        Route("/sends/{send_id}/preview", dash.view(preview), methods=["POST"]),
+        Route("/sends/{send_id}/approve", dash.view(approve), methods=["POST"]),
+        Route("/sends/{send_id}/reject", dash.view(reject), methods=["POST"]),
+        Route("/sends/{send_id}/attachments/{index}", dash.view(attachment), methods=["GET"]),
+    ]

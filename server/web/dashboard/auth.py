@@ -1,0 +1,79 @@
+"""Sign-in with the admin token, and sign-out."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from server.errors import InvalidInput
+from server.sends import check_person
+from server.web.bodies import TooLarge, read_form
+from server.web.dashboard.common import Ctx, Dashboard
+from server.web.sessions import SESSION_COOKIE, SESSION_SECONDS, SIGNIN_COOKIE
+
+
+def _local(path: str) -> str:
+    """Only a path on this site: a sign-in link must not bounce the user elsewhere."""
+    return path if path.startswith("/") and not path.startswith(("//", "/\\")) else "/"
+
+
+def routes(dash: Dashboard) -> list[Route]:
+    codec = dash.codec
+
+    def form(request: Request, status: int = 200, error: str = "", name: str = "") -> Response:
+        token = secrets.token_urlsafe(24)
+        response = dash.html(
+            request,
+            "signin.html",
+            status,
+            session=None,
+            csrf=token,
+            error=error,
+            name=name,
+            next=_local(request.query_params.get("next", "/")),
+        )
+        codec.set_cookie(response, request, SIGNIN_COOKIE, token, max_age=3600)
+        return response
+
+    async def signin_page(request: Request) -> Response:
+        if codec.read(request) is not None:
+            return dash.redirect(request, _local(request.query_params.get("next", "/")))
+        return form(request)
+
+    async def signin(request: Request) -> Response:
+        try:
+            data = await read_form(request, 64 * 1024)
+        except TooLarge as exc:
+            return dash.error(request, None, 413, str(exc))
+        expected = request.cookies.get(SIGNIN_COOKIE, "")
+        given = data.get("csrf")
+        if not expected or not isinstance(given, str) or not hmac.compare_digest(expected.encode(), given.encode()):
+            return form(request, 403, "The sign-in form expired. Please try again.")
+        name = str(data.get("name", ""))
+        token = str(data.get("token", "")).strip()
+        try:
+            name = check_person(name, "name")
+        except InvalidInput:
+            return form(request, 400, "Enter your name or email: it is recorded with every decision you make.")
+        if not token or dash.app.secrets.role_of(token) != "admin":
+            return form(request, 401, "That is not the admin token.", name)
+        value, _ = codec.issue(name)
+        response = dash.redirect(request, _local(str(data.get("next", "/"))))
+        codec.set_cookie(response, request, SESSION_COOKIE, value, max_age=SESSION_SECONDS)
+        response.delete_cookie(SIGNIN_COOKIE, path="/")
+        return response
+
+    async def signout(ctx: Ctx) -> Response:
+        response = dash.redirect(ctx.request, "/signin", "ok", "Signed out.")
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    return [
+        Route("/signin", signin_page, methods=["GET"]),
+        Route("/signin", signin, methods=["POST"]),
+        Route("/signout", dash.view(signout), methods=["POST"]),
+    ]

@@ -1,0 +1,135 @@
+"""Notices to humans: what happened (a send waits, a monitored send went out, an upgrade is asked)
+and how it reads as an email and as a webhook event.
+
+A Notice crosses the Temporal boundary, so it is plain data: no links, tokens or codes. Those
+are made from the server's secret key by the activity that sends the notice.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import datetime
+from typing import Any, Literal
+
+from workflows.models import Attachment, EmailDraft, Frozen, OversightMode
+
+NoticeKind = Literal["approval_requested", "monitored_sent", "upgrade_requested"]
+
+EVENT_TYPES: dict[NoticeKind, str] = {
+    "approval_requested": "send.approval_requested",
+    "monitored_sent": "send.monitored_sent",
+    "upgrade_requested": "mailbox.upgrade_requested",
+}
+
+
+class Notice(Frozen):
+    notice_id: str
+    kind: NoticeKind
+    mailbox: str
+    at: datetime
+    send_id: str | None = None
+    requester: str = ""
+    draft: EmailDraft | None = None
+    expires_at: datetime | None = None
+    mode: OversightMode | None = None
+    upgrade_request_id: str | None = None
+    reason: str = ""
+
+
+class NoticeReport(Frozen):
+    """What NotifyWorkflow did, for the Temporal UI and tests."""
+
+    notice_id: str
+    webhook: str
+    emailed: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+
+
+def light_draft(draft: EmailDraft) -> EmailDraft:
+    """The draft without attachment bytes: a notice names attachments, it does not carry them."""
+    return draft.model_copy(
+        update={
+            "attachments": tuple(
+                Attachment(filename=a.filename, content_type=a.content_type, content_b64="", size=a.size)
+                for a in draft.attachments
+            )
+        }
+    )
+
+
+def send_url(base_url: str, send_id: str) -> str:
+    return f"{base_url}/sends/{send_id}"
+
+
+def webhook_event(notice: Notice, base_url: str) -> dict[str, Any]:
+    data: dict[str, Any] = {"mailbox": notice.mailbox, "notice_id": notice.notice_id}
+    if notice.send_id:
+        data |= {"send_id": notice.send_id, "requester": notice.requester, "url": send_url(base_url, notice.send_id)}
+    if notice.draft is not None:
+        draft = notice.draft
+        data |= {
+            "subject": draft.subject,
+            "to": [a.address for a in draft.to],
+            "cc": [a.address for a in draft.cc],
+            "bcc": [a.address for a in draft.bcc],
+            "body": draft.body,
+            "attachments": [{"filename": a.filename, "size": a.size} for a in draft.attachments],
+        }
+    if notice.expires_at:
+        data["expires_at"] = notice.expires_at.isoformat()
+    if notice.kind == "upgrade_requested":
+        data |= {"mode": notice.mode, "reason": notice.reason, "request_id": notice.upgrade_request_id}
+        data["url"] = f"{base_url}/upgrades"
+    return {"type": EVENT_TYPES[notice.kind], "timestamp": notice.at.isoformat(), "data": data}
+
+
+def _draft_block(draft: EmailDraft) -> str:
+    lines = [f"To:      {', '.join(str(a) for a in draft.to)}"]
+    if draft.cc:
+        lines.append(f"Cc:      {', '.join(str(a) for a in draft.cc)}")
+    if draft.bcc:
+        lines.append(f"Bcc:     {', '.join(str(a) for a in draft.bcc)}")
+    lines.append(f"Subject: {draft.subject}")
+    for attachment in draft.attachments:
+        lines.append(f"Attached: {attachment.filename} ({attachment.size} bytes)")
+    quoted = textwrap.indent(draft.body, "| ", lambda _: True)
+    return "\n".join(lines) + "\n\n" + quoted
+
+
+def email_text(
+    notice: Notice, base_url: str, approve_url: str = "", reject_url: str = "", code: str = ""
+) -> tuple[str, str]:
+    """Subject and plain-text body of the notice email to one human (links and code only if given)."""
+    draft = notice.draft
+    who = notice.requester or "An agent"
+    if notice.kind == "approval_requested" and draft is not None and notice.send_id:
+        expires = f" before {notice.expires_at:%Y-%m-%d %H:%M} UTC" if notice.expires_at else ""
+        page = send_url(base_url, notice.send_id)
+        if approve_url and reject_url:
+            act = (
+                f"Approve: {approve_url}\nReject:  {reject_url}\n\n"
+                "Each link opens a page where you confirm; it works once and expires.\n"
+                f"Edit before approving, or see the whole send: {page}\n"
+            )
+        else:
+            act = f"Decide in the dashboard: {page}\n"
+        body = (
+            f"{who} wants to send this email from {notice.mailbox}, which needs a human's approval{expires}."
+            f"\n\n{_draft_block(draft)}\n\n{act}"
+        )
+        return f"[mailgate] Approval needed: {draft.subject}", body
+    if notice.kind == "monitored_sent" and draft is not None and notice.send_id:
+        body = (
+            f"{who} sent this email from {notice.mailbox} (mode monitored: it went out at once; "
+            f"please review it).\n\n{_draft_block(draft)}\n\n"
+            f"Review and acknowledge: {base_url}/reviews\nThe send: {send_url(base_url, notice.send_id)}\n"
+        )
+        return f"[mailgate] Sent, please review: {draft.subject}", body
+    where = f"The one-time code is {code}" if code else f"The one-time code is shown at {base_url}/upgrades"
+    body = (
+        f"{who} asks to loosen {notice.mailbox} to {notice.mode}.\n"
+        f"Reason given: {notice.reason or '(none)'}\n\n"
+        f"If you agree, give the agent the code. {where} (and by `mailgate upgrades list`). "
+        "If not, do nothing: the request expires in 24 hours.\n"
+    )
+    return f"[mailgate] Upgrade requested: {notice.mailbox} to {notice.mode}", body

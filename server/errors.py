@@ -17,6 +17,12 @@ class NotFound(MailgateError):
     http_status = 404
 
 
+class Forbidden(MailgateError):
+    """The caller may not do this (a decision from someone who is not an approver)."""
+
+    http_status = 403
+
+
 class Conflict(MailgateError):
     """The request contradicts state: already decided, key reused, mode not allowed."""
 

@@ -19,7 +19,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
-from server.errors import Conflict, InvalidInput, MailgateError, NotFound, Unavailable
+from server.errors import Conflict, Forbidden, InvalidInput, MailgateError, NotFound, Unavailable
 from server.mailboxes import Mailboxes, parse_mailbox, rpc_error, update_error
 from server.outbound import (
     MAX_PAYLOAD_BYTES,
@@ -402,6 +402,11 @@ class Sends:
             status = description.typed_search_attributes.get(STATUS)
             if status != "pending_approval":
                 raise Conflict(f"send {send_id} is {status}; there is nothing to decide")
+            # The workflow refuses a non-approver too, but silently; say so to the sender now.
+            mailbox = (await description.memo()).get("mailbox", "")
+            approvers = [a.lower() for a in (await self._mailboxes.config(mailbox)).approvers] if mailbox else []
+            if approvers and decision.approver.strip().lower() not in approvers:
+                raise Forbidden(f"{decision.approver} is not an approver of {mailbox}")
             await handle.signal(SendEmailWorkflow.decide_signal, decision)
         except RPCError as err:
             raise rpc_error(err, self._missing(send_id)) from err

@@ -95,7 +95,7 @@ def endpoint(app: Mailgate, handler: Handler) -> Callable[[Request], Awaitable[R
         if refusal is not None:
             return refusal
         length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY:
+        if length and length.isascii() and length.isdigit() and int(length) > MAX_BODY:
             return JSONResponse({"error": f"body over {MAX_BODY} bytes"}, status_code=413)
         try:
             return JSONResponse(await handler(request, app))
@@ -121,7 +121,7 @@ def _status_filter(raw: str | None) -> SendStatus | None:
 async def list_approvals(request: Request, app: Mailgate) -> Any:
     query = request.query_params
     limit = query.get("limit", "50")
-    if not limit.isdigit() or not 1 <= int(limit) <= 500:
+    if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= 500:
         raise InvalidInput("limit must be a number from 1 to 500")
     page = await app.sends.search(
         mailbox=query.get("mailbox") or None,
@@ -211,7 +211,7 @@ async def list_upgrades(request: Request, app: Mailgate) -> Any:
 async def show_audit(request: Request, app: Mailgate) -> Any:
     query = request.query_params
     limit = query.get("limit", "50")
-    if not limit.isdigit():
+    if not (limit.isascii() and limit.isdigit()):
         raise InvalidInput("limit must be a number from 1 to 200")
     page = await audit_log(
         app.mailboxes,

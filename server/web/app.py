@@ -52,7 +52,7 @@ def build_app(app: Mailgate, mcp: MCPServer, ready: Callable[[], bool]) -> Starl
         if not ready():
             return JSONResponse({"status": "starting"}, status_code=503)
         try:
-            healthy = await app.client.service_client.check_health(timeout=timedelta(seconds=2))
+            healthy = await app.client.service_client.check_health(timeout=timedelta(seconds=5))
         except RPCError:
             healthy = False
         if not healthy:

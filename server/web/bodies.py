@@ -19,7 +19,7 @@ class TooLarge(Exception):
 async def read_limited(request: Request, limit: int) -> bytes:
     """The raw body; TooLarge as soon as it passes ``limit`` (declared or streamed)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise TooLarge(limit)
     chunks: list[bytes] = []
     size = 0

@@ -33,6 +33,8 @@ HOSTILE = [
     "'; DROP TABLE messages; --",
     "send-aaaaaaaaaaaaaaaaaaaa",
     "ünïcødé ✉ 📧",
+    "²",  # a digit to str.isdigit(), not to int()
+    "١٢٣",
     "",
 ]
 

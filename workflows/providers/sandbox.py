@@ -238,7 +238,7 @@ class SandboxStore:
             where.append("message_id = ?")
             params.append(query.message_id)
         if query.cursor:
-            if not query.cursor.isdigit():
+            if not (query.cursor.isascii() and query.cursor.isdigit()):
                 raise ValueError("cursor: not a cursor from a previous listing")
             where.append("id > ?" if query.oldest_first else "id < ?")
             params.append(int(query.cursor))
@@ -262,7 +262,7 @@ class SandboxStore:
         return EmailPage(emails=emails, next_cursor=emails[-1].email_id if more and emails else None)
 
     def fetch_email(self, mailbox: str, email_id: str, *, include_held: bool = False) -> StoredEmail:
-        if not email_id.strip().isdigit():
+        if not (email_id.strip().isascii() and email_id.strip().isdigit()):
             raise EmailNotFound(f"{email_id!r} is not an email id of this mailbox")
         held = "" if include_held else " AND held = 0"
         rows = self._query(
@@ -275,7 +275,7 @@ class SandboxStore:
         return StoredEmail(summary=summary(rows[0]), raw=bytes(rows[0]["raw"]))
 
     def change_email(self, mailbox: str, email_id: str, change: EmailChange, actor: str) -> EmailSummary:
-        if not email_id.strip().isdigit():
+        if not (email_id.strip().isascii() and email_id.strip().isdigit()):
             raise EmailNotFound(f"{email_id!r} is not an email id of this mailbox")
         row_id = int(email_id)
         with self._tx() as db:
@@ -305,7 +305,7 @@ class SandboxStore:
         return summary(rows[0])
 
     def changes(self, mailbox: str, cursor: str | None, limit: int = 100) -> Changes:
-        if cursor is None or not cursor.isdigit():
+        if cursor is None or not (cursor.isascii() and cursor.isdigit()):
             row = self._query("SELECT value FROM counters WHERE name = 'seq'")
             return Changes(emails=(), cursor=str(row[0][0] if row else 0))
         rows = self._query(

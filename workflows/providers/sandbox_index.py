@@ -163,7 +163,7 @@ def thread_key(thread_id: int) -> str:
 
 def parse_thread_key(key: str) -> int | None:
     number = key.strip().removeprefix(THREAD_PREFIX)
-    return int(number) if number.isdigit() and len(number) < 19 else None
+    return int(number) if number.isascii() and number.isdigit() and len(number) < 19 else None
 
 
 def resolve_thread(db: sqlite3.Connection, thread: int) -> int:

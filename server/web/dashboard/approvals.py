@@ -229,7 +229,7 @@ def routes(dash: Dashboard) -> list[Route]:
         state = await app.sends.status(send_id)
         items = (state.approved or state.original).attachments
         index = ctx.request.path_params["index"]
-        if not index.isdigit() or int(index) >= len(items):
+        if not (index.isascii() and index.isdigit()) or int(index) >= len(items):
             raise InvalidInput("no such attachment")
         item = items[int(index)]
         safe_name = quote(item.filename, safe="")

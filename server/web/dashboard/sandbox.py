@@ -30,7 +30,7 @@ def routes(dash: Dashboard) -> list[Route]:
 
     async def message(ctx: Ctx) -> Response:
         row = ctx.request.path_params["row"]
-        if not row.isdigit():
+        if not (row.isascii() and row.isdigit()):
             raise InvalidInput("not a message number")
         stored = await asyncio.to_thread(stored_message, app.sandbox, int(row))
         if stored is None:

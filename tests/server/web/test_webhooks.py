@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 
 from server.app import Mailgate
 from server.credentials import load_secrets
+from server.mailboxes import PolicyChanges
 from server.notifications import notify_config
 from tests.conftest import free_port, keep_history, make_settings, wait_for_status
 from tests.server.web.conftest import Web, serving
@@ -245,3 +246,16 @@ async def test_a_decision_while_every_worker_is_down_is_kept_and_applies_when_on
     assert state.decision is not None
     assert state.decision.reason == "while down"
     assert len(app.sandbox.deliveries(settings.default_mailbox)) == 1
+
+
+async def test_a_signed_decision_from_someone_who_is_not_an_approver_is_refused(web: Web) -> None:
+    enable(web)
+    mailbox = web.app.settings.default_mailbox
+    await web.app.mailboxes.configure(mailbox, PolicyChanges(approvers=["alice@example.com"]), actor="ops")
+    await asyncio.sleep(1.1)  # past the front door's one-second settings cache
+    send_id = await pending(web.app)
+    body = event(send_id)  # from carol@example.com
+    response = await post(web, "/webhooks/approvals", body, signed(body))
+    assert response.status_code == 403
+    assert "not an approver" in response.json()["error"]
+    assert (await web.app.sends.status(send_id)).status == "pending_approval"

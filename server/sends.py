@@ -43,6 +43,7 @@ from workflows.models import (
     Decision,
     Edits,
     EmailDraft,
+    MailboxConfig,
     OversightMode,
     SendRequest,
     SendState,
@@ -254,6 +255,7 @@ class Sends:
             approval_timeout=timedelta(hours=hours),
             send_at=scheduled,
             approve_at_send_time=approve_at_send_time and scheduled is not None,
+            notify=self._anyone_to_notify(config),
         )
         size = len(request.model_dump_json())
         if size > MAX_PAYLOAD_BYTES:
@@ -297,6 +299,11 @@ class Sends:
             reason=problem or "",
             next_step=next_step(status, send_id),
         )
+
+    def _anyone_to_notify(self, config: MailboxConfig) -> bool:
+        if self._settings.notify_webhook_url:
+            return True
+        return self._settings.notify_email and any("@" in p for p in (*config.approvers, *config.reviewers))
 
     async def _existing(self, send_id: str, content: str, key: str | None) -> SendResult:
         """A retried submission: the same send if the content matches, an error if it does not."""

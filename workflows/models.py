@@ -124,6 +124,9 @@ class SendRequest(Frozen):
     approval_timeout: timedelta
     send_at: datetime | None = None
     approve_at_send_time: bool = False
+    # Whether anyone was there to notify when it was submitted (a webhook, or approvers and
+    # reviewers with addresses); without, the send starts no notice workflows at all.
+    notify: bool = True
 
 
 class Decision(Frozen):

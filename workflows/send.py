@@ -187,7 +187,7 @@ class SendEmailWorkflow:
 
     async def _notify(self, kind: NoticeKind, suffix: str) -> None:
         """Start the notice as an abandoned child: it outlives this send and retries on its own."""
-        if not workflow.patched(NOTIFY_PATCH):
+        if not workflow.patched(NOTIFY_PATCH) or not self._request.notify:
             return
         request = self._request
         notice = Notice(

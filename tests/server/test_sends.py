@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from temporalio.service import RPCError
 
 from server.app import Mailgate
 from server.errors import Conflict, InvalidInput, NotFound
+from tests.conftest import wait_for_status
 
 
 async def count_sends(app: Mailgate, settle: float = 1.0) -> int:
@@ -151,3 +153,11 @@ async def test_fractional_approval_windows_are_allowed(app: Mailgate) -> None:
     state = await app.sends.status(result.send_id)  # type: ignore[attr-defined]
     assert state.expires_at is not None
     assert abs((state.expires_at - state.requested_at).total_seconds() - 900) < 5
+
+
+async def test_a_send_with_nobody_to_notify_starts_no_notice(app: Mailgate) -> None:
+    result = await send(app)
+    state = await wait_for_status(app, result.send_id, ["pending_approval"])  # type: ignore[attr-defined]
+    assert [e.kind for e in state.events] == ["requested"]
+    with pytest.raises(RPCError, match="not found"):
+        await app.client.get_workflow_handle(f"notify-{result.send_id}-approval-1").describe()  # type: ignore[attr-defined]

@@ -17,6 +17,7 @@ from workflows.inbound import TemporalInbound
 from workflows.providers.base import EmailProvider, InboundHooks, ProviderSet, UnavailableProvider
 from workflows.providers.endpoints import parse_endpoint
 from workflows.providers.imap_index import ImapIndex
+from workflows.providers.multimail import MultiMailConfig, MultiMailProvider
 from workflows.providers.sandbox import SandboxProvider, SandboxStore
 from workflows.providers.smtp_imap import SmtpImapConfig, SmtpImapProvider
 
@@ -38,12 +39,21 @@ def smtp_imap_provider(settings: Settings, entry: MailboxEntry, hooks: InboundHo
     return SmtpImapProvider(config, entry.secret(), index, hooks)
 
 
+def multimail_provider(entry: MailboxEntry) -> MultiMailProvider:
+    assert entry.multimail_mailbox_id is not None
+    config = MultiMailConfig(
+        address=entry.address,
+        mailbox_id=entry.multimail_mailbox_id,
+        base_url=entry.base_url or MultiMailConfig.model_fields["base_url"].default,
+        decision_poll=timedelta(seconds=entry.decision_poll_seconds),
+    )
+    return MultiMailProvider(config, entry.secret())
+
+
 def provider_for(settings: Settings, entry: MailboxEntry, hooks: InboundHooks) -> EmailProvider:
     if entry.provider == "smtp_imap":
         return smtp_imap_provider(settings, entry, hooks)
     if entry.provider == "multimail":
-        from server.multimail_setup import multimail_provider
-
         return multimail_provider(entry)
     raise SettingsError(f"mailbox {entry.address}: provider: {entry.provider!r} is served by the sandbox")
 

@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from typing import Protocol
 
 from workflows.inbox import Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
-from workflows.models import DeliveryReceipt, DeliveryRequest
+from workflows.models import DeliveryReceipt, DeliveryRequest, HeldOutcome
 
 
 class DeliveryError(Exception):
@@ -104,6 +104,14 @@ class EmailProvider(ABC):
 
     async def create_mailbox(self, address: str) -> None:  # noqa: B027 - optional for providers
         """Make the mailbox exist at the provider, if the provider has such a thing."""
+
+    async def held_outcome(self, mailbox: str, provider_id: str) -> HeldOutcome:
+        """For a receipt with ``held``: has the provider's human decided? Only such providers answer."""
+        raise PermanentDeliveryError(f"{self.name} holds no messages for approval")
+
+    async def cancel_held(self, mailbox: str, provider_id: str) -> HeldOutcome:
+        """Withdraw a held message before its human decides; the outcome says what happened."""
+        raise PermanentDeliveryError(f"{self.name} holds no messages for approval")
 
     async def start(self) -> None:  # noqa: B027 - optional for providers
         """Begin background work (an IMAP IDLE connection) in a process that runs for a while."""

@@ -140,7 +140,7 @@ class ImapSession:
         self.lost = True
 
     def has(self, capability: str) -> bool:
-        return self._client.has_capability(capability)
+        return bool(self._client.has_capability(capability))
 
     async def _run(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
         if self.lost:

@@ -149,7 +149,7 @@ async def test_errors_are_classified(server: FakeServer) -> None:
         await provider.send(request(8))
     await provider.send(request(8))
     server.fake.mailboxes[provider.config.mailbox_id]["oversight_mode"] = "read_only"
-    with pytest.raises(PermanentDeliveryError, match="403.*read_only"):
+    with pytest.raises(PermanentDeliveryError, match=r"403.*read_only"):
         await provider.send(request(9))
     bad = MultiMailProvider(provider.config, "mm_live_wrong")
     with pytest.raises(PermanentDeliveryError, match="401"):

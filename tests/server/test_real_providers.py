@@ -150,8 +150,17 @@ def multimail() -> AsyncIterator[FakeServer]:
 
 
 @pytest.fixture
+def decision_poll() -> float:
+    return 0.5
+
+
+@pytest.fixture
 async def mm_app(
-    temporal_env: WorkflowEnvironment, tmp_path: Path, multimail: FakeServer, monkeypatch: pytest.MonkeyPatch
+    temporal_env: WorkflowEnvironment,
+    tmp_path: Path,
+    multimail: FakeServer,
+    monkeypatch: pytest.MonkeyPatch,
+    decision_poll: float,
 ) -> AsyncIterator[Mailgate]:
     monkeypatch.setenv("TEST_MM_KEY", "mm_live_sender")
     monkeypatch.setitem(globals(), "MM_BOX", unique_mailbox("mm"))
@@ -162,7 +171,7 @@ async def mm_app(
         api_key_env="TEST_MM_KEY",
         multimail_mailbox_id=box,
         base_url=multimail.url,
-        decision_poll_seconds=0.5,
+        decision_poll_seconds=decision_poll,
         oversight_mode="autonomous",
     )
     settings = make_settings(temporal_env, tmp_path, mailboxes=[entry])
@@ -211,3 +220,23 @@ async def test_multimail_held_send_can_be_cancelled(mm_app: Mailgate, multimail:
     assert state.status == "cancelled"
     [email] = multimail.fake.emails.values()
     assert email["status"] == "cancelled"
+
+
+@pytest.mark.parametrize("decision_poll", [3600.0])
+async def test_multimail_webhook_wakes_the_held_send_at_once(mm_app: Mailgate, multimail: FakeServer) -> None:
+    """A webhook's decision (as POST /webhooks/multimail hands it on) wakes the send long before
+    its next poll; the outcome is still read back from MultiMail."""
+    app = mm_app
+    sent = await app.sends.submit(mailbox=MM_BOX, to=["carol@example.org"], subject="Hook", body="x")
+    await eventually(lambda: any(e["status"] == "pending_send_approval" for e in multimail.fake.emails.values()))
+    await wait_for_status(app, sent.send_id, {"pending_approval"})
+    [email] = multimail.fake.emails.values()
+    webhook = Decision(decision="approve", approver="ops@example.com", channel="multimail", decision_id="mm:1")
+    # A webhook that runs ahead of MultiMail's own state (or a forged body) changes nothing by itself.
+    await app.sends.signal_decision(sent.send_id, webhook)
+    await asyncio.sleep(1.0)
+    assert (await app.sends.status(sent.send_id)).status == "pending_approval"
+    multimail.fake.decide(email["id"], "approve", by="ops@example.com")
+    await app.sends.signal_decision(sent.send_id, webhook.model_copy(update={"decision_id": "mm:2"}))
+    state = await wait_for_status(app, sent.send_id, {"sent"}, timeout=10)
+    assert [e.kind for e in state.events].count("provider_reported") == 2

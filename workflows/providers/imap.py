@@ -110,6 +110,9 @@ class ImapSession:
         self._client = client
         self.selected: str | None = None
         self.lost = False
+        # aioimaplib does not fail a command whose connection drops (it waits out its timeout):
+        # commands race this event instead.
+        self._gone = asyncio.Event()
 
     @classmethod
     async def open(
@@ -138,6 +141,7 @@ class ImapSession:
 
     def _connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        self._gone.set()
 
     def has(self, capability: str) -> bool:
         return bool(self._client.has_capability(capability))
@@ -145,11 +149,19 @@ class ImapSession:
     async def _run(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
         if self.lost:
             raise ImapError(f"{what}: the connection was lost")
+        command = asyncio.ensure_future(call())
+        gone = asyncio.ensure_future(self._gone.wait())
         try:
-            response = await call()
+            await asyncio.wait({command, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if not command.done():
+                command.cancel()
+                raise ImapError(f"{what}: the server closed the connection")
+            response = command.result()
         except (OSError, TimeoutError, aioimaplib.AioImapException) as exc:
             self.lost = True
             raise ImapError(f"{what}: {exc or type(exc).__name__}") from exc
+        finally:
+            gone.cancel()
         if response.result != "OK":
             raise ImapError(f"{what}: {response.result} {_text(response.lines)}")
         return response

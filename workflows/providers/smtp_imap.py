@@ -113,6 +113,9 @@ class SmtpImapProvider(EmailProvider):
                 f"{request.message_id} in {self.config.sent_folder}"
             ) from exc
         await asyncio.to_thread(self.index.record_attempt, request.message_id, "sent", answer)
+        if request.system:
+            # A notice to humans with decision links: kept out of the Sent folder the agent reads.
+            return DeliveryReceipt(message_id=request.message_id, recipients=tuple(recipients))
         await asyncio.to_thread(self.index.record_sent, raw)
         if not self.config.server_files_sent:
             await self._file_sent(raw, request.date)

@@ -28,11 +28,12 @@ class Mailgate:
     inbox: Inbox
 
     @classmethod
-    def build(cls, settings: Settings, client: Client, secrets: Secrets) -> Mailgate:
+    def build(cls, settings: Settings, client: Client, secrets: Secrets, *, strict: bool = True) -> Mailgate:
+        """``strict``: a configured mailbox whose secret is missing is an error now (not at first use)."""
         mailboxes = Mailboxes(client, settings, secrets.secret_key)
         sends = Sends(client, settings, mailboxes)
         sandbox = SandboxStore(settings.data_dir / "sandbox.db")
-        providers = build_providers(settings, client, sandbox)
+        providers = build_providers(settings, client, sandbox, strict=strict)
         return cls(
             settings=settings,
             client=client,

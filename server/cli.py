@@ -100,7 +100,7 @@ def columns(rows: list[list[str]], headers: list[str]) -> str:
 async def open_app(settings: Settings) -> Mailgate:
     settings = attach(settings)
     client = await connect(settings)
-    return Mailgate.build(settings, client, load_secrets(settings))
+    return Mailgate.build(settings, client, load_secrets(settings), strict=False)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

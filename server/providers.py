@@ -1,4 +1,9 @@
-"""The providers of a running mailgate, wired to Temporal for inbound mail (holds and pokes)."""
+"""The providers of a running mailgate, chosen per mailbox by the configuration, and wired to
+Temporal for inbound mail (holds and pokes).
+
+Secrets are read here, from the environment, into the provider objects of this process; they
+never enter a workflow's arguments, results or history.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,68 @@ from datetime import timedelta
 
 from temporalio.client import Client
 
-from server.settings import Settings
+from server.settings import MailboxEntry, Settings, SettingsError
+from workflows.ids import mailbox_key
 from workflows.inbound import TemporalInbound
-from workflows.providers.base import ProviderSet
+from workflows.providers.base import EmailProvider, InboundHooks, ProviderSet, UnavailableProvider
+from workflows.providers.endpoints import parse_endpoint
+from workflows.providers.imap_index import ImapIndex
+from workflows.providers.multimail import MultiMailConfig, MultiMailProvider
 from workflows.providers.sandbox import SandboxProvider, SandboxStore
+from workflows.providers.smtp_imap import SmtpImapConfig, SmtpImapProvider
 
 
-def build_providers(settings: Settings, client: Client, store: SandboxStore) -> ProviderSet:
+def smtp_imap_provider(settings: Settings, entry: MailboxEntry, hooks: InboundHooks) -> SmtpImapProvider:
+    assert entry.smtp_url is not None
+    assert entry.imap_url is not None
+    config = SmtpImapConfig(
+        address=entry.address,
+        smtp=parse_endpoint(entry.smtp_url, "smtp"),
+        imap=parse_endpoint(entry.imap_url, "imap"),
+        sent_folder=entry.sent_folder,
+        inbox_folder=entry.inbox_folder,
+        server_files_sent=entry.server_files_sent,
+        sent_check=entry.sent_check,
+        tls_ca_file=entry.tls_ca_file,
+    )
+    index = ImapIndex(settings.data_dir / "imap" / f"{mailbox_key(entry.address)}.db", entry.address)
+    return SmtpImapProvider(config, entry.secret(), index, hooks)
+
+
+def multimail_provider(entry: MailboxEntry) -> MultiMailProvider:
+    assert entry.multimail_mailbox_id is not None
+    config = MultiMailConfig(
+        address=entry.address,
+        mailbox_id=entry.multimail_mailbox_id,
+        base_url=entry.base_url or MultiMailConfig.model_fields["base_url"].default,
+        decision_poll=timedelta(seconds=entry.decision_poll_seconds),
+    )
+    return MultiMailProvider(config, entry.secret())
+
+
+def provider_for(settings: Settings, entry: MailboxEntry, hooks: InboundHooks) -> EmailProvider:
+    if entry.provider == "smtp_imap":
+        return smtp_imap_provider(settings, entry, hooks)
+    if entry.provider == "multimail":
+        return multimail_provider(entry)
+    raise SettingsError(f"mailbox {entry.address}: provider: {entry.provider!r} is served by the sandbox")
+
+
+def build_providers(settings: Settings, client: Client, store: SandboxStore, *, strict: bool = True) -> ProviderSet:
+    """One provider per configured mailbox, the sandbox for the rest.
+
+    ``strict``: a configured mailbox whose secret is missing stops start-up (serve, worker).
+    Otherwise (CLI commands, which rarely touch mail) that mailbox answers with the same error.
+    """
     hooks = TemporalInbound(client, settings.task_queue, timedelta(seconds=settings.inbound_poll_seconds))
-    return ProviderSet(SandboxProvider(store, hooks))
+    by_address: dict[str, EmailProvider] = {}
+    for entry in settings.mailboxes:
+        if entry.provider == "sandbox":
+            continue
+        try:
+            by_address[entry.address] = provider_for(settings, entry, hooks)
+        except SettingsError as exc:
+            if strict:
+                raise
+            by_address[entry.address] = UnavailableProvider(str(exc))
+    return ProviderSet(SandboxProvider(store, hooks), by_address)

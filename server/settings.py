@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -27,6 +28,7 @@ from pydantic_settings import (
 from workflows.addresses import AddressError, parse_addr_spec
 from workflows.codec import CodecError, EncryptionCodec, parse_keys
 from workflows.models import OversightMode, strictness
+from workflows.providers.endpoints import EndpointError, is_loopback, parse_endpoint
 from workflows.standard_webhooks import PREFIX as WHSEC
 from workflows.standard_webhooks import decode_secret
 
@@ -59,6 +61,29 @@ class MailboxEntry(BaseModel):
     )
     intake_task_queue: str | None = Field(default=None, min_length=1, max_length=200)
 
+    # provider = "smtp_imap": any mailbox reachable by SMTP and IMAP.
+    smtp_url: str | None = Field(
+        default=None, description="smtp+starttls://user@host:587, smtps://, smtp:// (loopback)"
+    )
+    imap_url: str | None = Field(default=None, description="imaps://user@host:993, imap:// (loopback only)")
+    password_env: str | None = Field(default=None, description="the environment variable holding the password")
+    sent_folder: str = Field(default="Sent", min_length=1, max_length=200)
+    inbox_folder: str = Field(default="INBOX", min_length=1, max_length=200)
+    server_files_sent: bool = Field(
+        default=False, description="the SMTP server files a Sent copy itself (Gmail, Outlook): mailgate does not"
+    )
+    sent_check: bool = Field(
+        default=True, description="before a resend, look for the Message-ID in the Sent folder and skip if found"
+    )
+    tls_ca_file: Path | None = Field(default=None, description="a CA certificate file for a private or test server")
+    # provider = "multimail": a mailbox at MultiMail, through its SDK.
+    api_key_env: str | None = Field(default=None, description="the environment variable holding the API key")
+    multimail_mailbox_id: str | None = Field(default=None, min_length=1, max_length=200)
+    base_url: str | None = Field(default=None, description="MultiMail's API URL (default https://api.multimail.dev)")
+    decision_poll_seconds: float = Field(
+        default=300.0, ge=0.1, le=86400, description="how often a send held by MultiMail asks for its decision"
+    )
+
     @field_validator("address")
     @classmethod
     def _address(cls, value: str) -> str:
@@ -66,6 +91,65 @@ class MailboxEntry(BaseModel):
             return parse_addr_spec(value)
         except AddressError as exc:
             raise ValueError(str(exc)) from exc
+
+    @model_validator(mode="after")
+    def _provider_fields(self) -> MailboxEntry:
+        """Each provider's fields present and usable; the message names the mailbox and the field."""
+        where = f"mailbox {self.address}"
+        own = {"smtp_imap": SMTP_IMAP_FIELDS, "multimail": MULTIMAIL_FIELDS, "sandbox": set()}[self.provider]
+        for name in (SMTP_IMAP_FIELDS | MULTIMAIL_FIELDS) - own:
+            if name in self.model_fields_set:
+                raise ValueError(f"{where}: {name} does not apply to provider {self.provider!r}")
+        if self.provider == "smtp_imap":
+            for name in ("smtp_url", "imap_url", "password_env"):
+                if not getattr(self, name):
+                    raise ValueError(f"{where}: {name} is required for provider 'smtp_imap'")
+            for name, kind in (("smtp_url", "smtp"), ("imap_url", "imap")):
+                try:
+                    parse_endpoint(getattr(self, name), kind)  # type: ignore[arg-type]
+                except EndpointError as exc:
+                    raise ValueError(f"{where}: {name}: {exc}") from exc
+            _check_env_name(where, "password_env", self.password_env)
+            if self.tls_ca_file is not None and not self.tls_ca_file.is_file():
+                raise ValueError(f"{where}: tls_ca_file: {self.tls_ca_file} is not a file")
+        if self.provider == "multimail":
+            for name in ("api_key_env", "multimail_mailbox_id"):
+                if not getattr(self, name):
+                    raise ValueError(f"{where}: {name} is required for provider 'multimail'")
+            _check_env_name(where, "api_key_env", self.api_key_env)
+            if self.base_url is not None:
+                url = urlsplit(self.base_url)
+                if url.scheme != "https" and not (url.scheme == "http" and is_loopback(url.hostname or "")):
+                    raise ValueError(f"{where}: base_url: https:// is required (http:// only to a loopback address)")
+        return self
+
+    def secret(self) -> str:
+        """The password or API key, read from the environment now; SettingsError names what is missing."""
+        name = self.password_env if self.provider == "smtp_imap" else self.api_key_env
+        field = "password_env" if self.provider == "smtp_imap" else "api_key_env"
+        value = os.environ.get(name or "")
+        if not value:
+            raise SettingsError(f"mailbox {self.address}: {field}: the environment variable {name} is not set")
+        return value
+
+
+SMTP_IMAP_FIELDS = {
+    "smtp_url",
+    "imap_url",
+    "password_env",
+    "sent_folder",
+    "inbox_folder",
+    "server_files_sent",
+    "sent_check",
+    "tls_ca_file",
+}
+MULTIMAIL_FIELDS = {"api_key_env", "multimail_mailbox_id", "base_url", "decision_poll_seconds"}
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,199}")
+
+
+def _check_env_name(where: str, field: str, value: str | None) -> None:
+    if value is None or not _ENV_NAME.fullmatch(value):
+        raise ValueError(f"{where}: {field}: {value!r} is not an environment variable name (the secret itself?)")
 
 
 class Settings(BaseSettings):

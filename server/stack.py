@@ -71,7 +71,12 @@ async def configure_watchers(app: Mailgate) -> None:
             if entry is not None and entry.intake_workflow
             else None
         )
-        await app.inbox.configure_watcher(box.address, intake)
+        try:
+            await app.inbox.configure_watcher(box.address, intake)
+        except Exception as exc:
+            # An IMAP server down at start-up must not keep the rest from starting. Its IDLE
+            # loop or the next arrival starts the watcher later.
+            log.warning("the watcher of %s is not configured now: %s", box.address, exc)
 
 
 @dataclass
@@ -101,6 +106,7 @@ async def start_core(settings: Settings) -> AsyncIterator[Stack]:
             for entry in settings.mailboxes:
                 await app.mailboxes.ensure(entry, created_by="config")
             await configure_watchers(app)
+            await app.providers.start()
             stack = Stack(settings, secrets, app, dev, worker)
             supervisor = asyncio.create_task(supervise(stack)) if dev is not None else None
             try:
@@ -221,6 +227,6 @@ async def mcp_stdio(settings: Settings) -> int:
         return await serve(settings, stdio=True)
     settings = attach(settings)
     client = await connect(settings, wait=10)
-    app = Mailgate.build(settings, client, load_secrets(settings))
+    app = Mailgate.build(settings, client, load_secrets(settings), strict=False)
     await build_mcp(app).run_stdio_async()
     return 0

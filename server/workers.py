@@ -35,6 +35,7 @@ async def run_worker(settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with worker:
+        await providers.start()
         print(f"mailgate worker polling task queue {settings.task_queue!r}; Ctrl-C to stop", file=sys.stderr)
         await stop.wait()
     await providers.aclose()

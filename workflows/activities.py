@@ -14,7 +14,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.ids import mailbox_workflow_id
-from workflows.models import Admission, AdmitRequest, DeliveryReceipt, DeliveryRequest, MailboxConfig
+from workflows.models import Admission, AdmitRequest, DeliveryReceipt, DeliveryRequest, HeldOutcome, MailboxConfig
 from workflows.providers.base import DeliveryError, ProviderSet
 
 
@@ -63,6 +63,26 @@ class MailActivities:
             raise
         finally:
             beat.cancel()
+
+    @activity.defn
+    async def held_outcome(self, mailbox: str, provider_id: str) -> HeldOutcome:
+        """Has the provider's own human decided on a message it holds? (Polling; read-only.)"""
+        try:
+            return await self._providers.for_mailbox(mailbox).held_outcome(mailbox, provider_id)
+        except DeliveryError as err:
+            if err.permanent:
+                raise DeliveryFailed(str(err)) from err
+            raise
+
+    @activity.defn
+    async def cancel_held(self, mailbox: str, provider_id: str) -> HeldOutcome:
+        """Withdraw a held message at the provider (idempotent there: cancelling twice is fine)."""
+        try:
+            return await self._providers.for_mailbox(mailbox).cancel_held(mailbox, provider_id)
+        except DeliveryError as err:
+            if err.permanent:
+                raise DeliveryFailed(str(err)) from err
+            raise
 
     @activity.defn
     async def provision(self, config: MailboxConfig) -> None:

@@ -179,6 +179,18 @@ class DeliveryReceipt(Frozen):
     message_id: str
     provider_id: str = ""
     recipients: tuple[str, ...] = ()
+    # Accepted but held by the provider's own oversight (a gated MultiMail mailbox): its human
+    # decides later, and the send asks again every ``recheck_after`` (or when a webhook says so).
+    held: bool = False
+    recheck_after: timedelta | None = None
+
+
+class HeldOutcome(Frozen):
+    """Where a message held by the provider's oversight stands now."""
+
+    status: Literal["pending", "sent", "rejected", "cancelled", "failed"]
+    detail: str = ""
+    decided_by: str = ""
 
 
 class SendState(Frozen):

@@ -7,6 +7,7 @@ window, for a human decision; nothing but this workflow's history holds its stat
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -22,8 +23,10 @@ with workflow.unsafe.imports_passed_through():
         AdmitRequest,
         AuditEvent,
         Decision,
+        DeliveryReceipt,
         DeliveryRequest,
         EmailDraft,
+        HeldOutcome,
         OversightMode,
         SendRequest,
         SendState,
@@ -46,6 +49,10 @@ DELIVERY_RETRY = RetryPolicy(
 DELIVERY_DEADLINE = timedelta(days=2)
 # Notifying humans added commands to this workflow; histories from before it replay without them.
 NOTIFY_PATCH = "notify-humans-v1"
+# Waiting for a provider's own human (a gated MultiMail mailbox) added commands after delivery;
+# histories from before it never held a receipt with ``held`` and replay without them.
+PROVIDER_HOLD_PATCH = "provider-hold-v1"
+HELD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))
 
 
 class DecisionRefused(ApplicationError):
@@ -71,6 +78,8 @@ class SendEmailWorkflow:
         self._events: list[AuditEvent] = []
         self._seen_decision_ids: set[str] = set()
         self._approval_rounds = 0
+        self._held_by_provider: str | None = None  # the provider's pending id while its human decides
+        self._provider_reported = False
 
     @workflow.run
     async def run(self, request: SendRequest) -> SendState:
@@ -182,6 +191,8 @@ class SendEmailWorkflow:
             cause = err.cause
             message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
             return self._finish("failed", message)
+        if receipt.held and workflow.patched(PROVIDER_HOLD_PATCH):
+            return await self._await_provider(receipt)
         self._delivered_at = workflow.now()
         return self._finish("sent", f"delivered as {receipt.message_id}")
 
@@ -211,6 +222,63 @@ class SendEmailWorkflow:
                 static_summary=f"{kind} for {request.send_id}",
             )
 
+    async def _await_provider(self, receipt: DeliveryReceipt) -> SendState:
+        """The provider holds the email for its own human: wait for that decision.
+
+        A webhook (a ``decide_signal`` from channel ``multimail``) only wakes this loop; the
+        outcome is always read back from the provider, so a webhook cannot make a send "sent"
+        that the provider did not send. Without webhooks, the loop asks every ``recheck_after``.
+        """
+        pending_id = receipt.provider_id
+        self._held_by_provider = pending_id
+        every = receipt.recheck_after or timedelta(minutes=5)
+        window = self._request.approval_timeout
+        self._expires_at = workflow.now() + window
+        self._set_status("pending_approval")
+        self._event("held_by_provider", "provider", f"pending id {pending_id}: its human decides")
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self._provider_reported or self._cancelled_by is not None,
+                    timeout=every,
+                    timeout_summary="provider decision",
+                )
+            self._provider_reported = False
+            if self._cancelled_by is not None:
+                outcome = await self._held_activity(MailActivities.cancel_held, pending_id)
+                if outcome.status == "cancelled":
+                    return self._finish("cancelled", f"cancelled by {self._cancelled_by}")
+                self._cancelled_by = None  # too late: the provider's human decided already
+            else:
+                outcome = await self._held_activity(MailActivities.held_outcome, pending_id)
+            if outcome.status == "pending":
+                if workflow.now() >= self._expires_at:
+                    await self._held_activity(MailActivities.cancel_held, pending_id)
+                    hours = window.total_seconds() / 3600
+                    return self._finish("expired", f"the provider's human did not decide within {hours:g} hours")
+                continue
+            self._held_by_provider = None
+            if outcome.status == "sent":
+                self._delivered_at = workflow.now()
+                return self._finish("sent", f"{outcome.detail}; delivered as {receipt.message_id}")
+            return self._finish(outcome.status, outcome.detail)
+
+    async def _held_activity(
+        self, activity: Callable[[MailActivities, str, str], Awaitable[HeldOutcome]], pending_id: str
+    ) -> HeldOutcome:
+        try:
+            outcome = await workflow.execute_activity_method(
+                activity,
+                args=[self._request.mailbox, pending_id],
+                start_to_close_timeout=timedelta(minutes=1),
+                retry_policy=HELD_RETRY,
+            )
+        except ActivityError as err:
+            cause = err.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+            return HeldOutcome(status="failed", detail=message)
+        return outcome
+
     @workflow.update
     async def decide(self, decision: Decision) -> SendState:
         self._apply_decision(decision)
@@ -227,6 +295,11 @@ class SendEmailWorkflow:
     @workflow.signal
     def decide_signal(self, decision: Decision) -> None:
         """The same decision as `decide`, for senders that cannot wait for a worker (webhooks, links)."""
+        if self._held_by_provider is not None and decision.channel == "multimail":
+            # The provider's human decided: look now (the provider, not the webhook, says what happened).
+            self._provider_reported = True
+            self._event("provider_reported", decision.approver, f"{decision.decision} ({decision.reason or ''})")
+            return
         if decision.decision_id is not None:
             if decision.decision_id in self._seen_decision_ids:
                 return
@@ -253,6 +326,11 @@ class SendEmailWorkflow:
         return self._state()
 
     def _decision_problem(self, decision: Decision) -> str | None:
+        if self._held_by_provider is not None:
+            return (
+                f"send {self._request.send_id} is held by its mail provider for approval "
+                f"(pending id {self._held_by_provider}): a human decides it there"
+            )
         if self._decision is not None:
             done = self._decision
             verb = "approved" if done.decision == "approve" else "rejected"

@@ -33,6 +33,8 @@ def build_worker(client: Client, task_queue: str, providers: ProviderSet, notify
             activities.admit,
             activities.deliver,
             activities.provision,
+            activities.held_outcome,
+            activities.cancel_held,
             inbox.scan,
             inbox.dispatch,
             inbox.watch,

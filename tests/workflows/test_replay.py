@@ -33,6 +33,7 @@ def test_histories_are_committed() -> None:
     assert {"watcher", "reply-wait-replied"} <= names
     # After notifications were added (behind a patch): sends that start a notice, and the notice itself.
     assert {"send-notified", "send-webhook-approved", "notify-approval"} <= names
+    assert {"send-smtp-imap", "send-multimail-held"} <= names
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])

@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from typing import Protocol
 
 from workflows.inbox import Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
-from workflows.models import DeliveryReceipt, DeliveryRequest
+from workflows.models import DeliveryReceipt, DeliveryRequest, HeldOutcome
 
 
 class DeliveryError(Exception):
@@ -105,8 +105,50 @@ class EmailProvider(ABC):
     async def create_mailbox(self, address: str) -> None:  # noqa: B027 - optional for providers
         """Make the mailbox exist at the provider, if the provider has such a thing."""
 
+    async def held_outcome(self, mailbox: str, provider_id: str) -> HeldOutcome:
+        """For a receipt with ``held``: has the provider's human decided? Only such providers answer."""
+        raise PermanentDeliveryError(f"{self.name} holds no messages for approval")
+
+    async def cancel_held(self, mailbox: str, provider_id: str) -> HeldOutcome:
+        """Withdraw a held message before its human decides; the outcome says what happened."""
+        raise PermanentDeliveryError(f"{self.name} holds no messages for approval")
+
+    async def start(self) -> None:  # noqa: B027 - optional for providers
+        """Begin background work (an IMAP IDLE connection) in a process that runs for a while."""
+
     async def aclose(self) -> None:  # noqa: B027 - optional for providers
         """Release connections."""
+
+
+class ProviderUnavailable(RuntimeError):
+    """A configured provider cannot be used in this process (its secret is not in the environment)."""
+
+
+class UnavailableProvider(EmailProvider):
+    """Stands in for a provider that could not be built; every use raises the reason."""
+
+    name = "unavailable"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    async def send(self, request: DeliveryRequest) -> DeliveryReceipt:
+        raise TemporaryDeliveryError(self.reason)
+
+    async def list_emails(self, mailbox: str, query: EmailQuery) -> EmailPage:
+        raise ProviderUnavailable(self.reason)
+
+    async def fetch_email(self, mailbox: str, email_id: str, *, include_held: bool = False) -> StoredEmail:
+        raise ProviderUnavailable(self.reason)
+
+    async def change_email(self, mailbox: str, email_id: str, change: EmailChange, actor: str) -> EmailSummary:
+        raise ProviderUnavailable(self.reason)
+
+    async def changes(self, mailbox: str, cursor: str | None, limit: int = 100) -> Changes:
+        raise ProviderUnavailable(self.reason)
+
+    async def create_mailbox(self, address: str) -> None:
+        raise ProviderUnavailable(self.reason)
 
 
 class ProviderSet:
@@ -119,6 +161,13 @@ class ProviderSet:
     def for_mailbox(self, address: str) -> EmailProvider:
         return self._by_address.get(address.lower(), self.default)
 
+    def all(self) -> list[EmailProvider]:
+        return list({id(p): p for p in [self.default, *self._by_address.values()]}.values())
+
+    async def start(self) -> None:
+        for provider in self.all():
+            await provider.start()
+
     async def aclose(self) -> None:
-        for provider in {id(p): p for p in [self.default, *self._by_address.values()]}.values():
+        for provider in self.all():
             await provider.aclose()

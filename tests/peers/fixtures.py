@@ -1,0 +1,116 @@
+"""Fixtures for tests with real mail peers: Dovecot (IMAP) and an aiosmtpd sink (SMTP).
+
+Import them into a test module (``from tests.peers.fixtures import dovecot, smtp_peer``). Under
+CI=true a missing Dovecot fails these tests instead of skipping them: .ci/run installs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import imaplib
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.peers.dovecot import Dovecot, dovecot_available, start_dovecot
+from tests.peers.smtp_sink import SmtpPeer
+from workflows.providers.endpoints import parse_endpoint
+from workflows.providers.imap_index import ImapIndex
+from workflows.providers.smtp_imap import SmtpImapConfig, SmtpImapProvider
+
+ADDRESS = "alice@example.test"
+IMAP_USER = "alice"
+IMAP_PASSWORD = "secret1"
+
+
+def need_dovecot() -> None:
+    if dovecot_available():
+        return
+    message = "Dovecot is not installed (apt-get install dovecot-imapd) or this is not root"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message + "; under CI it is required")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def dovecot(tmp_path: Path) -> Iterator[Dovecot]:
+    need_dovecot()
+    server = start_dovecot(tmp_path / "imap", {IMAP_USER: IMAP_PASSWORD, "bob": "secret2"})
+    yield server
+    server.stop(graceful=False)
+
+
+@pytest.fixture
+def smtp_peer(tmp_path: Path, dovecot: Dovecot) -> Iterator[SmtpPeer]:
+    """The SMTP sink, with Dovecot's certificate: one CA file (tls_ca_file) trusts both peers."""
+    cert = (dovecot.ca_file, dovecot.ca_file.with_name("key.pem"))
+    peer = SmtpPeer(tmp_path / "smtp", users={IMAP_USER: IMAP_PASSWORD}, cert=cert).start()
+    yield peer
+    peer.stop()
+
+
+def imap_append(server: Dovecot, folder: str, raw: bytes, user: str = IMAP_USER, flags: str = "") -> None:
+    """Deliver like an MTA would: straight into a folder, by another IMAP connection."""
+    client = imaplib.IMAP4("127.0.0.1", server.port)
+    try:
+        client.login(user, server.users[user])
+        client.create(folder)  # "already exists" is fine
+        typ, data = client.append(folder, flags or None, None, raw)
+        assert typ == "OK", data
+    finally:
+        client.logout()
+
+
+def file_into_sent(server: Dovecot, folder: str = "Sent") -> object:
+    """A sink hook that files each accepted message in Sent, as Gmail and Outlook do."""
+
+    def file(raw: bytes) -> None:
+        imap_append(server, folder, raw, flags="\\Seen")
+
+    return file
+
+
+def make_provider(
+    server: Dovecot,
+    smtp: SmtpPeer,
+    directory: Path,
+    *,
+    tls: bool = True,
+    **overrides: object,
+) -> SmtpImapProvider:
+    imap_url = (
+        f"imaps://{IMAP_USER}@127.0.0.1:{server.tls_port}" if tls else f"imap://{IMAP_USER}@127.0.0.1:{server.port}"
+    )
+    smtp_url = smtp.url.replace("agent%40example.test", IMAP_USER)
+    config = SmtpImapConfig(
+        address=ADDRESS,
+        smtp=parse_endpoint(smtp_url, "smtp"),
+        imap=parse_endpoint(imap_url, "imap"),
+        tls_ca_file=server.ca_file,
+        **overrides,  # type: ignore[arg-type]
+    )
+    index = ImapIndex(directory / f"index-{uuid.uuid4().hex[:8]}.db", ADDRESS)
+    return SmtpImapProvider(config, IMAP_PASSWORD, index)
+
+
+@pytest.fixture
+async def provider(dovecot: Dovecot, smtp_peer: SmtpPeer, tmp_path: Path) -> AsyncIterator[SmtpImapProvider]:
+    made = make_provider(dovecot, smtp_peer, tmp_path)
+    yield made
+    await made.aclose()
+
+
+async def eventually(check: object, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = check()  # type: ignore[operator]
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)

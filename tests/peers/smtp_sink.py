@@ -1,0 +1,147 @@
+"""A real SMTP server for tests: aiosmtpd with AUTH and STARTTLS (or implicit TLS), and faults.
+
+It keeps every message it accepted (envelope and bytes). Faults are queued per stage: an SMTP
+reply instead of success (``421``, ``451``, ``550``...), or ``drop``: accept the message, then
+cut the connection before answering DATA (the ambiguous window). ``file_sent`` makes it behave
+like Gmail or Outlook, which file a copy of each accepted message in the sender's Sent folder.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from tests.peers.certs import write_self_signed
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+    @property
+    def message_id(self) -> str:
+        return str(message_from_bytes(self.data).get("Message-ID", "")).strip()
+
+
+@dataclass
+class Sink:
+    """The handler: what was accepted, and the faults still to play."""
+
+    users: dict[str, str]
+    received: list[Received] = field(default_factory=list)
+    faults: dict[str, deque[str]] = field(default_factory=lambda: {"RCPT": deque(), "DATA": deque()})
+    file_sent: Callable[[bytes], None] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail(self, stage: str, *replies: str) -> None:
+        self.faults[stage].extend(replies)
+
+    def _fault(self, stage: str) -> str | None:
+        with self.lock:
+            return self.faults[stage].popleft() if self.faults[stage] else None
+
+    def authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth: Any) -> AuthResult:
+        ok = isinstance(auth, LoginPassword) and self.users.get(auth.login.decode()) == auth.password.decode()
+        return AuthResult(success=ok, handled=False)
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        fault = self._fault("RCPT")
+        if fault:
+            return fault
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        fault = self._fault("DATA")
+        if fault and fault != "drop":
+            return fault
+        data = bytes(envelope.original_content or b"")
+        with self.lock:
+            self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), data))
+        if self.file_sent is not None:
+            self.file_sent(data)
+        if fault == "drop":
+            # Accepted and kept, but the client never hears so: the connection-lost-after-DATA window.
+            assert server.transport is not None
+            server.transport.abort()
+            return "250 OK (never heard)"
+        return "250 OK queued"
+
+    def ids(self) -> list[str]:
+        with self.lock:
+            return [r.message_id for r in self.received]
+
+
+class SmtpPeer:
+    """A running sink: ``security`` "starttls" (required, with AUTH), "tls" (implicit) or "plain"."""
+
+    def __init__(
+        self,
+        directory: Path,
+        security: str = "starttls",
+        users: dict[str, str] | None = None,
+        cert: tuple[Path, Path] | None = None,
+    ) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        if cert is None:
+            cert = directory / "smtp-cert.pem", directory / "smtp-key.pem"
+            write_self_signed(*cert)
+        self.cert, key = cert
+        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.context.load_cert_chain(self.cert, key)
+        self.security = security
+        self.sink = Sink(users or {"agent@example.test": "smtp-secret"})
+        self.port = 0
+        self._controller: Controller | None = None
+
+    def start(self, port: int = 0) -> SmtpPeer:
+        """Listen on ``port`` (a free one by default; the same one again after ``stop``)."""
+        port = port or self.port or _free_port()
+        kwargs: dict[str, Any] = {
+            "authenticator": self.sink.authenticate,
+            "auth_required": True,
+            "auth_require_tls": self.security == "starttls",  # aiosmtpd cannot tell implicit TLS
+        }
+        if self.security == "starttls":
+            kwargs.update(tls_context=self.context, require_starttls=True)
+        controller = Controller(
+            self.sink,
+            hostname="127.0.0.1",
+            port=port,
+            ssl_context=self.context if self.security == "tls" else None,
+            **kwargs,
+        )
+        controller.start()
+        self._controller = controller
+        self.port = port
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    @property
+    def url(self) -> str:
+        scheme = {"starttls": "smtp+starttls", "tls": "smtps", "plain": "smtp"}[self.security]
+        return f"{scheme}://agent%40example.test@127.0.0.1:{self.port}"

@@ -1,0 +1,242 @@
+"""Mailboxes on real providers, chosen only by configuration, through the whole application and Temporal.
+
+SMTP/IMAP: Dovecot and an aiosmtpd sink. MultiMail: the local contract server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from server.app import Mailgate
+from server.credentials import load_secrets
+from server.settings import MailboxEntry
+from tests.conftest import keep_history, make_settings, unique_mailbox, wait_for_status
+from tests.peers.dovecot import Dovecot
+from tests.peers.fixtures import IMAP_PASSWORD, IMAP_USER, dovecot, eventually, imap_append, smtp_peer
+from tests.peers.multimail_fake import FakeServer
+from tests.peers.smtp_sink import SmtpPeer
+from workflows.ids import watcher_workflow_id
+from workflows.models import Decision
+from workflows.worker import build_worker
+
+IMAP_BOX = "alice@example.test"  # overwritten per test: a mailbox workflow is per address
+__all__ = ["dovecot", "smtp_peer"]  # fixtures
+MM_BOX = "agent@mm.example"
+
+
+def smtp_imap_entry(dovecot: Dovecot, smtp: SmtpPeer, **extra: object) -> MailboxEntry:
+    return MailboxEntry(
+        address=IMAP_BOX,
+        provider="smtp_imap",
+        smtp_url=f"smtp+starttls://{IMAP_USER}@127.0.0.1:{smtp.port}",
+        imap_url=f"imaps://{IMAP_USER}@127.0.0.1:{dovecot.tls_port}",
+        password_env="TEST_IMAP_PASSWORD",
+        tls_ca_file=dovecot.ca_file,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+async def imap_app(
+    temporal_env: WorkflowEnvironment,
+    tmp_path: Path,
+    dovecot: Dovecot,
+    smtp_peer: SmtpPeer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Mailgate]:
+    monkeypatch.setenv("TEST_IMAP_PASSWORD", IMAP_PASSWORD)
+    monkeypatch.setitem(globals(), "IMAP_BOX", unique_mailbox("alice"))
+    entry = smtp_imap_entry(dovecot, smtp_peer)
+    settings = make_settings(temporal_env, tmp_path, mailboxes=[entry], inbound_poll_seconds=2)
+    app = Mailgate.build(settings, temporal_env.client, load_secrets(settings))
+    async with build_worker(temporal_env.client, settings.task_queue, app.providers):
+        await app.mailboxes.ensure(entry, created_by="tests")
+        await app.inbox.configure_watcher(IMAP_BOX, None)
+        await app.providers.start()
+        yield app
+    await app.providers.aclose()
+
+
+async def history_text(app: Mailgate, workflow_id: str) -> str:
+    return (await app.client.get_workflow_handle(workflow_id).fetch_history()).to_json()
+
+
+async def test_imap_mailbox_does_what_a_sandbox_mailbox_does(
+    imap_app: Mailgate, smtp_peer: SmtpPeer, dovecot: Dovecot
+) -> None:
+    app = imap_app
+    sent = await app.sends.submit(
+        mailbox=IMAP_BOX, to=["carol@example.org"], bcc=["audit@example.org"], subject="Plan", body="Shall we?"
+    )
+    assert sent.status == "pending_approval"
+    assert smtp_peer.sink.received == []
+    await app.sends.decide(sent.send_id, Decision(decision="approve", approver="human"))
+    await wait_for_status(app, sent.send_id, {"sent"})
+    [got] = smtp_peer.sink.received
+    assert got.rcpt_tos == ["carol@example.org", "audit@example.org"] and got.message_id == sent.message_id
+
+    # Carol answers; her reply arrives in the IMAP inbox (as an MTA would put it there).
+    reply = (
+        f"From: Carol <carol@example.org>\r\nTo: {IMAP_BOX}\r\nSubject: Re: Plan\r\n"
+        f"Message-ID: <carol-1@example.org>\r\nIn-Reply-To: {sent.message_id}\r\nReferences: {sent.message_id}\r\n"
+        "Date: Mon, 30 Nov 2026 10:00:00 +0000\r\n\r\nYes, Tuesday.\r\n"
+    ).encode()
+    waiting = asyncio.create_task(app.inbox.wait_for_reply(sent.send_id, timeout_minutes=1))
+    await asyncio.sleep(0.5)
+    imap_append(dovecot, "INBOX", reply)
+    outcome = await asyncio.wait_for(waiting, 30)
+    assert outcome.status == "replied" and outcome.reply is not None
+    assert outcome.reply.subject == "Re: Plan"
+
+    page = await app.inbox.check(IMAP_BOX)
+    [email] = page.emails
+    view = await app.inbox.read(IMAP_BOX, email.email_id)
+    assert view.text.strip() == "Yes, Tuesday." and view.untrusted
+    assert "\\Seen" in dovecot.doveadm("fetch", "-u", IMAP_USER, "flags", "mailbox", "INBOX", "all")
+    thread = await app.inbox.thread(IMAP_BOX, email.thread_id)
+    assert [m.folder for m in thread.messages] == ["sent", "inbox"]
+
+    answer = await app.inbox.reply(IMAP_BOX, email.email_id, "See you then.")
+    await app.sends.decide(answer.send_id, Decision(decision="approve", approver="human"))
+    await wait_for_status(app, answer.send_id, {"sent"})
+    second = smtp_peer.sink.received[-1]
+    assert second.rcpt_tos == ["carol@example.org"]
+    assert b"In-Reply-To: <carol-1@example.org>" in second.data
+
+    # The password is in no workflow's history: sends, the mailbox, its watcher.
+    for workflow_id in (sent.send_id, answer.send_id, watcher_workflow_id(IMAP_BOX)):
+        assert IMAP_PASSWORD not in await history_text(app, workflow_id)
+    await keep_history(app, sent.send_id, "send-smtp-imap")
+
+
+async def test_smtp_faults_show_in_approval_status_then_one_delivery(imap_app: Mailgate, smtp_peer: SmtpPeer) -> None:
+    app = imap_app
+    smtp_peer.sink.fail("DATA", "451 4.3.0 try later", "451 4.3.0 try later")
+    smtp_peer.stop()
+    sent = await app.sends.submit(mailbox=IMAP_BOX, to=["carol@example.org"], subject="Faults", body="x")
+    await app.sends.decide(sent.send_id, Decision(decision="approve", approver="human"))
+
+    async def error_shown() -> bool:
+        state = await app.sends.status(sent.send_id)
+        return state.status == "sending" and "cannot reach the SMTP server" in state.last_error
+
+    await eventually(error_shown, timeout=20)
+    smtp_peer.start()
+    await wait_for_status(app, sent.send_id, {"sent"}, timeout=60)
+    assert smtp_peer.sink.ids() == [sent.message_id]
+
+
+async def test_550_ends_the_send_as_failed_with_the_text(imap_app: Mailgate, smtp_peer: SmtpPeer) -> None:
+    smtp_peer.sink.fail("DATA", "550 5.7.1 Policy rejection")
+    sent = await imap_app.sends.submit(mailbox=IMAP_BOX, to=["carol@example.org"], subject="No", body="x")
+    await imap_app.sends.decide(sent.send_id, Decision(decision="approve", approver="human"))
+    state = await wait_for_status(imap_app, sent.send_id, {"failed"})
+    assert "550 5.7.1 Policy rejection" in state.reason
+
+
+# --- MultiMail ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def multimail() -> AsyncIterator[FakeServer]:
+    running = FakeServer().start()
+    yield running  # type: ignore[misc]
+    running.stop()
+
+
+@pytest.fixture
+def decision_poll() -> float:
+    return 0.5
+
+
+@pytest.fixture
+async def mm_app(
+    temporal_env: WorkflowEnvironment,
+    tmp_path: Path,
+    multimail: FakeServer,
+    monkeypatch: pytest.MonkeyPatch,
+    decision_poll: float,
+) -> AsyncIterator[Mailgate]:
+    monkeypatch.setenv("TEST_MM_KEY", "mm_live_sender")
+    monkeypatch.setitem(globals(), "MM_BOX", unique_mailbox("mm"))
+    box = multimail.fake.add_mailbox(MM_BOX, "gated_send")
+    entry = MailboxEntry(
+        address=MM_BOX,
+        provider="multimail",
+        api_key_env="TEST_MM_KEY",
+        multimail_mailbox_id=box,
+        base_url=multimail.url,
+        decision_poll_seconds=decision_poll,
+        oversight_mode="autonomous",
+    )
+    settings = make_settings(temporal_env, tmp_path, mailboxes=[entry])
+    app = Mailgate.build(settings, temporal_env.client, load_secrets(settings))
+    async with build_worker(temporal_env.client, settings.task_queue, app.providers):
+        await app.mailboxes.ensure(entry, created_by="tests")
+        yield app
+    await app.providers.aclose()
+
+
+async def test_multimail_gate_decides_and_polling_finds_it(mm_app: Mailgate, multimail: FakeServer) -> None:
+    app = mm_app
+    sent = await app.sends.submit(mailbox=MM_BOX, to=["carol@example.org"], subject="Held", body="x")
+
+    async def held_at_multimail() -> bool:
+        state = await app.sends.status(sent.send_id)
+        return state.status == "pending_approval" and any(e.kind == "held_by_provider" for e in state.events)
+
+    await eventually(held_at_multimail, timeout=20)
+    [email] = [e for e in multimail.fake.emails.values() if e["direction"] == "outbound"]
+    assert email["status"] == "pending_send_approval" and email["tags"] == {"mailgate_send_id": sent.send_id}
+    # mailgate's own approvers cannot decide what MultiMail holds: its human decides there.
+    with pytest.raises(Exception, match="held by its mail provider"):
+        await app.sends.decide(sent.send_id, Decision(decision="approve", approver="human"))
+    multimail.fake.decide(email["id"], "approve", by="ops@example.com")
+    state = await wait_for_status(app, sent.send_id, {"sent"}, timeout=20)
+    assert "ops@example.com" in state.reason
+    assert "mm_live_sender" not in await history_text(app, sent.send_id)
+    await keep_history(app, sent.send_id, "send-multimail-held")
+
+    rejected = await app.sends.submit(mailbox=MM_BOX, to=["carol@example.org"], subject="Nope", body="x")
+    await eventually(lambda: len(multimail.fake.emails) == 2, timeout=20)
+    await eventually(lambda: any(e["status"] == "pending_send_approval" for e in multimail.fake.emails.values()))
+    pending = next(e for e in multimail.fake.emails.values() if e["status"] == "pending_send_approval")
+    multimail.fake.decide(pending["id"], "reject")
+    await wait_for_status(app, rejected.send_id, {"rejected"}, timeout=20)
+
+
+async def test_multimail_held_send_can_be_cancelled(mm_app: Mailgate, multimail: FakeServer) -> None:
+    app = mm_app
+    sent = await app.sends.submit(mailbox=MM_BOX, to=["carol@example.org"], subject="Withdraw", body="x")
+    await eventually(lambda: any(e["status"] == "pending_send_approval" for e in multimail.fake.emails.values()))
+    await wait_for_status(app, sent.send_id, {"pending_approval"})
+    await asyncio.sleep(0.2)
+    state = await app.sends.cancel(sent.send_id, actor="agent")
+    assert state.status == "cancelled"
+    [email] = multimail.fake.emails.values()
+    assert email["status"] == "cancelled"
+
+
+@pytest.mark.parametrize("decision_poll", [3600.0])
+async def test_multimail_webhook_wakes_the_held_send_at_once(mm_app: Mailgate, multimail: FakeServer) -> None:
+    """A webhook's decision (as POST /webhooks/multimail hands it on) wakes the send long before
+    its next poll; the outcome is still read back from MultiMail."""
+    app = mm_app
+    sent = await app.sends.submit(mailbox=MM_BOX, to=["carol@example.org"], subject="Hook", body="x")
+    await eventually(lambda: any(e["status"] == "pending_send_approval" for e in multimail.fake.emails.values()))
+    await wait_for_status(app, sent.send_id, {"pending_approval"})
+    [email] = multimail.fake.emails.values()
+    webhook = Decision(decision="approve", approver="ops@example.com", channel="multimail", decision_id="mm:1")
+    # A webhook that runs ahead of MultiMail's own state (or a forged body) changes nothing by itself.
+    await app.sends.signal_decision(sent.send_id, webhook)
+    await asyncio.sleep(1.0)
+    assert (await app.sends.status(sent.send_id)).status == "pending_approval"
+    multimail.fake.decide(email["id"], "approve", by="ops@example.com")
+    await app.sends.signal_decision(sent.send_id, webhook.model_copy(update={"decision_id": "mm:2"}))
+    state = await wait_for_status(app, sent.send_id, {"sent"}, timeout=10)
+    assert [e.kind for e in state.events].count("provider_reported") == 2

@@ -1,0 +1,375 @@
+"""A mailbox at MultiMail (multimail.dev), through MultiMail's SDK (``multimail_client.py``).
+
+Sending: a new email through ``send_email``, a reply to a MultiMail email through the reply
+endpoint (so MultiMail sets the threading headers), both with ``idempotency_key`` = the send
+id, which is fixed per send: a retried activity gets MultiMail's "already_sent" answer and the
+same email id. The email is tagged ``mailgate_send_id`` so a webhook naming only MultiMail's
+email id can be traced to the send. If the MultiMail mailbox is gated, the receipt says
+``held``: the send then waits for MultiMail's human (webhook, or polling as a fallback).
+
+Reading: MultiMail's JSON emails are turned into RFC 5322 bytes (headers, text, attachments)
+so the inbox service treats them like any other mail. MultiMail ids are opaque; the Message-ID
+of a MultiMail email is made from its id (the API does not expose the real one), which lets a
+reply find the email it answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+from email import policy
+from email.message import EmailMessage
+from email.utils import format_datetime
+from typing import Any
+
+import httpx
+
+from workflows.addresses import AddressError, parse_address
+from workflows.inbox import Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
+from workflows.models import DeliveryReceipt, DeliveryRequest, EmailAddress, Frozen, HeldOutcome
+from workflows.providers.base import (
+    EmailNotFound,
+    EmailProvider,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+)
+from workflows.providers.multimail_client import MailgateMultiMail, MultiMailError, RateLimitError
+
+log = logging.getLogger("mailgate.multimail")
+GATED = ("gated_send", "gated_all")
+_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_MM_MESSAGE_ID = re.compile(r"<mm\.([A-Za-z0-9_.:-]{1,128})@multimail\.mailgate\.invalid>")
+PENDING = {"pending_scan", "pending_send_approval", "pending_inbound_approval", "scheduled"}
+
+
+class MultiMailConfig(Frozen):
+    address: str
+    mailbox_id: str
+    base_url: str = "https://api.multimail.dev"
+    decision_poll: timedelta = timedelta(minutes=5)
+    timeout: float = 30.0
+
+
+def checked_id(value: str, what: str = "email id") -> str:
+    """MultiMail ids go into URL paths unencoded by the SDK: only plain id characters pass."""
+    value = value.strip()
+    if not _ID.fullmatch(value):
+        raise EmailNotFound(f"{value!r} is not a MultiMail {what}")
+    return value
+
+
+def message_id_of(email_id: str) -> str:
+    return f"<mm.{email_id}@multimail.mailgate.invalid>"
+
+
+def classify(exc: Exception, what: str) -> Exception:
+    """MultiMail's answers as delivery errors: retry what may pass later, fail what will not."""
+    if isinstance(exc, RateLimitError):
+        return TemporaryDeliveryError(f"{what}: MultiMail rate limit ({exc}); retry after {exc.retry_after or '?'} s")
+    if isinstance(exc, MultiMailError):
+        status = exc.status_code or 0
+        words = f"MultiMail answered {status}: {exc}"
+        if status >= 500 or status in (408, 409, 425):
+            return TemporaryDeliveryError(f"{what}: {words}")
+        return PermanentDeliveryError(f"{what}: {words}")
+    if isinstance(exc, httpx.HTTPError | ValueError):
+        return TemporaryDeliveryError(f"{what}: cannot reach MultiMail: {exc or type(exc).__name__}")
+    return exc
+
+
+def _people(values: Any) -> tuple[EmailAddress, ...]:
+    found = []
+    for value in values if isinstance(values, list) else [values] if isinstance(values, str) else []:
+        try:
+            found.append(parse_address(str(value)))
+        except AddressError:
+            continue
+    return tuple(found)
+
+
+def _when(value: Any) -> datetime:
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
+    try:
+        at = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.now(UTC)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+class MultiMailProvider(EmailProvider):
+    name = "multimail"
+
+    def __init__(self, config: MultiMailConfig, api_key: str, client: MailgateMultiMail | None = None) -> None:
+        self.config = config
+        self.client = client or MailgateMultiMail(api_key, base_url=config.base_url, timeout=config.timeout)
+        self._pending_list = True
+
+    def __repr__(self) -> str:  # never the key
+        return f"MultiMailProvider({self.config.address}, {self.config.mailbox_id}, {self.config.base_url})"
+
+    async def _call(self, what: str, call: Any) -> Any:
+        try:
+            return await call
+        except (MultiMailError, httpx.HTTPError, ValueError) as exc:
+            raise classify(exc, what) from exc
+
+    async def _mode(self) -> str:
+        boxes = await self._call("list mailboxes", self.client.list_mailboxes())
+        for box in boxes if isinstance(boxes, list) else []:
+            if isinstance(box, dict) and box.get("id") == self.config.mailbox_id:
+                return str(box.get("oversight_mode") or "gated_send")
+        raise PermanentDeliveryError(f"MultiMail has no mailbox {self.config.mailbox_id} for this API key")
+
+    # --- sending -------------------------------------------------------------------------------
+
+    async def send(self, request: DeliveryRequest) -> DeliveryReceipt:
+        draft = request.draft
+        box = self.config.mailbox_id
+        attachments = [
+            {"name": a.filename, "content_base64": a.content_b64, "content_type": a.content_type}
+            for a in draft.attachments
+        ] or None
+        cc = [a.address for a in draft.cc] or None
+        bcc = [a.address for a in draft.bcc] or None
+        parent = _MM_MESSAGE_ID.fullmatch(draft.in_reply_to or "")
+        if parent:
+            # MultiMail addresses a reply itself (to the original sender) and threads it.
+            answer = await self._call(
+                "reply",
+                self.client.reply(
+                    box,
+                    parent.group(1),
+                    markdown=draft.body,
+                    cc=cc,
+                    bcc=bcc,
+                    attachments=attachments,
+                    idempotency_key=request.send_id,
+                ),
+            )
+        else:
+            answer = await self._call(
+                "send",
+                self.client.send_email(
+                    box,
+                    to=[a.address for a in draft.to],
+                    subject=draft.subject,
+                    markdown=draft.body,
+                    cc=cc,
+                    bcc=bcc,
+                    attachments=attachments,
+                    idempotency_key=request.send_id,
+                ),
+            )
+        email_id = str(answer.get("id") or "") if isinstance(answer, dict) else ""
+        if not email_id:
+            raise TemporaryDeliveryError(f"MultiMail accepted the email but named no id: {answer!r}")
+        # For webhooks that name only MultiMail's email id (idempotent: a retry sets the same tag).
+        await self._call("tag", self.client.set_tags(box, email_id, {"mailgate_send_id": request.send_id}))
+        held = await self._mode() in GATED
+        return DeliveryReceipt(
+            message_id=request.message_id,
+            provider_id=email_id,
+            recipients=tuple(a.address for a in draft.recipients()),
+            held=held,
+            recheck_after=self.config.decision_poll if held else None,
+        )
+
+    async def held_outcome(self, mailbox: str, provider_id: str) -> HeldOutcome:
+        email_id = checked_id(provider_id)
+        # The pending list first (one call answers for every held email), then the email itself
+        # for the verdict. The list needs the "oversight" scope, which MultiMail never grants to a
+        # key that may send: with such a key (403), the email alone answers.
+        if self._pending_list:
+            try:
+                pending = await self.client.pending()
+            except MultiMailError as exc:
+                if exc.status_code != 403:
+                    raise classify(exc, "pending list") from exc
+                self._pending_list = False
+            except (httpx.HTTPError, ValueError) as exc:
+                raise classify(exc, "pending list") from exc
+            else:
+                if any(item.get("id") == email_id for item in pending):
+                    return HeldOutcome(status="pending")
+        email = await self._call("read", self.client.get_email(self.config.mailbox_id, email_id))
+        return self._outcome(email)
+
+    @staticmethod
+    def _outcome(email: dict[str, Any]) -> HeldOutcome:
+        status = str(email.get("status") or "")
+        who = str(email.get("approved_by") or "")
+        if email.get("delivered_at") or status in ("approved", "approved_and_sent", "sent", "delivered"):
+            return HeldOutcome(
+                status="sent", detail=f"approved at MultiMail{' by ' + who if who else ''}", decided_by=who
+            )
+        if status == "rejected":
+            return HeldOutcome(status="rejected", detail="rejected at MultiMail", decided_by=who)
+        if status == "cancelled":
+            return HeldOutcome(status="cancelled", detail="cancelled at MultiMail")
+        if status == "send_failed" or email.get("bounced_at"):
+            return HeldOutcome(status="failed", detail=f"MultiMail could not deliver it ({status or 'bounced'})")
+        return HeldOutcome(status="pending", detail=status)
+
+    async def cancel_held(self, mailbox: str, provider_id: str) -> HeldOutcome:
+        email_id = checked_id(provider_id)
+        try:
+            await self.client.cancel_email(self.config.mailbox_id, email_id)
+        except MultiMailError as exc:
+            if exc.status_code != 409:  # 409: decided already; the email says how
+                raise classify(exc, "cancel") from exc
+        except (httpx.HTTPError, ValueError) as exc:
+            raise classify(exc, "cancel") from exc
+        email = await self._call("read", self.client.get_email(self.config.mailbox_id, email_id))
+        return self._outcome(email)
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def _summary(self, item: dict[str, Any]) -> EmailSummary:
+        email_id = str(item.get("id"))
+        direction = item.get("direction")
+        status = str(item.get("status") or "")
+        sender = _people(item.get("from"))
+        return EmailSummary(
+            email_id=email_id,
+            mailbox=self.config.address,
+            folder="sent" if direction == "outbound" else "inbox",
+            message_id=message_id_of(email_id),
+            thread_id=str(item.get("thread_id") or email_id),
+            sender=sender[0] if sender else None,
+            to=_people(item.get("to")),
+            cc=_people(item.get("cc")),
+            subject=str(item.get("subject") or ""),
+            received_at=_when(item.get("received_at")),
+            snippet=" ".join(str(item.get("markdown") or "").split())[:200],
+            unread=status == "unread",
+            has_attachments=bool(item.get("has_attachments")),
+            held=status == "pending_inbound_approval",
+            text=str(item["markdown"]) if "markdown" in item else None,
+        )
+
+    async def list_emails(self, mailbox: str, query: EmailQuery) -> EmailPage:
+        box = self.config.mailbox_id
+        try:
+            if query.thread_id is not None:
+                thread = await self.client.get_thread(box, checked_id(query.thread_id, "thread id"))
+                items = [e for e in thread.get("emails", []) if isinstance(e, dict)]
+                if query.with_text:
+                    items = [await self.client.get_email(box, checked_id(str(e.get("id")))) for e in items]
+                for item in items:
+                    item.setdefault("thread_id", query.thread_id)
+                emails = [self._summary(e) for e in items]
+                emails.sort(key=lambda e: e.received_at, reverse=not query.oldest_first)
+                return EmailPage(emails=tuple(emails[: query.limit]))
+            page = await self.client.emails_page(
+                box,
+                direction={"inbox": "inbound", "sent": "outbound"}.get(query.folder or ""),
+                status="pending_inbound_approval" if query.held else "unread" if query.unread_only else None,
+                sender=query.sender,
+                subject_contains=query.text,
+                date_after=query.since.astimezone(UTC).isoformat() if query.since else None,
+                limit=query.limit,
+                cursor=query.cursor,
+            )
+        except EmailNotFound:
+            return EmailPage(emails=())
+        except MultiMailError as exc:
+            if exc.status_code == 404:
+                return EmailPage(emails=())
+            if exc.status_code == 400:
+                raise ValueError(f"MultiMail refused the query: {exc}") from exc
+            raise
+        emails = [self._summary(e) for e in page.get("emails", []) if isinstance(e, dict)]
+        emails = [e for e in emails if e.held == query.held]
+        if query.message_id:
+            emails = [e for e in emails if e.message_id == query.message_id]
+        cursor = page.get("cursor")
+        return EmailPage(emails=tuple(emails), next_cursor=str(cursor) if cursor else None)
+
+    async def fetch_email(self, mailbox: str, email_id: str, *, include_held: bool = False) -> StoredEmail:
+        box = self.config.mailbox_id
+        email_id = checked_id(email_id)
+        try:
+            item = await self.client.get_email(box, email_id)
+            summary = self._summary(item)
+            if summary.held and not include_held:
+                raise EmailNotFound(f"no email {email_id} in mailbox {mailbox}")
+            files = []
+            for meta in item.get("attachments") or []:
+                if isinstance(meta, dict) and meta.get("name"):
+                    content = await self.client.download_attachment(box, email_id, str(meta["name"]))
+                    files.append(
+                        (str(meta["name"]), str(meta.get("content_type") or "application/octet-stream"), content)
+                    )
+        except MultiMailError as exc:
+            if exc.status_code == 404:
+                raise EmailNotFound(f"no email {email_id} in mailbox {mailbox}") from exc
+            raise
+        return StoredEmail(summary=summary, raw=self._rfc5322(item, summary, files))
+
+    @staticmethod
+    def _rfc5322(item: dict[str, Any], summary: EmailSummary, files: list[tuple[str, str, bytes]]) -> bytes:
+        msg = EmailMessage(policy=policy.SMTP)
+        for header, people in (
+            ("From", (summary.sender,) if summary.sender else ()),
+            ("To", summary.to),
+            ("Cc", summary.cc),
+        ):
+            if people:
+                msg[header] = ", ".join(str(p) for p in people if p is not None)
+        msg["Subject"] = summary.subject
+        msg["Date"] = format_datetime(summary.received_at)
+        msg["Message-ID"] = summary.message_id
+        msg.set_content(str(item.get("markdown") or item.get("text_body") or ""))
+        for name, content_type, content in files:
+            maintype, _, subtype = content_type.partition("/")
+            msg.add_attachment(content, maintype=maintype, subtype=subtype or "octet-stream", filename=name)
+        return msg.as_bytes()
+
+    async def change_email(self, mailbox: str, email_id: str, change: EmailChange, actor: str) -> EmailSummary:
+        if change != "read":
+            raise EmailNotFound(
+                f"email {email_id} is held by MultiMail's own oversight: a human decides it in MultiMail"
+            )
+        # MultiMail marks an email read when it is fetched, which read_email has just done.
+        return (await self.fetch_email(mailbox, email_id)).summary
+
+    async def changes(self, mailbox: str, cursor: str | None, limit: int = 100) -> Changes:
+        box = self.config.mailbox_id
+        if cursor is None:
+            latest = await self.client.emails_page(box, direction="inbound", limit=1)
+            newest = [e for e in latest.get("emails", []) if isinstance(e, dict)]
+            return Changes(emails=(), cursor=str(newest[0]["id"]) if newest else "")
+        page = await self.client.emails_page(box, direction="inbound", since_id=cursor or None, limit=limit)
+        emails = sorted(
+            (self._summary(e) for e in page.get("emails", []) if isinstance(e, dict)), key=lambda e: e.email_id
+        )
+        visible = tuple(e for e in emails if not e.held)
+        return Changes(emails=visible, cursor=emails[-1].email_id if emails else cursor, more=len(emails) >= limit)
+
+    async def find_reply(self, mailbox: str, message_id: str) -> EmailSummary | None:
+        """The first inbound email in the thread of our send (found by its mailgate_send_id tag)."""
+        box = self.config.mailbox_id
+        send_id = message_id.strip("<>").partition("@")[0]
+        page = await self.client.emails_page(box, direction="outbound", limit=100)
+        for item in page.get("emails", []):
+            if not isinstance(item, dict) or not item.get("thread_id"):
+                continue
+            tags = await self.client.get_tags(box, checked_id(str(item.get("id"))))
+            if (tags.get("tags") or {}).get("mailgate_send_id") != send_id:
+                continue
+            mine = self._summary(item)
+            thread = await self.list_emails(mailbox, EmailQuery(thread_id=mine.thread_id, oldest_first=True))
+            return next((e for e in thread.emails if e.folder == "inbox" and e.received_at >= mine.received_at), None)
+        return None
+
+    async def create_mailbox(self, address: str) -> None:
+        """The mailbox must exist at MultiMail already (creating one there needs an operator's code)."""
+        try:
+            await self._mode()
+        except PermanentDeliveryError as exc:
+            raise EmailNotFound(str(exc)) from exc
+
+    async def aclose(self) -> None:
+        await self.client.close()

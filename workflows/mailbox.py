@@ -16,7 +16,6 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from workflows.activities import MailActivities
     from workflows.models import (
-        GATED_MODES,
         Admission,
         AdmitRequest,
         AuditEvent,
@@ -26,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
         OversightMode,
         is_looser,
     )
-    from workflows.policy import DAY, HOUR, rate_problem, recipient_problem
+    from workflows.policy import DAY, HOUR, judge
 
 HISTORY_LIMIT = 2000
 AUDIT_KEPT = 500
@@ -177,7 +176,7 @@ class MailboxWorkflow:
         now = workflow.now()
         if request.send_id in self._admitted:
             return Admission(outcome="ok", mode=self._config.mode)
-        admission = self._judge(request, now)
+        admission = judge(self._config, request, list(self._admitted.values()), now)
         if admission.outcome == "ok":
             self._admitted[request.send_id] = now
             if admission.mode == "monitored":
@@ -186,22 +185,6 @@ class MailboxWorkflow:
         keep = DAY if self._config.rate_per_day else HOUR
         self._admitted = {k: at for k, at in self._admitted.items() if at > now - keep}
         return admission
-
-    def _judge(self, request: AdmitRequest, now: datetime) -> Admission:
-        mode = self._config.mode
-        if mode == "read_only":
-            return Admission(outcome="blocked", mode=mode, reason="mailbox is read_only: it may not send")
-        if mode in GATED_MODES and request.approved_by is None:
-            return Admission(outcome="needs_approval", mode=mode, reason=f"mailbox is now {mode}")
-        problem = recipient_problem(self._config.policy(), request.recipients)
-        if problem:
-            return Admission(outcome="blocked", mode=mode, reason=problem)
-        problem = rate_problem(
-            list(self._admitted.values()), now, self._config.rate_per_hour, self._config.rate_per_day
-        )
-        if problem:
-            return Admission(outcome="blocked", mode=mode, reason=problem)
-        return Admission(outcome="ok", mode=mode)
 
     @workflow.update
     def ack_review(self, ack: ReviewAck) -> ReviewItem:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from workflows.addresses import matches
-from workflows.models import EmailAddress, MailboxPolicy
+from workflows.models import GATED_MODES, Admission, AdmitRequest, EmailAddress, MailboxConfig, MailboxPolicy
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -36,3 +36,25 @@ def rate_problem(sent_at: Sequence[datetime], now: datetime, per_hour: int | Non
                 f"the next send is allowed after {opens.isoformat(timespec='seconds')}"
             )
     return None
+
+
+def judge(config: MailboxConfig, request: AdmitRequest, sent_at: Sequence[datetime], now: datetime) -> Admission:
+    """May this send go out now? The mode, the recipients and the rate limits, in that order."""
+    mode = config.mode
+    if mode == "read_only":
+        return Admission(outcome="blocked", mode=mode, reason="mailbox is read_only: it may not send")
+    if mode in GATED_MODES and request.approved_by is None:
+        return Admission(outcome="needs_approval", mode=mode, reason=f"mailbox is now {mode}")
+    problem = recipient_problem(config.policy(), request.recipients) or rate_problem(
+        sent_at, now, config.rate_per_hour, config.rate_per_day
+    )
+    if problem:
+        return Admission(outcome="blocked", mode=mode, reason=problem)
+    return Admission(outcome="ok", mode=mode)
+
+
+def needs_the_mailbox(config: MailboxConfig) -> bool:
+    """Whether admission must go through the mailbox workflow: to count against a rate limit
+    atomically, or to put a monitored send on the review list. Otherwise the configuration the
+    mailbox publishes in its memo is all the answer needs."""
+    return config.mode == "monitored" or bool(config.rate_per_hour or config.rate_per_day)

@@ -15,7 +15,15 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.ids import mailbox_workflow_id
-from workflows.models import Admission, AdmitRequest, DeliveryReceipt, DeliveryRequest, HeldOutcome, MailboxConfig
+from workflows.models import (
+    Admission,
+    AdmitRequest,
+    DeliveryAttempt,
+    DeliveryReceipt,
+    DeliveryRequest,
+    HeldOutcome,
+    MailboxConfig,
+)
 from workflows.policy import judge, needs_the_mailbox
 from workflows.providers.base import DeliveryError, ProviderSet
 
@@ -63,6 +71,14 @@ class MailActivities:
             if err.status == RPCStatusCode.NOT_FOUND:
                 return Admission(outcome="blocked", mode="read_only", reason=f"mailbox {mailbox} does not exist")
             raise
+
+    @activity.defn
+    async def admit_and_deliver(self, admit: AdmitRequest, request: DeliveryRequest) -> DeliveryAttempt:
+        """Admission and delivery in one activity; both are idempotent, so a retry repeats both."""
+        admission = await self.admit(request.mailbox, admit)
+        if admission.outcome != "ok":
+            return DeliveryAttempt(admission=admission)
+        return DeliveryAttempt(admission=admission, receipt=await self.deliver(request))
 
     @activity.defn
     async def deliver(self, request: DeliveryRequest) -> DeliveryReceipt:

@@ -185,6 +185,13 @@ class DeliveryReceipt(Frozen):
     recheck_after: timedelta | None = None
 
 
+class DeliveryAttempt(Frozen):
+    """The mailbox's answer and, when it said yes, the delivery's receipt."""
+
+    admission: Admission
+    receipt: DeliveryReceipt | None = None
+
+
 class HeldOutcome(Frozen):
     """Where a message held by the provider's oversight stands now."""
 

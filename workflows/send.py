@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -47,8 +48,24 @@ DELIVERY_RETRY = RetryPolicy(
 )
 # A provider that stays unreachable this long ends the send as failed instead of retrying forever.
 DELIVERY_DEADLINE = timedelta(days=2)
+DELIVERY_OPTIONS: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(minutes=2),
+    # The activity heartbeats while it works, so a dead worker is noticed in seconds.
+    "heartbeat_timeout": timedelta(seconds=10),
+    "schedule_to_close_timeout": DELIVERY_DEADLINE,
+    "retry_policy": DELIVERY_RETRY,
+}
+
+
+def _failure(err: ActivityError) -> str:
+    cause = err.cause
+    return cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+
+
 # Notifying humans added commands to this workflow; histories from before it replay without them.
 NOTIFY_PATCH = "notify-humans-v1"
+# One activity admits and delivers, instead of one each: a round trip less per send.
+ADMIT_WITH_DELIVERY_PATCH = "admit-with-delivery-v1"
 # Waiting for a provider's own human (a gated MultiMail mailbox) added commands after delivery;
 # histories from before it never held a receipt with ``held`` and replay without them.
 PROVIDER_HOLD_PATCH = "provider-hold-v1"
@@ -99,7 +116,11 @@ class SendEmailWorkflow:
 
         while True:
             self._set_status("sending")
-            admission = await self._admit()
+            outcome: DeliveryReceipt | str | None = None
+            if workflow.patched(ADMIT_WITH_DELIVERY_PATCH):
+                admission, outcome = await self._admit_and_deliver()
+            else:
+                admission = await self._admit()
             if admission.outcome == "ok":
                 break
             if admission.outcome == "blocked":
@@ -109,7 +130,7 @@ class SendEmailWorkflow:
             self._event("gated", "mailbox", admission.reason)
             if not await self._await_decision():
                 return self._state()
-        state = await self._deliver()
+        state = await (self._deliver() if outcome is None else self._settle(outcome))
         if state.status == "sent" and admission.mode == "monitored":
             await self._notify("monitored_sent", "monitored")
         return state
@@ -151,25 +172,15 @@ class SendEmailWorkflow:
                 )
         return self._cancelled_by is None
 
-    async def _admit(self) -> Admission:
-        draft = self._draft()
-        return await workflow.execute_activity_method(
-            MailActivities.admit,
-            args=[
-                self._request.mailbox,
-                AdmitRequest(
-                    send_id=self._request.send_id,
-                    recipients=draft.recipients(),
-                    approved_by=self._decision.approver if self._decision else None,
-                ),
-            ],
-            start_to_close_timeout=timedelta(seconds=10),
-            retry_policy=ADMIT_RETRY,
+    def _admit_request(self) -> AdmitRequest:
+        return AdmitRequest(
+            send_id=self._request.send_id,
+            recipients=self._draft().recipients(),
+            approved_by=self._decision.approver if self._decision else None,
         )
 
-    async def _deliver(self) -> SendState:
-        self._set_status("sending")
-        request = DeliveryRequest(
+    def _delivery_request(self) -> DeliveryRequest:
+        return DeliveryRequest(
             send_id=self._request.send_id,
             mailbox=self._request.mailbox,
             from_name=self._request.from_name,
@@ -177,24 +188,46 @@ class SendEmailWorkflow:
             message_id=self._request.message_id,
             date=workflow.now(),
         )
+
+    async def _admit(self) -> Admission:
+        """Histories from before admit-with-delivery: the admission as an activity of its own."""
+        return await workflow.execute_activity_method(
+            MailActivities.admit,
+            args=[self._request.mailbox, self._admit_request()],
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=ADMIT_RETRY,
+        )
+
+    async def _admit_and_deliver(self) -> tuple[Admission, DeliveryReceipt | str | None]:
+        """One activity asks the mailbox and, if it may, delivers: a refusal comes back with no
+        receipt, a delivery with its receipt, a permanent failure with the provider's words."""
         try:
-            receipt = await workflow.execute_activity_method(
-                MailActivities.deliver,
-                request,
-                start_to_close_timeout=timedelta(minutes=2),
-                # The activity heartbeats while it works, so a dead worker is noticed in seconds.
-                heartbeat_timeout=timedelta(seconds=10),
-                schedule_to_close_timeout=DELIVERY_DEADLINE,
-                retry_policy=DELIVERY_RETRY,
+            attempt = await workflow.execute_activity_method(
+                MailActivities.admit_and_deliver,
+                args=[self._admit_request(), self._delivery_request()],
+                **DELIVERY_OPTIONS,
             )
         except ActivityError as err:
-            cause = err.cause
-            message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
-            return self._finish("failed", message)
-        if receipt.held and workflow.patched(PROVIDER_HOLD_PATCH):
-            return await self._await_provider(receipt)
+            return Admission(outcome="ok", mode=self._mode), _failure(err)
+        return attempt.admission, attempt.receipt
+
+    async def _deliver(self) -> SendState:
+        """Histories from before admit-with-delivery: delivery after a separate admission."""
+        try:
+            receipt = await workflow.execute_activity_method(
+                MailActivities.deliver, self._delivery_request(), **DELIVERY_OPTIONS
+            )
+        except ActivityError as err:
+            return self._finish("failed", _failure(err))
+        return await self._settle(receipt)
+
+    async def _settle(self, outcome: DeliveryReceipt | str) -> SendState:
+        if isinstance(outcome, str):
+            return self._finish("failed", outcome)
+        if outcome.held and workflow.patched(PROVIDER_HOLD_PATCH):
+            return await self._await_provider(outcome)
         self._delivered_at = workflow.now()
-        return self._finish("sent", f"delivered as {receipt.message_id}")
+        return self._finish("sent", f"delivered as {outcome.message_id}")
 
     async def _notify(self, kind: NoticeKind, suffix: str) -> None:
         """Start the notice as an abandoned child: it outlives this send and retries on its own."""

@@ -31,6 +31,7 @@ def build_worker(client: Client, task_queue: str, providers: ProviderSet, notify
         workflows=WORKFLOWS,
         activities=[
             activities.admit,
+            activities.admit_and_deliver,
             activities.deliver,
             activities.provision,
             activities.held_outcome,

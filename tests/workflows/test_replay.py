@@ -1,7 +1,9 @@
 """Determinism: committed histories replay against today's workflow code.
 
-Regenerate them with MAILGATE_CAPTURE_HISTORIES=1 pytest tests/workflows/test_send.py,
-only for a deliberate, versioned change of workflow logic.
+Capture new ones with MAILGATE_CAPTURE_HISTORIES=1 pytest (tests call keep_history), after a
+deliberate, versioned change of workflow logic. Histories of earlier versions stay in
+tests/histories/earlier/: the workflows must still replay them (workflow.patched keeps the
+old paths).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from workflows.send import SendEmailWorkflow
 from workflows.temporal import data_converter
 from workflows.worker import WORKFLOWS
 
-FILES = sorted(HISTORIES.glob("*.json"))
+FILES = sorted(HISTORIES.rglob("*.json"))
 
 
 def load(path: Path) -> WorkflowHistory:
@@ -36,7 +38,7 @@ def test_histories_are_committed() -> None:
     assert {"send-smtp-imap", "send-multimail-held"} <= names
 
 
-@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+@pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(HISTORIES).with_suffix("")) for p in FILES])
 async def test_history_replays_without_nondeterminism(path: Path) -> None:
     replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter())
     await replayer.replay_workflow(load(path))

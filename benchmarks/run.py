@@ -20,6 +20,7 @@ from typing import Any
 
 from benchmarks.harness import ROOT, bench_stack, machine
 from benchmarks.latency import send_latency
+from benchmarks.reading import reading
 from benchmarks.report import chart, markdown, update_readme
 from benchmarks.scale import waiting_at_scale
 from benchmarks.throughput import approval_cycles
@@ -41,6 +42,10 @@ async def run(quick: bool, only: set[str]) -> dict[str, Any]:
             print("agent cost ...", file=sys.stderr, flush=True)
             size = await asyncio.to_thread(tools_list_size, bench.data_dir)
             results["agent_cost"] = {"tools_list_bytes": size["wire_bytes"], "tools": size["tools"]}
+        if "reading" in only:
+            print("reading (10,000 messages, a 500-message thread) ...", file=sys.stderr, flush=True)
+            results["reading"], answer_sizes = await reading(bench)
+            results.setdefault("agent_cost", {}).update(answer_sizes)
         if "scale" in only and not quick:
             print("waiting at scale (this takes a few minutes) ...", file=sys.stderr, flush=True)
             results["waiting_at_scale"] = await waiting_at_scale(bench)
@@ -50,7 +55,7 @@ async def run(quick: bool, only: set[str]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small counts, no 10,000-send scale run")
-    parser.add_argument("--only", default="latency,throughput,cost,scale", help="comma-separated parts to run")
+    parser.add_argument("--only", default="latency,throughput,cost,reading,scale", help="comma-separated parts to run")
     parser.add_argument("--no-readme", action="store_true", help="do not rewrite the README's Performance section")
     args = parser.parse_args()
     results = asyncio.run(run(args.quick, set(args.only.split(","))))

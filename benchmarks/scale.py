@@ -74,6 +74,7 @@ async def waiting_at_scale(bench: Bench) -> dict[str, Any]:
             sends: list[str] = []
             bares: list[Any] = []
             for step in STEPS:
+                previous = len(sends)
                 sends += await _fill(step, len(sends), send)
                 bares += await _fill(step, len(bares), bare)
                 await asyncio.sleep(5)  # let both workers settle before reading memory
@@ -86,8 +87,10 @@ async def waiting_at_scale(bench: Bench) -> dict[str, Any]:
                     query = "WorkflowType = 'BareSendWorkflow' AND ExecutionStatus = 'Running'"
                     await bench.temporal.list_workflows(query, page_size=50).fetch_next_page()
 
-                approve_one = _approver(api, iter(sends[:: max(1, len(sends) // 40)]))
-                signal_one = _signaller(iter(bares[:: max(1, len(bares) // 40)]))
+                # Approve among the sends added for this step: earlier ones may be decided already.
+                fresh, fresh_bare = sends[previous:], bares[previous:]
+                approve_one = _approver(api, iter(fresh[:: max(1, len(fresh) // 40)]))
+                signal_one = _signaller(iter(fresh_bare[:: max(1, len(fresh_bare) // 40)]))
 
                 results[str(step)] = {
                     "worker_rss_mb": rss_mb(bench.serve.pid),

@@ -76,6 +76,25 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def settle(*pids: int, idle: float = 0.1, timeout: float = 600.0) -> float:
+    """Wait until these processes are idle (under `idle` of a core for two seconds running);
+    returns how long that took. Starting a workflow returns before its first task runs, so a
+    measurement taken right after starting thousands would time their backlog, not the system."""
+    start = time.monotonic()
+    quiet = 0
+    while quiet < 2 and time.monotonic() - start < timeout:
+        before = sum(cpu_seconds(pid) for pid in pids)
+        await asyncio.sleep(1.0)
+        used = sum(cpu_seconds(pid) for pid in pids) - before
+        quiet = quiet + 1 if used < idle * len(pids) else 0
+    return round(time.monotonic() - start, 1)
+
+
 def machine() -> dict[str, Any]:
     cpu = next(
         (

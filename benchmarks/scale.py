@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from benchmarks.bare import BareSendWorkflow, bare_payload
-from benchmarks.harness import MAILBOX, ROOT, Bench, rss_mb, summary, timed
+from benchmarks.harness import MAILBOX, ROOT, Bench, rss_mb, settle, summary, timed
 
 STEPS = (1_000, 10_000)
 
@@ -77,7 +77,7 @@ async def waiting_at_scale(bench: Bench) -> dict[str, Any]:
                 previous = len(sends)
                 sends += await _fill(step, len(sends), send)
                 bares += await _fill(step, len(bares), bare)
-                await asyncio.sleep(5)  # let both workers settle before reading memory
+                settled = await settle(bench.serve.pid, bare_worker.pid, bench.dev.pid)
 
                 async def first_page() -> None:
                     page = await api.get("/api/approvals", params={"status": "pending", "limit": 50})
@@ -93,6 +93,7 @@ async def waiting_at_scale(bench: Bench) -> dict[str, Any]:
                 signal_one = _signaller(iter(fresh_bare[:: max(1, len(fresh_bare) // 40)]))
 
                 results[str(step)] = {
+                    "settle_s": settled,
                     "worker_rss_mb": rss_mb(bench.serve.pid),
                     "bare_worker_rss_mb": rss_mb(bare_worker.pid),
                     "first_page": summary(await timed(first_page, 30, warmup=3)),

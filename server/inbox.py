@@ -115,7 +115,20 @@ class ThreadView(BaseModel):
     thread_id: str
     subject: str
     messages: list[ThreadMessage]
+    total: int = 0
+    next_cursor: str | None = None
     untrusted: bool = True
+
+    def page(self, cursor: str | None, limit: int) -> ThreadView:
+        """`limit` messages from `cursor` (a position in thread order), with where to go on."""
+        if cursor and not (cursor.isascii() and cursor.isdigit()):
+            raise InvalidInput("cursor: not a cursor from a previous get_thread")
+        start = int(cursor) if cursor else 0
+        end = start + limit
+        more = str(end) if end < len(self.messages) else None
+        return self.model_copy(
+            update={"messages": self.messages[start:end], "total": len(self.messages), "next_cursor": more}
+        )
 
 
 class ReplyOutcome(BaseModel):

@@ -39,6 +39,7 @@ from workflows.addresses import (
     parse_addresses,
 )
 from workflows.models import (
+    FINAL_STATUSES,
     GATED_MODES,
     Decision,
     Edits,
@@ -449,6 +450,9 @@ class Sends:
             clauses.append(f"{MAILBOX.name} = '{ids.mailbox_key(parse_mailbox(mailbox))}'")
         if status:
             clauses.append(f"{STATUS.name} = '{status}'")
+            if status not in FINAL_STATUSES:
+                # An indexed column narrows the scan before the search attribute is compared.
+                clauses.append("ExecutionStatus = 'Running'")
         query = " AND ".join(clauses)
         bad_cursor = InvalidInput("cursor: not a cursor from a previous list_sends")
         try:

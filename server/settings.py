@@ -173,6 +173,9 @@ class Settings(BaseSettings):
     temporal_tls_server_name: str | None = None
     temporal_api_key: SecretStr | None = None
     temporal_sqlite_synchronous: Literal["off", "normal", "full"] = "normal"
+    workflow_cache: int = Field(
+        default=300, ge=2, le=100_000, description="workflows a worker keeps in memory; bounds its memory"
+    )
     encryption_keys: SecretStr | None = Field(
         default=None, description="KEY_ID:BASE64KEY[,...]: encrypt payloads in Temporal; the first key encrypts"
     )

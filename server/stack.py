@@ -100,7 +100,9 @@ async def start_core(settings: Settings) -> AsyncIterator[Stack]:
         if dev is not None:
             await ensure_retention(client, settings.temporal_namespace)
         app = Mailgate.build(settings, client, secrets)
-        worker = build_worker(client, settings.task_queue, app.providers, notify_config(settings, secrets))
+        worker = build_worker(
+            client, settings.task_queue, app.providers, notify_config(settings, secrets), settings.workflow_cache
+        )
         async with worker:
             await app.mailboxes.ensure(MailboxEntry(address=settings.default_mailbox), created_by="mailgate")
             for entry in settings.mailboxes:

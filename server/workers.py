@@ -29,7 +29,9 @@ async def run_worker(settings: Settings) -> int:
     providers = build_providers(settings, client, SandboxStore(settings.data_dir / "sandbox.db"))
     # The secret key signs the links in notice emails: workers of one deployment must share it
     # (MAILGATE_SECRET_KEY, or the same data dir).
-    worker = build_worker(client, settings.task_queue, providers, notify_config(settings, load_secrets(settings)))
+    worker = build_worker(
+        client, settings.task_queue, providers, notify_config(settings, load_secrets(settings)), settings.workflow_cache
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -20,8 +20,19 @@ from workflows.watcher import MailboxWatcherWorkflow
 WORKFLOWS = [SendEmailWorkflow, MailboxWorkflow, MailboxWatcherWorkflow, ReplyWaitWorkflow, NotifyWorkflow]
 
 
-def build_worker(client: Client, task_queue: str, providers: ProviderSet, notify: NotifyConfig | None = None) -> Worker:
-    """A worker for every mailgate workflow; without ``notify``, notices are recorded but not sent."""
+def build_worker(
+    client: Client,
+    task_queue: str,
+    providers: ProviderSet,
+    notify: NotifyConfig | None = None,
+    cached_workflows: int = 300,
+) -> Worker:
+    """A worker for every mailgate workflow; without ``notify``, notices are recorded but not sent.
+
+    ``cached_workflows`` bounds memory: each cached workflow holds its own sandboxed copy of its
+    module (about 170 KB here), while a send waiting days for a human needs no cache at all;
+    an evicted one is rebuilt from its short history when its decision comes.
+    """
     activities = MailActivities(client, providers)
     inbox = InboxActivities(client, providers)
     notices = NotifyActivities(client, providers, notify)
@@ -46,4 +57,5 @@ def build_worker(client: Client, task_queue: str, providers: ProviderSet, notify
         ],
         # If the worker holding a workflow's cached state dies, another takes over sooner.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
+        max_cached_workflows=cached_workflows,
     )

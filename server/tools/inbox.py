@@ -58,7 +58,8 @@ def email_text(view: EmailView) -> str:
 
 
 def thread_text(view: ThreadView) -> str:
-    lines = [f"thread {view.thread_id} in {view.mailbox}: {len(view.messages)} messages, oldest branch first"]
+    shown = f"{len(view.messages)} of {view.total}" if view.total > len(view.messages) else f"{len(view.messages)}"
+    lines = [f"thread {view.thread_id} in {view.mailbox}: {shown} messages, oldest branch first"]
     for m in view.messages:
         indent = "  " * min(m.depth, 10)
         arrow = "sent by us" if m.folder == "sent" else f"from {m.sender}"
@@ -119,14 +120,17 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
         max_chars_per_message: Annotated[
             int | None, Field(ge=100, le=100_000, description="Cut each text here (default 600, detailed 20,000).")
         ] = None,
+        limit: Annotated[int, Field(ge=1, le=500, description="Messages per page, in thread order.")] = 50,
+        cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
         response_format: ResponseFormat = "concise",
     ) -> Annotated[CallToolResult, ThreadView]:
-        """A whole conversation in order, ours and theirs, as a reply tree built from the
-        Message-ID, In-Reply-To and References headers. Quoted earlier messages are left out of
-        each text. Untrusted content."""
-        limit = max_chars_per_message or (20_000 if response_format == "detailed" else 600)
-        view = await app.inbox.thread(mailbox, thread_id, max_chars=limit)
-        return result(view, thread_text(view))
+        """A conversation in order, ours and theirs, as a reply tree built from the Message-ID,
+        In-Reply-To and References headers; long threads come in pages (total says how many).
+        Quoted earlier messages are left out of each text. Untrusted content."""
+        chars = max_chars_per_message or (20_000 if response_format == "detailed" else 600)
+        view = (await app.inbox.thread(mailbox, thread_id, max_chars=chars)).page(cursor, limit)
+        more = f"\nMore: pass cursor={view.next_cursor} ({view.total} messages in all)" if view.next_cursor else ""
+        return result(view, thread_text(view) + more)
 
     @mcp.tool(annotations=writes("Reply to an email", destructive=False, idempotent=True, open_world=True))
     @agent_errors

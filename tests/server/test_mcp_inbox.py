@@ -195,3 +195,34 @@ async def test_read_tools_answer_concise_by_default_and_detailed_on_request(app:
         assert "email" not in brief.structured_content and "events" not in brief.structured_content
         assert history.structured_content["email"]["body"] == "the body"
         assert [e["kind"] for e in history.structured_content["events"]] == ["requested"]
+
+
+async def test_long_threads_come_in_pages(app: Mailgate) -> None:
+    mailbox = app.settings.default_mailbox
+    first = await receive(app, subject="Topic", body="start")
+    previous = first
+    for i in range(6):
+        previous = await receive(
+            app,
+            subject="Re: Topic",
+            body=f"reply {i}",
+            extra=f"In-Reply-To: {previous}\r\nReferences: {first} {previous}\r\n",
+        )
+    async with connected(app) as client:
+        listed = await client.call_tool("check_inbox", {"mailbox": mailbox, "limit": 1})
+        assert listed.structured_content is not None
+        thread_id = listed.structured_content["emails"][0]["thread_id"]
+        seen: list[str] = []
+        cursor = None
+        for _ in range(5):
+            args = {"mailbox": mailbox, "thread_id": thread_id, "limit": 3} | ({"cursor": cursor} if cursor else {})
+            page = await client.call_tool("get_thread", args)
+            assert page.structured_content is not None
+            assert page.structured_content["total"] == 7
+            seen += [m["email_id"] for m in page.structured_content["messages"]]
+            cursor = page.structured_content.get("next_cursor")
+            if cursor is None:
+                break
+        assert len(seen) == len(set(seen)) == 7
+        bad = await client.call_tool("get_thread", {"mailbox": mailbox, "thread_id": thread_id, "cursor": "x"})
+        assert bad.is_error

@@ -1,0 +1,194 @@
+"""A longer soak than CI allows: sends, approvals and SIGKILLs at random, for as long as you like.
+
+    .venv/bin/python -m benchmarks.soak --minutes 30
+
+Each round starts `mailgate serve`, submits sends through MCP (every call retried with its
+idempotency key until it answers, as an agent would), approves what waits through the approver
+API, and at a random moment SIGKILLs the worker's process group, the Temporal dev server, or
+both. At the end the stack comes up once more, everything is submitted again (idempotently)
+and approved, and the sandbox must hold each send exactly once. Prints a JSON summary; exits 1
+if anything was lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from benchmarks.harness import MAILBOX, ROOT, free_port
+
+
+class Stack:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port, self.smtp, self.temporal, self.ui = free_port(), free_port(), free_port(), free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")}
+        env |= {"MAILGATE_DATA_DIR": str(self.data_dir), "MAILGATE_TEMPORAL_UI_PORT": str(self.ui)}
+        with (self.data_dir / "serve.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "server.cli",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    "--smtp-port",
+                    str(self.smtp),
+                    "--temporal-port",
+                    str(self.temporal),
+                ],
+                env=env,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                cwd=ROOT,
+            )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise RuntimeError("mailgate serve did not become healthy")
+
+    def temporal_pid(self) -> int:
+        return int(json.loads((self.data_dir / "temporal.json").read_text())["pid"])
+
+    def kill(self, what: str) -> None:
+        assert self.process is not None
+        if what in ("stack", "both"):
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        if what in ("temporal", "both"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.temporal_pid(), signal.SIGKILL)
+        if what == "temporal":
+            time.sleep(3)  # serve restarts its dev server; give it a moment before the next round
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            self.process.wait(60)
+
+    def token(self, role: str) -> str:
+        return (self.data_dir / f"{role}.token").read_text().strip()
+
+
+async def submit_and_approve(stack: Stack, keys: list[str]) -> None:
+    headers = {"Authorization": f"Bearer {stack.token('agent')}"}
+    admin = {"Authorization": f"Bearer {stack.token('admin')}"}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=30) as http2,
+        Client(streamable_http_client(f"{stack.url}/mcp", http_client=http2)) as client,
+        httpx.AsyncClient(base_url=stack.url, headers=admin, timeout=30) as api,
+    ):
+        for key in keys:
+            sent = await client.call_tool(
+                "durable_send",
+                {
+                    "mailbox": MAILBOX,
+                    "to": ["soak@example.com"],
+                    "subject": key,
+                    "body": "soak",
+                    "idempotency_key": key,
+                },
+            )
+            data = sent.structured_content or {}
+            if data.get("status") == "pending_approval":
+                await api.post(f"/api/approvals/{data['send_id']}/approve", json={"approver": "soak"})
+
+
+def delivered(data_dir: Path) -> Counter[str]:
+    db = sqlite3.connect(data_dir / "sandbox.db", timeout=30)
+    try:
+        return Counter(
+            row[0] for row in db.execute("SELECT subject FROM deliveries WHERE recipient = ?", ("soak@example.com",))
+        )
+    finally:
+        db.close()
+
+
+async def soak(minutes: float, per_round: int, seed: int) -> dict[str, Any]:
+    rng = random.Random(seed)
+    kills: Counter[str] = Counter()
+    keys: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="mailgate-soak-") as scratch:
+        stack = Stack(Path(scratch))
+        stack.data_dir.mkdir(exist_ok=True)
+        stop_at = time.monotonic() + minutes * 60
+        rounds = 0
+        while time.monotonic() < stop_at:
+            if stack.process is None or stack.process.poll() is not None:
+                stack.start()
+            batch = [f"soak-{rounds}-{i}" for i in range(per_round)]
+            keys += batch
+            task = asyncio.create_task(submit_and_approve(stack, batch))
+            await asyncio.sleep(rng.uniform(0.5, 6.0))
+            what = rng.choice(["stack", "temporal", "both"])
+            stack.kill(what)
+            kills[what] += 1
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            rounds += 1
+        if stack.process is None or stack.process.poll() is not None:
+            stack.start()
+        await submit_and_approve(stack, keys)
+        deadline = time.monotonic() + 300
+        while len(delivered(stack.data_dir)) < len(keys) and time.monotonic() < deadline:
+            await asyncio.sleep(1)
+        await asyncio.sleep(2)
+        copies = delivered(stack.data_dir)
+        stack.stop()
+        with contextlib.suppress(OSError, ValueError, KeyError, ProcessLookupError):
+            os.kill(stack.temporal_pid(), signal.SIGKILL)
+    return {
+        "minutes": minutes,
+        "rounds": rounds,
+        "sends": len(keys),
+        "kills": dict(kills),
+        "delivered": len(copies),
+        "lost": len(set(keys) - set(copies)),
+        "duplicates": sum(n - 1 for n in copies.values()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--per-round", type=int, default=20, help="sends submitted between two kills")
+    parser.add_argument("--seed", type=int, default=int(time.time()))
+    args = parser.parse_args()
+    report = asyncio.run(soak(args.minutes, args.per_round, args.seed))
+    print(json.dumps(report, indent=2))
+    sys.stdout.flush()
+    os._exit(1 if report["lost"] or report["duplicates"] else 0)
+
+
+if __name__ == "__main__":
+    main()

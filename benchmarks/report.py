@@ -58,6 +58,13 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {s['bare_signal']['p50_ms']} ms (signal) | {s['approve_ratio']}x | <= 2x "
                 f"| {_mark(s['approve_ratio'] <= 2)} |",
             ]
+            if "bare_update" in s:
+                # The approver API answers with the outcome, so it is an update: a worker must run it.
+                lines.append(
+                    f"| approve one, p50, {n} pending, against a bare update (reference) "
+                    f"| {s['approve_one']['p50_ms']} ms | {s['bare_update']['p50_ms']} ms (update) "
+                    f"| {round(s['approve_one']['p50_ms'] / s['bare_update']['p50_ms'], 2)}x | | |"
+                )
     reading = results.get("reading")
     if reading:
         for name, row in reading.items():

@@ -43,6 +43,13 @@ def _signaller(handles: Iterator[Any]) -> Callable[[], Awaitable[None]]:
     return signal_one
 
 
+def _updater(handles: Iterator[Any]) -> Callable[[], Awaitable[None]]:
+    async def update_one() -> None:
+        await next(handles).execute_update(BareSendWorkflow.approve_answered)
+
+    return update_one
+
+
 async def waiting_at_scale(bench: Bench) -> dict[str, Any]:
     bare_worker = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.bare_worker", bench.dev.address, "bare-scale"],
@@ -90,7 +97,9 @@ async def waiting_at_scale(bench: Bench) -> dict[str, Any]:
                 # Approve among the sends added for this step: earlier ones may be decided already.
                 fresh, fresh_bare = sends[previous:], bares[previous:]
                 approve_one = _approver(api, iter(fresh[:: max(1, len(fresh) // 40)]))
-                signal_one = _signaller(iter(fresh_bare[:: max(1, len(fresh_bare) // 40)]))
+                every = max(2, len(fresh_bare) // 40)
+                signal_one = _signaller(iter(fresh_bare[::every]))
+                update_one = _updater(iter(fresh_bare[every // 2 :: every]))
 
                 results[str(step)] = {
                     "settle_s": settled,
@@ -100,6 +109,7 @@ async def waiting_at_scale(bench: Bench) -> dict[str, Any]:
                     "bare_first_page": summary(await timed(bare_page, 30, warmup=3)),
                     "approve_one": summary(await timed(approve_one, 20, warmup=2)),
                     "bare_signal": summary(await timed(signal_one, 20, warmup=2)),
+                    "bare_update": summary(await timed(update_one, 20, warmup=2)),
                 }
                 step_result = results[str(step)]
                 step_result["approve_ratio"] = round(

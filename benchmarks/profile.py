@@ -22,11 +22,18 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
+
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from benchmarks.bare import BareSendWorkflow, bare_payload
 from benchmarks.harness import ROOT, bench_stack, machine, summary, timed
 from benchmarks.latency import _sender
+from workflows.temporal import data_converter
+from workflows.worker import WORKFLOWS
 
 RATE = 1000  # samples per second
 CALLS = 300
@@ -147,8 +154,46 @@ def report(
     return "\n".join(lines) + "\n"
 
 
+async def _replayed(histories: list[WorkflowHistory]) -> AsyncIterator[WorkflowHistory]:
+    for history in histories:
+        yield history
+
+
+async def sandbox_cost(copies: int = 300) -> str:
+    """What the workflow sandbox costs: a committed send history replayed under three runners.
+
+    Each replay builds a fresh workflow instance, as a worker does for every send it has not
+    cached. mailgate keeps the default sandbox: it stops workflow code from reaching clocks,
+    randomness and I/O, and the replay tests run under it too.
+    """
+    text = (ROOT / "tests" / "histories" / "send-approved.json").read_text()
+    runners: dict[str, WorkflowRunner] = {
+        "sandboxed (what mailgate runs)": SandboxedWorkflowRunner(),
+        "sandboxed, `workflows` passed through": SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows")
+        ),
+        "no sandbox": UnsandboxedWorkflowRunner(),
+    }
+    lines = [
+        "",
+        f"The workflow sandbox, measured by replaying `tests/histories/send-approved.json` {copies} times "
+        "(a fresh workflow instance each time):",
+        "",
+        "| runner | ms per replayed send |",
+        "|---|---|",
+    ]
+    for name, runner in runners.items():
+        replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter(), workflow_runner=runner)
+        await replayer.replay_workflows(_replayed([WorkflowHistory.from_json("warm", text)] * 20))
+        histories = [WorkflowHistory.from_json(f"send-{i}", text) for i in range(copies)]
+        started = time.perf_counter()
+        await replayer.replay_workflows(_replayed(histories))
+        lines.append(f"| {name} | {(time.perf_counter() - started) * 1000 / copies:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
-    table = asyncio.run(profile())
+    table = asyncio.run(profile()) + asyncio.run(sandbox_cost())
     (OUT / "profile.md").write_text(table)
     print(table)
     sys.stdout.flush()

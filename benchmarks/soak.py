@@ -20,7 +20,6 @@ import os
 import random
 import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,85 +28,27 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import httpx2
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 
-from benchmarks.harness import MAILBOX, ROOT, free_port
+from benchmarks.harness import MAILBOX
+from tests.serve import Serve
 
 
-class Stack:
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port, self.smtp, self.temporal, self.ui = free_port(), free_port(), free_port(), free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")}
-        env |= {"MAILGATE_DATA_DIR": str(self.data_dir), "MAILGATE_TEMPORAL_UI_PORT": str(self.ui)}
-        with (self.data_dir / "serve.log").open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "server.cli",
-                    "serve",
-                    "--port",
-                    str(self.port),
-                    "--smtp-port",
-                    str(self.smtp),
-                    "--temporal-port",
-                    str(self.temporal),
-                ],
-                env=env,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-                cwd=ROOT,
-            )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.2)
-        raise RuntimeError("mailgate serve did not become healthy")
-
-    def temporal_pid(self) -> int:
-        return int(json.loads((self.data_dir / "temporal.json").read_text())["pid"])
-
-    def kill(self, what: str) -> None:
-        assert self.process is not None
-        if what in ("stack", "both"):
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        if what in ("temporal", "both"):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.temporal_pid(), signal.SIGKILL)
-        if what == "temporal":
-            time.sleep(3)  # serve restarts its dev server; give it a moment before the next round
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            self.process.wait(60)
-
-    def token(self, role: str) -> str:
-        return (self.data_dir / f"{role}.token").read_text().strip()
+def kill(stack: Serve, what: str) -> None:
+    """SIGKILL the serve process group (worker, HTTP, MCP), its Temporal dev server, or both."""
+    assert stack.process is not None
+    if what in ("stack", "both"):
+        os.killpg(stack.process.pid, signal.SIGKILL)
+        stack.process.wait()
+    if what in ("temporal", "both"):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(stack.temporal_pid(), signal.SIGKILL)
+    if what == "temporal":
+        time.sleep(3)  # serve restarts its dev server; give it a moment before the next round
 
 
-async def submit_and_approve(stack: Stack, keys: list[str]) -> None:
-    headers = {"Authorization": f"Bearer {stack.token('agent')}"}
+async def submit_and_approve(stack: Serve, keys: list[str]) -> None:
     admin = {"Authorization": f"Bearer {stack.token('admin')}"}
-    async with (
-        httpx2.AsyncClient(headers=headers, timeout=30) as http2,
-        Client(streamable_http_client(f"{stack.url}/mcp", http_client=http2)) as client,
-        httpx.AsyncClient(base_url=stack.url, headers=admin, timeout=30) as api,
-    ):
+    async with stack.mcp() as client, httpx.AsyncClient(base_url=stack.url, headers=admin, timeout=30) as api:
         for key in keys:
             sent = await client.call_tool(
                 "durable_send",
@@ -139,8 +80,7 @@ async def soak(minutes: float, per_round: int, seed: int) -> dict[str, Any]:
     kills: Counter[str] = Counter()
     keys: list[str] = []
     with tempfile.TemporaryDirectory(prefix="mailgate-soak-") as scratch:
-        stack = Stack(Path(scratch))
-        stack.data_dir.mkdir(exist_ok=True)
+        stack = Serve(Path(scratch))
         stop_at = time.monotonic() + minutes * 60
         rounds = 0
         while time.monotonic() < stop_at:
@@ -151,7 +91,7 @@ async def soak(minutes: float, per_round: int, seed: int) -> dict[str, Any]:
             task = asyncio.create_task(submit_and_approve(stack, batch))
             await asyncio.sleep(rng.uniform(0.5, 6.0))
             what = rng.choice(["stack", "temporal", "both"])
-            stack.kill(what)
+            kill(stack, what)
             kills[what] += 1
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)

@@ -27,10 +27,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from benchmarks.harness import MAILBOX
 from tests.serve import Serve
+
+RECIPIENT = "soak@example.com"
 
 
 def kill(stack: Serve, what: str) -> None:
@@ -46,31 +45,10 @@ def kill(stack: Serve, what: str) -> None:
         time.sleep(3)  # serve restarts its dev server; give it a moment before the next round
 
 
-async def submit_and_approve(stack: Serve, keys: list[str]) -> None:
-    admin = {"Authorization": f"Bearer {stack.token('admin')}"}
-    async with stack.mcp() as client, httpx.AsyncClient(base_url=stack.url, headers=admin, timeout=30) as api:
-        for key in keys:
-            sent = await client.call_tool(
-                "durable_send",
-                {
-                    "mailbox": MAILBOX,
-                    "to": ["soak@example.com"],
-                    "subject": key,
-                    "body": "soak",
-                    "idempotency_key": key,
-                },
-            )
-            data = sent.structured_content or {}
-            if data.get("status") == "pending_approval":
-                await api.post(f"/api/approvals/{data['send_id']}/approve", json={"approver": "soak"})
-
-
 def delivered(data_dir: Path) -> Counter[str]:
     db = sqlite3.connect(data_dir / "sandbox.db", timeout=30)
     try:
-        return Counter(
-            row[0] for row in db.execute("SELECT subject FROM deliveries WHERE recipient = ?", ("soak@example.com",))
-        )
+        return Counter(row[0] for row in db.execute("SELECT subject FROM deliveries WHERE recipient = ?", (RECIPIENT,)))
     finally:
         db.close()
 
@@ -88,7 +66,7 @@ async def soak(minutes: float, per_round: int, seed: int) -> dict[str, Any]:
                 stack.start()
             batch = [f"soak-{rounds}-{i}" for i in range(per_round)]
             keys += batch
-            task = asyncio.create_task(submit_and_approve(stack, batch))
+            task = asyncio.create_task(stack.submit_and_approve(batch, to=RECIPIENT))
             await asyncio.sleep(rng.uniform(0.5, 6.0))
             what = rng.choice(["stack", "temporal", "both"])
             kill(stack, what)
@@ -98,7 +76,7 @@ async def soak(minutes: float, per_round: int, seed: int) -> dict[str, Any]:
             rounds += 1
         if stack.process is None or stack.process.poll() is not None:
             stack.start()
-        await submit_and_approve(stack, keys)
+        await stack.submit_and_approve(keys, to=RECIPIENT)
         deadline = time.monotonic() + 300
         while len(delivered(stack.data_dir)) < len(keys) and time.monotonic() < deadline:
             await asyncio.sleep(1)

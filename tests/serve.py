@@ -129,6 +129,25 @@ class Serve:
         ):
             yield client
 
+    async def submit_and_approve(self, keys: list[str], to: str = "b@example.com") -> None:
+        """What an agent and a human do: submit (retrying with the same key), then approve."""
+        admin = {"Authorization": f"Bearer {self.token('admin')}"}
+        async with self.mcp() as client, httpx.AsyncClient(base_url=self.url, headers=admin, timeout=30) as http:
+            for key in keys:
+                sent = await client.call_tool(
+                    "durable_send",
+                    {
+                        "mailbox": "agent@mailgate.local",
+                        "to": [to],
+                        "subject": key,
+                        "body": "b",
+                        "idempotency_key": key,
+                    },
+                )
+                data = sent.structured_content or {}
+                if data.get("status") == "pending_approval":
+                    await http.post(f"/api/approvals/{data['send_id']}/approve", json={"approver": "alice"})
+
 
 async def eventually(check: object, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout

@@ -160,33 +160,13 @@ def sandbox_rows(stack: Serve) -> Counter[str]:
         store.close()
 
 
-async def submit_and_approve(stack: Serve, keys: list[str]) -> None:
-    """What an agent and a human do: submit (retrying with the same key), then approve."""
-    headers = {"Authorization": f"Bearer {stack.token('admin')}"}
-    async with stack.mcp() as client, httpx.AsyncClient(base_url=stack.url, headers=headers, timeout=30) as http:
-        for key in keys:
-            sent = await client.call_tool(
-                "durable_send",
-                {
-                    "mailbox": "agent@mailgate.local",
-                    "to": ["b@example.com"],
-                    "subject": key,
-                    "body": "b",
-                    "idempotency_key": key,
-                },
-            )
-            send_id = (sent.structured_content or {})["send_id"]
-            if sent.structured_content and sent.structured_content["status"] == "pending_approval":
-                await http.post(f"/api/approvals/{send_id}/approve", json={"approver": "alice"})
-
-
 async def test_sigkill_of_the_whole_stack_at_random_points_loses_and_repeats_nothing(serve: Serve) -> None:
     rng = random.Random(7)
     keys = [f"note-{i}" for i in range(SENDS)]
     crashes = 0
     for round_ in range(5):
         serve.start()
-        task = asyncio.create_task(submit_and_approve(serve, keys[round_ * 20 : (round_ + 1) * 20]))
+        task = asyncio.create_task(serve.submit_and_approve(keys[round_ * 20 : (round_ + 1) * 20]))
         await asyncio.sleep(rng.uniform(0.3, 2.5))
         serve.kill_everything()
         crashes += 1
@@ -194,7 +174,7 @@ async def test_sigkill_of_the_whole_stack_at_random_points_loses_and_repeats_not
         await asyncio.gather(task, return_exceptions=True)
     serve.start()
     # The agent retries every call it is not sure about; the human approves what waits.
-    await submit_and_approve(serve, keys)
+    await serve.submit_and_approve(keys)
     await eventually(lambda: len(sandbox_rows(serve)) >= SENDS, timeout=90)
     await asyncio.sleep(1.0)
     delivered = sandbox_rows(serve)

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import traceback
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -52,6 +53,9 @@ def run(main: Callable[[], Coroutine[Any, Any, int]]) -> NoReturn:
         status = 1
     except KeyboardInterrupt:
         status = 130
+    except Exception:  # a bug must still leave through finish(), with its traceback
+        traceback.print_exc()
+        status = 1
     finish(status)
 
 

@@ -333,9 +333,13 @@ class Mailboxes:
     async def upgrades(self, mailbox: str | None = None) -> list[Upgrade]:
         """Upgrade requests with their codes, for humans only (CLI, approver API, dashboard)."""
         found = []
+        now = datetime.now(UTC)
         for address in await self._addresses(mailbox):
             for request in (await self.state(address)).upgrades:
-                found.append(Upgrade(mailbox=address, request=request, code=self.upgrade_code(request.request_id)))
+                request = request.as_of(now)
+                # A code is only worth showing while it can still be redeemed.
+                code = self.upgrade_code(request.request_id) if request.status == "pending" else ""
+                found.append(Upgrade(mailbox=address, request=request, code=code))
         return sorted(found, key=lambda u: u.request.requested_at, reverse=True)
 
     async def reviews(self, mailbox: str | None = None, *, include_acked: bool = False) -> list[Review]:

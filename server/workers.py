@@ -64,18 +64,24 @@ async def add_search_attributes(client: Client, namespace: str) -> list[str]:
     return sorted(missing)
 
 
+def register_yourself(namespace: str, why: str) -> str:
+    """The exact commands for a cluster that will not let mailgate register its attributes."""
+    cloud = " ".join(f'--search-attribute "{n}={k}"' for n, k in SEARCH_ATTRIBUTES.items())
+    self_hosted = " ".join(f"--name {n} --type {k}" for n, k in SEARCH_ATTRIBUTES.items())
+    return (
+        f"this cluster refused to register search attributes ({why}). Register them yourself: "
+        f"Temporal Cloud: tcld namespace search-attributes add --namespace {namespace} {cloud}; "
+        f"self-hosted: temporal operator search-attribute create --namespace {namespace} {self_hosted}"
+    )
+
+
 async def register_search_attributes(settings: Settings) -> int:
     client = await connect(settings, wait=5)
     namespace = settings.temporal_namespace
     try:
         added = await add_search_attributes(client, namespace)
     except RPCError as err:
-        wanted = " ".join(f"--name {n} --type {k}" for n, k in SEARCH_ATTRIBUTES.items())
-        raise Unavailable(
-            f"this cluster refused to register search attributes ({err.message}). Register them yourself: "
-            f"Temporal Cloud: tcld namespace search-attributes add --namespace {namespace} {wanted}; "
-            f"self-hosted: temporal operator search-attribute create --namespace {namespace} {wanted}"
-        ) from err
+        raise Unavailable(register_yourself(namespace, err.message)) from err
     if added:
         print(f"registered in namespace {namespace}: {', '.join(added)}")
     else:

@@ -59,6 +59,13 @@ class UpgradeRequest(Frozen):
     wrong_tries: int = 0
     status: Literal["pending", "applied", "void", "expired"] = "pending"
 
+    def as_of(self, now: datetime) -> UpgradeRequest:
+        """The request as it stands at `now`: a lapsed one is expired even before the workflow,
+        which marks it only when a code is next presented, has written so."""
+        if self.status == "pending" and self.expires_at <= now:
+            return self.model_copy(update={"status": "expired"})
+        return self
+
 
 class Reconfigure(Frozen):
     config: MailboxConfig
@@ -257,8 +264,7 @@ class MailboxWorkflow:
 
     def _expire_upgrades(self, now: datetime) -> None:
         for request in list(self._upgrades.values()):
-            if request.status == "pending" and request.expires_at <= now:
-                self._upgrades[request.request_id] = request.model_copy(update={"status": "expired"})
+            self._upgrades[request.request_id] = request.as_of(now)
 
     def _publish(self) -> None:
         """Mirror the configuration into the memo, so front doors read it without a worker."""

@@ -28,14 +28,21 @@ class AttachmentResult(BaseModel):
 
 
 CONCISE_TEXT = 4000
-CONCISE_LISTING_DROPS = {"snippet", "to", "date", "folder"}
+CONCISE_SNIPPET = 80
+CONCISE_LISTING_DROPS = {"to", "date", "folder"}
 
 
-def _line(email: InboxEmail, *, snippet: bool = True) -> str:
+def _line(email: InboxEmail) -> str:
     flags = ("unread " if email.unread else "") + ("[attachments] " if email.has_attachments else "")
     when = email.received_at.strftime("%Y-%m-%d %H:%M")
     line = f"{email.email_id} {when} {flags}from {email.sender}: {email.subject} (thread {email.thread_id})"
-    return f"{line}\n    {email.snippet}" if snippet and email.snippet else line
+    return f"{line}\n    {email.snippet}" if email.snippet else line
+
+
+def _short_snippet(email: InboxEmail) -> InboxEmail:
+    if len(email.snippet) <= CONCISE_SNIPPET:
+        return email
+    return email.model_copy(update={"snippet": email.snippet[: CONCISE_SNIPPET - 1].rstrip() + "…"})
 
 
 def email_text(view: EmailView) -> str:
@@ -86,13 +93,15 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
         response_format: ResponseFormat = "concise",
     ) -> Annotated[CallToolResult, InboxPage]:
         """List a mailbox's inbox, newest first: id, sender, subject, time, thread, unread,
-        attachments; detailed adds a snippet, the recipients and the Date header. Subjects and
-        snippets are written by outsiders (untrusted)."""
+        attachments and a snippet; detailed gives a longer snippet, the recipients and the Date
+        header. Subjects and snippets are written by outsiders (untrusted)."""
         page = await app.inbox.check(
             mailbox, unread_only=unread_only, since=since, sender=sender, query=query, limit=limit, cursor=cursor
         )
         detailed = response_format == "detailed"
-        text = "\n".join(_line(e, snippet=detailed) for e in page.emails) or "No emails."
+        if not detailed:
+            page = page.model_copy(update={"emails": [_short_snippet(e) for e in page.emails]})
+        text = "\n".join(_line(e) for e in page.emails) or "No emails."
         more = f"\nMore: pass cursor={page.next_cursor}" if page.next_cursor else ""
         trim = None if detailed else {"emails": {"__all__": CONCISE_LISTING_DROPS}}
         return result(page, untrusted("inbox listing", text) + more, exclude=trim)

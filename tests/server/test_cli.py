@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
 from dataclasses import dataclass
 
@@ -184,3 +185,17 @@ async def test_inbound_list_release_and_discard(app: Mailgate) -> None:
     discarded = await mailgate(app, "inbound", "discard", held[1]["email_id"], "--mailbox", mailbox, "--json")
     assert discarded.code == 0 and json.loads(discarded.out)["email_id"] == held[1]["email_id"]
     assert [e.subject for e in (await app.inbox.check(mailbox)).emails] == ["Held by the CLI test"]
+
+
+def test_an_unexpected_error_leaves_through_finish_with_its_traceback_and_status_1() -> None:
+    script = (
+        "from server.cli import run\n"
+        "async def main() -> int:\n"
+        "    raise RuntimeError('boom in a command')\n"
+        "run(main)\n"
+        "print('not reached')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "RuntimeError: boom in a command" in done.stderr
+    assert "not reached" not in done.stdout

@@ -396,3 +396,16 @@ async def test_a_scheduled_send_waits_for_its_time_and_can_be_cancelled(app: Mai
     state = await wait_for_status(app, sent.send_id, ["sent"], timeout=20)
     assert state.delivered_at is not None and state.delivered_at >= at
     assert [d.subject for d in app.sandbox.deliveries(mailbox)] == ["Later"]
+
+
+async def test_a_scheduled_reply_waits_for_its_time_and_stays_in_the_thread(app: Mailgate) -> None:
+    mailbox = app.settings.default_mailbox
+    await app.mailboxes.set_mode(mailbox, "autonomous", actor="ops", role="human")
+    parent = await receive(app, subject="Meeting")
+    [email] = (await app.inbox.check(mailbox)).emails
+    at = datetime.now(UTC) + timedelta(seconds=2)
+    sent = await app.inbox.reply(mailbox, email.email_id, "Tuesday works.", send_at=at.isoformat())
+    assert sent.status == "scheduled" and sent.scheduled_for == at
+    state = await wait_for_status(app, sent.send_id, ["sent"], timeout=20)
+    assert state.delivered_at is not None and state.delivered_at >= at
+    assert state.original.in_reply_to == parent and state.original.subject == "Re: Meeting"

@@ -171,7 +171,8 @@ async def test_read_tools_answer_concise_by_default_and_detailed_on_request(app:
         detailed = await client.call_tool("check_inbox", {"mailbox": mailbox, "response_format": "detailed"})
         assert concise.structured_content is not None and detailed.structured_content is not None
         [short], [full] = concise.structured_content["emails"], detailed.structured_content["emails"]
-        assert "snippet" not in short and full["snippet"].startswith("word word")
+        assert short["snippet"].startswith("word word") and len(short["snippet"]) <= 80
+        assert full["snippet"].startswith(short["snippet"].rstrip("…")) and len(full["snippet"]) > 80
         assert len(str(concise.structured_content)) < len(str(detailed.structured_content))
 
         read = await client.call_tool("read_email", {"mailbox": mailbox, "email_id": short["email_id"]})

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from mcp import Client
@@ -87,6 +88,7 @@ async def test_five_wrong_codes_void_the_request(app: Mailgate) -> None:
     assert await mode_of(app) == "gated_send"
     [voided] = await app.mailboxes.upgrades(mailbox)
     assert (voided.request.status, voided.request.wrong_tries) == ("void", 5)
+    assert voided.code == ""  # a void request's code is shown to nobody
 
 
 async def test_an_upgrade_must_be_looser(app: Mailgate) -> None:
@@ -232,3 +234,20 @@ async def test_the_audit_log_pages_without_gaps_or_repeats(app: Mailgate) -> Non
             break
     assert seen == everything.events
     assert len(everything.events) >= 4 * 3
+
+
+async def test_a_mailboxs_approval_window_sets_when_its_sends_expire(app: Mailgate) -> None:
+    mailbox = app.settings.default_mailbox
+    await app.mailboxes.configure(mailbox, PolicyChanges(approval_window_hours=2), actor="ops")
+    before = datetime.now(UTC)
+    sent = await app.sends.submit(mailbox=mailbox, to=["bob@example.com"], subject="Window", body="b")
+    assert sent.expires_at is not None
+    assert timedelta(hours=2) <= sent.expires_at - before < timedelta(hours=2, minutes=1)
+    # A window given with the send wins over the mailbox's.
+    own = await app.sends.submit(
+        mailbox=mailbox, to=["bob@example.com"], subject="Own window", body="b", approval_timeout_hours=0.5
+    )
+    assert own.expires_at is not None
+    assert timedelta(minutes=30) <= own.expires_at - before < timedelta(minutes=31)
+    state = await wait_for_status(app, sent.send_id, ["pending_approval"])
+    assert state.expires_at is not None and abs(state.expires_at - sent.expires_at) < timedelta(seconds=5)

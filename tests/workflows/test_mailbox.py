@@ -44,6 +44,10 @@ async def test_an_upgrade_code_expires_after_24_hours(skipping_env: WorkflowEnvi
         state = await handle.query(MailboxWorkflow.describe)  # type: ignore[attr-defined]
         assert state.config.mode == "gated_send"
         assert [u.status for u in state.upgrades] == ["pending"]
+        # The workflow writes "expired" only when a code is next presented; readers see it at once.
+        now = await skipping_env.get_current_time()
+        assert [u.as_of(now).status for u in state.upgrades] == ["expired"]
+        assert [u.as_of(now - timedelta(minutes=2)).status for u in state.upgrades] == ["pending"]
 
 
 async def test_a_rate_limit_slot_opens_again_after_the_hour(skipping_env: WorkflowEnvironment) -> None:
@@ -67,6 +71,26 @@ async def test_a_rate_limit_slot_opens_again_after_the_hour(skipping_env: Workfl
             MailboxWorkflow.admit, AdmitRequest(send_id="s3", recipients=to, approved_by=None)
         )
         assert third.outcome == "ok"
+
+
+async def test_the_daily_rate_limit_holds_for_a_day_not_an_hour(skipping_env: WorkflowEnvironment) -> None:
+    queue = f"tq-{uuid.uuid4().hex}"
+    async with build_worker(skipping_env.client, queue, ProviderSet(FakeProvider())):
+        _, handle = await start_mailbox(skipping_env, queue, mode="autonomous", rate_per_day=2)
+        to = (EmailAddress(address="b@example.com"),)
+
+        async def admit(send_id: str) -> str:
+            admission = await handle.execute_update(  # type: ignore[attr-defined]
+                MailboxWorkflow.admit, AdmitRequest(send_id=send_id, recipients=to, approved_by=None)
+            )
+            return f"{admission.outcome} {admission.reason}".strip()
+
+        assert [await admit("s1"), await admit("s2")] == ["ok", "ok"]
+        assert (await admit("s3")).startswith("blocked rate limit reached: 2 sends per day")
+        await skipping_env.sleep(timedelta(hours=2))
+        assert (await admit("s4")).startswith("blocked rate limit reached: 2 sends per day")
+        await skipping_env.sleep(timedelta(hours=22, minutes=1))
+        assert await admit("s5") == "ok"
 
 
 async def test_the_mailbox_continues_as_new_and_keeps_its_state(skipping_env: WorkflowEnvironment) -> None:

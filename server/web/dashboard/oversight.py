@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from starlette.responses import Response
 from starlette.routing import Route
@@ -96,8 +97,9 @@ def routes(dash: Dashboard) -> list[Route]:
 
     async def upgrades(ctx: Ctx) -> Response:
         boxes = await mailbox_states(app)
+        now = datetime.now(UTC)
         items = [
-            (box.address, request)
+            (box.address, request.as_of(now))
             for box in boxes
             if box.state is not None
             for request in sorted(box.state.upgrades, key=lambda u: u.requested_at, reverse=True)

@@ -12,10 +12,12 @@ import httpx
 import pytest
 from starlette.requests import Request
 
+from server.outbound import AttachmentInput
 from server.web.dashboard.render import sanitize_html
 from server.web.sessions import SessionCodec
 from tests.conftest import ADMIN_TOKEN, unique_mailbox, wait_for_status
 from tests.server.web.conftest import Web
+from workflows.models import Decision
 
 
 @pytest.fixture
@@ -206,3 +208,63 @@ async def test_reviews_upgrades_held_mail_and_the_sandbox_viewer(browser_like: h
     assert "rich part" in message.text.replace("<p>", "").replace("</p>", "")
     assert "<script>alert" not in message.text
     assert (await browser_like.get("/sandbox/messages/999999")).status_code == 404
+
+
+async def test_bulk_reject_discarding_held_mail_and_a_sends_page(browser_like: httpx.AsyncClient, web: Web) -> None:
+    app = web.app
+    box = app.settings.default_mailbox
+    inbound = EmailMessage()
+    inbound["From"] = "Bob <bob@example.com>"
+    inbound["To"] = box
+    inbound["Subject"] = "Quote"
+    inbound["Message-ID"] = parent = f"<quote-{datetime.now(UTC).timestamp()}@example.com>"
+    inbound.set_content("How much?")
+    app.sandbox.deliver(inbound.as_bytes(), "bob@example.com", [box])
+    [email] = (await app.inbox.check(box)).emails
+    reply = await app.inbox.reply(
+        box,
+        email.email_id,
+        "Here it is.",
+        attachments=[AttachmentInput(filename="quote.pdf", content_type="application/pdf", content_base64="JVBERg==")],
+    )
+    await app.sends.decide(reply.send_id, Decision(decision="approve", approver="Olga Ops", channel="test"))
+    await wait_for_status(app, reply.send_id, ["sent"])
+    page = await browser_like.get(f"/sends/{reply.send_id}")
+    assert page.status_code == 200
+    assert "quote.pdf" in page.text  # attachments
+    assert parent.strip("<>") in page.text and ">Quote</a>" in page.text  # the thread, with its first message
+    assert "approved" in page.text and "Olga Ops" in page.text  # the decision history
+
+    first, second = [
+        await app.sends.submit(mailbox=box, to=["bob@example.com"], subject=f"Bulk {i}", body="b") for i in (1, 2)
+    ]
+    for sent in (first, second):
+        await wait_for_status(app, sent.send_id, ["pending_approval"])
+    listing = await browser_like.get("/")
+    ids = {"send_id": [first.send_id, second.send_id], "action": "reject", "csrf": csrf_of(listing.text)}
+    without_reason = await browser_like.post("/bulk", data=ids)
+    assert without_reason.status_code == 303
+    assert (await app.sends.status(first.send_id)).status == "pending_approval"
+    rejected = await browser_like.post("/bulk", data={**ids, "reason": "not now", "mailbox": box})
+    assert rejected.status_code == 303
+    for sent in (first, second):
+        state = await wait_for_status(app, sent.send_id, ["rejected"])
+        assert state.decision is not None and state.decision.approver == "Olga Ops"
+
+    held = EmailMessage()
+    held["From"] = "stranger@example.com"
+    held["To"] = box
+    held["Subject"] = "Discard me"
+    held["Message-ID"] = f"<discard-{datetime.now(UTC).timestamp()}@example.com>"
+    held.set_content("spam")
+    app.sandbox.deliver(held.as_bytes(), "stranger@example.com", [box], held_for=[box])
+    page = await browser_like.get("/inbound")
+    email_id = re.search(r'name="email_id" value="([^"]+)"', page.text)
+    assert email_id is not None
+    discarded = await browser_like.post(
+        "/inbound",
+        data={"csrf": csrf_of(page.text), "mailbox": box, "email_id": email_id.group(1), "action": "discard"},
+    )
+    assert discarded.status_code == 303
+    assert await app.inbox.held(box) == []
+    assert "Discard me" not in [e.subject for e in (await app.inbox.check(box)).emails]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -112,6 +113,31 @@ async def test_imap_mailbox_does_what_a_sandbox_mailbox_does(
     for workflow_id in (sent.send_id, answer.send_id, watcher_workflow_id(IMAP_BOX)):
         assert IMAP_PASSWORD not in await history_text(app, workflow_id)
     await keep_history(app, sent.send_id, "send-smtp-imap")
+
+
+async def test_an_attachment_in_an_imap_inbox_can_be_listed_and_downloaded(
+    imap_app: Mailgate, dovecot: Dovecot
+) -> None:
+    message = EmailMessage()
+    message["From"] = "Carol <carol@example.org>"
+    message["To"] = IMAP_BOX
+    message["Subject"] = "Invoice"
+    message["Message-ID"] = "<invoice-1@example.org>"
+    message.set_content("Attached.")
+    pdf = b"%PDF-1.4 invoice"
+    message.add_attachment(pdf, maintype="application", subtype="pdf", filename="Rechnung März.pdf")
+    imap_append(dovecot, "INBOX", message.as_bytes())
+
+    async def listed() -> bool:
+        return bool((await imap_app.inbox.check(IMAP_BOX)).emails)
+
+    await eventually(listed, timeout=30)
+    [email] = (await imap_app.inbox.check(IMAP_BOX)).emails
+    assert email.has_attachments
+    view = await imap_app.inbox.read(IMAP_BOX, email.email_id)
+    assert [(a.filename, a.size) for a in view.attachments] == [("Rechnung März.pdf", len(pdf))]
+    part = await imap_app.inbox.attachment(IMAP_BOX, email.email_id, "Rechnung März.pdf")
+    assert (part.content, part.content_type) == (pdf, "application/pdf")
 
 
 async def test_smtp_faults_show_in_approval_status_then_one_delivery(imap_app: Mailgate, smtp_peer: SmtpPeer) -> None:

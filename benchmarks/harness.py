@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,16 +30,11 @@ from temporalio.worker import Worker
 from benchmarks.bare import BareSendWorkflow, bare_deliver
 from server.embedded import DevServer, start_dev_server
 from server.settings import Settings
+from tests.ports import free_port
 from workflows.temporal import data_converter
 
 ROOT = Path(__file__).resolve().parent.parent
 MAILBOX = "agent@mailgate.local"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def percentile(samples: list[float], q: float) -> float:

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -23,6 +22,7 @@ from server.notifications import notify_config
 from server.settings import Settings
 from server.workers import add_search_attributes
 from tests.loop_thread import LoopThread, Stack
+from tests.ports import free_port
 from tests.serve import Serve
 from workflows.models import DeliveryReceipt, DeliveryRequest, SendState, SendStatus
 from workflows.providers.base import ProviderSet
@@ -88,12 +88,6 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
         stack.stop()
     with contextlib.suppress(OSError, ValueError, KeyError):
         os.kill(stack.temporal_pid(), signal.SIGKILL)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def unique_mailbox(prefix: str = "agent") -> str:

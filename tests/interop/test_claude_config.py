@@ -16,7 +16,8 @@ from mcp import Client, StdioServerParameters
 
 from server.embedded import pid_alive
 from tests.interop.conftest import ROOT, list_all_tools
-from tests.serve import eventually, free_port
+from tests.ports import free_port
+from tests.serve import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.interop]
 

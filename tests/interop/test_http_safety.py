@@ -25,7 +25,8 @@ from mcp.client.streamable_http import streamable_http_client
 from server.settings import Settings
 from server.stack import check_exposure
 from tests.interop.conftest import list_all_tools
-from tests.serve import Serve, free_port
+from tests.ports import free_port
+from tests.serve import Serve
 
 pytestmark = [pytest.mark.e2e, pytest.mark.interop]
 

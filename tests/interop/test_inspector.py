@@ -33,7 +33,8 @@ from tests.interop.conftest import (
     mailgate_script,
     sdk_client,
 )
-from tests.serve import Serve, eventually, free_port
+from tests.ports import free_port
+from tests.serve import Serve, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.interop]
 

@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.ports import free_port
+
 CONFIG = """\
 protocols = imap
 listen = 127.0.0.1
@@ -81,12 +83,6 @@ class DovecotMissing(RuntimeError):
 
 def dovecot_available() -> bool:
     return shutil.which("dovecot") is not None and os.geteuid() == 0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -184,7 +180,7 @@ def start_dovecot(
         _make_cert(base)
     fixed = port is not None
     for _ in range(1 if fixed else 5):
-        chosen, chosen_tls = port or _free_port(), tls_port or _free_port()
+        chosen, chosen_tls = port or free_port(), tls_port or free_port()
         conf = base / "dovecot.conf"
         conf.write_text(
             CONFIG.format(

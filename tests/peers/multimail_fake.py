@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.peers.smtp_sink import _free_port
+from tests.ports import free_port
 
 
 def _now() -> str:
@@ -423,7 +423,7 @@ class FakeServer:
 
     def __init__(self) -> None:
         self.fake = Fake()
-        self.port = _free_port()
+        self.port = free_port()
         self._server = uvicorn.Server(
             uvicorn.Config(build_app(self.fake), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
         )

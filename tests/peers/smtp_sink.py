@@ -8,7 +8,6 @@ like Gmail or Outlook, which file a copy of each accepted message in the sender'
 
 from __future__ import annotations
 
-import socket
 import ssl
 import threading
 from collections import deque
@@ -22,12 +21,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from tests.peers.certs import write_self_signed
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.ports import free_port
 
 
 @dataclass
@@ -116,7 +110,7 @@ class SmtpPeer:
 
     def start(self, port: int = 0) -> SmtpPeer:
         """Listen on ``port`` (a free one by default; the same one again after ``stop``)."""
-        port = port or self.port or _free_port()
+        port = port or self.port or free_port()
         kwargs: dict[str, Any] = {
             "authenticator": self.sink.authenticate,
             "auth_required": True,

@@ -12,7 +12,7 @@ import pytest
 import server.smtp_listener
 from server.app import Mailgate
 from server.smtp_listener import start_smtp_listener
-from tests.conftest import free_port
+from tests.ports import free_port
 from workflows.inbox import EmailQuery
 from workflows.providers.sandbox import SandboxProvider, SandboxStore
 

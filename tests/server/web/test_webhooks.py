@@ -22,7 +22,8 @@ from server.app import Mailgate
 from server.credentials import load_secrets
 from server.mailboxes import PolicyChanges
 from server.notifications import notify_config
-from tests.conftest import free_port, keep_history, make_settings, wait_for_status
+from tests.conftest import keep_history, make_settings, wait_for_status
+from tests.ports import free_port
 from tests.server.web.conftest import Web, serving
 from workflows import standard_webhooks
 from workflows.temporal import STATUS

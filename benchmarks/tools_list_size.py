@@ -14,14 +14,20 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from tests.ports import free_port
-
 PROTOCOL = "2025-11-25"
+
+
+def free_port() -> int:
+    # Its own copy of tests.ports.free_port: this file runs as a plain script, outside the package.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def compact(value: Any) -> int:

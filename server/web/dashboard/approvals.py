@@ -242,7 +242,7 @@ def routes(dash: Dashboard) -> list[Route]:
 
     return [
         Route("/", dash.view(index), methods=["GET"]),
-        Route("/pending.json", dash.view(pending_json), methods=["GET"]),
+        Route("/pending.json", dash.view(pending_json, activity=False), methods=["GET"]),
         Route("/bulk", dash.view(bulk), methods=["POST"]),
         Route("/sends/{send_id}", dash.view(show), methods=["GET"]),
         Route("/sends/{send_id}/preview", dash.view(preview), methods=["POST"]),

@@ -13,7 +13,7 @@ from server.errors import InvalidInput
 from server.sends import check_person
 from server.web.bodies import TooLarge, read_form
 from server.web.dashboard.common import Ctx, Dashboard
-from server.web.sessions import SESSION_COOKIE, SESSION_SECONDS, SIGNIN_COOKIE
+from server.web.sessions import SESSION_COOKIE, SIGNIN_COOKIE
 
 
 def _local(path: str) -> str:
@@ -61,13 +61,15 @@ def routes(dash: Dashboard) -> list[Route]:
             return form(request, 400, "Enter your name or email: it is recorded with every decision you make.")
         if not token or dash.app.secrets.role_of(token) != "admin":
             return form(request, 401, "That is not the admin token.", name)
-        value, _ = codec.issue(name)
+        value, session = codec.issue(name)
         response = dash.redirect(request, _local(str(data.get("next", "/"))))
-        codec.set_cookie(response, request, SESSION_COOKIE, value, max_age=SESSION_SECONDS)
+        codec.set_cookie(response, request, SESSION_COOKIE, value, max_age=session.expires - session.seen)
         response.delete_cookie(SIGNIN_COOKIE, path="/")
         return response
 
     async def signout(ctx: Ctx) -> Response:
+        # Deleting the cookie is not enough: a copy of it must stop working too.
+        codec.revoke(ctx.session)
         response = dash.redirect(ctx.request, "/signin", "ok", "Signed out.")
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
@@ -75,5 +77,5 @@ def routes(dash: Dashboard) -> list[Route]:
     return [
         Route("/signin", signin_page, methods=["GET"]),
         Route("/signin", signin, methods=["POST"]),
-        Route("/signout", dash.view(signout), methods=["POST"]),
+        Route("/signout", dash.view(signout, activity=False), methods=["POST"]),
     ]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,12 +51,13 @@ class Dashboard:
         self.env = environment()
 
     def html(self, request: Request, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
-        flash = _read_flash(request)
+        raw = request.cookies.get(FLASH_COOKIE)
+        flash = self.codec.read_flash(raw) if raw else None
         body = self.env.get_template(template).render(
             request=request, flash=flash, settings=self.app.settings, **values
         )
         response = HTMLResponse(body, status_code=status_code, headers=SECURITY_HEADERS)
-        if flash is not None:
+        if raw:
             response.delete_cookie(FLASH_COOKIE, path="/")
         return response
 
@@ -71,12 +70,17 @@ class Dashboard:
     def redirect(self, request: Request, url: str, kind: str = "", message: str = "") -> Response:
         response = RedirectResponse(url, status_code=303, headers=SECURITY_HEADERS)
         if message:
-            value = base64.urlsafe_b64encode(json.dumps({"kind": kind, "text": message}).encode()).decode()
-            self.codec.set_cookie(response, request, FLASH_COOKIE, value, max_age=60)
+            self.codec.set_cookie(response, request, FLASH_COOKIE, self.codec.flash(kind, message), max_age=60)
         return response
 
-    def view(self, handler: Callable[[Ctx], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-        """A signed-in page: GET renders, POST must carry the session's CSRF token."""
+    def view(
+        self, handler: Callable[[Ctx], Awaitable[Response]], activity: bool = True
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """A signed-in page: GET renders, POST must carry the session's CSRF token.
+
+        A page a person opens or a form they send is activity and keeps the session from idling
+        out; background polling (``activity=False``) is not.
+        """
 
         async def run(request: Request) -> Response:
             session = self.codec.read(request)
@@ -100,21 +104,11 @@ class Dashboard:
                         "Reload the page and try again.",
                     )
             try:
-                return await handler(ctx)
+                response = await handler(ctx)
             except MailgateError as exc:
-                return self.error(request, session, exc.http_status, str(exc))
+                response = self.error(request, session, exc.http_status, str(exc))
+            if activity:
+                self.codec.touch(session, request, response)
+            return response
 
         return run
-
-
-def _read_flash(request: Request) -> dict[str, str] | None:
-    raw = request.cookies.get(FLASH_COOKIE)
-    if not raw:
-        return None
-    try:
-        data = json.loads(base64.urlsafe_b64decode(raw.encode()))
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    return {"kind": str(data.get("kind", "")), "text": str(data.get("text", ""))}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from starlette.requests import Request
 
 from server.outbound import AttachmentInput
 from server.web.dashboard.render import sanitize_html
-from server.web.sessions import SessionCodec
+from server.web.sessions import IDLE_SECONDS, SESSION_SECONDS, Session, SessionCodec
 from tests.conftest import ADMIN_TOKEN, unique_mailbox, wait_for_status
 from tests.server.web.conftest import Web
 from workflows.models import Decision
@@ -127,6 +128,20 @@ def test_session_cookies_are_secure_over_tls_and_end_when_the_admin_token_change
     assert rotated.read(cookie) is None
     tampered = Request({"type": "http", "headers": [(b"cookie", f"mailgate_session={value[:-2]}xx".encode())]})
     assert codec.read(tampered) is None
+
+
+def test_sessions_end_after_an_idle_time_and_an_absolute_lifetime(web: Web) -> None:
+    codec = SessionCodec(web.app.secrets, web.app.settings)
+    _, session = codec.issue("olga")
+
+    def cookie(s: Session) -> Request:
+        return Request({"type": "http", "headers": [(b"cookie", f"mailgate_session={codec.encode(s)}".encode())]})
+
+    now = int(time.time())
+    assert codec.read(cookie(replace(session, seen=now - IDLE_SECONDS + 30))) is not None
+    assert codec.read(cookie(replace(session, seen=now - IDLE_SECONDS - 1))) is None
+    # Used a minute ago, but signed in longer ago than the absolute lifetime.
+    assert codec.read(cookie(replace(session, issued=now - SESSION_SECONDS - 1, seen=now - 60))) is None
 
 
 async def test_loosening_a_mode_asks_for_confirmation_and_tightening_does_not(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -24,23 +26,45 @@ from server.web.dashboard.threads import thread_for
 from workflows.models import Decision, Edits, EmailDraft, SendState, SendSummary
 from workflows.send import SendEmailWorkflow
 
-MAX_PENDING = 1000
-DETAILED = 200
+MAX_SCAN = 5000
+PAGE_SIZE = 50
 QUERY_TIMEOUT = timedelta(seconds=2)
 EDIT_FIELDS = ("subject", "to", "cc", "bcc", "body")
 
 
-async def pending_sends(app: Mailgate, mailbox: str | None = None) -> list[SendSummary]:
+@dataclass(frozen=True)
+class Pending:
+    sends: list[SendSummary]
+    complete: bool  # False when more than MAX_SCAN sends wait: the list is then not all of them
+
+
+async def pending_sends(app: Mailgate, mailbox: str | None = None) -> Pending:
     """Every pending send (of one mailbox, or all), oldest first (sorted here: SQLite visibility cannot ORDER BY)."""
     sends: list[SendSummary] = []
     cursor = None
-    while len(sends) < MAX_PENDING:
-        page = await app.sends.search(mailbox=mailbox, status="pending_approval", limit=200, cursor=cursor)
+    complete = False
+    while len(sends) < MAX_SCAN:
+        page = await app.sends.search(mailbox=mailbox, status="pending_approval", limit=500, cursor=cursor)
         sends.extend(page.sends)
         cursor = page.next_cursor
         if cursor is None:
+            complete = True
             break
-    return sorted(sends, key=lambda s: (s.requested_at is None, s.requested_at, s.send_id))
+    ordered = sorted(sends, key=lambda s: (s.requested_at is None, s.requested_at, s.send_id))
+    return Pending(ordered, complete)
+
+
+def shown_digest(draft: EmailDraft) -> str:
+    """What the pending list shows of a send, condensed: a bulk approval names the version it saw."""
+    shown = {
+        "to": [str(a) for a in draft.to],
+        "cc": [str(a) for a in draft.cc],
+        "bcc": [str(a) for a in draft.bcc],
+        "subject": draft.subject,
+        "body": draft.body,
+        "attachments": [[a.filename, a.content_type, a.size] for a in draft.attachments],
+    }
+    return hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()[:24]
 
 
 async def quick_state(app: Mailgate, send_id: str) -> SendState | None:
@@ -96,11 +120,23 @@ def routes(dash: Dashboard) -> list[Route]:
         raw = ctx.request.query_params.get("mailbox", "").strip()
         return parse_mailbox(raw) if raw else None
 
+    def page_number(ctx: Ctx) -> int:
+        raw = ctx.request.query_params.get("page", "1")
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_SCAN // PAGE_SIZE + 1:
+            raise InvalidInput("page: a page number from the list's own links")
+        return int(raw)
+
     async def index(ctx: Ctx) -> Response:
         mailbox = only(ctx)
-        sends = await pending_sends(app, mailbox)
-        states = await asyncio.gather(*(quick_state(app, s.send_id) for s in sends[:DETAILED]))
-        details = {s.send_id: state for s, state in zip(sends, states, strict=False) if state is not None}
+        number = page_number(ctx)
+        found = await pending_sends(app, mailbox)
+        total = len(found.sends)
+        pages = max(1, -(-total // PAGE_SIZE))
+        number = min(number, pages)
+        first = (number - 1) * PAGE_SIZE
+        sends = found.sends[first : first + PAGE_SIZE]
+        states = await asyncio.gather(*(quick_state(app, s.send_id) for s in sends))
+        details = {s.send_id: state for s, state in zip(sends, states, strict=True) if state is not None}
         # Visibility lags the workflow by a moment: drop what its own state says was just decided.
         sends = [s for s in sends if s.send_id not in details or details[s.send_id].status == "pending_approval"]
         groups: dict[str, list[SendSummary]] = defaultdict(list)
@@ -111,14 +147,22 @@ def routes(dash: Dashboard) -> list[Route]:
             "pending.html",
             groups=sorted(groups.items()),
             details=details,
-            count=len(sends),
-            fingerprint=fingerprint(sends),
+            digests={i: shown_digest(state.original) for i, state in details.items()},
+            count=total,
+            complete=found.complete,
+            first=first + 1,
+            last=first + len(sends),
+            number=number,
+            pages=pages,
+            fingerprint=fingerprint(found.sends),
             mailbox=mailbox,
         )
 
     async def pending_json(ctx: Ctx) -> Response:
-        sends = await pending_sends(app, only(ctx))
-        return JSONResponse({"count": len(sends), "fingerprint": fingerprint(sends)}, headers=SECURITY_HEADERS)
+        found = await pending_sends(app, only(ctx))
+        return JSONResponse(
+            {"count": len(found.sends), "fingerprint": fingerprint(found.sends)}, headers=SECURITY_HEADERS
+        )
 
     async def show(ctx: Ctx) -> Response:
         send_id = parse_send_id(ctx.request.path_params["send_id"])
@@ -196,11 +240,11 @@ def routes(dash: Dashboard) -> list[Route]:
         back = str(ctx.form.get("mailbox", "")).strip()
         home = listing(parse_mailbox(back)) if back else "/"
         action = str(ctx.form.get("action", ""))
-        ids = [str(v) for v in ctx.form.getlist("send_id")]
+        picked = [str(v) for v in ctx.form.getlist("send_id")][:PAGE_SIZE]
         reason = str(ctx.form.get("reason", "")).strip()
         if action not in ("approve", "reject"):
             raise InvalidInput("choose approve or reject")
-        if not ids:
+        if not picked:
             return dash.redirect(ctx.request, home, "error", "Select at least one send first.")
         if action == "reject" and not reason:
             return dash.redirect(ctx.request, home, "error", "Rejecting needs a reason for the agent.")
@@ -211,17 +255,24 @@ def routes(dash: Dashboard) -> list[Route]:
             channel="dashboard-bulk",
         )
 
-        async def one(send_id: str) -> str | None:
+        async def one(value: str) -> str | None:
+            raw_id, _, digest = value.partition(":")
             try:
-                await app.sends.decide(parse_send_id(send_id), decision)
+                send_id = parse_send_id(raw_id)
+                if action == "approve":
+                    # Approve only what the list showed in full: every recipient, Bcc, attachments.
+                    state = await app.sends.status(send_id)
+                    if not digest or digest != shown_digest(state.original):
+                        return f"{send_id}: the list did not show all of it; open it and decide on its page"
+                await app.sends.decide(send_id, decision)
             except MailgateError as exc:
-                return f"{send_id}: {exc}"
+                return f"{raw_id}: {exc}"
             return None
 
-        problems = [p for p in await asyncio.gather(*(one(i) for i in ids[:200])) if p]
-        done = len(ids[:200]) - len(problems)
+        problems = [p for p in await asyncio.gather(*(one(v) for v in picked)) if p]
+        done = len(picked) - len(problems)
         verb = "Approved" if action == "approve" else "Rejected"
-        message = f"{verb} {done} of {len(ids[:200])} sends." + (" Refused: " + "; ".join(problems) if problems else "")
+        message = f"{verb} {done} of {len(picked)} sends." + (" Refused: " + "; ".join(problems) if problems else "")
         return dash.redirect(ctx.request, home, "error" if problems else "ok", message)
 
     async def attachment(ctx: Ctx) -> Response:

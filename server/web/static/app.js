@@ -2,10 +2,10 @@
 (function () {
   "use strict";
 
-  // "Select all" boxes tick every send in their own table.
+  // "Select all" boxes tick every send in their own mailbox's section.
   document.querySelectorAll("[data-select-all]").forEach(function (box) {
     box.addEventListener("change", function () {
-      box.closest("table").querySelectorAll('input[name="send_id"]').forEach(function (item) {
+      box.closest("section").querySelectorAll('input[name="send_id"]').forEach(function (item) {
         item.checked = box.checked;
       });
     });

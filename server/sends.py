@@ -258,6 +258,8 @@ class Sends:
             approve_at_send_time=approve_at_send_time and scheduled is not None,
             notify=self._anyone_to_notify(config),
         )
+        if status == "pending_approval":
+            await self._check_pending_cap(address, send_id)
         size = len(request.model_dump_json())
         if size > MAX_PAYLOAD_BYTES:
             raise InvalidInput(
@@ -299,6 +301,36 @@ class Sends:
             scheduled_for=scheduled,
             reason=problem or "",
             next_step=next_step(status, send_id),
+        )
+
+    async def _check_pending_cap(self, address: str, send_id: str) -> None:
+        """At most max_pending_per_mailbox sends wait per mailbox: an agent cannot bury its humans.
+
+        Counted from visibility, which can lag a burst by a moment; a retry of a send that
+        already exists is never refused here.
+        """
+        cap = self._settings.max_pending_per_mailbox
+        query = (
+            f"{self.scope('SendEmailWorkflow')} AND {MAILBOX.name} = '{ids.mailbox_key(address)}' "
+            f"AND {STATUS.name} = 'pending_approval' AND ExecutionStatus = 'Running'"
+        )
+        try:
+            waiting = (await self._client.count_workflows(query)).count
+        except RPCError as err:
+            raise rpc_error(err, "no sends") from err
+        if waiting < cap:
+            return
+        try:
+            await self._handle(send_id).describe()
+            return  # the same send again: _existing answers for it
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise rpc_error(err, self._missing(send_id)) from err
+        raise Conflict(
+            f"mailbox {address} already has {waiting} emails waiting for a human's approval, the most it may have "
+            f"(MAILGATE_MAX_PENDING_PER_MAILBOX={cap}); nothing was sent or queued. Next step: wait until a human "
+            "decides some (list_sends with status 'pending_approval' shows them; approval_status tells you when), "
+            "or cancel_send those no longer needed, then send this again."
         )
 
     def _anyone_to_notify(self, config: MailboxConfig) -> bool:

@@ -44,7 +44,8 @@ async def pending_sends(app: Mailgate, mailbox: str | None = None) -> Pending:
     cursor = None
     complete = False
     while len(sends) < MAX_SCAN:
-        page = await app.sends.search(mailbox=mailbox, status="pending_approval", limit=500, cursor=cursor)
+        limit = min(500, MAX_SCAN - len(sends))
+        page = await app.sends.search(mailbox=mailbox, status="pending_approval", limit=limit, cursor=cursor)
         sends.extend(page.sends)
         cursor = page.next_cursor
         if cursor is None:

@@ -199,7 +199,7 @@ class Settings(BaseSettings):
     )
     approval_timeout_hours: float = Field(default=72.0, gt=0, le=24 * 365)
     max_pending_per_mailbox: int = Field(
-        default=200, ge=1, le=5000, description="sends one mailbox may have waiting for approval at once"
+        default=200, ge=1, le=100_000, description="sends one mailbox may have waiting for approval at once"
     )
     inbound_poll_seconds: float = Field(
         default=60.0, ge=1, le=86400, description="how often mailbox watchers look for new mail unpoked"

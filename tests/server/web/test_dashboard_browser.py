@@ -200,7 +200,7 @@ async def test_bulk_approve_of_selected_sends(page: Page, web: Web) -> None:
     ids = [await pending(web.app, f"Weekly digest #{n}") for n in range(3)]
     await sign_in(page, web)
     for send_id in ids[:2]:
-        await page.check(f"input[name=send_id][value^=\"{send_id}:\"]")
+        await page.check(f'input[name=send_id][value^="{send_id}:"]')
     await shot(page, "bulk-selected")
     await page.click("button:has-text('Approve selected')")
     await page.wait_for_url(f"**{home(web)}")

@@ -4,6 +4,7 @@ across a restart, and rotating the admin token ends every session (issue 13 item
 from __future__ import annotations
 
 import re
+import secrets
 
 import httpx
 import pytest
@@ -75,7 +76,7 @@ def test_a_cookie_from_before_sign_out_is_refused_after_it_and_after_a_restart(s
 
     # A new admin token ends every session signed in with the old one.
     assert serve.stop() == 0
-    (serve.data_dir / "admin.token").write_text("a-rotated-admin-token-" + "x" * 24 + "\n")
+    (serve.data_dir / "admin.token").write_text(secrets.token_urlsafe(32) + "\n")
     serve.start()
     assert not signed_in(serve, bob_cookie)
     carol, carol_cookie = sign_in(serve, "Carol")

@@ -175,6 +175,7 @@ async def test_approve_and_reject_are_in_reach_on_a_phone_sized_send_page(browse
         assert box["y"] >= 0 and box["y"] + box["height"] <= PHONE["height"], (control, box)  # no scrolling
         assert box["height"] >= 44
     await check_fits(page, "send-decision-bar", "phone")
+    await page.screenshot(path=str(ARTIFACTS / "phone-send-as-first-seen.png"))
     await page.locator(".decision-bar button.approve").click(no_wait_after=False)
     await page.wait_for_url(re.compile(r"/\?mailbox="))
     state = await wait_for_status(app, approve_id, ["sent"])

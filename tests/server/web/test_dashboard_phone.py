@@ -63,6 +63,8 @@ async def check_fits(page: Page, name: str, size: str) -> None:
     await page.screenshot(path=str(ARTIFACTS / f"{size}-{name}.png"), full_page=True)
     widths = await page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     assert widths[0] <= widths[1], f"{name} at {size}: {widths[0]} px wide in a {widths[1]} px window"
+    # A phone browser zooms out to fit a page that is too wide, which widens innerWidth with it.
+    assert widths[1] == SIZES[size]["width"], f"{name} at {size}: zoomed out to {widths[1]} px to fit"
     if size != "phone":
         return
     small = await page.evaluate(
@@ -142,6 +144,16 @@ async def test_every_page_fits_a_phone_and_a_desktop(browser: Browser, web: Web)
         await page.locator("button:has-text('Review changes')").click()
         await page.wait_for_url(f"**/sends/{send_id}/preview")
         await check_fits(page, "confirm-edits", size)
+
+        # Loosening a mode asks once more; a refusal has its own page.
+        await page.goto("/mailboxes")
+        form = page.locator(f"form[action='/mailboxes/{web.app.settings.default_mailbox}/mode']")
+        await form.locator("select[name=mode]").select_option("autonomous")
+        await form.locator("button[type=submit]").click()
+        assert "Loosen" in await page.inner_text("h1")
+        await check_fits(page, "confirm-mode", size)
+        await page.goto("/sandbox/messages/999999")
+        await check_fits(page, "error", size)
 
         if size == "phone":
             # The menu folds the navigation away, and opens without any script.

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from workflows.marks import NoticeMarks
 from workflows.parsing import parse_email
 from workflows.providers.sandbox import SandboxStore
 
@@ -53,8 +54,8 @@ def stable_message_id(raw: bytes, message_id: str) -> str:
 class ImapIndex(SandboxStore):
     """The sandbox's store (messages, index columns, threads, ``seq``) plus UID bookkeeping."""
 
-    def __init__(self, path: Path, mailbox: str) -> None:
-        super().__init__(path)
+    def __init__(self, path: Path, mailbox: str, marks: NoticeMarks | None = None) -> None:
+        super().__init__(path, marks)
         self.mailbox = mailbox
         self._db.executescript(IMAP_SCHEMA)
 

@@ -35,7 +35,7 @@ from workflows.mime import build_message
 from workflows.models import DeliveryRequest, EmailAddress, EmailDraft, MailboxConfig
 from workflows.notices import Notice, email_text, webhook_event
 from workflows.providers.base import DeliveryError, ProviderSet, TemporaryDeliveryError
-from workflows.providers.sandbox import SandboxProvider, UnknownHold
+from workflows.providers.sandbox import SandboxProvider
 from workflows.providers.smtp import SmtpServer, smtp_send
 from workflows.temporal import MAILBOX
 
@@ -125,22 +125,18 @@ class NotifyActivities:
             system=True,
         )
         try:
-            if route == "mailbox":
-                receipt = await self._providers.for_mailbox(notice.mailbox).send(request)
-                return receipt.message_id
-            message = build_message(request)
-            if mark:
-                message[HEADER] = mark
-            raw = message.as_bytes()
             if isinstance(config.channel, SmtpServer):
-                await smtp_send(config.channel, config.from_address, [recipient], raw)
-            else:
-                await self._sandbox().receive(raw, config.from_address, [recipient])
-        except UnknownHold as err:
-            raise ApplicationError(str(err)) from err
+                message = build_message(request)
+                if mark:
+                    message[HEADER] = mark
+                await smtp_send(config.channel, config.from_address, [recipient], message.as_bytes())
+                return message_id
+            # The sandbox (system: no Sent copy), or the agent's own mailbox (no link, no code).
+            provider = self._sandbox() if route == "sandbox" else self._providers.for_mailbox(notice.mailbox)
+            receipt = await provider.send(request)
         except DeliveryError as err:
             raise ApplicationError(str(err), non_retryable=err.permanent) from err
-        return message_id
+        return receipt.message_id
 
     def _route(self, config: NotifyConfig, mailbox: str) -> Route:
         if isinstance(config.channel, SmtpServer):

@@ -40,7 +40,9 @@ class HoldStore:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(
+            str(path) if path else ":memory:", check_same_thread=False, isolation_level=None, timeout=30
+        )
         self._db.executescript(SCHEMA)
 
     def states(self, email_ids: Sequence[str]) -> dict[str, State]:

@@ -37,6 +37,7 @@ from tests.serve import Serve, eventually
 from tests.server.test_inbox import receive
 from tests.server.web.conftest import serve_web
 from workflows.models import strictness
+from workflows.parsing import parse_email
 
 __all__ = ["dovecot", "smtp_peer"]  # fixtures
 EVIL = "attacker@evil.example"
@@ -324,6 +325,12 @@ async def test_the_agent_finds_no_link_code_or_held_mail_in_anything_it_can_read
             upgrades = json.loads((await asyncio.to_thread(serve.cli, "upgrades", "list", "--json")).stdout)
             codes = {u["code"] for u in upgrades if u.get("code")}
             assert len(codes) == 3, upgrades
+            # With no channel of their own, the notices that went through the agent's mailboxes
+            # point to the dashboard and carry neither link nor code.
+            through_agents = [parse_email(r.data).text for r in smtp_peer.sink.received if b"[mailgate]" in r.data]
+            through_agents += [e["markdown"] for e in multimail.fake.emails.values() if "[mailgate]" in e["subject"]]
+            for text in through_agents:
+                assert "/links/" not in text and not any(code in text for code in codes), text
             await asyncio.sleep(3)  # an IMAP poll: the Sent copies are on the server to be synced
 
             everything = await read_everything(client)

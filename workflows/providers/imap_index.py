@@ -74,7 +74,7 @@ class ImapIndex(SandboxStore):
             return {}
         marks = ",".join("?" * len(message_ids))
         rows = self._query(
-            f"SELECT message_id, id FROM messages WHERE mailbox = ? AND folder IN (?, 'discarded')"  # noqa: S608
+            f"SELECT message_id, id FROM messages WHERE mailbox = ? AND folder IN (?, 'discarded', 'notices')"  # noqa: S608
             f" AND message_id IN ({marks})",
             (self.mailbox, kind, *message_ids),
         )
@@ -105,7 +105,8 @@ class ImapIndex(SandboxStore):
                 )
                 added += int(db.total_changes > before)  # _insert writes nothing for a Message-ID it has
                 row = db.execute(
-                    "SELECT id FROM messages WHERE mailbox = ? AND folder IN (?, 'discarded') AND message_id = ?",
+                    "SELECT id FROM messages WHERE mailbox = ? AND folder IN (?, 'discarded', 'notices')"
+                    " AND message_id = ?",
                     (self.mailbox, kind, message_id),
                 ).fetchone()
                 if row is not None:

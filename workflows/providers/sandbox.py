@@ -157,8 +157,10 @@ class SandboxStore:
     ) -> list[str]:
         """Store one copy per recipient; returns the recipients that were new for this Message-ID.
 
-        Copies for ``held_for`` mailboxes are held for a human. The summary columns and the
-        thread are computed here, once, so that nothing reads ``raw`` to list mail.
+        Copies for ``held_for`` mailboxes are held for a human. ``keep_sent`` files the sender's
+        Sent copy (``SandboxProvider`` asks for it only for mailgate's own deliveries). The
+        summary columns and the thread are computed here, once, so that nothing reads ``raw``
+        to list mail.
         """
         parsed = parse_email(raw)
         message_id = parsed.message_id

@@ -335,6 +335,7 @@ async def test_the_agent_finds_no_link_code_or_held_mail_in_anything_it_can_read
 
             everything = await read_everything(client)
             assert "/links/" not in everything
+            assert "[mailgate]" not in everything  # the notices themselves: marked, so never shown
             for secret in (*codes, *PLANTED):
                 assert secret not in everything, secret
             assert "Note to self" not in everything

@@ -9,6 +9,7 @@ from temporalio.client import Client
 from server.credentials import Secrets
 from server.inbox import Inbox
 from server.mailboxes import Mailboxes, Review
+from server.notifications import notice_marks
 from server.providers import build_providers
 from server.sends import Sends
 from server.settings import Settings
@@ -32,7 +33,7 @@ class Mailgate:
         """``strict``: a configured mailbox whose secret is missing is an error now (not at first use)."""
         mailboxes = Mailboxes(client, settings, secrets.secret_key)
         sends = Sends(client, settings, mailboxes)
-        sandbox = SandboxStore(settings.data_dir / "sandbox.db")
+        sandbox = SandboxStore(settings.data_dir / "sandbox.db", notice_marks(secrets))
         providers = build_providers(settings, client, sandbox, strict=strict)
         return cls(
             settings=settings,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -12,13 +13,29 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from server.credentials import Secrets
 from server.settings import Settings
 from workflows.links import link_key
+from workflows.marks import NoticeMarks, mark_key
 from workflows.models import OversightMode
 from workflows.notices import Notice
 from workflows.notify import NotifyWorkflow
-from workflows.notify_activities import NotifyConfig
+from workflows.notify_activities import FROM_NAME, NotifyConfig
+from workflows.providers.endpoints import parse_endpoint, tls_context
+from workflows.providers.smtp import SmtpServer
+
+
+def notice_marks(secrets: Secrets) -> NoticeMarks:
+    """The marks of this deployment's notices: every process that reads mail for agents needs them."""
+    return NoticeMarks(mark_key(secrets.secret_key))
 
 
 def notify_config(settings: Settings, secrets: Secrets) -> NotifyConfig:
+    """The worker's notification settings; a ``[notifications]`` SMTP password missing is an error now."""
+    table = settings.notifications
+    channel: SmtpServer | Literal["sandbox"] | None = None
+    if table is not None and table.smtp_url:
+        endpoint = parse_endpoint(table.smtp_url, "smtp")
+        channel = SmtpServer(endpoint, table.password(), tls_context(table.tls_ca_file))
+    elif table is not None and table.sandbox:
+        channel = "sandbox"
     return NotifyConfig(
         base_url=settings.http_url,
         link_key=link_key(secrets.secret_key),
@@ -27,6 +44,10 @@ def notify_config(settings: Settings, secrets: Secrets) -> NotifyConfig:
         webhook_secret=settings.notify_webhook_secret.get_secret_value() if settings.notify_webhook_secret else None,
         link_ttl=timedelta(hours=settings.link_ttl_hours),
         email=settings.notify_email,
+        channel=channel,
+        from_address=table.from_address if table else NotifyConfig.from_address,
+        from_name=table.from_name if table else FROM_NAME,
+        marks=notice_marks(secrets),
     )
 
 

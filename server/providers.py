@@ -14,15 +14,19 @@ from temporalio.client import Client
 from server.settings import MailboxEntry, Settings, SettingsError
 from workflows.ids import mailbox_key
 from workflows.inbound import TemporalInbound
+from workflows.marks import NoticeMarks
 from workflows.providers.base import EmailProvider, InboundHooks, ProviderSet, UnavailableProvider
 from workflows.providers.endpoints import parse_endpoint
 from workflows.providers.imap_index import ImapIndex
 from workflows.providers.multimail import MultiMailConfig, MultiMailProvider
+from workflows.providers.multimail_holds import HoldStore
 from workflows.providers.sandbox import SandboxProvider, SandboxStore
 from workflows.providers.smtp_imap import SmtpImapConfig, SmtpImapProvider
 
 
-def smtp_imap_provider(settings: Settings, entry: MailboxEntry, hooks: InboundHooks) -> SmtpImapProvider:
+def smtp_imap_provider(
+    settings: Settings, entry: MailboxEntry, hooks: InboundHooks, marks: NoticeMarks | None = None
+) -> SmtpImapProvider:
     assert entry.smtp_url is not None
     assert entry.imap_url is not None
     config = SmtpImapConfig(
@@ -35,11 +39,13 @@ def smtp_imap_provider(settings: Settings, entry: MailboxEntry, hooks: InboundHo
         sent_check=entry.sent_check,
         tls_ca_file=entry.tls_ca_file,
     )
-    index = ImapIndex(settings.data_dir / "imap" / f"{mailbox_key(entry.address)}.db", entry.address)
+    index = ImapIndex(settings.data_dir / "imap" / f"{mailbox_key(entry.address)}.db", entry.address, marks)
     return SmtpImapProvider(config, entry.secret(), index, hooks)
 
 
-def multimail_provider(entry: MailboxEntry) -> MultiMailProvider:
+def multimail_provider(
+    settings: Settings, entry: MailboxEntry, hooks: InboundHooks, marks: NoticeMarks | None = None
+) -> MultiMailProvider:
     assert entry.multimail_mailbox_id is not None
     config = MultiMailConfig(
         address=entry.address,
@@ -47,14 +53,18 @@ def multimail_provider(entry: MailboxEntry) -> MultiMailProvider:
         base_url=entry.base_url or MultiMailConfig.model_fields["base_url"].default,
         decision_poll=timedelta(seconds=entry.decision_poll_seconds),
     )
-    return MultiMailProvider(config, entry.secret())
+    secret = entry.secret()
+    holds = HoldStore(settings.data_dir / "multimail" / f"{mailbox_key(entry.address)}.db")
+    return MultiMailProvider(config, secret, hooks=hooks, holds=holds, marks=marks)
 
 
-def provider_for(settings: Settings, entry: MailboxEntry, hooks: InboundHooks) -> EmailProvider:
+def provider_for(
+    settings: Settings, entry: MailboxEntry, hooks: InboundHooks, marks: NoticeMarks | None = None
+) -> EmailProvider:
     if entry.provider == "smtp_imap":
-        return smtp_imap_provider(settings, entry, hooks)
+        return smtp_imap_provider(settings, entry, hooks, marks)
     if entry.provider == "multimail":
-        return multimail_provider(entry)
+        return multimail_provider(settings, entry, hooks, marks)
     raise SettingsError(f"mailbox {entry.address}: provider: {entry.provider!r} is served by the sandbox")
 
 
@@ -63,6 +73,7 @@ def build_providers(settings: Settings, client: Client, store: SandboxStore, *, 
 
     ``strict``: a configured mailbox whose secret is missing stops start-up (serve, worker).
     Otherwise (CLI commands, which rarely touch mail) that mailbox answers with the same error.
+    Every provider hides mailgate's own notices the way ``store`` does (its ``marks``).
     """
     hooks = TemporalInbound(client, settings.task_queue, timedelta(seconds=settings.inbound_poll_seconds))
     by_address: dict[str, EmailProvider] = {}
@@ -70,7 +81,7 @@ def build_providers(settings: Settings, client: Client, store: SandboxStore, *, 
         if entry.provider == "sandbox":
             continue
         try:
-            by_address[entry.address] = provider_for(settings, entry, hooks)
+            by_address[entry.address] = provider_for(settings, entry, hooks, store.marks)
         except SettingsError as exc:
             if strict:
                 raise

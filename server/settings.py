@@ -152,6 +152,63 @@ def _check_env_name(where: str, field: str, value: str | None) -> None:
         raise ValueError(f"{where}: {field}: {value!r} is not an environment variable name (the secret itself?)")
 
 
+class NotificationSettings(BaseModel):
+    """The ``[notifications]`` table: the humans' own email channel, apart from every agent mailbox.
+
+    ``smtp_url`` (with ``password_env`` and ``from_address``) sends notices through an SMTP account
+    no agent reads; ``sandbox = true`` keeps them in the embedded sandbox (local use). Without a
+    channel, notices to approvers of a non-sandbox mailbox go through that mailbox and carry no
+    link and no code (the dashboard has them).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    sandbox: bool = False
+    smtp_url: str | None = Field(
+        default=None, description="smtp+starttls://user@host:587, smtps://, smtp:// (loopback)"
+    )
+    password_env: str | None = Field(default=None, description="the environment variable holding the SMTP password")
+    tls_ca_file: Path | None = Field(default=None, description="a CA certificate file for a private or test server")
+    from_address: str = Field(default="mailgate@mailgate.local", description="the From of every notice")
+    from_name: str = Field(default="mailgate approvals", max_length=100)
+
+    @field_validator("from_address")
+    @classmethod
+    def _from(cls, value: str) -> str:
+        try:
+            return parse_addr_spec(value)
+        except AddressError as exc:
+            raise ValueError(str(exc)) from exc
+
+    @model_validator(mode="after")
+    def _channel(self) -> NotificationSettings:
+        where = "notifications"
+        if self.sandbox and self.smtp_url:
+            raise ValueError(f"{where}: choose smtp_url or sandbox = true, not both")
+        if self.smtp_url is None:
+            for name in ("password_env", "tls_ca_file"):
+                if name in self.model_fields_set:
+                    raise ValueError(f"{where}: {name} applies only with smtp_url")
+            return self
+        try:
+            parse_endpoint(self.smtp_url, "smtp")
+        except EndpointError as exc:
+            raise ValueError(f"{where}: smtp_url: {exc}") from exc
+        _check_env_name(where, "password_env", self.password_env)
+        if "from_address" not in self.model_fields_set:
+            raise ValueError(f"{where}: from_address is required with smtp_url (the account's own address)")
+        if self.tls_ca_file is not None and not self.tls_ca_file.is_file():
+            raise ValueError(f"{where}: tls_ca_file: {self.tls_ca_file} is not a file")
+        return self
+
+    def password(self) -> str:
+        """The SMTP password, read from the environment now; SettingsError names what is missing."""
+        value = os.environ.get(self.password_env or "")
+        if not value:
+            raise SettingsError(f"notifications: password_env: the environment variable {self.password_env} is not set")
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MAILGATE_", extra="forbid")
 
@@ -190,6 +247,7 @@ class Settings(BaseSettings):
     notify_webhook_url: str | None = None
     notify_webhook_secret: SecretStr | None = None
     notify_email: bool = True
+    notifications: NotificationSettings | None = None
     link_ttl_hours: float = Field(default=72.0, gt=0, le=24 * 30)
 
     default_mailbox: str = "agent@mailgate.local"

@@ -14,7 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from server.connect import connect
 from server.credentials import load_secrets
 from server.errors import Unavailable
-from server.notifications import notify_config
+from server.notifications import notice_marks, notify_config
 from server.providers import build_providers
 from server.settings import Settings
 from workflows.providers.sandbox import SandboxStore
@@ -26,11 +26,13 @@ KINDS = {"Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD}
 
 async def run_worker(settings: Settings) -> int:
     client = await connect(settings, wait=10)
-    providers = build_providers(settings, client, SandboxStore(settings.data_dir / "sandbox.db"))
-    # The secret key signs the links in notice emails: workers of one deployment must share it
-    # (MAILGATE_SECRET_KEY, or the same data dir).
+    # The secret key signs the links in notice emails and marks the notices: workers and front
+    # doors of one deployment must share it (MAILGATE_SECRET_KEY, or the same data dir).
+    secrets = load_secrets(settings)
+    store = SandboxStore(settings.data_dir / "sandbox.db", notice_marks(secrets))
+    providers = build_providers(settings, client, store)
     worker = build_worker(
-        client, settings.task_queue, providers, notify_config(settings, load_secrets(settings)), settings.workflow_cache
+        client, settings.task_queue, providers, notify_config(settings, secrets), settings.workflow_cache
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

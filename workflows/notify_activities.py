@@ -1,9 +1,15 @@
 """Activities that tell humans: a signed webhook POST and an email to each approver or reviewer.
 
-Settings and secrets (webhook URL and secret, the link key) live in NotifyConfig, built by the
-worker from its own settings; the workflow passes only the Notice. Both activities are safe to
-repeat: the webhook carries the notice id as ``webhook-id`` (receivers dedupe on it), and each
-email has a Message-ID fixed by the notice and the recipient (the provider stores it once).
+Settings and secrets (webhook URL and secret, the link key, the notices' SMTP account) live in
+NotifyConfig, built by the worker from its own settings; the workflow passes only the Notice.
+Both activities are safe to repeat: the webhook carries the notice id as ``webhook-id``
+(receivers dedupe on it), and each email has a Message-ID fixed by the notice and the recipient.
+
+Where a notice email goes: through the humans' own channel (``[notifications]``: an SMTP
+account, or the sandbox, which serves sandbox mailboxes by default); only there may it carry
+one-click links or an upgrade code, and never to an address that is a mailgate mailbox. With no
+such channel it goes through the agent's own mailbox, and then it carries neither. Either way
+it bears mailgate's notice mark (``workflows/marks.py``), so no agent read ever returns it.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Literal
 
 import httpx
 from temporalio import activity
@@ -23,9 +30,13 @@ from workflows import standard_webhooks
 from workflows.addresses import AddressError, parse_addr_spec
 from workflows.ids import mailbox_key, mailbox_workflow_id
 from workflows.links import LinkClaim, make_token, nonce, upgrade_code
+from workflows.marks import HEADER, NoticeMarks
+from workflows.mime import build_message
 from workflows.models import DeliveryRequest, EmailAddress, EmailDraft, MailboxConfig
 from workflows.notices import Notice, email_text, webhook_event
-from workflows.providers.base import DeliveryError, ProviderSet
+from workflows.providers.base import DeliveryError, ProviderSet, TemporaryDeliveryError
+from workflows.providers.sandbox import SandboxProvider
+from workflows.providers.smtp import SmtpServer, smtp_send
 from workflows.temporal import MAILBOX
 
 WEBHOOK_TIMEOUT = 10.0
@@ -43,6 +54,14 @@ class NotifyConfig:
     webhook_secret: str | None = field(default=None, repr=False)
     link_ttl: timedelta = timedelta(hours=72)
     email: bool = True
+    # The humans' channel: an SMTP account of their own, or the sandbox; None: only agent mailboxes.
+    channel: SmtpServer | Literal["sandbox"] | None = field(default=None, repr=False)
+    from_address: str = "mailgate@mailgate.local"
+    from_name: str = FROM_NAME
+    marks: NoticeMarks | None = field(default=None, repr=False)
+
+
+Route = Literal["smtp", "sandbox", "mailbox"]
 
 
 class NotifyActivities:
@@ -78,9 +97,11 @@ class NotifyActivities:
         config = self._config
         if config is None:
             return "not configured"
+        route = self._route(config, notice.mailbox)
         approve_url = reject_url = code = ""
-        # A mailbox mailgate manages is one an agent can read: it gets the notice, never a link or code.
-        private = not await self._agent_readable(recipient)
+        # Links and codes only through the humans' own channel, and never to a mailbox mailgate
+        # manages (an agent can read it): such a recipient gets the notice without them.
+        private = route != "mailbox" and not await self._agent_readable(recipient)
         if private and notice.kind == "approval_requested" and notice.send_id and config.link_key is not None:
             approve_url, reject_url = (
                 self._link(config, notice, recipient, choice) for choice in ("approve", "reject")
@@ -90,20 +111,45 @@ class NotifyActivities:
         subject, body = email_text(notice, config.base_url, approve_url, reject_url, code)
         domain = notice.mailbox.rpartition("@")[2]
         tag = hashlib.sha256(recipient.lower().encode()).hexdigest()[:12]
+        message_id = f"<{notice.notice_id}.{tag}@{domain}>"
+        mark = config.marks.token(message_id) if config.marks is not None else ""
+        if mark:
+            body += f"\n-- \n{mark}\n"
         request = DeliveryRequest(
             send_id=notice.notice_id,
-            mailbox=notice.mailbox,
-            from_name=FROM_NAME,
+            mailbox=notice.mailbox if route == "mailbox" else config.from_address,
+            from_name=config.from_name,
             draft=EmailDraft(to=(EmailAddress(address=recipient),), subject=subject, body=body),
-            message_id=f"<{notice.notice_id}.{tag}@{domain}>",
+            message_id=message_id,
             date=notice.at,
             system=True,
         )
         try:
-            receipt = await self._providers.for_mailbox(notice.mailbox).send(request)
+            if isinstance(config.channel, SmtpServer):
+                message = build_message(request)
+                if mark:
+                    message[HEADER] = mark
+                await smtp_send(config.channel, config.from_address, [recipient], message.as_bytes())
+                return message_id
+            # The sandbox (system: no Sent copy), or the agent's own mailbox (no link, no code).
+            provider = self._sandbox() if route == "sandbox" else self._providers.for_mailbox(notice.mailbox)
+            receipt = await provider.send(request)
         except DeliveryError as err:
             raise ApplicationError(str(err), non_retryable=err.permanent) from err
         return receipt.message_id
+
+    def _route(self, config: NotifyConfig, mailbox: str) -> Route:
+        if isinstance(config.channel, SmtpServer):
+            return "smtp"
+        if config.channel == "sandbox" or isinstance(self._providers.for_mailbox(mailbox), SandboxProvider):
+            return "sandbox"
+        return "mailbox"
+
+    def _sandbox(self) -> SandboxProvider:
+        sandbox = self._providers.default
+        if not isinstance(sandbox, SandboxProvider):
+            raise TemporaryDeliveryError("notifications: sandbox = true, but this worker has no sandbox")
+        return sandbox
 
     async def _agent_readable(self, address: str) -> bool:
         query = (

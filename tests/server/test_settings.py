@@ -66,3 +66,30 @@ def test_configured_tokens_win_and_are_not_written(tmp_path: Path) -> None:
 def test_agent_created_mailboxes_never_start_looser_than_the_floor() -> None:
     assert Settings(default_mode="autonomous", mode_floor="gated_send").new_mailbox_mode == "gated_send"
     assert Settings(default_mode="gated_all", mode_floor="monitored").new_mailbox_mode == "gated_all"
+
+
+def test_the_notifications_table_and_its_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "mailgate.toml"
+    monkeypatch.setenv("MAILGATE_CONFIG", str(config))
+    config.write_text(
+        '[notifications]\nsmtp_url = "smtp+starttls://notices%40example.com@smtp.example.com:587"\n'
+        'password_env = "NOTICES_PASSWORD"\nfrom_address = "notices@example.com"\n'
+    )
+    table = load_settings(data_dir=tmp_path).notifications
+    assert table is not None and table.from_address == "notices@example.com"
+    with pytest.raises(SettingsError, match="NOTICES_PASSWORD is not set"):
+        table.password()
+    config.write_text("[notifications]\nsandbox = true\n")
+    assert load_settings(data_dir=tmp_path).notifications.sandbox  # type: ignore[union-attr]
+    for bad, named in (
+        ('smtp_url = "smtp://notices@mail.example.com"\npassword_env = "P"\nfrom_address = "a@b.example"', "clear"),
+        ('smtp_url = "smtps://n@mail.example.com"\npassword_env = "P"', "from_address is required"),
+        ('smtp_url = "smtps://n@mail.example.com"\npassword_env = "hunter2!"\nfrom_address = "a@b.example"', "env"),
+        ('sandbox = true\nsmtp_url = "smtps://n@mail.example.com"', "not both"),
+        ('password_env = "P"', "applies only with smtp_url"),
+        ('from_address = "nobody"', "from_address"),
+        ("channel = 1", "notifications.channel"),
+    ):
+        config.write_text(f"[notifications]\n{bad}\n")
+        with pytest.raises(SettingsError, match=named):
+            load_settings(data_dir=tmp_path)

@@ -181,6 +181,10 @@ async def test_approvers_and_reviewers_get_emails_and_only_private_inboxes_get_l
     assert "Decide in the dashboard" in notices[boss].draft.body
     [approval] = [m for m in stored_messages(app.sandbox, boss) if b"Approval needed" in m.raw]
     assert b"Auto-Submitted: auto-generated" in approval.raw
+    # boss is a mailbox an agent reads: the notice is kept for the record, never shown to it.
+    assert approval.folder == "notices"
+    assert (await app.inbox.check(boss)).emails == []
+    assert {r.mailbox for r in outbox if r.system} == {"mailgate@mailgate.local"}  # From: never the agent
     [review] = [m for m in stored_messages(app.sandbox, watcher) if b"please review" in m.raw]
     assert b"Sent already" in review.raw
     # The agent reads its own mailbox: the notices must not be in its Sent folder.

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from workflows.marks import NoticeMarks
 from workflows.parsing import parse_email
 from workflows.providers.sandbox import SandboxStore
 
@@ -53,8 +54,8 @@ def stable_message_id(raw: bytes, message_id: str) -> str:
 class ImapIndex(SandboxStore):
     """The sandbox's store (messages, index columns, threads, ``seq``) plus UID bookkeeping."""
 
-    def __init__(self, path: Path, mailbox: str) -> None:
-        super().__init__(path)
+    def __init__(self, path: Path, mailbox: str, marks: NoticeMarks | None = None) -> None:
+        super().__init__(path, marks)
         self.mailbox = mailbox
         self._db.executescript(IMAP_SCHEMA)
 
@@ -73,7 +74,7 @@ class ImapIndex(SandboxStore):
             return {}
         marks = ",".join("?" * len(message_ids))
         rows = self._query(
-            f"SELECT message_id, id FROM messages WHERE mailbox = ? AND folder IN (?, 'discarded')"  # noqa: S608
+            f"SELECT message_id, id FROM messages WHERE mailbox = ? AND folder IN (?, 'discarded', 'notices')"  # noqa: S608
             f" AND message_id IN ({marks})",
             (self.mailbox, kind, *message_ids),
         )
@@ -104,7 +105,8 @@ class ImapIndex(SandboxStore):
                 )
                 added += int(db.total_changes > before)  # _insert writes nothing for a Message-ID it has
                 row = db.execute(
-                    "SELECT id FROM messages WHERE mailbox = ? AND folder IN (?, 'discarded') AND message_id = ?",
+                    "SELECT id FROM messages WHERE mailbox = ? AND folder IN (?, 'discarded', 'notices')"
+                    " AND message_id = ?",
                     (self.mailbox, kind, message_id),
                 ).fetchone()
                 if row is not None:

@@ -11,10 +11,16 @@ Reading: MultiMail's JSON emails are turned into RFC 5322 bytes (headers, text, 
 so the inbox service treats them like any other mail. MultiMail ids are opaque; the Message-ID
 of a MultiMail email is made from its id (the API does not expose the real one), which lets a
 reply find the email it answers.
+
+Holding: MultiMail holds inbound mail only by its own mode. mailgate's ``gated_all`` is enforced
+here too: each inbound email is checked against mailgate's mode when mailgate first sees it, and
+the answer kept in a local file (``multimail_holds.py``). And no read returns an email that
+carries mailgate's notice mark (``workflows/marks.py``), whichever direction it went.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from datetime import UTC, datetime, timedelta
@@ -27,20 +33,25 @@ import httpx
 
 from workflows.addresses import AddressError, parse_address
 from workflows.inbox import Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
+from workflows.marks import NoticeMarks
 from workflows.models import DeliveryReceipt, DeliveryRequest, EmailAddress, Frozen, HeldOutcome
 from workflows.providers.base import (
     EmailNotFound,
     EmailProvider,
+    InboundHooks,
+    NoHooks,
     PermanentDeliveryError,
     TemporaryDeliveryError,
 )
 from workflows.providers.multimail_client import MailgateMultiMail, MultiMailError, RateLimitError
+from workflows.providers.multimail_holds import HoldStore, State
 
 log = logging.getLogger("mailgate.multimail")
 GATED = ("gated_send", "gated_all")
 _ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _MM_MESSAGE_ID = re.compile(r"<mm\.([A-Za-z0-9_.:-]{1,128})@multimail\.mailgate\.invalid>")
 PENDING = {"pending_scan", "pending_send_approval", "pending_inbound_approval", "scheduled"}
+NOTICE_SUBJECT = "[mailgate]"  # notices start so; only those are read in full to look for the mark
 
 
 class MultiMailConfig(Frozen):
@@ -101,9 +112,21 @@ def _when(value: Any) -> datetime:
 class MultiMailProvider(EmailProvider):
     name = "multimail"
 
-    def __init__(self, config: MultiMailConfig, api_key: str, client: MailgateMultiMail | None = None) -> None:
+    def __init__(
+        self,
+        config: MultiMailConfig,
+        api_key: str,
+        client: MailgateMultiMail | None = None,
+        *,
+        hooks: InboundHooks | None = None,
+        holds: HoldStore | None = None,
+        marks: NoticeMarks | None = None,
+    ) -> None:
         self.config = config
         self.client = client or MailgateMultiMail(api_key, base_url=config.base_url, timeout=config.timeout)
+        self.hooks: InboundHooks = hooks or NoHooks()
+        self.holds = holds or HoldStore()
+        self.marks = marks
         self._pending_list = True
 
     def __repr__(self) -> str:  # never the key
@@ -226,7 +249,7 @@ class MultiMailProvider(EmailProvider):
 
     # --- reading -------------------------------------------------------------------------------
 
-    def _summary(self, item: dict[str, Any]) -> EmailSummary:
+    def _summary(self, item: dict[str, Any], *, held_here: bool = False) -> EmailSummary:
         email_id = str(item.get("id"))
         direction = item.get("direction")
         status = str(item.get("status") or "")
@@ -245,9 +268,46 @@ class MultiMailProvider(EmailProvider):
             snippet=" ".join(str(item.get("markdown") or "").split())[:200],
             unread=status == "unread",
             has_attachments=bool(item.get("has_attachments")),
-            held=status == "pending_inbound_approval",
+            held=held_here or status == "pending_inbound_approval",
             text=str(item["markdown"]) if "markdown" in item else None,
         )
+
+    async def _states(self, items: list[dict[str, Any]]) -> dict[str, State]:
+        """mailgate's hold state of each inbound item, deciding it (by mailgate's mode) on first sight."""
+        inbound = [i for i in items if i.get("direction") == "inbound" and i.get("id")]
+        states = await asyncio.to_thread(self.holds.states, [str(i["id"]) for i in inbound])
+        new = [i for i in inbound if str(i["id"]) not in states]
+        if new:
+            # Raises when mailgate cannot tell: better no answer than held mail shown.
+            state: State = "held" if await self.hooks.holds(self.config.address) else "visible"
+            await asyncio.to_thread(self.holds.record, new, state)
+            states = await asyncio.to_thread(self.holds.states, [str(i["id"]) for i in inbound])
+        return states
+
+    async def _marked(self, item: dict[str, Any]) -> bool:
+        """Is this one of mailgate's notices (its text carries the mark)? Never shown to an agent."""
+        if self.marks is None:
+            return False
+        text = item.get("markdown")
+        if text is None:
+            if not str(item.get("subject") or "").startswith(NOTICE_SUBJECT):
+                return False
+            full = await self.client.get_email(self.config.mailbox_id, checked_id(str(item.get("id"))))
+            text = full.get("markdown") if isinstance(full, dict) else ""
+        return self.marks.in_text(str(text or ""))
+
+    async def _visible(self, items: list[dict[str, Any]], *, held: bool) -> list[EmailSummary]:
+        """The items an agent (``held`` False) or a human deciding held mail (True) may see."""
+        states = await self._states(items)
+        shown = []
+        for item in items:
+            state = states.get(str(item.get("id")))
+            if state == "discarded" or await self._marked(item):
+                continue
+            summary = self._summary(item, held_here=state == "held")
+            if summary.held == held:
+                shown.append(summary)
+        return shown
 
     async def list_emails(self, mailbox: str, query: EmailQuery) -> EmailPage:
         box = self.config.mailbox_id
@@ -259,7 +319,7 @@ class MultiMailProvider(EmailProvider):
                     items = [await self.client.get_email(box, checked_id(str(e.get("id")))) for e in items]
                 for item in items:
                     item.setdefault("thread_id", query.thread_id)
-                emails = [self._summary(e) for e in items]
+                emails = await self._visible(items, held=query.held)
                 emails.sort(key=lambda e: e.received_at, reverse=not query.oldest_first)
                 return EmailPage(emails=tuple(emails[: query.limit]))
             page = await self.client.emails_page(
@@ -280,8 +340,13 @@ class MultiMailProvider(EmailProvider):
             if exc.status_code == 400:
                 raise ValueError(f"MultiMail refused the query: {exc}") from exc
             raise
-        emails = [self._summary(e) for e in page.get("emails", []) if isinstance(e, dict)]
-        emails = [e for e in emails if e.held == query.held]
+        items = [e for e in page.get("emails", []) if isinstance(e, dict)]
+        emails = await self._visible(items, held=query.held)
+        if query.held and query.cursor is None:
+            # Held by mailgate's own mode: kept here, listed from here (MultiMail shows them unheld).
+            ours = await asyncio.to_thread(self.holds.held, query.limit)
+            listed = {e.email_id for e in emails}
+            emails += [self._summary(i, held_here=True) for i in ours if str(i.get("id")) not in listed]
         if query.message_id:
             emails = [e for e in emails if e.message_id == query.message_id]
         cursor = page.get("cursor")
@@ -290,10 +355,14 @@ class MultiMailProvider(EmailProvider):
     async def fetch_email(self, mailbox: str, email_id: str, *, include_held: bool = False) -> StoredEmail:
         box = self.config.mailbox_id
         email_id = checked_id(email_id)
+        known = (await asyncio.to_thread(self.holds.states, [email_id])).get(email_id)
+        if known == "discarded" or (known == "held" and not include_held):
+            raise EmailNotFound(f"no email {email_id} in mailbox {mailbox}")
         try:
             item = await self.client.get_email(box, email_id)
-            summary = self._summary(item)
-            if summary.held and not include_held:
+            state = (await self._states([item])).get(email_id)
+            summary = self._summary(item, held_here=state == "held")
+            if state == "discarded" or (summary.held and not include_held) or await self._marked(item):
                 raise EmailNotFound(f"no email {email_id} in mailbox {mailbox}")
             files = []
             for meta in item.get("attachments") or []:
@@ -328,25 +397,43 @@ class MultiMailProvider(EmailProvider):
         return msg.as_bytes()
 
     async def change_email(self, mailbox: str, email_id: str, change: EmailChange, actor: str) -> EmailSummary:
-        if change != "read":
+        if change == "read":
+            # MultiMail marks an email read when it is fetched, which read_email has just done.
+            return (await self.fetch_email(mailbox, email_id)).summary
+        before = await self._cursor()
+        decided = await asyncio.to_thread(self.holds.decide, checked_id(email_id), change, actor)
+        if decided is None:
             raise EmailNotFound(
-                f"email {email_id} is held by MultiMail's own oversight: a human decides it in MultiMail"
+                f"email {email_id} is not held by mailgate (mail held by MultiMail's own oversight "
+                "is decided in MultiMail)"
             )
-        # MultiMail marks an email read when it is fetched, which read_email has just done.
-        return (await self.fetch_email(mailbox, email_id)).summary
+        if change == "release":
+            await self.hooks.arrived([self.config.address], before)
+        return self._summary(decided)
+
+    async def _cursor(self) -> str:
+        return (await self.changes(self.config.address, None)).cursor
 
     async def changes(self, mailbox: str, cursor: str | None, limit: int = 100) -> Changes:
+        """Inbound mail after ``cursor`` ("<last MultiMail id>|<last release>"), then mail released since."""
         box = self.config.mailbox_id
         if cursor is None:
             latest = await self.client.emails_page(box, direction="inbound", limit=1)
             newest = [e for e in latest.get("emails", []) if isinstance(e, dict)]
-            return Changes(emails=(), cursor=str(newest[0]["id"]) if newest else "")
-        page = await self.client.emails_page(box, direction="inbound", since_id=cursor or None, limit=limit)
-        emails = sorted(
-            (self._summary(e) for e in page.get("emails", []) if isinstance(e, dict)), key=lambda e: e.email_id
-        )
-        visible = tuple(e for e in emails if not e.held)
-        return Changes(emails=visible, cursor=emails[-1].email_id if emails else cursor, more=len(emails) >= limit)
+            last = str(newest[0]["id"]) if newest else ""
+            return Changes(emails=(), cursor=f"{last}|{await asyncio.to_thread(self.holds.last_release)}")
+        since, _, released = cursor.partition("|")
+        release_seq = int(released) if released.isdigit() else await asyncio.to_thread(self.holds.last_release)
+        page = await self.client.emails_page(box, direction="inbound", since_id=since or None, limit=limit)
+        items = sorted((e for e in page.get("emails", []) if isinstance(e, dict)), key=lambda e: str(e.get("id")))
+        visible = await self._visible(items, held=False)
+        since = str(items[-1]["id"]) if items else since
+        freed = await asyncio.to_thread(self.holds.released_after, release_seq, limit)
+        if freed:
+            release_seq = freed[-1][0]
+            visible += [self._summary(item) for _, item in freed]
+        more = len(items) >= limit or len(freed) >= limit
+        return Changes(emails=tuple(visible), cursor=f"{since}|{release_seq}", more=more)
 
     async def find_reply(self, mailbox: str, message_id: str) -> EmailSummary | None:
         """The first inbound email in the thread of our send (found by its mailgate_send_id tag)."""
@@ -373,3 +460,4 @@ class MultiMailProvider(EmailProvider):
 
     async def aclose(self) -> None:
         await self.client.close()
+        await asyncio.to_thread(self.holds.close)

@@ -3,7 +3,10 @@
 Mail to a sandbox mailbox lands in its inbox; mail to any other address is captured in the
 store and never leaves the machine. Each (Message-ID, recipient) pair is stored once, so a
 retried delivery can never make a second copy. Inbound mail for a ``gated_all`` mailbox is
-stored held: invisible to every agent read until a human releases it.
+stored held: invisible to every agent read until a human releases it. A message carrying
+mailgate's notice mark (``workflows/marks.py``) is stored in the ``notices`` folder, which no
+agent read includes. Only mailgate's own delivery path (``SandboxProvider.send``) files a copy
+in the sender's Sent folder: mail that arrives over SMTP is inbound, whatever its envelope says.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from workflows.inbox import Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
+from workflows.marks import NoticeMarks
 from workflows.mime import build_message, envelope_recipients
 from workflows.models import DeliveryReceipt, DeliveryRequest
 from workflows.parsing import parse_email
@@ -97,9 +101,10 @@ def _now() -> str:
 class SandboxStore:
     """Synchronous access to the sandbox database; safe to share between threads."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, marks: NoticeMarks | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.marks = marks
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -152,8 +157,10 @@ class SandboxStore:
     ) -> list[str]:
         """Store one copy per recipient; returns the recipients that were new for this Message-ID.
 
-        Copies for ``held_for`` mailboxes are held for a human. The summary columns and the
-        thread are computed here, once, so that nothing reads ``raw`` to list mail.
+        Copies for ``held_for`` mailboxes are held for a human. ``keep_sent`` files the sender's
+        Sent copy (``SandboxProvider`` asks for it only for mailgate's own deliveries). The
+        summary columns and the thread are computed here, once, so that nothing reads ``raw``
+        to list mail.
         """
         parsed = parse_email(raw)
         message_id = parsed.message_id
@@ -181,8 +188,8 @@ class SandboxStore:
                 self._insert(db, sender, "sent", message_id, now, raw, parsed, unread=False, held=False)
         return fresh
 
-    @staticmethod
     def _insert(
+        self,
         db: sqlite3.Connection,
         mailbox: str,
         folder: str,
@@ -194,6 +201,9 @@ class SandboxStore:
         unread: bool,
         held: bool,
     ) -> None:
+        if self.marks is not None and self.marks.in_message(raw, parsed.text):
+            # mailgate's own notice to a human, wherever it was filed: never shown to an agent.
+            folder, held = "notices", True
         exists = db.execute(
             "SELECT 1 FROM messages WHERE mailbox = ? AND folder = ? AND message_id = ?", (mailbox, folder, message_id)
         ).fetchone()
@@ -372,18 +382,23 @@ class SandboxProvider(EmailProvider):
             raise PermanentDeliveryError("the email has no recipients")
         raw = build_message(request).as_bytes()
         try:
-            # A system notice stays out of the sender's Sent folder, where the agent could read it.
-            await self.receive(raw, request.mailbox, recipients, keep_sent=not request.system)
+            # The one path that files a Sent copy. A system notice stays out of the sender's Sent
+            # folder, where the agent could read it.
+            await self._store(raw, request.mailbox, recipients, keep_sent=not request.system)
         except UnknownHold as err:
             raise TemporaryDeliveryError(str(err)) from err
         return DeliveryReceipt(message_id=request.message_id, recipients=tuple(recipients))
 
-    async def receive(self, raw: bytes, sender: str, recipients: Sequence[str], *, keep_sent: bool = True) -> list[str]:
-        """Store a message for its recipients (SMTP and local sends alike); returns the new ones.
+    async def receive(self, raw: bytes, sender: str, recipients: Sequence[str]) -> list[str]:
+        """Store mail that arrived from outside (the SMTP listener) for its recipients; returns the
+        new ones. It is inbound, never our own sent mail, whatever ``sender`` (the envelope) says.
 
         Raises UnknownHold when mailgate cannot tell whether a mailbox holds its inbound mail:
         then nothing is stored, and the sender should try again later.
         """
+        return await self._store(raw, sender, recipients, keep_sent=False)
+
+    async def _store(self, raw: bytes, sender: str, recipients: Sequence[str], *, keep_sent: bool) -> list[str]:
         local = await asyncio.to_thread(self.store.local_among, recipients)
         held: list[str] = []
         for mailbox in local:

@@ -1,0 +1,111 @@
+"""mailgate's own holds on inbound MultiMail mail, for mailboxes in mailgate's ``gated_all`` mode.
+
+MultiMail keeps the mail and holds it only when its own mode says so; mailgate's mode is
+mailgate's to enforce. So the first time mailgate sees an inbound MultiMail email (a listing,
+a read, the watcher's poll) it asks its own mode, as the sandbox and IMAP do on arrival, and
+writes the answer here: ``held`` (invisible to agents until a human releases it), or ``visible``.
+A release gets a sequence number, so the mailbox watcher sees released mail as new mail.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+State = Literal["visible", "held", "released", "discarded"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS holds (
+    email_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    item TEXT NOT NULL,
+    seq INTEGER,
+    changed_by TEXT,
+    changed_at TEXT
+);
+CREATE INDEX IF NOT EXISTS holds_state ON holds (state);
+CREATE INDEX IF NOT EXISTS holds_seq ON holds (seq);
+"""
+
+
+class HoldStore:
+    """One MultiMail mailbox's hold decisions; ``None`` keeps them in memory (tests, one process)."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            str(path) if path else ":memory:", check_same_thread=False, isolation_level=None, timeout=30
+        )
+        self._db.executescript(SCHEMA)
+
+    def states(self, email_ids: Sequence[str]) -> dict[str, State]:
+        if not email_ids:
+            return {}
+        marks = ",".join("?" * len(email_ids))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT email_id, state FROM holds WHERE email_id IN ({marks})",  # noqa: S608
+                tuple(email_ids),
+            ).fetchall()
+        return {str(row[0]): row[1] for row in rows}
+
+    def record(self, items: Iterable[dict[str, Any]], state: State) -> None:
+        """First sight of these emails: keep the first answer (a later mode change does not undo it)."""
+        rows = [(str(item["id"]), state, json.dumps(item)) for item in items]
+        with self._lock:
+            self._db.executemany("INSERT OR IGNORE INTO holds (email_id, state, item) VALUES (?, ?, ?)", rows)
+
+    def held(self, limit: int) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT item FROM holds WHERE state = 'held' ORDER BY email_id DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+    def decide(self, email_id: str, change: Literal["release", "discard"], actor: str) -> dict[str, Any] | None:
+        """Release or discard one held email; returns it, or None if it is not held here."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(
+                    "SELECT item FROM holds WHERE email_id = ? AND state = 'held'", (email_id,)
+                ).fetchone()
+                if row is not None:
+                    seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM holds").fetchone()[0]
+                    self._db.execute(
+                        "UPDATE holds SET state = ?, seq = ?, changed_by = ?, changed_at = ? WHERE email_id = ?",
+                        (
+                            "released" if change == "release" else "discarded",
+                            seq if change == "release" else None,
+                            actor,
+                            datetime.now(UTC).isoformat(),
+                            email_id,
+                        ),
+                    )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return json.loads(row[0]) if row is not None else None
+
+    def released_after(self, seq: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, item FROM holds WHERE state = 'released' AND seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+            ).fetchall()
+        return [(int(row[0]), json.loads(row[1])) for row in rows]
+
+    def last_release(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM holds").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

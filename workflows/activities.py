@@ -7,13 +7,18 @@ workflow, and delivery by the send's fixed Message-ID.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from pydantic import ValidationError
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from workflows.admission import AdmissionBatcher
 from workflows.ids import mailbox_workflow_id
 from workflows.models import (
     Admission,
@@ -35,16 +40,69 @@ class DeliveryFailed(ApplicationError):
         super().__init__(message, type=type(self).__name__, non_retryable=True)
 
 
-async def _heartbeat(every: float = 2.0) -> None:
+async def _heartbeat(details: list[Any], every: float = 2.0) -> None:
     while True:
-        activity.heartbeat()
+        activity.heartbeat(*details)
         await asyncio.sleep(every)
+
+
+@contextlib.asynccontextmanager
+async def _beating(details: list[Any] | None = None) -> AsyncIterator[list[Any]]:
+    """Heartbeat for as long as the block runs (the whole attempt, admission included), with
+    the details the block puts in the list: a retry finds the last ones that reached Temporal."""
+    details = [] if details is None else details
+    beat = asyncio.create_task(_heartbeat(details))
+    try:
+        yield details
+    finally:
+        beat.cancel()
+
+
+def _earlier_admission() -> Admission | None:
+    """The admission an earlier attempt of this activity got and recorded in its heartbeat."""
+    recorded = activity.info().heartbeat_details
+    if not recorded:
+        return None
+    try:
+        return Admission.model_validate(recorded[0])
+    except ValidationError:
+        return None
+
+
+# Stop an attempt this long before Temporal would time it out: the server then gives the
+# activity to a new attempt, and the old one must be over by then, or both could deliver.
+ATTEMPT_MARGIN = timedelta(seconds=5)
+# A delivery is not begun with less time than this left in the attempt; the next attempt has its full time.
+DELIVERY_MIN = timedelta(seconds=20)
+
+
+def _attempt_deadline() -> float | None:
+    """The event-loop time by which this attempt must be done, or None when nothing times it out.
+
+    Measured from when the attempt started here, with the worker's own clock (the server's
+    clock may differ): Temporal's start-to-close timer started a little earlier, hence the margin.
+    """
+    info = activity.info()
+    budgets = [t for t in (info.start_to_close_timeout,) if t]
+    if info.schedule_to_close_timeout:
+        budgets.append(info.scheduled_time + info.schedule_to_close_timeout - info.started_time)
+    if not budgets:
+        return None
+    return asyncio.get_running_loop().time() + (min(budgets) - ATTEMPT_MARGIN).total_seconds()
+
+
+class AttemptTimedOut(ApplicationError):
+    """This attempt ran out of time before it could safely deliver; Temporal retries it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type=type(self).__name__)
 
 
 class MailActivities:
     def __init__(self, client: Client, providers: ProviderSet) -> None:
         self._client = client
         self._providers = providers
+        self._admissions = AdmissionBatcher(client)
 
     @activity.defn
     async def admit(self, mailbox: str, request: AdmitRequest) -> Admission:
@@ -52,7 +110,8 @@ class MailActivities:
 
         The mailbox's current configuration is in its memo; only rate limits and review lists
         need the mailbox workflow itself, which answers through an update (one at a time, so
-        counting is exact). Everything else is judged here, without a task on that workflow.
+        counting is exact; many sends in one, see workflows/admission.py). Everything else is
+        judged here, without a task on that workflow.
         """
         handle = self._client.get_workflow_handle(mailbox_workflow_id(mailbox))
         try:
@@ -62,36 +121,52 @@ class MailActivities:
                 config = await description.memo_value("config", type_hint=MailboxConfig)
                 if not needs_the_mailbox(config):
                     return judge(config, request, (), datetime.now(UTC))
-            update_id = f"admit-{request.send_id}-{request.approved_by or 'unapproved'}"
-            admission: Admission = await handle.execute_update("admit", request, id=update_id, result_type=Admission)
-            return admission
-        except WorkflowUpdateFailedError as err:
-            raise ApplicationError(str(err.cause), non_retryable=True) from err
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 return Admission(outcome="blocked", mode="read_only", reason=f"mailbox {mailbox} does not exist")
             raise
+        return await self._admissions.admit(mailbox, request)
 
     @activity.defn
     async def admit_and_deliver(self, admit: AdmitRequest, request: DeliveryRequest) -> DeliveryAttempt:
-        """Admission and delivery in one activity; both are idempotent, so a retry repeats both."""
-        admission = await self.admit(request.mailbox, admit)
-        if admission.outcome != "ok":
-            return DeliveryAttempt(admission=admission)
-        return DeliveryAttempt(admission=admission, receipt=await self.deliver(request))
+        """Admission and delivery in one activity; both are idempotent, so a retry repeats both
+        (the mailbox gives a send it let out the same answer again)."""
+        deadline = _attempt_deadline()
+        async with _beating() as details:
+            # Same send, same answer: a retry goes with what an earlier attempt was told (the
+            # mailbox also remembers it; this holds when the answer came from the memo alone).
+            admission = _earlier_admission()
+            if admission is None:
+                by = None if deadline is None else deadline - DELIVERY_MIN.total_seconds()
+                try:
+                    async with asyncio.timeout_at(by):
+                        admission = await self.admit(request.mailbox, admit)
+                except TimeoutError:
+                    raise AttemptTimedOut("the mailbox did not answer in time; a new attempt asks again") from None
+            if admission.outcome != "ok":
+                return DeliveryAttempt(admission=admission)
+            details.append(admission)
+            activity.heartbeat(admission)
+            return DeliveryAttempt(admission=admission, receipt=await self._send(request, deadline))
 
     @activity.defn
     async def deliver(self, request: DeliveryRequest) -> DeliveryReceipt:
+        deadline = _attempt_deadline()
+        async with _beating():
+            return await self._send(request, deadline)
+
+    async def _send(self, request: DeliveryRequest, deadline: float | None) -> DeliveryReceipt:
+        """Deliver within this attempt's time, so it is over before Temporal starts another."""
         provider = self._providers.for_mailbox(request.mailbox)
-        beat = asyncio.create_task(_heartbeat())
         try:
-            return await provider.send(request)
+            async with asyncio.timeout_at(deadline):
+                return await provider.send(request)
+        except TimeoutError:
+            raise AttemptTimedOut("delivery did not finish within the attempt's time; a new attempt tries") from None
         except DeliveryError as err:
             if err.permanent:
                 raise DeliveryFailed(str(err)) from err
             raise
-        finally:
-            beat.cancel()
 
     @activity.defn
     async def held_outcome(self, mailbox: str, provider_id: str) -> HeldOutcome:

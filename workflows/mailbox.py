@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.activities import MailActivities
     from workflows.models import (
         Admission,
+        AdmitBatch,
         AdmitRequest,
         AuditEvent,
         Frozen,
@@ -28,18 +29,46 @@ with workflow.unsafe.imports_passed_through():
     from workflows.policy import DAY, HOUR, judge
 
 HISTORY_LIMIT = 2000
-AUDIT_KEPT = 500
 UPGRADE_TTL = timedelta(hours=24)
 UPGRADE_MAX_WRONG = 5
+
+# The bounds of everything MailboxState carries across continue-as-new. Temporal refuses a
+# payload over 2 MB, and a mailbox whose continue-as-new input is refused stops for good, so
+# each collection has a count cap, and the whole state a byte budget (STATE_BUDGET) that
+# _fit() enforces at continue-as-new whatever the caps allow. Worst cases (longest ids and
+# texts the handlers accept), encoded: admissions ~75 B, unacked reviews ~105 B, acked ~330 B,
+# upgrades ~900 B, audit events ~700 B: about 1.4 MB in all.
+#
+# admissions: every send let out, for ADMISSIONS_KEPT_FOR (longer than a delivery's retries
+#   can last, so a retry gets the same answer) and at most ADMISSIONS_MAX (oldest first; entries
+#   inside a rate window go last, so a rate limit up to ADMISSIONS_MAX per window counts exactly).
+ADMISSIONS_KEPT_FOR = timedelta(days=2, hours=1)
+ADMISSIONS_MAX = 5000
+# reviews: unacked ones until acked, at most REVIEWS_KEPT (the oldest are dropped, audited);
+#   acked ones for SETTLED_KEPT and at most ACKED_KEPT.
+REVIEWS_KEPT = 3000
+ACKED_KEPT = 1000
 SETTLED_KEPT = timedelta(days=7)
-REVIEWS_KEPT = 5000
+# upgrades: at most UPGRADES_PENDING live requests (request_upgrade refuses more), each expiring
+#   after UPGRADE_TTL; settled ones (applied, void, expired) for SETTLED_KEPT, at most UPGRADES_SETTLED_KEPT.
+UPGRADES_PENDING = 5
+UPGRADES_SETTLED_KEPT = 40
+# audit: the last AUDIT_KEPT events, each detail at most DETAIL_CHARS.
+AUDIT_KEPT = 500
+DETAIL_CHARS = 300
+# What a handler accepts, so the sizes above hold.
+ID_CHARS = 200
+ACTOR_CHARS = 200
+REASON_CHARS = 500
+STATE_BUDGET = 1_500_000
 
 
 class Admitted(Frozen):
-    """A send the mailbox let out, kept only as long as a rate limit or a retry can need it."""
+    """A send the mailbox let out and the mode it was let out in: its answer, should it ask again."""
 
     send_id: str
     at: datetime
+    mode: OversightMode | None = None  # None in state carried from before the mode was kept
 
 
 class ReviewItem(Frozen):
@@ -117,6 +146,11 @@ class Refused(ApplicationError):
         super().__init__(message, type="Refused", non_retryable=True)
 
 
+def _too_long(what: str, value: str, limit: int) -> None:
+    if len(value) > limit:
+        raise Refused(f"{what} is {len(value)} characters; at most {limit}")
+
+
 @workflow.defn
 class MailboxWorkflow:
     @workflow.init
@@ -125,7 +159,7 @@ class MailboxWorkflow:
         self._created_by = state.created_by
         self._created_at = state.created_at
         self._provisioned = state.provisioned
-        self._admitted = {a.send_id: a.at for a in state.admissions}
+        self._admitted = {a.send_id: a for a in sorted(state.admissions, key=lambda a: a.at)}
         self._reviews = {r.send_id: r for r in state.reviews}
         self._upgrades = {u.request_id: u for u in state.upgrades}
         self._audit = list(state.audit)
@@ -146,7 +180,7 @@ class MailboxWorkflow:
         )
         await workflow.wait_condition(workflow.all_handlers_finished)
         self._prune(workflow.now())
-        workflow.continue_as_new(self._snapshot())
+        workflow.continue_as_new(self._fit())
 
     @workflow.query
     def describe(self) -> MailboxState:
@@ -180,17 +214,41 @@ class MailboxWorkflow:
 
     @workflow.update
     def admit(self, request: AdmitRequest) -> Admission:
+        return self._admit(request, workflow.now())
+
+    @admit.validator
+    def _validate_admit(self, request: AdmitRequest) -> None:
+        _too_long("send id", request.send_id, ID_CHARS)
+
+    @workflow.update
+    def admit_many(self, batch: AdmitBatch) -> tuple[Admission, ...]:
+        """Many sends' admissions in one update, judged in order: one task for a whole batch."""
         now = workflow.now()
-        if request.send_id in self._admitted:
-            return Admission(outcome="ok", mode=self._config.mode)
-        admission = judge(self._config, request, list(self._admitted.values()), now)
+        return tuple(self._admit(request, now) for request in batch.requests)
+
+    @admit_many.validator
+    def _validate_admit_many(self, batch: AdmitBatch) -> None:
+        for request in batch.requests:
+            _too_long("send id", request.send_id, ID_CHARS)
+
+    def _admit(self, request: AdmitRequest, now: datetime) -> Admission:
+        """Judge one send; a send let out once gets the same answer for as long as it may retry."""
+        earlier = self._admitted.get(request.send_id)
+        if earlier is not None:
+            return Admission(outcome="ok", mode=earlier.mode or self._config.mode)
+        recent: list[datetime] = []
+        if self._config.rate_per_hour or self._config.rate_per_day:
+            window = DAY if self._config.rate_per_day else HOUR
+            recent = [a.at for a in self._admitted.values() if a.at > now - window]
+        admission = judge(self._config, request, recent, now)
         if admission.outcome == "ok":
-            self._admitted[request.send_id] = now
+            self._admitted[request.send_id] = Admitted(send_id=request.send_id, at=now, mode=admission.mode)
             if admission.mode == "monitored":
                 self._reviews[request.send_id] = ReviewItem(send_id=request.send_id, at=now)
                 self._record("review_added", "mailgate", request.send_id)
-        keep = DAY if self._config.rate_per_day else HOUR
-        self._admitted = {k: at for k, at in self._admitted.items() if at > now - keep}
+            self._prune_admissions(now)
+            if len(self._reviews) > REVIEWS_KEPT + ACKED_KEPT:
+                self._prune_reviews(now)
         return admission
 
     @workflow.update
@@ -202,6 +260,7 @@ class MailboxWorkflow:
 
     @ack_review.validator
     def _validate_ack(self, ack: ReviewAck) -> None:
+        _too_long("actor", ack.actor, ACTOR_CHARS)
         item = self._reviews.get(ack.send_id)
         if item is None:
             raise Refused(f"{ack.send_id} is not on the review list of {self._config.address}")
@@ -211,6 +270,7 @@ class MailboxWorkflow:
     @workflow.update
     def request_upgrade(self, ask: UpgradeAsk) -> UpgradeRequest:
         now = workflow.now()
+        self._expire_upgrades(now)
         request = UpgradeRequest(
             request_id=ask.request_id,
             mode=ask.mode,
@@ -221,12 +281,23 @@ class MailboxWorkflow:
         )
         self._upgrades[ask.request_id] = request
         self._record("upgrade_requested", ask.requested_by, f"to {ask.mode}: {ask.reason}")
+        self._prune_upgrades(now)
         return request
 
     @request_upgrade.validator
     def _validate_request_upgrade(self, ask: UpgradeAsk) -> None:
+        _too_long("request id", ask.request_id, ID_CHARS)
+        _too_long("requested_by", ask.requested_by, ACTOR_CHARS)
+        _too_long("reason", ask.reason, REASON_CHARS)
         if not is_looser(ask.mode, self._config.mode):
             raise Refused(f"{ask.mode} is not looser than {self._config.mode}; use set_oversight_mode to tighten")
+        pending = self.pending_upgrades()
+        if len(pending) >= UPGRADES_PENDING:
+            first = min(u.expires_at for u in pending)
+            raise Refused(
+                f"{self._config.address} already has {len(pending)} pending upgrade requests, the most it keeps; "
+                f"a human answers them with a code, or the oldest expires at {first.isoformat(timespec='seconds')}"
+            )
 
     @workflow.update
     def redeem_upgrade(self, redeem: UpgradeRedeem) -> MailboxConfig:
@@ -271,22 +342,72 @@ class MailboxWorkflow:
         workflow.upsert_memo(mailbox_memo(self._config))
 
     def _prune(self, now: datetime) -> None:
-        """Keep the carried state bounded: settled items go after a while, unread reviews last."""
-        self._reviews = {
-            k: r for k, r in self._reviews.items() if r.acked_at is None or r.acked_at > now - SETTLED_KEPT
-        }
-        unacked = sorted((r for r in self._reviews.values() if r.acked_by is None), key=lambda r: r.at)
+        """Apply every bound of the carried state (see the constants at the top)."""
+        self._expire_upgrades(now)
+        self._prune_admissions(now)
+        self._prune_reviews(now)
+        self._prune_upgrades(now)
+
+    def _prune_admissions(self, now: datetime) -> None:
+        # Insertion order is admission order, so the oldest are first: they go first, which
+        # keeps every rate window's entries as long as a window holds fewer than ADMISSIONS_MAX.
+        admitted = self._admitted
+        while admitted:
+            oldest = next(iter(admitted.values()))
+            if oldest.at > now - ADMISSIONS_KEPT_FOR and len(admitted) <= ADMISSIONS_MAX:
+                break
+            del admitted[oldest.send_id]
+
+    def _prune_reviews(self, now: datetime) -> None:
+        unacked = [r for r in self._reviews.values() if r.acked_at is None]
+        acked = [r for r in self._reviews.values() if r.acked_at is not None and r.acked_at > now - SETTLED_KEPT]
+        unacked.sort(key=lambda r: r.at)
         for dropped in unacked[: max(0, len(unacked) - REVIEWS_KEPT)]:
-            del self._reviews[dropped.send_id]
             self._record("review_dropped", "mailgate", f"{dropped.send_id}: review list over {REVIEWS_KEPT}")
-        self._upgrades = {
-            k: u for k, u in self._upgrades.items() if u.status == "pending" or u.requested_at > now - SETTLED_KEPT
-        }
+        acked.sort(key=lambda r: r.acked_at or r.at)
+        kept = unacked[-REVIEWS_KEPT:] + acked[-ACKED_KEPT:]
+        self._reviews = {r.send_id: r for r in sorted(kept, key=lambda r: r.at)}
+
+    def _prune_upgrades(self, now: datetime) -> None:
+        settled = [u for u in self._upgrades.values() if u.status != "pending" and u.requested_at > now - SETTLED_KEPT]
+        settled = sorted(settled, key=lambda u: u.requested_at)[-UPGRADES_SETTLED_KEPT:]
+        pending = [u for u in self._upgrades.values() if u.status == "pending"]
+        kept = {u.request_id for u in settled + pending}
+        self._upgrades = {k: u for k, u in self._upgrades.items() if k in kept}
+
+    def _fit(self) -> MailboxState:
+        """The snapshot to carry over, made to fit STATE_BUDGET: what a reader can best do
+        without goes first (settled items, then old audit, then the oldest admissions)."""
+        snapshot = self._snapshot()
+        converter = workflow.payload_converter()
+        while converter.to_payloads([snapshot])[0].ByteSize() > STATE_BUDGET:
+            settled_reviews = [k for k, r in self._reviews.items() if r.acked_at is not None]
+            settled_upgrades = [k for k, u in self._upgrades.items() if u.status != "pending"]
+            if settled_reviews or settled_upgrades:
+                for k in settled_reviews:
+                    del self._reviews[k]
+                for k in settled_upgrades:
+                    del self._upgrades[k]
+            elif len(self._audit) > 10:
+                del self._audit[: len(self._audit) // 2]
+            elif self._admitted:
+                self._admitted = dict(list(self._admitted.items())[len(self._admitted) // 2 :])
+            elif self._reviews:
+                self._reviews = dict(list(self._reviews.items())[len(self._reviews) // 2 :])
+            else:
+                break
+            snapshot = self._snapshot()
+        return snapshot
 
     def _record(self, kind: str, actor: str, detail: str = "") -> None:
-        self._audit.append(
-            AuditEvent(at=workflow.now(), kind=kind, actor=actor, detail=detail, mailbox=self._config.address)
+        event = AuditEvent(
+            at=workflow.now(),
+            kind=kind,
+            actor=actor[:ACTOR_CHARS],
+            detail=detail if len(detail) <= DETAIL_CHARS else detail[: DETAIL_CHARS - 1] + "…",
+            mailbox=self._config.address,
         )
+        self._audit.append(event)
         del self._audit[:-AUDIT_KEPT]
 
     def _snapshot(self) -> MailboxState:
@@ -295,7 +416,7 @@ class MailboxWorkflow:
             created_by=self._created_by,
             created_at=self._created_at,
             provisioned=self._provisioned,
-            admissions=tuple(Admitted(send_id=k, at=at) for k, at in self._admitted.items()),
+            admissions=tuple(self._admitted.values()),
             reviews=tuple(self._reviews.values()),
             upgrades=tuple(self._upgrades.values()),
             audit=tuple(self._audit),

@@ -163,6 +163,12 @@ class AdmitRequest(Frozen):
     approved_by: str | None
 
 
+class AdmitBatch(Frozen):
+    """Admissions gathered by one worker into one update of the mailbox (workflows/admission.py)."""
+
+    requests: tuple[AdmitRequest, ...]
+
+
 class DeliveryRequest(Frozen):
     send_id: str
     mailbox: str

@@ -41,6 +41,9 @@ class DeliveryFailed(ApplicationError):
 
 
 async def _heartbeat(details: list[Any], every: float = 2.0) -> None:
+    # Temporal sends an attempt's first heartbeat at once and throttles the next ones; waiting
+    # a little first lets a quick admission be that first heartbeat, recorded straight away.
+    await asyncio.sleep(every / 2)
     while True:
         activity.heartbeat(*details)
         await asyncio.sleep(every)

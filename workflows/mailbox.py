@@ -37,7 +37,8 @@ UPGRADE_MAX_WRONG = 5
 # each collection has a count cap, and the whole state a byte budget (STATE_BUDGET) that
 # _fit() enforces at continue-as-new whatever the caps allow. Worst cases (longest ids and
 # texts the handlers accept), encoded: admissions ~75 B, unacked reviews ~105 B, acked ~330 B,
-# upgrades ~900 B, audit events ~700 B: about 1.4 MB in all.
+# upgrades ~900 B, audit events ~700 B: about 1.37 MB in all
+# (tests/workflows/test_mailbox_bounds.py builds that worst case and drives a mailbox past each cap).
 #
 # admissions: every send let out, for ADMISSIONS_KEPT_FOR (longer than a delivery's retries
 #   can last, so a retry gets the same answer) and at most ADMISSIONS_MAX (oldest first; entries
@@ -47,7 +48,7 @@ ADMISSIONS_MAX = 5000
 # reviews: unacked ones until acked, at most REVIEWS_KEPT (the oldest are dropped, audited);
 #   acked ones for SETTLED_KEPT and at most ACKED_KEPT.
 REVIEWS_KEPT = 3000
-ACKED_KEPT = 1000
+ACKED_KEPT = 500
 SETTLED_KEPT = timedelta(days=7)
 # upgrades: at most UPGRADES_PENDING live requests (request_upgrade refuses more), each expiring
 #   after UPGRADE_TTL; settled ones (applied, void, expired) for SETTLED_KEPT, at most UPGRADES_SETTLED_KEPT.

@@ -33,7 +33,7 @@ from workflows.models import (
     MailboxConfig,
     SendRequest,
 )
-from workflows.providers.base import ProviderSet
+from workflows.providers.base import ProviderSet, TemporaryDeliveryError
 from workflows.providers.fake import FakeProvider
 from workflows.send import SendEmailWorkflow
 from workflows.worker import build_worker
@@ -176,3 +176,31 @@ async def test_a_delivery_attempt_ends_before_its_timeout_hands_it_to_the_next(
     (first_start, first_end), (second_start, _) = spans
     assert first_end <= second_start  # the first attempt was over before the second began
     assert first_end - first_start < 8
+
+
+async def test_a_retried_delivery_goes_with_the_answer_its_first_attempt_got(
+    app: Mailgate, outbox: list[DeliveryRequest]
+) -> None:
+    """Same send, same answer (item 8): the first attempt was let out and then failed in a way
+    that may have delivered; the mailbox was made read_only meanwhile. The retry does not end
+    the send `blocked` (it may be out already): it delivers again under the same Message-ID,
+    which the provider de-duplicates."""
+    mailbox = app.settings.default_mailbox
+    await app.mailboxes.set_mode(mailbox, "autonomous", actor="admin", role="human")
+    provider = app.providers.default
+    send = provider.send
+    calls: list[str] = []
+
+    async def flaky(request: DeliveryRequest) -> DeliveryReceipt:
+        calls.append(request.message_id)
+        if len(calls) == 1:
+            await app.mailboxes.set_mode(mailbox, "read_only", actor="admin", role="human")
+            raise TemporaryDeliveryError("connection dropped after DATA")
+        return await send(request)
+
+    provider.send = flaky  # type: ignore[method-assign]
+    result = await app.sends.submit(mailbox=mailbox, to=["b@example.com"], subject="s", body="b")
+    handle = app.client.get_workflow_handle_for(SendEmailWorkflow.run, result.send_id)
+    state = await asyncio.wait_for(handle.result(), timeout=30)
+    assert state.status == "sent", state.reason
+    assert calls == [result.message_id] * 2

@@ -14,8 +14,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel
-from temporalio.client import Client
-from temporalio.service import RPCError
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.service import RPCError, RPCStatusCode
 
 from server.errors import Conflict, InvalidInput, NotFound, Unavailable
 from server.mailboxes import Mailboxes, parse_mailbox
@@ -23,15 +24,16 @@ from server.outbound import AttachmentInput
 from server.sends import SendResult, Sends
 from server.settings import Settings
 from workflows.addresses import MAX_SUBJECT_CHARS, AddressError, parse_addr_spec
-from workflows.ids import reply_wait_id
+from workflows.ids import mailbox_key, reply_wait_id
 from workflows.inbound import signal_watcher
 from workflows.inbox import EmailChange, EmailQuery, EmailSummary, IntakeConfig, ReplyWaitRequest, StoredEmail
 from workflows.models import FINAL_STATUSES, EmailAddress
 from workflows.parsing import AttachmentPart, ParsedEmail, new_text, parse_email
 from workflows.providers.base import EmailNotFound, EmailProvider, ProviderSet
 from workflows.reply_wait import ReplyWaitWorkflow
+from workflows.temporal import MAILBOX
 from workflows.threads import ThreadItem, order_thread, reply_references, reply_subject
-from workflows.watcher import WatcherConfig
+from workflows.watcher import MAX_WATCHES, WatcherConfig
 
 MAX_WAIT_MINUTES = 7 * 24 * 60
 PROGRESS_EVERY = 10.0
@@ -408,6 +410,7 @@ class Inbox:
             return self._outcome(state.send_id, reply, started)
         deadline = started + timedelta(minutes=timeout_minutes)
         wait_id = reply_wait_id(state.send_id)
+        await self._room_for_a_wait(wait_id, state.mailbox)
         try:
             handle = await self._client.start_workflow(
                 ReplyWaitWorkflow.run,
@@ -423,6 +426,7 @@ class Inbox:
                 start_signal="extend",
                 start_signal_args=[deadline],
                 static_summary=f"waiting for a reply to {state.send_id}",
+                search_attributes=TypedSearchAttributes([SearchAttributePair(MAILBOX, mailbox_key(state.mailbox))]),
             )
         except RPCError as err:
             raise Unavailable(f"Temporal did not answer: {err.message}") from err
@@ -454,6 +458,30 @@ class Inbox:
                 "later (a reply that arrives meanwhile is kept for you)."
             ),
         )
+
+    async def _room_for_a_wait(self, wait_id: str, mailbox: str) -> None:
+        """A mailbox's watcher carries one entry per running reply wait, so their number is capped:
+        a new wait is refused at the cap (a call for a wait already running just attaches to it)."""
+        try:
+            running = (await self._client.get_workflow_handle(wait_id).describe()).status
+            if running == WorkflowExecutionStatus.RUNNING:
+                return
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise Unavailable(f"Temporal did not answer: {err.message}") from err
+        query = (
+            f"WorkflowType = '{ReplyWaitWorkflow.__name__}' AND ExecutionStatus = 'Running' "
+            f"AND {MAILBOX.name} = '{mailbox_key(mailbox)}'"
+        )
+        try:
+            count = (await self._client.count_workflows(query)).count
+        except RPCError as err:
+            raise Unavailable(f"Temporal did not answer: {err.message}") from err
+        if count >= MAX_WATCHES:
+            raise Conflict(
+                f"{mailbox} already has {count} reply waits running, the most it keeps; wait on one of "
+                "those, or let some end (each ends at its deadline or with its reply)"
+            )
 
     @staticmethod
     def _outcome(send_id: str, reply: EmailSummary, started: datetime) -> ReplyOutcome:

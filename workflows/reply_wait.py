@@ -15,6 +15,13 @@ with workflow.unsafe.imports_passed_through():
     from workflows.inbox import EmailSummary, ReplyWaitRequest, ReplyWaitResult, Watch
     from workflows.inbox_activities import InboxActivities
 
+# Every wait_for_reply call signals the wait (``extend``), so its history grows with callers:
+# past this many events it continues as new, carrying its request with the latest deadline.
+HISTORY_LIMIT = 2000
+# Continuing as new added a command; histories from before it never reached the limit here.
+# Retire when no wait started before this version can still run (they last at most 7 days).
+CONTINUE_PATCH = "reply-wait-continue-as-new-v1"
+
 
 @workflow.defn
 class ReplyWaitWorkflow:
@@ -23,9 +30,12 @@ class ReplyWaitWorkflow:
         self._request = request
         self._deadline = request.deadline
         self._reply: EmailSummary | None = None
+        self._may_continue = False
 
     @workflow.run
     async def run(self, request: ReplyWaitRequest) -> ReplyWaitResult:
+        # Decided once, first: a wait from before this version (no marker) never continues as new.
+        self._may_continue = workflow.patched(CONTINUE_PATCH)
         await workflow.execute_activity_method(
             InboxActivities.watch,
             args=[request.mailbox, Watch(wait_id=request.wait_id, message_id=request.message_id)],
@@ -36,9 +46,14 @@ class ReplyWaitWorkflow:
             remaining = deadline - workflow.now()
             if remaining <= timedelta(0):
                 break
+            if self._full():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if self._reply is None:
+                    workflow.continue_as_new(request.model_copy(update={"deadline": self._deadline}))
+                continue
             try:
                 await workflow.wait_condition(
-                    lambda deadline=deadline: self._reply is not None or self._deadline != deadline,  # type: ignore[misc]
+                    lambda deadline=deadline: self._reply is not None or self._deadline != deadline or self._full(),  # type: ignore[misc]
                     timeout=remaining,
                     timeout_summary="reply deadline",
                 )
@@ -66,3 +81,10 @@ class ReplyWaitWorkflow:
     @workflow.query
     def deadline(self) -> datetime:
         return self._deadline
+
+    def _full(self) -> bool:
+        """Time to continue as new (never for a history from before that was possible)."""
+        if not self._may_continue:
+            return False
+        info = workflow.info()
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() > HISTORY_LIMIT

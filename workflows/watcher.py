@@ -20,6 +20,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.models import Frozen
 
 HISTORY_LIMIT = 2000
+# What the watcher carries across continue-as-new is its cursor, its configuration and one
+# Watch per running reply wait (ids only, ~150 B encoded): at most MAX_WATCHES of them, about
+# 300 KB, far below Temporal's 2 MB. wait_for_reply refuses a new wait when a mailbox has this
+# many running; should more arrive anyway, the oldest watch is dropped.
+MAX_WATCHES = 2000
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 
 
@@ -87,7 +92,12 @@ class MailboxWatcherWorkflow:
 
     @workflow.signal
     def watch(self, watch: Watch) -> None:
+        self._watches.pop(watch.wait_id, None)
         self._watches[watch.wait_id] = watch
+        while len(self._watches) > MAX_WATCHES:
+            oldest = next(iter(self._watches))
+            del self._watches[oldest]
+            workflow.logger.warning("dropped the watch of %s: over %d reply waits", oldest, MAX_WATCHES)
         self._check_watches = True
         self._poked = True
 

@@ -1,0 +1,150 @@
+"""The 2,000-event and 2 MB guards of the inbound long-lived workflows (issue 24).
+
+The mailbox watcher and a reply wait, on the time-skipping server, driven to and past their
+bounds: each continues as new near its history limit and carries less than Temporal's 2 MB.
+(MailboxWorkflow's guards are in test_mailbox_bounds.py.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from workflows.inbox import EmailSummary, ReplyWaitRequest, Watch, WatcherState
+from workflows.providers.base import ProviderSet
+from workflows.providers.fake import FakeProvider
+from workflows.reply_wait import HISTORY_LIMIT as WAIT_HISTORY_LIMIT
+from workflows.reply_wait import ReplyWaitWorkflow
+from workflows.watcher import HISTORY_LIMIT as WATCHER_HISTORY_LIMIT
+from workflows.watcher import MAX_WATCHES, MailboxWatcherWorkflow
+from workflows.worker import build_worker
+
+TWO_MB = 2 * 1024 * 1024
+
+
+async def runs(client: Client, workflow_id: str) -> list[str]:
+    """The run ids of a workflow id, oldest first."""
+    found = [e.run_id async for e in client.list_workflows(f"WorkflowId = '{workflow_id}'")]
+    return list(reversed(found))
+
+
+async def first_run_events(client: Client, workflow_id: str, run_id: str) -> list[Any]:
+    return [e async for e in client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history_events()]
+
+
+async def continued(handle: WorkflowHandle[Any, Any], first: str, timeout: float = 60) -> None:
+    """Wait for the run after ``first``: once signals stop, the workflow's continue-as-new goes
+    through (while signals keep coming, each attempt is refused and tried again)."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + timeout
+    while (await handle.describe()).run_id == first:
+        assert loop.time() < until, "it did not continue as new"
+        await asyncio.sleep(0.2)
+
+
+async def started_input_size(client: Client, workflow_id: str) -> int:
+    async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+        return sum(p.ByteSize() for p in event.workflow_execution_started_event_attributes.input.payloads)
+    raise AssertionError("no history")
+
+
+async def test_a_reply_wait_extended_again_and_again_continues_as_new_with_its_deadline(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    """Every wait_for_reply call signals `extend`; thousands of calls must not run the wait's
+    history into Temporal's limit. Past its limit it continues as new, with the latest deadline."""
+    client = skipping_env.client
+    queue = f"tq-{uuid.uuid4().hex}"
+    async with build_worker(client, queue, ProviderSet(FakeProvider())):
+        now = await skipping_env.get_current_time()
+        wait_id = f"reply-wait-{uuid.uuid4().hex}"
+        request = ReplyWaitRequest(
+            wait_id=wait_id,
+            send_id="send-x",
+            mailbox=f"box-{uuid.uuid4().hex[:8]}@mailgate.local",
+            message_id="<send-x@mailgate.local>",
+            deadline=now + timedelta(days=1),
+        )
+        handle: WorkflowHandle[Any, Any] = await client.start_workflow(
+            ReplyWaitWorkflow.run, request, id=wait_id, task_queue=queue
+        )
+        first = handle.result_run_id
+        assert first is not None
+        deadline = request.deadline
+        handle = client.get_workflow_handle(wait_id)  # signals go to the latest run
+        for i in range(3 * WAIT_HISTORY_LIMIT):
+            deadline += timedelta(seconds=1)
+            await handle.signal(ReplyWaitWorkflow.extend, deadline)
+            if i % 50 == 49 and (await handle.describe()).raw_description.workflow_execution_info.history_length > (
+                WAIT_HISTORY_LIMIT
+            ):
+                break
+        latest = client.get_workflow_handle_for(ReplyWaitWorkflow.run, wait_id)
+        await continued(latest, first)
+        events = await first_run_events(client, wait_id, first)
+        assert WAIT_HISTORY_LIMIT <= len(events) < WAIT_HISTORY_LIMIT + 100
+        assert events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
+        # The 2 MB guard: what it carries is its request, ids and a deadline, whatever came before.
+        assert await started_input_size(client, wait_id) < 2048
+        # The new run keeps the latest deadline, and still takes its reply.
+        for _ in range(100):
+            if await latest.query(ReplyWaitWorkflow.deadline) == deadline:
+                break
+            await handle.signal(ReplyWaitWorkflow.extend, deadline)
+        assert await latest.query(ReplyWaitWorkflow.deadline) == deadline
+        reply = EmailSummary(
+            email_id="1",
+            mailbox=request.mailbox,
+            folder="inbox",
+            message_id="<r@example.com>",
+            thread_id="t",
+            received_at=now,
+        )
+        await latest.signal(ReplyWaitWorkflow.reply_found, reply)
+        result = await latest.result()
+        assert result.status == "replied" and result.reply == reply
+
+
+async def test_the_watcher_keeps_at_most_its_watches_and_carries_under_2_mb(
+    skipping_env: WorkflowEnvironment,
+) -> None:
+    """More reply waits registered than the watcher keeps: the oldest go, the newest stay, and
+    past its history limit it continues as new carrying well under 2 MB."""
+    client = skipping_env.client
+    queue = f"tq-{uuid.uuid4().hex}"
+    watcher_id = f"watch-{uuid.uuid4().hex}"
+    state = WatcherState(mailbox=f"box-{uuid.uuid4().hex[:8]}@mailgate.local", cursor="c-1")
+    total = MAX_WATCHES + 200
+
+    def watch(i: int) -> Watch:
+        return Watch(
+            wait_id=f"reply-wait-send-{i:06d}{'x' * 14}", message_id=f"<send-{i:06d}{'x' * 14}@mailgate.local>"
+        )
+
+    async with build_worker(client, queue, ProviderSet(FakeProvider())):
+        handle: WorkflowHandle[Any, Any] = await client.start_workflow(
+            MailboxWatcherWorkflow.run, state, id=watcher_id, task_queue=queue
+        )
+        first = handle.result_run_id
+        assert first is not None
+        latest = client.get_workflow_handle(watcher_id)  # signals go to the latest run
+        for i in range(total):
+            await latest.signal(MailboxWatcherWorkflow.watch, watch(i))
+        # Past its history limit (a signal is at least one event): it continued as new.
+        await continued(latest, first)
+        events = await first_run_events(client, watcher_id, first)
+        # While signals stream in, Temporal refuses each continue-as-new that missed one and the
+        # worker tries again: the first run overshoots by about the signals sent meanwhile, still
+        # far below Temporal's 51,200-event limit.
+        assert WATCHER_HISTORY_LIMIT <= len(events) < WATCHER_HISTORY_LIMIT + total
+        assert events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
+        carried = await latest.query(MailboxWatcherWorkflow.describe)
+        assert len(carried.watches) == MAX_WATCHES
+        assert carried.watches[-1] == watch(total - 1)
+        assert watch(0) not in carried.watches
+        assert await started_input_size(client, watcher_id) < TWO_MB // 4

@@ -14,15 +14,18 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
+from workflows.ids import watcher_workflow_id
 from workflows.inbox import EmailSummary, ReplyWaitRequest, Watch, WatcherState
 from workflows.providers.base import ProviderSet
 from workflows.providers.fake import FakeProvider
 from workflows.reply_wait import HISTORY_LIMIT as WAIT_HISTORY_LIMIT
 from workflows.reply_wait import ReplyWaitWorkflow
+from workflows.temporal import data_converter
 from workflows.watcher import HISTORY_LIMIT as WATCHER_HISTORY_LIMIT
 from workflows.watcher import MAX_WATCHES, MailboxWatcherWorkflow
-from workflows.worker import build_worker
+from workflows.worker import WORKFLOWS, build_worker
 
 TWO_MB = 2 * 1024 * 1024
 
@@ -45,6 +48,12 @@ async def continued(handle: WorkflowHandle[Any, Any], first: str, timeout: float
     while (await handle.describe()).run_id == first:
         assert loop.time() < until, "it did not continue as new"
         await asyncio.sleep(0.2)
+
+
+async def replays(client: Client, workflow_id: str, run_id: str) -> None:
+    """The run that continued as new replays against today's code (its patches included)."""
+    history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+    await Replayer(workflows=WORKFLOWS, data_converter=data_converter()).replay_workflow(history)
 
 
 async def started_input_size(client: Client, workflow_id: str) -> int:
@@ -89,6 +98,7 @@ async def test_a_reply_wait_extended_again_and_again_continues_as_new_with_its_d
         events = await first_run_events(client, wait_id, first)
         assert WAIT_HISTORY_LIMIT <= len(events) < WAIT_HISTORY_LIMIT + 100
         assert events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
+        await replays(client, wait_id, first)
         # The 2 MB guard: what it carries is its request, ids and a deadline, whatever came before.
         assert await started_input_size(client, wait_id) < 2048
         # The new run keeps the latest deadline, and still takes its reply.
@@ -108,6 +118,8 @@ async def test_a_reply_wait_extended_again_and_again_continues_as_new_with_its_d
         await latest.signal(ReplyWaitWorkflow.reply_found, reply)
         result = await latest.result()
         assert result.status == "replied" and result.reply == reply
+        # The wait started the mailbox's watcher, whose poll timers would hold up time skipping.
+        await client.get_workflow_handle(watcher_workflow_id(request.mailbox)).terminate()
 
 
 async def test_the_watcher_keeps_at_most_its_watches_and_carries_under_2_mb(
@@ -143,8 +155,10 @@ async def test_the_watcher_keeps_at_most_its_watches_and_carries_under_2_mb(
         # far below Temporal's 51,200-event limit.
         assert WATCHER_HISTORY_LIMIT <= len(events) < WATCHER_HISTORY_LIMIT + total
         assert events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
+        await replays(client, watcher_id, first)
         carried = await latest.query(MailboxWatcherWorkflow.describe)
         assert len(carried.watches) == MAX_WATCHES
         assert carried.watches[-1] == watch(total - 1)
         assert watch(0) not in carried.watches
         assert await started_input_size(client, watcher_id) < TWO_MB // 4
+        await latest.terminate()  # its poll timers would hold up time skipping in later tests

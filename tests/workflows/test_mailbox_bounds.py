@@ -17,6 +17,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
+from tests.workflows.test_long_lived_bounds import replays
 from tests.workflows.test_mailbox import start_mailbox
 from workflows.mailbox import (
     ACKED_KEPT,
@@ -198,6 +199,7 @@ async def test_the_mailbox_driven_past_every_bound_carries_under_2_mb(
     ]  # type: ignore[attr-defined]
     assert HISTORY_LIMIT <= len(events) < HISTORY_LIMIT + 100
     assert events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
+    await replays(skipping_env.client, handle.id, first_run)  # type: ignore[attr-defined]
     latest = skipping_env.client.get_workflow_handle(handle.id, run_id=run_id)
     carried = await latest.query(MailboxWorkflow.describe)
     assert len(carried.admissions) == ADMISSIONS_MAX

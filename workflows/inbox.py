@@ -40,6 +40,41 @@ class EmailSummary(Frozen):
     # Filled only when a query asks for it (threads): the body as text, quotes included.
     text: str | None = None
 
+    def bounded(self) -> EmailSummary:
+        """This summary as it crosses Temporal (watcher scans, reply signals, intake inputs): at
+        most about 40 KB however large the email's headers, so a batch of them fits a payload.
+        Whoever needs every recipient or the whole subject reads the email itself."""
+
+        def cut(text: str, limit: int = SUMMARY_CHARS) -> str:
+            return text if len(text) <= limit else text[: limit - 1] + "…"
+
+        def person(p: EmailAddress) -> EmailAddress:
+            if len(p.address) <= SUMMARY_CHARS and len(p.name) <= SUMMARY_NAME_CHARS:
+                return p
+            return EmailAddress(address=cut(p.address), name=cut(p.name, SUMMARY_NAME_CHARS))
+
+        return self.model_copy(
+            update={
+                "email_id": cut(self.email_id),
+                "message_id": cut(self.message_id),
+                "thread_id": cut(self.thread_id),
+                "sender": person(self.sender) if self.sender else None,
+                "to": tuple(person(p) for p in self.to[:SUMMARY_PEOPLE]),
+                "cc": tuple(person(p) for p in self.cc[:SUMMARY_PEOPLE]),
+                "subject": cut(self.subject),
+                "snippet": cut(self.snippet),
+                "in_reply_to": cut(self.in_reply_to),
+                "references": tuple(cut(r) for r in self.references[-SUMMARY_PEOPLE:]),
+                "text": None,
+            }
+        )
+
+
+# The caps of EmailSummary.bounded(): characters per field, entries per list.
+SUMMARY_CHARS = 1000
+SUMMARY_NAME_CHARS = 200
+SUMMARY_PEOPLE = 20
+
 
 class EmailQuery(Frozen):
     folder: Folder | None = "inbox"
@@ -114,6 +149,8 @@ class ScanResult(Frozen):
     inbound: tuple[EmailSummary, ...] = ()
     replies: tuple[tuple[str, EmailSummary], ...] = ()  # (wait_id, the first reply)
     more: bool = False
+    # Some waits' replies did not fit this result: scan again and look for them.
+    recheck: bool = False
 
 
 class DispatchRequest(Frozen):

@@ -5,6 +5,8 @@ under an id derived from the mailbox and Message-ID, so a repeat finds them star
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
@@ -13,10 +15,18 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.ids import intake_workflow_id, watcher_workflow_id
 from workflows.inbound import signal_watcher
-from workflows.inbox import DispatchRequest, ScanRequest, ScanResult, Watch
+from workflows.inbox import DispatchRequest, EmailSummary, ScanRequest, ScanResult, Watch
 from workflows.providers.base import ProviderSet
 
 SCAN_BATCH = 100
+# What one scan hands the watcher (and the watcher hands dispatch), in encoded bytes: far
+# below Temporal's 2 MB payload limit, which a result must never reach (the watcher would
+# retry that scan forever). A batch over it is asked for again, smaller.
+SCAN_BYTES = 1_000_000
+
+
+def _size(emails: Iterable[EmailSummary]) -> int:
+    return sum(len(e.model_dump_json()) for e in emails)
 
 
 class InboxActivities:
@@ -28,15 +38,30 @@ class InboxActivities:
     async def scan(self, request: ScanRequest) -> ScanResult:
         """What became visible since the cursor, and the first reply for each registered wait."""
         provider = self._providers.for_mailbox(request.mailbox)
-        changes = await provider.changes(request.mailbox, request.cursor, SCAN_BATCH)
-        inbound = tuple(e for e in changes.emails if e.folder == "inbox")
-        replies = []
+        limit = SCAN_BATCH
+        while True:
+            changes = await provider.changes(request.mailbox, request.cursor, limit)
+            inbound = tuple(e.bounded() for e in changes.emails if e.folder == "inbox")
+            size = _size(inbound)
+            if size <= SCAN_BYTES or limit == 1:
+                break
+            limit = max(1, limit // 2)
+        replies: list[tuple[str, EmailSummary]] = []
+        recheck = False
         if inbound or request.check_watches:
             for watch in request.watches:
                 reply = await provider.find_reply(request.mailbox, watch.message_id)
-                if reply is not None:
-                    replies.append((watch.wait_id, reply))
-        return ScanResult(cursor=changes.cursor, inbound=inbound, replies=tuple(replies), more=changes.more)
+                if reply is None:
+                    continue
+                reply = reply.bounded()
+                size += _size([reply])
+                if size > SCAN_BYTES and (inbound or replies):
+                    recheck = True  # the next scan finds it again
+                    break
+                replies.append((watch.wait_id, reply))
+        return ScanResult(
+            cursor=changes.cursor, inbound=inbound, replies=tuple(replies), more=changes.more, recheck=recheck
+        )
 
     @activity.defn
     async def dispatch(self, request: DispatchRequest) -> None:

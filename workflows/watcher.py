@@ -83,8 +83,10 @@ class MailboxWatcherWorkflow:
                 start_to_close_timeout=timedelta(minutes=2),
                 retry_policy=RETRY,
             )
-        if result.more:
+        if result.more or result.recheck:
             self._poked = True
+        if result.recheck:
+            self._check_watches = True
 
     @workflow.signal
     def poke(self) -> None:

@@ -1,7 +1,8 @@
 """The 2,000-event and 2 MB guards of the inbound long-lived workflows (issue 24).
 
 The mailbox watcher and a reply wait, on the time-skipping server, driven to and past their
-bounds: each continues as new near its history limit and carries less than Temporal's 2 MB.
+bounds: each continues as new near its history limit and carries less than Temporal's 2 MB;
+and on the dev server, the watcher passes on emails too large to cross Temporal whole.
 (MailboxWorkflow's guards are in test_mailbox_bounds.py.)
 """
 
@@ -9,15 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from workflows.ids import watcher_workflow_id
-from workflows.inbox import EmailSummary, ReplyWaitRequest, Watch, WatcherState
+from workflows.ids import intake_workflow_id, watcher_workflow_id
+from workflows.inbox import Changes, EmailSummary, IntakeConfig, ReplyWaitRequest, Watch, WatcherState
+from workflows.models import EmailAddress
 from workflows.providers.base import ProviderSet
 from workflows.providers.fake import FakeProvider
 from workflows.reply_wait import HISTORY_LIMIT as WAIT_HISTORY_LIMIT
@@ -162,3 +164,61 @@ async def test_the_watcher_keeps_at_most_its_watches_and_carries_under_2_mb(
         assert watch(0) not in carried.watches
         assert await started_input_size(client, watcher_id) < TWO_MB // 4
         await latest.terminate()  # its poll timers would hold up time skipping in later tests
+
+
+class HugeHeaders(FakeProvider):
+    """An inbox of emails with enormous headers: a subject of 600 KB, 200 long recipients."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__()
+        self.count = count
+
+    def email(self, mailbox: str, i: int) -> EmailSummary:
+        people = tuple(EmailAddress(address=f"{'p' * 90}{n}@example.com", name="n" * 200) for n in range(200))
+        return EmailSummary(
+            email_id=str(i),
+            mailbox=mailbox,
+            folder="inbox",
+            message_id=f"<huge-{i}@example.com>",
+            thread_id=f"t{i}",
+            to=people,
+            cc=people,
+            subject="S" * 600_000,
+            received_at=datetime.now(UTC),
+        )
+
+    async def changes(self, mailbox: str, cursor: str | None, limit: int = 100) -> Changes:
+        start = int(cursor or 0)
+        end = min(start + limit, self.count)
+        emails = tuple(self.email(mailbox, i) for i in range(start, end))
+        return Changes(emails=emails, cursor=str(end), more=end < self.count)
+
+
+async def test_the_watcher_passes_on_emails_with_huge_headers_within_the_payload_limit(
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    """On the dev server, which refuses payloads over 2 MB: a scan of such emails used to fail
+    for good (and the watcher with it); summaries that cross Temporal are bounded instead."""
+    client = temporal_env.client
+    queue = f"tq-{uuid.uuid4().hex}"
+    mailbox = f"box-{uuid.uuid4().hex[:8]}@mailgate.local"
+    count = 8
+    state = WatcherState(mailbox=mailbox, intake=IntakeConfig(workflow="IntakeProbe", task_queue=f"{queue}-intake"))
+    async with build_worker(client, queue, ProviderSet(HugeHeaders(count))):
+        handle = await client.start_workflow(
+            MailboxWatcherWorkflow.run, state, id=watcher_workflow_id(mailbox), task_queue=queue
+        )
+        try:
+            loop = asyncio.get_running_loop()
+            until = loop.time() + 30
+            while (await handle.query(MailboxWatcherWorkflow.describe)).cursor != str(count):
+                assert loop.time() < until, "the watcher did not get through the inbox"
+                await asyncio.sleep(0.2)
+        finally:
+            await handle.terminate()
+    for i in range(count):
+        intake = client.get_workflow_handle(intake_workflow_id(mailbox, f"<huge-{i}@example.com>"))
+        started = await anext(aiter(intake.fetch_history_events()))
+        summary = started.workflow_execution_started_event_attributes.input.payloads[0]
+        assert summary.ByteSize() < 64 * 1024
+        await intake.terminate()

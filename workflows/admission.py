@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.ids import mailbox_workflow_id
-from workflows.models import Admission, AdmitBatch, AdmitRequest
+from workflows.models import SEND_ID_CHARS, Admission, AdmitBatch, AdmitRequest
 
 BATCH_MAX = 100
 # Well under Temporal's 2 MB payload limit, however many recipients each send has.
@@ -46,6 +46,9 @@ class AdmissionBatcher:
 
     async def admit(self, mailbox: str, request: AdmitRequest) -> Admission:
         """The mailbox's answer for this send, from the next update to that mailbox."""
+        if len(request.send_id) > SEND_ID_CHARS:
+            reason = f"send id longer than {SEND_ID_CHARS} characters"
+            return Admission(outcome="blocked", mode="read_only", reason=reason)
         queue = self._queues.setdefault(mailbox.lower(), _Queue())
         future: asyncio.Future[Admission] = asyncio.get_running_loop().create_future()
         queue.waiting.append((request, future))

@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from workflows.activities import MailActivities
     from workflows.models import (
+        SEND_ID_CHARS,
         Admission,
         AdmitBatch,
         AdmitRequest,
@@ -58,7 +59,7 @@ UPGRADES_SETTLED_KEPT = 40
 AUDIT_KEPT = 500
 DETAIL_CHARS = 300
 # What a handler accepts, so the sizes above hold.
-ID_CHARS = 200
+ID_CHARS = SEND_ID_CHARS
 ACTOR_CHARS = 200
 REASON_CHARS = 500
 STATE_BUDGET = 1_500_000

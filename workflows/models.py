@@ -163,6 +163,11 @@ class AdmitRequest(Frozen):
     approved_by: str | None
 
 
+# The longest send id a mailbox admits (mailgate's own are 25 characters); it bounds the
+# mailbox's remembered admissions, and one bad id must not fail a whole batch.
+SEND_ID_CHARS = 200
+
+
 class AdmitBatch(Frozen):
     """Admissions gathered by one worker into one update of the mailbox (workflows/admission.py)."""
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
@@ -166,6 +167,15 @@ async def test_the_watcher_keeps_at_most_its_watches_and_carries_under_2_mb(
         await latest.terminate()  # its poll timers would hold up time skipping in later tests
 
 
+async def all_started(client: Client, mailbox: str, count: int) -> bool:
+    for i in range(count):
+        try:
+            await client.get_workflow_handle(intake_workflow_id(mailbox, f"<huge-{i}@example.com>")).describe()
+        except RPCError:
+            return False
+    return True
+
+
 class HugeHeaders(FakeProvider):
     """An inbox of emails with enormous headers: a subject of 600 KB, 200 long recipients."""
 
@@ -211,9 +221,10 @@ async def test_the_watcher_passes_on_emails_with_huge_headers_within_the_payload
         try:
             loop = asyncio.get_running_loop()
             until = loop.time() + 30
-            while (await handle.query(MailboxWatcherWorkflow.describe)).cursor != str(count):
+            while not await all_started(client, mailbox, count):
                 assert loop.time() < until, "the watcher did not get through the inbox"
                 await asyncio.sleep(0.2)
+            assert (await handle.query(MailboxWatcherWorkflow.describe)).cursor == str(count)
         finally:
             await handle.terminate()
     for i in range(count):

@@ -140,11 +140,13 @@ class MailActivities:
             # mailbox also remembers it; this holds when the answer came from the memo alone).
             admission = _earlier_admission()
             if admission is None:
-                by = None if deadline is None else deadline - DELIVERY_MIN.total_seconds()
+                limit = asyncio.timeout_at(None if deadline is None else deadline - DELIVERY_MIN.total_seconds())
                 try:
-                    async with asyncio.timeout_at(by):
+                    async with limit:
                         admission = await self.admit(request.mailbox, admit)
                 except TimeoutError:
+                    if not limit.expired():
+                        raise
                     raise AttemptTimedOut("the mailbox did not answer in time; a new attempt asks again") from None
             if admission.outcome != "ok":
                 return DeliveryAttempt(admission=admission)
@@ -161,10 +163,13 @@ class MailActivities:
     async def _send(self, request: DeliveryRequest, deadline: float | None) -> DeliveryReceipt:
         """Deliver within this attempt's time, so it is over before Temporal starts another."""
         provider = self._providers.for_mailbox(request.mailbox)
+        limit = asyncio.timeout_at(deadline)
         try:
-            async with asyncio.timeout_at(deadline):
+            async with limit:
                 return await provider.send(request)
         except TimeoutError:
+            if not limit.expired():
+                raise  # the provider's own timeout, not this attempt's
             raise AttemptTimedOut("delivery did not finish within the attempt's time; a new attempt tries") from None
         except DeliveryError as err:
             if err.permanent:

@@ -28,7 +28,7 @@ from workflows.ids import mailbox_key, reply_wait_id
 from workflows.inbound import signal_watcher
 from workflows.inbox import EmailChange, EmailQuery, EmailSummary, IntakeConfig, ReplyWaitRequest, StoredEmail
 from workflows.models import FINAL_STATUSES, EmailAddress
-from workflows.parsing import AttachmentPart, ParsedEmail, new_text, parse_email
+from workflows.parsing import AttachmentPart, ParsedEmail, new_text, parse_email_async
 from workflows.providers.base import EmailNotFound, EmailProvider, ProviderSet
 from workflows.reply_wait import ReplyWaitWorkflow
 from workflows.temporal import MAILBOX
@@ -254,7 +254,7 @@ class Inbox:
 
     async def read(self, mailbox: str, email_id: str, *, mark_read: bool = True) -> EmailView:
         address, stored = await self._fetch(mailbox, email_id)
-        parsed = parse_email(stored.raw)
+        parsed = await parse_email_async(stored.raw)
         email = stored.summary
         if mark_read and email.unread:
             await self._providers.for_mailbox(address).change_email(address, email.email_id, "read", "agent")
@@ -287,7 +287,7 @@ class Inbox:
 
     async def attachment(self, mailbox: str, email_id: str, filename: str) -> AttachmentPart:
         _, stored = await self._fetch(mailbox, email_id)
-        parts = parse_email(stored.raw).attachments
+        parts = (await parse_email_async(stored.raw)).attachments
         wanted = filename.strip()
         for part in parts:
             if part.filename == wanted or str(part.index) == wanted:
@@ -302,32 +302,8 @@ class Inbox:
         )
         if not page.emails:
             raise NotFound(f"no thread {thread_id!r} in mailbox {address}; check_inbox shows each email's thread_id")
-        by_id = {e.email_id: e for e in page.emails}
-        placed = order_thread(
-            ThreadItem(key=e.email_id, message_id=e.message_id, parent_ids=_parents(e), date=e.received_at)
-            for e in page.emails
-        )
-        messages = []
-        for item in placed:
-            email = by_id[item.key]
-            text = new_text(email.text or "") or (email.text or "")
-            messages.append(
-                ThreadMessage(
-                    email_id=email.email_id,
-                    folder=email.folder,
-                    depth=item.depth,
-                    parent_email_id=item.parent_key,
-                    sender=person(email.sender),
-                    to=[person(a) for a in email.to],
-                    subject=email.subject,
-                    date=email.date,
-                    received_at=email.received_at,
-                    text=text[:max_chars],
-                    truncated=len(text) > max_chars,
-                    has_attachments=email.has_attachments,
-                    unread=email.unread,
-                )
-            )
+        # Up to 1,000 messages of strangers' text: laid out in a worker thread, off the event loop.
+        messages = await asyncio.to_thread(_thread_messages, page.emails, max_chars)
         return ThreadView(
             mailbox=address, thread_id=page.emails[0].thread_id, subject=page.emails[0].subject, messages=messages
         )
@@ -346,7 +322,7 @@ class Inbox:
         requester: str = "agent",
     ) -> SendResult:
         address, stored = await self._fetch(mailbox, email_id)
-        parsed = parse_email(stored.raw)
+        parsed = await parse_email_async(stored.raw)
         to, cc = reply_recipients(parsed, address, from_us=stored.summary.folder == "sent", reply_all=reply_all)
         if not to:
             shown = person(parsed.sender) or "(none)"
@@ -508,6 +484,35 @@ class Inbox:
             cursor=now,
             poll_interval=config.poll_interval,
         )
+
+
+def _thread_messages(emails: Sequence[EmailSummary], max_chars: int) -> list[ThreadMessage]:
+    by_id = {e.email_id: e for e in emails}
+    placed = order_thread(
+        ThreadItem(key=e.email_id, message_id=e.message_id, parent_ids=_parents(e), date=e.received_at) for e in emails
+    )
+    messages = []
+    for item in placed:
+        email = by_id[item.key]
+        text = new_text(email.text or "") or (email.text or "")
+        messages.append(
+            ThreadMessage(
+                email_id=email.email_id,
+                folder=email.folder,
+                depth=item.depth,
+                parent_email_id=item.parent_key,
+                sender=person(email.sender),
+                to=[person(a) for a in email.to],
+                subject=email.subject,
+                date=email.date,
+                received_at=email.received_at,
+                text=text[:max_chars],
+                truncated=len(text) > max_chars,
+                has_attachments=email.has_attachments,
+                unread=email.unread,
+            )
+        )
+    return messages
 
 
 def _parents(email: EmailSummary) -> tuple[str, ...]:

@@ -4,28 +4,53 @@ Inbound mail is written by strangers and is often broken: wrong or unknown chars
 8-bit headers, malformed encoded words, address lists a parser can read two ways. Every
 step here falls back instead of failing, and every string that comes out is valid Unicode
 without control characters (bodies keep their line breaks and tabs).
+
+It is also written to be slow: the standard library's header parser is quadratic or worse
+on some inputs (20,000 encoded words, ``"a\\"`` repeated, thousands of MIME parameters), and
+its MIME parser recurses once per nesting level. So the input is bounded before the stdlib
+sees it (`BOUNDED`: header values, addresses per header, References, header fields, MIME
+parts and nesting), and everything after that here is linear. Callers on an event loop run
+`parse_email` in a worker thread (`parse_email_async`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email import message_from_bytes, policy
 from email.header import decode_header, make_header
 from email.message import Message
+from email.parser import BytesParser
+from email.policy import EmailPolicy
 from email.utils import getaddresses, parsedate_to_datetime
+from functools import lru_cache
+from itertools import islice
+from typing import Any
 
 from workflows.htmltext import html_to_text
 from workflows.models import EmailAddress
 from workflows.threads import message_ids
 
 MAX_DEPTH = 20
+MAX_ADDRESSES = 200  # per address header
+MAX_ADDRESS_CHARS = 500  # one address of a long list; longer ones are dropped
+MAX_HEADER_CHARS = 4_000  # any other header value the stdlib may parse
+MAX_MIME_HEADER_CHARS = 1_000  # Content-* values
+MAX_PARAMS = 30  # parameters of a Content-* value
+MAX_FIELDS = 300  # header fields of the message itself; beyond, only the ones mailgate reads are kept
+MAX_HEAD_BYTES = 256 * 1024  # the message's header block; beyond, the same
+MAX_FIELD_BYTES = 64 * 1024
+MAX_CONTAINERS = 50  # multipart and message/* parts; beyond, the body is not split into parts
+MAX_DELIMITERS = 1_000  # lines starting with "--" (MIME part boundaries)
+MAX_LINES = 500_000
+MAX_PARTS = 500  # leaf parts walked
 SNIPPET_CHARS = 200
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029\x85]")
 _HEADER_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
 _SPACES = re.compile(r"\s+")
+_SURROGATE = re.compile("[\udc80-\udcff]")  # raw 8-bit bytes the parser kept as surrogate escapes
 _QUOTE_INTRO = re.compile(r"^(On .{0,200} wrote:|-+\s*Original Message\s*-+)$", re.IGNORECASE)
 # Labels that mail software uses for charsets Python knows by another (usually wider) name.
 _CHARSET_ALIASES = {
@@ -42,6 +67,132 @@ _CHARSET_ALIASES = {
     "x-mac-roman": "mac-roman",
     "unicode-1-1-utf-7": "utf-7",
 }
+
+_ADDRESS_HEADERS = frozenset(
+    {"from", "to", "cc", "bcc", "reply-to", "sender", "resent-from", "resent-to", "resent-cc", "resent-bcc"}
+)
+_ID_HEADERS = frozenset({"references", "in-reply-to", "message-id"})
+# One item of an address list: quoted strings, comments and <...> may hold commas.
+_ADDRESS_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*+"?|\((?:[^()\\]|\\.)*+\)?|<[^<>]*+>?|[^",(<]++|,|.', re.DOTALL)
+# The top-level fields mailgate reads; when a message has too many fields, only these are kept.
+_WANTED_FIELD = re.compile(
+    rb"^(?:from|to|cc|reply-to|subject|date|message-id|in-reply-to|references|auto-submitted|mime-version"
+    rb"|content-[a-z-]+)[ \t]*:[^\n]*(?:\n[ \t][^\n]*)*(?:\n|$)",
+    re.IGNORECASE | re.MULTILINE,
+)
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+
+
+def _address_items(value: str) -> list[str]:
+    """The first `MAX_ADDRESSES` items of an address list, split at top-level commas in one pass."""
+    items: list[str] = []
+    current: list[str] = []
+    size = 0
+    for match in _ADDRESS_TOKEN.finditer(value):
+        piece = match.group()
+        if piece == ",":
+            if current and size <= MAX_ADDRESS_CHARS:
+                items.append("".join(current))
+                if len(items) >= MAX_ADDRESSES:
+                    return items
+            current, size = [], 0
+        elif size <= MAX_ADDRESS_CHARS:
+            current.append(piece)
+            size += len(piece)
+    if current and size <= MAX_ADDRESS_CHARS and len(items) < MAX_ADDRESSES:
+        items.append("".join(current))
+    return items
+
+
+def bound_header(name: str, value: str) -> str:
+    """A header value the stdlib parses in bounded time (values of ordinary mail pass unchanged)."""
+    key = name.lower()
+    if key in _ADDRESS_HEADERS:
+        if len(value) <= MAX_HEADER_CHARS and value.count(",") < MAX_ADDRESSES:
+            return value
+        return ",".join(_address_items(value))
+    if key.startswith("content-"):
+        # MIME parameters cost the stdlib more than linear time each (RFC 2231 continuations).
+        value = value[:MAX_MIME_HEADER_CHARS]
+        params = value.split(";", MAX_PARAMS + 1)
+        return ";".join(params[: MAX_PARAMS + 1]) if len(params) > MAX_PARAMS + 1 else value
+    if len(value) <= MAX_HEADER_CHARS:
+        return value
+    if key in _ID_HEADERS:
+        ids = message_ids(value[-64_000:])  # the newest ids are at the end; message_ids keeps the last 100
+        return " ".join(ids) if ids else value[:MAX_HEADER_CHARS]
+    return value[:MAX_HEADER_CHARS]
+
+
+class _BoundedPolicy(EmailPolicy):
+    """`policy.default` that bounds each header value as the parser reads it (every MIME part's too),
+    and parses each distinct header once (the stdlib parses again on every ``get``)."""
+
+    def header_source_parse(self, sourcelines: list[str]) -> tuple[str, str]:
+        name, value = super().header_source_parse(sourcelines)
+        return name, bound_header(name, value)
+
+    def header_fetch_parse(self, name: str, value: str) -> Any:
+        if hasattr(value, "name"):
+            return value
+        return _parsed_header(name, value)
+
+
+@lru_cache(maxsize=256)
+def _parsed_header(name: str, value: str) -> Any:
+    return EmailPolicy.header_fetch_parse(BOUNDED, name, value)
+
+
+# refold_source="none": re-serialising a forwarded message must not parse every header again.
+BOUNDED = _BoundedPolicy(refold_source="none")
+
+
+def _cut(field: bytes) -> bytes:
+    """One header field of at most `MAX_FIELD_BYTES`, cut at a fold: References keep their newest ids."""
+    if len(field) <= MAX_FIELD_BYTES:
+        return field
+    name = field.split(b":", 1)[0]
+    if name.strip().lower() in (b"references", b"in-reply-to"):
+        tail = field[-MAX_FIELD_BYTES:]
+        fold = tail.find(b"\n")
+        return name + b":" + (tail[fold:] if fold >= 0 else b"\r\n")
+    head = field[:MAX_FIELD_BYTES]
+    fold = head.rfind(b"\n")
+    return head[:fold] + b"\r\n" if fold > 0 else head + b"\r\n"
+
+
+def _bound_fields(raw: bytes) -> tuple[bytes, list[str]]:
+    """The message with at most `MAX_FIELDS` fields (those mailgate reads) of bounded size, when it needs it."""
+    end = _HEADER_END.search(raw)
+    head, body = (raw[: end.start()], raw[end.start() :]) if end else (raw, b"")
+    fields = head.count(b"\n") + 1 - head.count(b"\n ") - head.count(b"\n\t")
+    if fields <= MAX_FIELDS and len(head) <= MAX_HEAD_BYTES:
+        return raw, []
+    kept = [match.group() for match in islice(_WANTED_FIELD.finditer(head), MAX_FIELDS)]
+    kept = [_cut(line if line.endswith(b"\n") else line + b"\r\n") for line in kept]
+    defects = [f"{fields - len(kept)} header fields ignored"] if fields > len(kept) else []
+    if len(head) > MAX_HEAD_BYTES:
+        defects.append(f"header longer than {MAX_HEAD_BYTES} bytes; long fields were cut")
+    return b"".join(kept).rstrip(b"\r\n") + body, defects
+
+
+def read_message(raw: bytes) -> tuple[Message, list[str]]:
+    """The stdlib's message object of `raw`, bounded; and what was left out to bound it."""
+    raw, defects = _bound_fields(raw)
+    lowered = raw.lower()
+    containers = sum(lowered.count(word) for word in (b"boundary", b"message/", b"message /"))
+    delimiters = raw.count(b"\n--")
+    lines = raw.count(b"\n")
+    headers_only = containers > MAX_CONTAINERS or delimiters > MAX_DELIMITERS or lines > MAX_LINES
+    if not headers_only:
+        return BytesParser(policy=BOUNDED).parsebytes(raw), defects
+    defects.append("too many MIME parts or lines; the body was not split into parts")
+    # The parser would still read the body line by line; it is the payload as it stands.
+    end = _HEADER_END.search(raw)
+    head, body = (raw[: end.start()], raw[end.end() :]) if end else (raw, b"")
+    msg = BytesParser(policy=BOUNDED).parsebytes(head + b"\r\n\r\n", headersonly=True)
+    msg.set_payload(body.decode("ascii", "surrogateescape"))
+    return msg, defects
 
 
 @dataclass(frozen=True)
@@ -89,7 +240,7 @@ class ParsedEmail:
 
 def clean_text(value: str) -> str:
     """Valid Unicode (raw 8-bit bytes recovered as UTF-8, else Windows-1252) without control characters."""
-    if any("\udc80" <= c <= "\udcff" for c in value):
+    if _SURROGATE.search(value):
         raw = value.encode("utf-8", "surrogateescape")
         try:
             value = raw.decode("utf-8")
@@ -145,7 +296,7 @@ def _raw_header(msg: Message, name: str) -> str | None:
 
 
 def _has_raw_bytes(value: str | None) -> bool:
-    return value is not None and any("\udc80" <= c <= "\udcff" for c in value)
+    return value is not None and _SURROGATE.search(value) is not None
 
 
 def header_text(msg: Message, name: str) -> str:
@@ -176,7 +327,7 @@ def _address(name: str, address: str) -> EmailAddress | None:
 
 
 def header_addresses(msg: Message, name: str) -> tuple[EmailAddress, ...]:
-    found: list[EmailAddress] = []
+    found: dict[tuple[str, str], EmailAddress] = {}
     raw_value = _raw_header(msg, name)
     try:
         if _has_raw_bytes(raw_value):
@@ -191,9 +342,11 @@ def header_addresses(msg: Message, name: str) -> tuple[EmailAddress, ...]:
             groups = []
     for display, addr in groups:
         parsed = _address(display, addr)
-        if parsed is not None and parsed not in found:
-            found.append(parsed)
-    return tuple(found[:200])
+        if parsed is not None:
+            found.setdefault((parsed.name, parsed.address), parsed)
+            if len(found) >= MAX_ADDRESSES:
+                break
+    return tuple(found.values())
 
 
 def header_text_of(raw: str) -> str:
@@ -219,17 +372,17 @@ def _date(msg: Message) -> datetime | None:
 def _flowed(text: str, delsp: bool) -> str:
     """RFC 3676 format=flowed: soft line breaks (a trailing space) join their lines."""
     out: list[str] = []
-    carry = ""
+    carry: list[str] = []  # a list: joining a long paragraph by += would be quadratic
     for line in text.split("\n"):
         if line.startswith(" "):
             line = line[1:]  # space-stuffing
         if line.endswith(" ") and line != "-- ":
-            carry += line[:-1] if delsp else line
+            carry.append(line[:-1] if delsp else line)
             continue
-        out.append(carry + line)
-        carry = ""
+        out.append("".join(carry) + line)
+        carry = []
     if carry:
-        out.append(carry)
+        out.append("".join(carry))
     return "\n".join(out)
 
 
@@ -239,10 +392,16 @@ class _Walker:
         self.html: list[str] = []
         self.attachments: list[AttachmentPart] = []
         self.defects: list[str] = []
+        self.parts = 0
 
     def walk(self, part: Message, depth: int = 0) -> None:
         if depth > MAX_DEPTH:
             self.defects.append("multipart nesting deeper than 20 levels; the rest is ignored")
+            return
+        self.parts += 1
+        if self.parts > MAX_PARTS:
+            if self.parts == MAX_PARTS + 1:
+                self.defects.append(f"more than {MAX_PARTS} MIME parts; the rest is ignored")
             return
         ctype = _content_type(part)
         if ctype == "message/rfc822":  # a forwarded email is an attachment, not more of this text
@@ -361,8 +520,13 @@ def parse_email(raw: bytes) -> ParsedEmail:
         return ParsedEmail(text=text, defects=(f"parser error: {type(exc).__name__}: {exc}",))
 
 
+async def parse_email_async(raw: bytes) -> ParsedEmail:
+    """`parse_email` in a worker thread: for callers on an event loop that serves requests."""
+    return await asyncio.to_thread(parse_email, raw)
+
+
 def _parse(raw: bytes) -> ParsedEmail:
-    msg = message_from_bytes(raw, policy=policy.default)
+    msg, bounded = read_message(raw)
     walker = _Walker()
     walker.walk(msg)
     from_html = not any(p.strip() for p in walker.plain) and bool(walker.html)
@@ -374,7 +538,7 @@ def _parse(raw: bytes) -> ParsedEmail:
     ids = message_ids(_raw_header(msg, "Message-ID"), limit=1)
     in_reply_to = message_ids(_raw_header(msg, "In-Reply-To"))
     auto = header_text(msg, "Auto-Submitted").lower()
-    defects = [type(d).__name__ for d in getattr(msg, "defects", [])] + walker.defects
+    defects = bounded + [type(d).__name__ for d in getattr(msg, "defects", [])] + walker.defects
     return ParsedEmail(
         message_id=ids[0] if ids else "",
         subject=header_text(msg, "Subject"),

@@ -15,6 +15,9 @@ from datetime import datetime
 MAX_REFERENCES = 100
 # Outgoing References are trimmed like mail clients do: the root and the most recent ids.
 KEEP_REFERENCES = 20
+# Ordering a thread reads the newest KEEP_REFERENCES ids of each message and walks at most
+# MAX_THREAD_DEPTH parents per link: a crafted chain of References cannot make it quadratic.
+MAX_THREAD_DEPTH = 200
 _MSG_ID = re.compile(r"<([^<>\s]{1,900})>")
 _ID_TEXT = re.compile(r"[\x21-\x7e]+")
 # "Re:", "RE :", "Re[2]:", "Re(3):", and the common translations Aw/Sv/Antw.
@@ -30,18 +33,18 @@ def message_ids(value: str | None, limit: int = MAX_REFERENCES) -> list[str]:
     """
     if not value:
         return []
-    found: list[str] = []
-    for token in _MSG_ID.findall(value):
+    found: dict[str, None] = {}  # ordered and deduplicated in one pass (a list's `in` was quadratic)
+    for match in _MSG_ID.finditer(value):
+        token = match.group(1)
         if _ID_TEXT.fullmatch(token) and "@" in token:
-            ident = f"<{token}>"
-            if ident not in found:
-                found.append(ident)
+            found[f"<{token}>"] = None
     if not found:
         # Some clients write the id without angle brackets.
         bare = value.strip()
         if _ID_TEXT.fullmatch(bare) and "@" in bare and "<" not in bare and ">" not in bare and len(bare) <= 900:
-            found.append(f"<{bare}>")
-    return found[-limit:] if len(found) > limit else found
+            found[f"<{bare}>"] = None
+    ids = list(found)
+    return ids[-limit:] if len(ids) > limit else ids
 
 
 def is_reply_subject(subject: str) -> bool:
@@ -86,13 +89,18 @@ class _Container:
     children: list[_Container] = field(default_factory=list)
 
     def descends_from(self, other: _Container) -> bool:
-        """Is this container ``other`` or below it? Walks up, so it costs the depth, not the subtree."""
+        """Is this container ``other`` or below it? Walks up, so it costs the depth, not the subtree.
+
+        Deeper than `MAX_THREAD_DEPTH` counts as yes: the link that asked is refused, as for a cycle.
+        """
         node: _Container | None = self
-        while node is not None:
+        for _ in range(MAX_THREAD_DEPTH):
+            if node is None:
+                return False
             if node is other:
                 return True
             node = node.parent
-        return False
+        return True
 
 
 def _link(parent: _Container, child: _Container) -> None:
@@ -131,7 +139,7 @@ def order_thread(items: Iterable[ThreadItem]) -> list[Placed]:
             node = container(f"<duplicate-{n}@mailgate>")
         node.item = item
         previous: _Container | None = None
-        for ref in item.parent_ids:
+        for ref in item.parent_ids[-KEEP_REFERENCES:]:
             if ref == ident:
                 continue
             ref_node = container(ref)

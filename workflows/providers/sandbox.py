@@ -478,3 +478,36 @@ def stored_message(store: SandboxStore, message_row: int) -> StoredMessage | Non
         "SELECT id, mailbox, folder, message_id, received_at, held, raw FROM messages WHERE id = ?", (message_row,)
     )
     return _stored(rows[0]) if rows else None
+
+
+INDEX_LISTING = (
+    "id, mailbox, folder, message_id, received_at, held, sender, sender_name, to_json, subject, in_reply_to, refs"
+)
+
+
+def message_index(store: SandboxStore, mailbox: str | None = None, limit: int = 500) -> list[sqlite3.Row]:
+    """The index columns (never the raw bytes) of the newest messages of one mailbox (or of all), newest first."""
+    sql = f"SELECT {INDEX_LISTING} FROM messages"  # noqa: S608
+    params: list[Any] = []
+    if mailbox:
+        sql += " WHERE mailbox = ?"
+        params.append(mailbox)
+    sql += " ORDER BY id DESC LIMIT ?"
+    params.append(limit)
+    return store._query(sql, params)
+
+
+def thread_index(
+    store: SandboxStore, mailbox: str, message_ids: Collection[str], limit: int = 500
+) -> list[sqlite3.Row]:
+    """The index columns of every message of `mailbox` in a thread that names one of `message_ids`, oldest first."""
+    ids = list(message_ids)
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    return store._query(
+        f"SELECT {INDEX_LISTING} FROM messages WHERE mailbox = ? AND thread_id IN ("  # noqa: S608
+        f"  SELECT thread_id FROM thread_ids WHERE mailbox = ? AND message_id IN ({marks}))"
+        " ORDER BY received_at, id LIMIT ?",
+        (mailbox, mailbox, *ids, limit),
+    )

@@ -195,7 +195,10 @@ class SmtpImapProvider(EmailProvider):
 
     async def _fetch_batch(self, session: ImapSession, folder: str, kind: Kind, uids: list[int], *, held: bool) -> int:
         heads = await session.fetch(uids, HEADER_PARTS)
-        ids = {h.uid: _header_message_id(h.literals[0] if h.literals else b"") for h in heads}
+        # Parsed in a worker thread: these headers come from strangers, and this runs on the event loop.
+        ids = await asyncio.to_thread(
+            lambda: {h.uid: _header_message_id(h.literals[0] if h.literals else b"") for h in heads}
+        )
         known = await asyncio.to_thread(self.index.known, kind, [i for i in ids.values() if i])
         mapped = {uid: known[mid] for uid, mid in ids.items() if mid and mid in known}
         wanted = [uid for uid in uids if uid not in mapped]

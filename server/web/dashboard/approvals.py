@@ -180,7 +180,7 @@ def routes(dash: Dashboard) -> list[Route]:
             draft=draft,
             mailbox=mailbox,
             temporal_url=temporal_link(app, send_id),
-            thread=thread_for(app.sandbox, state.mailbox, draft, state.message_id),
+            thread=await asyncio.to_thread(thread_for, app.sandbox, state.mailbox, draft, state.message_id),
             diff=draft_diff(state.original, state.approved) if state.approved else [],
             lines=address_lines,
             addresses=addresses,

@@ -35,7 +35,7 @@ def routes(dash: Dashboard) -> list[Route]:
         stored = await asyncio.to_thread(stored_message, app.sandbox, int(row))
         if stored is None:
             raise NotFound(f"no sandbox message {row}")
-        return dash.page(ctx, "message.html", message=parse(stored))
+        return dash.page(ctx, "message.html", message=await asyncio.to_thread(parse, stored))
 
     return [
         Route("/sandbox", dash.view(index), methods=["GET"]),

@@ -1,22 +1,24 @@
 """Reading sandbox messages for the dashboard: parsed headers and bodies, grouped into threads.
 
-Threads join messages that name each other in Message-ID, In-Reply-To and References (a
-union-find over ids); the full JWZ threading belongs to the inbox, this only has to show a
-reviewer the conversation around a message.
+Listings and threads read the sandbox's index (parsed once, when the mail arrived), never the
+raw messages: a page must not parse 500 strangers' messages again. Threads join messages that
+name each other in Message-ID, In-Reply-To and References (a union-find over ids); the full
+JWZ threading belongs to the inbox, this only has to show a reviewer the conversation around
+a message. Only the one message a reviewer opens is parsed (bounded, in a worker thread).
 """
 
 from __future__ import annotations
 
-import re
+import json
+import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
-from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 from workflows.models import EmailDraft
-from workflows.providers.sandbox import SandboxStore, StoredMessage, stored_messages
-
-_IDS = re.compile(r"<[^<>\s]+>")
+from workflows.parsing import read_message
+from workflows.providers.sandbox import SandboxStore, StoredMessage, message_index, thread_index
+from workflows.threads import message_ids
 
 
 @dataclass(frozen=True)
@@ -43,14 +45,36 @@ class Parsed:
 
 
 def _message(raw: bytes) -> EmailMessage:
-    parsed = message_from_bytes(raw, policy=policy.default)
+    parsed, _ = read_message(raw)
     assert isinstance(parsed, EmailMessage)
     return parsed
 
 
-def entry(stored: StoredMessage, msg: EmailMessage | None = None) -> ThreadEntry:
-    msg = msg or _message(stored.raw)
-    linked = set(_IDS.findall(str(msg.get("In-Reply-To", "")))) | set(_IDS.findall(str(msg.get("References", ""))))
+def _person(name: str, address: str) -> str:
+    return f"{name} <{address}>" if name and address else name or address
+
+
+def indexed_entry(row: sqlite3.Row) -> ThreadEntry:
+    """An entry from the sandbox index's columns."""
+    links = {row["message_id"], *json.loads(row["refs"])} | ({row["in_reply_to"]} if row["in_reply_to"] else set())
+    return ThreadEntry(
+        row=row["id"],
+        mailbox=row["mailbox"],
+        folder=row["folder"],
+        message_id=row["message_id"],
+        sender=_person(row["sender_name"], row["sender"]),
+        to=", ".join(_person(name, address) for name, address in json.loads(row["to_json"])),
+        subject=row["subject"],
+        received_at=datetime.fromisoformat(row["received_at"]),
+        held=bool(row["held"]),
+        links=frozenset(links),
+    )
+
+
+def entry(stored: StoredMessage, msg: EmailMessage) -> ThreadEntry:
+    linked: set[str] = set()
+    for name in ("In-Reply-To", "References"):
+        linked |= set(message_ids(str(msg.get(name, ""))))
     return ThreadEntry(
         row=stored.id,
         mailbox=stored.mailbox,
@@ -102,13 +126,10 @@ def threads(entries: list[ThreadEntry]) -> list[list[ThreadEntry]]:
 
 
 def mailbox_threads(store: SandboxStore, mailbox: str | None) -> list[list[ThreadEntry]]:
-    return threads([entry(m) for m in stored_messages(store, mailbox)])
+    return threads([indexed_entry(row) for row in message_index(store, mailbox)])
 
 
 def thread_for(store: SandboxStore, mailbox: str, draft: EmailDraft, message_id: str) -> list[ThreadEntry]:
     """The sandbox conversation a send belongs to: what it replies to, and itself once delivered."""
     wanted = {message_id, *draft.references} | ({draft.in_reply_to} if draft.in_reply_to else set())
-    for group in mailbox_threads(store, mailbox):
-        if any(e.links & wanted for e in group):
-            return group
-    return []
+    return [indexed_entry(row) for row in thread_index(store, mailbox, wanted)]

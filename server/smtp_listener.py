@@ -33,6 +33,7 @@ IDLE_SECONDS = 60.0
 SESSION_SECONDS = 600.0
 COMMAND_LIMITS = {"RCPT": 200, "*": 30}  # per command and session (aiosmtpd answers 421 beyond)
 REFUSAL_LOG_SECONDS = 60.0
+DATA_BLOCK = 64 * 1024
 log = logging.getLogger("mailgate.smtp")
 
 
@@ -147,6 +148,51 @@ class LimitedSMTP(SMTP):
     def data_received(self, data: bytes) -> None:
         if self._client is not None:
             super().data_received(data)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA, reading blocks instead of lines.
+
+        aiosmtpd handles each line in Python without yielding while its buffer holds more:
+        a message of 3 million empty lines kept the event loop (HTTP, MCP) busy for seconds.
+        """
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        data = bytearray(b"\r\n")  # the CRLF before the first line: the end marker may come at once
+        too_much = False
+        while True:
+            chunk = await self._reader.read(DATA_BLOCK)
+            if not chunk:
+                return  # the client went away
+            searched = max(0, len(data) - 4)
+            data += chunk
+            end = data.find(b"\r\n.\r\n", searched)
+            if end >= 0:
+                # Anything after the end marker is the client's next command: give it back.
+                self._reader._buffer[:0] = data[end + 5 :]  # type: ignore[attr-defined]
+                del data[end + 2 :]
+                break
+            if self.data_size_limit and len(data) > self.data_size_limit + 2:
+                too_much = True
+                del data[: len(data) - 4]  # keep what may be the start of the end marker
+        if too_much:
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            await self.push("552 Error: Too much mail data")
+            return
+        # Dot-stuffing (RFC 5321 4.5.2): a line's leading dot was doubled by the client.
+        content = bytes(data).replace(b"\r\n.", b"\r\n")[2:]
+        self.envelope.content = content
+        self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push(status)
 
 
 async def start_smtp_listener(

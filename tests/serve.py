@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -32,6 +33,7 @@ class Serve:
     ui_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    open_files: int | None = None  # RLIMIT_NOFILE for serve and its children (a low one, for floods)
 
     @property
     def url(self) -> str:
@@ -64,6 +66,7 @@ class Serve:
             stdout=log,
             stderr=log,
             start_new_session=True,
+            preexec_fn=self._limit_open_files if self.open_files else None,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -74,6 +77,10 @@ class Serve:
                     return
             time.sleep(0.2)
         raise AssertionError(f"serve did not become healthy: {self.log()}")
+
+    def _limit_open_files(self) -> None:
+        assert self.open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, self.open_files))
 
     def log(self) -> str:
         return (self.data_dir / "serve.log").read_text(errors="replace")[-4000:]

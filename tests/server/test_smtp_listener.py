@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import smtplib
+import socket
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -124,3 +127,134 @@ async def test_a_spoofed_envelope_from_a_mailbox_is_inbound_held_and_never_ours(
     # The other mailbox (gated_send) sees it at once, as inbound.
     [seen] = (await app.inbox.check(other)).emails
     assert (await app.inbox.read(other, seen.email_id)).untrusted
+
+
+# --- limits (issue 25 item 7): connections, idle time, DATA read in blocks ---------------------
+
+
+class NoHolds:
+    async def holds(self, mailbox: str) -> bool:
+        return False
+
+    async def arrived(self, mailboxes: list[str], since: str | None = None) -> None:
+        return None
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SandboxStore:
+    store = SandboxStore(tmp_path / "s.db")
+    store.create_mailbox("agent@mailgate.local")
+    return store
+
+
+def greeting(sock: socket.socket) -> bytes:
+    sock.settimeout(5)
+    return sock.recv(1024)
+
+
+async def test_connections_beyond_the_caps_get_421_and_the_refusals_are_logged_once(
+    store: SandboxStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()
+    smtp = await start_smtp_listener(
+        SandboxProvider(store, NoHolds()), "127.0.0.1", port, max_connections=5, per_client=3
+    )
+    opened: list[socket.socket] = []
+    try:
+        caplog.set_level(logging.INFO)
+
+        def connect(count: int) -> list[bytes]:
+            for _ in range(count):
+                opened.append(socket.create_connection(("127.0.0.1", port)))
+            return [greeting(s) for s in opened[-count:]]
+
+        # Per client: 127.0.0.1 may hold 3; the 4th to 20th are refused at once.
+        answers = await asyncio.to_thread(connect, 20)
+        assert [a[:3] for a in answers[:3]] == [b"220"] * 3
+        assert all(a.startswith(b"421") for a in answers[3:]), answers[3:]
+        refusals = [r for r in caplog.records if "refused" in r.getMessage()]
+        assert len(refusals) == 1, [r.getMessage() for r in refusals]
+        assert not [r for r in caplog.records if r.name == "mail.log" and r.levelno < logging.ERROR]
+        # A session ends (its slot frees) when the client goes away.
+        for sock in opened:
+            sock.close()
+        opened.clear()
+        await asyncio.sleep(0.2)
+        assert (await asyncio.to_thread(connect, 1))[0].startswith(b"220")
+    finally:
+        for sock in opened:
+            sock.close()
+        smtp.close()
+
+
+async def test_the_total_cap_holds_across_clients(store: SandboxStore) -> None:
+    port = free_port()
+    smtp = await start_smtp_listener(SandboxProvider(store, NoHolds()), "127.0.0.1", port, max_connections=2)
+    opened: list[socket.socket] = []
+    try:
+
+        def connect(source: str) -> bytes:
+            opened.append(socket.create_connection(("127.0.0.1", port), source_address=(source, 0)))
+            return greeting(opened[-1])
+
+        # Three loopback addresses are three clients, each under the per-client cap.
+        answers = [await asyncio.to_thread(connect, f"127.0.0.{n}") for n in (1, 2, 3)]
+    finally:
+        for sock in opened:
+            sock.close()
+        smtp.close()
+    assert [a[:3] for a in answers] == [b"220", b"220", b"421"]
+
+
+async def test_an_idle_session_is_closed(store: SandboxStore) -> None:
+    port = free_port()
+    smtp = await start_smtp_listener(SandboxProvider(store, NoHolds()), "127.0.0.1", port, idle_seconds=0.5)
+    try:
+
+        def idle() -> bytes:
+            with socket.create_connection(("127.0.0.1", port)) as sock:
+                greeting(sock)
+                return sock.recv(1024)  # blocks until the server closes (or says goodbye)
+
+        started = time.monotonic()
+        await asyncio.to_thread(idle)
+        assert time.monotonic() - started < 4
+    finally:
+        smtp.close()
+
+
+async def test_data_read_in_blocks_keeps_every_byte_and_dot_stuffing(store: SandboxStore) -> None:
+    port = free_port()
+    smtp = await start_smtp_listener(SandboxProvider(store, NoHolds()), "127.0.0.1", port)
+    body = b"first\r\n.leading dot\r\n..two dots\r\n" + (b"x" * 70 + b"\r\n.\r\n") * 1_000 + b"\r\nlast\r\n"
+    message = b"From: bob@example.com\r\nMessage-ID: <blocks@example.com>\r\nSubject: blocks\r\n\r\n" + body
+    try:
+        refused = await asyncio.to_thread(send, port, "bob@example.com", ["agent@mailgate.local"], message)
+        assert refused == {}
+    finally:
+        smtp.close()
+    [email] = store.list_emails("agent@mailgate.local", EmailQuery()).emails
+    assert store.fetch_email("agent@mailgate.local", email.email_id).raw == message
+
+
+async def test_three_million_lines_of_data_do_not_stall_the_event_loop(store: SandboxStore) -> None:
+    port = free_port()
+    smtp = await start_smtp_listener(SandboxProvider(store, NoHolds()), "127.0.0.1", port)
+    message = b"From: bob@example.com\r\nSubject: lines\r\n\r\n" + b"\r\n" * 3_000_000
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        assert await asyncio.to_thread(send, port, "bob@example.com", ["agent@mailgate.local"], message) == {}
+    finally:
+        ticking.cancel()
+        smtp.close()
+    assert max(gaps) < 0.5, sorted(gaps)[-5:]

@@ -66,7 +66,9 @@ BUILDERS: dict[str, Callable[[str], bytes]] = {
     "html-comments": lambda n: _html(n, _repeat("<!--", 30_000)),
     "html-cdata": lambda n: _html(n, _repeat("<![CDATA[", 30_000)),
     "html-end-tags": lambda n: _html(n, _repeat("<i>", 20_000) + _repeat("</b>", 20_000)),
-    "html-links": lambda n: _html(n, _repeat('<a href="https://x.example/">', 20_000, 20) + "x" + _repeat("</a>", 20_000)),
+    "html-links": lambda n: _html(
+        n, _repeat('<a href="https://x.example/">', 20_000, 20) + "x" + _repeat("</a>", 20_000)
+    ),
     "html-unclosed-quote": lambda n: _html(n, "<a title='" + _repeat("<b>", 100_000)),
     "to-quotes": lambda n: _header(n, "To", _repeat('"a\\"', 20_000, 200, "\r\n ") + " <a@example.com>"),
     "subject-encoded-words": lambda n: _message(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import re
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.header import decode_header, make_header
@@ -50,6 +51,7 @@ SNIPPET_CHARS = 200
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029\x85]")
 _HEADER_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
 _SPACES = re.compile(r"\s+")
+_PARSING = threading.Lock()
 _SURROGATE = re.compile("[\udc80-\udcff]")  # raw 8-bit bytes the parser kept as surrogate escapes
 _QUOTE_INTRO = re.compile(r"^(On .{0,200} wrote:|-+\s*Original Message\s*-+)$", re.IGNORECASE)
 # Labels that mail software uses for charsets Python knows by another (usually wider) name.
@@ -514,7 +516,10 @@ def _text(part: Message) -> str:
 def parse_email(raw: bytes) -> ParsedEmail:
     """Everything mailgate reads from a message. Never raises: broken parts become defects."""
     try:
-        return _parse(raw)
+        # One parse at a time: parsing holds the GIL, so parallel parses gain nothing and
+        # would take turns with the event loop's thread as several.
+        with _PARSING:
+            return _parse(raw)
     except Exception as exc:
         text = clean_text(raw.decode("utf-8", "replace"))
         return ParsedEmail(text=text, defects=(f"parser error: {type(exc).__name__}: {exc}",))

@@ -30,7 +30,7 @@ __all__ = ["dovecot"]  # fixtures
 IMAP_BOX = "alice@example.test"
 SANDBOX_BOX = "agent@mailgate.local"
 MAX_PROBE_SECONDS = 1.0
-SMTP_ANSWER_SECONDS = 20.0  # each message stored (250) or refused within this
+SMTP_ANSWER_SECONDS = 20.0  # each message stored within this
 
 
 class Probe:
@@ -130,9 +130,21 @@ async def read_all(serve: Serve, mailbox: str, expected: int) -> None:
             assert thread.structured_content is not None, thread.content
 
 
-async def test_hostile_mail_over_smtp_and_imap_never_stalls_the_server(
+def flood(port: int, count: int) -> list[socket.socket]:
+    opened = []
+    for _ in range(count):
+        try:
+            opened.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        except OSError:
+            break
+    return opened
+
+
+async def test_hostile_mail_and_an_smtp_flood_never_stall_the_server(
     serve: Serve, dovecot: Dovecot, tmp_path: Path
 ) -> None:
+    """One serve (its start-up is most of the time), under the common 1,024 open-file limit."""
+    serve.open_files = 1024
     serve.extra_env.update(
         MAILGATE_CONFIG=str(imap_config(tmp_path / "mailgate.toml", dovecot)),
         MAILGATE_INBOUND_POLL_SECONDS="1",
@@ -145,34 +157,20 @@ async def test_hostile_mail_over_smtp_and_imap_never_stalls_the_server(
             await asyncio.to_thread(imap_append, dovecot, "INBOX", raw)
         for name, raw in corpus.items():
             code, took = await asyncio.to_thread(smtp_deliver, serve.smtp_port, raw)
-            assert code in (250, 552, 554), f"{name}: SMTP answered {code}"
+            assert code == 250, f"{name}: SMTP answered {code}"
             assert took < SMTP_ANSWER_SECONDS, f"{name}: SMTP took {took:.1f} s"
         await read_all(serve, SANDBOX_BOX, len(corpus))
         await read_all(serve, IMAP_BOX, len(corpus))
     probe.check()
-    assert serve.stop() == 0
 
-
-def flood(port: int, count: int) -> list[socket.socket]:
-    opened = []
-    for _ in range(count):
-        try:
-            opened.append(socket.create_connection(("127.0.0.1", port), timeout=5))
-        except OSError:
-            break
-    return opened
-
-
-async def test_an_smtp_connection_flood_under_a_low_open_file_limit_leaves_http_answering(serve: Serve) -> None:
-    serve.open_files = 1024
-    await asyncio.to_thread(serve.start)
+    # 1,100 idle SMTP connections: before the caps they took every file descriptor (HTTP
+    # unreachable) and the log grew by 506 MB in 20 s.
     log_before = (serve.data_dir / "serve.log").stat().st_size
     with Probe(serve.url).running() as probe:
         sockets = await asyncio.to_thread(flood, serve.smtp_port, 1_100)
         try:
-            await asyncio.sleep(3)  # idle connections held open while the probe runs
-            async with httpx.AsyncClient(timeout=5) as http:
-                assert (await http.get(f"{serve.url}/healthz")).status_code == 200
+            assert len(sockets) == 1_100
+            await asyncio.sleep(2)  # held open while the probe runs
         finally:
             for sock in sockets:
                 sock.close()
@@ -182,7 +180,6 @@ async def test_an_smtp_connection_flood_under_a_low_open_file_limit_leaves_http_
         )
         assert code == 250
     probe.check()
-    grew = (serve.data_dir / "serve.log").stat().st_size - log_before
-    assert grew < 20_000, serve.log()
-    assert serve.log().count("refused") <= 2, serve.log()
+    log = (serve.data_dir / "serve.log").read_bytes()[log_before:].decode(errors="replace")
+    assert len(log) < 20_000 and log.count("refused") <= 2, log[-4000:]
     assert serve.stop() == 0

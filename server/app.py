@@ -13,6 +13,7 @@ from server.notifications import notice_marks
 from server.providers import build_providers
 from server.sends import Sends
 from server.settings import Settings
+from workflows.proofs import proof_key
 from workflows.providers.base import ProviderSet
 from workflows.providers.sandbox import SandboxStore
 
@@ -32,7 +33,7 @@ class Mailgate:
     def build(cls, settings: Settings, client: Client, secrets: Secrets, *, strict: bool = True) -> Mailgate:
         """``strict``: a configured mailbox whose secret is missing is an error now (not at first use)."""
         mailboxes = Mailboxes(client, settings, secrets.secret_key)
-        sends = Sends(client, settings, mailboxes)
+        sends = Sends(client, settings, mailboxes, proof_key(secrets.secret_key))
         sandbox = SandboxStore(settings.data_dir / "sandbox.db", notice_marks(secrets))
         providers = build_providers(settings, client, sandbox, strict=strict)
         return cls(

@@ -38,6 +38,7 @@ from workflows.mailbox import (
     mailbox_memo,
 )
 from workflows.models import MailboxConfig, ModeChange, OversightMode, Role, is_looser
+from workflows.proofs import proof_key, sign_change
 from workflows.temporal import MAILBOX
 
 CACHE_SECONDS = 1.0
@@ -138,6 +139,8 @@ class Mailboxes:
         self._client = client
         self._settings = settings
         self._secret_key = secret_key
+        # Signs mode changes and reconfigurations: only these front doors can loosen a mailbox.
+        self._proof_key = proof_key(secret_key)
         self._cache: dict[str, tuple[float, MailboxConfig]] = {}
 
     def _missing(self, address: str) -> str:
@@ -277,6 +280,7 @@ class Mailboxes:
     ) -> MailboxConfig:
         address = parse_mailbox(address)
         change = ModeChange(mode=mode, actor=actor, role=role, reason=reason)
+        change = sign_change(self._proof_key, "mode", mailbox_workflow_id(address), change, datetime.now(UTC))
         config = await self._update(address, MailboxWorkflow.set_mode, change)
         self._cache[address.lower()] = (time.monotonic(), config)
         return config
@@ -286,7 +290,14 @@ class Mailboxes:
         address = parse_mailbox(address)
         current = (await self.state(address)).config
         config = current.model_copy(update=changes.validated())
-        updated = await self._update(address, MailboxWorkflow.configure, Reconfigure(config=config, actor=actor))
+        change = sign_change(
+            self._proof_key,
+            "configure",
+            mailbox_workflow_id(address),
+            Reconfigure(config=config, actor=actor),
+            datetime.now(UTC),
+        )
+        updated = await self._update(address, MailboxWorkflow.configure, change)
         self._cache[address.lower()] = (time.monotonic(), updated)
         return updated
 
@@ -320,9 +331,10 @@ class Mailboxes:
             ),
             None,
         )
-        config = await self._update(
-            address, MailboxWorkflow.redeem_upgrade, UpgradeRedeem(request_id=match, actor=actor)
+        redeem = sign_change(
+            self._proof_key, "upgrade", mailbox_workflow_id(address), UpgradeRedeem(request_id=match, actor=actor), now
         )
+        config = await self._update(address, MailboxWorkflow.redeem_upgrade, redeem)
         self._cache[address.lower()] = (time.monotonic(), config)
         return config
 

@@ -52,6 +52,7 @@ from workflows.models import (
     SendSummary,
 )
 from workflows.policy import recipient_problem
+from workflows.proofs import sign_decision, sign_request
 from workflows.send import SendEmailWorkflow
 from workflows.temporal import MAILBOX, STATUS
 
@@ -164,10 +165,12 @@ def check_person(name: str, field: str = "approver") -> str:
 
 
 class Sends:
-    def __init__(self, client: Client, settings: Settings, mailboxes: Mailboxes) -> None:
+    def __init__(self, client: Client, settings: Settings, mailboxes: Mailboxes, proof_key: bytes) -> None:
         self._client = client
         self._settings = settings
         self._mailboxes = mailboxes
+        # Signs what this front door hands to Temporal (workflows/proofs.py); never sent anywhere.
+        self._proof_key = proof_key
 
     @property
     def client(self) -> Client:
@@ -260,6 +263,7 @@ class Sends:
         )
         if status == "pending_approval":
             await self._check_pending_cap(address, send_id)
+        request = sign_request(self._proof_key, request, now)
         size = len(request.model_dump_json())
         if size > MAX_PAYLOAD_BYTES:
             raise InvalidInput(
@@ -399,7 +403,8 @@ class Sends:
     async def decide(self, send_id: str, decision: Decision) -> SendState:
         """A human's decision, answered by the workflow (needs a running worker)."""
         check_person(decision.approver)
-        return await self._update(send_id, SendEmailWorkflow.decide, decision, "there is nothing to decide")
+        signed = sign_decision(self._proof_key, parse_send_id(send_id), decision, datetime.now(UTC))
+        return await self._update(send_id, SendEmailWorkflow.decide, signed, "there is nothing to decide")
 
     async def _update(
         self,
@@ -447,7 +452,8 @@ class Sends:
             approvers = [a.lower() for a in (await self._mailboxes.config(mailbox)).approvers] if mailbox else []
             if approvers and decision.approver.strip().lower() not in approvers:
                 raise Forbidden(f"{decision.approver} is not an approver of {mailbox}")
-            await handle.signal(SendEmailWorkflow.decide_signal, decision)
+            signed = sign_decision(self._proof_key, handle.id, decision, datetime.now(UTC))
+            await handle.signal(SendEmailWorkflow.decide_signal, signed)
         except RPCError as err:
             raise rpc_error(err, self._missing(send_id)) from err
         return "accepted"

@@ -30,6 +30,7 @@ from server.settings import MailboxEntry, Settings, SettingsError
 from server.smtp_listener import start_smtp_listener
 from server.web.app import build_app
 from workflows.inbox import IntakeConfig
+from workflows.proofs import proof_key
 from workflows.providers.sandbox import SandboxProvider
 from workflows.worker import build_worker
 
@@ -101,7 +102,12 @@ async def start_core(settings: Settings) -> AsyncIterator[Stack]:
             await ensure_retention(client, settings.temporal_namespace)
         app = Mailgate.build(settings, client, secrets)
         worker = build_worker(
-            client, settings.task_queue, app.providers, notify_config(settings, secrets), settings.workflow_cache
+            client,
+            settings.task_queue,
+            app.providers,
+            notify_config(settings, secrets),
+            settings.workflow_cache,
+            proof_key=proof_key(secrets.secret_key),
         )
         async with worker:
             await app.mailboxes.ensure(MailboxEntry(address=settings.default_mailbox), created_by="mailgate")

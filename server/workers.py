@@ -17,6 +17,7 @@ from server.errors import Unavailable
 from server.notifications import notice_marks, notify_config
 from server.providers import build_providers
 from server.settings import Settings
+from workflows.proofs import proof_key
 from workflows.providers.sandbox import SandboxStore
 from workflows.temporal import SEARCH_ATTRIBUTES
 from workflows.worker import build_worker
@@ -26,13 +27,19 @@ KINDS = {"Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD}
 
 async def run_worker(settings: Settings) -> int:
     client = await connect(settings, wait=10)
-    # The secret key signs the links in notice emails and marks the notices: workers and front
-    # doors of one deployment must share it (MAILGATE_SECRET_KEY, or the same data dir).
+    # The secret key signs the links in notice emails, marks the notices and checks the front doors'
+    # proofs: workers and front doors of one deployment must share it (MAILGATE_SECRET_KEY, or the
+    # same data dir).
     secrets = load_secrets(settings)
     store = SandboxStore(settings.data_dir / "sandbox.db", notice_marks(secrets))
     providers = build_providers(settings, client, store)
     worker = build_worker(
-        client, settings.task_queue, providers, notify_config(settings, secrets), settings.workflow_cache
+        client,
+        settings.task_queue,
+        providers,
+        notify_config(settings, secrets),
+        settings.workflow_cache,
+        proof_key=proof_key(secrets.secret_key),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

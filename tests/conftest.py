@@ -25,6 +25,7 @@ from tests.loop_thread import LoopThread, Stack
 from tests.ports import free_port
 from tests.serve import Serve
 from workflows.models import DeliveryReceipt, DeliveryRequest, SendState, SendStatus
+from workflows.proofs import proof_key
 from workflows.providers.base import ProviderSet
 from workflows.temporal import MAILBOX, STATUS, data_converter
 from workflows.worker import build_worker
@@ -137,7 +138,13 @@ async def app(
     secrets = load_secrets(settings)
     app = Mailgate.build(settings, temporal_env.client, secrets)
     record_sends(app.providers, outbox)
-    async with build_worker(temporal_env.client, settings.task_queue, app.providers, notify_config(settings, secrets)):
+    async with build_worker(
+        temporal_env.client,
+        settings.task_queue,
+        app.providers,
+        notify_config(settings, secrets),
+        proof_key=proof_key(secrets.secret_key),
+    ):
         await app.mailboxes.create(settings.default_mailbox, created_by="tests")
         await provisioned(app, settings.default_mailbox)
         yield app

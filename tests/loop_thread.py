@@ -16,6 +16,7 @@ from server.app import Mailgate
 from server.connect import connect
 from server.credentials import load_secrets
 from server.settings import Settings
+from workflows.proofs import proof_key
 from workflows.worker import build_worker
 
 T = TypeVar("T")
@@ -51,7 +52,9 @@ class Stack:
         ready = asyncio.Event()
 
         async def serve() -> None:
-            async with build_worker(client, self.settings.task_queue, self.app.providers):
+            async with build_worker(
+                client, self.settings.task_queue, self.app.providers, proof_key=proof_key(self.app.secrets.secret_key)
+            ):
                 ready.set()
                 await self._stop.wait()
 

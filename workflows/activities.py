@@ -28,8 +28,10 @@ from workflows.models import (
     DeliveryRequest,
     HeldOutcome,
     MailboxConfig,
+    OversightMode,
 )
 from workflows.policy import judge, needs_the_mailbox
+from workflows.proofs import warrant_problem
 from workflows.providers.base import DeliveryError, ProviderSet
 
 
@@ -102,10 +104,22 @@ class AttemptTimedOut(ApplicationError):
 
 
 class MailActivities:
-    def __init__(self, client: Client, providers: ProviderSet) -> None:
+    def __init__(self, client: Client, providers: ProviderSet, proof_key: bytes) -> None:
         self._client = client
         self._providers = providers
         self._admissions = AdmissionBatcher(client)
+        self._proof_key = proof_key
+
+    def _unwarranted(self, request: DeliveryRequest, mode_now: OversightMode | None = None) -> Admission | None:
+        """A refusal unless mailgate's front doors requested (and, if it needs one, a person approved)
+        exactly this email: a workflow started or signalled straight in Temporal delivers nothing."""
+        submitted = request.warrant.mode if request.warrant else "read_only"
+        mode = mode_now or submitted
+        problem = warrant_problem(self._proof_key, request, activity.info().workflow_id or "", mode)
+        if problem is None:
+            return None
+        activity.logger.warning("refused to deliver %s: %s", request.send_id, problem)
+        return Admission(outcome="blocked", mode=mode, reason=f"refused: {problem}")
 
     @activity.defn
     async def admit(self, mailbox: str, request: AdmitRequest) -> Admission:
@@ -134,6 +148,9 @@ class MailActivities:
     async def admit_and_deliver(self, admit: AdmitRequest, request: DeliveryRequest) -> DeliveryAttempt:
         """Admission and delivery in one activity; both are idempotent, so a retry repeats both
         (the mailbox gives a send it let out the same answer again)."""
+        refused = self._unwarranted(request)
+        if refused is not None:
+            return DeliveryAttempt(admission=refused)
         deadline = _attempt_deadline()
         async with _beating() as details:
             # Same send, same answer: a retry goes with what an earlier attempt was told (the
@@ -150,12 +167,19 @@ class MailActivities:
                     raise AttemptTimedOut("the mailbox did not answer in time; a new attempt asks again") from None
             if admission.outcome != "ok":
                 return DeliveryAttempt(admission=admission)
+            # A mailbox gated since submission needs a person's approval, whatever the workflow says.
+            refused = self._unwarranted(request, admission.mode)
+            if refused is not None:
+                return DeliveryAttempt(admission=refused)
             details.append(admission)
             activity.heartbeat(admission)
             return DeliveryAttempt(admission=admission, receipt=await self._send(request, deadline))
 
     @activity.defn
     async def deliver(self, request: DeliveryRequest) -> DeliveryReceipt:
+        refused = self._unwarranted(request)
+        if refused is not None:
+            raise DeliveryFailed(refused.reason)
         deadline = _attempt_deadline()
         async with _beating():
             return await self._send(request, deadline)

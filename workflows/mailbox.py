@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         is_looser,
     )
     from workflows.policy import DAY, HOUR, judge
+    from workflows.proofs import NO_PROOF, Kind, Recent, change_check, proven
 
 HISTORY_LIMIT = 2000
 UPGRADE_TTL = timedelta(hours=24)
@@ -63,6 +64,8 @@ ID_CHARS = SEND_ID_CHARS
 ACTOR_CHARS = 200
 REASON_CHARS = 500
 STATE_BUDGET = 1_500_000
+# A loosening is checked for its front door's proof (a local activity) before it counts.
+PROOFS_PATCH = "front-door-proofs-v1"
 
 
 class Admitted(Frozen):
@@ -101,6 +104,7 @@ class UpgradeRequest(Frozen):
 class Reconfigure(Frozen):
     config: MailboxConfig
     actor: str
+    proof: str | None = None
 
 
 class ReviewAck(Frozen):
@@ -120,6 +124,7 @@ class UpgradeRedeem(Frozen):
 
     request_id: str | None
     actor: str
+    proof: str | None = None
 
 
 class MailboxState(Frozen):
@@ -165,6 +170,7 @@ class MailboxWorkflow:
         self._reviews = {r.send_id: r for r in state.reviews}
         self._upgrades = {u.request_id: u for u in state.upgrades}
         self._audit = list(state.audit)
+        self._proofs = Recent()
 
     @workflow.run
     async def run(self, state: MailboxState) -> None:
@@ -189,7 +195,9 @@ class MailboxWorkflow:
         return self._snapshot()
 
     @workflow.update
-    def set_mode(self, change: ModeChange) -> MailboxConfig:
+    async def set_mode(self, change: ModeChange) -> MailboxConfig:
+        if is_looser(change.mode, self._config.mode):
+            await self._require_proof("mode", change, change.actor)
         old = self._config.mode
         if change.mode != old:
             self._config = self._config.model_copy(update={"mode": change.mode})
@@ -206,8 +214,9 @@ class MailboxWorkflow:
             )
 
     @workflow.update
-    def configure(self, change: Reconfigure) -> MailboxConfig:
+    async def configure(self, change: Reconfigure) -> MailboxConfig:
         """A human's change of policies; the address, provider and mode are not changed here."""
+        await self._require_proof("configure", change, change.actor)
         keep = {"address", "provider", "mode"}
         self._config = change.config.model_copy(update={k: getattr(self._config, k) for k in keep})
         self._publish()
@@ -302,7 +311,9 @@ class MailboxWorkflow:
             )
 
     @workflow.update
-    def redeem_upgrade(self, redeem: UpgradeRedeem) -> MailboxConfig:
+    async def redeem_upgrade(self, redeem: UpgradeRedeem) -> MailboxConfig:
+        if redeem.request_id is not None:
+            await self._require_proof("upgrade", redeem, redeem.actor)
         now = workflow.now()
         self._expire_upgrades(now)
         if redeem.request_id is None:
@@ -330,6 +341,20 @@ class MailboxWorkflow:
         request = self._upgrades.get(redeem.request_id)
         if request is None or request.status != "pending" or request.expires_at <= workflow.now():
             raise Refused("wrong or expired upgrade code")
+
+    async def _require_proof(self, kind: Kind, change: ModeChange | Reconfigure | UpgradeRedeem, actor: str) -> None:
+        """A loosening counts only with a fresh proof from mailgate's front doors (the key stays in
+        the worker: a local activity checks it). Anything else that reaches Temporal is refused,
+        and the refusal is recorded."""
+        if not workflow.patched(PROOFS_PATCH):
+            return
+        now = workflow.now()
+        check = change_check(kind, workflow.info().workflow_id, change)
+        if self._proofs.admits(change.proof, now) and await proven(check):
+            self._proofs.remember(change.proof or "", now)
+            return
+        self._record("change_refused", actor, f"{kind}: {NO_PROOF}, or it was used before")
+        raise Refused(f"{kind} of {self._config.address} refused: {NO_PROOF}, or it was used before")
 
     def pending_upgrades(self) -> list[UpgradeRequest]:
         now = workflow.now()

@@ -127,6 +127,8 @@ class SendRequest(Frozen):
     # Whether anyone was there to notify when it was submitted (a webhook, or approvers and
     # reviewers with addresses); without, the send starts no notice workflows at all.
     notify: bool = True
+    # The front door's proof that it made this request (workflows/proofs.py); never a secret.
+    proof: str | None = None
 
 
 class Decision(Frozen):
@@ -138,6 +140,8 @@ class Decision(Frozen):
     # Signals may be delivered more than once (webhook retries); the id makes them idempotent.
     decision_id: str | None = None
     decided_at: datetime | None = None
+    # The front door's proof that a person decided this (workflows/proofs.py); never a secret.
+    proof: str | None = None
 
 
 class AuditEvent(Frozen):
@@ -174,6 +178,18 @@ class AdmitBatch(Frozen):
     requests: tuple[AdmitRequest, ...]
 
 
+class Warrant(Frozen):
+    """The front doors' proofs the delivery activity checks before anything leaves: the
+    request's (over its fields and one digest per draft field) and the approval's."""
+
+    requester: str
+    mode: OversightMode
+    approvers: tuple[str, ...] = ()
+    original: dict[str, str]
+    request_proof: str
+    decision: Decision | None = None
+
+
 class DeliveryRequest(Frozen):
     send_id: str
     mailbox: str
@@ -184,6 +200,7 @@ class DeliveryRequest(Frozen):
     # A message mailgate itself sends to humans (a notice with decision links): never gated, and
     # kept out of the mailbox's Sent folder, where the agent could read the links.
     system: bool = False
+    warrant: Warrant | None = None
 
 
 class DeliveryReceipt(Frozen):
@@ -265,3 +282,4 @@ class ModeChange(Frozen):
     actor: str
     role: Role
     reason: str = ""
+    proof: str | None = None

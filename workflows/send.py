@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.notices import Notice, NoticeKind, light_draft
     from workflows.policy import recipient_problem
+    from workflows.proofs import NO_PROOF, decision_check, proven, warrant_for
     from workflows.temporal import STATUS
 
 from workflows.notify import NotifyWorkflow
@@ -69,6 +70,8 @@ ADMIT_WITH_DELIVERY_PATCH = "admit-with-delivery-v1"
 # Waiting for a provider's own human (a gated MultiMail mailbox) added commands after delivery;
 # histories from before it never held a receipt with ``held`` and replay without them.
 PROVIDER_HOLD_PATCH = "provider-hold-v1"
+# A decision is checked for its front door's proof (a local activity) before it counts.
+PROOFS_PATCH = "front-door-proofs-v1"
 HELD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))
 
 
@@ -187,6 +190,7 @@ class SendEmailWorkflow:
             draft=self._draft(),
             message_id=self._request.message_id,
             date=workflow.now(),
+            warrant=warrant_for(self._request, self._decision),
         )
 
     async def _admit(self) -> Admission:
@@ -314,6 +318,11 @@ class SendEmailWorkflow:
 
     @workflow.update
     async def decide(self, decision: Decision) -> SendState:
+        # The validator ran before the proof was checked; another decision may have landed since.
+        problem = await self._unproven(decision) or self._decision_problem(decision)
+        if problem:
+            self._event("decision_refused", decision.approver, problem)
+            raise DecisionRefused(problem)
         self._apply_decision(decision)
         # Answer with where the send went next (sending, scheduled, rejected), not the old status.
         await workflow.wait_condition(lambda: self._status != "pending_approval")
@@ -326,7 +335,7 @@ class SendEmailWorkflow:
             raise DecisionRefused(problem)
 
     @workflow.signal
-    def decide_signal(self, decision: Decision) -> None:
+    async def decide_signal(self, decision: Decision) -> None:
         """The same decision as `decide`, for senders that cannot wait for a worker (webhooks, links)."""
         if self._held_by_provider is not None and decision.channel == "multimail":
             # The provider's human decided: look now (the provider, not the webhook, says what happened).
@@ -338,10 +347,21 @@ class SendEmailWorkflow:
                 return
             self._seen_decision_ids.add(decision.decision_id)
         problem = self._decision_problem(decision)
+        if problem is None:
+            problem = await self._unproven(decision) or self._decision_problem(decision)
         if problem:
             self._event("decision_refused", decision.approver, problem)
             return
         self._apply_decision(decision)
+
+    async def _unproven(self, decision: Decision) -> str | None:
+        """Why a decision does not count for want of a front door's proof, or None if it has one.
+        Anything that reaches Temporal can signal; only mailgate's front doors can prove."""
+        if not workflow.patched(PROOFS_PATCH):
+            return None
+        if await proven(decision_check(workflow.info().workflow_id, decision)):
+            return None
+        return f"refused: this decision {NO_PROOF}"
 
     @workflow.update
     async def cancel(self, actor: str) -> SendState:

@@ -12,6 +12,7 @@ from workflows.inbox_activities import InboxActivities
 from workflows.mailbox import MailboxWorkflow
 from workflows.notify import NotifyWorkflow
 from workflows.notify_activities import NotifyActivities, NotifyConfig
+from workflows.proofs import ProofActivities
 from workflows.providers.base import ProviderSet
 from workflows.reply_wait import ReplyWaitWorkflow
 from workflows.send import SendEmailWorkflow
@@ -26,14 +27,20 @@ def build_worker(
     providers: ProviderSet,
     notify: NotifyConfig | None = None,
     cached_workflows: int = 300,
+    *,
+    proof_key: bytes,
 ) -> Worker:
     """A worker for every mailgate workflow; without ``notify``, notices are recorded but not sent.
 
     ``cached_workflows`` bounds memory: each cached workflow holds its own sandboxed copy of its
     module (about 170 KB here), while a send waiting days for a human needs no cache at all;
     an evicted one is rebuilt from its short history when its decision comes.
+
+    ``proof_key`` (``proofs.proof_key`` of the server's secret key) checks that requests,
+    decisions and loosenings came through mailgate's front doors; it never enters a payload.
     """
-    activities = MailActivities(client, providers)
+    activities = MailActivities(client, providers, proof_key)
+    proofs = ProofActivities(proof_key)
     inbox = InboxActivities(client, providers)
     notices = NotifyActivities(client, providers, notify)
     return Worker(
@@ -54,6 +61,7 @@ def build_worker(
             notices.notice_recipients,
             notices.email_notice,
             notices.post_webhook,
+            proofs.check_proof,
         ],
         # If the worker holding a workflow's cached state dies, another takes over sooner.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),

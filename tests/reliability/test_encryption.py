@@ -21,6 +21,7 @@ from tests.server.web.conftest import serve_web
 from workflows.codec import CodecError, EncryptionCodec, parse_keys
 from workflows.ids import mailbox_workflow_id
 from workflows.models import Decision
+from workflows.proofs import proof_key
 from workflows.providers.base import ProviderSet
 from workflows.providers.sandbox import SandboxProvider
 from workflows.worker import build_worker
@@ -62,7 +63,12 @@ async def sealed_app(temporal_env: WorkflowEnvironment, tmp_path: Path) -> Async
     )
     client = await connect(settings)
     app = Mailgate.build(settings, client, load_secrets(settings))
-    async with build_worker(client, settings.task_queue, ProviderSet(SandboxProvider(app.sandbox))):
+    async with build_worker(
+        client,
+        settings.task_queue,
+        ProviderSet(SandboxProvider(app.sandbox)),
+        proof_key=proof_key(app.secrets.secret_key),
+    ):
         await app.mailboxes.create(settings.default_mailbox, created_by="tests", display_name=MARKER)
         yield app
 

@@ -20,6 +20,7 @@ from tests.peers.fixtures import IMAP_PASSWORD, dovecot, eventually, file_into_s
 from tests.peers.smtp_sink import SmtpPeer
 from tests.server.test_real_providers import smtp_imap_entry
 from workflows.models import Decision
+from workflows.proofs import proof_key
 from workflows.worker import build_worker
 
 __all__ = ["dovecot", "smtp_peer"]  # fixtures
@@ -64,7 +65,9 @@ async def test_answer_lost_after_data(
     app, address = await start_app(
         temporal_env, tmp_path, dovecot, smtp_peer, server_files_sent=True, sent_check=sent_check
     )
-    async with build_worker(temporal_env.client, app.settings.task_queue, app.providers):
+    async with build_worker(
+        temporal_env.client, app.settings.task_queue, app.providers, proof_key=proof_key(app.secrets.secret_key)
+    ):
         await app.mailboxes.ensure(app.settings.mailboxes[0], created_by="tests")
         ids = await approved_sends(app, address, 5)
         states = [await wait_for_status(app, send_id, {"sent"}, timeout=60) for send_id in ids]
@@ -86,7 +89,9 @@ async def test_bursts_of_4xx_and_smtp_down_then_one_delivery_each(
     smtp_peer.sink.fail("RCPT", "421 4.7.0 busy", "451 4.7.1 greylisted")
     smtp_peer.sink.fail("DATA", "452 4.3.1 insufficient storage")
     app, address = await start_app(temporal_env, tmp_path, dovecot, smtp_peer)
-    async with build_worker(temporal_env.client, app.settings.task_queue, app.providers):
+    async with build_worker(
+        temporal_env.client, app.settings.task_queue, app.providers, proof_key=proof_key(app.secrets.secret_key)
+    ):
         await app.mailboxes.ensure(app.settings.mailboxes[0], created_by="tests")
         ids = await approved_sends(app, address, 3)
 

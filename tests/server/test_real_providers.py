@@ -35,6 +35,7 @@ from tests.peers.smtp_sink import SmtpPeer
 from workflows.ids import watcher_workflow_id
 from workflows.models import Decision
 from workflows.parsing import parse_email
+from workflows.proofs import proof_key
 from workflows.worker import build_worker
 
 IMAP_BOX = "alice@example.test"  # overwritten per test: a mailbox workflow is per address
@@ -67,7 +68,9 @@ async def imap_app(
     entry = smtp_imap_entry(dovecot, smtp_peer)
     settings = make_settings(temporal_env, tmp_path, mailboxes=[entry], inbound_poll_seconds=2)
     app = Mailgate.build(settings, temporal_env.client, load_secrets(settings))
-    async with build_worker(temporal_env.client, settings.task_queue, app.providers):
+    async with build_worker(
+        temporal_env.client, settings.task_queue, app.providers, proof_key=proof_key(app.secrets.secret_key)
+    ):
         await app.mailboxes.ensure(entry, created_by="tests")
         await app.inbox.configure_watcher(IMAP_BOX, None)
         await app.providers.start()
@@ -214,7 +217,9 @@ async def mm_app(
     )
     settings = make_settings(temporal_env, tmp_path, mailboxes=[entry])
     app = Mailgate.build(settings, temporal_env.client, load_secrets(settings))
-    async with build_worker(temporal_env.client, settings.task_queue, app.providers):
+    async with build_worker(
+        temporal_env.client, settings.task_queue, app.providers, proof_key=proof_key(app.secrets.secret_key)
+    ):
         await app.mailboxes.ensure(entry, created_by="tests")
         yield app
     await app.providers.aclose()

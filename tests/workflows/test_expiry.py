@@ -9,6 +9,7 @@ import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
+from tests.proofs import TEST_PROOF_KEY, signed_request
 from workflows import ids
 from workflows.models import EmailAddress, EmailDraft, MailboxPolicy, SendRequest
 from workflows.providers.base import ProviderSet
@@ -20,16 +21,18 @@ from workflows.worker import build_worker
 def request(hours: float) -> SendRequest:
     send_id = ids.send_id("agent@mailgate.local", uuid.uuid4().hex)
     draft = EmailDraft(to=(EmailAddress(address="bob@example.com"),), subject="s", body="b")
-    return SendRequest(
-        send_id=send_id,
-        mailbox="agent@mailgate.local",
-        requester="agent",
-        draft=draft,
-        message_id=ids.message_id(send_id, "agent@mailgate.local"),
-        content_hash=ids.content_hash(draft),
-        policy=MailboxPolicy(mode="gated_send"),
-        requested_at=datetime.now(UTC),
-        approval_timeout=timedelta(hours=hours),
+    return signed_request(
+        SendRequest(
+            send_id=send_id,
+            mailbox="agent@mailgate.local",
+            requester="agent",
+            draft=draft,
+            message_id=ids.message_id(send_id, "agent@mailgate.local"),
+            content_hash=ids.content_hash(draft),
+            policy=MailboxPolicy(mode="gated_send"),
+            requested_at=datetime.now(UTC),
+            approval_timeout=timedelta(hours=hours),
+        )
     )
 
 
@@ -40,7 +43,7 @@ async def test_no_decision_within_the_window_ends_as_expired_not_failed(
     provider = FakeProvider()
     queue = f"tq-{uuid.uuid4().hex}"
     req = request(hours)
-    async with build_worker(skipping_env.client, queue, ProviderSet(provider)):
+    async with build_worker(skipping_env.client, queue, ProviderSet(provider), proof_key=TEST_PROOF_KEY):
         started = await skipping_env.get_current_time()
         try:
             state = await skipping_env.client.execute_workflow(

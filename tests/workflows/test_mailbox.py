@@ -9,6 +9,7 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
+from tests.proofs import TEST_PROOF_KEY
 from workflows.ids import mailbox_workflow_id
 from workflows.mailbox import MailboxState, MailboxWorkflow, UpgradeAsk, UpgradeRedeem
 from workflows.models import AdmitRequest, EmailAddress, MailboxConfig
@@ -32,7 +33,7 @@ async def start_mailbox(env: WorkflowEnvironment, queue: str, **config: object) 
 
 async def test_an_upgrade_code_expires_after_24_hours(skipping_env: WorkflowEnvironment) -> None:
     queue = f"tq-{uuid.uuid4().hex}"
-    async with build_worker(skipping_env.client, queue, ProviderSet(FakeProvider())):
+    async with build_worker(skipping_env.client, queue, ProviderSet(FakeProvider()), proof_key=TEST_PROOF_KEY):
         _, handle = await start_mailbox(skipping_env, queue)
         ask = UpgradeAsk(request_id="r1", mode="autonomous", reason="x", requested_by="agent")
         await handle.execute_update(MailboxWorkflow.request_upgrade, ask)  # type: ignore[attr-defined]
@@ -52,7 +53,7 @@ async def test_an_upgrade_code_expires_after_24_hours(skipping_env: WorkflowEnvi
 
 async def test_a_rate_limit_slot_opens_again_after_the_hour(skipping_env: WorkflowEnvironment) -> None:
     queue = f"tq-{uuid.uuid4().hex}"
-    async with build_worker(skipping_env.client, queue, ProviderSet(FakeProvider())):
+    async with build_worker(skipping_env.client, queue, ProviderSet(FakeProvider()), proof_key=TEST_PROOF_KEY):
         _, handle = await start_mailbox(skipping_env, queue, mode="autonomous", rate_per_hour=1)
         to = (EmailAddress(address="b@example.com"),)
         first = await handle.execute_update(  # type: ignore[attr-defined]
@@ -75,7 +76,7 @@ async def test_a_rate_limit_slot_opens_again_after_the_hour(skipping_env: Workfl
 
 async def test_the_daily_rate_limit_holds_for_a_day_not_an_hour(skipping_env: WorkflowEnvironment) -> None:
     queue = f"tq-{uuid.uuid4().hex}"
-    async with build_worker(skipping_env.client, queue, ProviderSet(FakeProvider())):
+    async with build_worker(skipping_env.client, queue, ProviderSet(FakeProvider()), proof_key=TEST_PROOF_KEY):
         _, handle = await start_mailbox(skipping_env, queue, mode="autonomous", rate_per_day=2)
         to = (EmailAddress(address="b@example.com"),)
 
@@ -95,7 +96,7 @@ async def test_the_daily_rate_limit_holds_for_a_day_not_an_hour(skipping_env: Wo
 
 async def test_the_mailbox_continues_as_new_and_keeps_its_state(skipping_env: WorkflowEnvironment) -> None:
     queue = f"tq-{uuid.uuid4().hex}"
-    async with build_worker(skipping_env.client, queue, ProviderSet(FakeProvider())):
+    async with build_worker(skipping_env.client, queue, ProviderSet(FakeProvider()), proof_key=TEST_PROOF_KEY):
         address, handle = await start_mailbox(skipping_env, queue, mode="monitored")
         to = (EmailAddress(address="b@example.com"),)
         for i in range(450):

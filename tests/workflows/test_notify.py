@@ -37,6 +37,7 @@ from tests.conftest import (
 from workflows import standard_webhooks
 from workflows.models import DeliveryRequest
 from workflows.notices import NoticeReport
+from workflows.proofs import proof_key
 from workflows.providers.sandbox import stored_messages
 from workflows.worker import build_worker
 
@@ -86,7 +87,13 @@ def notifying_app(
     record_sends(app.providers, outbox if outbox is not None else [])
 
     def worker() -> Worker:
-        return build_worker(env.client, settings.task_queue, app.providers, notify_config(settings, secrets))
+        return build_worker(
+            env.client,
+            settings.task_queue,
+            app.providers,
+            notify_config(settings, secrets),
+            proof_key=proof_key(secrets.secret_key),
+        )
 
     return app, worker
 

@@ -12,6 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from server.embedded import find_executable
 from server.workers import add_search_attributes
+from tests.proofs import TEST_PROOF_KEY, signed_decision, signed_request
 from workflows import ids
 from workflows.mailbox import MailboxState, MailboxWorkflow
 from workflows.models import (
@@ -59,25 +60,31 @@ async def mailbox(client: Client, mode: OversightMode, queue: str) -> str:
 def request(address: str, mode: OversightMode, send_at: datetime, *, at_send_time: bool = False) -> SendRequest:
     send_id = ids.send_id(address, uuid.uuid4().hex)
     draft = EmailDraft(to=(EmailAddress(address="bob@example.com"),), subject="Later", body="b")
-    return SendRequest(
-        send_id=send_id,
-        mailbox=address,
-        requester="agent",
-        draft=draft,
-        message_id=ids.message_id(send_id, address),
-        content_hash=ids.content_hash(draft),
-        policy=MailboxPolicy(mode=mode),
-        requested_at=send_at - timedelta(days=3),
-        approval_timeout=timedelta(hours=72),
-        send_at=send_at,
-        approve_at_send_time=at_send_time,
+    return signed_request(
+        SendRequest(
+            send_id=send_id,
+            mailbox=address,
+            requester="agent",
+            draft=draft,
+            message_id=ids.message_id(send_id, address),
+            content_hash=ids.content_hash(draft),
+            policy=MailboxPolicy(mode=mode),
+            requested_at=send_at - timedelta(days=3),
+            approval_timeout=timedelta(hours=72),
+            send_at=send_at,
+            approve_at_send_time=at_send_time,
+        )
     )
+
+
+def approve(send_id: str) -> Decision:
+    return signed_decision(send_id, Decision(decision="approve", approver="alice"))
 
 
 async def test_an_autonomous_send_goes_out_at_its_time_not_before(skipping_env: WorkflowEnvironment) -> None:
     provider = FakeProvider()
     queue = f"tq-{uuid.uuid4().hex}"
-    async with build_worker(skipping_env.client, queue, ProviderSet(provider)):
+    async with build_worker(skipping_env.client, queue, ProviderSet(provider), proof_key=TEST_PROOF_KEY):
         address = await mailbox(skipping_env.client, "autonomous", queue)
         now = await skipping_env.get_current_time()
         req = request(address, "autonomous", now + timedelta(days=2))
@@ -92,12 +99,12 @@ async def test_an_autonomous_send_goes_out_at_its_time_not_before(skipping_env: 
 async def test_approval_first_then_the_send_waits_for_its_time(skipping_env: WorkflowEnvironment) -> None:
     provider = FakeProvider()
     queue = f"tq-{uuid.uuid4().hex}"
-    async with build_worker(skipping_env.client, queue, ProviderSet(provider)):
+    async with build_worker(skipping_env.client, queue, ProviderSet(provider), proof_key=TEST_PROOF_KEY):
         address = await mailbox(skipping_env.client, "gated_send", queue)
         now = await skipping_env.get_current_time()
         req = request(address, "gated_send", now + timedelta(days=5))
         handle = await skipping_env.client.start_workflow(SendEmailWorkflow.run, req, id=req.send_id, task_queue=queue)
-        after = await handle.execute_update(SendEmailWorkflow.decide, Decision(decision="approve", approver="alice"))
+        after = await handle.execute_update(SendEmailWorkflow.decide, approve(req.send_id))
         assert after.status == "scheduled"
         state = await handle.result()
     assert state.status == "sent" and state.delivered_at is not None and state.delivered_at >= req.send_at  # type: ignore[operator]
@@ -106,18 +113,18 @@ async def test_approval_first_then_the_send_waits_for_its_time(skipping_env: Wor
 async def test_approval_at_send_time_is_refused_early_and_asked_then(skipping_env: WorkflowEnvironment) -> None:
     provider = FakeProvider()
     queue = f"tq-{uuid.uuid4().hex}"
-    async with build_worker(skipping_env.client, queue, ProviderSet(provider)):
+    async with build_worker(skipping_env.client, queue, ProviderSet(provider), proof_key=TEST_PROOF_KEY):
         address = await mailbox(skipping_env.client, "gated_send", queue)
         now = await skipping_env.get_current_time()
         req = request(address, "gated_send", now + timedelta(days=1), at_send_time=True)
         handle = await skipping_env.client.start_workflow(SendEmailWorkflow.run, req, id=req.send_id, task_queue=queue)
         with pytest.raises(WorkflowUpdateFailedError):
-            await handle.execute_update(SendEmailWorkflow.decide, Decision(decision="approve", approver="alice"))
+            await handle.execute_update(SendEmailWorkflow.decide, approve(req.send_id))
         assert (await handle.query(SendEmailWorkflow.state)).status == "scheduled"
         await skipping_env.sleep(timedelta(days=1, minutes=1))
         state = await handle.query(SendEmailWorkflow.state)
         assert state.status == "pending_approval" and state.expires_at is not None
-        await handle.execute_update(SendEmailWorkflow.decide, Decision(decision="approve", approver="alice"))
+        await handle.execute_update(SendEmailWorkflow.decide, approve(req.send_id))
         state = await handle.result()
     assert state.status == "sent" and len(provider.sent) == 1
 
@@ -125,7 +132,7 @@ async def test_approval_at_send_time_is_refused_early_and_asked_then(skipping_en
 async def test_a_scheduled_send_cancelled_before_its_time_never_goes(skipping_env: WorkflowEnvironment) -> None:
     provider = FakeProvider()
     queue = f"tq-{uuid.uuid4().hex}"
-    async with build_worker(skipping_env.client, queue, ProviderSet(provider)):
+    async with build_worker(skipping_env.client, queue, ProviderSet(provider), proof_key=TEST_PROOF_KEY):
         address = await mailbox(skipping_env.client, "autonomous", queue)
         now = await skipping_env.get_current_time()
         req = request(address, "autonomous", now + timedelta(days=30))

@@ -8,8 +8,10 @@ from server.app import Mailgate
 from server.errors import Conflict
 from server.sends import parse_edits
 from tests.conftest import keep_history, wait_for_status
+from tests.proofs import signed_decision
 from workflows.ids import mailbox_workflow_id
 from workflows.models import Decision
+from workflows.proofs import proof_key
 
 
 def approve(approver: str = "alice", **edits: object) -> Decision:
@@ -104,6 +106,7 @@ async def test_cancel_before_decision_stops_the_send(app: Mailgate) -> None:
 async def test_signalled_decisions_are_deduplicated_by_id(app: Mailgate) -> None:
     send_id = await submit(app)
     decision = approve("dana").model_copy(update={"decision_id": "hook-1", "channel": "webhook"})
+    decision = signed_decision(send_id, decision, proof_key(app.secrets.secret_key))
     for _ in range(5):
         await app.sends._handle(send_id).signal("decide_signal", decision)
     state = await wait_for_status(app, send_id, ["sent"])

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from temporalio.testing import WorkflowEnvironment
 
+from tests.proofs import TEST_PROOF_KEY
 from workflows.inbox import Watch, WatcherState
 from workflows.providers.base import ProviderSet
 from workflows.providers.fake import FakeProvider
@@ -24,7 +25,7 @@ async def test_the_watcher_continues_as_new_and_carries_its_cursor_and_waits(
         watches=(Watch(wait_id="wait-1", message_id="<asked@mailgate.local>"),),
         poll_interval=timedelta(minutes=5),
     )
-    async with build_worker(skipping_env.client, queue, ProviderSet(FakeProvider())):
+    async with build_worker(skipping_env.client, queue, ProviderSet(FakeProvider()), proof_key=TEST_PROOF_KEY):
         handle = await skipping_env.client.start_workflow(
             MailboxWatcherWorkflow.run, state, id=f"watch-{uuid.uuid4().hex}", task_queue=queue
         )

@@ -26,6 +26,7 @@ from tests.conftest import keep_history, make_settings, wait_for_status
 from tests.ports import free_port
 from tests.server.web.conftest import Web, serving
 from workflows import standard_webhooks
+from workflows.proofs import proof_key
 from workflows.temporal import STATUS
 from workflows.worker import build_worker
 
@@ -227,7 +228,13 @@ async def test_a_decision_while_every_worker_is_down_is_kept_and_applies_when_on
     app = Mailgate.build(settings, temporal_env.client, secrets)
 
     def worker() -> Worker:
-        return build_worker(temporal_env.client, settings.task_queue, app.providers, notify_config(settings, secrets))
+        return build_worker(
+            temporal_env.client,
+            settings.task_queue,
+            app.providers,
+            notify_config(settings, secrets),
+            proof_key=proof_key(secrets.secret_key),
+        )
 
     async with worker():
         await app.mailboxes.create(settings.default_mailbox, created_by="tests")

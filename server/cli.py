@@ -133,12 +133,19 @@ def _logging(settings: Settings) -> None:
 @click.option("--port", type=int, help="HTTP port: dashboard, API, MCP (default 8025).")
 @click.option("--smtp-port", type=int, help="Sandbox SMTP listener port, 0 to disable (default 2525).")
 @click.option("--temporal-port", type=int, help="Embedded Temporal gRPC port (default 7233; UI on +1000).")
+@click.option(
+    "--temporal-ui",
+    is_flag=True,
+    default=None,
+    help="Start the embedded Temporal UI (off by default; it shows every unencrypted draft).",
+)
 @data_dir_option
 def serve(
     host: str | None,
     port: int | None,
     smtp_port: int | None,
     temporal_port: int | None,
+    temporal_ui: bool | None,
     data_dir: Path | None,
 ) -> NoReturn:
     """Run everything: embedded Temporal, worker, dashboard, API, MCP over HTTP, sandbox SMTP.
@@ -148,7 +155,14 @@ def serve(
     """
     from server.stack import serve as serve_stack
 
-    settings = settings_from(host=host, port=port, smtp_port=smtp_port, temporal_port=temporal_port, data_dir=data_dir)
+    settings = settings_from(
+        host=host,
+        port=port,
+        smtp_port=smtp_port,
+        temporal_port=temporal_port,
+        temporal_ui_enabled=temporal_ui,
+        data_dir=data_dir,
+    )
     _logging(settings)
     run(lambda: serve_stack(settings))
 

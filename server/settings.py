@@ -223,6 +223,9 @@ class Settings(BaseSettings):
     temporal_ui_url: str | None = Field(default=None, description="the Temporal UI, for links and the codec endpoint")
     temporal_port: int = Field(default=7233, ge=1, le=65535)
     temporal_ui_port: int | None = Field(default=None, ge=1, le=65535)
+    temporal_ui_enabled: bool = Field(
+        default=False, description="start the embedded Temporal UI (mailgate serve --temporal-ui); off by default"
+    )
     temporal_tls: bool = False
     temporal_tls_cert: Path | None = None
     temporal_tls_key: Path | None = None
@@ -349,7 +352,7 @@ class Settings(BaseSettings):
         """The Temporal UI's URL: configured, or the embedded dev server's."""
         if self.temporal_ui_url:
             return self.temporal_ui_url.rstrip("/")
-        if self.embedded:
+        if self.embedded and self.temporal_ui_enabled:
             return f"http://127.0.0.1:{self.embedded_ui_port}"
         return None
 

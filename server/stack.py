@@ -28,6 +28,7 @@ from server.notifications import notify_config
 from server.running import StackInfo, attach, running_stack, stack_file
 from server.settings import MailboxEntry, Settings, SettingsError
 from server.smtp_listener import start_smtp_listener
+from server.ui_proxy import start_ui_proxy
 from server.web.app import build_app
 from workflows.inbox import IntakeConfig
 from workflows.proofs import proof_key
@@ -96,7 +97,22 @@ async def start_core(settings: Settings) -> AsyncIterator[Stack]:
     secrets = load_secrets(settings)
     dev = await asyncio.to_thread(start_dev_server, settings) if settings.embedded else None
     stack: Stack | None = None
+    ui_proxy: asyncio.Server | None = None
     try:
+        if dev is not None and settings.temporal_ui_enabled:
+
+            def ui_port() -> int | None:
+                # The port as a restarted dev server has it now (the supervisor replaces stack.dev).
+                current = stack.dev if stack is not None else dev
+                return current.ui_backend_port or None if current is not None else None
+
+            try:
+                ui_proxy = await start_ui_proxy(settings.embedded_ui_port, ui_port)
+            except OSError as exc:
+                raise SettingsError(
+                    f"the Temporal UI cannot listen on 127.0.0.1:{settings.embedded_ui_port} ({exc.strerror}); "
+                    "set MAILGATE_TEMPORAL_UI_PORT, or start without --temporal-ui"
+                ) from exc
         client = await connect(settings, dev.address if dev else None, wait=30)
         if dev is not None:
             await ensure_retention(client, settings.temporal_namespace)
@@ -124,6 +140,8 @@ async def start_core(settings: Settings) -> AsyncIterator[Stack]:
                     supervisor.cancel()
         await app.providers.aclose()
     finally:
+        if ui_proxy is not None:
+            ui_proxy.close()
         current = stack.dev if stack is not None else dev
         if current is not None:
             await asyncio.to_thread(current.stop)
@@ -143,6 +161,17 @@ async def supervise(stack: Stack, interval: float = 1.0) -> None:
             log.error("could not restart the Temporal dev server: %s", exc)
 
 
+def temporal_ui(stack: Stack) -> str:
+    dev = stack.dev
+    if dev is None:
+        return stack.settings.temporal_ui or "your cluster's UI"
+    if dev.ui_backend_port and stack.settings.temporal_ui_enabled:
+        return f"{dev.ui_url} (answers only a loopback Host; shows drafts unless encryption is on)"
+    if stack.settings.temporal_ui_enabled:
+        return "off: the running dev server was started without it (stop it, then start again)"
+    return "off (mailgate serve --temporal-ui starts it)"
+
+
 def banner(stack: Stack, stdio: bool) -> str:
     settings, secrets = stack.settings, stack.secrets
     url = settings.http_url
@@ -151,8 +180,10 @@ def banner(stack: Stack, stdio: bool) -> str:
         f"  dashboard:    {url}/",
         f"  MCP:          {url}/mcp (streamable HTTP), {url}/sse (SSE)" + (", and stdio" if stdio else ""),
         f"  approver API: {url}/api/approvals",
-        f"  Temporal UI:  {stack.dev.ui_url if stack.dev else 'your cluster UI'}"
-        + (f" ({stack.dev.address})" if stack.dev else f" ({settings.temporal_address})"),
+        f"  Temporal:     {stack.dev.address if stack.dev else settings.temporal_address} (gRPC, loopback only)"
+        if stack.dev
+        else f"  Temporal:     {settings.temporal_address}",
+        f"  Temporal UI:  {temporal_ui(stack)}",
     ]
     if settings.smtp_port:
         lines.append(f"  sandbox SMTP: {settings.host}:{settings.smtp_port}")

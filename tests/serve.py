@@ -34,6 +34,7 @@ class Serve:
     process: subprocess.Popen[bytes] | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     open_files: int | None = None  # RLIMIT_NOFILE for serve and its children (a low one, for floods)
+    extra_args: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -61,6 +62,7 @@ class Serve:
                 str(self.smtp_port),
                 "--temporal-port",
                 str(self.temporal_port),
+                *self.extra_args,
             ],
             env=self.env(),
             stdout=log,

@@ -136,3 +136,26 @@ async def test_forged_decisions_loosenings_and_starts_change_nothing(serve: Serv
 
 def state_events(state: SendState) -> list[tuple[str, str]]:
     return [(e.kind, e.detail) for e in state.events]
+
+
+def test_the_temporal_ui_is_off_unless_asked_for(serve: Serve) -> None:
+    serve.start()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{serve.ui_port}/", timeout=5)
+    assert "Temporal UI:  off (mailgate serve --temporal-ui starts it)" in serve.log()
+
+
+def test_the_temporal_ui_refuses_a_foreign_host_or_origin(serve: Serve) -> None:
+    serve.extra_args = ["--temporal-ui"]
+    serve.start()
+    ui = f"http://127.0.0.1:{serve.ui_port}"
+    assert f"Temporal UI:  {ui} (answers only a loopback Host" in serve.log()
+    # A page whose DNS name was rebound to 127.0.0.1: its Host is its own name.
+    rebound = httpx.get(f"{ui}/", headers={"Host": f"evil.example:{serve.ui_port}"}, timeout=10)
+    assert rebound.status_code == 421
+    cross = httpx.get(f"{ui}/api/v1/namespaces", headers={"Origin": "http://evil.example"}, timeout=10)
+    assert cross.status_code == 403
+    assert "workflow" not in rebound.text.lower() + cross.text.lower()
+    # The human at the machine gets the UI.
+    page = httpx.get(f"{ui}/", timeout=30, follow_redirects=True)
+    assert page.status_code == 200 and "<html" in page.text.lower()

@@ -64,7 +64,7 @@ ID_CHARS = SEND_ID_CHARS
 ACTOR_CHARS = 200
 REASON_CHARS = 500
 STATE_BUDGET = 1_500_000
-# A loosening is checked for its front door's proof (a local activity) before it counts.
+# A loosening is checked for its front door's proof (an activity) before it counts.
 PROOFS_PATCH = "front-door-proofs-v1"
 
 
@@ -344,7 +344,7 @@ class MailboxWorkflow:
 
     async def _require_proof(self, kind: Kind, change: ModeChange | Reconfigure | UpgradeRedeem, actor: str) -> None:
         """A loosening counts only with a fresh proof from mailgate's front doors (the key stays in
-        the worker: a local activity checks it). Anything else that reaches Temporal is refused,
+        the worker: an activity checks it). Anything else that reaches Temporal is refused,
         and the refusal is recorded."""
         if not workflow.patched(PROOFS_PATCH):
             return

@@ -3,7 +3,7 @@
 Anything that reaches Temporal can start workflows and send signals and updates, so Temporal
 access alone must not be approval power. The front doors (which hold the server's secret key)
 sign what they hand to Temporal with a key derived for this purpose only; workers check with the
-same key. The key never enters a payload: workflows check a proof through a local activity (the
+same key. The key never enters a payload: workflows check a proof through an activity (the
 history records only the verdict), and the delivery activity checks the request's and the
 decision's proofs again before anything leaves.
 
@@ -209,7 +209,7 @@ class Recent:
 
 
 class ProofActivities:
-    """Checks proofs for workflows, as a local activity: the key stays in the worker's settings."""
+    """Checks proofs for workflows, as an activity: the key stays in the worker's settings."""
 
     def __init__(self, key: bytes) -> None:
         self._key = key
@@ -220,9 +220,11 @@ class ProofActivities:
 
 
 async def proven(check: ProofCheck) -> bool:
-    """Inside a workflow: whether a proof holds, asked of the worker as a local activity, so the
-    history holds the verdict and never the key."""
-    return await workflow.execute_local_activity_method(
+    """Inside a workflow: whether a proof holds, asked of a worker as an activity, so the history
+    holds the verdict and never the key. (A regular activity, not a local one: a local activity's
+    result can reach a replay in another workflow task than it reached the original run, and a
+    ``workflow.patched`` after it then answers differently.)"""
+    return await workflow.execute_activity_method(
         ProofActivities.check_proof, check, start_to_close_timeout=timedelta(seconds=10)
     )
 

@@ -70,7 +70,7 @@ ADMIT_WITH_DELIVERY_PATCH = "admit-with-delivery-v1"
 # Waiting for a provider's own human (a gated MultiMail mailbox) added commands after delivery;
 # histories from before it never held a receipt with ``held`` and replay without them.
 PROVIDER_HOLD_PATCH = "provider-hold-v1"
-# A decision is checked for its front door's proof (a local activity) before it counts.
+# A decision is checked for its front door's proof (an activity) before it counts.
 PROOFS_PATCH = "front-door-proofs-v1"
 HELD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))
 

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.worker import Replayer
 
 from server.app import Mailgate
 from tests.conftest import wait_for_status
-from workflows.models import Decision
+from workflows.ids import mailbox_workflow_id
+from workflows.mailbox import MailboxWorkflow
+from workflows.models import (
+    Decision,
+    DeliveryRequest,
+    Edits,
+    EmailAddress,
+    EmailDraft,
+    MailboxPolicy,
+    ModeChange,
+    SendRequest,
+)
+from workflows.proofs import proof_key, sign_change, sign_decision, sign_request, warrant_for, warrant_problem
 from workflows.send import SendEmailWorkflow
 from workflows.temporal import data_converter
 from workflows.worker import WORKFLOWS
@@ -45,3 +60,112 @@ async def test_a_forged_signal_is_refused_and_recorded_and_the_send_keeps_waitin
     assert [e.kind for e in state.events][-1] == "decision_refused"
     history = await handle.fetch_history()
     await Replayer(workflows=WORKFLOWS, data_converter=data_converter()).replay_workflow(history)
+
+
+async def test_a_loosening_needs_a_fresh_unused_proof_and_its_history_replays(app: Mailgate) -> None:
+    mailbox = app.settings.default_mailbox
+    box_id = mailbox_workflow_id(mailbox)
+    handle = app.client.get_workflow_handle_for(MailboxWorkflow.run, box_id)
+    await app.mailboxes.set_mode(mailbox, "autonomous", actor="ops", role="human")
+    # Tightening needs no proof; loosening straight in Temporal is refused and recorded.
+    await handle.execute_update(MailboxWorkflow.set_mode, ModeChange(mode="gated_send", actor="x", role="human"))
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(MailboxWorkflow.set_mode, ModeChange(mode="autonomous", actor="x", role="human"))
+    assert "no valid proof" in str(refused.value.cause)
+    assert (await handle.query(MailboxWorkflow.describe)).audit[-1].kind == "change_refused"
+    # A proof counts once: replayed from history, the same signed change is refused.
+    key = proof_key(app.secrets.secret_key)
+    signed = sign_change(
+        key, "mode", box_id, ModeChange(mode="monitored", actor="ops", role="human"), datetime.now(UTC)
+    )
+    assert (await handle.execute_update(MailboxWorkflow.set_mode, signed)).mode == "monitored"
+    await app.mailboxes.set_mode(mailbox, "gated_send", actor="ops", role="human")
+    with pytest.raises(WorkflowUpdateFailedError):
+        await handle.execute_update(MailboxWorkflow.set_mode, signed)
+    assert (await handle.query(MailboxWorkflow.describe)).config.mode == "gated_send"
+    # And a stale one (made more than ten minutes ago) too.
+    old = sign_change(
+        key,
+        "mode",
+        box_id,
+        ModeChange(mode="autonomous", actor="ops", role="human"),
+        datetime.now(UTC) - timedelta(minutes=11),
+    )
+    with pytest.raises(WorkflowUpdateFailedError):
+        await handle.execute_update(MailboxWorkflow.set_mode, old)
+    assert (await handle.query(MailboxWorkflow.describe)).config.mode == "gated_send"
+    history = await handle.fetch_history()
+    await Replayer(workflows=WORKFLOWS, data_converter=data_converter()).replay_workflow(history)
+
+
+def _delivery(
+    key: bytes, *, mode: str = "gated_send", approvers: tuple[str, ...] = ()
+) -> tuple[SendRequest, DeliveryRequest]:
+    draft = EmailDraft(to=(EmailAddress(address="bob@example.com"),), subject="s", body="b")
+    request = sign_request(
+        key,
+        SendRequest(
+            send_id="send-aaaaaaaaaaaaaaaaaaaa",
+            mailbox="agent@mailgate.local",
+            requester="agent",
+            draft=draft,
+            message_id="<m@x>",
+            content_hash="h",
+            policy=MailboxPolicy(mode=mode, approvers=approvers),  # type: ignore[arg-type]
+            requested_at=datetime.now(UTC),
+            approval_timeout=timedelta(hours=1),
+        ),
+        datetime.now(UTC),
+    )
+    delivery = DeliveryRequest(
+        send_id=request.send_id, mailbox=request.mailbox, draft=draft, message_id="<m@x>", date=datetime.now(UTC)
+    )
+    return request, delivery
+
+
+def test_the_delivery_check_wants_the_request_and_the_approval_exactly() -> None:
+    key, other = proof_key(b"k" * 32), proof_key(b"o" * 32)
+    request, delivery = _delivery(key, approvers=("alice",))
+    sid = request.send_id
+
+    def problem(decision: Decision | None, draft: EmailDraft | None = None, mode: str = "gated_send") -> str | None:
+        warrant = warrant_for(request, decision)
+        ask = delivery.model_copy(update={"warrant": warrant, "draft": draft or delivery.draft})
+        return warrant_problem(key, ask, sid, mode)  # type: ignore[arg-type]
+
+    def signed(decision: Decision, with_key: bytes = key) -> Decision:
+        return sign_decision(with_key, sid, decision, datetime.now(UTC))
+
+    approve = Decision(decision="approve", approver="alice")
+    assert problem(signed(approve)) is None
+    assert problem(None) == "the send needs a human's approval and has none"
+    assert "no valid proof" in str(problem(approve))
+    assert "no valid proof" in str(problem(signed(approve, other)))
+    assert "no valid proof" in str(problem(signed(approve).model_copy(update={"approver": "bob"})))
+    assert "not an approver" in str(problem(signed(Decision(decision="approve", approver="bob"))))
+    assert problem(signed(Decision(decision="reject", approver="alice"))) is not None
+    # The email must be the one requested, or exactly as the approver edited it.
+    changed = delivery.draft.model_copy(update={"body": "pay mallory"})
+    assert problem(signed(approve), changed) == "the email to deliver is not the one requested or approved"
+    edits = Edits(body="pay mallory", cc=(EmailAddress(address="c@example.com"),))
+    edited = edits.apply(delivery.draft)
+    assert problem(signed(approve.model_copy(update={"edits": edits})), edited) is None
+    assert problem(signed(approve.model_copy(update={"edits": Edits(body="pay mallory")})), edited) is not None
+    # A request signed for another send id, or not signed at all, is refused before anything else.
+    assert "no valid proof" in str(
+        warrant_problem(
+            key, delivery.model_copy(update={"warrant": warrant_for(request, None)}), "send-other", "autonomous"
+        )
+    )
+    unsigned = request.model_copy(update={"proof": None})
+    assert "no valid proof" in str(
+        warrant_problem(key, delivery.model_copy(update={"warrant": warrant_for(unsigned, None)}), sid, "autonomous")
+    )
+
+
+def test_an_autonomous_request_needs_no_approval_until_its_mailbox_is_gated() -> None:
+    key = proof_key(b"k" * 32)
+    request, delivery = _delivery(key, mode="autonomous")
+    ask = delivery.model_copy(update={"warrant": warrant_for(request, None)})
+    assert warrant_problem(key, ask, request.send_id, "autonomous") is None
+    assert warrant_problem(key, ask, request.send_id, "gated_all") == "the send needs a human's approval and has none"

@@ -239,6 +239,9 @@ async def test_a_decision_while_every_worker_is_down_is_kept_and_applies_when_on
     async with worker():
         await app.mailboxes.create(settings.default_mailbox, created_by="tests")
         send_id = await pending(app)
+        # Answered once the worker finished its first task: none is left in flight (Temporal
+        # would hold back the signals below until that task timed out).
+        await wait_for_status(app, send_id, ["pending_approval"])
     # No worker polls this task queue now.
     async with serving(app) as url, httpx.AsyncClient(base_url=url) as http:
         body = event(send_id, reason="while down")

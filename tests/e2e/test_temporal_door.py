@@ -39,6 +39,11 @@ async def events(client: Client, send_id: str) -> list[tuple[str, str]]:
 
 async def test_forged_decisions_loosenings_and_starts_change_nothing(serve: Serve) -> None:
     serve.start()
+    # The Temporal UI is off unless asked for; gRPC stays on loopback.
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{serve.ui_port}/", timeout=5)
+    assert "Temporal UI:  off (mailgate serve --temporal-ui starts it)" in serve.log()
+    assert f"Temporal:     127.0.0.1:{serve.temporal_port} (gRPC, loopback only)" in serve.log()
     async with serve.mcp() as agent:
         sent = await agent.call_tool(
             "durable_send", {"mailbox": MAILBOX, "to": ["bob@example.com"], "subject": "Q3", "body": "numbers"}
@@ -136,13 +141,6 @@ async def test_forged_decisions_loosenings_and_starts_change_nothing(serve: Serv
 
 def state_events(state: SendState) -> list[tuple[str, str]]:
     return [(e.kind, e.detail) for e in state.events]
-
-
-def test_the_temporal_ui_is_off_unless_asked_for(serve: Serve) -> None:
-    serve.start()
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(f"http://127.0.0.1:{serve.ui_port}/", timeout=5)
-    assert "Temporal UI:  off (mailgate serve --temporal-ui starts it)" in serve.log()
 
 
 def test_the_temporal_ui_refuses_a_foreign_host_or_origin(serve: Serve) -> None:

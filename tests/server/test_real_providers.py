@@ -349,7 +349,13 @@ async def test_notices_with_links_filed_where_the_agent_reads_stay_hidden(
     settings = make_settings(temporal_env, tmp_path, mailboxes=[entry], notifications=channel)
     secrets = load_secrets(settings)
     app = Mailgate.build(settings, temporal_env.client, secrets)
-    async with build_worker(temporal_env.client, settings.task_queue, app.providers, notify_config(settings, secrets)):
+    async with build_worker(
+        temporal_env.client,
+        settings.task_queue,
+        app.providers,
+        notify_config(settings, secrets),
+        proof_key=proof_key(secrets.secret_key),
+    ):
         await app.mailboxes.ensure(entry, created_by="tests")
         sent = await app.sends.submit(mailbox=IMAP_BOX, to=["carol@example.org"], subject="Plan", body="b")
         upgrade = await app.mailboxes.request_upgrade(IMAP_BOX, "autonomous", "routine", requested_by="agent")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from workflows.models import Decision, SendRequest
-from workflows.proofs import proof_key, sign_decision, sign_request
+from workflows.models import Decision, DeliveryRequest, MailboxPolicy, SendRequest
+from workflows.proofs import proof_key, sign_decision, sign_request, warrant_for
 
 # The key of workers that tests build without an app (time-skipping tests).
 TEST_PROOF_KEY = proof_key(b"tests: the secret key of workflows started by hand")
@@ -17,3 +17,24 @@ def signed_request(request: SendRequest, key: bytes = TEST_PROOF_KEY) -> SendReq
 
 def signed_decision(send_id: str, decision: Decision, key: bytes = TEST_PROOF_KEY) -> Decision:
     return sign_decision(key, send_id, decision, datetime.now(UTC))
+
+
+def warranted(delivery: DeliveryRequest, key: bytes = TEST_PROOF_KEY) -> DeliveryRequest:
+    """A delivery of an autonomous send requested through a front door: what the delivery
+    activity accepts. Its send id must be the id of the workflow that runs the activity."""
+    request = signed_request(
+        SendRequest(
+            send_id=delivery.send_id,
+            mailbox=delivery.mailbox,
+            from_name=delivery.from_name,
+            requester="agent",
+            draft=delivery.draft,
+            message_id=delivery.message_id,
+            content_hash="tests",
+            policy=MailboxPolicy(mode="autonomous"),
+            requested_at=delivery.date,
+            approval_timeout=timedelta(hours=1),
+        ),
+        key,
+    )
+    return delivery.model_copy(update={"warrant": warrant_for(request, None)})

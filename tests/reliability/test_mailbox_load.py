@@ -22,6 +22,7 @@ from temporalio.worker import Worker
 
 from server.app import Mailgate
 from server.mailboxes import PolicyChanges
+from tests.proofs import TEST_PROOF_KEY, signed_request, warranted
 from workflows.activities import MailActivities
 from workflows.ids import mailbox_workflow_id, message_id, send_id
 from workflows.mailbox import MailboxState, MailboxWorkflow
@@ -123,22 +124,24 @@ async def test_an_admission_that_waits_long_heartbeats_and_delivers_once(tempora
     provider = FakeProvider()
     draft = EmailDraft(to=(EmailAddress(address="b@example.com"),), subject="s", body="b")
     sid = send_id(address, uuid.uuid4().hex)
-    request = SendRequest(
-        send_id=sid,
-        mailbox=address,
-        requester="agent",
-        draft=draft,
-        message_id=message_id(sid, address),
-        content_hash="x",
-        policy=config.policy(),
-        requested_at=datetime.now(UTC),
-        approval_timeout=timedelta(hours=1),
-        notify=False,
+    request = signed_request(
+        SendRequest(
+            send_id=sid,
+            mailbox=address,
+            requester="agent",
+            draft=draft,
+            message_id=message_id(sid, address),
+            content_hash="x",
+            policy=config.policy(),
+            requested_at=datetime.now(UTC),
+            approval_timeout=timedelta(hours=1),
+            notify=False,
+        )
     )
-    async with build_worker(client, sends_queue, ProviderSet(provider)):
+    async with build_worker(client, sends_queue, ProviderSet(provider), proof_key=TEST_PROOF_KEY):
         handle = await client.start_workflow(SendEmailWorkflow.run, request, id=sid, task_queue=sends_queue)
         await asyncio.sleep(14)  # past the heartbeat timeout, and past a retry's first backoff
-        async with build_worker(client, mailbox_queue, ProviderSet(FakeProvider())):
+        async with build_worker(client, mailbox_queue, ProviderSet(FakeProvider()), proof_key=TEST_PROOF_KEY):
             state = await asyncio.wait_for(handle.result(), timeout=60)
             await asyncio.sleep(3)  # an attempt that outlived its timeout would deliver now
     assert state.status == "sent"
@@ -180,15 +183,20 @@ async def test_a_delivery_attempt_ends_before_its_timeout_hands_it_to_the_next(
             spans[call] = (spans[call][0], time.monotonic())
 
     queue = f"tq-{uuid.uuid4().hex}"
-    activities = MailActivities(client, ProviderSet(FakeProvider(slow_then_quick)))
+    activities = MailActivities(client, ProviderSet(FakeProvider(slow_then_quick)), TEST_PROOF_KEY)
     draft = EmailDraft(to=(EmailAddress(address="b@example.com"),), subject="s", body="b")
-    request = DeliveryRequest(
-        send_id="s", mailbox="a@mailgate.local", draft=draft, message_id="<s@mailgate.local>", date=datetime.now(UTC)
+    workflow_id = f"deliver-{uuid.uuid4().hex}"
+    request = warranted(
+        DeliveryRequest(
+            send_id=workflow_id,
+            mailbox="a@mailgate.local",
+            draft=draft,
+            message_id="<s@mailgate.local>",
+            date=datetime.now(UTC),
+        )
     )
     async with Worker(client, task_queue=queue, workflows=[DeliverOnce], activities=[activities.deliver]):
-        receipt = await client.execute_workflow(
-            DeliverOnce.run, request, id=f"deliver-{uuid.uuid4().hex}", task_queue=queue
-        )
+        receipt = await client.execute_workflow(DeliverOnce.run, request, id=workflow_id, task_queue=queue)
     assert receipt.message_id == "<s@mailgate.local>"
     assert len(spans) == 2
     (first_start, first_end), (second_start, _) = spans

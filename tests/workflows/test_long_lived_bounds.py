@@ -18,6 +18,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
+from tests.proofs import TEST_PROOF_KEY
 from workflows.ids import intake_workflow_id, watcher_workflow_id
 from workflows.inbox import Changes, EmailSummary, IntakeConfig, ReplyWaitRequest, Watch, WatcherState
 from workflows.models import EmailAddress
@@ -72,7 +73,7 @@ async def test_a_reply_wait_extended_again_and_again_continues_as_new_with_its_d
     history into Temporal's limit. Past its limit it continues as new, with the latest deadline."""
     client = skipping_env.client
     queue = f"tq-{uuid.uuid4().hex}"
-    async with build_worker(client, queue, ProviderSet(FakeProvider())):
+    async with build_worker(client, queue, ProviderSet(FakeProvider()), proof_key=TEST_PROOF_KEY):
         now = await skipping_env.get_current_time()
         wait_id = f"reply-wait-{uuid.uuid4().hex}"
         request = ReplyWaitRequest(
@@ -141,7 +142,7 @@ async def test_the_watcher_keeps_at_most_its_watches_and_carries_under_2_mb(
             wait_id=f"reply-wait-send-{i:06d}{'x' * 14}", message_id=f"<send-{i:06d}{'x' * 14}@mailgate.local>"
         )
 
-    async with build_worker(client, queue, ProviderSet(FakeProvider())):
+    async with build_worker(client, queue, ProviderSet(FakeProvider()), proof_key=TEST_PROOF_KEY):
         handle: WorkflowHandle[Any, Any] = await client.start_workflow(
             MailboxWatcherWorkflow.run, state, id=watcher_id, task_queue=queue
         )
@@ -214,7 +215,7 @@ async def test_the_watcher_passes_on_emails_with_huge_headers_within_the_payload
     mailbox = f"box-{uuid.uuid4().hex[:8]}@mailgate.local"
     count = 8
     state = WatcherState(mailbox=mailbox, intake=IntakeConfig(workflow="IntakeProbe", task_queue=f"{queue}-intake"))
-    async with build_worker(client, queue, ProviderSet(HugeHeaders(count))):
+    async with build_worker(client, queue, ProviderSet(HugeHeaders(count)), proof_key=TEST_PROOF_KEY):
         handle = await client.start_workflow(
             MailboxWatcherWorkflow.run, state, id=watcher_workflow_id(mailbox), task_queue=queue
         )

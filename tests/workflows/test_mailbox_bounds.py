@@ -17,6 +17,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
+from tests.proofs import TEST_PROOF_KEY
 from tests.workflows.test_long_lived_bounds import replays
 from tests.workflows.test_mailbox import start_mailbox
 from workflows.mailbox import (
@@ -96,7 +97,7 @@ async def continue_as_new(env: WorkflowEnvironment, handle: WorkflowHandle[Any, 
 @pytest.fixture
 async def queue(skipping_env: WorkflowEnvironment) -> Any:
     name = f"tq-{uuid.uuid4().hex}"
-    async with build_worker(skipping_env.client, name, ProviderSet(FakeProvider())):
+    async with build_worker(skipping_env.client, name, ProviderSet(FakeProvider()), proof_key=TEST_PROOF_KEY):
         yield name
 
 

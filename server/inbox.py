@@ -33,6 +33,7 @@ from workflows.providers.base import EmailNotFound, EmailProvider, ProviderSet
 from workflows.reply_wait import ReplyWaitWorkflow
 from workflows.temporal import MAILBOX
 from workflows.threads import ThreadItem, order_thread, reply_references, reply_subject
+from workflows.visibility import strip_invisible
 from workflows.watcher import MAX_WATCHES, WatcherConfig
 
 MAX_WAIT_MINUTES = 7 * 24 * 60
@@ -189,13 +190,17 @@ def reply_address(address: EmailAddress) -> EmailAddress | None:
         addr = parse_addr_spec(address.address.strip())
     except AddressError:
         return None
-    name = " ".join(_NAME_PUNCTUATION.sub(" ", _ENCODED_WORD.sub("= ?", address.name)).split())[:100]
+    # The stranger's own name goes into our header: without characters that make it read as
+    # something else ("Bank Support<U+202E> <moc.knab@...>" shows a bank's address).
+    name = strip_invisible(address.name)
+    name = " ".join(_NAME_PUNCTUATION.sub(" ", _ENCODED_WORD.sub("= ?", name)).split())[:100]
     return EmailAddress(address=addr, name=name)
 
 
 def safe_subject(subject: str) -> str:
-    """An inbound subject for our reply: one line (already), no encoded-word lookalikes, capped."""
-    return reply_subject(_ENCODED_WORD.sub("= ?", subject))[:MAX_SUBJECT_CHARS]
+    """An inbound subject for our reply: one line (already), no encoded-word lookalikes, nothing
+    invisible or direction-changing (the agent did not write it, so it is cleaned, not refused), capped."""
+    return reply_subject(_ENCODED_WORD.sub("= ?", strip_invisible(subject)))[:MAX_SUBJECT_CHARS]
 
 
 class Inbox:
@@ -252,8 +257,11 @@ class Inbox:
         except EmailNotFound as exc:
             raise NotFound(f"{exc}; check_inbox lists the emails of a mailbox") from exc
 
-    async def read(self, mailbox: str, email_id: str, *, mark_read: bool = True) -> EmailView:
-        address, stored = await self._fetch(mailbox, email_id)
+    async def read(
+        self, mailbox: str, email_id: str, *, mark_read: bool = True, include_held: bool = False
+    ) -> EmailView:
+        """What read_email gives the agent; ``include_held`` shows a held email to the human deciding on it."""
+        address, stored = await self._fetch(mailbox, email_id, include_held=include_held)
         parsed = await parse_email_async(stored.raw)
         email = stored.summary
         if mark_read and email.unread:

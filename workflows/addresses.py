@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from workflows.models import EmailAddress
+from workflows.visibility import invisible_error
 
 MAX_SUBJECT_CHARS = 500
 MAX_BODY_BYTES = 512 * 1024
@@ -30,7 +31,8 @@ class AddressError(ValueError):
 
 
 def check_header_text(value: str, field: str, max_chars: int) -> str:
-    """Refuse control characters and RFC 2047 encoded words in text destined for a header.
+    """Refuse control characters, invisible or direction-changing characters (what a human
+    approves must read as it is) and RFC 2047 encoded words in text destined for a header.
 
     Encoded words are refused outright: mailgate encodes non-ASCII text itself, so an
     encoded word in the input can only be an attempt to hide a line break (CVE-2024-6923).
@@ -42,6 +44,9 @@ def check_header_text(value: str, field: str, max_chars: int) -> str:
         raise AddressError(f"{field} contains a control character ({bad!r}); line breaks are not allowed")
     if _ENCODED_WORD_RE.search(value):
         raise AddressError(f"{field} contains an RFC 2047 encoded word; send plain Unicode text instead")
+    invisible = invisible_error(value, field)
+    if invisible is not None:
+        raise AddressError(invisible)
     return value
 
 

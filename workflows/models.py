@@ -247,6 +247,7 @@ class SendState(Frozen):
     reason: str = ""
     last_error: str = ""
     events: tuple[AuditEvent, ...] = ()
+    from_name: str = ""  # the From display name fixed at submission, for approval views
 
 
 class SendSummary(Frozen):

@@ -11,7 +11,8 @@ import textwrap
 from datetime import datetime
 from typing import Any, Literal
 
-from workflows.models import Attachment, EmailDraft, Frozen, OversightMode
+from workflows.models import Attachment, EmailAddress, EmailDraft, Frozen, OversightMode
+from workflows.visibility import draft_warnings, show_invisible
 
 NoticeKind = Literal["approval_requested", "monitored_sent", "upgrade_requested"]
 
@@ -74,6 +75,8 @@ def webhook_event(notice: Notice, base_url: str) -> dict[str, Any]:
             "bcc": [a.address for a in draft.bcc],
             "body": draft.body,
             "attachments": [{"filename": a.filename, "size": a.size} for a in draft.attachments],
+            # Why the body or a header reads differently from what it is (empty when it does not).
+            "warnings": draft_warnings(draft),
         }
     if notice.expires_at:
         data["expires_at"] = notice.expires_at.isoformat()
@@ -84,15 +87,22 @@ def webhook_event(notice: Notice, base_url: str) -> dict[str, Any]:
 
 
 def _draft_block(draft: EmailDraft) -> str:
-    lines = [f"To:      {', '.join(str(a) for a in draft.to)}"]
+    """The draft as text, with invisible characters shown as <U+XXXX> and a warning when any
+    part of it reads differently from what it is: the approver decides on what they read here."""
+
+    def people(items: tuple[EmailAddress, ...]) -> str:
+        return ", ".join(show_invisible(str(a)) for a in items) or "(none)"
+
+    warnings = draft_warnings(draft)
+    lines = [f"LOOK CLOSELY: {w}" for w in warnings] + ([""] if warnings else [])
+    lines += [f"To:      {people(draft.to)}"]
     if draft.cc:
-        lines.append(f"Cc:      {', '.join(str(a) for a in draft.cc)}")
-    if draft.bcc:
-        lines.append(f"Bcc:     {', '.join(str(a) for a in draft.bcc)}")
-    lines.append(f"Subject: {draft.subject}")
+        lines.append(f"Cc:      {people(draft.cc)}")
+    lines.append(f"Bcc:     {people(draft.bcc)}")
+    lines.append(f"Subject: {show_invisible(draft.subject)}")
     for attachment in draft.attachments:
-        lines.append(f"Attached: {attachment.filename} ({attachment.size} bytes)")
-    quoted = textwrap.indent(draft.body, "| ", lambda _: True)
+        lines.append(f"Attached: {show_invisible(attachment.filename)} ({attachment.size} bytes)")
+    quoted = textwrap.indent(show_invisible(draft.body), "| ", lambda _: True)
     return "\n".join(lines) + "\n\n" + quoted
 
 

@@ -458,4 +458,5 @@ class SendEmailWorkflow:
             delivered_at=self._delivered_at,
             reason=self._reason,
             events=tuple(self._events),
+            from_name=request.from_name,
         )

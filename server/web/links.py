@@ -19,6 +19,7 @@ from server.errors import MailgateError
 from server.web.bodies import TooLarge, read_form
 from server.web.dashboard.approvals import quick_state
 from server.web.dashboard.common import Dashboard
+from server.web.dashboard.outgoing import outgoing
 from workflows.links import LinkClaim, LinkError, link_key, read_token
 from workflows.models import Decision, SendState
 from workflows.temporal import STATUS
@@ -41,7 +42,14 @@ def routes(dash: Dashboard) -> list[Route]:
         return description.typed_search_attributes.get(STATUS)
 
     def page(request: Request, status_code: int, **values: object) -> Response:
-        defaults: dict[str, object] = {"claim": None, "state": None, "status": None, "message": "", "done": False}
+        defaults: dict[str, object] = {
+            "claim": None,
+            "state": None,
+            "mail": None,
+            "status": None,
+            "message": "",
+            "done": False,
+        }
         return dash.html(request, "link.html", status_code, session=None, **{**defaults, **values})
 
     async def show(request: Request) -> Response:
@@ -53,7 +61,8 @@ def routes(dash: Dashboard) -> list[Route]:
         state = await quick_state(app, claim.send_id)
         if current is None:
             return page(request, 404, claim=claim, message="This send no longer exists.")
-        return page(request, 200, claim=claim, state=state, status=current)
+        mail = outgoing(state, state.approved or state.original) if state is not None else None
+        return page(request, 200, claim=claim, state=state, mail=mail, status=current)
 
     async def decide(request: Request) -> Response:
         try:

@@ -21,6 +21,7 @@ from server.errors import InvalidInput, MailgateError
 from server.mailboxes import parse_mailbox
 from server.sends import parse_edits, parse_send_id
 from server.web.dashboard.common import SECURITY_HEADERS, Ctx, Dashboard
+from server.web.dashboard.outgoing import outgoing
 from server.web.dashboard.render import address_lines, addresses, draft_diff
 from server.web.dashboard.threads import thread_for
 from workflows.models import Decision, Edits, EmailDraft, SendState, SendSummary
@@ -178,6 +179,7 @@ def routes(dash: Dashboard) -> list[Route]:
             "send.html",
             state=state,
             draft=draft,
+            mail=outgoing(state, draft),
             mailbox=mailbox,
             temporal_url=temporal_link(app, send_id),
             thread=await asyncio.to_thread(thread_for, app.sandbox, state.mailbox, draft, state.message_id),
@@ -199,6 +201,7 @@ def routes(dash: Dashboard) -> list[Route]:
             state=state,
             edits=edits,
             edited=edited,
+            mail=outgoing(state, edited),
             diff=draft_diff(state.original, edited),
             reason=str(ctx.form.get("reason", "")),
             lines=address_lines,

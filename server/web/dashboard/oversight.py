@@ -23,6 +23,7 @@ from workflows.ids import mailbox_workflow_id
 from workflows.inbox import EmailChange
 from workflows.mailbox import MailboxState, MailboxWorkflow
 from workflows.models import MODES, OversightMode, is_looser
+from workflows.visibility import show_invisible
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,13 @@ def routes(dash: Dashboard) -> list[Route]:
     async def inbound(ctx: Ctx) -> Response:
         return dash.page(ctx, "inbound.html", held=await app.inbox.held())
 
+    async def held_email(ctx: Ctx) -> Response:
+        """One held email as the agent would read it once released: read_email's own view of it."""
+        mailbox = parse_mailbox(ctx.request.path_params["mailbox"])
+        email_id = ctx.request.path_params["email_id"]
+        view = await app.inbox.read(mailbox, email_id, mark_read=False, include_held=True)
+        return dash.page(ctx, "held.html", email=view)
+
     async def decide_inbound(ctx: Ctx) -> Response:
         action = str(ctx.form.get("action", ""))
         if action not in ("release", "discard"):
@@ -120,7 +128,7 @@ def routes(dash: Dashboard) -> list[Route]:
         change: EmailChange = "release" if action == "release" else "discard"
         done = await app.inbox.decide_held(email_id, change, ctx.session.name, mailbox)
         verb = "Released" if action == "release" else "Discarded"
-        return dash.redirect(ctx.request, "/inbound", "ok", f"{verb} “{done.subject}” in {mailbox}.")
+        return dash.redirect(ctx.request, "/inbound", "ok", f"{verb} “{show_invisible(done.subject)}” in {mailbox}.")
 
     return [
         Route("/mailboxes", dash.view(mailboxes), methods=["GET"]),
@@ -130,4 +138,5 @@ def routes(dash: Dashboard) -> list[Route]:
         Route("/upgrades", dash.view(upgrades), methods=["GET"]),
         Route("/inbound", dash.view(inbound), methods=["GET"]),
         Route("/inbound", dash.view(decide_inbound), methods=["POST"]),
+        Route("/inbound/{mailbox}/{email_id}", dash.view(held_email), methods=["GET"]),
     ]

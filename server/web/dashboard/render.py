@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import difflib
-import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import nh3
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from workflows.models import EmailAddress, EmailDraft
+from workflows.visibility import describe, invisible_chars, looks_like_html, show_invisible, token
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
-_HTML_HINT = re.compile(r"<\s*(html|body|p|div|br|table|a|b|i|em|strong|span|img|h[1-6]|ul|ol|li)\b", re.IGNORECASE)
 # No img (remote images track the reader), no style (it can restyle the dashboard), no forms.
 SAFE_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "code", "dd", "div", "dl", "dt", "em", "h1", "h2", "h3", "h4",
@@ -26,23 +27,140 @@ SAFE_TAGS = {
     "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul",
 }  # fmt: skip
 SAFE_ATTRIBUTES = {"a": {"href", "title"}, "td": {"colspan", "rowspan"}, "th": {"colspan", "rowspan"}}
+URL_SCHEMES = {"http", "https", "mailto"}
+MAX_REMOVED = 50
+_SHOWN = 120
 
 
-def looks_like_html(body: str) -> bool:
-    return bool(_HTML_HINT.search(body))
+def visible(value: object) -> Markup:
+    """Escaped text in which each invisible or direction-changing character is a marked ``<U+XXXX>``."""
+    text = str(value)
+    found = invisible_chars(text)
+    if not found:
+        return escape(text)
+    out = escape(text)
+    for char in found:
+        mark = Markup('<span class="invisible" title="{}">{}</span>').format(describe(char), token(char))
+        out = Markup(out.replace(char, mark))  # noqa: S704 - both sides are escaped above
+    return out
 
 
-def sanitize_html(html: str) -> Markup:
-    """HTML that cannot run script, load anything, or reach out: safe to put in the page."""
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
+
+
+class _Inventory(HTMLParser):
+    """What an HTML document holds, to compare with what the sanitizer kept."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.texts: list[str] = []
+        self.dropped: list[tuple[str, str]] = []  # content of <script>/<style>, which the sanitizer drops
+        self.comments: list[str] = []
+        self.declarations: list[str] = []
+        self.tags: Counter[str] = Counter()
+        self.attributes: list[str] = []
+        self._raw: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in SAFE_TAGS:
+            if tag in ("script", "style"):
+                self._raw = tag
+            else:
+                self.tags[tag] += 1
+            return
+        allowed = SAFE_ATTRIBUTES.get(tag, set())
+        for name, value in attrs:
+            shown = f'{name}="{_short(value)}"' if value is not None else name
+            if name not in allowed:
+                self.attributes.append(f"{shown} on <{tag}>")
+            elif name == "href" and value and not _safe_url(value):
+                self.attributes.append(f"{shown} on <{tag}> (only http, https and mailto links are kept)")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        self._raw = None
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == self._raw:
+            self._raw = None
+
+    def handle_data(self, data: str) -> None:
+        if not data.strip():
+            return
+        if self._raw is not None:
+            self.dropped.append((self._raw, data))
+        else:
+            self.texts.append(data)
+
+    def handle_comment(self, data: str) -> None:
+        if data.strip():
+            self.comments.append(data)
+
+    def handle_decl(self, decl: str) -> None:
+        self.declarations.append(decl)
+
+    def handle_pi(self, data: str) -> None:
+        self.declarations.append(data)
+
+    def unknown_decl(self, data: str) -> None:
+        self.declarations.append(data)
+
+
+def _safe_url(url: str) -> bool:
+    scheme, colon, _ = url.strip().partition(":")
+    return not colon or "/" in scheme or "?" in scheme or "#" in scheme or scheme.lower() in URL_SCHEMES
+
+
+def _inventory(html: str) -> _Inventory:
+    found = _Inventory()
+    found.feed(html)
+    found.close()
+    return found
+
+
+@dataclass(frozen=True)
+class Sanitized:
+    """An HTML part as the page shows it, and everything the sanitizer took out of it."""
+
+    html: Markup
+    removed: list[str]
+
+
+def sanitize_report(html: str) -> Sanitized:
+    """HTML that cannot run script, load anything, or reach out, beside a list of what was removed.
+
+    Invisible characters become visible ``<U+XXXX>`` text first. The list comes from reading the
+    original (comments, dropped elements with their content, tags, attributes) and, as a net
+    for whatever else the sanitizer drops, from each piece of text that did not survive.
+    """
+    for char in invisible_chars(html):
+        html = html.replace(char, f"&lt;U+{ord(char):04X}&gt;")
     cleaned = nh3.clean(
         html,
         tags=SAFE_TAGS,
         attributes=SAFE_ATTRIBUTES,
-        url_schemes={"http", "https", "mailto"},
+        url_schemes=URL_SCHEMES,
         link_rel="noopener noreferrer nofollow",
         strip_comments=True,
     )
-    return Markup(cleaned)  # noqa: S704 - nh3 has just removed everything unsafe
+    before = _inventory(html)
+    kept = " ".join(" ".join(t.split()) for t in _inventory(cleaned).texts)
+    removed = [f"a comment: “{_short(c)}”" for c in before.comments]
+    removed += [f"a declaration: “{_short(d)}”" for d in before.declarations]
+    removed += [f"<{tag}> with its content: “{_short(text)}”" for tag, text in before.dropped]
+    removed += [f"text: “{_short(t)}”" for t in before.texts if " ".join(t.split()) not in kept]
+    removed += [f"<{tag}> tags: {n}" for tag, n in sorted(before.tags.items())]
+    removed += [f"attribute {a}" for a in before.attributes]
+    if len(removed) > MAX_REMOVED:
+        removed = [*removed[:MAX_REMOVED], f"… and {len(removed) - MAX_REMOVED} more"]
+    return Sanitized(Markup(cleaned), removed)  # noqa: S704 - nh3 has just removed everything unsafe
+
+
+def sanitize_html(html: str) -> Markup:
+    """HTML that cannot run script, load anything, or reach out: safe to put in the page."""
+    return sanitize_report(html).html
 
 
 def age(since: datetime | None, now: datetime | None = None) -> str:
@@ -121,7 +239,11 @@ def environment() -> Environment:
         "addresses": addresses,
         "address_lines": address_lines,
         "sanitize": sanitize_html,
+        "sanitize_report": sanitize_report,
         "looks_like_html": looks_like_html,
+        "visible": visible,
+        "visible_text": show_invisible,
+        "invisible_count": lambda text: invisible_chars(str(text)).total(),
     }
     env.filters.update(filters)
     return env

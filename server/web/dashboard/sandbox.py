@@ -10,6 +10,7 @@ from starlette.routing import Route
 from server.errors import InvalidInput, NotFound
 from server.mailboxes import parse_mailbox
 from server.web.dashboard.common import Ctx, Dashboard
+from server.web.dashboard.render import sanitize_report
 from server.web.dashboard.threads import mailbox_threads, parse
 from workflows.providers.sandbox import stored_message
 
@@ -35,7 +36,9 @@ def routes(dash: Dashboard) -> list[Route]:
         stored = await asyncio.to_thread(stored_message, app.sandbox, int(row))
         if stored is None:
             raise NotFound(f"no sandbox message {row}")
-        return dash.page(ctx, "message.html", message=await asyncio.to_thread(parse, stored))
+        parsed = await asyncio.to_thread(parse, stored)
+        shown = await asyncio.to_thread(sanitize_report, parsed.html) if parsed.html else None
+        return dash.page(ctx, "message.html", message=parsed, shown=shown)
 
     return [
         Route("/sandbox", dash.view(index), methods=["GET"]),

@@ -16,7 +16,7 @@ from datetime import datetime
 from email.message import EmailMessage
 
 from workflows.models import EmailDraft
-from workflows.parsing import read_message
+from workflows.parsing import parse_email, read_message
 from workflows.providers.sandbox import SandboxStore, StoredMessage, message_index, thread_index
 from workflows.threads import message_ids
 
@@ -90,11 +90,11 @@ def entry(stored: StoredMessage, msg: EmailMessage) -> ThreadEntry:
 
 
 def parse(stored: StoredMessage) -> Parsed:
+    """The message for the viewer. Its text is what read_email gives an agent (every inline text
+    part, joined), never only the first part: a human must see what the agent will."""
     msg = _message(stored.raw)
-    text = html = ""
-    plain = msg.get_body(preferencelist=("plain",))
-    if plain is not None:
-        text = str(plain.get_content())
+    text = parse_email(stored.raw).text
+    html = ""
     rich = msg.get_body(preferencelist=("html",))
     if rich is not None:
         html = str(rich.get_content())

@@ -1,0 +1,188 @@
+"""Text that reads differently from what it is: invisible and direction-changing characters, and
+content an HTML view would hide.
+
+A human approves what they see. Bidi controls (U+202E turns ``moc.ynapmoc@bob.ti`` into what
+looks like ``it.bob@company.com``), zero-width characters and markup that a renderer hides
+make the bytes differ from the picture. Submitted header text refuses them (workflows.addresses);
+everything shown to a human marks them (``<U+202E>``) and names what an HTML view would hide.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from collections import Counter
+from html.parser import HTMLParser
+
+from workflows.models import EmailDraft
+
+# Invisible letters that are not category Cf: Hangul fillers, the combining grapheme joiner.
+_INVISIBLE_EXTRA = frozenset("\u034f\u115f\u1160\u3164\uffa0")
+
+
+@functools.cache
+def _invisible_re() -> re.Pattern[str]:
+    """Every Cf character (bidi controls, zero-width characters, soft hyphen, tag characters, ...)
+    plus the extras, as one character class: checking a long body is one regex scan. Built on
+    first use from this Python's Unicode tables (a scan of about 0.1 s, kept out of imports)."""
+    chars = [chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) == "Cf" or chr(c) in _INVISIBLE_EXTRA]
+    return re.compile("[" + "".join(re.escape(c) for c in chars) + "]")
+
+
+_HTML_HINT = re.compile(
+    r"<!--|<\s*/?\s*(html|head|body|p|div|br|table|a|b|i|em|strong|span|img|h[1-6]|ul|ol|li|font|style|script"
+    r"|title|template|noscript|center|td|tr)\b",
+    re.IGNORECASE,
+)
+# Elements whose content no HTML view shows.
+_UNSHOWN = frozenset({"script", "style", "head", "title", "template", "noscript"})
+_HIDING_STYLE = re.compile(
+    r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0*(\.0*)?(px|pt|em|rem|%)?\s*(;|$)|opacity\s*:\s*0*(\.0*)?\s*(;|$)",
+    re.IGNORECASE,
+)
+_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"})
+MAX_FINDINGS = 20
+SHOWN_CHARS = 120
+
+
+def is_invisible(char: str) -> bool:
+    return _invisible_re().fullmatch(char) is not None
+
+
+def token(char: str) -> str:
+    """How an invisible character is shown to a human: ``<U+202E>``."""
+    return f"<U+{ord(char):04X}>"
+
+
+def describe(char: str) -> str:
+    return f"U+{ord(char):04X} {unicodedata.name(char, 'unnamed format character')}"
+
+
+def invisible_chars(text: str) -> Counter[str]:
+    """Each invisible character in ``text`` with how often it occurs, in order of first use."""
+    return Counter(_invisible_re().findall(text))
+
+
+def show_invisible(text: str) -> str:
+    """The text with every invisible character replaced by its visible ``<U+XXXX>`` token."""
+    return _invisible_re().sub(lambda m: token(m.group()), text)
+
+
+def strip_invisible(text: str) -> str:
+    return _invisible_re().sub("", text)
+
+
+def invisible_error(value: str, field: str) -> str | None:
+    """Why ``value`` may not go into a header, or None when it has no invisible character."""
+    found = invisible_chars(value)
+    if not found:
+        return None
+    names = ", ".join(describe(c) for c in found)
+    return (
+        f"{field} contains invisible or direction-changing characters ({names}): {show_invisible(value)!r}; "
+        "they make text read differently from what it is (a name can pose as another address), so remove them"
+    )
+
+
+def looks_like_html(text: str) -> bool:
+    return bool(_HTML_HINT.search(text))
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
+
+
+class _HiddenFinder(HTMLParser):
+    """Text an HTML view would not show: comments, script/style/head content, hidden elements."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[str] = []
+        self._stack: list[tuple[str, str | None]] = []  # (tag, why its content is hidden)
+
+    def _hiding(self) -> str | None:
+        return next((why for _, why in reversed(self._stack) if why), None)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _VOID:
+            return
+        values = dict(attrs)
+        why = None
+        if tag in _UNSHOWN:
+            why = f"inside <{tag}>"
+        elif "hidden" in values:
+            why = f"inside <{tag} hidden>"
+        elif values.get("style") and _HIDING_STYLE.search(values["style"] or ""):
+            why = f'inside <{tag} style="{_short(values["style"] or "")}">'
+        self._stack.append((tag, why))
+
+    def handle_endtag(self, tag: str) -> None:
+        for depth in range(len(self._stack) - 1, -1, -1):
+            if self._stack[depth][0] == tag:
+                del self._stack[depth:]
+                return
+
+    def handle_data(self, data: str) -> None:
+        why = self._hiding()
+        if why and data.strip():
+            self.found.append(f"{why}: “{_short(data)}”")
+
+    def handle_comment(self, data: str) -> None:
+        if data.strip():
+            self.found.append(f"a comment <!-- -->: “{_short(data)}”")
+
+
+def hidden_by_html(text: str) -> list[str]:
+    """What an HTML view of ``text`` would hide (empty when it does not look like HTML)."""
+    if not looks_like_html(text):
+        return []
+    finder = _HiddenFinder()
+    finder.feed(text)
+    finder.close()
+    return finder.found
+
+
+def body_warnings(body: str) -> list[str]:
+    """Why a body's text differs from what a reader would see of it, for the approver.
+
+    Empty for a body that reads as it is. Mailgate sends bodies as text/plain, so markup goes out
+    as written; it is still named, with what it would hide, because the recipient may paste or
+    forward it into something that renders HTML, and because hiding is how an agent smuggles.
+    """
+    warnings = []
+    found = invisible_chars(body)
+    if found:
+        counts = ", ".join(f"{describe(c)} ({n} times)" if n > 1 else describe(c) for c, n in found.items())
+        warnings.append(
+            f"The body contains {found.total()} invisible or direction-changing character(s): {counts}. "
+            "They are sent; here each is shown as <U+XXXX>."
+        )
+    if looks_like_html(body):
+        hidden = hidden_by_html(body)
+        note = "The body contains HTML markup. It goes out as plain text: the recipient gets the tags as written."
+        if hidden:
+            more = f" (and {len(hidden) - MAX_FINDINGS} more)" if len(hidden) > MAX_FINDINGS else ""
+            note += (
+                " An HTML view would hide this text, which is sent: " + "; ".join(hidden[:MAX_FINDINGS]) + more + "."
+            )
+        warnings.append(note)
+    return warnings
+
+
+def draft_warnings(draft: EmailDraft, from_name: str = "") -> list[str]:
+    """Everything in an outgoing email that reads differently from what it is, for its approver.
+
+    Header text with invisible characters is refused at submission; a send made before that
+    rule, or edited in Temporal directly, may still carry some, so they are named here too.
+    """
+    fields = [("The subject", draft.subject), ("The From name", from_name)]
+    fields += [(f"The name or address of recipient {a.address}", f"{a.name} {a.address}") for a in draft.recipients()]
+    fields += [(f"The name of attachment {n}", a.filename) for n, a in enumerate(draft.attachments, 1)]
+    headers = [
+        f"{what} contains invisible or direction-changing characters, shown as <U+XXXX>."
+        for what, value in fields
+        if invisible_chars(value)
+    ]
+    return body_warnings(draft.body) + headers

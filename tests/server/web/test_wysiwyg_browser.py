@@ -197,10 +197,11 @@ async def test_held_inbound_shows_the_text_the_agent_will_read(page: Page, web: 
     await page.goto("/inbound")
     listing = await page.inner_text("main")
     assert "IGNORE ALL" not in listing  # the list's snippet is cut short
-    assert "\u202e" not in listing and "Friendly Customer<U+202E>" in listing
     await page.click("a:has-text('Thanks for the order')")
     shown = await page.inner_text("main")
     assert injection in shown, "the agent would read a second text part the human is not shown"
+    # The stranger's direction override is a visible mark, in the list and on the page.
+    assert "\u202e" not in listing and "Friendly Customer<U+202E>" in listing
     assert "\u202e" not in shown and "Friendly Customer<U+202E>" in shown
     await base.shot(page, "wysiwyg-3-held-inbound")
     await page.click("button:has-text('Release')")

@@ -31,7 +31,7 @@ def _invisible_re() -> re.Pattern[str]:
 
 
 _HTML_HINT = re.compile(
-    r"<!--|<\s*/?\s*(html|head|body|p|div|br|table|a|b|i|em|strong|span|img|h[1-6]|ul|ol|li|font|style|script"
+    r"<!--|</?(html|head|body|p|div|br|table|a|b|i|em|strong|span|img|h[1-6]|ul|ol|li|font|style|script"
     r"|title|template|noscript|center|td|tr)\b",
     re.IGNORECASE,
 )

@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup, escape
 
 from workflows.models import EmailAddress, EmailDraft
-from workflows.visibility import describe, invisible_chars, looks_like_html, show_invisible, token
+from workflows.visibility import describe, invisible_chars, show_invisible, token
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -238,9 +238,6 @@ def environment() -> Environment:
         "when": when,
         "addresses": addresses,
         "address_lines": address_lines,
-        "sanitize": sanitize_html,
-        "sanitize_report": sanitize_report,
-        "looks_like_html": looks_like_html,
         "visible": visible,
         "visible_text": show_invisible,
         "invisible_count": lambda text: invisible_chars(str(text)).total(),

@@ -123,7 +123,8 @@ async def test_approve_from_the_send_page(page: Page, web: Web) -> None:
     text = await page.inner_text("main")
     for expected in (
         "Welcome aboard",
-        "Ann Lee <ann@example.com>",
+        "Ann Lee",  # the name and the address apart
+        "ann@example.com",
         "hr@example.com",
         "gated_send",
         "agent",
@@ -253,16 +254,13 @@ async def test_script_and_onerror_payloads_are_shown_as_text_and_never_run(page:
     await sign_in(page, web)
     assert subject in await page.inner_text("a.subject")
     await page.goto(f"/sends/{send_id}")
-    await page.click("summary:has-text('Source')")
-    await page.click("a:has-text('click')", no_wait_after=True)
     assert await page.evaluate("window.__pwned") is None
     assert page.dialogs == []  # type: ignore[attr-defined]
     assert subject in await page.inner_text("h1")
-    assert "<script>" in await page.inner_text("pre.body")
-    rendered = await page.inner_html(".body.html")
-    for danger in ("<script", "onerror", "onclick", "javascript:", "<img"):
-        assert danger not in rendered
-    assert "Dear customer" in rendered
+    # The body goes out as text/plain, so it is shown as text: every tag as written, none rendered.
+    assert await page.inner_text("pre.body") == body + "\n"
+    assert await page.locator(".body.html").count() == 0
+    assert await page.locator("main a:has-text('click')").count() == 0
     await shot(page, "inert-payloads")
 
 

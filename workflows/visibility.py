@@ -13,8 +13,8 @@ import functools
 import re
 import unicodedata
 from collections import Counter
-from html.parser import HTMLParser
 
+from workflows.htmltokens import Token, tokens
 from workflows.models import EmailDraft
 
 # Invisible letters that are not category Cf: Hangul fillers, the combining grapheme joiner.
@@ -50,7 +50,7 @@ def is_invisible(char: str) -> bool:
     return _invisible_re().fullmatch(char) is not None
 
 
-def token(char: str) -> str:
+def mark(char: str) -> str:
     """How an invisible character is shown to a human: ``<U+202E>``."""
     return f"<U+{ord(char):04X}>"
 
@@ -66,7 +66,7 @@ def invisible_chars(text: str) -> Counter[str]:
 
 def show_invisible(text: str) -> str:
     """The text with every invisible character replaced by its visible ``<U+XXXX>`` token."""
-    return _invisible_re().sub(lambda m: token(m.group()), text)
+    return _invisible_re().sub(lambda m: mark(m.group()), text)
 
 
 def strip_invisible(text: str) -> str:
@@ -94,54 +94,70 @@ def _short(text: str) -> str:
     return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
 
 
-class _HiddenFinder(HTMLParser):
-    """Text an HTML view would not show: comments, script/style/head content, hidden elements."""
+class _OpenElements:
+    """The open elements of a token stream, each with why its content is hidden (or None).
+
+    Linear: an end tag finds its element through an index by name, and every element is pushed
+    and popped once, however the tags nest or fail to.
+    """
 
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.found: list[str] = []
-        self._stack: list[tuple[str, str | None]] = []  # (tag, why its content is hidden)
+        self._stack: list[tuple[str, str | None]] = []
+        self._where: dict[str, list[int]] = {}
+        self._hiding: list[int] = []
 
-    def _hiding(self) -> str | None:
-        return next((why for _, why in reversed(self._stack) if why), None)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _VOID:
-            return
-        values = dict(attrs)
-        why = None
-        if tag in _UNSHOWN:
-            why = f"inside <{tag}>"
-        elif "hidden" in values:
-            why = f"inside <{tag} hidden>"
-        elif values.get("style") and _HIDING_STYLE.search(values["style"] or ""):
-            why = f'inside <{tag} style="{_short(values["style"] or "")}">'
+    def push(self, tag: str, why: str | None) -> None:
+        self._where.setdefault(tag, []).append(len(self._stack))
+        if why:
+            self._hiding.append(len(self._stack))
         self._stack.append((tag, why))
 
-    def handle_endtag(self, tag: str) -> None:
-        for depth in range(len(self._stack) - 1, -1, -1):
-            if self._stack[depth][0] == tag:
-                del self._stack[depth:]
-                return
+    def close(self, tag: str) -> None:
+        places = self._where.get(tag)
+        if not places:
+            return  # a stray end tag closes nothing
+        target = places[-1]
+        while len(self._stack) > target:
+            name, _ = self._stack.pop()
+            self._where[name].pop()
+            if self._hiding and self._hiding[-1] == len(self._stack):
+                self._hiding.pop()
 
-    def handle_data(self, data: str) -> None:
-        why = self._hiding()
-        if why and data.strip():
-            self.found.append(f"{why}: “{_short(data)}”")
+    def hidden_because(self) -> str | None:
+        return self._stack[self._hiding[-1]][1] if self._hiding else None
 
-    def handle_comment(self, data: str) -> None:
-        if data.strip():
-            self.found.append(f"a comment <!-- -->: “{_short(data)}”")
+
+def _why_hidden(token: Token) -> str | None:
+    values = dict(token.attrs)
+    if token.name in _UNSHOWN:
+        return f"inside <{token.name}>"
+    if "hidden" in values:
+        return f"inside <{token.name} hidden>"
+    style = values.get("style") or ""
+    if _HIDING_STYLE.search(style):
+        return f'inside <{token.name} style="{_short(style)}">'
+    return None
 
 
 def hidden_by_html(text: str) -> list[str]:
-    """What an HTML view of ``text`` would hide (empty when it does not look like HTML)."""
+    """What an HTML view of ``text`` would hide (empty when it does not look like HTML): comments,
+    script/style/head content, elements hidden by an attribute or style. Linear in ``text``."""
     if not looks_like_html(text):
         return []
-    finder = _HiddenFinder()
-    finder.feed(text)
-    finder.close()
-    return finder.found
+    found: list[str] = []
+    open_elements = _OpenElements()
+    for token in tokens(text):
+        if token.kind == "start" and token.name not in _VOID:
+            open_elements.push(token.name, _why_hidden(token))
+        elif token.kind == "end":
+            open_elements.close(token.name)
+        elif token.kind == "comment" and token.data.strip():
+            found.append(f"a comment <!-- -->: “{_short(token.data)}”")
+        elif token.kind == "text" and token.data.strip():
+            why = open_elements.hidden_because()
+            if why:
+                found.append(f"{why}: “{_short(token.data)}”")
+    return found
 
 
 def body_warnings(body: str) -> list[str]:

@@ -61,7 +61,7 @@ def routes(dash: Dashboard) -> list[Route]:
         state = await quick_state(app, claim.send_id)
         if current is None:
             return page(request, 404, claim=claim, message="This send no longer exists.")
-        mail = outgoing(state, state.approved or state.original) if state is not None else None
+        mail = await asyncio.to_thread(outgoing, state, state.approved or state.original) if state else None
         return page(request, 200, claim=claim, state=state, mail=mail, status=current)
 
     async def decide(request: Request) -> Response:

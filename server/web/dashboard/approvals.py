@@ -179,7 +179,7 @@ def routes(dash: Dashboard) -> list[Route]:
             "send.html",
             state=state,
             draft=draft,
-            mail=outgoing(state, draft),
+            mail=await asyncio.to_thread(outgoing, state, draft),  # a hostile body costs ~1 s to check
             mailbox=mailbox,
             temporal_url=temporal_link(app, send_id),
             thread=await asyncio.to_thread(thread_for, app.sandbox, state.mailbox, draft, state.message_id),
@@ -201,7 +201,7 @@ def routes(dash: Dashboard) -> list[Route]:
             state=state,
             edits=edits,
             edited=edited,
-            mail=outgoing(state, edited),
+            mail=await asyncio.to_thread(outgoing, state, edited),
             diff=draft_diff(state.original, edited),
             reason=str(ctx.form.get("reason", "")),
             lines=address_lines,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import difflib
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +13,9 @@ import nh3
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
+from workflows.htmltokens import tokens
 from workflows.models import EmailAddress, EmailDraft
-from workflows.visibility import describe, invisible_chars, show_invisible, token
+from workflows.visibility import describe, invisible_chars, mark, show_invisible
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -29,6 +29,8 @@ SAFE_TAGS = {
 SAFE_ATTRIBUTES = {"a": {"href", "title"}, "td": {"colspan", "rowspan"}, "th": {"colspan", "rowspan"}}
 URL_SCHEMES = {"http", "https", "mailto"}
 MAX_REMOVED = 50
+MAX_CHECKED = 300_000  # characters of an HTML part compared with its sanitized form
+MAX_TAGS = 10_000  # an HTML part with more is not rendered
 _SHOWN = 120
 
 
@@ -40,8 +42,8 @@ def visible(value: object) -> Markup:
         return escape(text)
     out = escape(text)
     for char in found:
-        mark = Markup('<span class="invisible" title="{}">{}</span>').format(describe(char), token(char))
-        out = Markup(out.replace(char, mark))  # noqa: S704 - both sides are escaped above
+        shown = Markup('<span class="invisible" title="{}">{}</span>').format(describe(char), mark(char))
+        out = Markup(out.replace(char, shown))  # noqa: S704 - both sides are escaped above
     return out
 
 
@@ -50,62 +52,54 @@ def _short(text: str) -> str:
     return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
 
 
-class _Inventory(HTMLParser):
+@dataclass
+class _Inventory:
     """What an HTML document holds, to compare with what the sanitizer kept."""
 
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.texts: list[str] = []
-        self.dropped: list[tuple[str, str]] = []  # content of <script>/<style>, which the sanitizer drops
-        self.comments: list[str] = []
-        self.declarations: list[str] = []
-        self.tags: Counter[str] = Counter()
-        self.attributes: list[str] = []
-        self._raw: str | None = None
+    texts: list[str] = field(default_factory=list)
+    dropped: list[tuple[str, str]] = field(default_factory=list)  # <script>/<style> content: dropped whole
+    comments: list[str] = field(default_factory=list)
+    declarations: list[str] = field(default_factory=list)
+    tags: Counter[str] = field(default_factory=Counter)
+    attributes: list[str] = field(default_factory=list)
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag not in SAFE_TAGS:
-            if tag in ("script", "style"):
-                self._raw = tag
+
+def _inventory(html: str) -> _Inventory:
+    found = _Inventory()
+    raw: str | None = None
+    for token in tokens(html):
+        if token.kind == "start":
+            raw = None
+            if token.name in ("script", "style"):
+                raw = token.name
+            elif token.name not in SAFE_TAGS:
+                found.tags[token.name] += 1
             else:
-                self.tags[tag] += 1
-            return
-        allowed = SAFE_ATTRIBUTES.get(tag, set())
-        for name, value in attrs:
-            shown = f'{name}="{_short(value)}"' if value is not None else name
-            if name not in allowed:
-                self.attributes.append(f"{shown} on <{tag}>")
-            elif name == "href" and value and not _safe_url(value):
-                self.attributes.append(f"{shown} on <{tag}> (only http, https and mailto links are kept)")
+                found.attributes += _removed_attributes(token.name, token.attrs)
+        elif token.kind == "text" and token.data.strip():
+            if raw:
+                found.dropped.append((raw, token.data))
+            else:
+                found.texts.append(token.data)
+        elif token.kind == "comment" and token.data.strip():
+            found.comments.append(token.data)
+        elif token.kind == "declaration":
+            found.declarations.append(token.data)
+        elif token.kind == "end" and token.name == raw:
+            raw = None
+    return found
 
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.handle_starttag(tag, attrs)
-        self._raw = None
 
-    def handle_endtag(self, tag: str) -> None:
-        if tag == self._raw:
-            self._raw = None
-
-    def handle_data(self, data: str) -> None:
-        if not data.strip():
-            return
-        if self._raw is not None:
-            self.dropped.append((self._raw, data))
-        else:
-            self.texts.append(data)
-
-    def handle_comment(self, data: str) -> None:
-        if data.strip():
-            self.comments.append(data)
-
-    def handle_decl(self, decl: str) -> None:
-        self.declarations.append(decl)
-
-    def handle_pi(self, data: str) -> None:
-        self.declarations.append(data)
-
-    def unknown_decl(self, data: str) -> None:
-        self.declarations.append(data)
+def _removed_attributes(tag: str, attrs: tuple[tuple[str, str | None], ...]) -> list[str]:
+    removed = []
+    allowed = SAFE_ATTRIBUTES.get(tag, set())
+    for name, value in attrs:
+        shown = f'{name}="{_short(value)}"' if value is not None else name
+        if name not in allowed:
+            removed.append(f"{shown} on <{tag}>")
+        elif name == "href" and value and not _safe_url(value):
+            removed.append(f"{shown} on <{tag}> (only http, https and mailto links are kept)")
+    return removed
 
 
 def _safe_url(url: str) -> bool:
@@ -113,11 +107,21 @@ def _safe_url(url: str) -> bool:
     return not colon or "/" in scheme or "?" in scheme or "#" in scheme or scheme.lower() in URL_SCHEMES
 
 
-def _inventory(html: str) -> _Inventory:
-    found = _Inventory()
-    found.feed(html)
-    found.close()
-    return found
+def _lost(texts: list[str], kept: str) -> list[str]:
+    """The texts not found in ``kept``, looked for in order. Each search starts where the last
+    found text ended, and the search stops after MAX_REMOVED misses: linear in the input."""
+    lost: list[str] = []
+    at = 0
+    for text in texts:
+        wanted = " ".join(text.split())
+        found = kept.find(wanted, at)
+        if found < 0:
+            lost.append(text)
+            if len(lost) > MAX_REMOVED:
+                break
+        else:
+            at = found + len(wanted)
+    return lost
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,9 @@ def sanitize_report(html: str) -> Sanitized:
     original (comments, dropped elements with their content, tags, attributes) and, as a net
     for whatever else the sanitizer drops, from each piece of text that did not survive.
     """
+    if html.count("<") > MAX_TAGS:
+        # The sanitizer's HTML parser slows down sharply with deep, broken nesting: not rendered.
+        return Sanitized(Markup(), [f"the whole part: with over {MAX_TAGS:,} tags it is not rendered here"])
     for char in invisible_chars(html):
         html = html.replace(char, f"&lt;U+{ord(char):04X}&gt;")
     cleaned = nh3.clean(
@@ -145,16 +152,18 @@ def sanitize_report(html: str) -> Sanitized:
         link_rel="noopener noreferrer nofollow",
         strip_comments=True,
     )
-    before = _inventory(html)
+    before = _inventory(html[:MAX_CHECKED])
     kept = " ".join(" ".join(t.split()) for t in _inventory(cleaned).texts)
     removed = [f"a comment: “{_short(c)}”" for c in before.comments]
     removed += [f"a declaration: “{_short(d)}”" for d in before.declarations]
     removed += [f"<{tag}> with its content: “{_short(text)}”" for tag, text in before.dropped]
-    removed += [f"text: “{_short(t)}”" for t in before.texts if " ".join(t.split()) not in kept]
+    removed += [f"text: “{_short(t)}”" for t in _lost(before.texts, kept)]
     removed += [f"<{tag}> tags: {n}" for tag, n in sorted(before.tags.items())]
     removed += [f"attribute {a}" for a in before.attributes]
     if len(removed) > MAX_REMOVED:
         removed = [*removed[:MAX_REMOVED], f"… and {len(removed) - MAX_REMOVED} more"]
+    if len(html) > MAX_CHECKED:
+        removed.append(f"(only the first {MAX_CHECKED:,} characters of this part were checked)")
     return Sanitized(Markup(cleaned), removed)  # noqa: S704 - nh3 has just removed everything unsafe
 
 

@@ -26,8 +26,9 @@ from server.credentials import load_secrets
 from server.errors import MailgateError
 from server.running import attach
 from server.settings import Settings, SettingsError, load_settings
-from workflows.models import Decision, OversightMode, SendStatus
+from workflows.models import Decision, EmailAddress, OversightMode, SendStatus
 from workflows.providers.sandbox import SandboxStore
+from workflows.visibility import draft_warnings, show_invisible
 
 P = ParamSpec("P")
 MODES = list(get_args(OversightMode))
@@ -354,25 +355,31 @@ def sends_show(send_id: str, data_dir: Path | None, as_json: bool) -> NoReturn:
         state = await app.sends.status(send_id)
 
         def table() -> str:
+            # Invisible characters and escape sequences as <U+XXXX>: a terminal must not hide text.
             draft = state.approved or state.original
-            lines = [
+
+            def people(items: tuple[EmailAddress, ...]) -> str:
+                return show_invisible(", ".join(str(a) for a in items)) or "(none)"
+
+            lines = [f"LOOK CLOSELY: {w}" for w in draft_warnings(draft, state.from_name)]
+            lines += [
                 f"send:      {state.send_id} ({state.status})",
                 f"mailbox:   {state.mailbox} ({state.oversight_mode})",
                 f"requested: {state.requested_at:%Y-%m-%d %H:%M:%S} by {state.requester}",
-                f"to:        {', '.join(str(a) for a in draft.to)}",
+                f"to:        {people(draft.to)}",
             ]
             if draft.cc:
-                lines.append(f"cc:        {', '.join(str(a) for a in draft.cc)}")
-            if draft.bcc:
-                lines.append(f"bcc:       {', '.join(str(a) for a in draft.bcc)}")
-            lines += [f"subject:   {draft.subject}", f"message:   {state.message_id}"]
+                lines.append(f"cc:        {people(draft.cc)}")
+            lines.append(f"bcc:       {people(draft.bcc)}")
+            lines += [f"subject:   {show_invisible(draft.subject)}", f"message:   {state.message_id}"]
             if state.expires_at:
                 lines.append(f"expires:   {state.expires_at:%Y-%m-%d %H:%M:%S}")
             if state.reason:
                 lines.append(f"reason:    {state.reason}")
             if state.last_error:
                 lines.append(f"error:     {state.last_error}")
-            lines += ["", draft.body, "", "history:"]
+            body = draft.body.replace("\r\n", "\n").replace("\r", "\n")  # a lone CR goes out as a line break
+            lines += ["", show_invisible(body), "", "history:"]
             lines += [f"  {e.at:%Y-%m-%d %H:%M:%S}  {e.kind:<16} {e.actor}  {e.detail}" for e in state.events]
             return "\n".join(lines)
 

@@ -21,12 +21,18 @@ from workflows.models import EmailDraft
 _INVISIBLE_EXTRA = frozenset("\u034f\u115f\u1160\u3164\uffa0")
 
 
+def _invisible(char: str) -> bool:
+    category = unicodedata.category(char)
+    return category == "Cf" or (category == "Cc" and char not in "\t\n\r") or char in _INVISIBLE_EXTRA
+
+
 @functools.cache
 def _invisible_re() -> re.Pattern[str]:
-    """Every Cf character (bidi controls, zero-width characters, soft hyphen, tag characters, ...)
-    plus the extras, as one character class: checking a long body is one regex scan. Built on
-    first use from this Python's Unicode tables (a scan of about 0.1 s, kept out of imports)."""
-    chars = [chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) == "Cf" or chr(c) in _INVISIBLE_EXTRA]
+    """Every Cf character (bidi controls, zero-width characters, soft hyphen, tag characters, ...),
+    every control but tab and line breaks (an escape sequence can hide text in a terminal), and
+    the extras, as one character class: checking a long body is one regex scan. Built on first
+    use from this Python's Unicode tables (a scan of about 0.1 s, kept out of imports)."""
+    chars = [chr(c) for c in range(0x110000) if _invisible(chr(c))]
     return re.compile("[" + "".join(re.escape(c) for c in chars) + "]")
 
 
@@ -56,7 +62,8 @@ def mark(char: str) -> str:
 
 
 def describe(char: str) -> str:
-    return f"U+{ord(char):04X} {unicodedata.name(char, 'unnamed format character')}"
+    fallback = "control character" if unicodedata.category(char) == "Cc" else "unnamed format character"
+    return f"U+{ord(char):04X} {unicodedata.name(char, fallback)}"
 
 
 def invisible_chars(text: str) -> Counter[str]:

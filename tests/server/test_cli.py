@@ -199,3 +199,17 @@ def test_an_unexpected_error_leaves_through_finish_with_its_traceback_and_status
     assert done.returncode == 1
     assert "RuntimeError: boom in a command" in done.stderr
     assert "not reached" not in done.stdout
+
+
+async def test_sends_show_marks_what_a_terminal_would_hide(app: Mailgate) -> None:
+    body = "Pay to 12\u200b34.\x1b[8mcard 4111 1111 1111 1111\x1b[0m\n<!-- and this -->"
+    result = await app.sends.submit(
+        mailbox=app.settings.default_mailbox, to=["bob@example.com"], subject="Invoice", body=body
+    )
+    shown = await mailgate(app, "sends", "show", result.send_id)
+    assert shown.code == 0, shown.err
+    assert "\x1b" not in shown.out and "\u200b" not in shown.out
+    assert "Pay to 12<U+200B>34.<U+001B>[8mcard 4111 1111 1111 1111<U+001B>[0m" in shown.out
+    assert "LOOK CLOSELY: The body contains 3 invisible" in shown.out
+    assert "an HTML view would hide" in shown.out.replace("An HTML", "an HTML")
+    assert "bcc:       (none)" in shown.out

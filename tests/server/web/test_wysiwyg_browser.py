@@ -79,6 +79,11 @@ async def test_hidden_text_in_a_body_is_shown_before_it_is_sent(
     assert await page.locator(".body.html").count() == 0  # a text part is never rendered as HTML
     assert await page.locator("tr.recipient.bcc").is_visible()  # Bcc always, "(none)" here
     await base.shot(page, "wysiwyg-1-hidden-text-send-page")
+    await page.set_viewport_size({"width": 390, "height": 844})  # and on a phone, without sideways scrolling
+    assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert await page.locator(".wysiwyg-warning").is_visible()
+    await base.shot(page, "wysiwyg-1-hidden-text-send-page-phone")
+    await page.set_viewport_size({"width": 1280, "height": 860})
 
     # Edit, then confirm: the confirmation shows the edited email the same way.
     await page.click("summary:has-text('Change the subject')")

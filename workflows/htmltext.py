@@ -1,27 +1,24 @@
-"""HTML mail as readable plain text, with a small single-pass tokenizer.
+"""HTML mail as readable plain text, from the linear tokenizer in `workflows.htmltokens`.
 
 Hidden elements (``display:none``, ``hidden``) are dropped: a human reading the mail never
 sees them, so text in them is a classic place to hide instructions meant for an agent.
 
 Not the standard library's ``html.parser``: it is quadratic on some unclosed constructs
-(``<!--`` repeated: 80 KB took 7 s here), and HTML mail comes from strangers. This tokenizer
-looks at each character a bounded number of times, whatever the input: an unclosed comment,
-tag or quote runs to the end of the document (as in a browser) instead of being retried at
-every later ``<``. Nesting deeper than `MAX_NESTING` and input beyond `MAX_HTML_CHARS` are
-cut, with a note in the text.
+(``<!--`` repeated: 80 KB took 7 s here), and HTML mail comes from strangers. Nesting deeper
+than `MAX_NESTING` and input beyond `MAX_HTML_CHARS` are cut, with a note in the text.
 """
 
 from __future__ import annotations
 
 import re
-from html import unescape
+
+from workflows.htmltokens import tokens
 
 MAX_HTML_CHARS = 1_000_000
 MAX_NESTING = 500
 TRUNCATED = "[the rest of this HTML was not converted: it is too long or nested too deeply]"
 
 _SKIP = {"script", "style", "head", "title", "template", "noscript", "svg", "object"}
-_RAW_TEXT = {"script", "style", "title", "textarea", "xmp", "iframe", "noembed", "noframes", "plaintext"}
 _BLOCK = {
     "address", "article", "aside", "blockquote", "dd", "div", "dl", "dt", "fieldset", "figcaption",
     "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main",
@@ -31,33 +28,7 @@ _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "me
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
-_TAG_NAME = re.compile(r"[A-Za-z][^\s/>]*")
-_IN_TAG = re.compile(r"[^>\"']*")
-_ATTR = re.compile(r"""([^\s/>"'=]+)(?:\s*=\s*(?:"([^"]*)"?|'([^']*)'?|([^\s>]*)))?""")
 _MAX_LINK_PIECES = 64  # a link's shown text is compared with its address only when short
-
-
-def _tag_end(html: str, pos: int) -> int:
-    """The index of the ``>`` closing a tag whose attributes start at `pos`, or -1; quotes honoured."""
-    while True:
-        pos = _IN_TAG.match(html, pos).end()  # type: ignore[union-attr]  # matches the empty string
-        if pos >= len(html):
-            return -1
-        if html[pos] == ">":
-            return pos
-        close = html.find(html[pos], pos + 1)
-        if close < 0:
-            return -1
-        pos = close + 1
-
-
-def _attributes(text: str) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for match in _ATTR.finditer(text):
-        name = match.group(1).lower()
-        value = next((g for g in match.groups()[1:] if g is not None), "")
-        found.setdefault(name, unescape(value))
-    return found
 
 
 class _TextMaker:
@@ -70,7 +41,7 @@ class _TextMaker:
         self._links: list[tuple[str | None, int]] = []  # (href, where its text starts)
         self.truncated = False
 
-    def start(self, tag: str, attr: dict[str, str], self_closing: bool) -> None:
+    def start(self, tag: str, attr: dict[str, str]) -> None:
         if tag not in _VOID:
             if len(self._stack) >= MAX_NESTING:
                 self.truncated = True
@@ -81,8 +52,6 @@ class _TextMaker:
             self._hiding += hides
         if not self._hiding:
             self._show_start(tag, attr)
-        if self_closing and tag not in _VOID:
-            self.end(tag)
 
     def _show_start(self, tag: str, attr: dict[str, str]) -> None:
         if tag == "br":
@@ -132,52 +101,22 @@ class _TextMaker:
     def data(self, text: str) -> None:
         if self._hiding or not text:
             return
-        text = unescape(text)
         # Spaces in <pre> are kept through the final line trimming as NULs (never in mail text).
         self.out.append(text.replace(" ", "\x00") if self._pre else _SPACES.sub(" ", text.replace("\n", " ")))
 
     def feed(self, html: str) -> None:
-        """One pass over `html`: every find starts where the last construct ended."""
-        pos, size = 0, len(html)
-        while pos < size and not self.truncated:
-            lt = html.find("<", pos)
-            if lt < 0:
-                self.data(html[pos:])
+        for token in tokens(html):
+            if self.truncated:
                 return
-            if lt > pos:
-                self.data(html[pos:lt])
-            pos = self._markup(html, lt)
-
-    def _markup(self, html: str, lt: int) -> int:
-        """Handle the markup at `lt` (a ``<``); returns where the text after it starts."""
-        size = len(html)
-        if html.startswith("<!--", lt):
-            close = html.find("-->", lt + 4)
-            return size if close < 0 else close + 3
-        if html.startswith(("<!", "<?"), lt):
-            close = html.find(">", lt + 2)
-            return size if close < 0 else close + 1
-        closing = html.startswith("</", lt)
-        name = _TAG_NAME.match(html, lt + 2 if closing else lt + 1)
-        if name is None:
-            self.data("<")
-            return lt + 1
-        close = _tag_end(html, name.end())
-        if close < 0:
-            return size  # an unclosed tag swallows the rest, as in a browser
-        tag = name.group().lower()
-        if closing:
-            self.end(tag)
-            return close + 1
-        inside = html[name.end() : close]
-        self.start(tag, _attributes(inside), inside.endswith("/"))
-        if tag not in _RAW_TEXT or tag in _VOID:
-            return close + 1
-        # Raw text (script, style, title...): everything up to the matching end tag.
-        finish = re.compile(rf"</{re.escape(tag)}[\s/>]", re.IGNORECASE).search(html, close + 1)
-        stop = finish.start() if finish else size
-        self.data(html[close + 1 : stop])
-        return stop
+            if token.kind == "text":
+                self.data(token.data)
+            elif token.kind == "start":
+                attrs: dict[str, str] = {}
+                for name, value in token.attrs:
+                    attrs.setdefault(name, value or "")
+                self.start(token.name, attrs)
+            elif token.kind == "end":
+                self.end(token.name)
 
 
 def html_to_text(html: str) -> str:

@@ -8,6 +8,7 @@ send; waits for replies live in Temporal (ReplyWaitWorkflow).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -284,7 +285,11 @@ class Inbox:
             converted_from_html=parsed.from_html,
             attachments=[
                 AttachmentInfo(
-                    index=a.index, filename=a.filename, content_type=a.content_type, size=a.size, inline=a.inline
+                    index=a.index,
+                    filename=a.filename,
+                    content_type=a.content_type,
+                    size=stored.attachment_sizes.get(a.filename, a.size),
+                    inline=a.inline,
                 )
                 for a in parsed.attachments
             ],
@@ -294,12 +299,19 @@ class Inbox:
         )
 
     async def attachment(self, mailbox: str, email_id: str, filename: str) -> AttachmentPart:
-        _, stored = await self._fetch(mailbox, email_id)
+        address, stored = await self._fetch(mailbox, email_id)
         parts = (await parse_email_async(stored.raw)).attachments
         wanted = filename.strip()
         for part in parts:
             if part.filename == wanted or str(part.index) == wanted:
-                return part
+                # Some providers (MultiMail) name attachments in the email and download one on demand.
+                try:
+                    content = await self._providers.for_mailbox(address).fetch_attachment(
+                        address, stored.summary.email_id, part.filename
+                    )
+                except EmailNotFound as exc:
+                    raise NotFound(str(exc)) from exc
+                return part if content is None else dataclasses.replace(part, content=content)
         names = ", ".join(p.filename for p in parts) or "none"
         raise NotFound(f"email {email_id} has no attachment named {wanted!r} (its attachments: {names})")
 

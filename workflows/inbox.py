@@ -7,7 +7,7 @@ Bodies and attachments stay in the provider and are read by the front doors dire
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -110,6 +110,8 @@ class StoredEmail:
 
     summary: EmailSummary
     raw: bytes
+    # Attachments a provider leaves empty in ``raw`` (fetched on demand): their real sizes.
+    attachment_sizes: dict[str, int] = field(default_factory=dict)
 
 
 # --- the inbound workflows ------------------------------------------------------------------

@@ -102,6 +102,11 @@ class EmailProvider(ABC):
                 return email
         return None
 
+    async def fetch_attachment(self, mailbox: str, email_id: str, filename: str) -> bytes | None:
+        """One attachment's content, for providers that leave it out of ``fetch_email``'s bytes;
+        None means it is in those bytes. Raises EmailNotFound like ``fetch_email``."""
+        return None
+
     async def create_mailbox(self, address: str) -> None:  # noqa: B027 - optional for providers
         """Make the mailbox exist at the provider, if the provider has such a thing."""
 

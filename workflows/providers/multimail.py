@@ -1,16 +1,25 @@
-"""A mailbox at MultiMail (multimail.dev), through MultiMail's SDK (``multimail_client.py``).
+"""A mailbox at MultiMail (multimail.dev), through mailgate's own client (``multimail_client.py``).
 
-Sending: a new email through ``send_email``, a reply to a MultiMail email through the reply
+Sending: a new email through the send endpoint, a reply to a MultiMail email through the reply
 endpoint (so MultiMail sets the threading headers), both with ``idempotency_key`` = the send
 id, which is fixed per send: a retried activity gets MultiMail's "already_sent" answer and the
-same email id. The email is tagged ``mailgate_send_id`` so a webhook naming only MultiMail's
-email id can be traced to the send. If the MultiMail mailbox is gated, the receipt says
-``held``: the send then waits for MultiMail's human (webhook, or polling as a fallback).
+same email id. MultiMail forgets keys after 24 hours, so a retry that late first looks for the
+email by its ``mailgate_send_id`` tag and never sends blind. The tag also lets a webhook naming
+only MultiMail's email id be traced to the send. The reply endpoint takes no ``to`` or
+``subject``: a reply whose recipients or subject differ from MultiMail's own (a human edited
+them) goes out through the send endpoint instead, edits kept, rather than losing them. If the
+MultiMail mailbox is gated, the receipt says ``held``: the send then waits for MultiMail's human
+(webhook, or polling as a fallback).
 
 Reading: MultiMail's JSON emails are turned into RFC 5322 bytes (headers, text, attachments)
 so the inbox service treats them like any other mail. MultiMail ids are opaque; the Message-ID
 of a MultiMail email is made from its id (the API does not expose the real one), which lets a
-reply find the email it answers.
+reply find the email it answers. Attachments are listed by name and size when an email is read
+and downloaded only when one is asked for (``fetch_attachment``).
+
+New inbound mail is walked page by page, oldest first, so none is skipped however much arrived
+between two scans. Mail MultiMail itself holds for its human (``pending_inbound_approval``) is
+remembered (``HoldStore.waiting``) and reported when that human approves it.
 
 Holding: MultiMail holds inbound mail only by its own mode. mailgate's ``gated_all`` is enforced
 here too: each inbound email is checked against mailgate's mode when mailgate first sees it, and
@@ -23,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
@@ -43,14 +53,31 @@ from workflows.providers.base import (
     PermanentDeliveryError,
     TemporaryDeliveryError,
 )
-from workflows.providers.multimail_client import MailgateMultiMail, MultiMailError, RateLimitError
+from workflows.providers.multimail_client import (
+    IDEMPOTENCY_TTL_HOURS,
+    LIST_LIMIT_MAX,
+    MARKDOWN_MAX_CHARS,
+    SUBJECT_MAX_CHARS,
+    TO_MAX,
+    DuplicateReply,
+    Email,
+    MultiMailClient,
+    MultiMailError,
+    OutgoingAttachment,
+    RateLimitError,
+    ReplyBody,
+    SendBody,
+)
 from workflows.providers.multimail_holds import HoldStore, State
 
 log = logging.getLogger("mailgate.multimail")
 GATED = ("gated_send", "gated_all")
 _ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _MM_MESSAGE_ID = re.compile(r"<mm\.([A-Za-z0-9_.:-]{1,128})@multimail\.mailgate\.invalid>")
-PENDING = {"pending_scan", "pending_send_approval", "pending_inbound_approval", "scheduled"}
+PENDING = {"pending_scan", "pending_send_approval", "pending_inbound_approval", "scheduled", "spam_flagged"}
+SENT = {"unread", "read", "archived", "deleted"}  # an outbound email in a mailbox state went out
+# A retry this late may find MultiMail's idempotency key gone: look for the email first.
+LOOK_BEFORE_RESEND = timedelta(hours=IDEMPOTENCY_TTL_HOURS - 1)
 NOTICE_SUBJECT = "[mailgate]"  # notices start so; only those are read in full to look for the mark
 
 
@@ -63,7 +90,7 @@ class MultiMailConfig(Frozen):
 
 
 def checked_id(value: str, what: str = "email id") -> str:
-    """MultiMail ids go into URL paths unencoded by the SDK: only plain id characters pass."""
+    """MultiMail ids are plain id characters; anything else is no email of theirs (paths are encoded anyway)."""
     value = value.strip()
     if not _ID.fullmatch(value):
         raise EmailNotFound(f"{value!r} is not a MultiMail {what}")
@@ -87,6 +114,21 @@ def classify(exc: Exception, what: str) -> Exception:
     if isinstance(exc, httpx.HTTPError | ValueError):
         return TemporaryDeliveryError(f"{what}: cannot reach MultiMail: {exc or type(exc).__name__}")
     return exc
+
+
+def draft_problem(subject: str, body: str, to_count: int) -> str | None:
+    """Why MultiMail would refuse this draft (its documented limits), or None: said at submit."""
+    if len(body) > MARKDOWN_MAX_CHARS:
+        return f"body is {len(body)} characters; MultiMail accepts at most {MARKDOWN_MAX_CHARS}"
+    if len(subject) > SUBJECT_MAX_CHARS:
+        return f"subject is {len(subject)} characters; MultiMail accepts at most {SUBJECT_MAX_CHARS}"
+    if to_count > TO_MAX:
+        return f"{to_count} recipients in to; MultiMail accepts at most {TO_MAX}"
+    return None
+
+
+def _reply_subject(subject: str) -> str:
+    return subject if subject.lower().startswith("re:") else f"Re: {subject}"
 
 
 def _people(values: Any) -> tuple[EmailAddress, ...]:
@@ -116,14 +158,14 @@ class MultiMailProvider(EmailProvider):
         self,
         config: MultiMailConfig,
         api_key: str,
-        client: MailgateMultiMail | None = None,
+        client: MultiMailClient | None = None,
         *,
         hooks: InboundHooks | None = None,
         holds: HoldStore | None = None,
         marks: NoticeMarks | None = None,
     ) -> None:
         self.config = config
-        self.client = client or MailgateMultiMail(api_key, base_url=config.base_url, timeout=config.timeout)
+        self.client = client or MultiMailClient(api_key, base_url=config.base_url, timeout=config.timeout)
         self.hooks: InboundHooks = hooks or NoHooks()
         self.holds = holds or HoldStore()
         self.marks = marks
@@ -140,9 +182,9 @@ class MultiMailProvider(EmailProvider):
 
     async def _mode(self) -> str:
         boxes = await self._call("list mailboxes", self.client.list_mailboxes())
-        for box in boxes if isinstance(boxes, list) else []:
-            if isinstance(box, dict) and box.get("id") == self.config.mailbox_id:
-                return str(box.get("oversight_mode") or "gated_send")
+        for box in boxes:
+            if box.id == self.config.mailbox_id:
+                return str(box.oversight_mode or "gated_send")
         raise PermanentDeliveryError(f"MultiMail has no mailbox {self.config.mailbox_id} for this API key")
 
     # --- sending -------------------------------------------------------------------------------
@@ -150,44 +192,15 @@ class MultiMailProvider(EmailProvider):
     async def send(self, request: DeliveryRequest) -> DeliveryReceipt:
         draft = request.draft
         box = self.config.mailbox_id
-        attachments = [
-            {"name": a.filename, "content_base64": a.content_b64, "content_type": a.content_type}
-            for a in draft.attachments
-        ] or None
-        cc = [a.address for a in draft.cc] or None
-        bcc = [a.address for a in draft.bcc] or None
-        parent = _MM_MESSAGE_ID.fullmatch(draft.in_reply_to or "")
-        if parent:
-            # MultiMail addresses a reply itself (to the original sender) and threads it.
-            answer = await self._call(
-                "reply",
-                self.client.reply(
-                    box,
-                    parent.group(1),
-                    markdown=draft.body,
-                    cc=cc,
-                    bcc=bcc,
-                    attachments=attachments,
-                    idempotency_key=request.send_id,
-                ),
-            )
-        else:
-            answer = await self._call(
-                "send",
-                self.client.send_email(
-                    box,
-                    to=[a.address for a in draft.to],
-                    subject=draft.subject,
-                    markdown=draft.body,
-                    cc=cc,
-                    bcc=bcc,
-                    attachments=attachments,
-                    idempotency_key=request.send_id,
-                ),
-            )
-        email_id = str(answer.get("id") or "") if isinstance(answer, dict) else ""
-        if not email_id:
-            raise TemporaryDeliveryError(f"MultiMail accepted the email but named no id: {answer!r}")
+        problem = draft_problem(draft.subject, draft.body, len(draft.to))
+        if problem:
+            raise PermanentDeliveryError(f"MultiMail would refuse this email: {problem}")
+        email_id = None
+        if datetime.now(UTC) - request.date >= LOOK_BEFORE_RESEND:
+            # MultiMail may have forgotten the idempotency key: an earlier attempt may have sent it.
+            email_id = await self._call("look for the send", self._sent_as(request))
+        if email_id is None:
+            email_id = await self._submit(request)
         # For webhooks that name only MultiMail's email id (idempotent: a retry sets the same tag).
         await self._call("tag", self.client.set_tags(box, email_id, {"mailgate_send_id": request.send_id}))
         held = await self._mode() in GATED
@@ -198,6 +211,83 @@ class MultiMailProvider(EmailProvider):
             held=held,
             recheck_after=self.config.decision_poll if held else None,
         )
+
+    async def _submit(self, request: DeliveryRequest) -> str:
+        draft = request.draft
+        box = self.config.mailbox_id
+        attachments = [
+            OutgoingAttachment(name=a.filename, content_base64=a.content_b64, content_type=a.content_type)
+            for a in draft.attachments
+        ] or None
+        common: dict[str, Any] = {
+            "markdown": draft.body,
+            "cc": [a.address for a in draft.cc] or None,
+            "bcc": [a.address for a in draft.bcc] or None,
+            "attachments": attachments,
+            "idempotency_key": request.send_id,
+        }
+        parent = _MM_MESSAGE_ID.fullmatch(draft.in_reply_to or "")
+        if parent and await self._reply_keeps(draft.to, draft.subject, parent.group(1)):
+            # MultiMail addresses a reply itself (to the original sender) and threads it.
+            try:
+                answer = await self.client.reply(box, parent.group(1), ReplyBody(**common))
+            except DuplicateReply as exc:
+                raise TemporaryDeliveryError(
+                    f"reply: MultiMail refuses the same reply to the same email within 60 seconds ({exc}); "
+                    "retrying after that window"
+                ) from exc
+            except (MultiMailError, httpx.HTTPError, ValueError) as exc:
+                raise classify(exc, "reply") from exc
+        else:
+            body = SendBody(to=[a.address for a in draft.to], subject=draft.subject, **common)
+            answer = await self._call("send", self.client.send(box, body))
+        return answer.id
+
+    async def _reply_keeps(self, to: Iterable[EmailAddress], subject: str, parent_id: str) -> bool:
+        """Would MultiMail's reply endpoint send exactly this (its recipient and subject are its own)?"""
+        try:
+            parent = await self.client.get_email(self.config.mailbox_id, checked_id(parent_id))
+        except MultiMailError as exc:
+            if exc.status_code == 404:
+                return False
+            raise classify(exc, "read the email replied to") from exc
+        except (httpx.HTTPError, ValueError) as exc:
+            raise classify(exc, "read the email replied to") from exc
+        sender = _people(parent.sender)
+        wanted = {a.address.lower() for a in to}
+        same_to = bool(sender) and wanted == {sender[0].address.lower()}
+        ours = _reply_subject(parent.subject or "")
+        if not same_to or " ".join(subject.split()) != " ".join(ours.split()):
+            log.info("reply to %s sent as a new email: its recipients or subject were changed", parent_id)
+            return False
+        return True
+
+    async def _sent_as(self, request: DeliveryRequest) -> str | None:
+        """MultiMail's id of the email an earlier attempt of this send made, found by its tag."""
+        box = self.config.mailbox_id
+        since = request.date - timedelta(hours=1)
+        cursor = None
+        untagged = []
+        while True:
+            page = await self.client.list_emails(box, direction="outbound", cursor=cursor, limit=LIST_LIMIT_MAX)
+            for item in page.emails:
+                if _when(item.received_at) < since:
+                    continue
+                tags = await self.client.get_tags(box, checked_id(item.id))
+                if tags.get("mailgate_send_id") == request.send_id:
+                    return item.id
+                if not tags.get("mailgate_send_id"):
+                    untagged.append(item)
+            oldest = page.emails[-1] if page.emails else None
+            if not page.cursor or oldest is None or _when(oldest.received_at) < since:
+                break
+            cursor = page.cursor
+        # An attempt that ended between MultiMail's answer and the tag: the same email, untagged.
+        wanted = sorted(a.address.lower() for a in request.draft.to)
+        for item in untagged:
+            if item.subject == request.draft.subject and sorted(t.lower() for t in item.to) == wanted:
+                return item.id
+        return None
 
     async def held_outcome(self, mailbox: str, provider_id: str) -> HeldOutcome:
         email_id = checked_id(provider_id)
@@ -214,38 +304,22 @@ class MultiMailProvider(EmailProvider):
             except (httpx.HTTPError, ValueError) as exc:
                 raise classify(exc, "pending list") from exc
             else:
-                if any(item.get("id") == email_id for item in pending):
+                if any(item.id == email_id for item in pending):
                     return HeldOutcome(status="pending")
         email = await self._call("read", self.client.get_email(self.config.mailbox_id, email_id))
-        return self._outcome(email)
-
-    @staticmethod
-    def _outcome(email: dict[str, Any]) -> HeldOutcome:
-        status = str(email.get("status") or "")
-        who = str(email.get("approved_by") or "")
-        if email.get("delivered_at") or status in ("approved", "approved_and_sent", "sent", "delivered"):
-            return HeldOutcome(
-                status="sent", detail=f"approved at MultiMail{' by ' + who if who else ''}", decided_by=who
-            )
-        if status == "rejected":
-            return HeldOutcome(status="rejected", detail="rejected at MultiMail", decided_by=who)
-        if status == "cancelled":
-            return HeldOutcome(status="cancelled", detail="cancelled at MultiMail")
-        if status == "send_failed" or email.get("bounced_at"):
-            return HeldOutcome(status="failed", detail=f"MultiMail could not deliver it ({status or 'bounced'})")
-        return HeldOutcome(status="pending", detail=status)
+        return outcome_of(email)
 
     async def cancel_held(self, mailbox: str, provider_id: str) -> HeldOutcome:
         email_id = checked_id(provider_id)
         try:
-            await self.client.cancel_email(self.config.mailbox_id, email_id)
+            await self.client.cancel(self.config.mailbox_id, email_id)
         except MultiMailError as exc:
             if exc.status_code != 409:  # 409: decided already; the email says how
                 raise classify(exc, "cancel") from exc
         except (httpx.HTTPError, ValueError) as exc:
             raise classify(exc, "cancel") from exc
         email = await self._call("read", self.client.get_email(self.config.mailbox_id, email_id))
-        return self._outcome(email)
+        return outcome_of(email)
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -268,8 +342,8 @@ class MultiMailProvider(EmailProvider):
             snippet=" ".join(str(item.get("markdown") or "").split())[:200],
             unread=status == "unread",
             has_attachments=bool(item.get("has_attachments")),
-            held=held_here or status == "pending_inbound_approval",
-            text=str(item["markdown"]) if "markdown" in item else None,
+            held=held_here or status in MULTIMAIL_HOLDS,
+            text=str(item["markdown"]) if item.get("markdown") is not None else None,
         )
 
     async def _states(self, items: list[dict[str, Any]]) -> dict[str, State]:
@@ -293,7 +367,7 @@ class MultiMailProvider(EmailProvider):
             if not str(item.get("subject") or "").startswith(NOTICE_SUBJECT):
                 return False
             full = await self.client.get_email(self.config.mailbox_id, checked_id(str(item.get("id"))))
-            text = full.get("markdown") if isinstance(full, dict) else ""
+            text = full.markdown
         return self.marks.in_text(str(text or ""))
 
     async def _visible(self, items: list[dict[str, Any]], *, held: bool) -> list[EmailSummary]:
@@ -314,24 +388,30 @@ class MultiMailProvider(EmailProvider):
         try:
             if query.thread_id is not None:
                 thread = await self.client.get_thread(box, checked_id(query.thread_id, "thread id"))
-                items = [e for e in thread.get("emails", []) if isinstance(e, dict)]
+                items = [e.data() for e in thread.emails]
                 if query.with_text:
-                    items = [await self.client.get_email(box, checked_id(str(e.get("id")))) for e in items]
+                    items = [(await self.client.get_email(box, checked_id(str(e["id"])))).data() for e in items]
                 for item in items:
-                    item.setdefault("thread_id", query.thread_id)
+                    item["thread_id"] = item.get("thread_id") or query.thread_id
                 emails = await self._visible(items, held=query.held)
                 emails.sort(key=lambda e: e.received_at, reverse=not query.oldest_first)
                 return EmailPage(emails=tuple(emails[: query.limit]))
-            page = await self.client.emails_page(
-                box,
-                direction={"inbox": "inbound", "sent": "outbound"}.get(query.folder or ""),
-                status="pending_inbound_approval" if query.held else "unread" if query.unread_only else None,
-                sender=query.sender,
-                subject_contains=query.text,
-                date_after=query.since.astimezone(UTC).isoformat() if query.since else None,
-                limit=query.limit,
-                cursor=query.cursor,
-            )
+            items, cursor = [], query.cursor
+            while True:  # the API gives at most 100 a page; a larger limit walks pages
+                page = await self.client.list_emails(
+                    box,
+                    direction="inbound" if query.folder == "inbox" else "outbound" if query.folder == "sent" else None,
+                    status="pending_inbound_approval" if query.held else "unread" if query.unread_only else None,
+                    sender=query.sender,
+                    subject_contains=query.text,
+                    date_after=query.since.astimezone(UTC).isoformat() if query.since else None,
+                    limit=min(query.limit - len(items), LIST_LIMIT_MAX),
+                    cursor=cursor,
+                )
+                items += [e.data() for e in page.emails]
+                cursor = page.cursor
+                if not cursor or not page.emails or len(items) >= query.limit:
+                    break
         except EmailNotFound:
             return EmailPage(emails=())
         except MultiMailError as exc:
@@ -340,7 +420,6 @@ class MultiMailProvider(EmailProvider):
             if exc.status_code == 400:
                 raise ValueError(f"MultiMail refused the query: {exc}") from exc
             raise
-        items = [e for e in page.get("emails", []) if isinstance(e, dict)]
         emails = await self._visible(items, held=query.held)
         if query.held and query.cursor is None:
             # Held by mailgate's own mode: kept here, listed from here (MultiMail shows them unheld).
@@ -349,36 +428,47 @@ class MultiMailProvider(EmailProvider):
             emails += [self._summary(i, held_here=True) for i in ours if str(i.get("id")) not in listed]
         if query.message_id:
             emails = [e for e in emails if e.message_id == query.message_id]
-        cursor = page.get("cursor")
-        return EmailPage(emails=tuple(emails), next_cursor=str(cursor) if cursor else None)
+        return EmailPage(emails=tuple(emails), next_cursor=cursor)
 
-    async def fetch_email(self, mailbox: str, email_id: str, *, include_held: bool = False) -> StoredEmail:
+    async def _email(self, mailbox: str, email_id: str, *, include_held: bool) -> tuple[Email, EmailSummary]:
         box = self.config.mailbox_id
         email_id = checked_id(email_id)
         known = (await asyncio.to_thread(self.holds.states, [email_id])).get(email_id)
         if known == "discarded" or (known == "held" and not include_held):
             raise EmailNotFound(f"no email {email_id} in mailbox {mailbox}")
         try:
-            item = await self.client.get_email(box, email_id)
-            state = (await self._states([item])).get(email_id)
-            summary = self._summary(item, held_here=state == "held")
-            if state == "discarded" or (summary.held and not include_held) or await self._marked(item):
-                raise EmailNotFound(f"no email {email_id} in mailbox {mailbox}")
-            files = []
-            for meta in item.get("attachments") or []:
-                if isinstance(meta, dict) and meta.get("name"):
-                    content = await self.client.download_attachment(box, email_id, str(meta["name"]))
-                    files.append(
-                        (str(meta["name"]), str(meta.get("content_type") or "application/octet-stream"), content)
-                    )
+            email = await self.client.get_email(box, email_id)
         except MultiMailError as exc:
             if exc.status_code == 404:
                 raise EmailNotFound(f"no email {email_id} in mailbox {mailbox}") from exc
             raise
-        return StoredEmail(summary=summary, raw=self._rfc5322(item, summary, files))
+        item = email.data()
+        state = (await self._states([item])).get(email_id)
+        summary = self._summary(item, held_here=state == "held")
+        if state == "discarded" or (summary.held and not include_held) or await self._marked(item):
+            raise EmailNotFound(f"no email {email_id} in mailbox {mailbox}")
+        return email, summary
+
+    async def fetch_email(self, mailbox: str, email_id: str, *, include_held: bool = False) -> StoredEmail:
+        """The email with its attachments named but empty: ``fetch_attachment`` downloads one."""
+        email, summary = await self._email(mailbox, email_id, include_held=include_held)
+        files = [(a.name, a.content_type or "application/octet-stream", b"") for a in email.attachments if a.name]
+        sizes = {a.name: a.size for a in email.attachments if a.name and a.size is not None}
+        return StoredEmail(summary=summary, raw=self._rfc5322(email, summary, files), attachment_sizes=sizes)
+
+    async def fetch_attachment(self, mailbox: str, email_id: str, filename: str) -> bytes | None:
+        email, _ = await self._email(mailbox, email_id, include_held=False)
+        if not any(a.name == filename for a in email.attachments):
+            return None
+        try:
+            return await self.client.attachment(self.config.mailbox_id, email.id, filename)
+        except MultiMailError as exc:
+            if exc.status_code == 404:
+                raise EmailNotFound(f"email {email_id} has no attachment {filename!r} at MultiMail") from exc
+            raise
 
     @staticmethod
-    def _rfc5322(item: dict[str, Any], summary: EmailSummary, files: list[tuple[str, str, bytes]]) -> bytes:
+    def _rfc5322(email: Email, summary: EmailSummary, files: list[tuple[str, str, bytes]]) -> bytes:
         msg = EmailMessage(policy=policy.SMTP)
         for header, people in (
             ("From", (summary.sender,) if summary.sender else ()),
@@ -390,7 +480,7 @@ class MultiMailProvider(EmailProvider):
         msg["Subject"] = summary.subject
         msg["Date"] = format_datetime(summary.received_at)
         msg["Message-ID"] = summary.message_id
-        msg.set_content(str(item.get("markdown") or item.get("text_body") or ""))
+        msg.set_content(email.markdown or "")
         for name, content_type, content in files:
             maintype, _, subtype = content_type.partition("/")
             msg.add_attachment(content, maintype=maintype, subtype=subtype or "octet-stream", filename=name)
@@ -415,38 +505,78 @@ class MultiMailProvider(EmailProvider):
         return (await self.changes(self.config.address, None)).cursor
 
     async def changes(self, mailbox: str, cursor: str | None, limit: int = 100) -> Changes:
-        """Inbound mail after ``cursor`` ("<last MultiMail id>|<last release>"), then mail released since."""
+        """Inbound mail after ``cursor`` ("<last MultiMail id>|<last release>"), oldest first, then
+        mail MultiMail's human approved and mail mailgate's human released since."""
         box = self.config.mailbox_id
         if cursor is None:
-            latest = await self.client.emails_page(box, direction="inbound", limit=1)
-            newest = [e for e in latest.get("emails", []) if isinstance(e, dict)]
-            last = str(newest[0]["id"]) if newest else ""
+            latest = await self.client.list_emails(box, direction="inbound", limit=1)
+            last = latest.emails[0].id if latest.emails else ""
             return Changes(emails=(), cursor=f"{last}|{await asyncio.to_thread(self.holds.last_release)}")
         since, _, released = cursor.partition("|")
         release_seq = int(released) if released.isdigit() else await asyncio.to_thread(self.holds.last_release)
-        page = await self.client.emails_page(box, direction="inbound", since_id=since or None, limit=limit)
-        items = sorted((e for e in page.get("emails", []) if isinstance(e, dict)), key=lambda e: str(e.get("id")))
-        visible = await self._visible(items, held=False)
-        since = str(items[-1]["id"]) if items else since
+        # MultiMail answers newest first, a page at a time: walk every page back to the cursor,
+        # then take the oldest, so nothing is skipped however much arrived between two scans.
+        new: dict[str, dict[str, Any]] = {}
+        page_cursor = None
+        while True:
+            page = await self.client.list_emails(
+                box, direction="inbound", since_id=since or None, cursor=page_cursor, limit=LIST_LIMIT_MAX
+            )
+            for item in page.emails:
+                if not since or item.id > since:
+                    new[item.id] = item.data()
+            page_cursor = page.cursor
+            if not page_cursor or not page.emails:
+                break
+        items = [new[key] for key in sorted(new)][:limit]
+        more = len(new) > limit
+        since = items[-1]["id"] if items else since
+        # Held by MultiMail for its human: not lost when the cursor passes it, but remembered.
+        waiting = [i for i in items if i.get("status") in MULTIMAIL_HOLDS]
+        if waiting:
+            await asyncio.to_thread(self.holds.wait, waiting)
+        visible = await self._visible([i for i in items if i.get("status") not in MULTIMAIL_HOLDS], held=False)
+        visible += await self._approved_at_multimail()
         freed = await asyncio.to_thread(self.holds.released_after, release_seq, limit)
         if freed:
             release_seq = freed[-1][0]
             visible += [self._summary(item) for _, item in freed]
-        more = len(items) >= limit or len(freed) >= limit
+        more = more or len(freed) >= limit
         return Changes(emails=tuple(visible), cursor=f"{since}|{release_seq}", more=more)
+
+    async def _approved_at_multimail(self) -> list[EmailSummary]:
+        """Inbound mail MultiMail held for its human and has let through since the last look."""
+        waiting = await asyncio.to_thread(self.holds.waiting)
+        if not waiting:
+            return []
+        shown: list[EmailSummary] = []
+        for email_id in waiting:
+            try:
+                email = await self.client.get_email(self.config.mailbox_id, email_id)
+            except MultiMailError as exc:
+                if exc.status_code != 404:
+                    raise
+                await asyncio.to_thread(self.holds.done_waiting, email_id)
+                continue
+            if email.status in MULTIMAIL_HOLDS:
+                continue
+            await asyncio.to_thread(self.holds.done_waiting, email_id)
+            if email.status in ("unread", "read", "archived"):
+                shown += await self._visible([email.data()], held=False)
+        return shown
 
     async def find_reply(self, mailbox: str, message_id: str) -> EmailSummary | None:
         """The first inbound email in the thread of our send (found by its mailgate_send_id tag)."""
         box = self.config.mailbox_id
         send_id = message_id.strip("<>").partition("@")[0]
-        page = await self.client.emails_page(box, direction="outbound", limit=100)
-        for item in page.get("emails", []):
-            if not isinstance(item, dict) or not item.get("thread_id"):
+        page = await self.client.list_emails(box, direction="outbound", limit=LIST_LIMIT_MAX)
+        for item in page.emails:
+            if not item.thread_id:
                 continue
-            tags = await self.client.get_tags(box, checked_id(str(item.get("id"))))
-            if (tags.get("tags") or {}).get("mailgate_send_id") != send_id:
+            tags = await self.client.get_tags(box, checked_id(item.id))
+            if tags.get("mailgate_send_id") != send_id:
                 continue
-            mine = self._summary(item)
+            mine = self._summary(item.data())
             thread = await self.list_emails(mailbox, EmailQuery(thread_id=mine.thread_id, oldest_first=True))
             return next((e for e in thread.emails if e.folder == "inbox" and e.received_at >= mine.received_at), None)
         return None
@@ -461,3 +591,32 @@ class MultiMailProvider(EmailProvider):
     async def aclose(self) -> None:
         await self.client.close()
         await asyncio.to_thread(self.holds.close)
+
+
+MULTIMAIL_HOLDS = ("pending_inbound_approval",)
+
+
+def outcome_of(email: Email) -> HeldOutcome:
+    """Where a held send stands, from the documented fields: approval is the human's yes, and
+    MultiMail sends an approved email at once, so an approved email is reported sent."""
+    status = email.status or ""
+    who = email.approved_by or ""
+    by = f" by {who}" if who else ""
+    if status == "send_failed":
+        return HeldOutcome(
+            status="failed",
+            detail=f"{'approved' + by + ', then ' if email.approved_at else ''}MultiMail could not send it",
+            decided_by=who,
+        )
+    if status == "rejected":
+        return HeldOutcome(status="rejected", detail="rejected at MultiMail", decided_by=who)
+    if status == "cancelled":
+        return HeldOutcome(status="cancelled", detail="cancelled at MultiMail")
+    if email.approved_at or email.approved_by or email.delivered_at or email.bounced_at or status in SENT:
+        detail = f"approved at MultiMail{by}" if email.approved_at or who else "sent by MultiMail"
+        if email.bounced_at:
+            detail += "; it bounced afterwards"
+        return HeldOutcome(status="sent", detail=detail, decided_by=who)
+    if status == "spam_quarantined":
+        return HeldOutcome(status="failed", detail="MultiMail's content scan quarantined it; it was not sent")
+    return HeldOutcome(status="pending", detail=status)

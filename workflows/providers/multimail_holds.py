@@ -5,6 +5,9 @@ mailgate's to enforce. So the first time mailgate sees an inbound MultiMail emai
 a read, the watcher's poll) it asks its own mode, as the sandbox and IMAP do on arrival, and
 writes the answer here: ``held`` (invisible to agents until a human releases it), or ``visible``.
 A release gets a sequence number, so the mailbox watcher sees released mail as new mail.
+
+Mail MultiMail itself holds for its human (its ``gated_all``) is kept in ``waiting`` when the
+watcher's cursor passes it, and reported as new when MultiMail's human lets it through.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ CREATE TABLE IF NOT EXISTS holds (
 );
 CREATE INDEX IF NOT EXISTS holds_state ON holds (state);
 CREATE INDEX IF NOT EXISTS holds_seq ON holds (seq);
+CREATE TABLE IF NOT EXISTS waiting (
+    email_id TEXT PRIMARY KEY
+);
 """
 
 
@@ -105,6 +111,22 @@ class HoldStore:
     def last_release(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM holds").fetchone()[0])
+
+    def wait(self, items: Iterable[dict[str, Any]]) -> None:
+        """Inbound emails MultiMail holds for its human: look at them again until it decides."""
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO waiting (email_id) VALUES (?)", [(str(i["id"]),) for i in items]
+            )
+
+    def waiting(self) -> list[str]:
+        with self._lock:
+            rows = self._db.execute("SELECT email_id FROM waiting ORDER BY email_id").fetchall()
+        return [str(row[0]) for row in rows]
+
+    def done_waiting(self, email_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM waiting WHERE email_id = ?", (email_id,))
 
     def close(self) -> None:
         with self._lock:

@@ -1,11 +1,17 @@
 """A local MultiMail for contract tests: the documented endpoints and shapes of MultiMail's API.
 
-Follows MultiMail's OpenAPI document (v2.0.0) and its first-party MCP server where they agree;
-where the docs are silent, it does what the README's "MultiMail: what was assumed" lists (always
-202 ``pending_scan`` on send, idempotency keys per mailbox for 24 h, ``delivered_at`` marks a
-sent email, webhook bodies ``{"event", "timestamp", "data": {...}}`` signed as
-``X-MultiMail-Signature: sha256=<hex>``). Routes under ``/_fake`` are test controls, not MultiMail's
-API: a human deciding on MultiMail's hosted page, mail arriving, failures on demand.
+Follows MultiMail's OpenAPI document (v2.0.0) and its first-party MCP server where they agree:
+idempotency keys per mailbox for 24 hours, limits (list ``limit`` 1..100, markdown up to 262,144
+characters), 409 for the same reply to the same email within 60 seconds, ``approved_at`` and
+``approved_by`` on a decided email, attachments inline as base64 under 50 KB and as a presigned
+URL above (which refuses our API key, as a storage service's presigned URL does). Every request
+and answer on ``/v1`` is checked against ``multimail_openapi.py``; what does not fit is kept in
+``Fake.violations`` and fails the test. Where the docs are silent, it does what the README's
+"MultiMail: verified and assumed" lists (always 202 ``pending_scan`` on send; webhook bodies with
+``event_type``, ``mailbox``, ``message_id``, ``thread_id``, ``timestamp``, signed as
+``X-MultiMail-Signature: <hex HMAC-SHA256 of the body>``). Routes under ``/_fake`` are test
+controls, not MultiMail's API: a human deciding on MultiMail's hosted page, mail arriving,
+failures on demand, the clock.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import uvicorn
@@ -29,12 +36,23 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tests.peers import multimail_openapi
 from tests.ports import free_port
+
+INLINE_MAX = 50_000  # bytes; larger attachments are answered with a presigned URL
+IDEMPOTENCY_TTL = 24 * 3600.0
+DUPLICATE_REPLY_WINDOW = 60.0
+SKEW = [0.0]  # seconds added to the fake's clock (a test moves MultiMail's time forward)
+
+
+def _clock() -> float:
+    return time.time() + SKEW[0]
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(_clock(), UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass
@@ -42,7 +60,11 @@ class Fake:
     keys: dict[str, set[str]] = field(default_factory=lambda: {"mm_live_sender": {"read", "send", "admin"}})
     mailboxes: dict[str, dict[str, Any]] = field(default_factory=dict)
     emails: dict[str, dict[str, Any]] = field(default_factory=dict)
-    idempotency: dict[tuple[str, str], str] = field(default_factory=dict)
+    idempotency: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
+    recent_replies: dict[tuple[str, str], float] = field(default_factory=dict)  # (parent, markdown) -> when
+    presigned: dict[str, bytes] = field(default_factory=dict)
+    attachment_redirects: bool = False  # answer large attachments with a 302 instead of JSON
+    violations: list[str] = field(default_factory=list)  # requests or answers outside the document
     webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
     deliveries: list[dict[str, Any]] = field(default_factory=list)  # webhook POSTs and their answers
     requests: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
@@ -89,9 +111,17 @@ class Fake:
             "bounced_at": None,
             "approved_at": None,
             "approved_by": None,
+            "spam_score": None,
+            "spam_verdict": None,
             "tags": {},
             **fields,
         }
+        if (
+            direction == "inbound"
+            and "status" not in fields
+            and self.mailboxes[box_id]["oversight_mode"] == "gated_all"
+        ):
+            email["status"] = "pending_inbound_approval"  # MultiMail's gated_all: its human lets it in
         email["thread_id"] = email["thread_id"] or self.new_id("th")
         email["has_attachments"] = bool(email["attachments"])
         self.emails[email_id] = email
@@ -109,29 +139,37 @@ class Fake:
         }
 
     def full(self, email: dict[str, Any]) -> dict[str, Any]:
-        hidden = ("files", "mailbox_id", "bcc")
+        hidden = ("files", "mailbox_id", "bcc", "markdown_sent")
         return {k: v for k, v in email.items() if k not in hidden}
+
+    def move_clock(self, seconds: float) -> None:
+        SKEW[0] += seconds
 
     # --- webhooks ------------------------------------------------------------------------------
 
     def emit(self, event: str, email: dict[str, Any], **extra: Any) -> None:
-        data = {
-            "email_id": email["id"],
+        # The fields MultiMail's webhook page lists: event_type, mailbox, message_id, thread_id,
+        # timestamp, and event-specific ones. No tags: a receiver finds the send by asking MultiMail.
+        box = self.mailboxes[email["mailbox_id"]]
+        payload = {
+            "event_type": event,
+            "timestamp": _now(),
+            "mailbox": box["address"],
             "mailbox_id": email["mailbox_id"],
+            "message_id": email["id"],
             "thread_id": email["thread_id"],
-            "direction": email["direction"],
-            "status": email["status"],
-            "tags": dict(email["tags"]),
+            "from": email["from"],
+            "subject": email["subject"],
             **extra,
         }
-        body = json.dumps({"event": event, "timestamp": _now(), "data": data}).encode()
+        body = json.dumps(payload).encode()
         for hook in list(self.webhooks.values()):
             if event in hook["events"] and hook["mailbox_id"] in (None, email["mailbox_id"]):
                 threading.Thread(target=self._post, args=(hook, body), daemon=True).start()
 
     def _post(self, hook: dict[str, Any], body: bytes) -> None:
         signature = hmac.new(hook["signing_secret"].encode(), body, hashlib.sha256).hexdigest()
-        headers = {"Content-Type": "application/json", "X-MultiMail-Signature": f"sha256={signature}"}
+        headers = {"Content-Type": "application/json", "X-MultiMail-Signature": signature}
         for attempt in range(4):  # the first try and up to 3 retries with backoff
             try:
                 status = httpx.post(hook["url"], content=body, headers=headers, timeout=5).status_code
@@ -146,20 +184,88 @@ class Fake:
     # --- decisions (MultiMail's human) ----------------------------------------------------------
 
     def decide(self, email_id: str, action: str, by: str = "ops@example.com") -> dict[str, Any]:
+        """MultiMail's human decides. An approved send goes out at once; ``delivered_at`` comes
+        later, with the delivery report (``deliver``)."""
         email = self.emails[email_id]
-        if email["status"] != "pending_send_approval":
+        if email["status"] not in ("pending_send_approval", "pending_inbound_approval"):
             raise ValueError("not pending")
+        inbound = email["status"] == "pending_inbound_approval"
         if action == "approve":
-            email.update(status="read", delivered_at=_now(), approved_at=_now(), approved_by=by)
+            email.update(status="unread" if inbound else "read", approved_at=_now(), approved_by=by)
             self.emit("oversight.approved", email, decided_by=by)
-            return {"status": "approved_and_sent", "postmark_message_id": f"pm-{email_id}"}
+            return {"status": "approved" if inbound else "approved_and_sent", "postmark_message_id": f"pm-{email_id}"}
         email.update(status="rejected")
         self.emit("oversight.rejected", email, decided_by=by)
         return {"status": "rejected"}
 
+    def deliver(self, email_id: str) -> None:
+        self.emails[email_id]["delivered_at"] = _now()
+        self.emit("message.delivered", self.emails[email_id])
+
 
 def _error(status: int, message: str, **headers: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+class ContractCheck:
+    """Checks every ``/v1`` request and answer against MultiMail's document (both directions)."""
+
+    def __init__(self, app: ASGIApp, fake: Fake) -> None:
+        self.app = app
+        self.fake = fake
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        raw_path = scope["raw_path"].decode("ascii", "replace")
+        method = scope["method"]
+        chunks: list[bytes] = []
+        more = True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        raw = b"".join(chunks)
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw
+        query = [
+            (unquote(k), unquote(v))
+            for k, _, v in (p.partition("=") for p in scope["query_string"].decode().split("&") if p)
+        ]
+        self.fake.violations += [
+            f"request: {p}" for p in multimail_openapi.request_problems(method, raw_path, query, body)
+        ]
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return {"type": "http.disconnect"}
+            replayed = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+
+        status = 0
+        answer: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                answer.append(message.get("body", b""))
+            await send(message)
+
+        await self.app(scope, replay, capture)
+        try:
+            shown = json.loads(b"".join(answer)) if answer and b"".join(answer) else None
+        except ValueError:
+            shown = None
+        self.fake.violations += [
+            f"answer: {p}" for p in multimail_openapi.response_problems(method, raw_path, status, shown)
+        ]
 
 
 def build_app(fake: Fake) -> Starlette:
@@ -208,10 +314,11 @@ def build_app(fake: Fake) -> Starlette:
 
     def accept(found: dict[str, Any], body: dict[str, Any], **fields: Any) -> Response:
         key = body.get("idempotency_key")
-        if key and (found["id"], key) in fake.idempotency:
-            return JSONResponse(
-                {"id": fake.idempotency[(found["id"], key)], "status": "already_sent", "idempotent": True}
-            )
+        if len(str(body.get("markdown", ""))) > 262_144:
+            return _error(400, "markdown exceeds 262144 characters")
+        seen = fake.idempotency.get((found["id"], key)) if key else None
+        if seen and _clock() - seen[1] < IDEMPOTENCY_TTL:  # keys live for 24 hours
+            return JSONResponse({"id": seen[0], "status": "already_sent", "idempotent": True})
         attachments = body.get("attachments") or []
         email = fake.add_email(
             found["id"],
@@ -230,7 +337,7 @@ def build_app(fake: Fake) -> Starlette:
             **fields,
         )
         if key:
-            fake.idempotency[(found["id"], key)] = email["id"]
+            fake.idempotency[(found["id"], key)] = (email["id"], _clock())
         # The scan ends at once here (in MultiMail it is asynchronous).
         if found["oversight_mode"] in ("gated_send", "gated_all"):
             email["status"] = "pending_send_approval"
@@ -264,6 +371,13 @@ def build_app(fake: Fake) -> Starlette:
         body = fake.requests[-1][2]
         if "markdown" not in body:
             return _error(400, "markdown is required")
+        key = body.get("idempotency_key")
+        seen = fake.idempotency.get((found["id"], key)) if key else None
+        if not (seen and _clock() - seen[1] < IDEMPOTENCY_TTL):
+            last = fake.recent_replies.get((parent["id"], body["markdown"]))
+            if last is not None and _clock() - last < DUPLICATE_REPLY_WINDOW:
+                return _error(409, "duplicate reply: the same content was sent to this email within 60 seconds")
+            fake.recent_replies[(parent["id"], body["markdown"])] = _clock()
         subject = parent["subject"] if parent["subject"].lower().startswith("re:") else f"Re: {parent['subject']}"
         return accept(found, body, subject=subject, to=[parent["from"]], thread_id=parent["thread_id"])
 
@@ -285,7 +399,9 @@ def build_app(fake: Fake) -> Starlette:
         if q.get("cursor"):
             items = [e for e in items if e["id"] < q["cursor"]]
         items.sort(key=lambda e: e["id"], reverse=True)
-        limit = min(int(q.get("limit", 20)), 100)
+        limit = int(q.get("limit", 20))
+        if not 1 <= limit <= 100:
+            return _error(400, "limit must be between 1 and 100")
         page = items[:limit]
         cursor = page[-1]["id"] if len(items) > limit else None
         return JSONResponse({"emails": [fake.summary(e) for e in page], "cursor": cursor})
@@ -307,7 +423,13 @@ def build_app(fake: Fake) -> Starlette:
         email = email_of(request)
         if email is None:
             return _error(404, "email not found")
-        if email["status"] in ("pending_scan", "pending_send_approval", "scheduled", "cancelled"):
+        if email["status"] in (
+            "pending_scan",
+            "pending_send_approval",
+            "pending_inbound_approval",
+            "scheduled",
+            "cancelled",
+        ):
             email["status"] = "cancelled"
             return JSONResponse({"id": email["id"], "status": "cancelled"})
         return _error(409, f"email is {email['status']}: it can no longer be cancelled")
@@ -338,11 +460,31 @@ def build_app(fake: Fake) -> Starlette:
     async def attachment(request: Request) -> Response:
         if denied := await guard(request, "read"):
             return denied
-        email = email_of(request)
-        name = request.path_params["name"]
-        if email is None or name not in email["files"]:
+        email = fake.emails.get(request.path_params["eid"])
+        # The name is one percent-encoded path segment: it may itself hold "/", "#", "?" or "%".
+        segments = request.scope["raw_path"].decode("ascii").split("/")
+        name = unquote(segments[-1]) if len(segments) == 8 else None
+        if email is None or email["mailbox_id"] != request.path_params["mb"] or name not in email["files"]:
             return _error(404, "attachment not found")
-        return Response(base64.b64decode(email["files"][name]), media_type="application/octet-stream")
+        content = base64.b64decode(email["files"][name])
+        meta = {"filename": name, "content_type": "application/octet-stream", "size_bytes": len(content)}
+        if len(content) < INLINE_MAX:
+            return JSONResponse({**meta, "content_base64": email["files"][name]})
+        token = hashlib.sha256(f"{email['id']}/{name}/{_clock()}".encode()).hexdigest()[:32]
+        fake.presigned[token] = content
+        url = f"{request.base_url}_fake/presigned/{token}?X-Amz-Expires=3600"
+        if fake.attachment_redirects:
+            return Response(status_code=302, headers={"Location": url})
+        return JSONResponse({**meta, "url": url, "expires_in": 3600})
+
+    async def presigned(request: Request) -> Response:
+        # A presigned URL carries its own authority; like S3, it refuses a request with another.
+        if "authorization" in request.headers:
+            return _error(400, "only one auth mechanism allowed")
+        content = fake.presigned.get(request.path_params["token"])
+        if content is None:
+            return _error(403, "expired or unknown")
+        return Response(content, media_type="application/octet-stream")
 
     async def tags(request: Request) -> Response:
         if denied := await guard(request, "read" if request.method == "GET" else "send"):
@@ -407,13 +549,14 @@ def build_app(fake: Fake) -> Starlette:
             Route("/v1/mailboxes/{mb}/emails", list_emails),
             Route("/v1/mailboxes/{mb}/emails/{eid}", get_email),
             Route("/v1/mailboxes/{mb}/emails/{eid}/cancel", cancel, methods=["POST"]),
-            Route("/v1/mailboxes/{mb}/emails/{eid}/attachments/{name}", attachment),
+            Route("/v1/mailboxes/{mb}/emails/{eid}/attachments/{name:path}", attachment),
             Route("/v1/mailboxes/{mb}/emails/{eid}/tags", tags, methods=["GET", "PUT"]),
             Route("/v1/mailboxes/{mb}/threads/{tid}", thread),
             Route("/v1/oversight/pending", pending),
             Route("/v1/webhooks", webhooks, methods=["GET", "POST"]),
             Route("/_fake/decide", control_decide, methods=["POST"]),
             Route("/_fake/inbound", control_inbound, methods=["POST"]),
+            Route("/_fake/presigned/{token}", presigned),
         ]
     )
 
@@ -425,7 +568,13 @@ class FakeServer:
         self.fake = Fake()
         self.port = free_port()
         self._server = uvicorn.Server(
-            uvicorn.Config(build_app(self.fake), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+            uvicorn.Config(
+                ContractCheck(build_app(self.fake), self.fake),
+                host="127.0.0.1",
+                port=self.port,
+                log_level="warning",
+                lifespan="off",
+            )
         )
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
@@ -442,6 +591,7 @@ class FakeServer:
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(5)
+        SKEW[0] = 0.0
 
 
 async def wait_for(check: Any, timeout: float = 10.0) -> None:

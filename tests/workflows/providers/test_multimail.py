@@ -1,10 +1,16 @@
-"""The MultiMail provider, through MultiMail's SDK, against the local contract server."""
+"""The MultiMail provider, through mailgate's own client, against the local contract server.
+
+Every request the provider makes and every answer the server gives is checked against MultiMail's
+OpenAPI document (``tests/peers/multimail_openapi.py``): the fixture fails a test with any drift.
+"""
 
 from __future__ import annotations
 
 import base64
+import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,6 +21,7 @@ from workflows.models import Attachment, DeliveryRequest, EmailAddress, EmailDra
 from workflows.parsing import parse_email
 from workflows.providers.base import EmailNotFound, PermanentDeliveryError, TemporaryDeliveryError
 from workflows.providers.multimail import MultiMailConfig, MultiMailProvider, message_id_of
+from workflows.providers.multimail_client import MultiMailClient
 
 ADDRESS = "agent@mm.example"
 
@@ -24,6 +31,7 @@ def server() -> Iterator[FakeServer]:
     running = FakeServer().start()
     yield running
     running.stop()
+    assert running.fake.violations == []
 
 
 def provider_for(server: FakeServer, mode: str = "autonomous", key: str = "mm_live_sender") -> MultiMailProvider:
@@ -32,7 +40,7 @@ def provider_for(server: FakeServer, mode: str = "autonomous", key: str = "mm_li
     return MultiMailProvider(config, key)
 
 
-def request(n: int = 1, **draft: object) -> DeliveryRequest:
+def request(n: int = 1, date: datetime | None = None, **draft: object) -> DeliveryRequest:
     values: dict[str, object] = {
         "to": (EmailAddress(address="carol@example.org"),),
         "bcc": (EmailAddress(address="audit@example.org"),),
@@ -45,7 +53,7 @@ def request(n: int = 1, **draft: object) -> DeliveryRequest:
         mailbox=ADDRESS,
         draft=EmailDraft(**values),  # type: ignore[arg-type]
         message_id=f"<send-mm{n}@mm.example>",
-        date=datetime(2026, 11, 30, tzinfo=UTC),
+        date=date or datetime.now(UTC),
     )
 
 
@@ -128,8 +136,13 @@ async def test_reading_threads_and_replies(server: FakeServer) -> None:
     assert server.fake.emails[answer["id"]]["status"] == "read"  # MultiMail marks it read when fetched
     whole = await provider.list_emails(ADDRESS, EmailQuery(folder=None, thread_id=thread, oldest_first=True))
     assert [e.folder for e in whole.emails] == ["sent", "inbox"]
-    # A reply goes through MultiMail's reply endpoint, with the idempotency key the SDK forgets.
-    reply = request(7, subject="Re: Offer 6", in_reply_to=message_id_of(answer["id"]))
+    # A reply goes through MultiMail's reply endpoint, with the idempotency key.
+    reply = request(
+        7,
+        to=(EmailAddress(address="carol@example.org"),),
+        subject="Re: Offer 6",
+        in_reply_to=message_id_of(answer["id"]),
+    )
     first = await provider.send(reply)
     again = await provider.send(reply)
     assert first.provider_id == again.provider_id
@@ -164,10 +177,10 @@ async def test_errors_are_classified(server: FakeServer) -> None:
         await client.aclose()
 
 
-def test_the_sdk_is_what_talks(server: FakeServer) -> None:
-    """No second REST client: the provider's client is the SDK's AsyncMultiMail (with httpx inside)."""
-    from multimail import AsyncMultiMail
-
+def test_no_retired_sdk_is_a_dependency(server: FakeServer) -> None:
+    """MultiMail's Python SDK is retired: mailgate talks through its own client, over httpx."""
+    project = tomllib.loads((Path(__file__).parents[3] / "pyproject.toml").read_text())
+    assert not any(d.startswith("multimail") for d in project["project"]["dependencies"])
     provider = provider_for(server)
-    assert isinstance(provider.client, AsyncMultiMail)
-    assert isinstance(provider.client._client, httpx.AsyncClient)
+    assert isinstance(provider.client, MultiMailClient)
+    assert isinstance(provider.client._http, httpx.AsyncClient)

@@ -307,7 +307,7 @@ class Inbox:
                 # Some providers (MultiMail) name attachments in the email and download one on demand.
                 try:
                     content = await self._providers.for_mailbox(address).fetch_attachment(
-                        address, stored.summary.email_id, part.filename
+                        address, stored.summary.email_id, part.index
                     )
                 except EmailNotFound as exc:
                     raise NotFound(str(exc)) from exc

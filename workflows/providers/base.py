@@ -102,9 +102,9 @@ class EmailProvider(ABC):
                 return email
         return None
 
-    async def fetch_attachment(self, mailbox: str, email_id: str, filename: str) -> bytes | None:
-        """One attachment's content, for providers that leave it out of ``fetch_email``'s bytes;
-        None means it is in those bytes. Raises EmailNotFound like ``fetch_email``."""
+    async def fetch_attachment(self, mailbox: str, email_id: str, index: int) -> bytes | None:
+        """The content of attachment ``index`` (1-based, as parsed from ``fetch_email``'s bytes), for
+        providers that leave it out of those bytes; None means it is in them. Raises EmailNotFound."""
         return None
 
     async def create_mailbox(self, address: str) -> None:  # noqa: B027 - optional for providers

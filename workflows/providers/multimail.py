@@ -45,6 +45,7 @@ from workflows.addresses import AddressError, parse_address
 from workflows.inbox import Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
 from workflows.marks import NoticeMarks
 from workflows.models import DeliveryReceipt, DeliveryRequest, EmailAddress, Frozen, HeldOutcome
+from workflows.parsing import parse_email
 from workflows.providers.base import (
     EmailNotFound,
     EmailProvider,
@@ -453,13 +454,18 @@ class MultiMailProvider(EmailProvider):
         """The email with its attachments named but empty: ``fetch_attachment`` downloads one."""
         email, summary = await self._email(mailbox, email_id, include_held=include_held)
         files = [(a.name, a.content_type or "application/octet-stream", b"") for a in email.attachments if a.name]
-        sizes = {a.name: a.size for a in email.attachments if a.name and a.size is not None}
-        return StoredEmail(summary=summary, raw=self._rfc5322(email, summary, files), attachment_sizes=sizes)
+        raw = self._rfc5322(email, summary, files)
+        # Keyed as reading names them (it drops any directory part of a name).
+        parsed = [p.filename for p in parse_email(raw).attachments]
+        sizes = {n: a.size for n, a in zip(parsed, (a for a in email.attachments if a.name), strict=False) if a.size}
+        return StoredEmail(summary=summary, raw=raw, attachment_sizes=sizes)
 
-    async def fetch_attachment(self, mailbox: str, email_id: str, filename: str) -> bytes | None:
+    async def fetch_attachment(self, mailbox: str, email_id: str, index: int) -> bytes | None:
         email, _ = await self._email(mailbox, email_id, include_held=False)
-        if not any(a.name == filename for a in email.attachments):
-            return None
+        named = [a for a in email.attachments if a.name]  # in the order fetch_email put them
+        if not 1 <= index <= len(named):
+            raise EmailNotFound(f"email {email_id} has no attachment {index}")
+        filename = named[index - 1].name  # MultiMail's own name: it may hold "/", which reading strips
         try:
             return await self.client.attachment(self.config.mailbox_id, email.id, filename)
         except MultiMailError as exc:

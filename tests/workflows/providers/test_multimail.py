@@ -20,8 +20,8 @@ from workflows.inbox import EmailQuery
 from workflows.models import Attachment, DeliveryRequest, EmailAddress, EmailDraft
 from workflows.parsing import parse_email
 from workflows.providers.base import EmailNotFound, PermanentDeliveryError, TemporaryDeliveryError
-from workflows.providers.multimail import MultiMailConfig, MultiMailProvider, message_id_of
-from workflows.providers.multimail_client import MultiMailClient
+from workflows.providers.multimail import MultiMailConfig, MultiMailProvider, message_id_of, outcome_of
+from workflows.providers.multimail_client import Email, MultiMailClient
 
 ADDRESS = "agent@mm.example"
 
@@ -184,3 +184,173 @@ def test_no_retired_sdk_is_a_dependency(server: FakeServer) -> None:
     provider = provider_for(server)
     assert isinstance(provider.client, MultiMailClient)
     assert isinstance(provider.client._http, httpx.AsyncClient)
+
+
+# --- issue 23: MultiMail as its document describes it ---------------------------------------------
+
+
+def inbound(server: FakeServer, provider: MultiMailProvider, **fields: object) -> dict[str, object]:
+    values: dict[str, object] = {"from_": "Carol <carol@example.org>", "to": [ADDRESS], "subject": "Hello"}
+    return server.fake.add_email(provider.config.mailbox_id, "inbound", **{**values, **fields})
+
+
+async def test_attachment_names_are_percent_encoded_and_fetched_on_demand(server: FakeServer) -> None:
+    provider = provider_for(server)
+    names = ["Invoice #12.pdf", "why?.txt", "100%.txt", "a/b.txt"]
+    files = {name: base64.b64encode(f"content of {name}".encode()).decode() for name in names}
+    email = inbound(
+        server,
+        provider,
+        attachments=[{"name": n, "size": len(f"content of {n}"), "content_type": "text/plain"} for n in names],
+        files=files,
+    )
+    stored = await provider.fetch_email(ADDRESS, str(email["id"]))
+    shown = [a.filename for a in parse_email(stored.raw).attachments]
+    assert shown == ["Invoice #12.pdf", "why?.txt", "100%.txt", "b.txt"]  # reading drops a directory part
+    assert list(stored.attachment_sizes.values()) == [len(f"content of {n}") for n in names]
+    # Reading the email downloads nothing: an attachment is fetched when one is asked for.
+    assert not [p for _, p, _ in server.fake.requests if "/attachments/" in p]
+    for index, name in enumerate(names, 1):
+        assert await provider.fetch_attachment(ADDRESS, str(email["id"]), index) == f"content of {name}".encode()
+    await provider.aclose()
+
+
+async def test_large_attachments_come_through_a_presigned_url(server: FakeServer) -> None:
+    provider = provider_for(server)
+    big = bytes(range(256)) * 400  # 102,400 bytes: over MultiMail's 50 KB inline limit
+    email = inbound(
+        server,
+        provider,
+        attachments=[{"name": "scan.pdf", "size": len(big), "content_type": "application/pdf"}],
+        files={"scan.pdf": base64.b64encode(big).decode()},
+    )
+    stored = await provider.fetch_email(ADDRESS, str(email["id"]))  # one large attachment breaks nothing
+    assert stored.attachment_sizes == {"scan.pdf": len(big)}
+    assert await provider.fetch_attachment(ADDRESS, str(email["id"]), 1) == big
+    server.fake.attachment_redirects = True  # the other documented form: a redirect to the URL
+    assert await provider.fetch_attachment(ADDRESS, str(email["id"]), 1) == big
+    await provider.aclose()
+
+
+async def test_inbound_pages_are_walked_oldest_first_without_loss(server: FakeServer) -> None:
+    provider = provider_for(server)
+    start = await provider.changes(ADDRESS, None)
+    arrived = [str(inbound(server, provider, subject=f"Mail {n}")["id"]) for n in range(7)]
+    seen, cursor = [], start.cursor
+    for _ in range(5):
+        changes = await provider.changes(ADDRESS, cursor, limit=3)
+        seen += [e.email_id for e in changes.emails]
+        cursor = changes.cursor
+        if not changes.more:
+            break
+    assert seen == arrived
+    assert (await provider.changes(ADDRESS, cursor, limit=3)).emails == ()
+    await provider.aclose()
+
+
+async def test_mail_held_at_multimail_is_seen_once_its_human_lets_it_in(server: FakeServer) -> None:
+    provider = provider_for(server, "gated_all")
+    start = await provider.changes(ADDRESS, None)
+    held = str(inbound(server, provider, subject="Held")["id"])
+    after = await provider.changes(ADDRESS, start.cursor)
+    assert after.emails == ()  # MultiMail holds it: invisible, but not forgotten
+    later = str(inbound(server, provider, subject="Also held")["id"])
+    server.fake.decide(later, "approve")
+    server.fake.decide(held, "approve")
+    first = await provider.changes(ADDRESS, after.cursor)
+    assert sorted(e.email_id for e in first.emails) == sorted([held, later])
+    assert (await provider.changes(ADDRESS, first.cursor)).emails == ()
+    await provider.aclose()
+
+
+async def test_approved_at_multimail_is_sent_here_even_before_delivery(server: FakeServer) -> None:
+    provider = provider_for(server, "gated_send")
+    receipt = await provider.send(request(20))
+    server.fake.decide(receipt.provider_id, "approve", by="ops@example.com")
+    assert server.fake.emails[receipt.provider_id]["delivered_at"] is None  # the delivery report comes later
+    outcome = await provider.held_outcome(ADDRESS, receipt.provider_id)
+    assert (outcome.status, outcome.decided_by) == ("sent", "ops@example.com")
+    # The approval window ends: the cancel comes too late, and the send is reported sent, not expired.
+    assert (await provider.cancel_held(ADDRESS, receipt.provider_id)).status == "sent"
+    await provider.aclose()
+
+
+@pytest.mark.parametrize(
+    ("fields", "status"),
+    [
+        ({"status": "pending_send_approval"}, "pending"),
+        ({"status": "spam_flagged"}, "pending"),
+        ({"status": "spam_quarantined"}, "failed"),
+        ({"status": "send_failed"}, "failed"),
+        ({"status": "rejected"}, "rejected"),
+        ({"status": "cancelled"}, "cancelled"),
+        ({"status": "read", "approved_at": "2026-12-01T10:00:00Z", "approved_by": "ops@example.com"}, "sent"),
+        ({"status": "read", "approved_at": "2026-12-01T10:00:00Z", "bounced_at": "2026-12-01T10:01:00Z"}, "sent"),
+    ],
+)
+def test_held_outcomes_follow_the_documented_fields(fields: dict[str, str], status: str) -> None:
+    assert outcome_of(Email.model_validate({"id": "em_1", **fields})).status == status
+
+
+async def test_limits_follow_the_document(server: FakeServer) -> None:
+    provider = provider_for(server, "gated_all")
+    for n in range(130):
+        inbound(server, provider, subject=f"Held {n}")
+    held = await provider.list_emails(ADDRESS, EmailQuery(held=True, limit=500))  # as `inbound list` asks
+    assert len(held.emails) == 130
+    with pytest.raises(PermanentDeliveryError, match="262144"):
+        await provider.send(request(21, body="x" * 262_145))
+    assert not [p for _, p, _ in server.fake.requests if p.endswith("/send")]
+    await provider.aclose()
+
+
+async def test_reply_edits_to_recipients_or_subject_are_kept(server: FakeServer) -> None:
+    provider = provider_for(server)
+    parent = inbound(server, provider, subject="Quote")
+    edited = request(
+        22,
+        to=(EmailAddress(address="dave@example.org"),),
+        subject="Re: Quote (revised)",
+        in_reply_to=message_id_of(str(parent["id"])),
+    )
+    receipt = await provider.send(edited)
+    email = server.fake.emails[receipt.provider_id]
+    assert email["to"] == ["dave@example.org"] and email["subject"] == "Re: Quote (revised)"
+    assert not [p for _, p, _ in server.fake.requests if "/reply/" in p]
+    await provider.aclose()
+
+
+async def test_an_identical_reply_within_60_seconds_waits_and_then_goes(server: FakeServer) -> None:
+    provider = provider_for(server)
+    parent = inbound(server, provider, subject="Quote")
+    same = {"to": (EmailAddress(address="carol@example.org"),), "subject": "Re: Quote"}
+    first = await provider.send(request(23, in_reply_to=message_id_of(str(parent["id"])), **same))
+    second = request(24, in_reply_to=message_id_of(str(parent["id"])), **same)  # another send, same words
+    with pytest.raises(TemporaryDeliveryError, match="60 seconds"):
+        await provider.send(second)
+    server.fake.move_clock(61)
+    receipt = await provider.send(second)  # the activity's retry
+    assert receipt.provider_id != first.provider_id
+    await provider.aclose()
+
+
+async def test_a_retry_after_24_hours_looks_before_it_sends(server: FakeServer) -> None:
+    provider = provider_for(server)
+    late = request(25, date=datetime.now(UTC) - timedelta(hours=25))
+    first = await provider.send(late)
+    server.fake.move_clock(25 * 3600)  # MultiMail has forgotten the idempotency key
+    again = await provider.send(late)
+    assert again.provider_id == first.provider_id
+    assert len([e for e in server.fake.emails.values() if e["direction"] == "outbound"]) == 1
+    await provider.aclose()
+
+
+async def test_drift_from_the_document_is_caught(server: FakeServer) -> None:
+    """The contract check is not circular: a request outside the document is a violation."""
+    async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": "Bearer mm_live_sender"}) as http:
+        box = server.fake.add_mailbox("other@mm.example")
+        await http.get(f"/v1/mailboxes/{box}/emails", params={"limit": 500})
+        await http.post(f"/v1/mailboxes/{box}/send", json={"to": ["a@example.org"], "subject": "s", "body": "b"})
+    assert any("limit" in v for v in server.fake.violations)
+    assert any("markdown" in v for v in server.fake.violations)
+    server.fake.violations.clear()

@@ -53,6 +53,7 @@ from workflows.models import (
 )
 from workflows.policy import recipient_problem
 from workflows.proofs import sign_decision, sign_request
+from workflows.providers.multimail import draft_problem as multimail_draft_problem
 from workflows.send import SendEmailWorkflow
 from workflows.temporal import MAILBOX, STATUS
 
@@ -225,6 +226,7 @@ class Sends:
             references=chain,
         )
         config = await self._mailboxes.config(address)
+        self._check_provider_limits(address, draft)
         if config.mode == "read_only":
             raise Conflict(
                 f"mailbox {address} is read_only: it may not send. Only a human can change its mode "
@@ -400,9 +402,20 @@ class Sends:
     async def cancel(self, send_id: str, actor: str = "agent") -> SendState:
         return await self._update(send_id, SendEmailWorkflow.cancel, actor, "it can no longer be cancelled")
 
+    def _check_provider_limits(self, address: str, draft: EmailDraft) -> None:
+        """Refuse now what the mailbox's provider would refuse after a human approved it."""
+        for entry in self._settings.mailboxes:
+            if entry.address.lower() == address.lower() and entry.provider == "multimail":
+                problem = multimail_draft_problem(draft.subject, draft.body, len(draft.to))
+                if problem:
+                    raise InvalidInput(f"mailbox {address} sends through MultiMail: {problem}")
+
     async def decide(self, send_id: str, decision: Decision) -> SendState:
         """A human's decision, answered by the workflow (needs a running worker)."""
         check_person(decision.approver)
+        if decision.decision == "approve" and decision.edits is not None:
+            state = await self.status(send_id)
+            self._check_provider_limits(state.mailbox, decision.edits.apply(state.original))
         signed = sign_decision(self._proof_key, parse_send_id(send_id), decision, datetime.now(UTC))
         return await self._update(send_id, SendEmailWorkflow.decide, signed, "there is nothing to decide")
 

@@ -8,6 +8,9 @@ derived from the delivery (webhook-id, or MultiMail's event), so redeliveries ha
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import hashlib
 import hmac
 import json
@@ -26,6 +29,8 @@ from server.sends import check_person
 from server.web.bodies import MIB, TooLarge, read_limited
 from workflows import standard_webhooks
 from workflows.models import Decision
+from workflows.providers.base import DeliveryError, EmailNotFound
+from workflows.providers.multimail import MultiMailProvider
 
 MULTIMAIL_EVENTS: dict[str, Literal["approve", "reject"]] = {
     "approval.approved": "approve",
@@ -51,12 +56,33 @@ def _error(status: int, message: str) -> Response:
     return JSONResponse({"error": message}, status_code=status)
 
 
+def _multimail_keys(secret: str) -> list[bytes]:
+    """The signing secret as MultiMail shows it (``whsec_...``, used as UTF-8, as its page says),
+    and, for a ``whsec_`` secret, the bytes its base64 part stands for (the Standard Webhooks way)."""
+    keys = [secret.encode()]
+    if secret.startswith("whsec_"):
+        with contextlib.suppress(binascii.Error, ValueError):
+            keys.append(base64.b64decode(secret.removeprefix("whsec_"), validate=True))
+    return keys
+
+
 def verify_multimail(secret: str, body: bytes, header: str) -> bool:
-    """X-MultiMail-Signature: hex HMAC-SHA256 of the raw body, bare or as ``sha256=<hex>``."""
+    """X-MultiMail-Signature: HMAC-SHA256 of the raw body with the signing secret.
+
+    MultiMail's page documents the header and the HMAC but not the digest's spelling, so hex
+    (bare or ``sha256=<hex>``, what DESIGN.md promises) and base64 are both accepted.
+    """
     given = header.strip()
     given = given.split("=", 1)[1] if given.lower().startswith("sha256=") else given
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return bool(given) and hmac.compare_digest(given.lower().encode(), expected.encode())
+    if not given or len(given) > 200:
+        return False
+    matched = False
+    for key in _multimail_keys(secret):
+        digest = hmac.new(key, body, hashlib.sha256).digest()
+        for spelled in (digest.hex(), base64.b64encode(digest).decode()):
+            candidate = given.lower() if len(given) == 64 else given
+            matched |= hmac.compare_digest(candidate.encode(), spelled.encode())
+    return matched
 
 
 async def _decide(app: Mailgate, send_id: str, decision: Decision) -> Response:
@@ -84,17 +110,31 @@ def _text(*candidates: object) -> str | None:
     return None
 
 
-def multimail_decision(data: dict[str, Any], body: bytes) -> tuple[str, Decision] | None:
+class UnknownSend(NotFound):
+    """The event names MultiMail's email, not the send: MultiMail's tag on the email says which."""
+
+    def __init__(self, email_id: str, mailbox: str | None) -> None:
+        super().__init__(
+            f"no send is known for MultiMail email {email_id}: give the send id as workflow_id, or as "
+            "mailgate_send_id in the event's metadata or tags"
+        )
+        self.email_id = email_id
+        self.mailbox = mailbox
+
+
+def multimail_decision(data: dict[str, Any], body: bytes, send_id: str | None = None) -> tuple[str, Decision] | None:
     """The send and decision a MultiMail event carries; None for events that decide nothing.
 
-    Accepted shapes: the seed's flat ``{"type", "workflow_id", "approver_email", "pending_id"}``
-    and MultiMail's envelope ``{"event"|"type", "timestamp", "data": {"email_id", ...}}``. The send
-    is named by ``workflow_id``/``send_id``, by ``mailgate_send_id`` in the event's ``metadata``
-    or ``tags`` (set when the email was handed to MultiMail), or by a pending id that is a send id.
+    Accepted shapes: MultiMail's documented body ``{"event_type", "mailbox", "message_id",
+    "thread_id", "timestamp", ...}``, the seed's flat ``{"type", "workflow_id", "approver_email",
+    "pending_id"}`` and the envelope ``{"event"|"type", "timestamp", "data": {"email_id", ...}}``.
+    The send is named by ``workflow_id``/``send_id``, by ``mailgate_send_id`` in the event's
+    ``metadata`` or ``tags``, by a pending id that is a send id, or (``send_id``, raising
+    ``UnknownSend`` until given) by the tag on the MultiMail email the event names.
     """
-    event = _text(data.get("type"), data.get("event"))
+    event = _text(data.get("event_type"), data.get("type"), data.get("event"))
     if event is None:
-        raise InvalidInput("the event has no type (expected 'type' or 'event')")
+        raise InvalidInput("the event has no type (expected 'event_type', 'type' or 'event')")
     choice = MULTIMAIL_EVENTS.get(event)
     if choice is None:
         return None
@@ -102,21 +142,29 @@ def multimail_decision(data: dict[str, Any], body: bytes) -> tuple[str, Decision
     assert isinstance(inner, dict)
     extras = [inner.get("metadata"), inner.get("tags"), data.get("metadata")]
     tagged = [e.get("mailgate_send_id") or e.get("send_id") for e in extras if isinstance(e, dict)]
-    pending = _text(data.get("pending_id"), inner.get("pending_id"), inner.get("email_id"))
+    pending = _text(
+        data.get("pending_id"),
+        inner.get("pending_id"),
+        inner.get("email_id"),
+        data.get("email_id"),
+        data.get("message_id"),
+    )
     send_id = _text(
-        data.get("workflow_id"), data.get("send_id"), inner.get("workflow_id"), inner.get("send_id"), *tagged
+        data.get("workflow_id"), data.get("send_id"), inner.get("workflow_id"), inner.get("send_id"), *tagged, send_id
     )
     if send_id is None and pending is not None and _SEND_ID.fullmatch(pending):
         send_id = pending
     if send_id is None:
         if pending is not None:
-            raise NotFound(
-                f"no send is known for MultiMail email {pending}: give the send id as workflow_id, or as "
-                "mailgate_send_id in the event's metadata or tags"
-            )
+            raise UnknownSend(pending, _text(data.get("mailbox_id"), inner.get("mailbox_id"), data.get("mailbox")))
         raise InvalidInput("the event names no send (workflow_id, send_id, or pending_id/email_id)")
     approver = _text(
-        data.get("approver_email"), inner.get("decided_by"), inner.get("approved_by"), data.get("approver")
+        data.get("approver_email"),
+        inner.get("decided_by"),
+        inner.get("approved_by"),
+        data.get("decided_by"),
+        data.get("approved_by"),
+        data.get("approver"),
     )
     reason = _text(data.get("reason"), inner.get("reason"))
     # A redelivered event is byte-identical (or carries the same event id): one decision id for all copies.
@@ -132,6 +180,20 @@ def multimail_decision(data: dict[str, Any], body: bytes) -> tuple[str, Decision
     except ValidationError as exc:
         raise InvalidInput(str(exc)) from exc
     return send_id, decision
+
+
+async def _tagged_send(app: Mailgate, email_id: str, mailbox: str | None) -> str | None:
+    """The send whose MultiMail email this is, by the tag mailgate put on it (asked of MultiMail)."""
+    for provider in app.providers.all():
+        if not isinstance(provider, MultiMailProvider):
+            continue
+        if mailbox and mailbox.lower() not in (provider.config.mailbox_id.lower(), provider.config.address.lower()):
+            continue
+        with contextlib.suppress(EmailNotFound, DeliveryError):
+            send_id = await provider.send_id_of(email_id)
+            if send_id and _SEND_ID.fullmatch(send_id):
+                return send_id
+    return None
 
 
 def routes(app: Mailgate) -> list[Route]:
@@ -176,7 +238,15 @@ def routes(app: Mailgate) -> list[Route]:
         if not verify_multimail(secret.get_secret_value(), body, request.headers.get("x-multimail-signature", "")):
             return _error(401, "X-MultiMail-Signature is missing or does not match the body")
         try:
-            found = multimail_decision(_json_object(body), body)
+            data = _json_object(body)
+            try:
+                found = multimail_decision(data, body)
+            except UnknownSend as unknown:
+                # MultiMail's documented events name its email: its mailgate_send_id tag names the send.
+                send_id = await _tagged_send(app, unknown.email_id, unknown.mailbox)
+                if send_id is None:
+                    raise
+                found = multimail_decision(data, body, send_id)
         except MailgateError as exc:
             return _error(exc.http_status, str(exc))
         if found is None:

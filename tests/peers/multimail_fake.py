@@ -148,6 +148,12 @@ class Fake:
     # --- webhooks ------------------------------------------------------------------------------
 
     def emit(self, event: str, email: dict[str, Any], **extra: Any) -> None:
+        body = self.event_body(event, email, **extra)
+        for hook in list(self.webhooks.values()):
+            if event in hook["events"] and hook["mailbox_id"] in (None, email["mailbox_id"]):
+                threading.Thread(target=self._post, args=(hook, body), daemon=True).start()
+
+    def event_body(self, event: str, email: dict[str, Any], **extra: Any) -> bytes:
         # The fields MultiMail's webhook page lists: event_type, mailbox, message_id, thread_id,
         # timestamp, and event-specific ones. No tags: a receiver finds the send by asking MultiMail.
         box = self.mailboxes[email["mailbox_id"]]
@@ -162,13 +168,15 @@ class Fake:
             "subject": email["subject"],
             **extra,
         }
-        body = json.dumps(payload).encode()
-        for hook in list(self.webhooks.values()):
-            if event in hook["events"] and hook["mailbox_id"] in (None, email["mailbox_id"]):
-                threading.Thread(target=self._post, args=(hook, body), daemon=True).start()
+        return json.dumps(payload).encode()
+
+    @staticmethod
+    def sign(secret: str, body: bytes) -> str:
+        """X-MultiMail-Signature: the HMAC-SHA256 of the raw body with the signing secret, in hex."""
+        return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
     def _post(self, hook: dict[str, Any], body: bytes) -> None:
-        signature = hmac.new(hook["signing_secret"].encode(), body, hashlib.sha256).hexdigest()
+        signature = self.sign(hook["signing_secret"], body)
         headers = {"Content-Type": "application/json", "X-MultiMail-Signature": signature}
         for attempt in range(4):  # the first try and up to 3 retries with backoff
             try:

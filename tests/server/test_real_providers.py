@@ -11,14 +11,18 @@ from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from pathlib import Path
 
+import httpx
 import pytest
+from pydantic import SecretStr
+from starlette.applications import Starlette
 from temporalio.testing import WorkflowEnvironment
 
 from server.app import Mailgate
 from server.credentials import load_secrets
-from server.errors import NotFound
+from server.errors import InvalidInput, NotFound
 from server.notifications import notify_config
 from server.settings import MailboxEntry, NotificationSettings
+from server.web.webhooks import routes as webhook_routes
 from tests.conftest import keep_history, make_settings, unique_mailbox, wait_for_status
 from tests.peers.dovecot import Dovecot
 from tests.peers.fixtures import (
@@ -188,6 +192,7 @@ def multimail() -> AsyncIterator[FakeServer]:
     running = FakeServer().start()
     yield running  # type: ignore[misc]
     running.stop()
+    assert running.fake.violations == []
 
 
 @pytest.fixture
@@ -387,3 +392,34 @@ async def test_notices_with_links_filed_where_the_agent_reads_stay_hidden(
     assert "Please read me." in everything  # a mark that does not verify hides nothing
     await app.providers.aclose()
     assert sent.status == "pending_approval"
+
+
+async def test_multimail_limits_are_refused_at_submit(mm_app: Mailgate, multimail: FakeServer) -> None:
+    """MultiMail takes at most 262,144 characters of markdown: refused now, not after a human approved."""
+    with pytest.raises(InvalidInput, match=r"MultiMail.*262144"):
+        await mm_app.sends.submit(mailbox=MM_BOX, to=["carol@example.org"], subject="Long", body="x" * 262_145)
+    assert multimail.fake.emails == {}
+
+
+@pytest.mark.parametrize("decision_poll", [3600.0])
+async def test_multimail_documented_webhook_decides_through_the_tag(mm_app: Mailgate, multimail: FakeServer) -> None:
+    """MultiMail's documented event (``event_type``, ``message_id``: its email id, bare hex signature)
+    names no send: the route asks MultiMail for the email's mailgate_send_id tag."""
+    app = mm_app
+    app.settings.multimail_webhook_secret = SecretStr("whsec_documented")
+    sent = await app.sends.submit(mailbox=MM_BOX, to=["carol@example.org"], subject="Documented", body="x")
+    await eventually(lambda: any(e["status"] == "pending_send_approval" for e in multimail.fake.emails.values()))
+    await wait_for_status(app, sent.send_id, {"pending_approval"})
+    [email] = multimail.fake.emails.values()
+    multimail.fake.decide(email["id"], "approve", by="ops@example.com")
+    body = multimail.fake.event_body("oversight.approved", email, decided_by="ops@example.com")
+    web = Starlette(routes=webhook_routes(app))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url="http://mailgate") as http:
+        headers = {"X-MultiMail-Signature": multimail.fake.sign("whsec_documented", body)}
+        answer = await http.post("/webhooks/multimail", content=body, headers=headers)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["send_id"] == sent.send_id
+        forged = await http.post("/webhooks/multimail", content=body, headers={"X-MultiMail-Signature": "0" * 64})
+        assert forged.status_code == 401
+    state = await wait_for_status(app, sent.send_id, {"sent"}, timeout=10)
+    assert "ops@example.com" in state.reason

@@ -587,6 +587,18 @@ class MultiMailProvider(EmailProvider):
             return next((e for e in thread.emails if e.folder == "inbox" and e.received_at >= mine.received_at), None)
         return None
 
+    async def send_id_of(self, email_id: str) -> str | None:
+        """The mailgate send an email of this mailbox came from (its ``mailgate_send_id`` tag)."""
+        try:
+            tags = await self.client.get_tags(self.config.mailbox_id, checked_id(email_id))
+        except MultiMailError as exc:
+            if exc.status_code == 404:
+                return None
+            raise classify(exc, "tags") from exc
+        except (httpx.HTTPError, ValueError) as exc:
+            raise classify(exc, "tags") from exc
+        return tags.get("mailgate_send_id")
+
     async def create_mailbox(self, address: str) -> None:
         """The mailbox must exist at MultiMail already (creating one there needs an operator's code)."""
         try:

@@ -72,6 +72,9 @@ ADMIT_WITH_DELIVERY_PATCH = "admit-with-delivery-v1"
 PROVIDER_HOLD_PATCH = "provider-hold-v1"
 # A decision is checked for its front door's proof (an activity) before it counts.
 PROOFS_PATCH = "front-door-proofs-v1"
+# A held send whose window ends reports what the provider's answer to the cancel says (approved
+# and sent at the last moment) instead of "expired" whatever it said.
+HELD_EXPIRY_PATCH = "held-expiry-outcome-v1"
 HELD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))
 
 
@@ -289,11 +292,16 @@ class SendEmailWorkflow:
             else:
                 outcome = await self._held_activity(MailActivities.held_outcome, pending_id)
             if outcome.status == "pending":
-                if workflow.now() >= self._expires_at:
-                    await self._held_activity(MailActivities.cancel_held, pending_id)
+                if workflow.now() < self._expires_at:
+                    continue
+                late = await self._held_activity(MailActivities.cancel_held, pending_id)
+                # The provider's human may have decided after the last look: the cancel's answer says.
+                if late.status in ("pending", "cancelled") or not workflow.patched(HELD_EXPIRY_PATCH):
                     hours = window.total_seconds() / 3600
                     return self._finish("expired", f"the provider's human did not decide within {hours:g} hours")
-                continue
+                outcome = late
+                if outcome.status == "pending":  # never (returned above); says so to the type checker
+                    continue
             self._held_by_provider = None
             if outcome.status == "sent":
                 self._delivered_at = workflow.now()

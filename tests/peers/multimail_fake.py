@@ -64,6 +64,7 @@ class Fake:
     recent_replies: dict[tuple[str, str], float] = field(default_factory=dict)  # (parent, markdown) -> when
     presigned: dict[str, bytes] = field(default_factory=dict)
     attachment_redirects: bool = False  # answer large attachments with a 302 instead of JSON
+    approve_before_cancel: bool = False  # MultiMail's human approves just before a cancel arrives
     violations: list[str] = field(default_factory=list)  # requests or answers outside the document
     webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
     deliveries: list[dict[str, Any]] = field(default_factory=list)  # webhook POSTs and their answers
@@ -431,6 +432,8 @@ def build_app(fake: Fake) -> Starlette:
         email = email_of(request)
         if email is None:
             return _error(404, "email not found")
+        if fake.approve_before_cancel and email["status"] == "pending_send_approval":
+            fake.decide(email["id"], "approve")  # the human's approval lands just before the cancel
         if email["status"] in (
             "pending_scan",
             "pending_send_approval",

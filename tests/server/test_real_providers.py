@@ -394,6 +394,22 @@ async def test_notices_with_links_filed_where_the_agent_reads_stay_hidden(
     assert sent.status == "pending_approval"
 
 
+@pytest.mark.parametrize("decision_poll", [0.3])
+async def test_multimail_approval_at_the_last_moment_is_sent_not_expired(
+    mm_app: Mailgate, multimail: FakeServer
+) -> None:
+    """The window ends, the cancel comes too late (MultiMail's human approved in between): the
+    send went out, and is reported sent, not expired."""
+    multimail.fake.approve_before_cancel = True
+    sent = await mm_app.sends.submit(
+        mailbox=MM_BOX, to=["carol@example.org"], subject="Last moment", body="x", approval_timeout_hours=0.0005
+    )
+    state = await wait_for_status(mm_app, sent.send_id, {"sent", "expired"}, timeout=20)
+    assert state.status == "sent" and "ops@example.com" in state.reason
+    [email] = multimail.fake.emails.values()
+    assert email["approved_at"] and email["status"] != "cancelled"
+
+
 async def test_multimail_limits_are_refused_at_submit(mm_app: Mailgate, multimail: FakeServer) -> None:
     """MultiMail takes at most 262,144 characters of markdown: refused now, not after a human approved."""
     with pytest.raises(InvalidInput, match=r"MultiMail.*262144"):

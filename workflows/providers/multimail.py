@@ -444,6 +444,12 @@ class MultiMailProvider(EmailProvider):
                 raise EmailNotFound(f"no email {email_id} in mailbox {mailbox}") from exc
             raise
         item = email.data()
+        if not item.get("direction"):
+            # The document lists direction only in summaries: mail not from this mailbox is inbound
+            # (so mailgate's gated_all still decides on it), whatever the full email says.
+            sender = _people(item.get("from"))
+            mine = bool(sender) and sender[0].address.lower() == self.config.address.lower()
+            item["direction"] = "outbound" if mine else "inbound"
         state = (await self._states([item])).get(email_id)
         summary = self._summary(item, held_here=state == "held")
         if state == "discarded" or (summary.held and not include_held) or await self._marked(item):
@@ -555,8 +561,25 @@ class MultiMailProvider(EmailProvider):
         waiting = await asyncio.to_thread(self.holds.waiting)
         if not waiting:
             return []
+        # One listing says which are still held; only those that left it are read one by one.
+        still: set[str] = set()
+        cursor = None
+        while True:
+            page = await self.client.list_emails(
+                self.config.mailbox_id,
+                direction="inbound",
+                status="pending_inbound_approval",
+                cursor=cursor,
+                limit=LIST_LIMIT_MAX,
+            )
+            still |= {e.id for e in page.emails}
+            cursor = page.cursor
+            if not cursor or not page.emails:
+                break
         shown: list[EmailSummary] = []
         for email_id in waiting:
+            if email_id in still:
+                continue
             try:
                 email = await self.client.get_email(self.config.mailbox_id, email_id)
             except MultiMailError as exc:

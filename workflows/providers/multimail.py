@@ -75,8 +75,8 @@ log = logging.getLogger("mailgate.multimail")
 GATED = ("gated_send", "gated_all")
 _ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _MM_MESSAGE_ID = re.compile(r"<mm\.([A-Za-z0-9_.:-]{1,128})@multimail\.mailgate\.invalid>")
-PENDING = {"pending_scan", "pending_send_approval", "pending_inbound_approval", "scheduled", "spam_flagged"}
 SENT = {"unread", "read", "archived", "deleted"}  # an outbound email in a mailbox state went out
+MULTIMAIL_HOLDS = ("pending_inbound_approval",)  # inbound mail MultiMail holds for its own human
 # A retry this late may find MultiMail's idempotency key gone: look for the email first.
 LOOK_BEFORE_RESEND = timedelta(hours=IDEMPOTENCY_TTL_HOURS - 1)
 NOTICE_SUBJECT = "[mailgate]"  # notices start so; only those are read in full to look for the mark
@@ -632,9 +632,6 @@ class MultiMailProvider(EmailProvider):
     async def aclose(self) -> None:
         await self.client.close()
         await asyncio.to_thread(self.holds.close)
-
-
-MULTIMAIL_HOLDS = ("pending_inbound_approval",)
 
 
 def outcome_of(email: Email) -> HeldOutcome:

@@ -37,7 +37,7 @@ from tests.peers.fixtures import (
 from tests.peers.multimail_fake import FakeServer
 from tests.peers.smtp_sink import SmtpPeer
 from workflows.ids import watcher_workflow_id
-from workflows.models import Decision
+from workflows.models import Decision, Edits
 from workflows.parsing import parse_email
 from workflows.proofs import proof_key
 from workflows.worker import build_worker
@@ -414,6 +414,14 @@ async def test_multimail_limits_are_refused_at_submit(mm_app: Mailgate, multimai
     """MultiMail takes at most 262,144 characters of markdown: refused now, not after a human approved."""
     with pytest.raises(InvalidInput, match=r"MultiMail.*262144"):
         await mm_app.sends.submit(mailbox=MM_BOX, to=["carol@example.org"], subject="Long", body="x" * 262_145)
+    assert multimail.fake.emails == {}
+    # An approver's edit that would break the limit is refused too, before anything reaches MultiMail.
+    await mm_app.mailboxes.set_mode(MM_BOX, "gated_send", actor="ops", role="human")
+    sent = await mm_app.sends.submit(mailbox=MM_BOX, to=["carol@example.org"], subject="Short", body="x")
+    long_edit = Decision(decision="approve", approver="human", edits=Edits(body="y" * 262_145))
+    with pytest.raises(InvalidInput, match=r"MultiMail.*262144"):
+        await mm_app.sends.decide(sent.send_id, long_edit)
+    assert (await mm_app.sends.status(sent.send_id)).status == "pending_approval"
     assert multimail.fake.emails == {}
 
 

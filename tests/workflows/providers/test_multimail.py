@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.peers import multimail_openapi
 from tests.peers.multimail_fake import FakeServer
 from workflows.inbox import EmailQuery
 from workflows.models import Attachment, DeliveryRequest, EmailAddress, EmailDraft
@@ -354,3 +355,9 @@ async def test_drift_from_the_document_is_caught(server: FakeServer) -> None:
     assert any("limit" in v for v in server.fake.violations)
     assert any("markdown" in v for v in server.fake.violations)
     server.fake.violations.clear()
+    # And the other side: an answer outside the document (a status MultiMail does not have).
+    email = {"id": "em_1", "status": "sent", "received_at": "2026-12-01T10:00:00Z"}
+    path = "/v1/mailboxes/mb_1/emails/em_1"
+    assert multimail_openapi.response_problems("GET", path, 200, email)
+    assert multimail_openapi.response_problems("GET", path, 418, None)
+    assert not multimail_openapi.response_problems("GET", path, 200, {**email, "status": "read"})

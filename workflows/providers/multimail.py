@@ -45,7 +45,7 @@ from workflows.addresses import AddressError, parse_address
 from workflows.inbox import Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
 from workflows.marks import NoticeMarks
 from workflows.models import DeliveryReceipt, DeliveryRequest, EmailAddress, Frozen, HeldOutcome
-from workflows.parsing import parse_email
+from workflows.parsing import parse_email_async
 from workflows.providers.base import (
     EmailNotFound,
     EmailProvider,
@@ -462,7 +462,7 @@ class MultiMailProvider(EmailProvider):
         files = [(a.name, a.content_type or "application/octet-stream", b"") for a in email.attachments if a.name]
         raw = self._rfc5322(email, summary, files)
         # Keyed as reading names them (it drops any directory part of a name).
-        parsed = [p.filename for p in parse_email(raw).attachments]
+        parsed = [p.filename for p in (await parse_email_async(raw)).attachments]
         sizes = {n: a.size for n, a in zip(parsed, (a for a in email.attachments if a.name), strict=False) if a.size}
         return StoredEmail(summary=summary, raw=raw, attachment_sizes=sizes)
 

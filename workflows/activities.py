@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -61,6 +61,48 @@ async def _beating(details: list[Any] | None = None) -> AsyncIterator[list[Any]]
         yield details
     finally:
         beat.cancel()
+
+
+async def send_once(
+    send: Callable[[], Awaitable[DeliveryReceipt]], details: list[Any] | None = None
+) -> DeliveryReceipt:
+    """Hand one email over (``send`` does it) at most once per activity, inside ``_beating``.
+
+    A cancel (from Temporal, or a worker that stops past its graceful timeout) never interrupts
+    a hand-over that began: an SMTP session cut after DATA may have delivered, and the retry would
+    deliver again. The send finishes (``send`` keeps its own time limit) and its receipt is
+    returned; only if it did not go out is the cancel honoured. The receipt joins the heartbeat
+    ``details``: Temporal gives it to the next attempt, so a retry after a crash that came before
+    this attempt could report returns it instead of sending again, on any channel (also one, like
+    plain SMTP, that cannot be asked what it took).
+    """
+    earlier = _heartbeated_receipt()
+    if earlier is not None:
+        return earlier
+    sending = asyncio.ensure_future(send())
+    try:
+        receipt = await asyncio.shield(sending)
+    except asyncio.CancelledError:
+        try:
+            receipt = await sending
+        except DeliveryError as err:
+            if err.ambiguous:
+                raise  # it may have gone out: not "cancelled"; a retry's Sent check can tell
+            raise asyncio.CancelledError from None  # it did not go out: the cancel stands
+        except DeliveryFailed:
+            raise asyncio.CancelledError from None  # refused for good: nothing went out
+    details = [] if details is None else details
+    details.append(receipt.model_dump(mode="json"))
+    activity.heartbeat(*details)
+    return receipt
+
+
+def _heartbeated_receipt() -> DeliveryReceipt | None:
+    """The receipt an earlier attempt of this activity heartbeated, if it got that far."""
+    for detail in activity.info().heartbeat_details:
+        with contextlib.suppress(ValueError, TypeError):
+            return DeliveryReceipt.model_validate(detail)
+    return None
 
 
 def _earlier_admission() -> Admission | None:
@@ -173,7 +215,8 @@ class MailActivities:
                 return DeliveryAttempt(admission=refused)
             details.append(admission)
             activity.heartbeat(admission)
-            return DeliveryAttempt(admission=admission, receipt=await self._send(request, deadline))
+            receipt = await send_once(lambda: self._send(request, deadline), details)
+            return DeliveryAttempt(admission=admission, receipt=receipt)
 
     @activity.defn
     async def deliver(self, request: DeliveryRequest) -> DeliveryReceipt:
@@ -181,8 +224,8 @@ class MailActivities:
         if refused is not None:
             raise DeliveryFailed(refused.reason)
         deadline = _attempt_deadline()
-        async with _beating():
-            return await self._send(request, deadline)
+        async with _beating() as details:
+            return await send_once(lambda: self._send(request, deadline), details)
 
     async def _send(self, request: DeliveryRequest, deadline: float | None) -> DeliveryReceipt:
         """Deliver within this attempt's time, so it is over before Temporal starts another."""
@@ -209,6 +252,33 @@ class MailActivities:
             if err.permanent:
                 raise DeliveryFailed(str(err)) from err
             raise
+
+    @activity.defn
+    async def watch_held(self, mailbox: str, provider_id: str, every_seconds: float, until: datetime) -> HeldOutcome:
+        """Poll a held message every ``every_seconds`` until its human decides or ``until`` passes
+        (then "pending"). One long activity, heartbeating, instead of a timer per poll in history."""
+        provider = self._providers.for_mailbox(mailbox)
+        while True:
+            try:
+                outcome = await provider.held_outcome(mailbox, provider_id)
+            except DeliveryError as err:
+                if err.permanent:
+                    raise DeliveryFailed(str(err)) from err
+                outcome = None  # unreachable for now: ask again at the next poll
+            if outcome is not None and outcome.status != "pending":
+                return outcome
+            left = (until - datetime.now(UTC)).total_seconds()
+            if left <= 0:
+                return outcome or HeldOutcome(status="pending", detail="the provider did not answer")
+            wake = asyncio.get_running_loop().time() + min(max(every_seconds, 1.0), left)
+            while (now := asyncio.get_running_loop().time()) < wake:
+                activity.heartbeat()
+                try:
+                    await asyncio.wait_for(activity.wait_for_worker_shutdown(), min(5.0, wake - now))
+                except TimeoutError:
+                    continue
+                # This worker stops: end the watch now (still pending), and another worker's takes over.
+                return outcome or HeldOutcome(status="pending", detail="the worker stopped")
 
     @activity.defn
     async def cancel_held(self, mailbox: str, provider_id: str) -> HeldOutcome:

@@ -57,6 +57,9 @@ class NotifyWorkflow:
                         NotifyActivities.email_notice,
                         args=[notice, recipient],
                         start_to_close_timeout=timedelta(minutes=2),
+                        # It heartbeats while it sends: a dead worker is noticed in seconds, and
+                        # the retry finds the email by its Message-ID instead of sending it again.
+                        heartbeat_timeout=timedelta(seconds=10),
                         schedule_to_close_timeout=NOTIFY_DEADLINE,
                         retry_policy=NOTIFY_RETRY,
                     )

@@ -27,6 +27,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from workflows import standard_webhooks
+from workflows.activities import send_once
 from workflows.addresses import AddressError, parse_addr_spec
 from workflows.ids import mailbox_key, mailbox_workflow_id
 from workflows.links import LinkClaim, make_token, nonce, upgrade_code
@@ -131,9 +132,10 @@ class NotifyActivities:
                     message[HEADER] = mark
                 await smtp_send(config.channel, config.from_address, [recipient], message.as_bytes())
                 return message_id
-            # The sandbox (system: no Sent copy), or the agent's own mailbox (no link, no code).
+            # The sandbox (system: no Sent copy), or the agent's own mailbox (no link, no code);
+            # de-duplicated by its fixed Message-ID at the provider, like every send.
             provider = self._sandbox() if route == "sandbox" else self._providers.for_mailbox(notice.mailbox)
-            receipt = await provider.send(request)
+            receipt = await send_once(provider, request)
         except DeliveryError as err:
             raise ApplicationError(str(err), non_retryable=err.permanent) from err
         return receipt.message_id

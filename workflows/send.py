@@ -7,13 +7,14 @@ window, for a human decision; nothing but this workflow's history holds its stat
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.activities import DeliveryFailed, MailActivities
@@ -55,7 +56,15 @@ DELIVERY_OPTIONS: dict[str, Any] = {
     "heartbeat_timeout": timedelta(seconds=10),
     "schedule_to_close_timeout": DELIVERY_DEADLINE,
     "retry_policy": DELIVERY_RETRY,
+    # A Temporal cancel (or a worker stopping) must not abandon a delivery half way: the activity
+    # finishes a hand-over it began, and the workflow records what really happened (a receipt is
+    # "sent"; a cancel the activity honoured before the provider had the email is "cancelled").
+    "cancellation_type": workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 }
+# Temporal refuses payloads over 2 MB (the server's blob size limit); the delivery activity's
+# input carries the whole approved draft, so an edit that grows it past this is refused up front.
+PAYLOAD_LIMIT = 2 * 1024 * 1024
+PAYLOAD_BUDGET = PAYLOAD_LIMIT - 64 * 1024  # envelope, encryption and the admission beside it
 
 
 def _failure(err: ActivityError) -> str:
@@ -63,12 +72,20 @@ def _failure(err: ActivityError) -> str:
     return cause.message if isinstance(cause, ApplicationError) else str(cause or err)
 
 
+# Every patch below can be retired (the old branch deleted, ``patched`` replaced by its new
+# branch, then ``deprecate_patch`` for one release) once no send that started before the release
+# adding it can still be running: its approval window (approval_timeout), plus any send_at delay
+# and the delivery deadline. Its histories then move to tests/histories/earlier/ and go with it.
+
 # Notifying humans added commands to this workflow; histories from before it replay without them.
+# Retire with the rule above.
 NOTIFY_PATCH = "notify-humans-v1"
 # One activity admits and delivers, instead of one each: a round trip less per send.
+# Retire with the rule above; the separate `admit` and `deliver` activities go with it.
 ADMIT_WITH_DELIVERY_PATCH = "admit-with-delivery-v1"
 # Waiting for a provider's own human (a gated MultiMail mailbox) added commands after delivery;
 # histories from before it never held a receipt with ``held`` and replay without them.
+# Retire with the rule above.
 PROVIDER_HOLD_PATCH = "provider-hold-v1"
 # A decision is checked for its front door's proof (an activity) before it counts.
 PROOFS_PATCH = "front-door-proofs-v1"
@@ -76,6 +93,19 @@ PROOFS_PATCH = "front-door-proofs-v1"
 # and sent at the last moment) instead of "expired" whatever it said.
 HELD_EXPIRY_PATCH = "held-expiry-outcome-v1"
 HELD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))
+# v2: the hold is watched by one long-running, heartbeating activity instead of a timer and an
+# activity per poll (about 11 events each; a long window could reach Temporal's event limit).
+# Retire with the rule above; the poll loop of v1 goes with it.
+PROVIDER_WATCH_PATCH = "provider-hold-v2"
+# A hold's watch ends at the approval window; this margin covers a retry after a worker died.
+HELD_MARGIN = timedelta(hours=1)
+HELD_DEADLINE = timedelta(days=1)
+# A cancel accepted before the first workflow task of an autonomous or monitored send went on to
+# deliver; now it ends the send. Retire with the rule above.
+CANCEL_BEFORE_DELIVERY_PATCH = "cancel-before-delivery-v1"
+# A decision handled in the task where the approval timer fired won; now the window is closed
+# from its deadline on, and expiry wins. Retire with the rule above.
+EXPIRY_WINS_PATCH = "expiry-wins-at-deadline-v1"
 
 
 class DecisionRefused(ApplicationError):
@@ -103,6 +133,7 @@ class SendEmailWorkflow:
         self._approval_rounds = 0
         self._held_by_provider: str | None = None  # the provider's pending id while its human decides
         self._provider_reported = False
+        self._delivery_cancelled = False  # the delivery activity honoured a Temporal cancel
 
     @workflow.run
     async def run(self, request: SendRequest) -> SendState:
@@ -118,6 +149,10 @@ class SendEmailWorkflow:
         if self._mode in GATED_MODES and not await self._await_decision():
             return self._state()
         if request.send_at and workflow.now() < request.send_at and not await self._wait_until(request.send_at):
+            return self._finish("cancelled", f"cancelled by {self._cancelled_by}")
+        # A cancel accepted before the send's first task (an autonomous send has no wait where it
+        # is seen) ends it here, before anything is handed to the provider.
+        if self._cancelled_by is not None and workflow.patched(CANCEL_BEFORE_DELIVERY_PATCH):
             return self._finish("cancelled", f"cancelled by {self._cancelled_by}")
 
         while True:
@@ -215,6 +250,8 @@ class SendEmailWorkflow:
                 **DELIVERY_OPTIONS,
             )
         except ActivityError as err:
+            if isinstance(err.cause, CancelledError):
+                self._delivery_cancelled = True
             return Admission(outcome="ok", mode=self._mode), _failure(err)
         return attempt.admission, attempt.receipt
 
@@ -225,11 +262,15 @@ class SendEmailWorkflow:
                 MailActivities.deliver, self._delivery_request(), **DELIVERY_OPTIONS
             )
         except ActivityError as err:
-            return self._finish("failed", _failure(err))
+            if isinstance(err.cause, CancelledError):
+                self._delivery_cancelled = True
+            return await self._settle(_failure(err))
         return await self._settle(receipt)
 
     async def _settle(self, outcome: DeliveryReceipt | str) -> SendState:
         if isinstance(outcome, str):
+            if self._delivery_cancelled:
+                return self._finish("cancelled", "cancelled through Temporal before the provider accepted it")
             return self._finish("failed", outcome)
         if outcome.held and workflow.patched(PROVIDER_HOLD_PATCH):
             return await self._await_provider(outcome)
@@ -276,6 +317,8 @@ class SendEmailWorkflow:
         self._expires_at = workflow.now() + window
         self._set_status("pending_approval")
         self._event("held_by_provider", "provider", f"pending id {pending_id}: its human decides")
+        if workflow.patched(PROVIDER_WATCH_PATCH):
+            return await self._watch_provider(receipt, every)
         while True:
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
@@ -308,6 +351,55 @@ class SendEmailWorkflow:
                 return self._finish("sent", f"{outcome.detail}; delivered as {receipt.message_id}")
             return self._finish(outcome.status, outcome.detail)
 
+    async def _watch_provider(self, receipt: DeliveryReceipt, every: timedelta) -> SendState:
+        """provider-hold-v2: one activity polls the provider until its human decides or the window
+        ends, heartbeating; the history grows by a few events per watch, not per poll. A webhook
+        (or a cancel) stops the watch; the next one looks at once."""
+        pending_id = receipt.provider_id
+        assert self._expires_at is not None
+        while True:
+            self._provider_reported = False
+            left = max(self._expires_at - workflow.now(), timedelta(0))
+            watch = workflow.start_activity_method(
+                MailActivities.watch_held,
+                args=[self._request.mailbox, pending_id, every.total_seconds(), self._expires_at],
+                start_to_close_timeout=left + HELD_MARGIN,
+                schedule_to_close_timeout=left + HELD_MARGIN,
+                heartbeat_timeout=timedelta(minutes=1),
+                retry_policy=HELD_RETRY,
+                summary="provider decision",
+            )
+            await workflow.wait_condition(functools.partial(self._watch_ended, watch))
+            if not watch.done():
+                watch.cancel()
+                with contextlib.suppress(ActivityError, CancelledError):
+                    await watch
+                if self._cancelled_by is None:
+                    continue  # a webhook: look again now
+                outcome = await self._held_activity(MailActivities.cancel_held, pending_id)
+                if outcome.status == "cancelled":
+                    return self._finish("cancelled", f"cancelled by {self._cancelled_by}")
+                self._cancelled_by = None  # too late: the provider's human decided already
+            else:
+                try:
+                    outcome = watch.result()
+                except ActivityError as err:
+                    outcome = HeldOutcome(status="failed", detail=_failure(err))
+            if outcome.status == "pending":
+                if workflow.now() < self._expires_at:
+                    continue
+                await self._held_activity(MailActivities.cancel_held, pending_id)
+                hours = self._request.approval_timeout.total_seconds() / 3600
+                return self._finish("expired", f"the provider's human did not decide within {hours:g} hours")
+            self._held_by_provider = None
+            if outcome.status == "sent":
+                self._delivered_at = workflow.now()
+                return self._finish("sent", f"{outcome.detail}; delivered as {receipt.message_id}")
+            return self._finish(outcome.status, outcome.detail)
+
+    def _watch_ended(self, watch: workflow.ActivityHandle[HeldOutcome]) -> bool:
+        return watch.done() or self._provider_reported or self._cancelled_by is not None
+
     async def _held_activity(
         self, activity: Callable[[MailActivities, str, str], Awaitable[HeldOutcome]], pending_id: str
     ) -> HeldOutcome:
@@ -316,6 +408,8 @@ class SendEmailWorkflow:
                 activity,
                 args=[self._request.mailbox, pending_id],
                 start_to_close_timeout=timedelta(minutes=1),
+                # An overall deadline: a provider that stays unreachable ends the send as failed.
+                schedule_to_close_timeout=HELD_DEADLINE,
                 retry_policy=HELD_RETRY,
             )
         except ActivityError as err:
@@ -328,6 +422,8 @@ class SendEmailWorkflow:
     async def decide(self, decision: Decision) -> SendState:
         # The validator ran before the proof was checked; another decision may have landed since.
         problem = await self._unproven(decision) or self._decision_problem(decision)
+        if not problem and self._window_closed() and workflow.patched(EXPIRY_WINS_PATCH):
+            problem = self._window_closed()  # the window closed while the proof was checked
         if problem:
             self._event("decision_refused", decision.approver, problem)
             raise DecisionRefused(problem)
@@ -338,7 +434,7 @@ class SendEmailWorkflow:
 
     @decide.validator
     def _validate_decide(self, decision: Decision) -> None:
-        problem = self._decision_problem(decision)
+        problem = self._decision_problem(decision) or self._window_closed() or self._too_large(decision)
         if problem:
             raise DecisionRefused(problem)
 
@@ -354,9 +450,11 @@ class SendEmailWorkflow:
             if decision.decision_id in self._seen_decision_ids:
                 return
             self._seen_decision_ids.add(decision.decision_id)
-        problem = self._decision_problem(decision)
+        problem = self._decision_problem(decision) or self._too_large(decision)
         if problem is None:
             problem = await self._unproven(decision) or self._decision_problem(decision)
+        if not problem and self._window_closed() and workflow.patched(EXPIRY_WINS_PATCH):
+            problem = self._window_closed()
         if problem:
             self._event("decision_refused", decision.approver, problem)
             return
@@ -385,6 +483,30 @@ class SendEmailWorkflow:
     @workflow.query
     def state(self) -> SendState:
         return self._state()
+
+    def _window_closed(self) -> str | None:
+        """The approval window is [asked, deadline): a decision handled in a workflow task that
+        starts at or after the deadline is late, even if the task also fires the expiry timer.
+        The time that counts is the task's (``workflow.now()``), so replay decides the same way."""
+        if self._status != "pending_approval" or self._expires_at is None or self._held_by_provider is not None:
+            return None
+        if workflow.now() < self._expires_at:
+            return None
+        closed = self._expires_at.isoformat(timespec="seconds")
+        return f"send {self._request.send_id}: the approval window closed at {closed}; it expires undecided"
+
+    def _too_large(self, decision: Decision) -> str | None:
+        """An edit that would make the delivery's input exceed Temporal's payload limit."""
+        edits = decision.edits
+        if decision.decision != "approve" or edits is None or not edits.changes():
+            return None
+        size = len(edits.apply(self._request.draft).model_dump_json())
+        if size <= PAYLOAD_BUDGET:
+            return None
+        return (
+            f"the edited email would be {size / 1e6:.2f} MB, over the {PAYLOAD_BUDGET / 1e6:.2f} MB that one "
+            "Temporal payload may carry; shorten the edited body (or approve without the edit)"
+        )
 
     def _decision_problem(self, decision: Decision) -> str | None:
         if self._held_by_provider is not None:

@@ -6,7 +6,7 @@ import dataclasses
 
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, PayloadCodec
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
 
 STATUS = SearchAttributeKey.for_keyword("MailgateStatus")
 MAILBOX = SearchAttributeKey.for_keyword("MailgateMailbox")
@@ -15,7 +15,15 @@ SEARCH_ATTRIBUTES = {STATUS.name: "Keyword", MAILBOX.name: "Keyword"}
 
 
 def data_converter(codec: PayloadCodec | None = None) -> DataConverter:
-    """Pydantic payloads, sealed by ``codec`` when encryption is configured."""
+    """Pydantic payloads, sealed by ``codec`` when encryption is configured.
+
+    With a codec, failures are sealed too: their message and stack trace (recipients, an SMTP
+    server's answer) move into encoded attributes, and history keeps only "Encoded failure".
+    """
     if codec is None:
         return pydantic_data_converter
-    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )

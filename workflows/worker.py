@@ -18,6 +18,10 @@ from workflows.reply_wait import ReplyWaitWorkflow
 from workflows.send import SendEmailWorkflow
 from workflows.watcher import MailboxWatcherWorkflow
 
+# On shutdown, activities in flight get this long to finish before they are cancelled: a delivery
+# that began is never cut (its activity finishes the hand-over even then); this lets it report.
+GRACEFUL_SHUTDOWN = timedelta(seconds=30)
+
 WORKFLOWS = [SendEmailWorkflow, MailboxWorkflow, MailboxWatcherWorkflow, ReplyWaitWorkflow, NotifyWorkflow]
 
 
@@ -53,6 +57,7 @@ def build_worker(
             activities.deliver,
             activities.provision,
             activities.held_outcome,
+            activities.watch_held,
             activities.cancel_held,
             inbox.scan,
             inbox.dispatch,
@@ -66,4 +71,5 @@ def build_worker(
         # If the worker holding a workflow's cached state dies, another takes over sooner.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
         max_cached_workflows=cached_workflows,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )

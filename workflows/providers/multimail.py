@@ -90,6 +90,12 @@ class MultiMailConfig(Frozen):
     timeout: float = 30.0
 
 
+def _send_key(request: DeliveryRequest) -> str:
+    """Idempotency key and tag of one email: a send's id; for a notice (one notice id, one email
+    per recipient) its Message-ID, fixed per recipient, so each recipient gets it once."""
+    return request.message_id if request.system else request.send_id
+
+
 def checked_id(value: str, what: str = "email id") -> str:
     """MultiMail ids are plain id characters; anything else is no email of theirs (paths are encoded anyway)."""
     value = value.strip()
@@ -203,7 +209,7 @@ class MultiMailProvider(EmailProvider):
         if email_id is None:
             email_id = await self._submit(request)
         # For webhooks that name only MultiMail's email id (idempotent: a retry sets the same tag).
-        await self._call("tag", self.client.set_tags(box, email_id, {"mailgate_send_id": request.send_id}))
+        await self._call("tag", self.client.set_tags(box, email_id, {"mailgate_send_id": _send_key(request)}))
         held = await self._mode() in GATED
         return DeliveryReceipt(
             message_id=request.message_id,
@@ -225,7 +231,7 @@ class MultiMailProvider(EmailProvider):
             "cc": [a.address for a in draft.cc] or None,
             "bcc": [a.address for a in draft.bcc] or None,
             "attachments": attachments,
-            "idempotency_key": request.send_id,
+            "idempotency_key": _send_key(request),
         }
         parent = _MM_MESSAGE_ID.fullmatch(draft.in_reply_to or "")
         if parent and await self._reply_keeps(draft.to, draft.subject, parent.group(1)):
@@ -275,7 +281,7 @@ class MultiMailProvider(EmailProvider):
                 if _when(item.received_at) < since:
                     continue
                 tags = await self.client.get_tags(box, checked_id(item.id))
-                if tags.get("mailgate_send_id") == request.send_id:
+                if tags.get("mailgate_send_id") == _send_key(request):
                     return item.id
                 if not tags.get("mailgate_send_id"):
                     untagged.append(item)

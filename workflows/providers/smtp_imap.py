@@ -122,8 +122,11 @@ class SmtpImapProvider(EmailProvider):
         return DeliveryReceipt(message_id=request.message_id, recipients=tuple(recipients))
 
     async def _already_sent(self, message_id: str) -> bool:
-        """Evidence that this Message-ID went out: our index, or the server's Sent folder."""
+        """Evidence that this Message-ID went out: our index (a Sent copy, or a recorded SMTP
+        acceptance, which is all a notice kept out of Sent leaves), or the server's Sent folder."""
         if await asyncio.to_thread(self.index.has_sent, message_id):
+            return True
+        if any(outcome == "sent" for outcome, _ in await asyncio.to_thread(self.index.attempts, message_id)):
             return True
         try:
             async with self._lock:

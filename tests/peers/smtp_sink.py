@@ -1,13 +1,15 @@
 """A real SMTP server for tests: aiosmtpd with AUTH and STARTTLS (or implicit TLS), and faults.
 
 It keeps every message it accepted (envelope and bytes). Faults are queued per stage: an SMTP
-reply instead of success (``421``, ``451``, ``550``...), or ``drop``: accept the message, then
-cut the connection before answering DATA (the ambiguous window). ``file_sent`` makes it behave
+reply instead of success (``421``, ``451``, ``550``...), ``drop``: accept the message, then
+cut the connection before answering DATA (the ambiguous window), or ``slow:SECONDS``: accept
+and keep the message, then wait that long before answering (a cancel or shutdown lands there). ``file_sent`` makes it behave
 like Gmail or Outlook, which file a copy of each accepted message in the sender's Sent folder.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import threading
 from collections import deque
@@ -67,7 +69,7 @@ class Sink:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         fault = self._fault("DATA")
-        if fault and fault != "drop":
+        if fault and fault != "drop" and not fault.startswith("slow:"):
             return fault
         data = bytes(envelope.original_content or b"")
         with self.lock:
@@ -79,6 +81,8 @@ class Sink:
             assert server.transport is not None
             server.transport.abort()
             return "250 OK (never heard)"
+        if fault and fault.startswith("slow:"):
+            await asyncio.sleep(float(fault.partition(":")[2]))
         return "250 OK queued"
 
     def ids(self) -> list[str]:

@@ -1,0 +1,141 @@
+"""At most once through cancels and shutdowns, against Dovecot and the aiosmtpd sink.
+
+A Temporal cancel or a stopping worker must neither cut an SMTP hand-over that began (the retry
+would deliver a second copy) nor report a delivered email as failed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+
+from server.app import Mailgate
+from server.credentials import load_secrets
+from server.settings import MailboxEntry
+from tests.conftest import make_settings, unique_mailbox, wait_for_status
+from tests.peers.dovecot import Dovecot
+from tests.peers.fixtures import IMAP_PASSWORD, IMAP_USER, dovecot, eventually, smtp_peer
+from tests.peers.smtp_sink import SmtpPeer
+from workflows.models import EmailAddress, EmailDraft
+from workflows.notices import Notice
+from workflows.notify_activities import NotifyActivities, NotifyConfig
+from workflows.worker import build_worker
+
+__all__ = ["dovecot", "smtp_peer"]  # fixtures
+
+
+def entry_for(address: str, dovecot: Dovecot, smtp: SmtpPeer) -> MailboxEntry:
+    return MailboxEntry(
+        address=address,
+        provider="smtp_imap",
+        smtp_url=f"smtp+starttls://{IMAP_USER}@127.0.0.1:{smtp.port}",
+        imap_url=f"imaps://{IMAP_USER}@127.0.0.1:{dovecot.tls_port}",
+        password_env="TEST_IMAP_PASSWORD",
+        tls_ca_file=dovecot.ca_file,
+        oversight_mode="autonomous",
+    )
+
+
+@pytest.fixture
+async def smtp_app(
+    temporal_env: WorkflowEnvironment,
+    tmp_path: Path,
+    dovecot: Dovecot,
+    smtp_peer: SmtpPeer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Mailgate]:
+    """The app with an autonomous SMTP/IMAP mailbox; tests run (and stop) their own workers."""
+    monkeypatch.setenv("TEST_IMAP_PASSWORD", IMAP_PASSWORD)
+    entry = entry_for(unique_mailbox("alice"), dovecot, smtp_peer)
+    settings = make_settings(temporal_env, tmp_path, mailboxes=[entry], default_mailbox=entry.address)
+    app = Mailgate.build(settings, temporal_env.client, load_secrets(settings))
+    async with build_worker(temporal_env.client, settings.task_queue, app.providers):
+        await app.mailboxes.ensure(entry, created_by="tests")
+    yield app
+    await app.providers.aclose()
+
+
+async def submit(app: Mailgate, subject: str) -> str:
+    sent = await app.sends.submit(
+        mailbox=app.settings.default_mailbox, to=["carol@example.org"], subject=subject, body="x"
+    )
+    return sent.send_id
+
+
+async def test_a_temporal_cancel_after_the_server_accepted_reports_sent(
+    smtp_app: Mailgate, smtp_peer: SmtpPeer, temporal_env: WorkflowEnvironment
+) -> None:
+    app = smtp_app
+    smtp_peer.sink.fail("DATA", "slow:4")
+    async with build_worker(temporal_env.client, app.settings.task_queue, app.providers):
+        send_id = await submit(app, "Accepted, then cancelled")
+        await eventually(lambda: len(smtp_peer.sink.received) == 1, timeout=20)
+        await temporal_env.client.get_workflow_handle(send_id).cancel()
+        state = await wait_for_status(app, send_id, {"sent", "failed", "cancelled"}, timeout=30)
+    assert state.status == "sent", state.reason
+    assert smtp_peer.sink.ids() == [state.message_id]
+
+
+async def test_a_temporal_cancel_before_the_server_accepted_reports_cancelled(
+    smtp_app: Mailgate, smtp_peer: SmtpPeer, temporal_env: WorkflowEnvironment
+) -> None:
+    app = smtp_app
+    smtp_peer.sink.fail("RCPT", *["451 4.3.0 try later"] * 20)
+    async with build_worker(temporal_env.client, app.settings.task_queue, app.providers):
+        send_id = await submit(app, "Refused for now, then cancelled")
+
+        async def retrying() -> bool:
+            return "451" in (await app.sends.status(send_id)).last_error
+
+        await eventually(retrying, timeout=20)
+        await temporal_env.client.get_workflow_handle(send_id).cancel()
+        state = await wait_for_status(app, send_id, {"sent", "failed", "cancelled"}, timeout=30)
+    assert state.status == "cancelled", state.reason
+    assert smtp_peer.sink.received == []
+
+
+async def test_a_worker_stopping_mid_data_lets_the_delivery_finish_once(
+    smtp_app: Mailgate, smtp_peer: SmtpPeer, temporal_env: WorkflowEnvironment
+) -> None:
+    app = smtp_app
+    smtp_peer.sink.fail("DATA", "slow:3")
+    first = build_worker(temporal_env.client, app.settings.task_queue, app.providers)
+    async with first:
+        send_id = await submit(app, "Shutdown during DATA")
+        await eventually(lambda: len(smtp_peer.sink.received) == 1, timeout=20)
+        # `async with` ends here: the worker shuts down while the server still owes its answer.
+    async with build_worker(temporal_env.client, app.settings.task_queue, app.providers):
+        state = await wait_for_status(app, send_id, {"sent", "failed", "cancelled"}, timeout=60)
+    assert state.status == "sent", state.reason
+    assert smtp_peer.sink.ids() == [state.message_id]
+
+
+async def test_a_notice_sent_again_after_a_crash_is_not_delivered_twice(
+    smtp_app: Mailgate, smtp_peer: SmtpPeer, temporal_env: WorkflowEnvironment
+) -> None:
+    """email_notice retried after the server accepted (the worker died before reporting)."""
+    app = smtp_app
+    mailbox = app.settings.default_mailbox
+    notice = Notice(
+        notice_id=f"notify-{uuid.uuid4().hex}-approval-1",
+        kind="approval_requested",
+        mailbox=mailbox,
+        at=datetime.now(UTC),
+        send_id=f"send-{uuid.uuid4().hex}",
+        requester="agent",
+        draft=EmailDraft(to=(EmailAddress(address="carol@example.org"),), subject="Needs you", body="x"),
+    )
+    activities = NotifyActivities(temporal_env.client, app.providers, NotifyConfig(base_url="http://mailgate.test"))
+    env = ActivityEnvironment()
+    first = await env.run(activities.email_notice, notice, "approver@example.org")
+    again = await env.run(activities.email_notice, notice, "approver@example.org")
+    assert first == again
+    assert smtp_peer.sink.ids() == [first]
+    # Another approver of the same notice gets their own copy.
+    other = await env.run(activities.email_notice, notice, "second@example.org")
+    assert smtp_peer.sink.ids() == [first, other]

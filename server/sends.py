@@ -15,7 +15,7 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
@@ -384,7 +384,10 @@ class Sends:
             raise rpc_error(err, self._missing(send_id)) from err
         for pending in description.raw_description.pending_activities:
             if pending.last_failure.message:
-                error = f"{pending.last_failure.message} (attempt {pending.attempt}, retrying)"
+                # With encryption on, the failure's message is sealed in its attributes: open it.
+                failure = await self._client.data_converter.decode_failure(pending.last_failure)
+                message = failure.message if isinstance(failure, FailureError) else str(failure)
+                error = f"{message} (attempt {pending.attempt}, retrying)"
                 return state.model_copy(update={"last_error": error})
         return state
 

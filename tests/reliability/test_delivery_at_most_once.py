@@ -6,15 +6,19 @@ would deliver a second copy) nor report a delivered email as failed.
 
 from __future__ import annotations
 
+import base64
+import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from server.app import Mailgate
+from server.connect import connect
 from server.credentials import load_secrets
 from server.settings import MailboxEntry
 from tests.conftest import make_settings, unique_mailbox, wait_for_status
@@ -139,3 +143,51 @@ async def test_a_notice_sent_again_after_a_crash_is_not_delivered_twice(
     # Another approver of the same notice gets their own copy.
     other = await env.run(activities.email_notice, notice, "second@example.org")
     assert smtp_peer.sink.ids() == [first, other]
+
+
+MARKER = "Okapi-Narwhal-4417"
+
+
+@pytest.fixture
+async def sealed_smtp_app(
+    temporal_env: WorkflowEnvironment,
+    tmp_path: Path,
+    dovecot: Dovecot,
+    smtp_peer: SmtpPeer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Mailgate]:
+    """The SMTP/IMAP app with encryption keys: its client and worker seal payloads and failures."""
+    monkeypatch.setenv("TEST_IMAP_PASSWORD", IMAP_PASSWORD)
+    entry = entry_for(unique_mailbox("alice"), dovecot, smtp_peer)
+    key = base64.b64encode(os.urandom(32)).decode()
+    settings = make_settings(
+        temporal_env,
+        tmp_path,
+        mailboxes=[entry],
+        default_mailbox=entry.address,
+        encryption_keys=SecretStr(f"main:{key}"),
+    )
+    client = await connect(settings)
+    app = Mailgate.build(settings, client, load_secrets(settings))
+    async with build_worker(client, settings.task_queue, app.providers):
+        await app.mailboxes.ensure(entry, created_by="tests")
+        yield app
+    await app.providers.aclose()
+
+
+async def test_failure_details_are_encrypted_in_history(
+    sealed_smtp_app: Mailgate, smtp_peer: SmtpPeer, temporal_env: WorkflowEnvironment
+) -> None:
+    app = sealed_smtp_app
+    recipient = f"{MARKER.lower()}@example.org"
+    smtp_peer.sink.fail("RCPT", f"451 4.3.0 {MARKER} busy", f"550 5.1.1 {MARKER} no such user")
+    sent = await app.sends.submit(mailbox=app.settings.default_mailbox, to=[recipient], subject="s", body="b")
+    state = await wait_for_status(app, sent.send_id, {"failed"}, timeout=30)
+    assert MARKER in state.reason  # mailgate, with the key, reads the provider's words
+
+    # What Temporal stores (read by a client without the key): no recipient, no SMTP answer.
+    history = await temporal_env.client.get_workflow_handle(sent.send_id).fetch_history()
+    stored = b"".join(event.SerializeToString() for event in history.events)
+    assert any(event.HasField("activity_task_failed_event_attributes") for event in history.events)
+    assert MARKER.encode() not in stored
+    assert MARKER.lower().encode() not in stored

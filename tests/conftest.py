@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from server.app import Mailgate
@@ -196,10 +197,12 @@ async def wait_for_status(
 HISTORIES = Path(__file__).parent / "histories"
 
 
-async def keep_history(app: Mailgate, workflow_id: str, name: str) -> None:
-    """Save a finished workflow's history for the replay test (with MAILGATE_CAPTURE_HISTORIES=1)."""
+async def keep_history(app: Mailgate | Client, workflow_id: str, name: str, run_id: str | None = None) -> None:
+    """Save a workflow's history, finished or still waiting (a send stopped mid-wait), for the
+    replay test (with MAILGATE_CAPTURE_HISTORIES=1). ``run_id`` picks a run that continued as new."""
     if os.environ.get("MAILGATE_CAPTURE_HISTORIES") != "1":
         return
-    history = await app.client.get_workflow_handle(workflow_id).fetch_history()
+    client = app if isinstance(app, Client) else app.client
+    history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
     HISTORIES.mkdir(exist_ok=True)
     (HISTORIES / f"{name}.json").write_text(history.to_json())

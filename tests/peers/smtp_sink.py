@@ -3,8 +3,9 @@
 It keeps every message it accepted (envelope and bytes). Faults are queued per stage: an SMTP
 reply instead of success (``421``, ``451``, ``550``...), ``drop``: accept the message, then
 cut the connection before answering DATA (the ambiguous window), or ``slow:SECONDS``: accept
-and keep the message, then wait that long before answering (a cancel or shutdown lands there). ``file_sent`` makes it behave
-like Gmail or Outlook, which file a copy of each accepted message in the sender's Sent folder.
+and keep the message, then wait that long before answering (a cancel or shutdown lands there).
+``file_sent`` makes it behave like Gmail or Outlook, which file a copy of each accepted message
+in the sender's Sent folder.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from server.app import Mailgate
 from server.connect import connect
 from server.credentials import load_secrets
 from server.settings import MailboxEntry
-from tests.conftest import make_settings, unique_mailbox, wait_for_status
+from tests.conftest import keep_history, make_settings, unique_mailbox, wait_for_status
 from tests.peers.dovecot import Dovecot
 from tests.peers.fixtures import IMAP_PASSWORD, IMAP_USER, dovecot, eventually, smtp_peer
 from tests.peers.smtp_sink import SmtpPeer
@@ -83,6 +83,7 @@ async def test_a_temporal_cancel_after_the_server_accepted_reports_sent(
         state = await wait_for_status(app, send_id, {"sent", "failed", "cancelled"}, timeout=30)
     assert state.status == "sent", state.reason
     assert smtp_peer.sink.ids() == [state.message_id]
+    await keep_history(app, send_id, "send-temporal-cancel-after-acceptance")
 
 
 async def test_a_temporal_cancel_before_the_server_accepted_reports_cancelled(
@@ -101,6 +102,7 @@ async def test_a_temporal_cancel_before_the_server_accepted_reports_cancelled(
         state = await wait_for_status(app, send_id, {"sent", "failed", "cancelled"}, timeout=30)
     assert state.status == "cancelled", state.reason
     assert smtp_peer.sink.received == []
+    await keep_history(app, send_id, "send-temporal-cancel-before-acceptance")
 
 
 async def test_a_worker_stopping_mid_data_lets_the_delivery_finish_once(
@@ -117,6 +119,7 @@ async def test_a_worker_stopping_mid_data_lets_the_delivery_finish_once(
         state = await wait_for_status(app, send_id, {"sent", "failed", "cancelled"}, timeout=60)
     assert state.status == "sent", state.reason
     assert smtp_peer.sink.ids() == [state.message_id]
+    await keep_history(app, send_id, "send-worker-stopped-mid-data")
 
 
 async def test_a_notice_sent_again_after_a_crash_is_not_delivered_twice(

@@ -232,6 +232,7 @@ async def test_wait_for_reply_times_out_and_refuses_sends_that_never_went(app: M
         app.client.get_workflow_handle_for(ReplyWaitWorkflow.run, ids.reply_wait_id(send_id)).result(), 15
     )
     assert result.status == "timeout"
+    await keep_history(app, ids.reply_wait_id(send_id), "reply-wait-timeout")
 
     rejected = await app.sends.submit(
         mailbox=app.settings.default_mailbox, to=["bob@example.com"], subject="No", body="no"

@@ -87,6 +87,7 @@ async def test_polling_a_held_send_does_not_grow_its_history(held_app: Mailgate,
     await asyncio.sleep(4)
     assert reads(multimail) - before >= 3  # it kept asking MultiMail...
     assert len((await handle.fetch_history()).events) == events  # ...and wrote nothing down
+    await keep_history(app, send_id, "send-multimail-held-midwait")
     multimail.fake.decide(email_id, "approve", by="ops@example.com")
     state = await wait_for_status(app, send_id, {"sent"}, timeout=20)
     assert "ops@example.com" in state.reason

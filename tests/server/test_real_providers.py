@@ -182,6 +182,7 @@ async def test_550_ends_the_send_as_failed_with_the_text(imap_app: Mailgate, smt
     await imap_app.sends.decide(sent.send_id, Decision(decision="approve", approver="human"))
     state = await wait_for_status(imap_app, sent.send_id, {"failed"})
     assert "550 5.7.1 Policy rejection" in state.reason
+    await keep_history(imap_app, sent.send_id, "send-failed")
 
 
 # --- MultiMail ---------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from server.app import Mailgate
 from server.errors import MailgateError
 from server.outbound import AttachmentInput
 from server.sends import parse_edits
-from tests.conftest import wait_for_status
+from tests.conftest import keep_history, wait_for_status
 from workflows import ids
 from workflows.models import Decision, EmailAddress, EmailDraft, MailboxPolicy, OversightMode, SendRequest, SendState
 from workflows.send import SendEmailWorkflow
@@ -68,6 +68,7 @@ async def test_a_decision_handled_with_the_expiry_timer_loses_to_expiry(
     assert state.status == "expired", state.reason
     assert "approval window closed" in next(e.detail for e in state.events if e.kind == "decision_refused")
     assert app.sandbox.deliveries(app.settings.default_mailbox) == []
+    await keep_history(app, req.send_id, "send-expiry-wins")
 
 
 async def test_a_cancel_before_an_autonomous_sends_first_task_stops_it(
@@ -85,6 +86,7 @@ async def test_a_cancel_before_an_autonomous_sends_first_task_stops_it(
         state = await asyncio.wait_for(handle.result(), 20)
     assert answered.status == state.status == "cancelled", state.reason
     assert app.sandbox.deliveries(app.settings.default_mailbox) == []
+    await keep_history(app, req.send_id, "send-cancelled-before-first-task")
 
 
 async def test_an_edit_that_outgrows_the_payload_limit_is_refused_clearly(app: Mailgate) -> None:

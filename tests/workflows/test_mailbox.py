@@ -9,6 +9,7 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
+from tests.conftest import keep_history
 from tests.proofs import TEST_PROOF_KEY
 from workflows.ids import mailbox_workflow_id
 from workflows.mailbox import MailboxState, MailboxWorkflow, UpgradeAsk, UpgradeRedeem
@@ -45,6 +46,7 @@ async def test_an_upgrade_code_expires_after_24_hours(skipping_env: WorkflowEnvi
         state = await handle.query(MailboxWorkflow.describe)  # type: ignore[attr-defined]
         assert state.config.mode == "gated_send"
         assert [u.status for u in state.upgrades] == ["pending"]
+        await keep_history(skipping_env.client, handle.id, "mailbox-upgrade-expired")  # type: ignore[attr-defined]
         # The workflow writes "expired" only when a code is next presented; readers see it at once.
         now = await skipping_env.get_current_time()
         assert [u.as_of(now).status for u in state.upgrades] == ["expired"]
@@ -110,3 +112,5 @@ async def test_the_mailbox_continues_as_new_and_keeps_its_state(skipping_env: Wo
         )
         assert len(state.reviews) == 450
         assert state.config.mode == "monitored"
+        first = handle.result_run_id  # type: ignore[attr-defined]
+        await keep_history(skipping_env.client, mailbox_workflow_id(address), "mailbox-continued", run_id=first)

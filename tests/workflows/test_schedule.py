@@ -12,6 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from server.embedded import find_executable
 from server.workers import add_search_attributes
+from tests.conftest import keep_history
 from tests.proofs import TEST_PROOF_KEY, signed_decision, signed_request
 from workflows import ids
 from workflows.mailbox import MailboxState, MailboxWorkflow
@@ -91,6 +92,7 @@ async def test_an_autonomous_send_goes_out_at_its_time_not_before(skipping_env: 
         handle = await skipping_env.client.start_workflow(SendEmailWorkflow.run, req, id=req.send_id, task_queue=queue)
         assert (await handle.query(SendEmailWorkflow.state)).status == "scheduled"
         state = await handle.result()
+        await keep_history(skipping_env.client, req.send_id, "send-scheduled")
     assert state.status == "sent"
     assert state.delivered_at is not None and state.delivered_at >= req.send_at  # type: ignore[operator]
     assert [r.draft.subject for r in provider.sent] == ["Later"]
@@ -107,6 +109,7 @@ async def test_approval_first_then_the_send_waits_for_its_time(skipping_env: Wor
         after = await handle.execute_update(SendEmailWorkflow.decide, approve(req.send_id))
         assert after.status == "scheduled"
         state = await handle.result()
+        await keep_history(skipping_env.client, req.send_id, "send-approved-then-scheduled")
     assert state.status == "sent" and state.delivered_at is not None and state.delivered_at >= req.send_at  # type: ignore[operator]
 
 
@@ -126,6 +129,7 @@ async def test_approval_at_send_time_is_refused_early_and_asked_then(skipping_en
         assert state.status == "pending_approval" and state.expires_at is not None
         await handle.execute_update(SendEmailWorkflow.decide, approve(req.send_id))
         state = await handle.result()
+        await keep_history(skipping_env.client, req.send_id, "send-approved-at-send-time")
     assert state.status == "sent" and len(provider.sent) == 1
 
 
@@ -139,4 +143,5 @@ async def test_a_scheduled_send_cancelled_before_its_time_never_goes(skipping_en
         handle = await skipping_env.client.start_workflow(SendEmailWorkflow.run, req, id=req.send_id, task_queue=queue)
         await skipping_env.sleep(timedelta(days=10))
         state = await handle.execute_update(SendEmailWorkflow.cancel, "agent")
+        await keep_history(skipping_env.client, req.send_id, "send-scheduled-cancelled")
     assert state.status == "cancelled" and provider.sent == []

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from temporalio.testing import WorkflowEnvironment
 
+from tests.conftest import keep_history
 from tests.proofs import TEST_PROOF_KEY
 from workflows.inbox import Watch, WatcherState
 from workflows.providers.base import ProviderSet
@@ -43,3 +44,4 @@ async def test_the_watcher_continues_as_new_and_carries_its_cursor_and_waits(
         assert events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
         carried = await latest.query(MailboxWatcherWorkflow.describe)
         assert carried == state
+        await keep_history(skipping_env.client, handle.id, "watcher-continued", run_id=first_run)

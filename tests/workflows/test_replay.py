@@ -8,6 +8,7 @@ old paths).
 
 from __future__ import annotations
 
+import gzip
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,23 +23,55 @@ from workflows.send import SendEmailWorkflow
 from workflows.temporal import data_converter
 from workflows.worker import WORKFLOWS
 
-FILES = sorted(HISTORIES.rglob("*.json"))
+FILES = sorted([*HISTORIES.rglob("*.json"), *HISTORIES.rglob("*.json.gz")])
+
+
+def name(path: Path) -> str:
+    return str(path.relative_to(HISTORIES)).removesuffix(".gz").removesuffix(".json")
 
 
 def load(path: Path) -> WorkflowHistory:
-    return WorkflowHistory.from_json(path.stem, path.read_text())
+    text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
+    return WorkflowHistory.from_json(name(path), text)
 
 
 def test_histories_are_committed() -> None:
-    names = {path.stem for path in FILES}
+    names = {name(path) for path in FILES}
     assert {"send-approved", "send-rejected", "send-edited", "send-cancelled", "send-blocked"} <= names
     assert {"watcher", "reply-wait-replied"} <= names
     # After notifications were added (behind a patch): sends that start a notice, and the notice itself.
     assert {"send-notified", "send-webhook-approved", "notify-approval"} <= names
     assert {"send-smtp-imap", "send-multimail-held"} <= names
+    # Every path of issue 24: scheduling, expiry, failure, re-gating, provider holds (watched,
+    # cancelled, expired), sends stopped mid-wait, cancels at the edges, continue-as-new.
+    assert {
+        "send-scheduled",
+        "send-approved-then-scheduled",
+        "send-approved-at-send-time",
+        "send-scheduled-cancelled",
+        "send-expired",
+        "send-expiry-wins",
+        "send-failed",
+        "send-regated",
+        "send-multimail-held-watched",
+        "send-multimail-held-cancelled",
+        "send-multimail-held-expired",
+        "send-pending-midwait",
+        "send-scheduled-midwait",
+        "send-multimail-held-midwait",
+        "send-cancelled-before-first-task",
+        "send-temporal-cancel-before-acceptance",
+        "send-temporal-cancel-after-acceptance",
+        "send-worker-stopped-mid-data",
+        "mailbox-configured-reviewed-upgraded",
+        "mailbox-upgrade-expired",
+        "mailbox-continued",
+        "watcher-continued",
+        "reply-wait-timeout",
+    } <= names
 
 
-@pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(HISTORIES).with_suffix("")) for p in FILES])
+@pytest.mark.parametrize("path", FILES, ids=[name(p) for p in FILES])
 async def test_history_replays_without_nondeterminism(path: Path) -> None:
     replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter())
     await replayer.replay_workflow(load(path))

@@ -257,6 +257,7 @@ async def test_multimail_gate_decides_and_polling_finds_it(mm_app: Mailgate, mul
     pending = next(e for e in multimail.fake.emails.values() if e["status"] == "pending_send_approval")
     multimail.fake.decide(pending["id"], "reject")
     await wait_for_status(app, rejected.send_id, {"rejected"}, timeout=20)
+    await keep_history(app, rejected.send_id, "send-multimail-held-rejected")
 
 
 async def test_multimail_held_send_can_be_cancelled(mm_app: Mailgate, multimail: FakeServer) -> None:
@@ -289,6 +290,7 @@ async def test_multimail_webhook_wakes_the_held_send_at_once(mm_app: Mailgate, m
     await app.sends.signal_decision(sent.send_id, webhook.model_copy(update={"decision_id": "mm:2"}))
     state = await wait_for_status(app, sent.send_id, {"sent"}, timeout=10)
     assert [e.kind for e in state.events].count("provider_reported") == 2
+    await keep_history(app, sent.send_id, "send-multimail-held-webhook")
 
 
 async def test_gated_all_holds_multimail_inbound_by_mailgates_own_mode(mm_app: Mailgate, multimail: FakeServer) -> None:

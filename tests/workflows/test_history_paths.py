@@ -45,6 +45,7 @@ async def test_sends_stopped_mid_wait_keep_their_state(app: Mailgate) -> None:
     await keep_history(app, scheduled.send_id, "send-scheduled-midwait")
     for send in (pending, scheduled):
         assert (await app.sends.cancel(send.send_id, actor="agent")).status == "cancelled"
+    await keep_history(app, scheduled.send_id, "send-scheduled-for-approval-cancelled")
 
 
 async def test_a_mailbox_is_configured_reviewed_and_upgraded(app: Mailgate) -> None:

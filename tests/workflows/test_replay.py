@@ -68,6 +68,9 @@ def test_histories_are_committed() -> None:
         "mailbox-continued",
         "watcher-continued",
         "reply-wait-timeout",
+        "send-multimail-held-rejected",
+        "send-multimail-held-webhook",
+        "send-scheduled-for-approval-cancelled",
     } <= names
 
 

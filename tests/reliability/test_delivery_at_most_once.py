@@ -24,10 +24,13 @@ from server.settings import MailboxEntry
 from tests.conftest import keep_history, make_settings, unique_mailbox, wait_for_status
 from tests.peers.dovecot import Dovecot
 from tests.peers.fixtures import IMAP_PASSWORD, IMAP_USER, dovecot, eventually, smtp_peer
+from tests.peers.multimail_fake import FakeServer
 from tests.peers.smtp_sink import SmtpPeer
 from workflows.models import EmailAddress, EmailDraft
 from workflows.notices import Notice
 from workflows.notify_activities import NotifyActivities, NotifyConfig
+from workflows.providers.base import ProviderSet
+from workflows.providers.multimail import MultiMailConfig, MultiMailProvider
 from workflows.worker import build_worker
 
 __all__ = ["dovecot", "smtp_peer"]  # fixtures
@@ -194,3 +197,36 @@ async def test_failure_details_are_encrypted_in_history(
     assert any(event.HasField("activity_task_failed_event_attributes") for event in history.events)
     assert MARKER.encode() not in stored
     assert MARKER.lower().encode() not in stored
+
+
+async def test_a_notice_to_two_approvers_through_multimail_reaches_each_once(
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    """MultiMail de-duplicates by idempotency key: a notice's key is its per-recipient Message-ID
+    (the notice id alone would fold the second approver's email into the first)."""
+    server = FakeServer().start()
+    try:
+        address = unique_mailbox("mm")
+        box = server.fake.add_mailbox(address, "autonomous")
+        provider = MultiMailProvider(
+            MultiMailConfig(address=address, mailbox_id=box, base_url=server.url), "mm_live_sender"
+        )
+        notice = Notice(
+            notice_id=f"notify-{uuid.uuid4().hex}-approval-1",
+            kind="approval_requested",
+            mailbox=address,
+            at=datetime.now(UTC),
+            send_id=f"send-{uuid.uuid4().hex}",
+            draft=EmailDraft(to=(EmailAddress(address="carol@example.org"),), subject="Needs you", body="x"),
+        )
+        activities = NotifyActivities(temporal_env.client, ProviderSet(provider), NotifyConfig(base_url="http://x"))
+        env = ActivityEnvironment()
+        for recipient in ("ann@example.org", "ann@example.org", "ben@example.org"):
+            await env.run(activities.email_notice, notice, recipient)
+        outbound = [e for e in server.fake.emails.values() if e["direction"] == "outbound"]
+        assert sorted(str(e["to"]) for e in outbound) == sorted(
+            str(t) for t in (["ann@example.org"], ["ben@example.org"])
+        )
+        await provider.aclose()
+    finally:
+        server.stop()

@@ -49,6 +49,8 @@ async def run_worker(settings: Settings) -> int:
         await providers.start()
         print(f"mailgate worker polling task queue {settings.task_queue!r}; Ctrl-C to stop", file=sys.stderr)
         await stop.wait()
+        # Leaving `async with` stops polling; deliveries in flight get the graceful timeout to finish.
+        print("mailgate worker: stopping; deliveries in flight may take up to 30 s to finish", file=sys.stderr)
     await providers.aclose()
     return 0
 

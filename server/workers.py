@@ -20,7 +20,7 @@ from server.settings import Settings
 from workflows.proofs import proof_key
 from workflows.providers.sandbox import SandboxStore
 from workflows.temporal import SEARCH_ATTRIBUTES
-from workflows.worker import build_worker
+from workflows.worker import GRACEFUL_SHUTDOWN, build_worker
 
 KINDS = {"Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD}
 
@@ -50,7 +50,8 @@ async def run_worker(settings: Settings) -> int:
         print(f"mailgate worker polling task queue {settings.task_queue!r}; Ctrl-C to stop", file=sys.stderr)
         await stop.wait()
         # Leaving `async with` stops polling; deliveries in flight get the graceful timeout to finish.
-        print("mailgate worker: stopping; deliveries in flight may take up to 30 s to finish", file=sys.stderr)
+        wait = GRACEFUL_SHUTDOWN.total_seconds()
+        print(f"mailgate worker: stopping; deliveries in flight may take up to {wait:g} s to finish", file=sys.stderr)
     await providers.aclose()
     return 0
 

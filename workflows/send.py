@@ -6,6 +6,7 @@ window, for a human decision; nothing but this workflow's history holds its stat
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 from collections.abc import Awaitable, Callable
@@ -106,6 +107,9 @@ CANCEL_BEFORE_DELIVERY_PATCH = "cancel-before-delivery-v1"
 # A decision handled in the task where the approval timer fired won; now the window is closed
 # from its deadline on, and expiry wins. Retire with the rule above.
 EXPIRY_WINS_PATCH = "expiry-wins-at-deadline-v1"
+# A cancel from Temporal while a send waited ended the workflow as Canceled with its status left
+# at pending_approval (or scheduled); now it ends as cancelled. Retire with the rule above.
+TEMPORAL_CANCEL_PATCH = "temporal-cancel-ends-cancelled-v1"
 
 
 class DecisionRefused(ApplicationError):
@@ -137,6 +141,29 @@ class SendEmailWorkflow:
 
     @workflow.run
     async def run(self, request: SendRequest) -> SendState:
+        try:
+            return await self._run(request)
+        except asyncio.CancelledError:
+            # A cancel from Temporal itself (UI, CLI) while the send waits: end it as cancelled, in
+            # its state and search attribute, instead of leaving it "pending" in every listing.
+            if not workflow.patched(TEMPORAL_CANCEL_PATCH) or self._status in FINAL_STATUSES:
+                raise
+            return await self._cancelled_by_temporal()
+
+    async def _cancelled_by_temporal(self) -> SendState:
+        self._cancelled_by = "temporal"
+        pending_id = self._held_by_provider
+        if pending_id is not None:
+            outcome = await self._held_activity(MailActivities.cancel_held, pending_id)
+            late = f"{outcome.detail} (a cancel through Temporal came too late)"
+            if outcome.status == "sent":
+                self._delivered_at = workflow.now()
+                return self._finish("sent", late)
+            if outcome.status == "rejected" or outcome.status == "failed":
+                return self._finish(outcome.status, late)
+        return self._finish("cancelled", "cancelled through Temporal")
+
+    async def _run(self, request: SendRequest) -> SendState:
         self._event("requested", request.requester, f"mode {self._mode}")
         if self._mode == "read_only":
             return self._finish("blocked", "mailbox is read_only: it may not send")

@@ -19,6 +19,7 @@ from server.settings import MailboxEntry
 from tests.conftest import keep_history, make_settings, unique_mailbox, wait_for_status
 from tests.peers.fixtures import eventually
 from tests.peers.multimail_fake import FakeServer
+from workflows.send import SendEmailWorkflow
 from workflows.worker import build_worker
 
 
@@ -111,3 +112,14 @@ async def test_a_held_send_expires_with_its_window_and_is_withdrawn(held_app: Ma
     assert "did not decide" in state.reason
     assert multimail.fake.emails[email_id]["status"] == "cancelled"
     await keep_history(app, send_id, "send-multimail-held-expired")
+
+
+async def test_a_temporal_cancel_withdraws_a_held_send(held_app: Mailgate, multimail: FakeServer) -> None:
+    app = held_app
+    send_id, email_id = await held(app, multimail, "Withdrawn through Temporal")
+    handle = app.client.get_workflow_handle_for(SendEmailWorkflow.run, send_id)
+    await handle.cancel()
+    state = await asyncio.wait_for(handle.result(), 20)
+    assert state.status == "cancelled"
+    assert multimail.fake.emails[email_id]["status"] == "cancelled"
+    await keep_history(app, send_id, "send-multimail-held-temporal-cancel")

@@ -23,6 +23,7 @@ from tests.conftest import keep_history, wait_for_status
 from workflows import ids
 from workflows.models import Decision, EmailAddress, EmailDraft, MailboxPolicy, OversightMode, SendRequest, SendState
 from workflows.send import SendEmailWorkflow
+from workflows.temporal import STATUS
 from workflows.worker import build_worker
 
 
@@ -108,3 +109,17 @@ async def test_an_edit_that_outgrows_the_payload_limit_is_refused_clearly(app: M
     # The same approval without the edit goes through.
     await app.sends.decide(sent.send_id, Decision(decision="approve", approver="alice"))
     await wait_for_status(app, sent.send_id, {"sent"}, timeout=30)
+
+
+async def test_a_temporal_cancel_of_a_waiting_send_ends_it_cancelled(app: Mailgate) -> None:
+    """`temporal workflow cancel` (or the UI) on a send that waits for a human: it ends as
+    cancelled in its state and in listings, not Canceled with its status stuck at pending."""
+    sent = await app.sends.submit(mailbox=app.settings.default_mailbox, to=["bob@example.com"], subject="s", body="b")
+    handle = app.client.get_workflow_handle_for(SendEmailWorkflow.run, sent.send_id)
+    await handle.cancel()
+    state = await asyncio.wait_for(handle.result(), 20)
+    assert state.status == "cancelled" and "through Temporal" in state.reason
+    description = await handle.describe()
+    assert description.typed_search_attributes.get(STATUS) == "cancelled"
+    assert app.sandbox.deliveries(app.settings.default_mailbox) == []
+    await keep_history(app, sent.send_id, "send-temporal-cancel-pending")

@@ -17,6 +17,8 @@ class DeliveryError(Exception):
     """A delivery that did not happen. Temporary ones are retried; permanent ones fail the send."""
 
     permanent: bool = False
+    # The provider may have accepted the message all the same (an SMTP connection lost during DATA).
+    ambiguous: bool = False
 
 
 class TemporaryDeliveryError(DeliveryError):

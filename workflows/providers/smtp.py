@@ -22,6 +22,8 @@ from workflows.providers.endpoints import Endpoint
 class AmbiguousDelivery(TemporaryDeliveryError):
     """The connection was lost after the message went out in DATA: the server may have accepted it."""
 
+    ambiguous = True
+
 
 @dataclass(frozen=True)
 class SmtpServer:

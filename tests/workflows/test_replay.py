@@ -71,6 +71,8 @@ def test_histories_are_committed() -> None:
         "send-multimail-held-rejected",
         "send-multimail-held-webhook",
         "send-scheduled-for-approval-cancelled",
+        "send-temporal-cancel-pending",
+        "send-multimail-held-temporal-cancel",
     } <= names
 
 

@@ -14,9 +14,11 @@ it bears mailgate's notice mark (``workflows/marks.py``), so no agent read ever 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
@@ -27,13 +29,13 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from workflows import standard_webhooks
-from workflows.activities import send_once
+from workflows.activities import _beating, send_once
 from workflows.addresses import AddressError, parse_addr_spec
 from workflows.ids import mailbox_key, mailbox_workflow_id
 from workflows.links import LinkClaim, make_token, nonce, upgrade_code
 from workflows.marks import HEADER, NoticeMarks
 from workflows.mime import build_message
-from workflows.models import DeliveryRequest, EmailAddress, EmailDraft, MailboxConfig
+from workflows.models import DeliveryReceipt, DeliveryRequest, EmailAddress, EmailDraft, MailboxConfig
 from workflows.notices import Notice, email_text, webhook_event
 from workflows.providers.base import DeliveryError, ProviderSet, TemporaryDeliveryError
 from workflows.providers.sandbox import SandboxProvider
@@ -125,17 +127,28 @@ class NotifyActivities:
             date=notice.at,
             system=True,
         )
-        try:
-            if isinstance(config.channel, SmtpServer):
-                message = build_message(request)
-                if mark:
-                    message[HEADER] = mark
-                await smtp_send(config.channel, config.from_address, [recipient], message.as_bytes())
-                return message_id
+        send: Callable[[], Awaitable[DeliveryReceipt]]
+        if isinstance(config.channel, SmtpServer):
+            message = build_message(request)
+            if mark:
+                message[HEADER] = mark
+            channel, raw = config.channel, message.as_bytes()
+
+            async def over_smtp() -> DeliveryReceipt:
+                await smtp_send(channel, config.from_address, [recipient], raw)
+                return DeliveryReceipt(message_id=message_id, recipients=(recipient,))
+
+            # Plain SMTP cannot be asked what it took: the receipt an earlier attempt heartbeated
+            # is what keeps a retry from sending it again.
+            send = over_smtp
+        else:
             # The sandbox (system: no Sent copy), or the agent's own mailbox (no link, no code);
-            # de-duplicated by its fixed Message-ID at the provider, like every send.
+            # de-duplicated by its fixed Message-ID at the provider too, like every send.
             provider = self._sandbox() if route == "sandbox" else self._providers.for_mailbox(notice.mailbox)
-            receipt = await send_once(provider, request)
+            send = functools.partial(provider.send, request)
+        try:
+            async with _beating() as details:
+                receipt = await send_once(send, details)
         except DeliveryError as err:
             raise ApplicationError(str(err), non_retryable=err.permanent) from err
         return receipt.message_id

@@ -7,6 +7,7 @@ would deliver a second copy) nor report a delivered email as failed.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -30,7 +31,10 @@ from workflows.models import EmailAddress, EmailDraft
 from workflows.notices import Notice
 from workflows.notify_activities import NotifyActivities, NotifyConfig
 from workflows.providers.base import ProviderSet
+from workflows.providers.endpoints import parse_endpoint, tls_context
+from workflows.providers.fake import FakeProvider
 from workflows.providers.multimail import MultiMailConfig, MultiMailProvider
+from workflows.providers.smtp import SmtpServer
 from workflows.worker import build_worker
 
 __all__ = ["dovecot", "smtp_peer"]  # fixtures
@@ -230,3 +234,35 @@ async def test_a_notice_to_two_approvers_through_multimail_reaches_each_once(
         await provider.aclose()
     finally:
         server.stop()
+
+
+async def test_a_notice_retried_on_the_humans_smtp_channel_is_not_sent_twice(
+    temporal_env: WorkflowEnvironment, dovecot: Dovecot, smtp_peer: SmtpPeer
+) -> None:
+    """Plain SMTP cannot be asked what it took: the first attempt heartbeats its receipt, and
+    Temporal hands that to the retry (as after a worker crash before the attempt reported)."""
+    channel = SmtpServer(
+        parse_endpoint(f"smtp+starttls://{IMAP_USER}@127.0.0.1:{smtp_peer.port}", "smtp"),
+        IMAP_PASSWORD,
+        tls_context(dovecot.ca_file),
+    )
+    config = NotifyConfig(base_url="http://mailgate.test", channel=channel, from_address="notices@example.test")
+    activities = NotifyActivities(temporal_env.client, ProviderSet(FakeProvider()), config)
+    notice = Notice(
+        notice_id=f"notify-{uuid.uuid4().hex}-approval-1",
+        kind="approval_requested",
+        mailbox=unique_mailbox(),
+        at=datetime.now(UTC),
+        send_id=f"send-{uuid.uuid4().hex}",
+        draft=EmailDraft(to=(EmailAddress(address="carol@example.org"),), subject="Needs you", body="x"),
+    )
+    first = ActivityEnvironment()
+    beats: list[object] = []
+    first.on_heartbeat = lambda *details: beats.extend(details)
+    sent = await first.run(activities.email_notice, notice, "chief@example.org")
+    assert beats, "the receipt was not heartbeated"
+    retry = ActivityEnvironment()
+    retry.info = dataclasses.replace(retry.info, attempt=2, heartbeat_details=[beats[-1]])
+    again = await retry.run(activities.email_notice, notice, "chief@example.org")
+    assert again == sent
+    assert smtp_peer.sink.ids() == [sent]

@@ -75,8 +75,11 @@ def _failure(err: ActivityError) -> str:
 
 # Every patch below can be retired (the old branch deleted, ``patched`` replaced by its new
 # branch, then ``deprecate_patch`` for one release) once no send that started before the release
-# adding it can still be running: its approval window (approval_timeout), plus any send_at delay
-# and the delivery deadline. Its histories then move to tests/histories/earlier/ and go with it.
+# adding it can still be running: at most 2 years and 2 days with today's limits (send_at up to
+# 365 days ahead, an approval window up to 8,760 hours, DELIVERY_DEADLINE), in practice when
+#   temporal workflow list --query "WorkflowType='SendEmailWorkflow' AND ExecutionStatus='Running'
+#   AND StartTime < '<that release's date>'"
+# finds nothing. Its histories then move to tests/histories/earlier/ and go with the branch.
 
 # Notifying humans added commands to this workflow; histories from before it replay without them.
 # Retire with the rule above.
@@ -100,6 +103,7 @@ HELD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval
 PROVIDER_WATCH_PATCH = "provider-hold-v2"
 # A hold's watch ends at the approval window; this margin covers a retry after a worker died.
 HELD_MARGIN = timedelta(hours=1)
+# Asking or withdrawing at the provider gives up after a day of retries (the send ends failed).
 HELD_DEADLINE = timedelta(days=1)
 # A cancel accepted before the first workflow task of an autonomous or monitored send went on to
 # deliver; now it ends the send. Retire with the rule above.

@@ -6,9 +6,14 @@ would deliver a second copy) nor report a delivered email as failed.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
+import json
 import os
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -22,7 +27,7 @@ from server.app import Mailgate
 from server.connect import connect
 from server.credentials import load_secrets
 from server.settings import MailboxEntry
-from tests.conftest import keep_history, make_settings, unique_mailbox, wait_for_status
+from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN, keep_history, make_settings, unique_mailbox, wait_for_status
 from tests.peers.dovecot import Dovecot
 from tests.peers.fixtures import IMAP_PASSWORD, IMAP_USER, dovecot, eventually, smtp_peer
 from tests.peers.multimail_fake import FakeServer
@@ -266,3 +271,63 @@ async def test_a_notice_retried_on_the_humans_smtp_channel_is_not_sent_twice(
     again = await retry.run(activities.email_notice, notice, "chief@example.org")
     assert again == sent
     assert smtp_peer.sink.ids() == [sent]
+
+
+@pytest.mark.e2e
+async def test_sigterm_to_mailgate_worker_mid_data_lets_the_delivery_finish_once(
+    temporal_env: WorkflowEnvironment,
+    tmp_path: Path,
+    dovecot: Dovecot,
+    smtp_peer: SmtpPeer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The `mailgate worker` process itself: SIGTERM while the SMTP server still owes its answer
+    to DATA; the worker finishes the delivery before it exits, and the next worker sends nothing."""
+    monkeypatch.setenv("TEST_IMAP_PASSWORD", IMAP_PASSWORD)
+    entry = entry_for(unique_mailbox("alice"), dovecot, smtp_peer)
+    config = tmp_path / "mailgate.toml"
+    config.write_text(
+        "[[mailboxes]]\n"
+        + "".join(
+            f"{key} = {json.dumps(str(value))}\n"
+            for key, value in entry.model_dump(exclude_none=True, exclude_defaults=True).items()
+        )
+    )
+    settings = make_settings(temporal_env, tmp_path, mailboxes=[entry], default_mailbox=entry.address)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")},
+        "MAILGATE_CONFIG": str(config),
+        "MAILGATE_DATA_DIR": str(tmp_path),
+        "MAILGATE_TEMPORAL_ADDRESS": settings.temporal_address or "",
+        "MAILGATE_TASK_QUEUE": settings.task_queue,
+        "MAILGATE_DEFAULT_MAILBOX": entry.address,
+        "MAILGATE_AGENT_TOKEN": AGENT_TOKEN,
+        "MAILGATE_ADMIN_TOKEN": ADMIN_TOKEN,
+    }
+    log = (tmp_path / "worker.log").open("ab")
+
+    def worker() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "server.cli", "worker"], env=env, stdout=log, stderr=log)
+
+    app = Mailgate.build(settings, temporal_env.client, load_secrets(settings))
+    first = worker()
+    try:
+        await app.mailboxes.ensure(entry, created_by="tests")
+        smtp_peer.sink.fail("DATA", "slow:3")
+        send_id = await submit(app, "SIGTERM during DATA")
+        await eventually(lambda: len(smtp_peer.sink.received) == 1, timeout=30)
+        first.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(first.wait, 40) == 0
+        second = worker()
+        try:
+            state = await wait_for_status(app, send_id, {"sent", "failed", "cancelled"}, timeout=60)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(second.wait, 40)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        log.close()
+        await app.providers.aclose()
+    assert state.status == "sent", state.reason
+    assert smtp_peer.sink.ids() == [state.message_id]

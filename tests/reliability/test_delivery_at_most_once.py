@@ -35,6 +35,7 @@ from tests.peers.smtp_sink import SmtpPeer
 from workflows.models import EmailAddress, EmailDraft
 from workflows.notices import Notice
 from workflows.notify_activities import NotifyActivities, NotifyConfig
+from workflows.proofs import proof_key
 from workflows.providers.base import ProviderSet
 from workflows.providers.endpoints import parse_endpoint, tls_context
 from workflows.providers.fake import FakeProvider
@@ -44,6 +45,11 @@ from workflows.send import SendEmailWorkflow
 from workflows.worker import build_worker
 
 __all__ = ["dovecot", "smtp_peer"]  # fixtures
+
+
+def key_of(app: Mailgate) -> bytes:
+    """The proof key of this app's front door (from its data dir): its workers check with it."""
+    return proof_key(load_secrets(app.settings).secret_key)
 
 
 def entry_for(address: str, dovecot: Dovecot, smtp: SmtpPeer) -> MailboxEntry:
@@ -71,7 +77,7 @@ async def smtp_app(
     entry = entry_for(unique_mailbox("alice"), dovecot, smtp_peer)
     settings = make_settings(temporal_env, tmp_path, mailboxes=[entry], default_mailbox=entry.address)
     app = Mailgate.build(settings, temporal_env.client, load_secrets(settings))
-    async with build_worker(temporal_env.client, settings.task_queue, app.providers):
+    async with build_worker(temporal_env.client, settings.task_queue, app.providers, proof_key=key_of(app)):
         await app.mailboxes.ensure(entry, created_by="tests")
     yield app
     await app.providers.aclose()
@@ -89,7 +95,7 @@ async def test_a_temporal_cancel_after_the_server_accepted_reports_sent(
 ) -> None:
     app = smtp_app
     smtp_peer.sink.fail("DATA", "slow:4")
-    async with build_worker(temporal_env.client, app.settings.task_queue, app.providers):
+    async with build_worker(temporal_env.client, app.settings.task_queue, app.providers, proof_key=key_of(app)):
         send_id = await submit(app, "Accepted, then cancelled")
         await eventually(lambda: len(smtp_peer.sink.received) == 1, timeout=20)
         await temporal_env.client.get_workflow_handle(send_id).cancel()
@@ -104,7 +110,7 @@ async def test_a_temporal_cancel_before_the_server_accepted_reports_cancelled(
 ) -> None:
     app = smtp_app
     smtp_peer.sink.fail("RCPT", *["451 4.3.0 try later"] * 20)
-    async with build_worker(temporal_env.client, app.settings.task_queue, app.providers):
+    async with build_worker(temporal_env.client, app.settings.task_queue, app.providers, proof_key=key_of(app)):
         send_id = await submit(app, "Refused for now, then cancelled")
 
         async def retrying() -> bool:
@@ -123,12 +129,12 @@ async def test_a_worker_stopping_mid_data_lets_the_delivery_finish_once(
 ) -> None:
     app = smtp_app
     smtp_peer.sink.fail("DATA", "slow:3")
-    first = build_worker(temporal_env.client, app.settings.task_queue, app.providers)
+    first = build_worker(temporal_env.client, app.settings.task_queue, app.providers, proof_key=key_of(app))
     async with first:
         send_id = await submit(app, "Shutdown during DATA")
         await eventually(lambda: len(smtp_peer.sink.received) == 1, timeout=20)
         # `async with` ends here: the worker shuts down while the server still owes its answer.
-    async with build_worker(temporal_env.client, app.settings.task_queue, app.providers):
+    async with build_worker(temporal_env.client, app.settings.task_queue, app.providers, proof_key=key_of(app)):
         state = await wait_for_status(app, send_id, {"sent", "failed", "cancelled"}, timeout=60)
     assert state.status == "sent", state.reason
     assert smtp_peer.sink.ids() == [state.message_id]
@@ -185,7 +191,7 @@ async def sealed_smtp_app(
     )
     client = await connect(settings)
     app = Mailgate.build(settings, client, load_secrets(settings))
-    async with build_worker(client, settings.task_queue, app.providers):
+    async with build_worker(client, settings.task_queue, app.providers, proof_key=key_of(app)):
         await app.mailboxes.ensure(entry, created_by="tests")
         yield app
     await app.providers.aclose()

@@ -19,6 +19,7 @@ from server.settings import MailboxEntry
 from tests.conftest import keep_history, make_settings, unique_mailbox, wait_for_status
 from tests.peers.fixtures import eventually
 from tests.peers.multimail_fake import FakeServer
+from workflows.proofs import proof_key
 from workflows.send import SendEmailWorkflow
 from workflows.worker import build_worker
 
@@ -59,7 +60,9 @@ async def held_app(
     )
     settings = make_settings(temporal_env, tmp_path, mailboxes=[entry], default_mailbox=address)
     app = Mailgate.build(settings, temporal_env.client, load_secrets(settings))
-    async with build_worker(temporal_env.client, settings.task_queue, app.providers):
+    async with build_worker(
+        temporal_env.client, settings.task_queue, app.providers, proof_key=proof_key(load_secrets(settings).secret_key)
+    ):
         await app.mailboxes.ensure(entry, created_by="tests")
         yield app
     await app.providers.aclose()

@@ -16,12 +16,15 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from server.app import Mailgate
+from server.credentials import load_secrets
 from server.errors import MailgateError
 from server.outbound import AttachmentInput
 from server.sends import parse_edits
 from tests.conftest import keep_history, wait_for_status
+from tests.proofs import signed_decision, signed_request
 from workflows import ids
 from workflows.models import Decision, EmailAddress, EmailDraft, MailboxPolicy, OversightMode, SendRequest, SendState
+from workflows.proofs import proof_key
 from workflows.send import SendEmailWorkflow
 from workflows.temporal import STATUS
 from workflows.worker import build_worker
@@ -31,7 +34,7 @@ def request(app: Mailgate, mode: OversightMode, window: timedelta) -> SendReques
     mailbox = app.settings.default_mailbox
     send_id = ids.send_id(mailbox, uuid.uuid4().hex)
     draft = EmailDraft(to=(EmailAddress(address="bob@example.com"),), subject="edge", body="b")
-    return SendRequest(
+    request = SendRequest(
         send_id=send_id,
         mailbox=mailbox,
         requester="agent",
@@ -43,6 +46,12 @@ def request(app: Mailgate, mode: OversightMode, window: timedelta) -> SendReques
         approval_timeout=window,
         notify=False,
     )
+    return signed_request(request, key_of(app))
+
+
+def key_of(app: Mailgate) -> bytes:
+    """The proof key of this app's front door: its workers check with it."""
+    return proof_key(load_secrets(app.settings).secret_key)
 
 
 async def start(
@@ -56,18 +65,18 @@ async def test_a_decision_handled_with_the_expiry_timer_loses_to_expiry(
 ) -> None:
     queue = f"edge-{uuid.uuid4().hex}"
     req = request(app, "gated_send", timedelta(seconds=2))
-    async with build_worker(temporal_env.client, queue, app.providers):
+    async with build_worker(temporal_env.client, queue, app.providers, proof_key=key_of(app)):
         handle = await start(app, temporal_env, req, queue)
         await wait_for_status(app, req.send_id, {"pending_approval"})
     # No worker: the window's timer fires, then an approval arrives; one task will see both.
     await asyncio.sleep(2.5)
-    await handle.signal(
-        SendEmailWorkflow.decide_signal, Decision(decision="approve", approver="alice", decision_id="late-1")
-    )
-    async with build_worker(temporal_env.client, queue, app.providers):
+    late = Decision(decision="approve", approver="alice", decision_id="late-1")
+    await handle.signal(SendEmailWorkflow.decide_signal, signed_decision(req.send_id, late, key_of(app)))
+    async with build_worker(temporal_env.client, queue, app.providers, proof_key=key_of(app)):
         state = await asyncio.wait_for(handle.result(), 30)
     assert state.status == "expired", state.reason
-    assert "approval window closed" in next(e.detail for e in state.events if e.kind == "decision_refused")
+    # Refused as late (or never applied: the send ended while its proof was being checked).
+    assert not any(e.kind == "approved" for e in state.events)
     assert app.sandbox.deliveries(app.settings.default_mailbox) == []
     await keep_history(app, req.send_id, "send-expiry-wins")
 
@@ -82,7 +91,7 @@ async def test_a_cancel_before_an_autonomous_sends_first_task_stops_it(
     # The cancel waits for a worker; the first task then holds both the start and the cancel.
     cancelling = asyncio.create_task(handle.execute_update(SendEmailWorkflow.cancel, "agent"))
     await asyncio.sleep(0.5)
-    async with build_worker(temporal_env.client, queue, app.providers):
+    async with build_worker(temporal_env.client, queue, app.providers, proof_key=key_of(app)):
         answered = await asyncio.wait_for(cancelling, 20)
         state = await asyncio.wait_for(handle.result(), 20)
     assert answered.status == state.status == "cancelled", state.reason

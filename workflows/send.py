@@ -419,9 +419,14 @@ class SendEmailWorkflow:
             if outcome.status == "pending":
                 if workflow.now() < self._expires_at:
                     continue
-                await self._held_activity(MailActivities.cancel_held, pending_id)
-                hours = self._request.approval_timeout.total_seconds() / 3600
-                return self._finish("expired", f"the provider's human did not decide within {hours:g} hours")
+                late = await self._held_activity(MailActivities.cancel_held, pending_id)
+                # The provider's human may have decided after the last look: the cancel's answer says.
+                if late.status in ("pending", "cancelled"):
+                    hours = self._request.approval_timeout.total_seconds() / 3600
+                    return self._finish("expired", f"the provider's human did not decide within {hours:g} hours")
+                outcome = late
+                if outcome.status == "pending":  # never (returned above); says so to the type checker
+                    continue
             self._held_by_provider = None
             if outcome.status == "sent":
                 self._delivered_at = workflow.now()

@@ -250,7 +250,9 @@ async def serve(settings: Settings, *, stdio: bool = False) -> int:
     with contextlib.ExitStack() as sockets:
         sockets.callback(http_socket.close)
         if settings.smtp_port:
-            smtp_hint = port_hint(None if stdio else "--smtp-port", "MAILGATE_SMTP_PORT") + " (0 turns the listener off)"
+            smtp_hint = (
+                port_hint(None if stdio else "--smtp-port", "MAILGATE_SMTP_PORT") + " (0 turns the listener off)"
+            )
             bind_port(settings.host, settings.smtp_port, "SMTP", smtp_hint).close()
         else:
             smtp_hint = ""

@@ -64,7 +64,8 @@ def routes(dash: Dashboard) -> list[Route]:
         throttle, address = throttle_of(request.scope), client_address(request.scope)
         wait = throttle.wait(address)
         if wait > 0:
-            return form(request, 429, f"Too many failed sign-ins from your address; try again in {math.ceil(wait)} s.", name)
+            message = f"Too many failed sign-ins from your address; try again in {math.ceil(wait)} s."
+            return form(request, 429, message, name)
         if not token or dash.app.secrets.role_of(token) != "admin":
             throttle.failed(address)
             return form(request, 401, "That is not the admin token.", name)

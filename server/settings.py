@@ -144,6 +144,8 @@ SMTP_IMAP_FIELDS = {
     "tls_ca_file",
 }
 MULTIMAIL_FIELDS = {"api_key_env", "multimail_mailbox_id", "base_url", "decision_poll_seconds"}
+MIN_TOKEN_CHARS = 32
+MIN_SECRET_CHARS = 16
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,199}")
 
 
@@ -275,6 +277,30 @@ class Settings(BaseSettings):
             return parse_addr_spec(value)
         except AddressError as exc:
             raise ValueError(str(exc)) from exc
+
+    @field_validator("agent_token", "admin_token", "secret_key")
+    @classmethod
+    def _strong(cls, value: SecretStr | None) -> SecretStr | None:
+        # A token someone sets by hand must be as hard to guess as the 43-character ones
+        # mailgate generates; an empty variable must not silently mean "no secret".
+        if value is not None and len(value.get_secret_value().strip()) < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"set to {len(value.get_secret_value().strip())} characters; at least {MIN_TOKEN_CHARS} are "
+                "required (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'), or unset it "
+                "to have one generated into the data dir"
+            )
+        return value
+
+    @field_validator("multimail_webhook_secret", "temporal_api_key")
+    @classmethod
+    def _not_short(cls, value: SecretStr | None) -> SecretStr | None:
+        # Set but empty would turn an endpoint on with an empty HMAC key anyone can sign with.
+        if value is not None and len(value.get_secret_value().strip()) < MIN_SECRET_CHARS:
+            raise ValueError(
+                f"set to {len(value.get_secret_value().strip())} characters; a secret needs at least "
+                f"{MIN_SECRET_CHARS} (unset the variable to turn what it enables off)"
+            )
+        return value
 
     @field_validator("approval_webhook_secret", "notify_webhook_secret")
     @classmethod

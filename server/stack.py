@@ -23,7 +23,7 @@ from temporalio.worker import Worker
 
 from server.app import Mailgate
 from server.connect import connect
-from server.credentials import Secrets, load_secrets
+from server.credentials import Secrets, load_secrets, secure_data_dir
 from server.embedded import DevServer, start_dev_server, write_atomically
 from server.mcp_server import build_mcp
 from server.notifications import notify_config
@@ -243,6 +243,7 @@ async def serve(settings: Settings, *, stdio: bool = False) -> int:
             f"mailgate already runs for data dir {settings.data_dir} (pid {other.pid}, {other.http_url}); "
             "stop it first, or use another --data-dir"
         )
+    secure_data_dir(settings.data_dir)
     # Ports first: a clash must end the start before Temporal or anything else runs.
     http_socket = bind_port(
         settings.host, settings.port, "HTTP", port_hint(None if stdio else "--port", "MAILGATE_PORT")

@@ -6,7 +6,7 @@ from mcp.server.mcpserver import MCPServer
 
 from server.app import Mailgate
 from server.tools import inbox, mailboxes, resources, sends
-from server.tools.common import compact_schema
+from server.tools.common import compact_schema, strict_schema
 
 INSTRUCTIONS = """\
 mailgate gives you durable email with human oversight. Every mailbox has an oversight mode:
@@ -31,13 +31,14 @@ def build_mcp(app: Mailgate) -> MCPServer:
 
 
 def _compact(mcp: MCPServer) -> None:
-    """Smaller tools/list: one-line descriptions and schemas without repeated titles.
+    """Smaller tools/list: one-line descriptions and schemas without repeated titles; and
+    schemas strict-mode clients take as they are (inline, closed objects).
 
     The SDK offers no hook for this, so it edits the registered tools once, at build time;
     the argument and output models that validate calls are untouched.
     """
     for tool in mcp._tool_manager.list_tools():
         tool.description = " ".join(tool.description.split())
-        tool.parameters = compact_schema(tool.parameters)
+        tool.parameters = strict_schema(compact_schema(tool.parameters))
         if tool.fn_metadata.output_schema is not None:
-            tool.fn_metadata.output_schema = compact_schema(tool.fn_metadata.output_schema, output=True)
+            tool.fn_metadata.output_schema = strict_schema(compact_schema(tool.fn_metadata.output_schema, output=True))

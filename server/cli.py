@@ -50,7 +50,10 @@ def finish(status: int) -> NoReturn:
 def run(main: Callable[[], Coroutine[Any, Any, int]]) -> NoReturn:
     try:
         status = asyncio.run(main())
-    except (MailgateError, SettingsError) as exc:
+    except MailgateError as exc:
+        click.echo(f"mailgate: {exc.at('cli')}", err=True)
+        status = 1
+    except SettingsError as exc:
         click.echo(f"mailgate: {exc}", err=True)
         status = 1
     except KeyboardInterrupt:
@@ -342,7 +345,7 @@ def approvals_approve(
             decision="approve", approver=check_person(approver), reason=reason, edits=edits, channel="cli"
         )
     except MailgateError as exc:
-        click.echo(f"mailgate: {exc}", err=True)
+        click.echo(f"mailgate: {exc.at('cli')}", err=True)
         finish(1)
     _decide(settings, send_id, decision, as_json)
 
@@ -361,7 +364,7 @@ def approvals_reject(send_id: str, approver: str, reason: str, data_dir: Path | 
     try:
         decision = Decision(decision="reject", approver=check_person(approver), reason=reason, channel="cli")
     except MailgateError as exc:
-        click.echo(f"mailgate: {exc}", err=True)
+        click.echo(f"mailgate: {exc.at('cli')}", err=True)
         finish(1)
     _decide(settings, send_id, decision, as_json)
 

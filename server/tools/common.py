@@ -46,7 +46,7 @@ def agent_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         try:
             return await fn(*args, **kwargs)
         except MailgateError as exc:
-            raise ToolError(str(exc)) from exc
+            raise ToolError(exc.at("mcp")) from exc
 
     return wrapper
 

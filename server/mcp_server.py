@@ -13,6 +13,7 @@ from pydantic_core import ErrorDetails
 from server.app import Mailgate
 from server.tools import inbox, mailboxes, resources, sends
 from server.tools.common import compact_schema, strict_schema
+from server.web.client_gone import quiet_gone_clients
 
 INSTRUCTIONS = """\
 mailgate gives you durable email with human oversight. Every mailbox has an oversight mode:
@@ -76,6 +77,7 @@ class MailgateMCP(MCPServer):
 
 
 def build_mcp(app: Mailgate) -> MCPServer:
+    quiet_gone_clients()
     mcp: MCPServer = MailgateMCP("mailgate", instructions=INSTRUCTIONS, version="0.1.0")
     sends.register(mcp, app)
     mailboxes.register(mcp, app)

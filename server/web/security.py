@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.credentials import Secrets
 from server.settings import Settings
+from server.web.client_gone import forgive_gone_clients
 from server.web.throttle import client_address, refusal_for, throttle_of, too_many
 
 MCP_PATHS = ("/mcp", "/sse", "/messages")
@@ -82,6 +83,7 @@ class AgentAuthMiddleware:
 
     def __init__(self, app: ASGIApp, secrets: Secrets) -> None:
         self.app = app
+        self.mcp = forgive_gone_clients(app)
         self.secrets = secrets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -98,7 +100,7 @@ class AgentAuthMiddleware:
                 return
             role = self.secrets.role_of(token)
             if role == "agent":
-                await self.app(scope, receive, send)
+                await self.mcp(scope, receive, send)
                 return
             if role is None:
                 throttle.failed(address)

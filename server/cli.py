@@ -161,6 +161,8 @@ def _logging(settings: Settings) -> None:
         stream=sys.stderr, level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("temporalio").setLevel(logging.WARNING)
+    for noisy in ("httpx", "httpx2"):  # a line per request of `mailgate mcp` relaying to MAILGATE_URL
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @main.command()

@@ -219,6 +219,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8025, ge=1, le=65535)
     smtp_port: int = Field(default=2525, ge=0, le=65535, description="0 disables the sandbox SMTP listener")
     public_url: str | None = Field(default=None, description="URL users reach the HTTP app at, for links")
+    url: str | None = Field(
+        default=None, description="a mailgate running elsewhere, for `mailgate mcp` (with MAILGATE_AGENT_TOKEN)"
+    )
 
     temporal_address: str | None = None
     temporal_namespace: str = Field(default="default", pattern=r"^[A-Za-z0-9._-]{1,100}$")
@@ -311,7 +314,7 @@ class Settings(BaseSettings):
                 raise ValueError("a Standard Webhooks secret starts with 'whsec_' (then base64)")
         return value
 
-    @field_validator("notify_webhook_url", "temporal_ui_url", "public_url")
+    @field_validator("notify_webhook_url", "temporal_ui_url", "public_url", "url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is not None and urlsplit(value).scheme not in ("http", "https"):

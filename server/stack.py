@@ -324,9 +324,21 @@ async def _serve(settings: Settings, stdio: bool, http_socket: socket.socket, sm
 
 
 async def mcp_stdio(settings: Settings) -> int:
-    """`mailgate mcp`: MCP over stdio, on the data dir's running stack or on a new one."""
-    if running_stack(settings.data_dir) is None:
+    """`mailgate mcp`: MCP over stdio, relayed to MAILGATE_URL if set, else on the data dir's
+    running stack, else on a stack of its own that ends with the session."""
+    if settings.url:
+        from server.remote import relay_stdio
+
+        return await relay_stdio(settings)
+    running = running_stack(settings.data_dir)
+    if running is None:
         return await serve(settings, stdio=True)
+    print(
+        f"mailgate: using the mailgate that runs for data dir {settings.data_dir} (pid {running.pid}, "
+        f"{running.http_url}); nothing else starts",
+        file=sys.stderr,
+        flush=True,
+    )
     settings = attach(settings)
     client = await connect(settings, wait=10)
     app = Mailgate.build(settings, client, load_secrets(settings), strict=False)

@@ -222,6 +222,7 @@ def banner(stack: Stack, stdio: bool) -> str:
     ]
     if settings.smtp_port:
         lines.append(f"  sandbox SMTP: {settings.host}:{settings.smtp_port}")
+    lines.append(f"  send from:    {settings.default_mailbox} (the default mailbox: tools use it when none is named)")
     if settings.host not in LOOPBACK:
         # check_exposure let this start only because both tokens are set; say what that means.
         lines.append(

@@ -409,5 +409,5 @@ def load_settings(**overrides: Any) -> Settings:
         for error in exc.errors():
             loc = ".".join(str(part) for part in error["loc"])
             name = f"MAILGATE_{loc.upper()}" if loc and "." not in loc else loc or "settings"
-            problems.append(f"{name}: {error['msg']}")
+            problems.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
         raise SettingsError("invalid settings: " + "; ".join(problems)) from exc

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Scope
 
-FREE_FAILURES = 5
+FREE_FAILURES = 10
 FIRST_DELAY = 1.0
 MAX_DELAY = 300.0
 FORGET_AFTER = 900.0

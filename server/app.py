@@ -47,6 +47,10 @@ class Mailgate:
             inbox=Inbox(client, settings, providers, mailboxes, sends),
         )
 
+    def default_mailbox(self, mailbox: str | None) -> str:
+        """The mailbox a tool acts on: the one named, or the server's default when none is."""
+        return mailbox.strip() if mailbox and mailbox.strip() else self.settings.default_mailbox
+
     async def ack_review(self, send_id: str, actor: str) -> Review:
         """A reviewer has looked at a monitored send that already went out."""
         state = await self.sends.status(send_id)

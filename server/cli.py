@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn, ParamSpec, cast, get_args
 
 import click
+from click.core import ParameterSource
 from pydantic import BaseModel
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -49,7 +50,10 @@ def finish(status: int) -> NoReturn:
 def run(main: Callable[[], Coroutine[Any, Any, int]]) -> NoReturn:
     try:
         status = asyncio.run(main())
-    except (MailgateError, SettingsError) as exc:
+    except MailgateError as exc:
+        click.echo(f"mailgate: {exc.at('cli')}", err=True)
+        status = 1
+    except SettingsError as exc:
         click.echo(f"mailgate: {exc}", err=True)
         status = 1
     except KeyboardInterrupt:
@@ -60,12 +64,38 @@ def run(main: Callable[[], Coroutine[Any, Any, int]]) -> NoReturn:
     finish(status)
 
 
+DATA_DIR_HELP = "Where mailgate keeps its state (env MAILGATE_DATA_DIR; default: your user data folder)."
+DATA_DIR_GIVEN = "mailgate.data_dir"
+
+
+def _given_data_dir(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """--data-dir works before the subcommand as well as after it: a value given on the command
+    line anywhere wins over MAILGATE_DATA_DIR, and the one nearest the command wins overall."""
+    if value is not None and ctx.get_parameter_source(param.name or "") is ParameterSource.COMMANDLINE:
+        ctx.meta[DATA_DIR_GIVEN] = value
+        return value
+    return cast(Path | None, ctx.meta.get(DATA_DIR_GIVEN, value))
+
+
 def data_dir_option(fn: Callable[P, Any]) -> Callable[P, Any]:
     return click.option(
         "--data-dir",
         type=click.Path(file_okay=False, path_type=Path),
         envvar="MAILGATE_DATA_DIR",
-        help="Where mailgate keeps its state (env MAILGATE_DATA_DIR; default: your user data folder).",
+        callback=_given_data_dir,
+        help=DATA_DIR_HELP,
+    )(fn)
+
+
+def group_data_dir_option(fn: Callable[P, Any]) -> Callable[P, Any]:
+    """The same option on a group (`mailgate --data-dir X approvals list`), for its subcommands."""
+    return click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        callback=_given_data_dir,
+        expose_value=False,
+        is_eager=True,
+        help=DATA_DIR_HELP,
     )(fn)
 
 
@@ -110,12 +140,16 @@ async def open_app(settings: Settings) -> Mailgate:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option("0.1.0", prog_name="mailgate")
+@group_data_dir_option
 def main() -> None:
     """mailgate: durable email for AI agents, with graduated human oversight.
 
     Start everything with `mailgate serve`; decide on pending emails with
     `mailgate approvals`. Every command finds the running stack from --data-dir.
     """
+    # Everything mailgate and its children (the Temporal dev server, SQLite's WAL and SHM
+    # files) create holds drafts or secrets: readable by this user only.
+    os.umask(0o077)
 
 
 # --- the stack ---------------------------------------------------------------------------
@@ -127,6 +161,8 @@ def _logging(settings: Settings) -> None:
         stream=sys.stderr, level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("temporalio").setLevel(logging.WARNING)
+    for noisy in ("httpx", "httpx2"):  # a line per request of `mailgate mcp` relaying to MAILGATE_URL
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @main.command()
@@ -204,6 +240,7 @@ def setup(data_dir: Path | None) -> NoReturn:
 
 
 @main.group()
+@group_data_dir_option
 def approvals() -> None:
     """List pending emails and approve or reject them."""
 
@@ -310,7 +347,7 @@ def approvals_approve(
             decision="approve", approver=check_person(approver), reason=reason, edits=edits, channel="cli"
         )
     except MailgateError as exc:
-        click.echo(f"mailgate: {exc}", err=True)
+        click.echo(f"mailgate: {exc.at('cli')}", err=True)
         finish(1)
     _decide(settings, send_id, decision, as_json)
 
@@ -329,7 +366,7 @@ def approvals_reject(send_id: str, approver: str, reason: str, data_dir: Path | 
     try:
         decision = Decision(decision="reject", approver=check_person(approver), reason=reason, channel="cli")
     except MailgateError as exc:
-        click.echo(f"mailgate: {exc}", err=True)
+        click.echo(f"mailgate: {exc.at('cli')}", err=True)
         finish(1)
     _decide(settings, send_id, decision, as_json)
 
@@ -338,6 +375,7 @@ def approvals_reject(send_id: str, approver: str, reason: str, data_dir: Path | 
 
 
 @main.group()
+@group_data_dir_option
 def sends() -> None:
     """Look at sends."""
 
@@ -393,6 +431,7 @@ def sends_show(send_id: str, data_dir: Path | None, as_json: bool) -> NoReturn:
 
 
 @main.group()
+@group_data_dir_option
 def mailbox() -> None:
     """List, create and set the oversight mode of mailboxes."""
 
@@ -552,6 +591,7 @@ def mailbox_audit(
 
 
 @main.group()
+@group_data_dir_option
 def reviews() -> None:
     """Sends from monitored mailboxes that went out and wait for a human to look at them."""
 
@@ -594,6 +634,7 @@ def reviews_ack(send_id: str, actor: str, data_dir: Path | None, as_json: bool) 
 
 
 @main.group()
+@group_data_dir_option
 def upgrades() -> None:
     """Requests from agents to loosen a mailbox, with the one-time codes to give them."""
 
@@ -630,6 +671,7 @@ def upgrades_list(mailbox: str | None, data_dir: Path | None, as_json: bool) -> 
 
 
 @main.group()
+@group_data_dir_option
 def inbound() -> None:
     """Inbound mail held for a human in gated_all mailboxes: list, release, discard."""
 
@@ -705,6 +747,7 @@ def inbound_discard(email_id: str, mailbox: str | None, actor: str, data_dir: Pa
 
 
 @main.group()
+@group_data_dir_option
 def sandbox() -> None:
     """Look into the embedded mail sandbox."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import os
 import secrets
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from server.settings import Settings, SettingsError
+from server.settings import MIN_TOKEN_CHARS, Settings, SettingsError
 
 
 @dataclass(frozen=True)
@@ -52,13 +53,31 @@ def _resolve(configured: SecretStr | None, path: Path) -> tuple[str, Path | None
     return _read_or_create(path), path
 
 
+def secure_data_dir(data_dir: Path) -> None:
+    """The data dir holds every draft and every secret: 0700 for it and its folders, 0600 for its
+    files, also for files that an older version or another program created more openly."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+    for root, dirs, files in os.walk(data_dir):
+        for name in dirs:
+            path = Path(root) / name
+            if not path.is_symlink():
+                path.chmod(0o700)
+        for name in files:
+            path = Path(root) / name
+            if not path.is_symlink():
+                with contextlib.suppress(FileNotFoundError):  # a SQLite journal that just went
+                    path.chmod(0o600)
+
+
 def load_secrets(settings: Settings) -> Secrets:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     agent, agent_file = _resolve(settings.agent_token, settings.data_dir / "agent.token")
     admin, admin_file = _resolve(settings.admin_token, settings.data_dir / "admin.token")
-    key, _ = _resolve(settings.secret_key, settings.data_dir / "secret.key")
+    key, key_file = _resolve(settings.secret_key, settings.data_dir / "secret.key")
     if hmac.compare_digest(agent, admin):
         raise SettingsError("the agent token and the admin token are the same value; one token, one role")
-    if len(agent) < 16 or len(admin) < 16:
-        raise SettingsError("tokens must be at least 16 characters long")
+    for value, where in ((agent, agent_file), (admin, admin_file), (key, key_file)):
+        if where is not None and len(value) < MIN_TOKEN_CHARS:
+            raise SettingsError(f"{where} holds fewer than {MIN_TOKEN_CHARS} characters; delete it to make a new one")
     return Secrets(agent, admin, key.encode(), agent_file, admin_file)

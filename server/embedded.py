@@ -135,8 +135,9 @@ def start_dev_server(settings: Settings, timeout: float = 60.0) -> DevServer:
     port = settings.temporal_port
     if port_open("127.0.0.1", port):
         raise SettingsError(
-            f"port {port} is taken by another program; pass --temporal-port, or set "
-            "MAILGATE_TEMPORAL_ADDRESS to use a Temporal server that is already running"
+            f"Temporal port {port} on 127.0.0.1 is taken by another program; pass --temporal-port or set "
+            "MAILGATE_TEMPORAL_PORT to use another port, or MAILGATE_TEMPORAL_ADDRESS to use a Temporal "
+            "server that is already running"
         )
     db = settings.data_dir / "temporal.db"
     # The UI is off unless asked for; when on, it listens on a private port behind mailgate's proxy.

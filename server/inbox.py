@@ -256,7 +256,14 @@ class Inbox:
         try:
             return address, await provider.fetch_email(address, email_id.strip(), include_held=include_held)
         except EmailNotFound as exc:
-            raise NotFound(f"{exc}; check_inbox lists the emails of a mailbox") from exc
+            raise NotFound(
+                str(exc),
+                next_steps={
+                    "mcp": "check_inbox lists the emails of a mailbox",
+                    "cli": "`mailgate inbound list` lists the held emails",
+                    "api": "GET /api/inbound lists the held emails",
+                },
+            ) from exc
 
     async def read(
         self, mailbox: str, email_id: str, *, mark_read: bool = True, include_held: bool = False

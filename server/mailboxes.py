@@ -128,9 +128,9 @@ def update_error(err: WorkflowUpdateFailedError) -> MailgateError:
     return Conflict(message)
 
 
-def rpc_error(err: RPCError, what: str) -> MailgateError:
+def rpc_error(err: RPCError, what: str | MailgateError) -> MailgateError:
     if err.status == RPCStatusCode.NOT_FOUND:
-        return NotFound(what)
+        return what if isinstance(what, MailgateError) else NotFound(what)
     return Unavailable(f"Temporal did not answer: {err.message}")
 
 
@@ -143,8 +143,15 @@ class Mailboxes:
         self._proof_key = proof_key(secret_key)
         self._cache: dict[str, tuple[float, MailboxConfig]] = {}
 
-    def _missing(self, address: str) -> str:
-        return f"mailbox {address} does not exist; list_mailboxes shows the mailboxes you can use"
+    def _missing(self, address: str) -> NotFound:
+        return NotFound(
+            f"mailbox {address} does not exist",
+            next_steps={
+                "mcp": "list_mailboxes shows the mailboxes you can use",
+                "cli": "`mailgate mailbox list` shows the mailboxes",
+                "api": "GET /api/mailboxes lists the mailboxes",
+            },
+        )
 
     async def create(
         self,
@@ -240,7 +247,7 @@ class Mailboxes:
         except RPCError as err:
             raise rpc_error(err, self._missing(address)) from err
         if description.status != WorkflowExecutionStatus.RUNNING:
-            raise NotFound(self._missing(address))
+            raise self._missing(address)
         config = await description.memo_value("config", type_hint=MailboxConfig)
         self._cache[address.lower()] = (time.monotonic(), config)
         return config

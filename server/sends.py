@@ -185,8 +185,15 @@ class Sends:
         return self._client.get_workflow_handle_for(SendEmailWorkflow.run, parse_send_id(send_id))
 
     @staticmethod
-    def _missing(send_id: str) -> str:
-        return f"no send with id {send_id}; list_sends shows the sends of a mailbox"
+    def _missing(send_id: str) -> NotFound:
+        return NotFound(
+            f"no send with id {send_id}",
+            next_steps={
+                "mcp": "list_sends shows the sends of a mailbox",
+                "cli": "`mailgate approvals list --status all` lists the sends",
+                "api": "GET /api/approvals?status=all lists the sends",
+            },
+        )
 
     async def submit(
         self,
@@ -373,7 +380,7 @@ class Sends:
             state = await handle.query(SendEmailWorkflow.state, rpc_timeout=QUERY_TIMEOUT)
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
-                raise NotFound(self._missing(send_id)) from err
+                raise self._missing(send_id) from err
             raise await self._no_worker(send_id) from err
         if state.status != "sending":
             return state
@@ -508,7 +515,13 @@ class Sends:
                 # An indexed column narrows the scan before the search attribute is compared.
                 clauses.append("ExecutionStatus = 'Running'")
         query = " AND ".join(clauses)
-        bad_cursor = InvalidInput("cursor: not a cursor from a previous list_sends")
+        bad_cursor = InvalidInput(
+            "cursor: not a cursor from a previous page",
+            next_steps={
+                "mcp": "pass the next_cursor that list_sends returned",
+                "api": "pass the next_cursor that GET /api/approvals returned",
+            },
+        )
         try:
             token = bytes.fromhex(cursor) if cursor else None
         except ValueError as exc:

@@ -144,6 +144,8 @@ SMTP_IMAP_FIELDS = {
     "tls_ca_file",
 }
 MULTIMAIL_FIELDS = {"api_key_env", "multimail_mailbox_id", "base_url", "decision_poll_seconds"}
+MIN_TOKEN_CHARS = 32
+MIN_SECRET_CHARS = 16
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,199}")
 
 
@@ -217,6 +219,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8025, ge=1, le=65535)
     smtp_port: int = Field(default=2525, ge=0, le=65535, description="0 disables the sandbox SMTP listener")
     public_url: str | None = Field(default=None, description="URL users reach the HTTP app at, for links")
+    url: str | None = Field(
+        default=None, description="a mailgate running elsewhere, for `mailgate mcp` (with MAILGATE_AGENT_TOKEN)"
+    )
 
     temporal_address: str | None = None
     temporal_namespace: str = Field(default="default", pattern=r"^[A-Za-z0-9._-]{1,100}$")
@@ -276,6 +281,30 @@ class Settings(BaseSettings):
         except AddressError as exc:
             raise ValueError(str(exc)) from exc
 
+    @field_validator("agent_token", "admin_token", "secret_key")
+    @classmethod
+    def _strong(cls, value: SecretStr | None) -> SecretStr | None:
+        # A token someone sets by hand must be as hard to guess as the 43-character ones
+        # mailgate generates; an empty variable must not silently mean "no secret".
+        if value is not None and len(value.get_secret_value().strip()) < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"set to {len(value.get_secret_value().strip())} characters; at least {MIN_TOKEN_CHARS} are "
+                "required (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'), or unset it "
+                "to have one generated into the data dir"
+            )
+        return value
+
+    @field_validator("multimail_webhook_secret", "temporal_api_key")
+    @classmethod
+    def _not_short(cls, value: SecretStr | None) -> SecretStr | None:
+        # Set but empty would turn an endpoint on with an empty HMAC key anyone can sign with.
+        if value is not None and len(value.get_secret_value().strip()) < MIN_SECRET_CHARS:
+            raise ValueError(
+                f"set to {len(value.get_secret_value().strip())} characters; a secret needs at least "
+                f"{MIN_SECRET_CHARS} (unset the variable to turn what it enables off)"
+            )
+        return value
+
     @field_validator("approval_webhook_secret", "notify_webhook_secret")
     @classmethod
     def _whsec(cls, value: SecretStr | None) -> SecretStr | None:
@@ -285,7 +314,7 @@ class Settings(BaseSettings):
                 raise ValueError("a Standard Webhooks secret starts with 'whsec_' (then base64)")
         return value
 
-    @field_validator("notify_webhook_url", "temporal_ui_url", "public_url")
+    @field_validator("notify_webhook_url", "temporal_ui_url", "public_url", "url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is not None and urlsplit(value).scheme not in ("http", "https"):
@@ -380,5 +409,5 @@ def load_settings(**overrides: Any) -> Settings:
         for error in exc.errors():
             loc = ".".join(str(part) for part in error["loc"])
             name = f"MAILGATE_{loc.upper()}" if loc and "." not in loc else loc or "settings"
-            problems.append(f"{name}: {error['msg']}")
+            problems.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
         raise SettingsError("invalid settings: " + "; ".join(problems)) from exc

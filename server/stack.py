@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from temporalio.worker import Worker
 
 from server.app import Mailgate
 from server.connect import connect
-from server.credentials import Secrets, load_secrets
+from server.credentials import Secrets, load_secrets, secure_data_dir
 from server.embedded import DevServer, start_dev_server, write_atomically
 from server.mcp_server import build_mcp
 from server.notifications import notify_config
@@ -61,6 +63,39 @@ def check_exposure(settings: Settings) -> None:
             f"binding to {settings.host} exposes mailgate beyond this machine: set MAILGATE_AGENT_TOKEN "
             "and MAILGATE_ADMIN_TOKEN explicitly (and MAILGATE_PUBLIC_URL) before doing so"
         )
+
+
+def port_hint(flag: str | None, variable: str) -> str:
+    how = f"pass {flag} or set {variable}" if flag else f"set {variable}"
+    return f"{how} to use another port"
+
+
+def bind_port(host: str, port: int, what: str, hint: str) -> socket.socket:
+    """Bind (not yet listen on) a port before anything starts, so a clash ends the start at once
+    with one line, instead of after Temporal and the worker are up (uvicorn would sys.exit)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise port_taken(host, port, what, hint, exc) from None
+    return sock
+
+
+def port_taken(host: str, port: int, what: str, hint: str, exc: OSError) -> SettingsError:
+    why = "is taken by another program" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
+    return SettingsError(f"{what} port {port} on {host} {why}; {hint}")
+
+
+async def serve_http(server: uvicorn.Server, sock: socket.socket) -> None:
+    """uvicorn calls sys.exit when it cannot start; a SystemExit in a task would leave this
+    process hanging in asyncio's shutdown with its children alive, so make it an error."""
+    try:
+        await server.serve(sockets=[sock])
+    except SystemExit as exc:
+        raise SettingsError(f"the HTTP app stopped at start (status {exc.code}); see the log above") from None
 
 
 async def configure_watchers(app: Mailgate) -> None:
@@ -187,6 +222,7 @@ def banner(stack: Stack, stdio: bool) -> str:
     ]
     if settings.smtp_port:
         lines.append(f"  sandbox SMTP: {settings.host}:{settings.smtp_port}")
+    lines.append(f"  send from:    {settings.default_mailbox} (the default mailbox: tools use it when none is named)")
     if settings.host not in LOOPBACK:
         # check_exposure let this start only because both tokens are set; say what that means.
         lines.append(
@@ -208,6 +244,24 @@ async def serve(settings: Settings, *, stdio: bool = False) -> int:
             f"mailgate already runs for data dir {settings.data_dir} (pid {other.pid}, {other.http_url}); "
             "stop it first, or use another --data-dir"
         )
+    secure_data_dir(settings.data_dir)
+    # Ports first: a clash must end the start before Temporal or anything else runs.
+    http_socket = bind_port(
+        settings.host, settings.port, "HTTP", port_hint(None if stdio else "--port", "MAILGATE_PORT")
+    )
+    with contextlib.ExitStack() as sockets:
+        sockets.callback(http_socket.close)
+        if settings.smtp_port:
+            smtp_hint = (
+                port_hint(None if stdio else "--smtp-port", "MAILGATE_SMTP_PORT") + " (0 turns the listener off)"
+            )
+            bind_port(settings.host, settings.smtp_port, "SMTP", smtp_hint).close()
+        else:
+            smtp_hint = ""
+        return await _serve(settings, stdio, http_socket, smtp_hint)
+
+
+async def _serve(settings: Settings, stdio: bool, http_socket: socket.socket, smtp_hint: str) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -216,15 +270,25 @@ async def serve(settings: Settings, *, stdio: bool = False) -> int:
         mcp = build_mcp(stack.app)
         web = build_app(stack.app, mcp, ready=lambda: stack.ready)
         server = uvicorn.Server(
-            uvicorn.Config(web, host=settings.host, port=settings.port, log_level="warning", lifespan="on")
+            # proxy_headers off: a forwarded address from any local process would otherwise
+            # become the client address that failed-token throttling keys on.
+            uvicorn.Config(
+                web, host=settings.host, port=settings.port, log_level="warning", lifespan="on", proxy_headers=False
+            )
         )
         sandbox = stack.app.providers.default
         assert isinstance(sandbox, SandboxProvider)
-        smtp = await start_smtp_listener(sandbox, settings.host, settings.smtp_port) if settings.smtp_port else None
-        http_task = asyncio.create_task(server.serve())
+        smtp = None
+        if settings.smtp_port:
+            try:
+                smtp = await start_smtp_listener(sandbox, settings.host, settings.smtp_port)
+            except OSError as exc:
+                raise port_taken(settings.host, settings.smtp_port, "SMTP", smtp_hint, exc) from None
+        http_task = asyncio.create_task(serve_http(server, http_socket))
         while not server.started and not http_task.done():
             await asyncio.sleep(0.02)
         if http_task.done():
+            http_task.result()  # its own error, if it has one
             raise SettingsError(f"the HTTP app could not listen on {settings.host}:{settings.port}")
         write_atomically(
             stack_file(settings.data_dir),
@@ -261,9 +325,21 @@ async def serve(settings: Settings, *, stdio: bool = False) -> int:
 
 
 async def mcp_stdio(settings: Settings) -> int:
-    """`mailgate mcp`: MCP over stdio, on the data dir's running stack or on a new one."""
-    if running_stack(settings.data_dir) is None:
+    """`mailgate mcp`: MCP over stdio, relayed to MAILGATE_URL if set, else on the data dir's
+    running stack, else on a stack of its own that ends with the session."""
+    if settings.url:
+        from server.remote import relay_stdio
+
+        return await relay_stdio(settings)
+    running = running_stack(settings.data_dir)
+    if running is None:
         return await serve(settings, stdio=True)
+    print(
+        f"mailgate: using the mailgate that runs for data dir {settings.data_dir} (pid {running.pid}, "
+        f"{running.http_url}); nothing else starts",
+        file=sys.stderr,
+        flush=True,
+    )
     settings = attach(settings)
     client = await connect(settings, wait=10)
     app = Mailgate.build(settings, client, load_secrets(settings), strict=False)

@@ -46,7 +46,7 @@ def agent_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         try:
             return await fn(*args, **kwargs)
         except MailgateError as exc:
-            raise ToolError(str(exc)) from exc
+            raise ToolError(exc.at("mcp")) from exc
 
     return wrapper
 
@@ -83,6 +83,35 @@ def compact_schema(schema: Any, *, output: bool = False) -> Any:
         else:
             out[key] = compact_schema(value, output=output)
     return out
+
+
+def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema as strict-mode clients (openai-agents, OpenAI structured outputs) need it:
+    every ``$ref`` inlined (no ``$defs``), every object closed (``additionalProperties: false``).
+    Such clients otherwise fall back to non-strict without a word."""
+    defs: dict[str, Any] = schema.get("$defs", {})
+
+    def walk(node: Any, expanding: frozenset[str]) -> Any:
+        if isinstance(node, list):
+            return [walk(item, expanding) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            name = ref.removeprefix("#/$defs/")
+            if name in expanding:
+                raise ValueError(f"{name} refers to itself; a strict schema cannot inline it")
+            target = walk(defs[name], expanding | {name})
+            return target | walk({k: v for k, v in node.items() if k != "$ref"}, expanding)
+        out = {key: walk(value, expanding) for key, value in node.items() if key != "$defs"}
+        if (
+            out.get("type") == "object" or isinstance(out.get("properties"), dict)
+        ) and "additionalProperties" not in out:
+            out["additionalProperties"] = False
+        return out
+
+    result: dict[str, Any] = walk(schema, frozenset())
+    return result
 
 
 def untrusted(label: str, text: str) -> str:

@@ -14,7 +14,10 @@ from server.mailboxes import MailboxSummary
 from server.tools.common import ResponseFormat, agent_errors, reads, result, writes
 from workflows.models import MailboxConfig, OversightMode
 
-Mailbox = Annotated[str, Field(description="The mailbox's address.", examples=["agent@mailgate.local"])]
+Mailbox = Annotated[
+    str | None,
+    Field(description="The mailbox's address; omitted: the default mailbox.", examples=["agent@mailgate.local"]),
+]
 
 MODE_MEANING: dict[OversightMode, str] = {
     "read_only": "it may read mail but not send",
@@ -57,10 +60,11 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
     @mcp.tool(annotations=reads("Get a mailbox"))
     @agent_errors
     async def get_mailbox(
-        mailbox: Mailbox, response_format: ResponseFormat = "concise"
+        mailbox: Mailbox = None, response_format: ResponseFormat = "concise"
     ) -> Annotated[CallToolResult, MailboxView]:
         """A mailbox's oversight mode and what it means for your sends; detailed adds its
         policies (approvers, reviewers, allow/deny lists, rate limits, approval window)."""
+        mailbox = app.default_mailbox(mailbox)
         state = await app.mailboxes.state(mailbox)
         config = state.config
         view = MailboxView(
@@ -96,28 +100,30 @@ def register_trust(mcp: MCPServer, app: Mailgate) -> None:
     @mcp.tool(annotations=writes("Tighten a mailbox's oversight", destructive=False, idempotent=True))
     @agent_errors
     async def set_oversight_mode(
-        mailbox: Mailbox,
         mode: Annotated[
             OversightMode, Field(description="The new mode; it must be at least as strict as the current.")
         ],
+        mailbox: Mailbox = None,
         reason: Annotated[str, Field(description="Why, for the audit log.", max_length=500)] = "",
     ) -> Annotated[CallToolResult, MailboxConfig]:
         """Make a mailbox stricter (read_only is strictest, then gated_all, gated_send, monitored,
         autonomous). You can only tighten; to loosen, call request_upgrade and ask a human."""
+        mailbox = app.default_mailbox(mailbox)
         config = await app.mailboxes.set_mode(mailbox, mode, actor="agent", role="agent", reason=reason)
         return result(config, f"{config.address} is now {config.mode}: {MODE_MEANING[config.mode]}.")
 
     @mcp.tool(annotations=writes("Ask a human to loosen a mailbox", destructive=False, idempotent=False))
     @agent_errors
     async def request_upgrade(
-        mailbox: Mailbox,
         mode: Annotated[OversightMode, Field(description="The looser mode you would like.")],
         reason: Annotated[
             str, Field(description="Why you need it; the human reads this.", min_length=1, max_length=500)
         ],
+        mailbox: Mailbox = None,
     ) -> Annotated[CallToolResult, UpgradeRequested]:
         """Ask the mailbox's humans to loosen its oversight. They receive a one-time code (valid
         24 hours); if they agree, they give it to you and you call apply_upgrade with it."""
+        mailbox = app.default_mailbox(mailbox)
         upgrade = await app.mailboxes.request_upgrade(mailbox, mode, reason, requested_by="agent")
         view = UpgradeRequested(
             mailbox=upgrade.mailbox,
@@ -134,11 +140,12 @@ def register_trust(mcp: MCPServer, app: Mailgate) -> None:
     @mcp.tool(annotations=writes("Apply a human's upgrade code", destructive=False, idempotent=False))
     @agent_errors
     async def apply_upgrade(
-        mailbox: Mailbox,
         code: Annotated[str, Field(description="The one-time code a human gave you.", min_length=1, max_length=32)],
+        mailbox: Mailbox = None,
     ) -> Annotated[CallToolResult, MailboxConfig]:
         """Loosen a mailbox with the one-time code a human gave you after request_upgrade.
         Codes are single use, expire after 24 hours and stop working after 5 wrong tries."""
+        mailbox = app.default_mailbox(mailbox)
         config = await app.mailboxes.apply_upgrade(mailbox, code, actor="agent")
         return result(config, f"{config.address} is now {config.mode}: {MODE_MEANING[config.mode]}.")
 

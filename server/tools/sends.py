@@ -15,7 +15,12 @@ from server.sends import SendPage, SendResult, next_step
 from server.tools.common import Format, ResponseFormat, agent_errors, reads, result, writes
 from workflows.models import EmailDraft, OversightMode, SendState, SendStatus
 
-Mailbox = Annotated[str, Field(description="The sending mailbox's address.", examples=["agent@mailgate.local"])]
+Mailbox = Annotated[
+    str | None,
+    Field(
+        description="The sending mailbox's address; omitted: the default mailbox.", examples=["agent@mailgate.local"]
+    ),
+]
 SendId = Annotated[str, Field(description="The send_id durable_send returned.", examples=["send-3vq6x7k2m4n5p2r3s4t5"])]
 Recipients = Annotated[
     list[str],
@@ -166,10 +171,10 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
     @mcp.tool(annotations=writes("Send an email", destructive=False, idempotent=True, open_world=True))
     @agent_errors
     async def durable_send(
-        mailbox: Mailbox,
         to: Recipients,
         subject: Annotated[str, Field(description="Plain text, one line.", max_length=500)],
         body: Annotated[str, Field(description="Plain-text body.")],
+        mailbox: Mailbox = None,
         cc: CopyRecipients = None,
         bcc: CopyRecipients = None,
         idempotency_key: Annotated[
@@ -195,6 +200,7 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
         autonomous mailboxes it goes out at once. read_only mailboxes refuse. Safe to retry:
         the same email is sent at most once. With send_at it goes out later (status scheduled).
         """
+        mailbox = app.default_mailbox(mailbox)
         sent = await app.sends.submit(
             mailbox=mailbox,
             to=to,

@@ -102,7 +102,7 @@ def endpoint(app: Mailgate, handler: Handler) -> Callable[[Request], Awaitable[R
         except _TooLarge:
             return JSONResponse({"error": f"body over {MAX_BODY} bytes"}, status_code=413)
         except MailgateError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=exc.http_status)
+            return JSONResponse({"error": exc.at("api")}, status_code=exc.http_status)
 
     return run
 

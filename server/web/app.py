@@ -18,10 +18,10 @@ from temporalio.service import RPCError
 from server.app import Mailgate
 from server.web import api, codec, dashboard, webhooks
 from server.web.security import (
-    METADATA_PATH,
     AgentAuthMiddleware,
     HostOriginMiddleware,
     allowed_hosts,
+    no_oauth,
     temporal_ui_origins,
 )
 
@@ -59,20 +59,9 @@ def build_app(app: Mailgate, mcp: MCPServer, ready: Callable[[], bool]) -> Starl
             return JSONResponse({"status": "temporal unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    async def resource_metadata(request: Request) -> Response:
-        resource = request.path_params.get("resource", "mcp")
-        return JSONResponse(
-            {
-                "resource": f"{settings.http_url}/{resource}",
-                "bearer_methods_supported": ["header"],
-                "resource_name": "mailgate MCP (agent token)",
-            }
-        )
-
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
-        Route(METADATA_PATH + "/{resource}", resource_metadata, methods=["GET"]),
-        Route(METADATA_PATH, resource_metadata, methods=["GET"]),
+        Route("/register", no_oauth, methods=["POST"]),
         *api.routes(app),
         *codec.routes(settings.codec(), app.secrets, ui_origins),
         *webhooks.routes(app),
@@ -90,7 +79,7 @@ def build_app(app: Mailgate, mcp: MCPServer, ready: Callable[[], bool]) -> Starl
         routes=routes,
         middleware=[
             Middleware(HostOriginMiddleware, hosts=hosts, codec_origins=ui_origins),
-            Middleware(AgentAuthMiddleware, secrets=app.secrets, base_url=settings.http_url),
+            Middleware(AgentAuthMiddleware, secrets=app.secrets),
         ],
         lifespan=lifespan,
     )

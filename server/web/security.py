@@ -11,9 +11,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.credentials import Secrets
 from server.settings import Settings
+from server.web.client_gone import forgive_gone_clients
+from server.web.throttle import client_address, refusal_for, throttle_of, too_many
 
 MCP_PATHS = ("/mcp", "/sse", "/messages")
-METADATA_PATH = "/.well-known/oauth-protected-resource"
+# No quotes, no request data: this text goes into a quoted-string of WWW-Authenticate.
+HOW_TO_AUTHENTICATE = (
+    "send the agent token in the header Authorization: Bearer TOKEN (the token is in agent.token "
+    "in the data dir, or MAILGATE_AGENT_TOKEN; mcp-remote takes it with --header); "
+    "mailgate has no OAuth authorization server"
+)
 
 
 def allowed_hosts(settings: Settings) -> set[str]:
@@ -67,12 +74,17 @@ def bearer(headers: Headers) -> str | None:
 
 
 class AgentAuthMiddleware:
-    """MCP endpoints answer only the agent token (RFC 6750 / RFC 9728 style 401 otherwise)."""
+    """MCP endpoints answer only the agent token (RFC 6750 401 otherwise).
 
-    def __init__(self, app: ASGIApp, secrets: Secrets, base_url: str) -> None:
+    The challenge names no protected-resource metadata: with no authorization server to
+    point at, OAuth clients would try dynamic registration here and fail opaquely. It says
+    how to pass the token instead, and never echoes anything from the request.
+    """
+
+    def __init__(self, app: ASGIApp, secrets: Secrets) -> None:
         self.app = app
+        self.mcp = forgive_gone_clients(app)
         self.secrets = secrets
-        self.base_url = base_url
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
@@ -80,33 +92,51 @@ class AgentAuthMiddleware:
             await self.app(scope, receive, send)
             return
         token = bearer(Headers(scope=scope))
-        role = self.secrets.role_of(token) if token else None
-        if role == "agent":
-            await self.app(scope, receive, send)
-            return
-        resource = path.split("/")[1]
-        metadata = f"{self.base_url}{METADATA_PATH}/{resource}"
+        if token:
+            throttle, address = throttle_of(scope), client_address(scope)
+            wait = throttle.wait(address)
+            if wait > 0:
+                await too_many(wait)(scope, receive, send)
+                return
+            role = self.secrets.role_of(token)
+            if role == "agent":
+                await self.mcp(scope, receive, send)
+                return
+            if role is None:
+                throttle.failed(address)
+        else:
+            role = None
         error = "invalid_token" if token else "invalid_request"
         description = (
-            "this endpoint takes the agent token" if role == "admin" else "a valid agent bearer token is required"
+            "this endpoint takes the agent token, not the admin token"
+            if role == "admin"
+            else f"a valid agent bearer token is required: {HOW_TO_AUTHENTICATE}"
         )
         response = JSONResponse(
             {"error": error, "error_description": description},
             status_code=401,
-            headers={
-                "WWW-Authenticate": f'Bearer error="{error}", error_description="{description}", '
-                f'resource_metadata="{metadata}"'
-            },
+            headers={"WWW-Authenticate": f'Bearer error="{error}", error_description="{description}"'},
         )
         await response(scope, receive, send)
+
+
+async def no_oauth(request: Request) -> Response:
+    """Where OAuth clients that find no metadata try to register (/register): say what to do instead."""
+    return JSONResponse({"error": "no_oauth", "error_description": HOW_TO_AUTHENTICATE}, status_code=404)
 
 
 def admin_role(request: Request, secrets: Secrets) -> Response | None:
     """None when the request carries the admin token; otherwise the refusal to send."""
     token = bearer(request.headers)
+    if token:
+        throttled = refusal_for(request)
+        if throttled is not None:
+            return throttled
     role = secrets.role_of(token) if token else None
     if role == "admin":
         return None
+    if token and role is None:
+        throttle_of(request.scope).failed(client_address(request.scope))
     if role == "agent":
         return JSONResponse({"error": "the agent token cannot reach the approver API"}, status_code=403)
     return JSONResponse(

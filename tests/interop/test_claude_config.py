@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import sysconfig
 import time
@@ -24,6 +23,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.interop]
 EXAMPLE = ROOT / "claude_config.example.json"
 
 
+PLACEHOLDER = "/absolute/path/to/mailgate"
+
+
 def test_the_example_is_a_claude_desktop_stdio_entry() -> None:
     config = json.loads(EXAMPLE.read_text())
     assert set(config) == {"mcpServers"}
@@ -31,16 +33,22 @@ def test_the_example_is_a_claude_desktop_stdio_entry() -> None:
     # The keys Claude Desktop reads for a local (stdio) server; anything else would be ignored.
     assert set(entry) <= {"command", "args", "env"} and entry["args"] == ["mcp"]
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in entry.get("env", {}).items())
-    # Claude Desktop spawns `command` as given: a bare name is looked up on PATH, so a user puts
-    # the virtual environment's scripts dir on it (or writes the absolute path, which also works).
-    resolved = shutil.which(entry["command"], path=claude_path())
-    assert resolved is not None, f"{entry['command']} is not on PATH"
-    assert Path(resolved).resolve() == (Path(sysconfig.get_path("scripts")) / "mailgate").resolve()
+    # Claude Desktop does not see the shell's PATH: the command is a full path, with a placeholder
+    # for the clone that the README tells users to replace (the venv of the Quick start).
+    command = Path(entry["command"])
+    assert command.is_absolute() and entry["command"] == f"{PLACEHOLDER}/.venv/bin/mailgate"
+    assert (ROOT / ".venv" / "bin" / "mailgate").name == command.name
+
+
+def claude_command(entry: dict[str, object]) -> str:
+    """The example's command as a user fills it in: this environment's `mailgate`."""
+    assert str(entry["command"]).startswith(PLACEHOLDER)
+    return str(Path(sysconfig.get_path("scripts")) / "mailgate")
 
 
 def claude_path() -> str:
-    """The PATH a user gives Claude Desktop: this environment's scripts dir first."""
-    return os.pathsep.join([sysconfig.get_path("scripts"), os.environ.get("PATH", "")])
+    """The PATH Claude Desktop passes: not the user's shell PATH with the venv on it."""
+    return os.environ.get("PATH", "/usr/bin:/bin")
 
 
 async def test_claude_desktop_starts_mailgate_from_the_example(tmp_path: Path) -> None:
@@ -60,7 +68,7 @@ async def test_claude_desktop_starts_mailgate_from_the_example(tmp_path: Path) -
     }
     # The SDK's stdio client, like Claude Desktop, passes only a few safe variables of its own
     # environment (HOME, PATH, ...) plus the entry's env; the command is resolved through that PATH.
-    params = StdioServerParameters(command=entry["command"], args=entry["args"], env=env)
+    params = StdioServerParameters(command=claude_command(entry), args=entry["args"], env=env)
     temporal = 0
     try:
         async with Client(params) as client:
@@ -70,6 +78,10 @@ async def test_claude_desktop_starts_mailgate_from_the_example(tmp_path: Path) -
             assert boxes.structured_content is not None, boxes.content
             default = entry.get("env", {}).get("MAILGATE_DEFAULT_MAILBOX", "agent@mailgate.local")
             assert default in {m["address"] for m in boxes.structured_content["mailboxes"]}
+            # The example sets a default mailbox: a send that names none goes from it.
+            sent = await client.call_tool("durable_send", {"to": ["bob@example.com"], "subject": "Hi", "body": "b"})
+            assert sent.structured_content is not None, sent.content
+            assert sent.structured_content["mailbox"] == default
             temporal = int(json.loads((data / "temporal.json").read_text())["pid"])
         # Claude Desktop closing the session stops the stack mailgate brought up for it.
         await eventually(lambda: not pid_alive(temporal), timeout=30)

@@ -49,11 +49,9 @@ def bearer(stack: Serve, role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {stack.token(role)}"}
 
 
-def test_mcp_without_the_agent_token_gets_a_401_challenge_that_leads_to_metadata(
-    stack: Serve, http: httpx.Client
-) -> None:
-    cases = [("POST", "/mcp", "mcp"), ("GET", "/sse", "sse"), ("POST", "/messages/?session_id=0", "messages")]
-    for method, path, resource in cases:
+def test_mcp_without_the_agent_token_gets_a_401_that_says_how_to_pass_it(stack: Serve, http: httpx.Client) -> None:
+    cases = [("POST", "/mcp"), ("GET", "/sse"), ("POST", "/messages/?session_id=0")]
+    for method, path in cases:
         for headers in ({}, {"Authorization": "Bearer not-the-token-0123456789"}, bearer(stack, "admin")):
             response = http.request(method, path, json=MCP_INIT, headers={**STREAMABLE, **headers})
             assert response.status_code == 401, (path, headers, response.text)
@@ -62,13 +60,35 @@ def test_mcp_without_the_agent_token_gets_a_401_challenge_that_leads_to_metadata
             assert challenge.startswith("Bearer ")
             expected_error = "invalid_token" if headers else "invalid_request"  # RFC 6750 section 3.1
             assert f'error="{expected_error}"' in challenge
-            metadata_url = f"{stack.url}/.well-known/oauth-protected-resource/{resource}"
-            assert f'resource_metadata="{metadata_url}"' in challenge
-        # RFC 9728: the metadata names the resource the client asked for and how to send the token.
-        metadata = httpx.get(metadata_url, timeout=10)
-        assert metadata.status_code == 200
-        assert metadata.json()["resource"] == f"{stack.url}/{resource}"
-        assert metadata.json()["bearer_methods_supported"] == ["header"]
+            # No authorization server exists, so nothing points OAuth clients at a flow that cannot work.
+            assert "resource_metadata" not in challenge
+            if headers != bearer(stack, "admin"):
+                assert "Authorization: Bearer TOKEN" in challenge and "agent.token" in challenge
+    for path in ("/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"):
+        assert http.get(path).status_code == 404
+    # Where OAuth clients fall back to registering, the answer says what to do instead.
+    registration = http.post("/register", json={"redirect_uris": ["http://localhost/cb"]})
+    assert registration.status_code == 404 and "Authorization: Bearer TOKEN" in registration.text
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/mcp%22%2C%20x%3D%22y",  # a quote and a comma: a parameter of our own choosing
+        "/mcp%0d%0aX-Injected:%20yes",  # CR LF: a header of our own choosing
+        "/sse%22%0d%0a%0d%0a<html>",
+        "/messages/%22%2Cresource_metadata%3D%22https://evil.example",
+    ],
+)
+def test_the_request_path_is_never_echoed_into_the_challenge(stack: Serve, http: httpx.Client, path: str) -> None:
+    response = http.get(path)
+    assert response.status_code == 401, response.text
+    assert "x-injected" not in response.headers
+    challenge = response.headers["WWW-Authenticate"]
+    assert "evil.example" not in challenge and 'x="y"' not in challenge and "x=" not in challenge
+    # Exactly the two parameters mailgate sends, whatever the path.
+    assert challenge.count('="') == 2, challenge
+    assert "Traceback" not in response.text
 
 
 def test_the_agent_token_cannot_reach_the_approver_api(stack: Serve, http: httpx.Client) -> None:

@@ -39,7 +39,7 @@ def test_toml_file_and_its_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
 
 def test_the_same_token_for_both_roles_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="must differ"):
-        load_settings(data_dir=tmp_path, agent_token="same-token-same-token", admin_token="same-token-same-token")
+        load_settings(data_dir=tmp_path, agent_token="same-token-" * 4, admin_token="same-token-" * 4)
 
 
 def test_generated_tokens_are_private_stable_and_distinct(tmp_path: Path) -> None:
@@ -56,9 +56,9 @@ def test_generated_tokens_are_private_stable_and_distinct(tmp_path: Path) -> Non
 
 
 def test_configured_tokens_win_and_are_not_written(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, agent_token=SecretStr("a" * 20), admin_token=SecretStr("b" * 20))
+    settings = Settings(data_dir=tmp_path, agent_token=SecretStr("a" * 32), admin_token=SecretStr("b" * 32))
     secrets = load_secrets(settings)
-    assert secrets.agent_token == "a" * 20
+    assert secrets.agent_token == "a" * 32
     assert secrets.agent_token_file is None
     assert not (tmp_path / "agent.token").exists()
 
@@ -93,3 +93,11 @@ def test_the_notifications_table_and_its_errors(monkeypatch: pytest.MonkeyPatch,
         config.write_text(f"[notifications]\n{bad}\n")
         with pytest.raises(SettingsError, match=named):
             load_settings(data_dir=tmp_path)
+
+
+def test_operator_set_tokens_need_32_characters_and_the_error_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"^invalid settings: MAILGATE_ADMIN_TOKEN: set to 31 characters"):
+        load_settings(data_dir=tmp_path, admin_token="b" * 31)
+    with pytest.raises(SettingsError, match="MAILGATE_MULTIMAIL_WEBHOOK_SECRET: set to 0 characters"):
+        load_settings(data_dir=tmp_path, multimail_webhook_secret="")
+    load_settings(data_dir=tmp_path, admin_token="b" * 32, multimail_webhook_secret="m" * 16)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
 
 from starlette.requests import Request
@@ -14,6 +15,7 @@ from server.sends import check_person
 from server.web.bodies import TooLarge, read_form
 from server.web.dashboard.common import Ctx, Dashboard
 from server.web.sessions import SESSION_COOKIE, SIGNIN_COOKIE
+from server.web.throttle import client_address, throttle_of
 
 
 def _local(path: str) -> str:
@@ -59,7 +61,13 @@ def routes(dash: Dashboard) -> list[Route]:
             name = check_person(name, "name")
         except InvalidInput:
             return form(request, 400, "Enter your name or email: it is recorded with every decision you make.")
+        throttle, address = throttle_of(request.scope), client_address(request.scope)
+        wait = throttle.wait(address)
+        if wait > 0:
+            message = f"Too many failed sign-ins from your address; try again in {math.ceil(wait)} s."
+            return form(request, 429, message, name)
         if not token or dash.app.secrets.role_of(token) != "admin":
+            throttle.failed(address)
             return form(request, 401, "That is not the admin token.", name)
         value, session = codec.issue(name)
         response = dash.redirect(request, _local(str(data.get("next", "/"))))

@@ -53,10 +53,11 @@ async def test_mcp_endpoints_refuse_missing_wrong_and_admin_tokens(web: Web) -> 
             response = await web.anonymous.request(method, path, json=body, headers=headers)
             assert response.status_code == 401, (path, headers)
             challenge = response.headers["WWW-Authenticate"]
-            assert challenge.startswith("Bearer ") and "resource_metadata=" in challenge
-    metadata = await web.anonymous.get("/.well-known/oauth-protected-resource/mcp")
-    assert metadata.status_code == 200
-    assert metadata.json()["resource"].endswith("/mcp")
+            assert challenge.startswith("Bearer ") and "resource_metadata=" not in challenge
+            if "wrong" not in str(headers):
+                assert "Authorization: Bearer TOKEN" in challenge or "not the admin token" in challenge
+    # No protected-resource metadata without an authorization server to name in it.
+    assert (await web.anonymous.get("/.well-known/oauth-protected-resource/mcp")).status_code == 404
 
 
 async def test_mcp_refuses_foreign_origins_and_oversized_bodies(web: Web) -> None:

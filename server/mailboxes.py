@@ -194,6 +194,8 @@ class Mailboxes:
                     "rate_per_hour": entry.rate_per_hour,
                     "rate_per_day": entry.rate_per_day,
                     "approval_window_hours": entry.approval_window_hours or config.approval_window_hours,
+                    "slack_channel": entry.slack_channel,
+                    "client_approval": entry.client_approval,
                 }
             )
         state = MailboxState(config=config, created_by=created_by, created_at=datetime.now(UTC))

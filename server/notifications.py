@@ -20,6 +20,7 @@ from workflows.notify import NotifyWorkflow
 from workflows.notify_activities import FROM_NAME, NotifyConfig
 from workflows.providers.endpoints import parse_endpoint, tls_context
 from workflows.providers.smtp import SmtpServer
+from workflows.slack_activities import SlackConfig
 
 
 def notice_marks(secrets: Secrets) -> NoticeMarks:
@@ -48,6 +49,17 @@ def notify_config(settings: Settings, secrets: Secrets) -> NotifyConfig:
         from_address=table.from_address if table else NotifyConfig.from_address,
         from_name=table.from_name if table else FROM_NAME,
         marks=notice_marks(secrets),
+    )
+
+
+def slack_config(settings: Settings) -> SlackConfig | None:
+    """The worker's Slack app, when one is configured."""
+    if settings.slack_bot_token is None:
+        return None
+    return SlackConfig(
+        base_url=settings.http_url,
+        bot_token=settings.slack_bot_token.get_secret_value(),
+        api_url=settings.slack_api_url,
     )
 
 

@@ -269,6 +269,7 @@ class Sends:
             send_at=scheduled,
             approve_at_send_time=approve_at_send_time and scheduled is not None,
             notify=self._anyone_to_notify(config),
+            slack_channel=config.slack_channel if self._settings.slack_bot_token is not None else None,
         )
         if status == "pending_approval":
             await self._check_pending_cap(address, send_id)

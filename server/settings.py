@@ -60,6 +60,10 @@ class MailboxEntry(BaseModel):
         description="a workflow type started for every inbound email (id from the mailbox and Message-ID)",
     )
     intake_task_queue: str | None = Field(default=None, min_length=1, max_length=200)
+    slack_channel: str | None = Field(
+        default=None, pattern=r"^[CGD][A-Z0-9]{2,30}$", description="a Slack channel id (C0123ABC) for approvals"
+    )
+    client_approval: Literal["off", "link"] = "off"
 
     # provider = "smtp_imap": any mailbox reachable by SMTP and IMAP.
     smtp_url: str | None = Field(
@@ -257,6 +261,9 @@ class Settings(BaseSettings):
     notify_email: bool = True
     notifications: NotificationSettings | None = None
     link_ttl_hours: float = Field(default=72.0, gt=0, le=24 * 30)
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api"
 
     default_mailbox: str = "agent@mailgate.local"
     default_mode: OversightMode = "gated_send"
@@ -320,6 +327,20 @@ class Settings(BaseSettings):
         if value is not None and urlsplit(value).scheme not in ("http", "https"):
             raise ValueError("an http:// or https:// URL is required")
         return value.rstrip("/") if value else value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _slack_api_url(cls, value: str) -> str:
+        url = urlsplit(value)
+        if url.scheme != "https" and not (url.scheme == "http" and is_loopback(url.hostname or "")):
+            raise ValueError("https:// is required (http:// only to a loopback address)")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _slack_complete(self) -> Settings:
+        if (self.slack_bot_token is None) != (self.slack_signing_secret is None):
+            raise ValueError("MAILGATE_SLACK_BOT_TOKEN and MAILGATE_SLACK_SIGNING_SECRET go together: set both")
+        return self
 
     @model_validator(mode="after")
     def _notify_webhook_signed(self) -> Settings:

@@ -26,7 +26,7 @@ from server.connect import connect
 from server.credentials import Secrets, load_secrets, secure_data_dir
 from server.embedded import DevServer, start_dev_server, write_atomically
 from server.mcp_server import build_mcp
-from server.notifications import notify_config
+from server.notifications import notify_config, slack_config
 from server.running import StackInfo, attach, running_stack, stack_file
 from server.settings import MailboxEntry, Settings, SettingsError
 from server.smtp_listener import start_smtp_listener
@@ -159,6 +159,7 @@ async def start_core(settings: Settings) -> AsyncIterator[Stack]:
             notify_config(settings, secrets),
             settings.workflow_cache,
             proof_key=proof_key(secrets.secret_key),
+            slack=slack_config(settings),
         )
         async with worker:
             await app.mailboxes.ensure(MailboxEntry(address=settings.default_mailbox), created_by="mailgate")

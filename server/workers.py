@@ -14,7 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from server.connect import connect
 from server.credentials import load_secrets
 from server.errors import Unavailable
-from server.notifications import notice_marks, notify_config
+from server.notifications import notice_marks, notify_config, slack_config
 from server.providers import build_providers
 from server.settings import Settings
 from workflows.proofs import proof_key
@@ -40,6 +40,7 @@ async def run_worker(settings: Settings) -> int:
         notify_config(settings, secrets),
         settings.workflow_cache,
         proof_key=proof_key(secrets.secret_key),
+        slack=slack_config(settings),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -129,6 +129,8 @@ class SendRequest(Frozen):
     notify: bool = True
     # The front door's proof that it made this request (workflows/proofs.py); never a secret.
     proof: str | None = None
+    # The mailbox's Slack channel when the server has a Slack app: each approval round posts there.
+    slack_channel: str | None = None
 
 
 class Decision(Frozen):
@@ -273,6 +275,8 @@ class MailboxConfig(Frozen):
     rate_per_hour: int | None = None
     rate_per_day: int | None = None
     approval_window_hours: float = 72.0
+    slack_channel: str | None = None
+    client_approval: Literal["off", "link"] = "off"
 
     def policy(self) -> MailboxPolicy:
         return MailboxPolicy(mode=self.mode, allow=self.allow, deny=self.deny, approvers=self.approvers)

@@ -15,7 +15,13 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, WorkflowAlreadyStartedError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    FailureError,
+    WorkflowAlreadyStartedError,
+)
 
 with workflow.unsafe.imports_passed_through():
     from workflows.activities import DeliveryFailed, MailActivities
@@ -38,9 +44,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.notices import Notice, NoticeKind, light_draft
     from workflows.policy import recipient_problem
     from workflows.proofs import NO_PROOF, decision_check, proven, warrant_for
+    from workflows.slack_message import SlackOutcome, SlackRequest, SlackStatus
     from workflows.temporal import STATUS
 
 from workflows.notify import NotifyWorkflow
+from workflows.slack import SlackWorkflow
 
 ADMIT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 DELIVERY_RETRY = RetryPolicy(
@@ -96,6 +104,8 @@ PROOFS_PATCH = "front-door-proofs-v1"
 # A held send whose window ends reports what the provider's answer to the cancel says (approved
 # and sent at the last moment) instead of "expired" whatever it said.
 HELD_EXPIRY_PATCH = "held-expiry-outcome-v1"
+# A mailbox with a slack_channel: each approval round posts a Slack message and settles it.
+SLACK_PATCH = "slack-message-v1"
 HELD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))
 # v2: the hold is watched by one long-running, heartbeating activity instead of a timer and an
 # activity per poll (about 11 events each; a long window could reach Temporal's event limit).
@@ -142,6 +152,7 @@ class SendEmailWorkflow:
         self._held_by_provider: str | None = None  # the provider's pending id while its human decides
         self._provider_reported = False
         self._delivery_cancelled = False  # the delivery activity honoured a Temporal cancel
+        self._slack_round: str | None = None  # the SlackWorkflow of the current approval round
 
     @workflow.run
     async def run(self, request: SendRequest) -> SendState:
@@ -165,7 +176,9 @@ class SendEmailWorkflow:
                 return self._finish("sent", late)
             if outcome.status == "rejected" or outcome.status == "failed":
                 return self._finish(outcome.status, late)
-        return self._finish("cancelled", "cancelled through Temporal")
+        state = self._finish("cancelled", "cancelled through Temporal")
+        await self._settle_slack(self._slack_round, "cancelled", "temporal")
+        return state
 
     async def _run(self, request: SendRequest) -> SendState:
         self._event("requested", request.requester, f"mode {self._mode}")
@@ -214,6 +227,7 @@ class SendEmailWorkflow:
         self._set_status("pending_approval")
         self._approval_rounds += 1
         await self._notify("approval_requested", f"approval-{self._approval_rounds}")
+        slack = self._slack_round = await self._start_slack()
         try:
             await workflow.wait_condition(
                 lambda: self._decision is not None or self._cancelled_by is not None,
@@ -223,15 +237,52 @@ class SendEmailWorkflow:
         except TimeoutError:
             hours = window.total_seconds() / 3600
             self._finish("expired", f"no decision within the approval window of {hours:g} hours")
+            await self._settle_slack(slack, "expired", "mailgate")
             return False
         if self._cancelled_by is not None:
             self._finish("cancelled", f"cancelled by {self._cancelled_by}")
+            await self._settle_slack(slack, "cancelled", self._cancelled_by)
             return False
         assert self._decision is not None
         if self._decision.decision == "reject":
             self._finish("rejected", self._decision.reason or "")
+            await self._settle_slack(slack, "rejected", self._decision.approver, self._decision.reason or "")
             return False
+        await self._settle_slack(slack, "approved", self._decision.approver)
         return True
+
+    async def _start_slack(self) -> str | None:
+        """Post this round to the mailbox's Slack channel (an abandoned child); its id, or None."""
+        request = self._request
+        if not request.slack_channel or not workflow.patched(SLACK_PATCH):
+            return None
+        assert self._expires_at is not None
+        slack_id = f"slack-{request.send_id}-{self._approval_rounds}"
+        message = SlackRequest(
+            send_id=request.send_id,
+            mailbox=request.mailbox,
+            channel=request.slack_channel,
+            requester=request.requester,
+            draft=light_draft(self._draft()),
+            expires_at=self._expires_at,
+        )
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await workflow.start_child_workflow(
+                SlackWorkflow.run,
+                message,
+                id=slack_id,
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                static_summary=f"Slack message for {request.send_id}",
+            )
+        return slack_id
+
+    async def _settle_slack(self, slack_id: str | None, status: SlackStatus, by: str, reason: str = "") -> None:
+        """Tell the round's Slack message how it ended; a message that is gone changes nothing here."""
+        if slack_id is None:
+            return
+        outcome = SlackOutcome(status=status, by=by, at=workflow.now(), reason=reason)
+        with contextlib.suppress(FailureError):
+            await workflow.get_external_workflow_handle(slack_id).signal(SlackWorkflow.settle, outcome)
 
     async def _wait_until(self, at: datetime) -> bool:
         """Sleep until a scheduled time; False if the send was cancelled meanwhile."""

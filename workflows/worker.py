@@ -16,13 +16,22 @@ from workflows.proofs import ProofActivities
 from workflows.providers.base import ProviderSet
 from workflows.reply_wait import ReplyWaitWorkflow
 from workflows.send import SendEmailWorkflow
+from workflows.slack import SlackWorkflow
+from workflows.slack_activities import SlackActivities, SlackConfig
 from workflows.watcher import MailboxWatcherWorkflow
 
 # On shutdown, activities in flight get this long to finish before they are cancelled: a delivery
 # that began is never cut (its activity finishes the hand-over even then); this lets it report.
 GRACEFUL_SHUTDOWN = timedelta(seconds=30)
 
-WORKFLOWS = [SendEmailWorkflow, MailboxWorkflow, MailboxWatcherWorkflow, ReplyWaitWorkflow, NotifyWorkflow]
+WORKFLOWS = [
+    SendEmailWorkflow,
+    MailboxWorkflow,
+    MailboxWatcherWorkflow,
+    ReplyWaitWorkflow,
+    NotifyWorkflow,
+    SlackWorkflow,
+]
 
 
 def build_worker(
@@ -33,6 +42,7 @@ def build_worker(
     cached_workflows: int = 300,
     *,
     proof_key: bytes,
+    slack: SlackConfig | None = None,
 ) -> Worker:
     """A worker for every mailgate workflow; without ``notify``, notices are recorded but not sent.
 
@@ -47,6 +57,7 @@ def build_worker(
     proofs = ProofActivities(proof_key)
     inbox = InboxActivities(client, providers)
     notices = NotifyActivities(client, providers, notify)
+    slack_activities = SlackActivities(slack)
     return Worker(
         client,
         task_queue=task_queue,
@@ -67,6 +78,8 @@ def build_worker(
             notices.email_notice,
             notices.post_webhook,
             proofs.check_proof,
+            slack_activities.post_slack,
+            slack_activities.update_slack,
         ],
         # If the worker holding a workflow's cached state dies, another takes over sooner.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),

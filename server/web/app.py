@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 from temporalio.service import RPCError
 
 from server.app import Mailgate
-from server.web import api, codec, dashboard, webhooks
+from server.web import api, codec, dashboard, slack_webhook, webhooks
 from server.web.security import (
     AgentAuthMiddleware,
     HostOriginMiddleware,
@@ -65,6 +65,7 @@ def build_app(app: Mailgate, mcp: MCPServer, ready: Callable[[], bool]) -> Starl
         *api.routes(app),
         *codec.routes(settings.codec(), app.secrets, ui_origins),
         *webhooks.routes(app),
+        *slack_webhook.routes(app),
         *dashboard.routes(app),
         *streamable.routes,
         *sse.routes,

@@ -74,6 +74,7 @@ def test_histories_are_committed() -> None:
         "send-temporal-cancel-pending",
         "send-multimail-held-temporal-cancel",
     } <= names
+    assert {"send-slack-expired", "slack-expired"} <= names  # a Slack round, posted then settled
 
 
 @pytest.mark.parametrize("path", FILES, ids=[name(p) for p in FILES])

@@ -20,8 +20,10 @@ from server.notifications import slack_config
 from server.settings import MailboxEntry
 from tests.conftest import HISTORIES, make_settings, record_sends, unique_mailbox, wait_for_status
 from tests.peers.slack_fake import BOT_TOKEN, CHANNEL, SIGNING_SECRET, SlackServer
+from tests.proofs import TEST_PROOF_KEY
 from workflows import ids
 from workflows.models import Decision, DeliveryRequest, EmailAddress, EmailDraft, MailboxPolicy, SendRequest
+from workflows.proofs import proof_key
 from workflows.providers.base import ProviderSet
 from workflows.providers.fake import FakeProvider
 from workflows.send import SendEmailWorkflow
@@ -83,14 +85,21 @@ async def test_a_slack_that_refuses_never_blocks_or_fails_the_send(
         slack_signing_secret=SecretStr(SIGNING_SECRET),
         slack_api_url=slack.api_url,
     )
-    app = Mailgate.build(settings, temporal_env.client, load_secrets(settings))
+    secrets = load_secrets(settings)
+    app = Mailgate.build(settings, temporal_env.client, secrets)
     outbox: list[DeliveryRequest] = []
     record_sends(app.providers, outbox)
     box = unique_mailbox()
     # Slack answers channel_not_found: no retry can fix it.
     entry = MailboxEntry(address=box, approvers=["alice@example.com"], slack_channel="C0NOSUCHCHANNEL")
     try:
-        async with build_worker(temporal_env.client, settings.task_queue, app.providers, slack=slack_config(settings)):
+        async with build_worker(
+            temporal_env.client,
+            settings.task_queue,
+            app.providers,
+            slack=slack_config(settings),
+            proof_key=proof_key(secrets.secret_key),
+        ):
             await app.mailboxes.ensure(entry, created_by="tests")
             send = await app.sends.submit(mailbox=box, to=["bob@example.com"], subject="Numbers", body="b")
             report = await slack_report(temporal_env.client, send.send_id)
@@ -111,7 +120,7 @@ async def test_an_expired_send_updates_its_slack_message(skipping_env: WorkflowE
     req = request(CHANNEL, hours=1.0)
     client = skipping_env.client
     try:
-        async with build_worker(client, queue, ProviderSet(FakeProvider()), slack=config):
+        async with build_worker(client, queue, ProviderSet(FakeProvider()), slack=config, proof_key=TEST_PROOF_KEY):
             state = await client.execute_workflow(SendEmailWorkflow.run, req, id=req.send_id, task_queue=queue)
             report = await slack_report(client, req.send_id)
         assert state.status == "expired"

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from mcp.server.mcpserver import MCPServer
-from mcp.types import CallToolResult
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult, InputRequiredResult
 from pydantic import BaseModel, Field
 
 from server.app import Mailgate
 from server.outbound import AttachmentInput
 from server.sends import SendPage, SendResult, next_step
+from server.tools.client_approval import ask_to_open
 from server.tools.common import Format, ResponseFormat, agent_errors, reads, result, writes
 from workflows.models import EmailDraft, OversightMode, SendState, SendStatus
 
@@ -174,6 +175,7 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
         to: Recipients,
         subject: Annotated[str, Field(description="Plain text, one line.", max_length=500)],
         body: Annotated[str, Field(description="Plain-text body.")],
+        ctx: Context,
         mailbox: Mailbox = None,
         cc: CopyRecipients = None,
         bcc: CopyRecipients = None,
@@ -192,7 +194,7 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
         attachments: Attachments = None,
         send_at: SendAt = None,
         approve_at_send_time: ApproveAtSendTime = False,
-    ) -> Annotated[CallToolResult, SendResult]:
+    ) -> Annotated[CallToolResult, SendResult] | InputRequiredResult:
         """Send an email from a mailbox, under that mailbox's oversight mode.
 
         In gated_send and gated_all mailboxes the email waits (hours or days) for a human to
@@ -214,7 +216,7 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
             send_at=send_at,
             approve_at_send_time=approve_at_send_time,
         )
-        return result(sent, send_line(sent))
+        return await ask_to_open(ctx, app, sent) or result(sent, send_line(sent))
 
     @mcp.tool(annotations=reads("Status of a send"))
     @agent_errors

@@ -125,6 +125,8 @@ async def test_an_expired_send_updates_its_slack_message(skipping_env: WorkflowE
             report = await slack_report(client, req.send_id)
         assert state.status == "expired"
         assert report.updated and report.outcome is not None and report.outcome.status == "expired"
+        # Told by the send when it expired, not found out by the round's own margin an hour later.
+        assert report.outcome.at == next(e.at for e in state.events if e.kind == "expired")
         [(_, ts)] = slack.fake.messages
         shown = json.dumps(slack.fake.message(ts)["blocks"])
         assert "Expired" in shown and '"actions"' not in shown

@@ -134,3 +134,27 @@ async def test_an_expired_send_updates_its_slack_message(skipping_env: WorkflowE
         await keep(client, f"slack-{req.send_id}-1", "slack-expired")
     finally:
         slack.stop()
+
+
+async def test_a_cancel_through_temporal_updates_the_slack_message(temporal_env: WorkflowEnvironment) -> None:
+    slack = SlackServer().start()
+    queue = f"tq-{uuid.uuid4().hex}"
+    config = SlackConfig(base_url="http://127.0.0.1:8025", bot_token=BOT_TOKEN, api_url=slack.api_url)
+    req = request(CHANNEL)
+    client = temporal_env.client
+    try:
+        async with build_worker(client, queue, ProviderSet(FakeProvider()), slack=config, proof_key=TEST_PROOF_KEY):
+            handle = await client.start_workflow(SendEmailWorkflow.run, req, id=req.send_id, task_queue=queue)
+            for _ in range(200):
+                if slack.fake.messages:
+                    break
+                await asyncio.sleep(0.05)
+            await handle.cancel()
+            state = await handle.result()
+            report = await slack_report(client, req.send_id)
+        assert state.status == "cancelled"
+        assert report.outcome is not None and report.outcome.status == "cancelled"
+        [(_, ts)] = slack.fake.messages
+        assert "Cancelled" in json.dumps(slack.fake.message(ts)["blocks"])
+    finally:
+        slack.stop()

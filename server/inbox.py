@@ -28,7 +28,7 @@ from workflows.addresses import MAX_SUBJECT_CHARS, AddressError, parse_addr_spec
 from workflows.ids import mailbox_key, reply_wait_id
 from workflows.inbound import signal_watcher
 from workflows.inbox import EmailChange, EmailQuery, EmailSummary, IntakeConfig, ReplyWaitRequest, StoredEmail
-from workflows.models import FINAL_STATUSES, EmailAddress
+from workflows.models import FINAL_STATUSES, BodyFormat, EmailAddress
 from workflows.parsing import AttachmentPart, ParsedEmail, new_text, parse_email_async
 from workflows.providers.base import EmailNotFound, EmailProvider, ProviderSet
 from workflows.reply_wait import ReplyWaitWorkflow
@@ -204,6 +204,14 @@ def safe_subject(subject: str) -> str:
     return reply_subject(_ENCODED_WORD.sub("= ?", strip_invisible(subject)))[:MAX_SUBJECT_CHARS]
 
 
+def _require_inbox(address: str, provider: EmailProvider) -> None:
+    if not provider.has_inbox:
+        raise Conflict(
+            f"mailbox {address} is send-only: it has no inbox (no imap_url is configured), so there is no "
+            "mail to list, read, reply to or wait for; it can still send with durable_send"
+        )
+
+
 class Inbox:
     def __init__(
         self, client: Client, settings: Settings, providers: ProviderSet, mailboxes: Mailboxes, sends: Sends
@@ -221,7 +229,9 @@ class Inbox:
         if address.lower() not in self._known:
             await self._mailboxes.config(address)  # raises NotFound; mailboxes are never deleted
             self._known.add(address.lower())
-        return address, self._providers.for_mailbox(address)
+        provider = self._providers.for_mailbox(address)
+        _require_inbox(address, provider)
+        return address, provider
 
     async def check(
         self,
@@ -347,6 +357,8 @@ class Inbox:
         send_at: str | None = None,
         approve_at_send_time: bool = False,
         requester: str = "agent",
+        body_format: BodyFormat = "text",
+        from_alias: str | None = None,
     ) -> SendResult:
         address, stored = await self._fetch(mailbox, email_id)
         parsed = await parse_email_async(stored.raw)
@@ -368,6 +380,8 @@ class Inbox:
             approve_at_send_time=approve_at_send_time,
             in_reply_to=message_id,
             references=reply_references(parsed.references, parsed.in_reply_to, message_id),
+            body_format=body_format,
+            from_alias=from_alias,
         )
 
     # --- mail held for a human (gated_all) ---------------------------------------------------
@@ -376,6 +390,8 @@ class Inbox:
         boxes = [parse_mailbox(mailbox)] if mailbox else [m.address for m in await self._mailboxes.all()]
         found: list[EmailSummary] = []
         for box in boxes:
+            if not self._providers.for_mailbox(box).has_inbox:
+                continue
             page = await self._providers.for_mailbox(box).list_emails(box, EmailQuery(held=True, limit=500))
             found.extend(page.emails)
         return sorted(found, key=lambda e: e.received_at)
@@ -408,6 +424,7 @@ class Inbox:
             raise Conflict(f"send {state.send_id} is {state.status}: it was not sent, so no reply can come")
         started = datetime.now(UTC)
         provider = self._providers.for_mailbox(state.mailbox)
+        _require_inbox(state.mailbox, provider)
         reply = await provider.find_reply(state.mailbox, state.message_id)
         if reply is not None:
             return self._outcome(state.send_id, reply, started)
@@ -499,6 +516,8 @@ class Inbox:
     async def configure_watcher(self, mailbox: str, intake: IntakeConfig | None) -> None:
         """Start the mailbox's watcher if needed and give it this intake and the poll interval."""
         address = parse_mailbox(mailbox)
+        if not self._providers.for_mailbox(address).has_inbox:
+            return  # send-only: no mail arrives to watch for
         config = WatcherConfig(intake=intake, poll_interval=timedelta(seconds=self._settings.inbound_poll_seconds))
         # A watcher started here begins at the present, fixed now: mail arriving from now on is new to it.
         now = (await self._providers.for_mailbox(address).changes(address, None)).cursor

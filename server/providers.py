@@ -28,11 +28,10 @@ def smtp_imap_provider(
     settings: Settings, entry: MailboxEntry, hooks: InboundHooks, marks: NoticeMarks | None = None
 ) -> SmtpImapProvider:
     assert entry.smtp_url is not None
-    assert entry.imap_url is not None
     config = SmtpImapConfig(
         address=entry.address,
         smtp=parse_endpoint(entry.smtp_url, "smtp"),
-        imap=parse_endpoint(entry.imap_url, "imap"),
+        imap=parse_endpoint(entry.imap_url, "imap") if entry.imap_url else None,
         sent_folder=entry.sent_folder,
         inbox_folder=entry.inbox_folder,
         server_files_sent=entry.server_files_sent,

@@ -28,7 +28,7 @@ from server.outbound import (
     parse_attachments,
     parse_send_at,
 )
-from server.settings import Settings
+from server.settings import MailboxEntry, Settings
 from workflows import ids
 from workflows.addresses import (
     MAX_BODY_BYTES,
@@ -36,13 +36,16 @@ from workflows.addresses import (
     MAX_SUBJECT_CHARS,
     AddressError,
     check_header_text,
+    parse_address,
     parse_addresses,
 )
 from workflows.models import (
     FINAL_STATUSES,
     GATED_MODES,
+    BodyFormat,
     Decision,
     Edits,
+    EmailAddress,
     EmailDraft,
     MailboxConfig,
     OversightMode,
@@ -61,6 +64,7 @@ T = TypeVar("T")
 QUERY_TIMEOUT = timedelta(seconds=10)
 _KEY_RE = re.compile(r"[\x21-\x7e]{1,200}")
 _SEND_ID_RE = re.compile(r"send-[a-z2-7]{20}")
+BODY_FORMATS = ("text", "markdown", "html")
 
 
 class SendResult(BaseModel):
@@ -177,6 +181,28 @@ class Sends:
     def client(self) -> Client:
         return self._client
 
+    def _entry(self, address: str) -> MailboxEntry | None:
+        """The mailbox's entry in the configuration file, if it has one (signature, aliases)."""
+        return next((e for e in self._settings.mailboxes if e.address.lower() == address.lower()), None)
+
+    @staticmethod
+    def _alias(address: str, entry: MailboxEntry | None, from_alias: str | None) -> EmailAddress | None:
+        """The send_as alias the agent chose; None for the mailbox's own address."""
+        if from_alias is None or not from_alias.strip():
+            return None
+        try:
+            wanted = parse_address(from_alias).address.lower()
+        except AddressError as exc:
+            raise InvalidInput(f"from_alias: {exc}") from exc
+        if wanted == address.lower():
+            return None
+        aliases = entry.aliases() if entry else ()
+        for alias in aliases:
+            if alias.address.lower() == wanted:
+                return alias
+        known = ", ".join(a.address for a in aliases) or "none are configured (send_as)"
+        raise InvalidInput(f"from_alias: {from_alias!r} is not an alias of mailbox {address}; its aliases: {known}")
+
     def scope(self, workflow_type: str) -> str:
         """Visibility filter for this deployment's workflows: its task queue may share a namespace."""
         return f"WorkflowType = '{workflow_type}' AND TaskQueue = '{self._settings.task_queue}'"
@@ -212,9 +238,14 @@ class Sends:
         approve_at_send_time: bool = False,
         in_reply_to: str | None = None,
         references: Sequence[str] = (),
+        body_format: BodyFormat = "text",
+        from_alias: str | None = None,
     ) -> SendResult:
         """Start a send (or find the same one again). Replies pass the parent's ids as headers."""
         address = parse_mailbox(mailbox)
+        if body_format not in BODY_FORMATS:
+            raise InvalidInput(f"body_format: one of {', '.join(BODY_FORMATS)}, not {body_format!r}")
+        entry = self._entry(address)
         if idempotency_key is not None and not _KEY_RE.fullmatch(idempotency_key):
             raise InvalidInput("idempotency_key: 1 to 200 printable ASCII characters without spaces")
         if approval_timeout_hours is not None and not 0 < approval_timeout_hours <= 24 * 365:
@@ -231,6 +262,9 @@ class Sends:
             attachments=parse_attachments(attachments),
             in_reply_to=parent,
             references=chain,
+            from_alias=self._alias(address, entry, from_alias),
+            signature=entry.signature if entry else "",
+            body_format=body_format,
         )
         config = await self._mailboxes.config(address)
         self._check_provider_limits(address, draft)

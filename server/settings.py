@@ -25,9 +25,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from workflows.addresses import AddressError, parse_addr_spec
+from workflows.addresses import AddressError, check_header_text, parse_addr_spec, parse_addresses
 from workflows.codec import CodecError, EncryptionCodec, parse_keys
-from workflows.models import OversightMode, strictness
+from workflows.models import EmailAddress, OversightMode, strictness
 from workflows.providers.endpoints import EndpointError, is_loopback, parse_endpoint
 from workflows.standard_webhooks import PREFIX as WHSEC
 from workflows.standard_webhooks import decode_secret
@@ -43,7 +43,13 @@ class MailboxEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     address: str
-    display_name: str = ""
+    display_name: str = Field(default="", max_length=100, description="the name in the From of sent mail")
+    signature: str = Field(
+        default="", max_length=2000, description='text appended below a "-- " line to every email sent'
+    )
+    send_as: list[str] = Field(
+        default=[], max_length=50, description="other From addresses the provider accepts (from_alias picks one)"
+    )
     provider: Literal["sandbox", "smtp_imap", "multimail"] = "sandbox"
     oversight_mode: OversightMode | None = None
     approvers: list[str] = []
@@ -69,7 +75,9 @@ class MailboxEntry(BaseModel):
     smtp_url: str | None = Field(
         default=None, description="smtp+starttls://user@host:587, smtps://, smtp:// (loopback)"
     )
-    imap_url: str | None = Field(default=None, description="imaps://user@host:993, imap:// (loopback only)")
+    imap_url: str | None = Field(
+        default=None, description="imaps://user@host:993, imap:// (loopback only); none: a send-only mailbox"
+    )
     password_env: str | None = Field(default=None, description="the environment variable holding the password")
     sent_folder: str = Field(default="Sent", min_length=1, max_length=200)
     inbox_folder: str = Field(default="INBOX", min_length=1, max_length=200)
@@ -96,6 +104,36 @@ class MailboxEntry(BaseModel):
         except AddressError as exc:
             raise ValueError(str(exc)) from exc
 
+    @field_validator("display_name")
+    @classmethod
+    def _display_name(cls, value: str) -> str:
+        try:
+            return check_header_text(value, "display_name", 100)
+        except AddressError as exc:
+            raise ValueError(str(exc)) from exc
+
+    @field_validator("send_as")
+    @classmethod
+    def _send_as(cls, value: list[str]) -> list[str]:
+        try:
+            return [str(a) for a in parse_addresses(value, "send_as")]
+        except AddressError as exc:
+            raise ValueError(str(exc)) from exc
+
+    @field_validator("signature")
+    @classmethod
+    def _signature(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("signature contains a NUL character")
+        return value.strip("\r\n")
+
+    def aliases(self) -> tuple[EmailAddress, ...]:
+        return parse_addresses(self.send_as, "send_as")
+
+    @property
+    def has_inbox(self) -> bool:
+        return self.provider != "smtp_imap" or self.imap_url is not None
+
     @model_validator(mode="after")
     def _provider_fields(self) -> MailboxEntry:
         """Each provider's fields present and usable; the message names the mailbox and the field."""
@@ -105,15 +143,20 @@ class MailboxEntry(BaseModel):
             if name in self.model_fields_set:
                 raise ValueError(f"{where}: {name} does not apply to provider {self.provider!r}")
         if self.provider == "smtp_imap":
-            for name in ("smtp_url", "imap_url", "password_env"):
-                if not getattr(self, name):
-                    raise ValueError(f"{where}: {name} is required for provider 'smtp_imap'")
+            if not self.smtp_url:
+                raise ValueError(f"{where}: smtp_url is required for provider 'smtp_imap'")
+            logins = False
             for name, kind in (("smtp_url", "smtp"), ("imap_url", "imap")):
+                if getattr(self, name) is None:
+                    continue  # no imap_url: a send-only mailbox
                 try:
-                    parse_endpoint(getattr(self, name), kind)  # type: ignore[arg-type]
+                    logins |= bool(parse_endpoint(getattr(self, name), kind).username)  # type: ignore[arg-type]
                 except EndpointError as exc:
                     raise ValueError(f"{where}: {name}: {exc}") from exc
-            _check_env_name(where, "password_env", self.password_env)
+            if logins or self.password_env is not None:
+                if not self.password_env:
+                    raise ValueError(f"{where}: password_env is required for provider 'smtp_imap' with a login")
+                _check_env_name(where, "password_env", self.password_env)
             if self.tls_ca_file is not None and not self.tls_ca_file.is_file():
                 raise ValueError(f"{where}: tls_ca_file: {self.tls_ca_file} is not a file")
         if self.provider == "multimail":
@@ -129,6 +172,8 @@ class MailboxEntry(BaseModel):
 
     def secret(self) -> str:
         """The password or API key, read from the environment now; SettingsError names what is missing."""
+        if self.provider == "smtp_imap" and self.password_env is None:
+            return ""  # a local relay without login, and no inbox
         name = self.password_env if self.provider == "smtp_imap" else self.api_key_env
         field = "password_env" if self.provider == "smtp_imap" else "api_key_env"
         value = os.environ.get(name or "")

@@ -27,8 +27,17 @@ def mailbox_workflow_id(address: str) -> str:
     return MAILBOX_PREFIX + mailbox_key(address)
 
 
+# Fields added to EmailDraft later count only when set, so earlier drafts keep their hashes (and
+# an agent retrying across an upgrade still finds its send).
+_LATER_FIELDS = ("from_alias", "signature", "body_format")
+
+
 def content_hash(draft: EmailDraft, extra: dict[str, Any] | None = None) -> str:
-    data = {"draft": draft.model_dump(mode="json"), **(extra or {})}
+    dumped = draft.model_dump(mode="json")
+    for name in _LATER_FIELDS:
+        if dumped[name] == EmailDraft.model_fields[name].default:
+            del dumped[name]
+    data = {"draft": dumped, **(extra or {})}
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 

@@ -8,7 +8,8 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from workflows.models import DeliveryRequest, EmailAddress
+from workflows.models import DeliveryRequest, EmailAddress, from_address
+from workflows.richtext import render_parts
 
 
 def _address(addr: EmailAddress) -> Address:
@@ -19,7 +20,7 @@ def build_message(request: DeliveryRequest) -> EmailMessage:
     """The message as it goes on the wire. Bcc recipients are in the envelope only."""
     draft = request.draft
     msg = EmailMessage(policy=policy.SMTP)
-    msg["From"] = Address(display_name=request.from_name, addr_spec=request.mailbox)
+    msg["From"] = _address(from_address(request.mailbox, request.from_name, draft))
     msg["To"] = [_address(a) for a in draft.to]
     if draft.cc:
         msg["Cc"] = [_address(a) for a in draft.cc]
@@ -35,7 +36,10 @@ def build_message(request: DeliveryRequest) -> EmailMessage:
         msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: auto-responders must not answer it
     else:
         msg["X-Mailgate-Send-Id"] = request.send_id
-    msg.set_content(draft.body)
+    parts = render_parts(draft)
+    msg.set_content(parts.text)
+    if parts.html is not None:
+        msg.add_alternative(parts.html, subtype="html")
     for attachment in draft.attachments:
         maintype, _, subtype = attachment.content_type.partition("/")
         msg.add_attachment(

@@ -62,6 +62,9 @@ class Attachment(Frozen):
     size: int
 
 
+BodyFormat = Literal["text", "markdown", "html"]
+
+
 class EmailDraft(Frozen):
     """The email as the agent asked for it, or as a human approved it."""
 
@@ -73,6 +76,11 @@ class EmailDraft(Frozen):
     in_reply_to: str | None = None
     references: tuple[str, ...] = ()
     attachments: tuple[Attachment, ...] = ()
+    # Fixed at submission from the mailbox's settings, so the approver sees (and the proof and
+    # the content hash cover) exactly the From and signature that go out.
+    from_alias: EmailAddress | None = None
+    signature: str = ""
+    body_format: BodyFormat = "text"
 
     def recipients(self) -> tuple[EmailAddress, ...]:
         return self.to + self.cc + self.bcc
@@ -250,6 +258,14 @@ class SendState(Frozen):
     last_error: str = ""
     events: tuple[AuditEvent, ...] = ()
     from_name: str = ""  # the From display name fixed at submission, for approval views
+
+
+def from_address(mailbox: str, from_name: str, draft: EmailDraft) -> EmailAddress:
+    """The exact From a send goes out with: its alias, or the mailbox under its display name."""
+    alias = draft.from_alias
+    if alias is not None:
+        return EmailAddress(address=alias.address, name=alias.name or from_name)
+    return EmailAddress(address=mailbox, name=from_name)
 
 
 class SendSummary(Frozen):

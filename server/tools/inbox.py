@@ -14,7 +14,7 @@ from server.app import Mailgate
 from server.inbox import EmailView, InboxEmail, InboxPage, ReplyOutcome, ThreadView
 from server.sends import SendResult
 from server.tools.common import ResponseFormat, agent_errors, reads, result, untrusted, writes
-from server.tools.sends import ApproveAtSendTime, Attachments, SendAt, send_line
+from server.tools.sends import ApproveAtSendTime, Attachments, BodyFormatArg, FromAlias, SendAt, send_line
 
 Mailbox = Annotated[
     str | None,
@@ -151,7 +151,7 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
     @agent_errors
     async def reply_email(
         email_id: EmailId,
-        body: Annotated[str, Field(description="Plain-text body of your reply.")],
+        body: Annotated[str, Field(description="Your reply, in body_format (plain text by default).")],
         mailbox: Mailbox = None,
         reply_all: Annotated[bool, Field(description="Also to everyone in To and Cc (never to this mailbox).")] = False,
         idempotency_key: Annotated[
@@ -160,6 +160,8 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
         attachments: Attachments = None,
         send_at: SendAt = None,
         approve_at_send_time: ApproveAtSendTime = False,
+        body_format: BodyFormatArg = "text",
+        from_alias: FromAlias = None,
     ) -> Annotated[CallToolResult, SendResult]:
         """Reply in the email's thread (Re: subject, In-Reply-To and References set). It goes
         through the mailbox's oversight exactly like durable_send: in gated mailboxes a human
@@ -174,6 +176,8 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
             attachments=attachments,
             send_at=send_at,
             approve_at_send_time=approve_at_send_time,
+            body_format=body_format,
+            from_alias=from_alias,
         )
         return result(sent, send_line(sent))
 

@@ -14,7 +14,7 @@ from server.outbound import AttachmentInput
 from server.sends import SendPage, SendResult, next_step
 from server.tools.client_approval import ask_to_open
 from server.tools.common import Format, ResponseFormat, agent_errors, reads, result, writes
-from workflows.models import EmailDraft, OversightMode, SendState, SendStatus
+from workflows.models import BodyFormat, EmailDraft, OversightMode, SendState, SendStatus
 
 Mailbox = Annotated[
     str | None,
@@ -51,6 +51,19 @@ ApproveAtSendTime = Annotated[
         description="With send_at in a gated mailbox: ask the human at send time instead of now (default: "
         "approval first, then it waits for send_at)."
     ),
+]
+
+
+BodyFormatArg = Annotated[
+    BodyFormat,
+    Field(
+        description="text (default); markdown (CommonMark) or html: sent with an HTML part (sanitized: no "
+        "scripts, images or remote content; inline styles kept) and a plain-text part."
+    ),
+]
+FromAlias = Annotated[
+    str | None,
+    Field(description="Send from one of the mailbox's send_as aliases (get_mailbox lists them); default its address."),
 ]
 
 
@@ -174,7 +187,7 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
     async def durable_send(
         to: Recipients,
         subject: Annotated[str, Field(description="Plain text, one line.", max_length=500)],
-        body: Annotated[str, Field(description="Plain-text body.")],
+        body: Annotated[str, Field(description="The body, in body_format (plain text by default).")],
         ctx: Context,
         mailbox: Mailbox = None,
         cc: CopyRecipients = None,
@@ -194,6 +207,8 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
         attachments: Attachments = None,
         send_at: SendAt = None,
         approve_at_send_time: ApproveAtSendTime = False,
+        body_format: BodyFormatArg = "text",
+        from_alias: FromAlias = None,
     ) -> Annotated[CallToolResult, SendResult] | InputRequiredResult:
         """Send an email from a mailbox, under that mailbox's oversight mode.
 
@@ -215,6 +230,8 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
             attachments=attachments,
             send_at=send_at,
             approve_at_send_time=approve_at_send_time,
+            body_format=body_format,
+            from_alias=from_alias,
         )
         return await ask_to_open(ctx, app, sent) or result(sent, send_line(sent))
 

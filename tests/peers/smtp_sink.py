@@ -32,6 +32,7 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    authenticated: bool = True
 
     @property
     def message_id(self) -> str:
@@ -74,7 +75,9 @@ class Sink:
             return fault
         data = bytes(envelope.original_content or b"")
         with self.lock:
-            self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), data))
+            self.received.append(
+                Received(str(envelope.mail_from), list(envelope.rcpt_tos), data, bool(session.authenticated))
+            )
         if self.file_sent is not None:
             self.file_sent(data)
         if fault == "drop":
@@ -92,7 +95,8 @@ class Sink:
 
 
 class SmtpPeer:
-    """A running sink: ``security`` "starttls" (required, with AUTH), "tls" (implicit) or "plain"."""
+    """A running sink: ``security`` "starttls" (required, with AUTH), "tls" (implicit) or "plain".
+    ``auth=False``: a local relay that offers no AUTH at all and takes mail from anyone."""
 
     def __init__(
         self,
@@ -100,6 +104,8 @@ class SmtpPeer:
         security: str = "starttls",
         users: dict[str, str] | None = None,
         cert: tuple[Path, Path] | None = None,
+        *,
+        auth: bool = True,
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         if cert is None:
@@ -110,6 +116,7 @@ class SmtpPeer:
         self.context.load_cert_chain(self.cert, key)
         self.security = security
         self.sink = Sink(users or {"agent@example.test": "smtp-secret"})
+        self.auth = auth
         self.port = 0
         self._controller: Controller | None = None
 
@@ -121,6 +128,8 @@ class SmtpPeer:
             "auth_required": True,
             "auth_require_tls": self.security == "starttls",  # aiosmtpd cannot tell implicit TLS
         }
+        if not self.auth:
+            kwargs = {"auth_require_tls": False}
         if self.security == "starttls":
             kwargs.update(tls_context=self.context, require_starttls=True)
         controller = Controller(
@@ -143,4 +152,6 @@ class SmtpPeer:
     @property
     def url(self) -> str:
         scheme = {"starttls": "smtp+starttls", "tls": "smtps", "plain": "smtp"}[self.security]
+        if not self.auth:
+            return f"{scheme}://127.0.0.1:{self.port}"
         return f"{scheme}://agent%40example.test@127.0.0.1:{self.port}"

@@ -68,6 +68,11 @@ class EmailProvider(ABC):
 
     name: str = "provider"
 
+    @property
+    def has_inbox(self) -> bool:
+        """False for a send-only mailbox (an SMTP relay with no IMAP): every read refuses."""
+        return True
+
     @abstractmethod
     async def send(self, request: DeliveryRequest) -> DeliveryReceipt:
         """Deliver once. Calling again with the same ``request.message_id`` must not deliver twice
@@ -129,6 +134,10 @@ class EmailProvider(ABC):
 
 class ProviderUnavailable(RuntimeError):
     """A configured provider cannot be used in this process (its secret is not in the environment)."""
+
+
+class NoInbox(ProviderUnavailable):
+    """A read of a send-only mailbox."""
 
 
 class UnavailableProvider(EmailProvider):

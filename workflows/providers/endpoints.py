@@ -3,7 +3,8 @@
 ``smtp+starttls://user@host:587``, ``smtps://user@host:465`` and ``imaps://user@host:993`` are
 encrypted. Plain ``smtp://`` and ``imap://`` are accepted only to a loopback address (a local
 relay or a test server), because they would carry the password in clear text. Passwords never
-appear in a URL: they come from the environment variable the mailbox names.
+appear in a URL: they come from the environment variable the mailbox names. An SMTP URL to a
+loopback address may name no user: a local relay (Postfix, Mailpit) takes mail without AUTH.
 """
 
 from __future__ import annotations
@@ -75,8 +76,11 @@ def parse_endpoint(url: str, kind: Literal["smtp", "imap"]) -> Endpoint:
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise EndpointError("the URL may hold only user, host and port")
     username = unquote(parts.username or "")
-    if not username:
-        raise EndpointError("the URL names no user (e.g. agent%40example.com@host: %40 for the @ of an address)")
+    if not username and not (kind == "smtp" and is_loopback(host)):
+        raise EndpointError(
+            "the URL names no user (e.g. agent%40example.com@host: %40 for the @ of an address); "
+            "only an SMTP relay on a loopback address may take mail without a login"
+        )
     if SECURITY[scheme] == "plain" and not is_loopback(host):
         raise EndpointError(
             f"{scheme}:// sends the password in clear text, so it is allowed only to a loopback address; "

@@ -56,8 +56,9 @@ async def smtp_send(server: SmtpServer, sender: str, recipients: Sequence[str], 
     stage = "connect"
     try:
         await client.connect()
-        stage = "login"
-        await client.login(endpoint.username, server.password)
+        if endpoint.username:  # no user: a local relay that takes mail without AUTH
+            stage = "login"
+            await client.login(endpoint.username, server.password)
         stage = "MAIL FROM"
         options = ["SMTPUTF8"] if utf8 else []
         encoding = "utf-8" if utf8 else "ascii"

@@ -8,6 +8,9 @@ during DATA, or the worker died before recording success), and it is not sent ag
 Reading: the IMAP folders are synced into a local index (``imap_index.py``) by UID; all reads
 answer from it. A background task keeps an IDLE connection on the inbox when the server offers
 IDLE, so new mail is noticed within a second; otherwise the mailbox watcher's poll syncs.
+
+With no IMAP server the mailbox is send-only (a transactional relay): it sends, checks only its
+own index before a resend, and every read refuses with NoInbox.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from workflows.providers.base import (
     EmailProvider,
     InboundHooks,
     NoHooks,
+    NoInbox,
     PermanentDeliveryError,
     TemporaryDeliveryError,
 )
@@ -47,7 +51,7 @@ class SmtpImapConfig(Frozen):
 
     address: str
     smtp: Endpoint
-    imap: Endpoint
+    imap: Endpoint | None
     sent_folder: str = "Sent"
     inbox_folder: str = "INBOX"
     server_files_sent: bool = False
@@ -80,7 +84,16 @@ class SmtpImapProvider(EmailProvider):
 
     # --- IMAP session --------------------------------------------------------------------------
 
+    @property
+    def has_inbox(self) -> bool:
+        return self.config.imap is not None
+
+    def _no_inbox(self) -> NoInbox:
+        return NoInbox(f"mailbox {self.config.address} is send-only: it has no inbox (no imap_url is configured)")
+
     async def _imap(self) -> ImapSession:
+        if self.config.imap is None:
+            raise self._no_inbox()
         if self._session is None or self._session.lost:
             if self._session is not None:
                 await self._session.close()
@@ -117,7 +130,7 @@ class SmtpImapProvider(EmailProvider):
             # A notice to humans with decision links: kept out of the Sent folder the agent reads.
             return DeliveryReceipt(message_id=request.message_id, recipients=tuple(recipients))
         await asyncio.to_thread(self.index.record_sent, raw)
-        if not self.config.server_files_sent:
+        if not self.config.server_files_sent and self.config.imap is not None:
             await self._file_sent(raw, request.date)
         return DeliveryReceipt(message_id=request.message_id, recipients=tuple(recipients))
 
@@ -128,6 +141,8 @@ class SmtpImapProvider(EmailProvider):
             return True
         if any(outcome == "sent" for outcome, _ in await asyncio.to_thread(self.index.attempts, message_id)):
             return True
+        if self.config.imap is None:
+            return False  # no Sent folder to look in: the index is all the evidence there is
         try:
             async with self._lock:
                 session = await self._imap()
@@ -162,6 +177,8 @@ class SmtpImapProvider(EmailProvider):
 
     async def sync(self) -> int:
         """Fetch what is new in Sent and the inbox; returns how many inbox messages became visible."""
+        if self.config.imap is None:
+            return 0
         async with self._lock:
             try:
                 session = await self._imap()
@@ -235,10 +252,11 @@ class SmtpImapProvider(EmailProvider):
 
     async def start(self) -> None:
         """Keep the index fresh from the server's IDLE pushes (when it offers IDLE)."""
-        if self._watcher is None:
+        if self._watcher is None and self.config.imap is not None:
             self._watcher = asyncio.create_task(self._idle_loop(), name=f"imap-idle-{self.config.address}")
 
     async def _idle_loop(self) -> None:
+        assert self.config.imap is not None
         while True:
             session: ImapSession | None = None
             try:
@@ -267,16 +285,22 @@ class SmtpImapProvider(EmailProvider):
 
     async def list_emails(self, mailbox: str, query: EmailQuery) -> EmailPage:
         self._own(mailbox)
+        if self.config.imap is None:
+            raise self._no_inbox()
         if query.cursor is None and not query.held:
             await self._fresh()
         return await asyncio.to_thread(self.index.list_emails, mailbox, query)
 
     async def fetch_email(self, mailbox: str, email_id: str, *, include_held: bool = False) -> StoredEmail:
         self._own(mailbox)
+        if self.config.imap is None:
+            raise self._no_inbox()
         return await asyncio.to_thread(self.index.fetch_email, mailbox, email_id, include_held=include_held)
 
     async def change_email(self, mailbox: str, email_id: str, change: EmailChange, actor: str) -> EmailSummary:
         self._own(mailbox)
+        if self.config.imap is None:
+            raise self._no_inbox()
         before = await self._cursor()
         if change == "read" and email_id.strip().isdigit():
             located = await asyncio.to_thread(self.index.uid_of, int(email_id))
@@ -305,11 +329,15 @@ class SmtpImapProvider(EmailProvider):
 
     async def find_reply(self, mailbox: str, message_id: str) -> EmailSummary | None:
         self._own(mailbox)
+        if self.config.imap is None:
+            return None  # replies go somewhere mailgate cannot see
         return await asyncio.to_thread(self.index.find_reply, mailbox, message_id)
 
     async def create_mailbox(self, address: str) -> None:
         """Check the login now (a wrong password shows at start-up), and make the Sent folder."""
         self._own(address)
+        if self.config.imap is None:
+            return
         try:
             async with self._lock:
                 session = await self._imap()

@@ -15,7 +15,7 @@ from email.message import EmailMessage
 
 from server.web.dashboard.render import Sanitized, sanitize_report
 from workflows.mime import build_message
-from workflows.models import DeliveryRequest, EmailDraft, SendState
+from workflows.models import DeliveryRequest, EmailDraft, SendState, from_address
 from workflows.visibility import draft_warnings
 
 
@@ -94,11 +94,12 @@ def outgoing(state: SendState, draft: EmailDraft) -> Outgoing:
         date=state.requested_at,
     )
     msg = build_message(request)
+    sender = from_address(state.mailbox, state.from_name, draft)  # a send_as alias, or the mailbox
     return Outgoing(
-        from_name=state.from_name,
-        from_address=state.mailbox,
+        from_name=sender.name,
+        from_address=sender.address,
         subject=str(msg["Subject"]),
         recipients=_recipients(msg, draft),
         parts=_parts(msg, draft),
-        warnings=draft_warnings(draft, state.from_name),
+        warnings=draft_warnings(draft, sender.name),
     )

@@ -32,6 +32,7 @@ from workflows.models import FINAL_STATUSES, BodyFormat, EmailAddress
 from workflows.parsing import AttachmentPart, ParsedEmail, new_text, parse_email_async
 from workflows.providers.base import EmailNotFound, EmailProvider, ProviderSet
 from workflows.reply_wait import ReplyWaitWorkflow
+from workflows.richtext import quote_of
 from workflows.temporal import MAILBOX
 from workflows.threads import ThreadItem, order_thread, reply_references, reply_subject
 from workflows.visibility import strip_invisible
@@ -382,6 +383,7 @@ class Inbox:
             references=reply_references(parsed.references, parsed.in_reply_to, message_id),
             body_format=body_format,
             from_alias=from_alias,
+            quote=quote_of(person(parsed.sender), parsed.date, parsed.text),
         )
 
     # --- mail held for a human (gated_all) ---------------------------------------------------

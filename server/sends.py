@@ -240,6 +240,7 @@ class Sends:
         references: Sequence[str] = (),
         body_format: BodyFormat = "text",
         from_alias: str | None = None,
+        quote: str = "",
     ) -> SendResult:
         """Start a send (or find the same one again). Replies pass the parent's ids as headers."""
         address = parse_mailbox(mailbox)
@@ -265,6 +266,7 @@ class Sends:
             from_alias=self._alias(address, entry, from_alias),
             signature=entry.signature if entry else "",
             body_format=body_format,
+            quote=quote,
         )
         config = await self._mailboxes.config(address)
         self._check_provider_limits(address, draft)

@@ -29,7 +29,7 @@ def mailbox_workflow_id(address: str) -> str:
 
 # Fields added to EmailDraft later count only when set, so earlier drafts keep their hashes (and
 # an agent retrying across an upgrade still finds its send).
-_LATER_FIELDS = ("from_alias", "signature", "body_format")
+_LATER_FIELDS = ("from_alias", "signature", "body_format", "quote")
 
 
 def content_hash(draft: EmailDraft, extra: dict[str, Any] | None = None) -> str:

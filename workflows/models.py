@@ -81,6 +81,9 @@ class EmailDraft(Frozen):
     from_alias: EmailAddress | None = None
     signature: str = ""
     body_format: BodyFormat = "text"
+    # A reply's quote of the email it answers: the "On ..., ... wrote:" line, then its text.
+    # Rendered below the new text and the signature, each line quoted.
+    quote: str = ""
 
     def recipients(self) -> tuple[EmailAddress, ...]:
         return self.to + self.cc + self.bcc

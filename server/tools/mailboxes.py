@@ -46,6 +46,8 @@ class MailboxView(MailboxConfig):
     pending_upgrades: int = 0
     unacked_reviews: int = 0
     meaning: str
+    send_as: list[str] = Field(default=[], description="Aliases durable_send and reply_email take as from_alias.")
+    has_inbox: bool = Field(default=True, description="False: a send-only mailbox; inbox tools refuse.")
 
 
 def register(mcp: MCPServer, app: Mailgate) -> None:
@@ -67,13 +69,20 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
         mailbox = app.default_mailbox(mailbox)
         state = await app.mailboxes.state(mailbox)
         config = state.config
+        entry = next((e for e in app.settings.mailboxes if e.address.lower() == config.address.lower()), None)
         view = MailboxView(
             **config.model_dump(),
             pending_upgrades=sum(1 for u in state.upgrades if u.status == "pending"),
             unacked_reviews=sum(1 for r in state.reviews if r.acked_by is None),
             meaning=MODE_MEANING[config.mode],
+            send_as=list(entry.send_as) if entry else [],
+            has_inbox=entry.has_inbox if entry else True,
         )
         text = f"{config.address} is {config.mode}: {MODE_MEANING[config.mode]}."
+        if not view.has_inbox:
+            text += " Send-only: it has no inbox to read."
+        if view.send_as:
+            text += f" It may send as (from_alias): {', '.join(view.send_as)}."
         if response_format == "detailed":
             return result(view, text)
         return result(view, text, exclude=POLICY_FIELDS)

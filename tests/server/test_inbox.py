@@ -92,6 +92,8 @@ async def test_check_read_reply_and_thread(app: Mailgate) -> None:
     assert ours.references == (view.message_id,)
     assert [a.address for a in ours.to] == ["bob@example.com"]
     assert [a.address for a in ours.cc] == ["carol@example.com"]
+    # The reply quotes the original below its own text.
+    assert ours.text.startswith("Sure, here is how.\n\nOn ") and "wrote:\n> Can you help?" in ours.text
 
     thread = await app.inbox.thread(mailbox, email.thread_id)
     assert [(m.folder, m.depth) for m in thread.messages] == [("inbox", 0), ("sent", 1)]

@@ -797,5 +797,94 @@ def sandbox_list(mailbox: str | None, data_dir: Path | None, as_json: bool) -> N
     finish(0)
 
 
+# --- OAuth for mailboxes -----------------------------------------------------------------
+
+
+@main.group()
+def auth() -> None:
+    """OAuth for mailboxes with auth = "oauth2" (Gmail, Microsoft 365, or a custom server)."""
+
+
+def _grants(settings: Settings) -> Any:
+    from workflows.providers.oauth import GrantStore
+
+    return GrantStore(settings.data_dir, load_secrets(settings).secret_key)
+
+
+@auth.command("login")
+@click.argument("address")
+@click.option("--no-browser", is_flag=True, help="Print the URL to open instead of opening a browser.")
+@click.option("--device", is_flag=True, help="Device-code flow: enter a code on another device (headless servers).")
+@data_dir_option
+def auth_login(address: str, no_browser: bool, device: bool, data_dir: Path | None) -> NoReturn:
+    """Connect a mailbox: the authorization-code flow with PKCE, or --device."""
+    from server.oauth_login import login_with_code, login_with_device, oauth_entry
+
+    settings = settings_from(data_dir=data_dir)
+
+    def announce(text: str) -> None:
+        click.echo(text, err=True)
+
+    async def main() -> int:
+        entry = oauth_entry(settings, address)
+        store = _grants(settings)
+        if device:
+            grant = await login_with_device(entry, store, announce)
+        else:
+            grant = await login_with_code(entry, store, announce, browser=not no_browser)
+        click.echo(f"{entry.address} is connected; the grant is stored encrypted in {settings.data_dir}")
+        return 0 if grant.refresh_token else 1
+
+    run(main)
+
+
+@auth.command("status")
+@click.argument("address", required=False)
+@data_dir_option
+@json_option
+def auth_status(address: str | None, data_dir: Path | None, as_json: bool) -> NoReturn:
+    """Which OAuth mailboxes are connected, and until when their access tokens hold."""
+    from server.oauth_login import oauth_entry, status_of
+
+    settings = settings_from(data_dir=data_dir)
+
+    async def main() -> int:
+        entries = [oauth_entry(settings, address)] if address else [e for e in settings.mailboxes if e.auth == "oauth2"]
+        store = _grants(settings)
+        found = [await status_of(entry, store) for entry in entries]
+        if as_json and address:
+            emit(found[0], True, str)
+        else:
+            emit(
+                found,
+                as_json,
+                lambda: columns(
+                    [[s.mailbox, s.provider, "yes" if s.connected else "no", s.state] for s in found],
+                    ["MAILBOX", "PROVIDER", "CONNECTED", "STATE"],
+                ),
+            )
+        return 0
+
+    run(main)
+
+
+@auth.command("logout")
+@click.argument("address")
+@data_dir_option
+def auth_logout(address: str, data_dir: Path | None) -> NoReturn:
+    """Forget a mailbox's grant (sending and reading stop until the next login)."""
+    from server.oauth_login import oauth_entry
+
+    settings = settings_from(data_dir=data_dir)
+
+    async def main() -> int:
+        entry = oauth_entry(settings, address)
+        forgot = _grants(settings).forget(entry.address)
+        click.echo(f"{entry.address}: " + ("grant forgotten" if forgot else "was not logged in"))
+        return 0
+
+    run(main)
+
+
 if __name__ == "__main__":
     main()

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from temporalio.client import Client
 
+from server.credentials import load_secrets
 from server.settings import MailboxEntry, Settings, SettingsError
 from workflows.ids import mailbox_key
 from workflows.inbound import TemporalInbound
@@ -20,6 +21,7 @@ from workflows.providers.endpoints import parse_endpoint
 from workflows.providers.imap_index import ImapIndex
 from workflows.providers.multimail import MultiMailConfig, MultiMailProvider
 from workflows.providers.multimail_holds import HoldStore
+from workflows.providers.oauth import GrantStore, OAuthTokens
 from workflows.providers.sandbox import SandboxProvider, SandboxStore
 from workflows.providers.smtp_imap import SmtpImapConfig, SmtpImapProvider
 
@@ -39,7 +41,11 @@ def smtp_imap_provider(
         tls_ca_file=entry.tls_ca_file,
     )
     index = ImapIndex(settings.data_dir / "imap" / f"{mailbox_key(entry.address)}.db", entry.address, marks)
-    return SmtpImapProvider(config, entry.secret(), index, hooks)
+    oauth = None
+    if entry.auth == "oauth2":
+        store = GrantStore(settings.data_dir, load_secrets(settings).secret_key)
+        oauth = OAuthTokens(entry.oauth_client(), entry.oauth_secret(), store)
+    return SmtpImapProvider(config, entry.secret(), index, hooks, oauth=oauth)
 
 
 def multimail_provider(

@@ -29,6 +29,7 @@ from workflows.addresses import AddressError, check_header_text, parse_addr_spec
 from workflows.codec import CodecError, EncryptionCodec, parse_keys
 from workflows.models import EmailAddress, OversightMode, strictness
 from workflows.providers.endpoints import EndpointError, is_loopback, parse_endpoint
+from workflows.providers.oauth import GOOGLE, OAuthClient, OAuthEndpoints, OAuthProvider, microsoft
 from workflows.standard_webhooks import PREFIX as WHSEC
 from workflows.standard_webhooks import decode_secret
 
@@ -88,6 +89,19 @@ class MailboxEntry(BaseModel):
         default=True, description="before a resend, look for the Message-ID in the Sent folder and skip if found"
     )
     tls_ca_file: Path | None = Field(default=None, description="a CA certificate file for a private or test server")
+    auth: Literal["password", "oauth2"] = Field(
+        default="password", description="oauth2: SASL XOAUTH2 with a grant from `mailgate auth login`"
+    )
+    oauth_provider: OAuthProvider | None = None
+    oauth_client_id: str | None = Field(default=None, min_length=1, max_length=500)
+    oauth_client_secret_env: str | None = Field(
+        default=None, description="the environment variable holding the client secret (none for a public client)"
+    )
+    oauth_authorize_url: str | None = None
+    oauth_token_url: str | None = None
+    oauth_device_url: str | None = None
+    oauth_scopes: list[str] = Field(default=[], max_length=20)
+    oauth_tenant: str = Field(default="common", pattern=r"^[A-Za-z0-9.-]{1,100}$", description="Microsoft's tenant")
     # provider = "multimail": a mailbox at MultiMail, through its SDK.
     api_key_env: str | None = Field(default=None, description="the environment variable holding the API key")
     multimail_mailbox_id: str | None = Field(default=None, min_length=1, max_length=200)
@@ -142,7 +156,11 @@ class MailboxEntry(BaseModel):
         for name in (SMTP_IMAP_FIELDS | MULTIMAIL_FIELDS) - own:
             if name in self.model_fields_set:
                 raise ValueError(f"{where}: {name} does not apply to provider {self.provider!r}")
-        if self.provider == "smtp_imap":
+        if self.provider == "smtp_imap" and self.auth == "oauth2":
+            self._oauth_fields(where)
+        elif self.provider == "smtp_imap":
+            for name in OAUTH_FIELDS & self.model_fields_set:
+                raise ValueError(f"{where}: {name} applies only with auth = 'oauth2'")
             if not self.smtp_url:
                 raise ValueError(f"{where}: smtp_url is required for provider 'smtp_imap'")
             logins = False
@@ -170,9 +188,60 @@ class MailboxEntry(BaseModel):
                     raise ValueError(f"{where}: base_url: https:// is required (http:// only to a loopback address)")
         return self
 
+    def _oauth_fields(self, where: str) -> None:
+        if not self.smtp_url:
+            raise ValueError(f"{where}: smtp_url is required for provider 'smtp_imap'")
+        if self.password_env is not None:
+            raise ValueError(f"{where}: password_env does not apply with auth = 'oauth2' (the grant replaces it)")
+        for name, kind in (("smtp_url", "smtp"), ("imap_url", "imap")):
+            if getattr(self, name) is None:
+                continue
+            try:
+                endpoint = parse_endpoint(getattr(self, name), kind)  # type: ignore[arg-type]
+            except EndpointError as exc:
+                raise ValueError(f"{where}: {name}: {exc}") from exc
+            if not endpoint.username:
+                raise ValueError(f"{where}: {name}: XOAUTH2 needs the user in the URL")
+        if self.oauth_provider is None or not self.oauth_client_id:
+            raise ValueError(f"{where}: auth = 'oauth2' needs oauth_provider and oauth_client_id")
+        if self.oauth_provider == "custom" and not (self.oauth_authorize_url and self.oauth_token_url):
+            raise ValueError(f"{where}: oauth_provider 'custom' needs oauth_authorize_url and oauth_token_url")
+        for name in ("oauth_authorize_url", "oauth_token_url", "oauth_device_url"):
+            value = getattr(self, name)
+            if value is not None:
+                url = urlsplit(value)
+                if url.scheme != "https" and not (url.scheme == "http" and is_loopback(url.hostname or "")):
+                    raise ValueError(f"{where}: {name}: https:// is required (http:// only to a loopback address)")
+        if self.oauth_client_secret_env is not None:
+            _check_env_name(where, "oauth_client_secret_env", self.oauth_client_secret_env)
+
+    def oauth_client(self) -> OAuthClient:
+        """The OAuth registration: built-in endpoints for Google and Microsoft, overridable."""
+        assert self.oauth_client_id is not None
+        base = {"google": GOOGLE, "microsoft": microsoft(self.oauth_tenant)}.get(self.oauth_provider or "custom")
+        endpoints = OAuthEndpoints(
+            authorize_url=self.oauth_authorize_url or (base.authorize_url if base else ""),
+            token_url=self.oauth_token_url or (base.token_url if base else ""),
+            device_url=self.oauth_device_url or (base.device_url if base else None),
+            scopes=tuple(self.oauth_scopes) or (base.scopes if base else ()),
+        )
+        return OAuthClient(address=self.address, client_id=self.oauth_client_id, endpoints=endpoints)
+
+    def oauth_secret(self) -> str:
+        """The client secret from the environment, or "" for a public client."""
+        if self.oauth_client_secret_env is None:
+            return ""
+        value = os.environ.get(self.oauth_client_secret_env)
+        if not value:
+            raise SettingsError(
+                f"mailbox {self.address}: oauth_client_secret_env: "
+                f"the environment variable {self.oauth_client_secret_env} is not set"
+            )
+        return value
+
     def secret(self) -> str:
         """The password or API key, read from the environment now; SettingsError names what is missing."""
-        if self.provider == "smtp_imap" and self.password_env is None:
+        if self.provider == "smtp_imap" and (self.password_env is None or self.auth == "oauth2"):
             return ""  # a local relay without login, and no inbox
         name = self.password_env if self.provider == "smtp_imap" else self.api_key_env
         field = "password_env" if self.provider == "smtp_imap" else "api_key_env"
@@ -192,6 +261,17 @@ SMTP_IMAP_FIELDS = {
     "sent_check",
     "tls_ca_file",
 }
+OAUTH_FIELDS = {
+    "oauth_provider",
+    "oauth_client_id",
+    "oauth_client_secret_env",
+    "oauth_authorize_url",
+    "oauth_token_url",
+    "oauth_device_url",
+    "oauth_scopes",
+    "oauth_tenant",
+}
+SMTP_IMAP_FIELDS |= OAUTH_FIELDS | {"auth"}
 MULTIMAIL_FIELDS = {"api_key_env", "multimail_mailbox_id", "base_url", "decision_poll_seconds"}
 MIN_TOKEN_CHARS = 32
 MIN_SECRET_CHARS = 16

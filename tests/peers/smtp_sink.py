@@ -11,8 +11,10 @@ in the sender's Sent folder.
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 import threading
+from base64 import b64decode
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
+import httpx
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
@@ -94,6 +97,31 @@ class Sink:
             return [r.message_id for r in self.received]
 
 
+@dataclass
+class OAuthSink(Sink):
+    """A sink that takes only AUTH XOAUTH2, checking each token at the authorization server's
+    introspection endpoint (as resource server ``rs``)."""
+
+    introspect_url: str = ""
+    rs_secret: str = ""
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        user, token = "", ""
+        if len(args) >= 2:
+            fields = b64decode(args[1]).decode(errors="replace").split("\x01")
+            user = next((f[5:] for f in fields if f.startswith("user=")), "")
+            token = next((f[12:] for f in fields if f.startswith("auth=Bearer ")), "")
+        if token:
+            async with httpx.AsyncClient(timeout=10) as http:
+                answer = await http.post(self.introspect_url, data={"token": token}, auth=("rs", self.rs_secret))
+            info = answer.json()
+            if info.get("active") and info.get("username") == user:
+                return AuthResult(success=True, handled=False, auth_data=user)
+        # RFC 7628: an error challenge, the client's empty answer, then 535.
+        await server.challenge_auth(json.dumps({"status": "401", "schemes": "bearer"}))
+        return AuthResult(success=False, handled=False)
+
+
 class SmtpPeer:
     """A running sink: ``security`` "starttls" (required, with AUTH), "tls" (implicit) or "plain".
     ``auth=False``: a local relay that offers no AUTH at all and takes mail from anyone."""
@@ -106,6 +134,7 @@ class SmtpPeer:
         cert: tuple[Path, Path] | None = None,
         *,
         auth: bool = True,
+        oauth_introspect: tuple[str, str] | None = None,
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         if cert is None:
@@ -115,7 +144,10 @@ class SmtpPeer:
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.context.load_cert_chain(self.cert, key)
         self.security = security
-        self.sink = Sink(users or {"agent@example.test": "smtp-secret"})
+        users = users or {"agent@example.test": "smtp-secret"}
+        self.sink: Sink = Sink(users)
+        if oauth_introspect is not None:
+            self.sink = OAuthSink(users, introspect_url=oauth_introspect[0], rs_secret=oauth_introspect[1])
         self.auth = auth
         self.port = 0
         self._controller: Controller | None = None
@@ -130,6 +162,8 @@ class SmtpPeer:
         }
         if not self.auth:
             kwargs = {"auth_require_tls": False}
+        if isinstance(self.sink, OAuthSink):
+            kwargs["auth_exclude_mechanism"] = ["LOGIN", "PLAIN"]
         if self.security == "starttls":
             kwargs.update(tls_context=self.context, require_starttls=True)
         controller = Controller(

@@ -37,6 +37,10 @@ class ImapError(Exception):
     """The IMAP server refused a command or the connection failed; worth trying again later."""
 
 
+class ImapLoginRefused(ImapError):
+    """The server refused the password or the OAuth token."""
+
+
 @dataclass(frozen=True)
 class FolderState:
     uidvalidity: int
@@ -116,7 +120,13 @@ class ImapSession:
 
     @classmethod
     async def open(
-        cls, endpoint: Endpoint, password: str, tls: ssl.SSLContext | None, timeout: float = 30.0
+        cls,
+        endpoint: Endpoint,
+        password: str,
+        tls: ssl.SSLContext | None,
+        timeout: float = 30.0,
+        *,
+        oauth_token: str | None = None,
     ) -> ImapSession:
         session: ImapSession | None = None
         try:
@@ -129,14 +139,17 @@ class ImapSession:
             session = cls(client)
             client.protocol.conn_lost_cb = session._connection_lost
             await client.wait_hello_from_server()
-            response = await client.login(endpoint.username, password)
+            if oauth_token is not None:
+                response = await client.xoauth2(endpoint.username, oauth_token)
+            else:
+                response = await client.login(endpoint.username, password)
         except (OSError, TimeoutError, ssl.SSLError, aioimaplib.AioImapException) as exc:
             if session is not None:
                 await session.close()
             raise ImapError(f"IMAP {endpoint}: cannot connect: {exc or type(exc).__name__}") from exc
         if response.result != "OK":
             await session.close()
-            raise ImapError(f"IMAP {endpoint}: login as {endpoint.username} refused: {_text(response.lines)}")
+            raise ImapLoginRefused(f"IMAP {endpoint}: login as {endpoint.username} refused: {_text(response.lines)}")
         return session
 
     def _connection_lost(self, exc: Exception | None) -> None:

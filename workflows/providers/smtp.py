@@ -17,6 +17,7 @@ import aiosmtplib
 
 from workflows.providers.base import PermanentDeliveryError, TemporaryDeliveryError
 from workflows.providers.endpoints import Endpoint
+from workflows.providers.oauth import OAuthError, OAuthTokens, ReauthNeeded, xoauth2
 
 
 class AmbiguousDelivery(TemporaryDeliveryError):
@@ -31,6 +32,7 @@ class SmtpServer:
     password: str
     tls: ssl.SSLContext
     timeout: float = 60.0
+    oauth: OAuthTokens | None = None
 
 
 def _refusal(stage: str, exc: aiosmtplib.SMTPResponseException, what: str = "") -> Exception:
@@ -39,6 +41,30 @@ def _refusal(stage: str, exc: aiosmtplib.SMTPResponseException, what: str = "") 
     if 400 <= exc.code < 500:
         return TemporaryDeliveryError(detail)
     return PermanentDeliveryError(detail)
+
+
+async def _xoauth2_login(client: aiosmtplib.SMTP, endpoint: Endpoint, oauth: OAuthTokens) -> None:
+    """AUTH XOAUTH2; a refused token is renewed once, then the human must log in again."""
+    if client.last_ehlo_response is None:  # connect() says EHLO only when it starts TLS
+        await client.ehlo()
+    for attempt in range(2):
+        try:
+            token = await oauth.access_token()
+        except ReauthNeeded as exc:
+            raise TemporaryDeliveryError(str(exc)) from exc
+        except OAuthError as exc:
+            raise TemporaryDeliveryError(str(exc)) from exc
+        response = await client.execute_command(b"AUTH", b"XOAUTH2", xoauth2(endpoint.username, token).encode())
+        if response.code == 334:  # the error details (RFC 7628): answer with an empty line
+            response = await client.execute_command(b"")
+        if response.code == 235:
+            return
+        oauth.refused(token)
+        if attempt == 1:
+            raise TemporaryDeliveryError(
+                f"login: {endpoint} refused the OAuth token twice ({response.code} {response.message}); "
+                f"re-run `mailgate auth login {oauth.client.address}` if the grant was revoked"
+            )
 
 
 async def smtp_send(server: SmtpServer, sender: str, recipients: Sequence[str], raw: bytes) -> str:
@@ -56,7 +82,10 @@ async def smtp_send(server: SmtpServer, sender: str, recipients: Sequence[str], 
     stage = "connect"
     try:
         await client.connect()
-        if endpoint.username:  # no user: a local relay that takes mail without AUTH
+        if server.oauth is not None:
+            stage = "login"
+            await _xoauth2_login(client, endpoint, server.oauth)
+        elif endpoint.username:  # no user: a local relay that takes mail without AUTH
             stage = "login"
             await client.login(endpoint.username, server.password)
         stage = "MAIL FROM"

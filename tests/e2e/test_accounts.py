@@ -102,7 +102,7 @@ async def test_send_only_relay_without_login_rich_bodies_alias_signature(serve: 
             assert refused.is_error and "send-only" in str(refused.content), refused.content
 
             page = await dashboard_page(serve, f"/sends/{send_id}")
-            assert "Acme Support &lt;support@relay.example&gt;" in page  # the exact From
+            assert "Acme Support <code>support@relay.example</code>" in page  # the exact From
             assert "<strong>Carol</strong>" in page and "-- \nRelay Bot\nAcme Support" in page  # both parts
 
             edited = "Hello **Carol**,\n\nfixed: see [the guide](https://docs.example/guide)."

@@ -127,8 +127,9 @@ async def test_replying_to_an_email_with_no_valid_sender_is_refused(app: Mailgat
 
 
 async def test_reading_unknown_things_says_what_to_do(app: Mailgate) -> None:
-    with pytest.raises(NotFound, match="list_mailboxes"):
+    with pytest.raises(NotFound, match="does not exist") as missing:
         await app.inbox.check("nobody@mailgate.local")
+    assert "list_mailboxes" in missing.value.at("mcp")
     with pytest.raises(NotFound, match="check_inbox"):
         await app.inbox.read(app.settings.default_mailbox, "999999")
     with pytest.raises(NotFound, match="thread"):

@@ -130,8 +130,9 @@ async def test_reading_unknown_things_says_what_to_do(app: Mailgate) -> None:
     with pytest.raises(NotFound, match="does not exist") as missing:
         await app.inbox.check("nobody@mailgate.local")
     assert "list_mailboxes" in missing.value.at("mcp")
-    with pytest.raises(NotFound, match="check_inbox"):
+    with pytest.raises(NotFound, match="no email 999999") as unknown:
         await app.inbox.read(app.settings.default_mailbox, "999999")
+    assert "check_inbox" in unknown.value.at("mcp")
     with pytest.raises(NotFound, match="thread"):
         await app.inbox.thread(app.settings.default_mailbox, "thread-999999")
     with pytest.raises(InvalidInput, match="since"):

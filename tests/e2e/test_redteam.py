@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from mcp import MCPError
 from temporalio.client import Client, WorkflowUpdateFailedError
 
 from tests.serve import Serve
@@ -94,3 +95,22 @@ async def test_a_loosening_replayed_after_a_forced_continue_as_new_is_refused(st
     assert stack.cli("mailbox", "set-mode", MAILBOX, "monitored").returncode == 0
     assert (await box.query(MailboxWorkflow.describe)).config.mode == "monitored"
     assert stack.cli("mailbox", "set-mode", MAILBOX, "gated_send").returncode == 0
+
+
+async def test_a_resource_uri_cannot_forge_lines_or_escapes_in_the_servers_log(stack: Serve) -> None:
+    """The agent picks resource URIs; a failed read is logged. A newline or a terminal escape in
+    the URI must not reach the operator's log raw (a forged line, a recoloured terminal)."""
+    forged = "ERROR mailgate: approved by alice"
+    answers: list[str] = []
+    async with stack.mcp() as agent:
+        for uri in (
+            f"mailgate://mailboxes/{MAILBOX}/emails/1\x1b[2K\r\n{forged}",
+            f"mailgate://mailboxes/{MAILBOX}/threads/t%0a{forged.replace(' ', '%20')}%1b[2K",
+        ):
+            with pytest.raises(MCPError) as refused:
+                await agent.read_resource(uri)
+            answers.append(str(refused.value))
+    log = (stack.data_dir / "serve.log").read_bytes()
+    assert b"\x1b" not in log
+    assert not any(line.startswith(forged.encode()) for line in log.splitlines())
+    assert all("check_inbox" in answer for answer in answers), answers  # a refusal the agent can act on

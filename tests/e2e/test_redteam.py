@@ -113,4 +113,6 @@ async def test_a_resource_uri_cannot_forge_lines_or_escapes_in_the_servers_log(s
     log = (stack.data_dir / "serve.log").read_bytes()
     assert b"\x1b" not in log
     assert not any(line.startswith(forged.encode()) for line in log.splitlines())
-    assert all("check_inbox" in answer for answer in answers), answers  # a refusal the agent can act on
+    assert all("in mailbox" in answer or "of this mailbox" in answer for answer in answers), (
+        answers
+    )  # mailgate's own refusal

@@ -38,11 +38,13 @@ from workflows.mailbox import (
     mailbox_memo,
 )
 from workflows.models import MailboxConfig, ModeChange, OversightMode, Role, is_looser
+from workflows.notify_activities import NotifyConfig
 from workflows.proofs import proof_key, sign_change
 from workflows.temporal import MAILBOX
 
 CACHE_SECONDS = 1.0
 CODE_LENGTH = 8
+NOTICES_FROM = NotifyConfig.from_address  # where notices come from without a [notifications] table
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -165,6 +167,10 @@ class Mailboxes:
         entry: MailboxEntry | None = None,
     ) -> MailboxConfig:
         address = parse_mailbox(address)
+        notices_from = self._settings.notifications.from_address if self._settings.notifications else NOTICES_FROM
+        if address.lower() == notices_from.lower():
+            # Humans reply to notices, quoting their links and codes: that address is never an agent's.
+            raise InvalidInput(f"{address} is the From address of mailgate's notices to humans; it cannot be a mailbox")
         default = self._settings.new_mailbox_mode
         if role == "agent" and mode is not None and is_looser(mode, default):
             raise Conflict(

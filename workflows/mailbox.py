@@ -136,6 +136,8 @@ class MailboxState(Frozen):
     reviews: tuple[ReviewItem, ...] = ()
     upgrades: tuple[UpgradeRequest, ...] = ()
     audit: tuple[AuditEvent, ...] = ()
+    # Loosening proofs accepted in the last minutes (proofs.Recent), so none replays after a continue-as-new.
+    recent_proofs: tuple[str, ...] = ()
 
 
 def mailbox_memo(config: MailboxConfig) -> dict[str, Any]:
@@ -170,7 +172,7 @@ class MailboxWorkflow:
         self._reviews = {r.send_id: r for r in state.reviews}
         self._upgrades = {u.request_id: u for u in state.upgrades}
         self._audit = list(state.audit)
-        self._proofs = Recent()
+        self._proofs = Recent(state.recent_proofs)
 
     @workflow.run
     async def run(self, state: MailboxState) -> None:
@@ -447,4 +449,5 @@ class MailboxWorkflow:
             reviews=tuple(self._reviews.values()),
             upgrades=tuple(self._upgrades.values()),
             audit=tuple(self._audit),
+            recent_proofs=self._proofs.proofs(),
         )

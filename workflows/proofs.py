@@ -193,8 +193,13 @@ class Recent:
     """Proofs of mailbox changes a workflow accepted lately: each counts once, and only while
     fresh, so a loosening replayed from history (after a human tightened again) is refused."""
 
-    def __init__(self) -> None:
-        self._seen: dict[str, int] = {}
+    def __init__(self, seen: tuple[str, ...] = ()) -> None:
+        # Carried across continue-as-new: anyone who reaches Temporal can force one, and must
+        # not get a fresh memory to replay a proof into.
+        self._seen: dict[str, int] = {p: issued_at(p) or 0 for p in seen}
+
+    def proofs(self) -> tuple[str, ...]:
+        return tuple(self._seen)
 
     def admits(self, proof: str | None, now: datetime) -> bool:
         issued = issued_at(proof)

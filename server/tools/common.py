@@ -7,11 +7,11 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from server.errors import MailgateError
+from server.errors import MailgateError, NotFound
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -47,6 +47,23 @@ def agent_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             return await fn(*args, **kwargs)
         except MailgateError as exc:
             raise ToolError(exc.at("mcp")) from exc
+
+    return wrapper
+
+
+def resource_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """The same for resources and prompts: an expected refusal, logged as one line with the URI
+    escaped (the SDK logs anything else with a traceback carrying the agent's URI verbatim, so a
+    newline or terminal escape in it would forge lines in the operator's log)."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except NotFound as exc:
+            raise ResourceNotFoundError(str(exc)) from exc
+        except MailgateError as exc:
+            raise ResourceError(str(exc)) from exc
 
     return wrapper
 

@@ -9,18 +9,20 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.prompts.base import UserMessage
 
 from server.app import Mailgate
-from server.tools.common import untrusted
+from server.tools.common import resource_errors, untrusted
 from server.tools.inbox import email_text, thread_text
 
 
 def register(mcp: MCPServer, app: Mailgate) -> None:
     @mcp.resource("mailgate://mailboxes", name="mailboxes", mime_type="application/json")
+    @resource_errors
     async def mailboxes() -> str:
         """Every mailbox with its oversight mode."""
         boxes = await app.mailboxes.all()
         return json.dumps([b.model_dump(mode="json") for b in boxes], indent=2)
 
     @mcp.resource("mailgate://mailboxes/{address}", name="mailbox", mime_type="application/json")
+    @resource_errors
     async def mailbox(address: str) -> str:
         """One mailbox's configuration and its ten newest emails (subjects are untrusted)."""
         config = await app.mailboxes.config(address)
@@ -28,11 +30,13 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
         return json.dumps({"mailbox": config.model_dump(mode="json"), "inbox": page.model_dump(mode="json")}, indent=2)
 
     @mcp.resource("mailgate://mailboxes/{address}/threads/{thread_id}", name="thread", mime_type="text/plain")
+    @resource_errors
     async def thread(address: str, thread_id: str) -> str:
         """A conversation in order, as get_thread shows it (untrusted content)."""
         return thread_text(await app.inbox.thread(address, thread_id))
 
     @mcp.resource("mailgate://mailboxes/{address}/emails/{email_id}", name="email", mime_type="text/plain")
+    @resource_errors
     async def email(address: str, email_id: str) -> str:
         """One email, as read_email shows it, without marking it read (untrusted content)."""
         return email_text(await app.inbox.read(address, email_id, mark_read=False))

@@ -15,18 +15,16 @@ from markupsafe import Markup, escape
 
 from workflows.htmltokens import tokens
 from workflows.models import EmailAddress, EmailDraft
+from workflows.richtext import ATTRIBUTES, TAGS
 from workflows.visibility import describe, invisible_chars, mark, show_invisible
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
 # No img (remote images track the reader), no style (it can restyle the dashboard), no forms.
-SAFE_TAGS = {
-    "a", "abbr", "b", "blockquote", "br", "code", "dd", "div", "dl", "dt", "em", "h1", "h2", "h3", "h4",
-    "h5", "h6", "hr", "i", "li", "ol", "p", "pre", "q", "s", "small", "span", "strong", "sub", "sup",
-    "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul",
-}  # fmt: skip
-SAFE_ATTRIBUTES = {"a": {"href", "title"}, "td": {"colspan", "rowspan"}, "th": {"colspan", "rowspan"}}
+# The one list, shared with the HTML part mailgate sends.
+SAFE_TAGS = TAGS
+SAFE_ATTRIBUTES = ATTRIBUTES
 URL_SCHEMES = {"http", "https", "mailto"}
 MAX_REMOVED = 50
 MAX_CHECKED = 300_000  # characters of an HTML part compared with its sanitized form

@@ -886,5 +886,13 @@ def auth_logout(address: str, data_dir: Path | None) -> NoReturn:
     run(main)
 
 
+# --- people and agents (their own module; imported last, it builds on the helpers above) ---
+
+from server.cli_identities import agents, people  # noqa: E402
+
+main.add_command(people)
+main.add_command(agents)
+
+
 if __name__ == "__main__":
     main()

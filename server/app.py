@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from temporalio.client import Client
 
 from server.credentials import Secrets
+from server.identities import IdentityStore, open_identities
 from server.inbox import Inbox
 from server.mailboxes import Mailboxes, Review
 from server.notifications import notice_marks
@@ -28,6 +29,7 @@ class Mailgate:
     sandbox: SandboxStore
     providers: ProviderSet
     inbox: Inbox
+    identities: IdentityStore
 
     @classmethod
     def build(cls, settings: Settings, client: Client, secrets: Secrets, *, strict: bool = True) -> Mailgate:
@@ -45,6 +47,7 @@ class Mailgate:
             sandbox=sandbox,
             providers=providers,
             inbox=Inbox(client, settings, providers, mailboxes, sends),
+            identities=open_identities(settings.data_dir),
         )
 
     def default_mailbox(self, mailbox: str | None) -> str:

@@ -14,6 +14,7 @@ from server.app import Mailgate
 from server.inbox import EmailView, InboxEmail, InboxPage, ReplyOutcome, ThreadView
 from server.sends import SendResult
 from server.tools.common import ResponseFormat, agent_errors, reads, result, untrusted, writes
+from server.tools.scope import requester
 from server.tools.sends import ApproveAtSendTime, Attachments, BodyFormatArg, FromAlias, SendAt, send_line
 
 Mailbox = Annotated[
@@ -178,6 +179,7 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
             approve_at_send_time=approve_at_send_time,
             body_format=body_format,
             from_alias=from_alias,
+            requester=requester(),
         )
         return result(sent, send_line(sent))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
@@ -12,6 +13,7 @@ from server.app import Mailgate
 from server.audit import AuditPage, audit_log
 from server.mailboxes import MailboxSummary
 from server.tools.common import ResponseFormat, agent_errors, reads, result, writes
+from server.tools.scope import current_agent, requester
 from workflows.models import MailboxConfig, OversightMode
 
 Mailbox = Annotated[
@@ -55,7 +57,7 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
     @agent_errors
     async def list_mailboxes() -> Annotated[CallToolResult, MailboxList]:
         """The mailboxes you can use, each with its oversight mode."""
-        boxes = await app.mailboxes.all()
+        boxes = [b for b in await app.mailboxes.all() if current_agent().can_use(b.address)]
         lines = [f"{b.address}: {b.oversight_mode} ({MODE_MEANING[b.oversight_mode]})" for b in boxes]
         return result(MailboxList(mailboxes=boxes), "\n".join(lines) or "No mailboxes yet; create_mailbox makes one.")
 
@@ -100,8 +102,11 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
         """Create a sandbox mailbox. It starts in the server's default mode (gated_send unless a
         human configured otherwise); you may ask for a stricter mode, never a looser one."""
         config = await app.mailboxes.create(
-            address, created_by="agent", role="agent", mode=oversight_mode, display_name=display_name
+            address, created_by=requester(), role="agent", mode=oversight_mode, display_name=display_name
         )
+        agent = current_agent()
+        if not agent.all_mailboxes:
+            await anyio.to_thread.run_sync(app.identities.add_agent_mailbox, agent.name, config.address)
         return result(config, f"Created {config.address} in mode {config.mode}: {MODE_MEANING[config.mode]}.")
 
 
@@ -118,7 +123,7 @@ def register_trust(mcp: MCPServer, app: Mailgate) -> None:
         """Make a mailbox stricter (read_only is strictest, then gated_all, gated_send, monitored,
         autonomous). You can only tighten; to loosen, call request_upgrade and ask a human."""
         mailbox = app.default_mailbox(mailbox)
-        config = await app.mailboxes.set_mode(mailbox, mode, actor="agent", role="agent", reason=reason)
+        config = await app.mailboxes.set_mode(mailbox, mode, actor=requester(), role="agent", reason=reason)
         return result(config, f"{config.address} is now {config.mode}: {MODE_MEANING[config.mode]}.")
 
     @mcp.tool(annotations=writes("Ask a human to loosen a mailbox", destructive=False, idempotent=False))
@@ -133,7 +138,7 @@ def register_trust(mcp: MCPServer, app: Mailgate) -> None:
         """Ask the mailbox's humans to loosen its oversight. They receive a one-time code (valid
         24 hours); if they agree, they give it to you and you call apply_upgrade with it."""
         mailbox = app.default_mailbox(mailbox)
-        upgrade = await app.mailboxes.request_upgrade(mailbox, mode, reason, requested_by="agent")
+        upgrade = await app.mailboxes.request_upgrade(mailbox, mode, reason, requested_by=requester())
         view = UpgradeRequested(
             mailbox=upgrade.mailbox,
             request_id=upgrade.request.request_id,
@@ -155,7 +160,7 @@ def register_trust(mcp: MCPServer, app: Mailgate) -> None:
         """Loosen a mailbox with the one-time code a human gave you after request_upgrade.
         Codes are single use, expire after 24 hours and stop working after 5 wrong tries."""
         mailbox = app.default_mailbox(mailbox)
-        config = await app.mailboxes.apply_upgrade(mailbox, code, actor="agent")
+        config = await app.mailboxes.apply_upgrade(mailbox, code, actor=requester())
         return result(config, f"{config.address} is now {config.mode}: {MODE_MEANING[config.mode]}.")
 
     @mcp.tool(annotations=reads("Audit log"))

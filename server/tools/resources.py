@@ -11,6 +11,7 @@ from mcp.server.mcpserver.prompts.base import UserMessage
 from server.app import Mailgate
 from server.tools.common import resource_errors, untrusted
 from server.tools.inbox import email_text, thread_text
+from server.tools.scope import current_agent
 
 
 def register(mcp: MCPServer, app: Mailgate) -> None:
@@ -18,7 +19,7 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
     @resource_errors
     async def mailboxes() -> str:
         """Every mailbox with its oversight mode."""
-        boxes = await app.mailboxes.all()
+        boxes = [b for b in await app.mailboxes.all() if current_agent().can_use(b.address)]
         return json.dumps([b.model_dump(mode="json") for b in boxes], indent=2)
 
     @mcp.resource("mailgate://mailboxes/{address}", name="mailbox", mime_type="application/json")

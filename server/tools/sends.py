@@ -14,6 +14,7 @@ from server.outbound import AttachmentInput
 from server.sends import SendPage, SendResult, next_step
 from server.tools.client_approval import ask_to_open
 from server.tools.common import Format, ResponseFormat, agent_errors, reads, result, writes
+from server.tools.scope import current_agent, requester
 from workflows.models import BodyFormat, EmailDraft, OversightMode, SendState, SendStatus
 
 Mailbox = Annotated[
@@ -232,6 +233,7 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
             approve_at_send_time=approve_at_send_time,
             body_format=body_format,
             from_alias=from_alias,
+            requester=requester(),
         )
         return await ask_to_open(ctx, app, sent) or result(sent, send_line(sent))
 
@@ -249,7 +251,7 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
     @agent_errors
     async def cancel_send(send_id: SendId) -> Annotated[CallToolResult, StatusView]:
         """Stop a send that has not been delivered yet (pending_approval or scheduled)."""
-        return _status(await app.sends.cancel(send_id, actor="agent"))
+        return _status(await app.sends.cancel(send_id, actor=requester()))
 
     @mcp.tool(annotations=reads("List sends"))
     @agent_errors
@@ -263,6 +265,8 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
         """List sends, newest first, optionally by mailbox and status; paginated with cursor.
         detailed adds mailbox, recipients and request time."""
         page = await app.sends.search(mailbox=mailbox, status=status, limit=limit, cursor=cursor)
+        # A scoped agent sees only its mailboxes' sends (a page may then hold fewer than limit).
+        page.sends = [s for s in page.sends if current_agent().can_use(s.mailbox)]
         detailed = response_format == "detailed"
         lines = [
             f"{s.send_id} {s.status}" + (f" to {', '.join(s.to)}" if detailed else "") + f": {s.subject}"

@@ -80,7 +80,7 @@ def build_app(app: Mailgate, mcp: MCPServer, ready: Callable[[], bool]) -> Starl
         routes=routes,
         middleware=[
             Middleware(HostOriginMiddleware, hosts=hosts, codec_origins=ui_origins),
-            Middleware(AgentAuthMiddleware, secrets=app.secrets),
+            Middleware(AgentAuthMiddleware, secrets=app.secrets, identities=app.identities),
         ],
         lifespan=lifespan,
     )

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import anyio
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.credentials import Secrets
+from server.identities import AGENT_TOKEN_PREFIX, DEFAULT, PERSON_TOKEN_PREFIX, IdentityStore
 from server.settings import Settings
 from server.web.client_gone import forgive_gone_clients
 from server.web.throttle import client_address, refusal_for, throttle_of, too_many
@@ -74,17 +76,19 @@ def bearer(headers: Headers) -> str | None:
 
 
 class AgentAuthMiddleware:
-    """MCP endpoints answer only the agent token (RFC 6750 401 otherwise).
+    """MCP endpoints answer only agent tokens (RFC 6750 401 otherwise).
 
+    The token's agent is left in the request state, where server/tools/scope.py finds it.
     The challenge names no protected-resource metadata: with no authorization server to
     point at, OAuth clients would try dynamic registration here and fail opaquely. It says
     how to pass the token instead, and never echoes anything from the request.
     """
 
-    def __init__(self, app: ASGIApp, secrets: Secrets) -> None:
+    def __init__(self, app: ASGIApp, secrets: Secrets, identities: IdentityStore) -> None:
         self.app = app
         self.mcp = forgive_gone_clients(app)
         self.secrets = secrets
+        self.identities = identities
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
@@ -99,17 +103,23 @@ class AgentAuthMiddleware:
                 await too_many(wait)(scope, receive, send)
                 return
             role = self.secrets.role_of(token)
-            if role == "agent":
+            agent = DEFAULT if role == "agent" else None
+            if role is None and token.startswith(AGENT_TOKEN_PREFIX):
+                agent = await anyio.to_thread.run_sync(self.identities.agent_by_token, token)
+            if agent is not None:
+                scope.setdefault("state", {})["agent"] = agent
                 await self.mcp(scope, receive, send)
                 return
+            if role is None and token.startswith(PERSON_TOKEN_PREFIX):
+                role = "person"  # a real credential, but for /api and the CLI: no failure counted
             if role is None:
                 throttle.failed(address)
         else:
             role = None
         error = "invalid_token" if token else "invalid_request"
         description = (
-            "this endpoint takes the agent token, not the admin token"
-            if role == "admin"
+            "this endpoint takes an agent token, not the admin token or a person's API token"
+            if role in ("admin", "person")
             else f"a valid agent bearer token is required: {HOW_TO_AUTHENTICATE}"
         )
         response = JSONResponse(
@@ -135,10 +145,11 @@ def admin_role(request: Request, secrets: Secrets) -> Response | None:
     role = secrets.role_of(token) if token else None
     if role == "admin":
         return None
-    if token and role is None:
+    agent_shaped = bool(token) and (token or "").startswith(AGENT_TOKEN_PREFIX)
+    if token and role is None and not agent_shaped:
         throttle_of(request.scope).failed(client_address(request.scope))
-    if role == "agent":
-        return JSONResponse({"error": "the agent token cannot reach the approver API"}, status_code=403)
+    if role == "agent" or agent_shaped:
+        return JSONResponse({"error": "an agent token cannot reach the approver API"}, status_code=403)
     return JSONResponse(
         {"error": "an admin bearer token is required"},
         status_code=401,

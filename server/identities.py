@@ -66,6 +66,8 @@ class Agent(BaseModel):
 
 
 DEFAULT = Agent(name=DEFAULT_AGENT, all_mailboxes=True)
+# Whoever holds the admin token: bootstrap and break glass, with every role.
+ADMIN = Person(email="", name="admin token", admin=True, created_at="")
 
 
 class NewPerson(Person):

@@ -1,8 +1,8 @@
-"""The approver JSON API under /api/ (admin token only)."""
+"""The approver JSON API under /api/: people by their API tokens, and the admin token (break glass)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -12,10 +12,11 @@ from starlette.routing import Route
 
 from server.app import Mailgate
 from server.audit import audit_log
-from server.errors import InvalidInput, MailgateError
+from server.errors import Forbidden, InvalidInput, MailgateError, NotFound
+from server.identities import Person
 from server.mailboxes import PolicyChanges
 from server.sends import check_person, parse_edits
-from server.web.security import admin_role
+from server.web.security import api_caller
 from workflows.models import Decision, OversightMode, SendStatus
 
 MAX_BODY = 1024 * 1024
@@ -39,18 +40,19 @@ class EditsBody(Body):
 
 
 class ApproveBody(Body):
-    approver: str = Field(min_length=1, max_length=200)
+    # Optional with a person's token (the approver is its owner); required with the admin token.
+    approver: str | None = Field(default=None, min_length=1, max_length=200)
     reason: str | None = Field(default=None, max_length=2000)
     edits: EditsBody | None = None
 
 
 class RejectBody(Body):
-    approver: str = Field(min_length=1, max_length=200)
+    approver: str | None = Field(default=None, min_length=1, max_length=200)
     reason: str = Field(min_length=1, max_length=2000)
 
 
 class HeldBody(Body):
-    actor: str = Field(min_length=1, max_length=200)
+    actor: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class MailboxBody(Body):
@@ -60,17 +62,17 @@ class MailboxBody(Body):
 
 
 class ConfigureBody(PolicyChanges):
-    actor: str = Field(min_length=1, max_length=200)
+    actor: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class ModeBody(Body):
     mode: OversightMode
-    actor: str = Field(min_length=1, max_length=200)
+    actor: str | None = Field(default=None, min_length=1, max_length=200)
     reason: str = Field(default="", max_length=2000)
 
 
-def dump(model: BaseModel | list[BaseModel]) -> Any:
-    if isinstance(model, list):
+def dump(model: BaseModel | Sequence[BaseModel]) -> Any:
+    if not isinstance(model, BaseModel):
         return [m.model_dump(mode="json") for m in model]
     return model.model_dump(mode="json")
 
@@ -91,9 +93,10 @@ Handler = Callable[[Request, Mailgate], Awaitable[Any]]
 
 def endpoint(app: Mailgate, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def run(request: Request) -> Response:
-        refusal = admin_role(request, app.secrets)
-        if refusal is not None:
-            return refusal
+        caller = await api_caller(request, app.secrets, app.identities)
+        if isinstance(caller, Response):
+            return caller
+        request.state.caller = caller
         length = request.headers.get("content-length")
         if length and length.isascii() and length.isdigit() and int(length) > MAX_BODY:
             return JSONResponse({"error": f"body over {MAX_BODY} bytes"}, status_code=413)
@@ -118,18 +121,74 @@ def _status_filter(raw: str | None) -> SendStatus | None:
     return raw  # type: ignore[return-value]
 
 
+def caller(request: Request) -> Person:
+    person: Person = request.state.caller
+    return person
+
+
+def who(request: Request, named: str | None, field: str = "approver") -> str:
+    """The acting person: a person's token names them (naming someone else is refused);
+    the admin token is break glass and must say who is acting."""
+    person = caller(request)
+    if not person.email:
+        return check_person(named or "", field)
+    if named is not None and named.strip().lower() != person.email:
+        raise Forbidden(f"{field}: this token belongs to {person.email}; it cannot act as {named.strip()}")
+    return person.email
+
+
+def visible(request: Request, mailbox: str) -> None:
+    if not caller(request).can_see(mailbox):
+        raise NotFound(f"mailbox {mailbox} not found or not yours")
+
+
+def admin_only(request: Request) -> None:
+    if not caller(request).admin:
+        raise Forbidden("only an admin may manage mailboxes; ask one, or `mailgate people set --admin`")
+
+
+async def may_decide(request: Request, app: Mailgate, mailbox: str) -> None:
+    """Only a mailbox's approvers decide; with none listed anywhere, admins do."""
+    person = caller(request)
+    if not person.email:
+        return  # the admin token: the workflow still checks the mailbox's approvers list
+    listed = {a.lower() for a in (await app.mailboxes.config(mailbox)).approvers}
+    named = {p.email for p in app.identities.people() if mailbox.lower() in p.approves}
+    if person.email in listed or (not listed and person.email in named):
+        return
+    if not listed and not named and person.admin:
+        return
+    raise Forbidden(f"{person.email} is not an approver of {mailbox}")
+
+
+def channel(request: Request) -> str:
+    return "api" if caller(request).email else "api (admin token)"
+
+
 async def list_approvals(request: Request, app: Mailgate) -> Any:
     query = request.query_params
     limit = query.get("limit", "50")
     if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= 500:
         raise InvalidInput("limit must be a number from 1 to 500")
+    if query.get("mailbox"):
+        visible(request, query["mailbox"])
     page = await app.sends.search(
         mailbox=query.get("mailbox") or None,
         status=_status_filter(query.get("status")),
         limit=int(limit),
         cursor=query.get("cursor") or None,
     )
-    return {"approvals": dump(list(page.sends)), "next_cursor": page.next_cursor}
+    # People see only the mailboxes they have a role on (a page may then hold fewer than limit).
+    sends = [s for s in page.sends if caller(request).can_see(s.mailbox)]
+    return {"approvals": dump(sends), "next_cursor": page.next_cursor}
+
+
+async def _decision_for(request: Request, app: Mailgate, named: str | None) -> str:
+    approver = who(request, named)
+    state = await app.sends.status(request.path_params["send_id"])
+    visible(request, state.mailbox)
+    await may_decide(request, app, state.mailbox)
+    return approver
 
 
 async def approve(request: Request, app: Mailgate) -> Any:
@@ -137,42 +196,48 @@ async def approve(request: Request, app: Mailgate) -> Any:
     edits = parse_edits(**body.edits.model_dump()) if body.edits else None
     decision = Decision(
         decision="approve",
-        approver=check_person(body.approver),
+        approver=await _decision_for(request, app, body.approver),
         reason=body.reason,
         edits=edits,
-        channel="api",
+        channel=channel(request),
     )
     return dump(await app.sends.decide(request.path_params["send_id"], decision))
 
 
 async def reject(request: Request, app: Mailgate) -> Any:
     body = await read_body(request, RejectBody)
-    decision = Decision(decision="reject", approver=check_person(body.approver), reason=body.reason, channel="api")
+    approver = await _decision_for(request, app, body.approver)
+    decision = Decision(decision="reject", approver=approver, reason=body.reason, channel=channel(request))
     return dump(await app.sends.decide(request.path_params["send_id"], decision))
 
 
 async def show_send(request: Request, app: Mailgate) -> Any:
-    return dump(await app.sends.status(request.path_params["send_id"]))
+    state = await app.sends.status(request.path_params["send_id"])
+    visible(request, state.mailbox)
+    return dump(state)
 
 
 async def list_mailboxes(request: Request, app: Mailgate) -> Any:
-    return {"mailboxes": dump(list(await app.mailboxes.all()))}
+    boxes = [b for b in await app.mailboxes.all() if caller(request).can_see(b.address)]
+    return {"mailboxes": dump(boxes)}
 
 
 async def create_mailbox(request: Request, app: Mailgate) -> Any:
+    admin_only(request)
     body = await read_body(request, MailboxBody)
     config = await app.mailboxes.create(
-        body.address, created_by="admin", mode=body.mode, display_name=body.display_name
+        body.address, created_by=caller(request).email or "admin", mode=body.mode, display_name=body.display_name
     )
     return dump(config)
 
 
 async def set_mode(request: Request, app: Mailgate) -> Any:
+    admin_only(request)
     body = await read_body(request, ModeBody)
     config = await app.mailboxes.set_mode(
         request.path_params["address"],
         body.mode,
-        actor=check_person(body.actor, "actor"),
+        actor=who(request, body.actor, "actor"),
         role="human",
         reason=body.reason,
     )
@@ -186,8 +251,9 @@ class AckBody(Body):
 async def configure_mailbox(request: Request, app: Mailgate) -> Any:
     body = await read_body(request, ConfigureBody)
     changes = PolicyChanges(**body.model_dump(exclude={"actor"}, exclude_unset=True))
+    admin_only(request)
     config = await app.mailboxes.configure(
-        request.path_params["address"], changes, actor=check_person(body.actor, "actor")
+        request.path_params["address"], changes, actor=who(request, body.actor, "actor")
     )
     return dump(config)
 
@@ -195,17 +261,19 @@ async def configure_mailbox(request: Request, app: Mailgate) -> Any:
 async def list_reviews(request: Request, app: Mailgate) -> Any:
     include = request.query_params.get("include_acked") in ("1", "true")
     reviews = await app.mailboxes.reviews(request.query_params.get("mailbox") or None, include_acked=include)
-    return {"reviews": dump(list(reviews))}
+    return {"reviews": dump([r for r in reviews if caller(request).can_see(r.mailbox)])}
 
 
 async def ack_review(request: Request, app: Mailgate) -> Any:
     body = await read_body(request, AckBody)
-    return dump(await app.ack_review(request.path_params["send_id"], check_person(body.reviewer, "reviewer")))
+    reviewer = who(request, body.reviewer, "reviewer")
+    visible(request, (await app.sends.status(request.path_params["send_id"])).mailbox)
+    return dump(await app.ack_review(request.path_params["send_id"], reviewer))
 
 
 async def list_upgrades(request: Request, app: Mailgate) -> Any:
     upgrades = await app.mailboxes.upgrades(request.query_params.get("mailbox") or None)
-    return {"upgrades": dump(list(upgrades))}
+    return {"upgrades": dump([u for u in upgrades if caller(request).can_see(u.mailbox)])}
 
 
 async def show_audit(request: Request, app: Mailgate) -> Any:
@@ -213,6 +281,10 @@ async def show_audit(request: Request, app: Mailgate) -> Any:
     limit = query.get("limit", "50")
     if not (limit.isascii() and limit.isdigit()):
         raise InvalidInput("limit must be a number from 1 to 200")
+    if query.get("mailbox"):
+        visible(request, query["mailbox"])
+    elif not caller(request).admin:
+        raise InvalidInput("mailbox: required unless you are an admin")
     page = await audit_log(
         app.mailboxes,
         app.sends,
@@ -226,7 +298,7 @@ async def show_audit(request: Request, app: Mailgate) -> Any:
 
 async def list_inbound(request: Request, app: Mailgate) -> Any:
     held = await app.inbox.held(request.query_params.get("mailbox") or None)
-    return {"inbound": dump(list(held))}
+    return {"inbound": dump([h for h in held if caller(request).can_see(h.mailbox)])}
 
 
 async def release_inbound(request: Request, app: Mailgate) -> Any:
@@ -239,9 +311,11 @@ async def discard_inbound(request: Request, app: Mailgate) -> Any:
 
 async def _decide_held(request: Request, app: Mailgate, change: Literal["release", "discard"]) -> Any:
     body = await read_body(request, HeldBody)
-    email = await app.inbox.decide_held(
-        request.path_params["email_id"], change, check_person(body.actor, "actor"), request.path_params["mailbox"]
-    )
+    actor = who(request, body.actor, "actor")
+    mailbox = request.path_params["mailbox"]
+    visible(request, mailbox)
+    await may_decide(request, app, mailbox)
+    email = await app.inbox.decide_held(request.path_params["email_id"], change, actor, mailbox)
     return dump(email)
 
 

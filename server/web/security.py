@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.credentials import Secrets
-from server.identities import AGENT_TOKEN_PREFIX, DEFAULT, PERSON_TOKEN_PREFIX, IdentityStore
+from server.identities import ADMIN, AGENT_TOKEN_PREFIX, DEFAULT, PERSON_TOKEN_PREFIX, IdentityStore, Person
 from server.settings import Settings
 from server.web.client_gone import forgive_gone_clients
 from server.web.throttle import client_address, refusal_for, throttle_of, too_many
@@ -135,6 +135,21 @@ async def no_oauth(request: Request) -> Response:
     return JSONResponse({"error": "no_oauth", "error_description": HOW_TO_AUTHENTICATE}, status_code=404)
 
 
+async def api_caller(request: Request, secrets: Secrets, identities: IdentityStore) -> Person | Response:
+    """Who calls the approver API: a person by their API token, or the admin token (break glass,
+    as the built-in `ADMIN` person). Anything else gets the refusal to send."""
+    token = bearer(request.headers)
+    throttled = refusal_for(request) if token else None
+    if throttled is not None:
+        return throttled
+    if token and token.startswith(PERSON_TOKEN_PREFIX):
+        person = await anyio.to_thread.run_sync(identities.person_by_token, token)
+        if person is not None:
+            return person
+    refusal = admin_role(request, secrets)
+    return ADMIN if refusal is None else refusal
+
+
 def admin_role(request: Request, secrets: Secrets) -> Response | None:
     """None when the request carries the admin token; otherwise the refusal to send."""
     token = bearer(request.headers)
@@ -151,7 +166,7 @@ def admin_role(request: Request, secrets: Secrets) -> Response | None:
     if role == "agent" or agent_shaped:
         return JSONResponse({"error": "an agent token cannot reach the approver API"}, status_code=403)
     return JSONResponse(
-        {"error": "an admin bearer token is required"},
+        {"error": "a person's API token or the admin token is required"},
         status_code=401,
         headers={"WWW-Authenticate": 'Bearer realm="mailgate-approver"'},
     )

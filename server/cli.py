@@ -22,6 +22,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
 from server.app import Mailgate
+from server.cli_people import person_decision
 from server.connect import connect
 from server.credentials import load_secrets
 from server.errors import MailgateError
@@ -292,8 +293,13 @@ async def _has_worker(app: Mailgate) -> bool:
 
 
 def _decide(settings: Settings, send_id: str, decision: Decision, as_json: bool) -> NoReturn:
+    named = click.get_current_context().get_parameter_source("approver") == ParameterSource.COMMANDLINE
+
     async def main() -> int:
+        nonlocal decision
         app = await open_app(settings)
+        if os.environ.get("MAILGATE_API_TOKEN"):
+            decision = await person_decision(app, send_id, decision, named)
         if not await _has_worker(app):
             await app.sends.signal_decision(send_id, decision.model_copy(update={"decision_id": uuid.uuid4().hex}))
             click.echo(f"{send_id}: decision recorded; it takes effect when a mailgate worker runs", err=True)

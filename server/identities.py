@@ -70,6 +70,17 @@ DEFAULT = Agent(name=DEFAULT_AGENT, all_mailboxes=True)
 ADMIN = Person(email="", name="admin token", admin=True, created_at="")
 
 
+def may_decide(person: Person, mailbox: str, listed: Sequence[str], people: Sequence[Person]) -> bool:
+    """Only a mailbox's approvers decide its sends: those its configuration lists, else the
+    people who approve it here; with no approvers anywhere, admins decide."""
+    box = mailbox.lower()
+    approvers = {a.lower() for a in listed}
+    if approvers:
+        return person.email in approvers
+    named = {p.email for p in people if box in p.approves}
+    return person.email in named if named else person.admin
+
+
 class NewPerson(Person):
     """What `people add|reset` shows once: the secrets are never stored in the clear."""
 

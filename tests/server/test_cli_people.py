@@ -1,0 +1,52 @@
+"""`mailgate approvals` with a person's API token (MAILGATE_API_TOKEN): the token names the approver."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+
+from server.app import Mailgate
+from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN
+from tests.server.test_cli import MAILGATE, Run
+
+
+async def as_person(app: Mailgate, token: str, *args: str) -> Run:
+    settings = app.settings
+    env = {
+        **os.environ,
+        "MAILGATE_DATA_DIR": str(settings.data_dir),
+        "MAILGATE_TEMPORAL_ADDRESS": settings.temporal_address or "",
+        "MAILGATE_TASK_QUEUE": settings.task_queue,
+        "MAILGATE_AGENT_TOKEN": AGENT_TOKEN,
+        "MAILGATE_ADMIN_TOKEN": ADMIN_TOKEN,
+        "MAILGATE_API_TOKEN": token,
+    }
+    process = await asyncio.create_subprocess_exec(
+        *MAILGATE, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return Run(process.returncode, out.decode(), err.decode())
+
+
+async def test_the_cli_decides_as_the_tokens_owner_only(app: Mailgate) -> None:
+    tag = uuid.uuid4().hex[:8]
+    box = f"cli-{tag}@mailgate.local"
+    await app.mailboxes.create(box, created_by="test")
+    ann = app.identities.add_person(f"ann-{tag}@example.com", approves=[box])
+    eve = app.identities.add_person(f"eve-{tag}@example.com")
+    first = await app.sends.submit(mailbox=box, to=["c@example.com"], subject="1", body="b")
+
+    impostor = await as_person(app, ann.api_token, "approvals", "approve", first.send_id, "--as", eve.email)
+    assert impostor.code == 1 and "cannot act as" in impostor.err
+    outsider = await as_person(app, eve.api_token, "approvals", "reject", first.send_id, "--reason", "no")
+    assert outsider.code == 1 and "not an approver" in outsider.err
+    bogus = await as_person(app, "mgp_" + "x" * 40, "approvals", "approve", first.send_id)
+    assert bogus.code == 1 and "not a person's API token" in bogus.err
+    assert (await app.sends.status(first.send_id)).status == "pending_approval"
+
+    done = await as_person(app, ann.api_token, "approvals", "approve", first.send_id, "--json")
+    assert done.code == 0, done.err
+    assert json.loads(done.out)["decision"]["approver"] == ann.email

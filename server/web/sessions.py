@@ -46,6 +46,9 @@ class Session:
     csrf: str
     issued: int
     seen: int
+    # True when a person signed in with email and password: `name` is then their email, and
+    # their roles decide what they see. False for the admin token (break glass, every mailbox).
+    person: bool = False
 
     @property
     def expires(self) -> int:
@@ -120,13 +123,18 @@ class SessionCodec:
             return None
         return data if isinstance(data, dict) else None
 
-    def issue(self, name: str) -> tuple[str, Session]:
+    def issue(self, name: str, person: bool = False) -> tuple[str, Session]:
         now = int(time.time())
-        session = Session(id=secrets.token_urlsafe(16), name=name, csrf=secrets.token_urlsafe(24), issued=now, seen=now)
+        session = Session(
+            id=secrets.token_urlsafe(16), name=name, csrf=secrets.token_urlsafe(24), issued=now, seen=now, person=person
+        )
         return self.encode(session), session
 
     def encode(self, session: Session) -> str:
-        data = {"i": session.id, "n": session.name, "c": session.csrf, "t": session.issued, "s": session.seen}
+        data: dict[str, Any] = {"i": session.id, "n": session.name, "c": session.csrf, "t": session.issued}
+        data["s"] = session.seen
+        if session.person:
+            data["p"] = 1
         return self._seal(self._key, data)
 
     def read(self, request: Request) -> Session | None:
@@ -135,7 +143,12 @@ class SessionCodec:
             return None
         try:
             session = Session(
-                id=str(data["i"]), name=str(data["n"]), csrf=str(data["c"]), issued=int(data["t"]), seen=int(data["s"])
+                id=str(data["i"]),
+                name=str(data["n"]),
+                csrf=str(data["c"]),
+                issued=int(data["t"]),
+                seen=int(data["s"]),
+                person=data.get("p") == 1,
             )
         except (ValueError, KeyError, TypeError):
             return None
@@ -148,7 +161,7 @@ class SessionCodec:
         now = int(time.time())
         if now - session.seen < TOUCH_SECONDS:
             return
-        fresh = Session(session.id, session.name, session.csrf, session.issued, now)
+        fresh = Session(session.id, session.name, session.csrf, session.issued, now, session.person)
         self.set_cookie(response, request, SESSION_COOKIE, self.encode(fresh), max_age=fresh.expires - now)
 
     def revoke(self, session: Session) -> None:

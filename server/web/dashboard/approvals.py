@@ -69,6 +69,16 @@ def shown_digest(draft: EmailDraft) -> str:
     return hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()[:24]
 
 
+async def visible_pending(ctx: Ctx, mailbox: str | None) -> Pending:
+    """The pending sends of the mailboxes this person has a role on (all of them for the admin token)."""
+    if mailbox is not None:
+        ctx.check_sees(mailbox)
+    found = await pending_sends(ctx.app, mailbox)
+    if ctx.person is None:
+        return found
+    return Pending(sends=[s for s in found.sends if ctx.sees(s.mailbox)], complete=found.complete)
+
+
 async def quick_state(app: Mailgate, send_id: str) -> SendState | None:
     """The send's state if a worker answers soon; the pending list stays usable while none does."""
     handle = app.client.get_workflow_handle_for(SendEmailWorkflow.run, send_id)
@@ -131,7 +141,7 @@ def routes(dash: Dashboard) -> list[Route]:
     async def index(ctx: Ctx) -> Response:
         mailbox = only(ctx)
         number = page_number(ctx)
-        found = await pending_sends(app, mailbox)
+        found = await visible_pending(ctx, mailbox)
         total = len(found.sends)
         pages = max(1, -(-total // PAGE_SIZE))
         number = min(number, pages)
@@ -161,7 +171,7 @@ def routes(dash: Dashboard) -> list[Route]:
         )
 
     async def pending_json(ctx: Ctx) -> Response:
-        found = await pending_sends(app, only(ctx))
+        found = await visible_pending(ctx, only(ctx))
         return JSONResponse(
             {"count": len(found.sends), "fingerprint": fingerprint(found.sends)}, headers=SECURITY_HEADERS
         )
@@ -169,6 +179,7 @@ def routes(dash: Dashboard) -> list[Route]:
     async def show(ctx: Ctx) -> Response:
         send_id = parse_send_id(ctx.request.path_params["send_id"])
         state = await app.sends.status(send_id)
+        ctx.check_sees(state.mailbox)
         try:
             mailbox = await app.mailboxes.config(state.mailbox)
         except MailgateError:
@@ -186,11 +197,13 @@ def routes(dash: Dashboard) -> list[Route]:
             diff=draft_diff(state.original, state.approved) if state.approved else [],
             lines=address_lines,
             addresses=addresses,
+            can_decide=await ctx.may_decide(state.mailbox),
         )
 
     async def preview(ctx: Ctx) -> Response:
         send_id = parse_send_id(ctx.request.path_params["send_id"])
         state = await app.sends.status(send_id)
+        await ctx.check_decides(state.mailbox)
         edits = edits_from_form(ctx, state.original)
         if edits is None:
             return dash.redirect(ctx.request, f"/sends/{send_id}", "error", "You changed nothing; approve it as is.")
@@ -210,8 +223,9 @@ def routes(dash: Dashboard) -> list[Route]:
     async def approve(ctx: Ctx) -> Response:
         send_id = parse_send_id(ctx.request.path_params["send_id"])
         edits = None
+        state = await app.sends.status(send_id)
+        await ctx.check_decides(state.mailbox)
         if any(f"edit_{name}" in ctx.form for name in EDIT_FIELDS):
-            state = await app.sends.status(send_id)
             edits = edits_from_form(ctx, state.original, prefix="edit_")
         decision = Decision(
             decision="approve",
@@ -233,6 +247,7 @@ def routes(dash: Dashboard) -> list[Route]:
         reason = str(ctx.form.get("reason", "")).strip()
         if not reason:
             return dash.redirect(ctx.request, f"/sends/{send_id}", "error", "A rejection needs a reason for the agent.")
+        await ctx.check_decides((await app.sends.status(send_id)).mailbox)
         decision = Decision(decision="reject", approver=ctx.session.name, reason=reason[:2000], channel="dashboard")
         try:
             state = await app.sends.decide(send_id, decision)
@@ -263,11 +278,11 @@ def routes(dash: Dashboard) -> list[Route]:
             raw_id, _, digest = value.partition(":")
             try:
                 send_id = parse_send_id(raw_id)
-                if action == "approve":
-                    # Approve only what the list showed in full: every recipient, Bcc, attachments.
-                    state = await app.sends.status(send_id)
-                    if not digest or digest != shown_digest(state.original):
-                        return f"{send_id}: the list did not show all of it; open it and decide on its page"
+                state = await app.sends.status(send_id)
+                await ctx.check_decides(state.mailbox)
+                # Approve only what the list showed in full: every recipient, Bcc, attachments.
+                if action == "approve" and (not digest or digest != shown_digest(state.original)):
+                    return f"{send_id}: the list did not show all of it; open it and decide on its page"
                 await app.sends.decide(send_id, decision)
             except MailgateError as exc:
                 return f"{raw_id}: {exc}"
@@ -282,6 +297,7 @@ def routes(dash: Dashboard) -> list[Route]:
     async def attachment(ctx: Ctx) -> Response:
         send_id = parse_send_id(ctx.request.path_params["send_id"])
         state = await app.sends.status(send_id)
+        ctx.check_sees(state.mailbox)
         items = (state.approved or state.original).attachments
         index = ctx.request.path_params["index"]
         if not (index.isascii() and index.isdigit()) or int(index) >= len(items):

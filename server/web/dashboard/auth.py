@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import math
 import secrets
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -26,7 +28,7 @@ def _local(path: str) -> str:
 def routes(dash: Dashboard) -> list[Route]:
     codec = dash.codec
 
-    def form(request: Request, status: int = 200, error: str = "", name: str = "") -> Response:
+    def form(request: Request, status: int = 200, error: str = "", name: str = "", email: str = "") -> Response:
         token = secrets.token_urlsafe(24)
         response = dash.html(
             request,
@@ -36,6 +38,7 @@ def routes(dash: Dashboard) -> list[Route]:
             csrf=token,
             error=error,
             name=name,
+            email=email,
             next=_local(request.query_params.get("next", "/")),
         )
         codec.set_cookie(response, request, SIGNIN_COOKIE, token, max_age=3600)
@@ -55,6 +58,8 @@ def routes(dash: Dashboard) -> list[Route]:
         given = data.get("csrf")
         if not expected or not isinstance(given, str) or not hmac.compare_digest(expected.encode(), given.encode()):
             return form(request, 403, "The sign-in form expired. Please try again.")
+        if "password" in data:
+            return await person_signin(request, data)
         name = str(data.get("name", ""))
         token = str(data.get("token", "")).strip()
         try:
@@ -70,6 +75,18 @@ def routes(dash: Dashboard) -> list[Route]:
             throttle.failed(address)
             return form(request, 401, "That is not the admin token.", name)
         value, session = codec.issue(name)
+        response = dash.redirect(request, _local(str(data.get("next", "/"))))
+        codec.set_cookie(response, request, SESSION_COOKIE, value, max_age=session.expires - session.seen)
+        response.delete_cookie(SIGNIN_COOKIE, path="/")
+        return response
+
+    async def person_signin(request: Request, data: FormData) -> Response:
+        email = str(data.get("email", "")).strip()[:200]
+        password = str(data.get("password", ""))[:1024]
+        person = await asyncio.to_thread(dash.app.identities.check_password, email, password) if email else None
+        if person is None:
+            return form(request, 401, "That email and password do not match.", email=email)
+        value, session = codec.issue(person.email, person=True)
         response = dash.redirect(request, _local(str(data.get("next", "/"))))
         codec.set_cookie(response, request, SESSION_COOKIE, value, max_age=session.expires - session.seen)
         response.delete_cookie(SIGNIN_COOKIE, path="/")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +13,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from server.app import Mailgate
-from server.errors import MailgateError
+from server.errors import Forbidden, MailgateError, NotFound
+from server.identities import Person, may_decide
 from server.web.bodies import TooLarge, read_form
 from server.web.dashboard.render import environment
 from server.web.sessions import Session, SessionCodec, csrf_matches
@@ -42,6 +44,31 @@ class Ctx:
     request: Request
     session: Session
     form: FormData = field(default_factory=FormData)
+    # The signed-in person; None for an admin-token session (break glass: every mailbox).
+    person: Person | None = None
+
+    def sees(self, mailbox: str) -> bool:
+        return self.person is None or self.person.can_see(mailbox)
+
+    def check_sees(self, mailbox: str) -> None:
+        if not self.sees(mailbox):
+            raise NotFound(f"mailbox {mailbox} not found or not yours")
+
+    def check_admin(self) -> None:
+        if self.person is not None and not self.person.admin:
+            raise Forbidden("only an admin may do this")
+
+    async def may_decide(self, mailbox: str) -> bool:
+        if self.person is None:
+            return True  # the admin token; the workflow still checks the mailbox's approvers list
+        listed = (await self.app.mailboxes.config(mailbox)).approvers
+        people = await asyncio.to_thread(self.app.identities.people)
+        return may_decide(self.person, mailbox, listed, people)
+
+    async def check_decides(self, mailbox: str) -> None:
+        self.check_sees(mailbox)
+        if not await self.may_decide(mailbox):
+            raise Forbidden(f"{self.session.name} is not an approver of {mailbox}")
 
 
 class Dashboard:
@@ -90,6 +117,10 @@ class Dashboard:
                     return RedirectResponse(f"/signin?next={quote(here, safe='/')}", status_code=303)
                 return self.error(request, None, 401, "You are not signed in (or your session ended). Sign in again.")
             ctx = Ctx(self.app, self.codec, request, session)
+            if session.person:
+                ctx.person = await asyncio.to_thread(self.app.identities.person, session.name)
+                if ctx.person is None:  # removed since: their sessions end with them
+                    return self.error(request, None, 401, "Your account was removed; ask an admin.")
             if request.method == "POST":
                 try:
                     ctx.form = await read_form(request)

@@ -57,9 +57,11 @@ def routes(dash: Dashboard) -> list[Route]:
     app = dash.app
 
     async def mailboxes(ctx: Ctx) -> Response:
-        return dash.page(ctx, "mailboxes.html", boxes=await mailbox_states(app), modes=MODES, meaning=MODE_MEANING)
+        boxes = [b for b in await mailbox_states(app) if ctx.sees(b.address)]
+        return dash.page(ctx, "mailboxes.html", boxes=boxes, modes=MODES, meaning=MODE_MEANING)
 
     async def set_mode(ctx: Ctx) -> Response:
+        ctx.check_admin()
         address = parse_mailbox(ctx.request.path_params["address"])
         mode = _mode(ctx.form.get("mode"))
         reason = str(ctx.form.get("reason", "")).strip()[:2000]
@@ -81,7 +83,7 @@ def routes(dash: Dashboard) -> list[Route]:
         return dash.redirect(ctx.request, "/mailboxes", "ok", f"{address} is now {mode}: {MODE_MEANING[mode]}.")
 
     async def reviews(ctx: Ctx) -> Response:
-        boxes = await mailbox_states(app)
+        boxes = [b for b in await mailbox_states(app) if ctx.sees(b.address)]
         items = [
             (box.address, item)
             for box in boxes
@@ -93,10 +95,12 @@ def routes(dash: Dashboard) -> list[Route]:
     async def ack(ctx: Ctx) -> Response:
         address = parse_mailbox(str(ctx.form.get("mailbox", "")))
         send_id = parse_send_id(str(ctx.form.get("send_id", "")))
+        ctx.check_sees(address)
         await app.mailboxes.ack_review(address, send_id, actor=ctx.session.name)
         return dash.redirect(ctx.request, "/reviews", "ok", f"Marked {send_id} as reviewed.")
 
     async def upgrades(ctx: Ctx) -> Response:
+        ctx.check_admin()  # the codes loosen a mailbox: an admin's act
         boxes = await mailbox_states(app)
         now = datetime.now(UTC)
         items = [
@@ -110,11 +114,13 @@ def routes(dash: Dashboard) -> list[Route]:
         return dash.page(ctx, "upgrades.html", items=items, codes=codes)
 
     async def inbound(ctx: Ctx) -> Response:
-        return dash.page(ctx, "inbound.html", held=await app.inbox.held())
+        held = [h for h in await app.inbox.held() if ctx.sees(h.mailbox)]
+        return dash.page(ctx, "inbound.html", held=held)
 
     async def held_email(ctx: Ctx) -> Response:
         """One held email as the agent would read it once released: read_email's own view of it."""
         mailbox = parse_mailbox(ctx.request.path_params["mailbox"])
+        ctx.check_sees(mailbox)
         email_id = ctx.request.path_params["email_id"]
         view = await app.inbox.read(mailbox, email_id, mark_read=False, include_held=True)
         return dash.page(ctx, "held.html", email=view)
@@ -126,6 +132,7 @@ def routes(dash: Dashboard) -> list[Route]:
         mailbox = parse_mailbox(str(ctx.form.get("mailbox", "")))
         email_id = str(ctx.form.get("email_id", "")).strip()
         change: EmailChange = "release" if action == "release" else "discard"
+        await ctx.check_decides(mailbox)
         done = await app.inbox.decide_held(email_id, change, ctx.session.name, mailbox)
         verb = "Released" if action == "release" else "Discarded"
         return dash.redirect(ctx.request, "/inbound", "ok", f"{verb} “{show_invisible(done.subject)}” in {mailbox}.")

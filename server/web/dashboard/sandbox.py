@@ -19,6 +19,7 @@ def routes(dash: Dashboard) -> list[Route]:
     app = dash.app
 
     async def index(ctx: Ctx) -> Response:
+        ctx.check_admin()  # the sandbox holds every mailbox's mail
         raw = ctx.request.query_params.get("mailbox", "").strip()
         mailbox = parse_mailbox(raw) if raw else None
         boxes = await app.mailboxes.all()
@@ -30,6 +31,7 @@ def routes(dash: Dashboard) -> list[Route]:
         )
 
     async def message(ctx: Ctx) -> Response:
+        ctx.check_admin()
         row = ctx.request.path_params["row"]
         if not (row.isascii() and row.isdigit()):
             raise InvalidInput("not a message number")

@@ -281,8 +281,10 @@ async def show_audit(request: Request, app: Mailgate) -> Any:
         raise InvalidInput("limit must be a number from 1 to 200")
     if query.get("mailbox"):
         visible(request, query["mailbox"])
-    elif not caller(request).admin:
-        raise InvalidInput("mailbox: required unless you are an admin")
+    if query.get("send_id"):
+        visible(request, (await app.sends.status(query["send_id"])).mailbox)
+    if not (caller(request).admin or query.get("mailbox") or query.get("send_id")):
+        raise InvalidInput("mailbox or send_id: one is required unless you are an admin")
     page = await audit_log(
         app.mailboxes,
         app.sends,

@@ -77,6 +77,10 @@ def install(mcp: MCPServer, app: Mailgate) -> None:
                 refusal = await _check_call(agent, ctx.params or {})
                 if refusal is not None:
                     return refusal
+            if ctx.method == "prompts/get" and not agent.all_mailboxes:
+                mailbox = ((ctx.params or {}).get("arguments") or {}).get("mailbox")
+                if isinstance(mailbox, str) and not agent.can_use(mailbox):
+                    raise MCPError(INVALID_PARAMS, str(not_yours(mailbox)))
             if ctx.method == "resources/read" and not agent.all_mailboxes:
                 uri = str((ctx.params or {}).get("uri", ""))
                 address = uri.removeprefix("mailgate://mailboxes/").split("/")[0]

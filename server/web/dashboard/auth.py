@@ -83,8 +83,15 @@ def routes(dash: Dashboard) -> list[Route]:
     async def person_signin(request: Request, data: FormData) -> Response:
         email = str(data.get("email", "")).strip()[:200]
         password = str(data.get("password", ""))[:1024]
+        # The same throttle as the admin token: a password guessed online costs ever more waiting.
+        throttle, address = throttle_of(request.scope), client_address(request.scope)
+        wait = throttle.wait(address)
+        if wait > 0:
+            message = f"Too many failed sign-ins from your address; try again in {math.ceil(wait)} s."
+            return form(request, 429, message, email=email)
         person = await asyncio.to_thread(dash.app.identities.check_password, email, password) if email else None
         if person is None:
+            throttle.failed(address)
             return form(request, 401, "That email and password do not match.", email=email)
         value, session = codec.issue(person.email, person=True)
         response = dash.redirect(request, _local(str(data.get("next", "/"))))

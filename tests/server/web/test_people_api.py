@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import httpx
@@ -75,3 +76,21 @@ async def test_admins_decide_when_no_one_approves_and_the_admin_token_is_recorde
     web.app.identities.remove_person(root.email)
     async with as_person(web, root) as r:
         assert (await r.get("/api/approvals")).status_code == 401
+
+
+async def test_password_guessing_is_throttled_like_the_admin_token(web: Web) -> None:
+    ann = web.app.identities.add_person(f"ann-{uuid.uuid4().hex[:8]}@example.com")
+    async with httpx.AsyncClient(base_url=web.url, timeout=30) as browser:
+        page = await browser.get("/signin")
+
+        async def attempt(password: str) -> int:
+            nonlocal page
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+            assert csrf is not None
+            page = await browser.post("/signin", data={"csrf": csrf.group(1), "email": ann.email, "password": password})
+            return page.status_code
+
+        codes = [await attempt("guess-guess") for _ in range(11)]
+        assert codes[:10] == [401] * 10 and codes[10] == 429
+        # Even the right password waits while the throttle holds.
+        assert await attempt(ann.password) == 429

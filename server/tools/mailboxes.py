@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from server.app import Mailgate
 from server.audit import AuditPage, audit_log
+from server.errors import InvalidInput
 from server.mailboxes import MailboxSummary
 from server.tools.common import ResponseFormat, agent_errors, reads, result, writes
 from server.tools.scope import current_agent, requester
@@ -175,6 +176,9 @@ def register_trust(mcp: MCPServer, app: Mailgate) -> None:
         """What happened, newest first: sends, decisions with approver and reason, edits, mode
         changes with who and when, upgrade requests and their outcome. concise cuts each
         event's detail at 120 characters."""
+        if not (mailbox or send_id or current_agent().all_mailboxes):
+            # The scope middleware checked a named mailbox or send; "everything" is not this agent's.
+            raise InvalidInput("name one of your mailboxes (mailbox=...) or a send_id; list_mailboxes shows yours")
         page = await audit_log(app.mailboxes, app.sends, mailbox=mailbox, send_id=send_id, limit=limit, cursor=cursor)
         if response_format == "concise":
             page = page.model_copy(

@@ -26,6 +26,9 @@ _current: contextvars.ContextVar[Agent] = contextvars.ContextVar("mailgate_agent
 
 # Tool arguments naming a send, whose mailbox decides whether the agent may see it.
 SEND_ARGS = ("send_id",)
+# Tools whose mailbox argument is an optional filter (none: every mailbox), not "the default
+# mailbox when omitted": they filter their own answers to the agent's mailboxes.
+FILTERING = frozenset({"list_sends", "get_audit_log"})
 
 
 def current_agent() -> Agent:
@@ -106,8 +109,8 @@ def install(mcp: MCPServer, app: Mailgate) -> None:
             mailbox = arguments.get("mailbox")
             if isinstance(mailbox, str) and mailbox:
                 check_mailbox(mailbox)
-            elif takes_mailbox and name != "list_sends":
-                check_mailbox(app.settings.default_mailbox)
+            elif takes_mailbox and name not in FILTERING:
+                check_mailbox(app.default_mailbox(None))
             for key in SEND_ARGS:
                 send_id = arguments.get(key)
                 if isinstance(send_id, str) and send_id:

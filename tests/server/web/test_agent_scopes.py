@@ -61,6 +61,14 @@ async def test_an_agent_reaches_only_its_mailboxes_under_its_own_name(web: Web) 
         assert sends.structured_content is not None
         assert {s["mailbox"] for s in sends.structured_content["sends"]} == {ours}
 
+        # The audit log: its own mailbox and sends, by name; not everyone's, not someone else's.
+        audit = await client.call_tool("get_audit_log", {"mailbox": ours})
+        assert audit.structured_content is not None
+        assert alpha.name in {e["actor"] for e in audit.structured_content["events"]}
+        assert (await client.call_tool("get_audit_log", {})).is_error
+        assert (await client.call_tool("get_audit_log", {"mailbox": theirs})).is_error
+        assert (await client.call_tool("get_audit_log", {"send_id": other.send_id})).is_error
+
         created = f"new-{uuid.uuid4().hex[:8]}@mailgate.local"
         made = await client.call_tool("create_mailbox", {"address": created})
         assert not made.is_error, _text(made)

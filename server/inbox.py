@@ -258,7 +258,7 @@ class Inbox:
             unread_only=unread_only,
             since=parse_since(since),
             sender=sender.strip() or None if sender else None,
-            text=query.strip() or None if query else None,
+            search=query.strip() or None if query else None,
             limit=limit,
             cursor=cursor,
         )
@@ -266,6 +266,18 @@ class Inbox:
             page = await provider.list_emails(address, email_query)
         except ValueError as exc:
             raise InvalidInput(str(exc)) from exc
+        return InboxPage(mailbox=address, emails=[listing(e) for e in page.emails], next_cursor=page.next_cursor)
+
+    async def search(self, mailbox: str, query: str, *, limit: int = 20, cursor: str | None = None) -> InboxPage:
+        address, provider = await self._mailbox(mailbox)
+        if not 1 <= limit <= 100:
+            raise InvalidInput("limit: from 1 to 100")
+        if not query.strip():
+            raise InvalidInput('query: empty; for example: invoice from:bob@example.com after:2026-11-01 "due date"')
+        try:
+            page = await provider.search(address, query, limit, cursor)
+        except ValueError as exc:
+            raise InvalidInput(f"{exc}") from exc
         return InboxPage(mailbox=address, emails=[listing(e) for e in page.emails], next_cursor=page.next_cursor)
 
     async def _fetch(self, mailbox: str, email_id: str, *, include_held: bool = False) -> tuple[str, StoredEmail]:

@@ -1,4 +1,4 @@
-"""Agent tools for inbound mail: check_inbox, read_email, get_thread, reply_email,
+"""Agent tools for inbound mail: check_inbox, search_email, read_email, get_thread, reply_email,
 download_attachment, wait_for_reply. Everything read from an email is marked untrusted."""
 
 from __future__ import annotations
@@ -97,9 +97,7 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
         unread_only: Annotated[bool, Field(description="Only emails not read yet.")] = False,
         since: Annotated[str | None, Field(description="Only emails received at or after this ISO 8601 time.")] = None,
         sender: Annotated[str | None, Field(description="Only emails whose sender contains this text.")] = None,
-        query: Annotated[
-            str | None, Field(description="Only emails whose subject, sender or text contain this.")
-        ] = None,
+        query: Annotated[str | None, Field(description="Only emails matching this (search_email's syntax).")] = None,
         limit: Annotated[int, Field(ge=1, le=100, description="Page size.")] = 20,
         cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
         response_format: ResponseFormat = "concise",
@@ -118,6 +116,32 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
         more = f"\nMore: pass cursor={page.next_cursor}" if page.next_cursor else ""
         trim = None if detailed else {"emails": {"__all__": CONCISE_LISTING_DROPS}}
         return result(page, untrusted("inbox listing", text) + more, exclude=trim)
+
+    @mcp.tool(annotations=reads("Search email"))
+    @agent_errors
+    async def search_email(
+        mailbox: Mailbox,
+        query: Annotated[
+            str,
+            Field(
+                description=(
+                    'Words and "phrases" (subject and body), from:, to:, subject:, has:attachment, '
+                    "is:unread|read, in:inbox|sent|archive|trash|<folder>, label:, before:/after:YYYY-MM-DD, thread:."
+                ),
+                examples=['invoice from:bob@example.com after:2026-11-01 "due date"'],
+                max_length=1000,
+            ),
+        ],
+        limit: Annotated[int, Field(ge=1, le=100, description="Page size.")] = 20,
+        cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
+    ) -> Annotated[CallToolResult, InboxPage]:
+        """Search a mailbox's mail, best match first (newest first when the query has no words).
+        Every condition must hold. Trash is left out unless in:trash. Untrusted content."""
+        page = await app.inbox.search(mailbox, query, limit=limit, cursor=cursor)
+        page = page.model_copy(update={"emails": [_short_snippet(e) for e in page.emails]})
+        text = "\n".join(_line(e) for e in page.emails) or "No emails match."
+        more = f"\nMore: pass cursor={page.next_cursor}" if page.next_cursor else ""
+        return result(page, untrusted("search results", text) + more, exclude={"emails": {"__all__": {"to", "date"}}})
 
     @mcp.tool(annotations=writes("Read an email", destructive=False, idempotent=True))
     @agent_errors

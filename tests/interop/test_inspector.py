@@ -198,6 +198,11 @@ RECIPES: dict[str, Recipe] = {
     # Issue 4: the read side, on the email seed_inbound delivered.
     "check_inbox": Recipe(lambda f: {"mailbox": MAILBOX, "query": f.tag, "limit": 5}, _inbox),
     "read_email": Recipe(lambda f: {"mailbox": MAILBOX, "email_id": f.email_id}, _read),
+    # Issue 17: search with the query syntax finds the seeded email (it has an attachment).
+    "search_email": Recipe(
+        lambda f: {"mailbox": MAILBOX, "query": f"{f.tag} has:attachment from:carol", "limit": 5},
+        _check(lambda f, o: f.email_id in {e["email_id"] for e in o["emails"]}),
+    ),
     "get_thread": Recipe(
         lambda f: {"mailbox": MAILBOX, "thread_id": f.thread_id},
         _check(lambda f, o: o["thread_id"] == f.thread_id and f.email_id in {m["email_id"] for m in o["messages"]}),

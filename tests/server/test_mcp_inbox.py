@@ -14,7 +14,15 @@ from tests.server.test_inbox import receive
 from tests.server.test_mcp_server import connected
 from workflows.models import Decision
 
-INBOX_TOOLS = {"check_inbox", "read_email", "get_thread", "reply_email", "download_attachment", "wait_for_reply"}
+INBOX_TOOLS = {
+    "search_email",
+    "check_inbox",
+    "read_email",
+    "get_thread",
+    "reply_email",
+    "download_attachment",
+    "wait_for_reply",
+}
 
 
 def text_of(result: object) -> str:
@@ -281,3 +289,26 @@ async def test_a_200kb_html_newsletter_comes_in_parts_that_fit_a_context_window(
 
         past = await client.call_tool("read_email", {"mailbox": mailbox, "email_id": email_id, "offset": len(full) + 5})
         assert past.is_error and "past the end" in text_of(past)
+
+
+async def test_search_email_and_check_inbox_share_the_query_syntax(app: Mailgate) -> None:
+    mailbox = app.settings.default_mailbox
+    await receive(app, subject="Invoice 7 overdue", body="The due date was Monday.", sender="Dana <dana@example.org>")
+    await receive(app, subject="Lunch", body="Invoice talk later? due date soon")
+    await receive(app, subject="Other", body="nothing to see")
+    async with connected(app) as client:
+        found = await client.call_tool("search_email", {"mailbox": mailbox, "query": 'invoice "due date"'})
+        assert found.structured_content is not None and not found.is_error
+        subjects = [e["subject"] for e in found.structured_content["emails"]]
+        assert subjects == ["Invoice 7 overdue", "Lunch"]  # the subject hit ranks first
+        assert "UNTRUSTED SEARCH RESULTS" in text_of(found)
+        narrowed = await client.call_tool("search_email", {"mailbox": mailbox, "query": "invoice from:dana is:unread"})
+        assert narrowed.structured_content is not None
+        assert [e["subject"] for e in narrowed.structured_content["emails"]] == ["Invoice 7 overdue"]
+        listed = await client.call_tool("check_inbox", {"mailbox": mailbox, "query": '"due date"'})
+        assert listed.structured_content is not None
+        assert [e["subject"] for e in listed.structured_content["emails"]] == ["Lunch", "Invoice 7 overdue"]
+        bad = await client.call_tool("search_email", {"mailbox": mailbox, "query": "colour:red"})
+        assert bad.is_error and "unknown operator colour:" in text_of(bad)
+        bad_list = await client.call_tool("check_inbox", {"mailbox": mailbox, "query": "before:soon"})
+        assert bad_list.is_error and "YYYY-MM-DD" in text_of(bad_list)

@@ -95,6 +95,11 @@ class EmailProvider(ABC):
         """Mail that became visible after ``cursor``, oldest first. With no cursor: nothing, and
         a cursor at the present (a new watcher reacts to new mail, not to the whole history)."""
 
+    async def search(self, mailbox: str, query: str, limit: int, cursor: str | None) -> EmailPage:
+        """Mail matching the search syntax (workflows/search_query.py), best match first. Raises
+        ValueError for bad syntax or what this provider cannot search for (the message says which)."""
+        raise ValueError(f"{self.name} mailboxes cannot be searched; check_inbox lists their mail")
+
     async def find_reply(self, mailbox: str, message_id: str) -> EmailSummary | None:
         """The first inbound email in the thread of our sent ``message_id`` that came after it."""
         sent = await self.list_emails(mailbox, EmailQuery(folder="sent", message_id=message_id, limit=1))

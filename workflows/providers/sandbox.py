@@ -45,6 +45,8 @@ from workflows.providers.sandbox_index import (
     resolve_thread,
     summary,
 )
+from workflows.providers.sandbox_search import RANK, conditions, index_text, match_expression, migrate_search
+from workflows.search_query import parse_query
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS mailboxes (
@@ -112,6 +114,7 @@ class SandboxStore:
         self._db.executescript(SCHEMA)
         with self._tx() as db:
             migrate(db)
+            migrate_search(db)
 
     def close(self) -> None:
         with self._lock:
@@ -221,18 +224,29 @@ class SandboxStore:
         }
         names = ", ".join(values)
         marks = ", ".join("?" * len(values))
-        db.execute(f"INSERT INTO messages ({names}) VALUES ({marks})", tuple(values.values()))  # noqa: S608
+        row = db.execute(f"INSERT INTO messages ({names}) VALUES ({marks})", tuple(values.values()))  # noqa: S608
+        assert row.lastrowid is not None
+        index_text(db, row.lastrowid, values["subject"], values["body"])
 
     # --- reading ---------------------------------------------------------------------------
 
     def list_emails(self, mailbox: str, query: EmailQuery) -> EmailPage:
-        where = ["mailbox = ?", "held = ?"]
-        params: list[Any] = [mailbox, int(query.held)]
-        if query.folder:
-            where.append("folder = ?")
-            params.append(query.folder)
+        where = ["mailbox = ?"]
+        params: list[Any] = [mailbox]
+        search = parse_query(query.search) if query.search else None
+        if search is not None:
+            with self._lock:
+                found, values = conditions(self._db, search, default_folder=query.folder)
+            where += found
+            params += values
         else:
-            where.append("folder IN ('inbox', 'sent')")
+            where.append("held = ?")
+            params.append(int(query.held))
+            if query.folder:
+                where.append("folder = ?")
+                params.append(query.folder)
+            else:
+                where.append("folder IN ('inbox', 'sent')")
         if query.unread_only:
             where.append("unread = 1")
         if query.since is not None:
@@ -270,6 +284,36 @@ class SandboxStore:
         emails = tuple(summary(row, with_text=query.with_text) for row in rows[: query.limit])
         more = len(rows) > query.limit
         return EmailPage(emails=emails, next_cursor=emails[-1].email_id if more and emails else None)
+
+    def search(self, mailbox: str, text: str, limit: int, cursor: str | None) -> EmailPage:
+        """Mail matching the query syntax, best match first (newest first without words); the
+        cursor is a position in that order."""
+        query = parse_query(text)
+        if cursor and not (cursor.isascii() and cursor.isdigit() and len(cursor) < 10):
+            raise ValueError("cursor: not a cursor from a previous search")
+        start = int(cursor) if cursor else 0
+        with self._lock:
+            where, params = conditions(self._db, query, default_folder=None, with_match=not query.ranked)
+            match = match_expression(query)
+            if match:
+                # Rank inside the full-text index, then apply the other conditions to those rows.
+                sql = (
+                    f"SELECT {SUMMARY_COLUMNS} FROM messages JOIN (SELECT rowid AS hit, {RANK} AS score"  # noqa: S608
+                    " FROM messages_fts WHERE messages_fts MATCH ?) ON hit = id"
+                    f" WHERE mailbox = ? AND {' AND '.join(where)} ORDER BY score, id DESC LIMIT ? OFFSET ?"
+                )
+                args: list[Any] = [match, mailbox, *params, limit + 1, start]
+            else:
+                sql = (
+                    f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE mailbox = ? AND {' AND '.join(where)}"  # noqa: S608
+                    " ORDER BY id DESC LIMIT ? OFFSET ?"
+                )
+                args = [mailbox, *params, limit + 1, start]
+            cursor_ = self._db.execute(sql, args)
+            cursor_.row_factory = sqlite3.Row
+            rows = cursor_.fetchall()
+        emails = tuple(summary(row) for row in rows[:limit])
+        return EmailPage(emails=emails, next_cursor=str(start + limit) if len(rows) > limit else None)
 
     def fetch_email(self, mailbox: str, email_id: str, *, include_held: bool = False) -> StoredEmail:
         if not (email_id.strip().isascii() and email_id.strip().isdigit()):
@@ -416,6 +460,9 @@ class SandboxProvider(EmailProvider):
 
     async def list_emails(self, mailbox: str, query: EmailQuery) -> EmailPage:
         return await asyncio.to_thread(self.store.list_emails, mailbox, query)
+
+    async def search(self, mailbox: str, query: str, limit: int, cursor: str | None) -> EmailPage:
+        return await asyncio.to_thread(self.store.search, mailbox, query, limit, cursor)
 
     async def fetch_email(self, mailbox: str, email_id: str, *, include_held: bool = False) -> StoredEmail:
         return await asyncio.to_thread(self.store.fetch_email, mailbox, email_id, include_held=include_held)

@@ -316,6 +316,12 @@ class SmtpImapProvider(EmailProvider):
             await self._fresh()
         return await asyncio.to_thread(self.index.list_emails, mailbox, query)
 
+    async def search(self, mailbox: str, query: str, limit: int, cursor: str | None) -> EmailPage:
+        self._own(mailbox)
+        if cursor is None:
+            await self._fresh()
+        return await asyncio.to_thread(self.index.search, mailbox, query, limit, cursor)
+
     async def fetch_email(self, mailbox: str, email_id: str, *, include_held: bool = False) -> StoredEmail:
         self._own(mailbox)
         if self.config.imap is None:

@@ -9,6 +9,7 @@ from temporalio.client import Client
 from server.credentials import Secrets
 from server.inbox import Inbox
 from server.mailboxes import Mailboxes, Review
+from server.manage import Manager
 from server.notifications import notice_marks
 from server.providers import build_providers
 from server.sends import Sends
@@ -28,6 +29,7 @@ class Mailgate:
     sandbox: SandboxStore
     providers: ProviderSet
     inbox: Inbox
+    manager: Manager
 
     @classmethod
     def build(cls, settings: Settings, client: Client, secrets: Secrets, *, strict: bool = True) -> Mailgate:
@@ -45,6 +47,7 @@ class Mailgate:
             sandbox=sandbox,
             providers=providers,
             inbox=Inbox(client, settings, providers, mailboxes, sends),
+            manager=Manager(settings, providers, mailboxes),
         )
 
     def default_mailbox(self, mailbox: str | None) -> str:

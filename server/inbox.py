@@ -58,7 +58,7 @@ class InboxEmail(BaseModel):
     unread: bool
     has_attachments: bool
     # Left out of concise listings:
-    folder: Literal["inbox", "sent"] = "inbox"
+    folder: str = "inbox"
     to: list[str] = []
     date: datetime | None = None
     snippet: str = ""
@@ -82,7 +82,7 @@ class AttachmentInfo(BaseModel):
 class EmailView(BaseModel):
     email_id: str
     mailbox: str
-    folder: Literal["inbox", "sent"]
+    folder: str
     thread_id: str
     message_id: str
     sender: str
@@ -107,7 +107,7 @@ class EmailView(BaseModel):
 
 class ThreadMessage(BaseModel):
     email_id: str
-    folder: Literal["inbox", "sent"]
+    folder: str
     depth: int
     parent_email_id: str | None = None
     sender: str

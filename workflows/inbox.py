@@ -13,8 +13,10 @@ from typing import Literal
 
 from workflows.models import EmailAddress, Frozen
 
-Folder = Literal["inbox", "sent"]
+# inbox and sent, and the folders manage_email moves mail to (archive, trash, a folder of the agent's).
+Folder = str
 EmailChange = Literal["read", "release", "discard"]
+Action = Literal["archive", "move", "label", "unlabel", "mark_read", "mark_unread", "trash"]
 
 
 class EmailSummary(Frozen):

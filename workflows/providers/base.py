@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Protocol
 
-from workflows.inbox import Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
+from workflows.inbox import Action, Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
 from workflows.models import DeliveryReceipt, DeliveryRequest, HeldOutcome
 
 
@@ -99,6 +99,12 @@ class EmailProvider(ABC):
         """Mail matching the search syntax (workflows/search_query.py), best match first. Raises
         ValueError for bad syntax or what this provider cannot search for (the message says which)."""
         raise ValueError(f"{self.name} mailboxes cannot be searched; check_inbox lists their mail")
+
+    async def manage(self, mailbox: str, email_id: str, action: Action, target: str | None, actor: str) -> str:
+        """Archive, move (to folder ``target``), label/unlabel (label ``target``), mark read or
+        unread, or trash one email; returns what happened. Never deletes. Raises EmailNotFound,
+        or ValueError when this provider has no such action."""
+        raise ValueError(f"{self.name} mailboxes cannot {action.replace('_', ' ')} mail")
 
     async def find_reply(self, mailbox: str, message_id: str) -> EmailSummary | None:
         """The first inbound email in the thread of our sent ``message_id`` that came after it."""

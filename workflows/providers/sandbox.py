@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from workflows.inbox import Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
+from workflows.inbox import Action, Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
 from workflows.marks import NoticeMarks
 from workflows.mime import build_message, envelope_recipients
 from workflows.models import DeliveryReceipt, DeliveryRequest
@@ -45,7 +45,14 @@ from workflows.providers.sandbox_index import (
     resolve_thread,
     summary,
 )
-from workflows.providers.sandbox_search import RANK, conditions, index_text, match_expression, migrate_search
+from workflows.providers.sandbox_search import (
+    HIDDEN_FOLDERS,
+    RANK,
+    conditions,
+    index_text,
+    match_expression,
+    migrate_search,
+)
 from workflows.search_query import parse_query
 
 SCHEMA = """
@@ -246,7 +253,7 @@ class SandboxStore:
                 where.append("folder = ?")
                 params.append(query.folder)
             else:
-                where.append("folder IN ('inbox', 'sent')")
+                where.append(f"folder NOT IN {(*HIDDEN_FOLDERS, 'drafts')!r}")
         if query.unread_only:
             where.append("unread = 1")
         if query.since is not None:
@@ -321,7 +328,7 @@ class SandboxStore:
         held = "" if include_held else " AND held = 0"
         rows = self._query(
             f"SELECT {SUMMARY_COLUMNS}, raw FROM messages WHERE id = ? AND mailbox = ?"  # noqa: S608
-            f" AND folder IN ('inbox', 'sent'){held}",
+            f" AND folder NOT IN {HIDDEN_FOLDERS!r}{held}",
             (int(email_id), mailbox),
         )
         if not rows:
@@ -335,8 +342,8 @@ class SandboxStore:
         with self._tx() as db:
             if change == "read":
                 done = db.execute(
-                    "UPDATE messages SET unread = 0 WHERE id = ? AND mailbox = ? AND held = 0"
-                    " AND folder IN ('inbox', 'sent')",
+                    "UPDATE messages SET unread = 0 WHERE id = ? AND mailbox = ? AND held = 0"  # noqa: S608
+                    f" AND folder NOT IN {HIDDEN_FOLDERS!r}",
                     (row_id, mailbox),
                 ).rowcount
             else:
@@ -357,6 +364,44 @@ class SandboxStore:
             raise EmailNotFound(f"no {what} {email_id} in mailbox {mailbox}")
         rows = self._query(f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE id = ?", (row_id,))  # noqa: S608
         return summary(rows[0])
+
+    def manage(self, mailbox: str, email_id: str, action: Action, target: str | None, actor: str) -> str:
+        """One manage_email action on one visible email; what happened, in a few words. Nothing
+        is ever deleted: trash is a folder. Raises EmailNotFound (held mail included)."""
+        if not (email_id.strip().isascii() and email_id.strip().isdigit() and len(email_id.strip()) < 19):
+            raise EmailNotFound(f"{email_id!r} is not an email id of this mailbox")
+        row_id = int(email_id)
+        with self._tx() as db:
+            row = db.execute(
+                f"SELECT folder, unread FROM messages WHERE id = ? AND mailbox = ? AND held = 0"  # noqa: S608
+                f" AND folder NOT IN {(*HIDDEN_FOLDERS, 'drafts')!r}",
+                (row_id, mailbox),
+            ).fetchone()
+            if row is None:
+                raise EmailNotFound(f"no email {email_id} in mailbox {mailbox}")
+            folder, unread = row
+            stamp = (actor, _now(), row_id)
+            if action in ("archive", "trash", "move"):
+                to = {"archive": "archive", "trash": "trash"}.get(action) or target
+                assert to is not None
+                if folder == to:
+                    return f"already in {to}"
+                db.execute("UPDATE messages SET folder = ?, changed_by = ?, changed_at = ? WHERE id = ?", (to, *stamp))
+                return f"moved from {folder} to {to}"
+            if action in ("mark_read", "mark_unread"):
+                wanted = int(action == "mark_unread")
+                if unread == wanted:
+                    return "already " + ("unread" if wanted else "read")
+                db.execute(
+                    "UPDATE messages SET unread = ?, changed_by = ?, changed_at = ? WHERE id = ?", (wanted, *stamp)
+                )
+                return "marked " + ("unread" if wanted else "read")
+            assert target is not None
+            if action == "label":
+                added = db.execute("INSERT OR IGNORE INTO labels VALUES (?, ?)", (row_id, target)).rowcount
+                return f"labelled {target}" if added else f"already labelled {target}"
+            removed = db.execute("DELETE FROM labels WHERE message = ? AND label = ?", (row_id, target)).rowcount
+            return f"label {target} removed" if removed else f"had no label {target}"
 
     def changes(self, mailbox: str, cursor: str | None, limit: int = 100) -> Changes:
         if cursor is None or not (cursor.isascii() and cursor.isdigit()):
@@ -476,6 +521,9 @@ class SandboxProvider(EmailProvider):
 
     async def changes(self, mailbox: str, cursor: str | None, limit: int = 100) -> Changes:
         return await asyncio.to_thread(self.store.changes, mailbox, cursor, limit)
+
+    async def manage(self, mailbox: str, email_id: str, action: Action, target: str | None, actor: str) -> str:
+        return await asyncio.to_thread(self.store.manage, mailbox, email_id, action, target, actor)
 
     async def find_reply(self, mailbox: str, message_id: str) -> EmailSummary | None:
         return await asyncio.to_thread(self.store.find_reply, mailbox, message_id)

@@ -24,6 +24,7 @@ CREATE INDEX IF NOT EXISTS labels_label ON labels (label, message);
 # Folders no agent read ever shows, and folders a search leaves out unless it names them.
 HIDDEN_FOLDERS = ("notices", "discarded")
 SEARCH_SKIPS = ("trash", "drafts")
+STANDARD_FOLDERS = ("inbox", "sent", "archive", "trash", "drafts")
 # bm25 weights: a word in the subject counts more than one in the body.
 RANK = "bm25(messages_fts, 4.0, 1.0)"
 
@@ -65,7 +66,8 @@ def conditions(
     params: list[Any] = []
     folder = query.folder or default_folder
     if folder:
-        where.append("folder = ?")
+        # Standard folders are stored lower-case: a plain comparison keeps the listing index usable.
+        where.append("folder = ?" if folder in STANDARD_FOLDERS else "folder = ? COLLATE NOCASE")
         params.append(folder)
     else:
         where.append(f"folder NOT IN {SEARCH_SKIPS!r}")

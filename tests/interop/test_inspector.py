@@ -198,6 +198,10 @@ RECIPES: dict[str, Recipe] = {
     # Issue 4: the read side, on the email seed_inbound delivered.
     "check_inbox": Recipe(lambda f: {"mailbox": MAILBOX, "query": f.tag, "limit": 5}, _inbox),
     "read_email": Recipe(lambda f: {"mailbox": MAILBOX, "email_id": f.email_id}, _read),
+    "manage_email": Recipe(
+        lambda f: {"mailbox": MAILBOX, "email_ids": [f.email_id], "action": "label", "label": "interop"},
+        _check(lambda f, o: [(r["email_id"], r["ok"]) for r in o["results"]] == [(f.email_id, True)]),
+    ),
     # Issue 17: search with the query syntax finds the seeded email (it has an attachment).
     "search_email": Recipe(
         lambda f: {"mailbox": MAILBOX, "query": f"{f.tag} has:attachment from:carol", "limit": 5},

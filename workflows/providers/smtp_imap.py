@@ -22,7 +22,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from workflows.inbox import Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
+from workflows.inbox import Action, Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
 from workflows.mime import build_message, envelope_recipients
 from workflows.models import DeliveryReceipt, DeliveryRequest, Frozen
 from workflows.parsing import parse_email
@@ -349,6 +349,36 @@ class SmtpImapProvider(EmailProvider):
         if change == "release":
             await self.hooks.arrived([mailbox], before)
         return changed
+
+    async def manage(self, mailbox: str, email_id: str, action: Action, target: str | None, actor: str) -> str:
+        """On the server first (MOVE, keywords, \\Seen), then in the index. Mail moved earlier is
+        no longer tracked by UID; later actions on it change the index only."""
+        self._own(mailbox)
+        await asyncio.to_thread(self.index.fetch_email, mailbox, email_id)  # held or hidden: EmailNotFound
+        located = await asyncio.to_thread(self.index.uid_of, int(email_id.strip()))
+        if located is not None:
+            folder, uid = located
+            try:
+                async with self._lock:
+                    session = await self._imap()
+                    await session.select(folder)
+                    if action in ("archive", "trash", "move"):
+                        dest = {"archive": "Archive", "trash": "Trash"}.get(action) or target or ""
+                        if dest.lower() == "inbox":
+                            dest = self.config.inbox_folder
+                        if dest != folder:
+                            if not await session.exists(dest):
+                                await session.create(dest)
+                            await session.move(uid, dest)
+                            await asyncio.to_thread(self.index.forget_uid, folder, uid)
+                    elif action in ("label", "unlabel"):
+                        await session.set_keyword(uid, target or "", action == "label")
+                    else:
+                        await session.set_seen(uid, action == "mark_read")
+            except ImapError as exc:
+                await self._drop()
+                raise ValueError(f"the IMAP server did not do it: {exc}") from exc
+        return await asyncio.to_thread(self.index.manage, mailbox, email_id, action, target, actor)
 
     async def changes(self, mailbox: str, cursor: str | None, limit: int = 100) -> Changes:
         self._own(mailbox)

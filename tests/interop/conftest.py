@@ -58,6 +58,9 @@ AGENT_TOOLS = frozenset(
         "request_upgrade",
         "apply_upgrade",
         "get_audit_log",
+        # Issue 17: neither can decide, release held mail or loosen a mode.
+        "search_email",
+        "manage_email",
     }
 )
 

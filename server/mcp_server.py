@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from server.app import Mailgate
-from server.tools import inbox, mailboxes, manage, resources, sends
+from server.tools import drafts, inbox, mailboxes, manage, resources, sends
 from server.tools.common import compact_schema, strict_schema
 from server.web.client_gone import quiet_gone_clients
 
@@ -85,6 +85,7 @@ def build_mcp(app: Mailgate) -> MCPServer:
     mailboxes.register_trust(mcp, app)
     inbox.register(mcp, app)
     manage.register(mcp, app)
+    drafts.register(mcp, app)
     resources.register(mcp, app)
     _compact(mcp)
     return mcp

@@ -61,6 +61,10 @@ AGENT_TOOLS = frozenset(
         # Issue 17: neither can decide, release held mail or loosen a mode.
         "search_email",
         "manage_email",
+        "create_draft",
+        "list_drafts",
+        "update_draft",
+        "delete_draft",
     }
 )
 

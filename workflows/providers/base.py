@@ -106,6 +106,22 @@ class EmailProvider(ABC):
         or ValueError when this provider has no such action."""
         raise ValueError(f"{self.name} mailboxes cannot {action.replace('_', ' ')} mail")
 
+    # Drafts the agent made, for a human to edit and send from their own mail client.
+
+    async def save_draft(self, mailbox: str, raw: bytes, draft_id: str | None = None) -> str:
+        """Save a new draft (or replace draft ``draft_id``); returns its id. ValueError if unsupported."""
+        raise ValueError(f"{self.name} mailboxes keep no drafts for mailgate; durable_send sends through oversight")
+
+    async def drafts(self, mailbox: str, limit: int = 100) -> list[EmailSummary]:
+        """The drafts the agent made, newest first."""
+        return []
+
+    async def draft(self, mailbox: str, draft_id: str) -> StoredEmail:
+        raise EmailNotFound(f"no draft {draft_id} in mailbox {mailbox}")
+
+    async def delete_draft(self, mailbox: str, draft_id: str) -> None:
+        raise EmailNotFound(f"no draft {draft_id} in mailbox {mailbox}")
+
     async def find_reply(self, mailbox: str, message_id: str) -> EmailSummary | None:
         """The first inbound email in the thread of our sent ``message_id`` that came after it."""
         sent = await self.list_emails(mailbox, EmailQuery(folder="sent", message_id=message_id, limit=1))

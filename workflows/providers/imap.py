@@ -243,6 +243,12 @@ class ImapSession:
         if not self.has("UIDPLUS"):
             raise ImapError("the server has neither MOVE nor UIDPLUS: mail cannot be moved safely")
         await self._run(f"UID COPY {folder}", lambda: self._client.uid("copy", str(uid), quote(folder)))
+        await self.expunge_uid(uid)
+
+    async def expunge_uid(self, uid: int) -> None:
+        """Remove exactly one message of the selected folder (UIDPLUS); for a superseded draft only."""
+        if not self.has("UIDPLUS"):
+            raise ImapError("the server has no UIDPLUS: one message cannot be removed safely")
         await self._run("UID STORE", lambda: self._client.uid("store", str(uid), "+FLAGS.SILENT", r"(\Deleted)"))
         await self._run("UID EXPUNGE", lambda: self._client.uid("expunge", str(uid)))
 

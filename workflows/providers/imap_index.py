@@ -147,6 +147,10 @@ class ImapIndex(SandboxStore):
         with self._tx() as db:
             db.execute("DELETE FROM imap_uids WHERE folder = ? AND uid = ?", (folder, uid))
 
+    def remember_uid(self, folder: str, uid: int, row: int) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO imap_uids VALUES (?, ?, ?)", (folder, uid, row))
+
     def apply_flags(self, folder: str, seen: dict[int, bool]) -> None:
         """The server's \\Seen flags onto the index (another mail client may have read the mail)."""
         with self._tx() as db:

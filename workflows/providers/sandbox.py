@@ -52,6 +52,7 @@ from workflows.providers.sandbox_search import (
     index_text,
     match_expression,
     migrate_search,
+    unindex_text,
 )
 from workflows.search_query import parse_query
 
@@ -403,6 +404,68 @@ class SandboxStore:
             removed = db.execute("DELETE FROM labels WHERE message = ? AND label = ?", (row_id, target)).rowcount
             return f"label {target} removed" if removed else f"had no label {target}"
 
+    # --- drafts the agent made (folder 'drafts': never in changes, searches or threads' listings) ---
+
+    def save_draft(self, mailbox: str, raw: bytes, draft_id: str | None = None) -> str:
+        """A new draft, or (``draft_id``) a draft's new content in place; returns its id."""
+        parsed = parse_email(raw)
+        with self._tx() as db:
+            # held=True here only keeps it out of `seq`: a draft is not mail that arrived.
+            values = index_values(db, mailbox, parsed.message_id, parsed, held=True)
+            del values["seq"]
+            values.update(raw=raw, message_id=parsed.message_id, changed_by="agent", changed_at=_now())
+            if draft_id is None:
+                values.update(mailbox=mailbox, folder="drafts", received_at=_now(), unread=0, held=0)
+                names = ", ".join(values)
+                row = db.execute(
+                    f"INSERT INTO messages ({names}) VALUES ({', '.join('?' * len(values))})",  # noqa: S608
+                    tuple(values.values()),
+                )
+                assert row.lastrowid is not None
+                index_text(db, row.lastrowid, values["subject"], values["body"])
+                return str(row.lastrowid)
+            row_id = self._draft_row(db, mailbox, draft_id)
+            unindex_text(db, row_id)
+            assignments = ", ".join(f"{name} = ?" for name in values)
+            db.execute(f"UPDATE messages SET {assignments} WHERE id = ?", (*values.values(), row_id))  # noqa: S608
+            index_text(db, row_id, values["subject"], values["body"])
+            return draft_id.strip()
+
+    def _draft_row(self, db: sqlite3.Connection, mailbox: str, draft_id: str) -> int:
+        ident = draft_id.strip()
+        row = None
+        if ident.isascii() and ident.isdigit() and len(ident) < 19:
+            row = db.execute(
+                "SELECT id FROM messages WHERE id = ? AND mailbox = ? AND folder = 'drafts'", (int(ident), mailbox)
+            ).fetchone()
+        if row is None:
+            raise EmailNotFound(f"no draft {draft_id} in mailbox {mailbox}")
+        return int(row[0])
+
+    def drafts(self, mailbox: str, limit: int = 100) -> list[EmailSummary]:
+        rows = self._query(
+            f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE mailbox = ? AND folder = 'drafts'"  # noqa: S608
+            " ORDER BY id DESC LIMIT ?",
+            (mailbox, limit),
+        )
+        return [summary(row) for row in rows]
+
+    def draft(self, mailbox: str, draft_id: str) -> StoredEmail:
+        with self._lock:
+            row_id = self._draft_row(self._db, mailbox, draft_id)
+        rows = self._query(f"SELECT {SUMMARY_COLUMNS}, raw FROM messages WHERE id = ?", (row_id,))  # noqa: S608
+        return StoredEmail(summary=summary(rows[0]), raw=bytes(rows[0]["raw"]))
+
+    def delete_draft(self, mailbox: str, draft_id: str) -> None:
+        """Out of the drafts (and of search); the row stays, filed as discarded."""
+        with self._tx() as db:
+            row_id = self._draft_row(db, mailbox, draft_id)
+            unindex_text(db, row_id)
+            db.execute(
+                "UPDATE messages SET folder = 'discarded', changed_by = 'agent', changed_at = ? WHERE id = ?",
+                (_now(), row_id),
+            )
+
     def changes(self, mailbox: str, cursor: str | None, limit: int = 100) -> Changes:
         if cursor is None or not (cursor.isascii() and cursor.isdigit()):
             row = self._query("SELECT value FROM counters WHERE name = 'seq'")
@@ -524,6 +587,18 @@ class SandboxProvider(EmailProvider):
 
     async def manage(self, mailbox: str, email_id: str, action: Action, target: str | None, actor: str) -> str:
         return await asyncio.to_thread(self.store.manage, mailbox, email_id, action, target, actor)
+
+    async def save_draft(self, mailbox: str, raw: bytes, draft_id: str | None = None) -> str:
+        return await asyncio.to_thread(self.store.save_draft, mailbox, raw, draft_id)
+
+    async def drafts(self, mailbox: str, limit: int = 100) -> list[EmailSummary]:
+        return await asyncio.to_thread(self.store.drafts, mailbox, limit)
+
+    async def draft(self, mailbox: str, draft_id: str) -> StoredEmail:
+        return await asyncio.to_thread(self.store.draft, mailbox, draft_id)
+
+    async def delete_draft(self, mailbox: str, draft_id: str) -> None:
+        await asyncio.to_thread(self.store.delete_draft, mailbox, draft_id)
 
     async def find_reply(self, mailbox: str, message_id: str) -> EmailSummary | None:
         return await asyncio.to_thread(self.store.find_reply, mailbox, message_id)

@@ -43,6 +43,15 @@ def index_text(db: sqlite3.Connection, row_id: int, subject: str, body: str) -> 
     db.execute("INSERT INTO messages_fts(rowid, subject, body) VALUES (?, ?, ?)", (row_id, subject, body))
 
 
+def unindex_text(db: sqlite3.Connection, row_id: int) -> None:
+    """Take a row out of the full-text index (external content: the old values must be given)."""
+    db.execute(
+        "INSERT INTO messages_fts(messages_fts, rowid, subject, body) SELECT 'delete', id, subject, body"
+        " FROM messages WHERE id = ?",
+        (row_id,),
+    )
+
+
 def _like(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from workflows.inbox import Action, Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
@@ -55,6 +55,7 @@ class SmtpImapConfig(Frozen):
     imap: Endpoint | None
     sent_folder: str = "Sent"
     inbox_folder: str = "INBOX"
+    drafts_folder: str = "Drafts"
     server_files_sent: bool = False
     sent_check: bool = True
     tls_ca_file: Path | None = None
@@ -379,6 +380,65 @@ class SmtpImapProvider(EmailProvider):
                 await self._drop()
                 raise ValueError(f"the IMAP server did not do it: {exc}") from exc
         return await asyncio.to_thread(self.index.manage, mailbox, email_id, action, target, actor)
+
+    # --- drafts: APPENDed to the Drafts folder with \\Draft, tracked by UID in the index ---------
+
+    async def save_draft(self, mailbox: str, raw: bytes, draft_id: str | None = None) -> str:
+        self._own(mailbox)
+        old = None
+        if draft_id is not None:
+            await asyncio.to_thread(self.index.draft, mailbox, draft_id)  # EmailNotFound if not ours
+            old = await asyncio.to_thread(self.index.uid_of, int(draft_id.strip()))
+        message_id = parse_email(raw).message_id
+        folder = self.config.drafts_folder
+        try:
+            async with self._lock:
+                session = await self._imap()
+                if not await session.exists(folder):
+                    await session.create(folder)
+                await session.append(folder, raw, r"(\Draft \Seen)", datetime.now(UTC))
+                await session.select(folder)
+                uids = await session.search_message_id(message_id)
+                if old is not None:
+                    # The superseded version of the agent's own draft: replaced, so nothing is lost.
+                    await session.select(old[0])
+                    await session.expunge_uid(old[1])
+        except ImapError as exc:
+            await self._drop()
+            raise ValueError(f"the IMAP server did not save the draft: {exc}") from exc
+        saved = await asyncio.to_thread(self.index.save_draft, mailbox, raw, draft_id)
+        if old is not None:
+            await asyncio.to_thread(self.index.forget_uid, old[0], old[1])
+        if uids:
+            await asyncio.to_thread(self.index.remember_uid, folder, max(uids), int(saved))
+        return saved
+
+    async def drafts(self, mailbox: str, limit: int = 100) -> list[EmailSummary]:
+        self._own(mailbox)
+        return await asyncio.to_thread(self.index.drafts, mailbox, limit)
+
+    async def draft(self, mailbox: str, draft_id: str) -> StoredEmail:
+        self._own(mailbox)
+        return await asyncio.to_thread(self.index.draft, mailbox, draft_id)
+
+    async def delete_draft(self, mailbox: str, draft_id: str) -> None:
+        """To the server's Trash (never expunged), out of the index's drafts."""
+        self._own(mailbox)
+        await asyncio.to_thread(self.index.draft, mailbox, draft_id)
+        located = await asyncio.to_thread(self.index.uid_of, int(draft_id.strip()))
+        if located is not None:
+            try:
+                async with self._lock:
+                    session = await self._imap()
+                    await session.select(located[0])
+                    if not await session.exists("Trash"):
+                        await session.create("Trash")
+                    await session.move(located[1], "Trash")
+            except ImapError as exc:
+                await self._drop()
+                raise ValueError(f"the IMAP server did not delete the draft: {exc}") from exc
+            await asyncio.to_thread(self.index.forget_uid, located[0], located[1])
+        await asyncio.to_thread(self.index.delete_draft, mailbox, draft_id)
 
     async def changes(self, mailbox: str, cursor: str | None, limit: int = 100) -> Changes:
         self._own(mailbox)

@@ -45,3 +45,25 @@ async def test_actions_reach_the_imap_server(provider: SmtpImapProvider, dovecot
     assert [e.email_id for e in (await provider.search(ADDRESS, "in:trash", 10, None)).emails] == [four]
     assert [e.email_id for e in (await provider.search(ADDRESS, "in:receipts", 10, None)).emails] == [one]
     assert (await provider.fetch_email(ADDRESS, four)).summary.folder == "trash"
+
+
+async def test_drafts_are_appended_with_the_draft_flag(provider: SmtpImapProvider, dovecot: Dovecot) -> None:
+    await provider.create_mailbox(ADDRESS)
+    raw = (
+        f"From: {ADDRESS}\r\nTo: bob@example.com\r\nSubject: Plan\r\nMessage-ID: <draft-1@example.test>\r\n\r\nv1\r\n"
+    ).encode()
+    draft_id = await provider.save_draft(ADDRESS, raw)
+    assert count(dovecot, "Drafts") == 1
+    assert "\\Draft" in dovecot.doveadm("fetch", "-u", "alice", "flags", "mailbox", "Drafts", "all")
+    newer = raw.replace(b"v1", b"v2").replace(b"draft-1@", b"draft-2@")
+    assert await provider.save_draft(ADDRESS, newer, draft_id) == draft_id
+    assert count(dovecot, "Drafts") == 1
+    assert "v2" in dovecot.doveadm("fetch", "-u", "alice", "text", "mailbox", "Drafts", "all")
+    assert [d.subject for d in await provider.drafts(ADDRESS)] == ["Plan"]
+    assert b"v2" in (await provider.draft(ADDRESS, draft_id)).raw
+    # Drafts are not inbox mail, and a sync does not make them so.
+    await provider.sync()
+    assert not (await provider.list_emails(ADDRESS, EmailQuery())).emails
+    await provider.delete_draft(ADDRESS, draft_id)
+    assert count(dovecot, "Drafts") == 0 and count(dovecot, "Trash") == 1  # moved, never expunged
+    assert await provider.drafts(ADDRESS) == []

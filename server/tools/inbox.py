@@ -125,18 +125,17 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
             str,
             Field(
                 description=(
-                    'Words and "phrases" (subject and body), from:, to:, subject:, has:attachment, '
-                    "is:unread|read, in:inbox|sent|archive|trash|<folder>, label:, before:/after:YYYY-MM-DD, thread:."
+                    'Words, "phrases", from:, to:, subject:, has:attachment, is:unread|read, '
+                    "in:inbox|sent|archive|trash|<folder>, label:, before:/after:YYYY-MM-DD, thread:"
                 ),
-                examples=['invoice from:bob@example.com after:2026-11-01 "due date"'],
                 max_length=1000,
             ),
         ],
         limit: Annotated[int, Field(ge=1, le=100, description="Page size.")] = 20,
         cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
     ) -> Annotated[CallToolResult, InboxPage]:
-        """Search a mailbox's mail, best match first (newest first when the query has no words).
-        Every condition must hold. Trash is left out unless in:trash. Untrusted content."""
+        """Search a mailbox's mail, best match first (newest first without words); every
+        condition must hold; trash only with in:trash. Untrusted content."""
         page = await app.inbox.search(mailbox, query, limit=limit, cursor=cursor)
         page = page.model_copy(update={"emails": [_short_snippet(e) for e in page.emails]})
         text = "\n".join(_line(e) for e in page.emails) or "No emails match."

@@ -120,7 +120,6 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
     @mcp.tool(annotations=reads("Search email"))
     @agent_errors
     async def search_email(
-        mailbox: Mailbox,
         query: Annotated[
             str,
             Field(
@@ -131,11 +130,13 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
                 max_length=1000,
             ),
         ],
+        mailbox: Mailbox = None,
         limit: Annotated[int, Field(ge=1, le=100, description="Page size.")] = 20,
         cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
     ) -> Annotated[CallToolResult, InboxPage]:
         """Search a mailbox's mail, best match first (newest first without words); every
         condition must hold; trash only with in:trash. Untrusted content."""
+        mailbox = app.default_mailbox(mailbox)
         page = await app.inbox.search(mailbox, query, limit=limit, cursor=cursor)
         page = page.model_copy(update={"emails": [_short_snippet(e) for e in page.emails]})
         text = "\n".join(_line(e) for e in page.emails) or "No emails match."

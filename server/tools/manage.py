@@ -19,18 +19,18 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
     @mcp.tool(annotations=writes("Archive, move, label or trash emails", destructive=False, idempotent=True))
     @agent_errors
     async def manage_email(
-        mailbox: Mailbox,
         email_ids: Annotated[
             list[Annotated[str, Field(max_length=100)]],
             Field(min_length=1, max_length=MAX_IDS, description="email_ids from check_inbox or search_email."),
         ],
         action: Annotated[Action, Field(description="trash moves to the trash folder; nothing is deleted.")],
+        mailbox: Mailbox = None,
         folder: Annotated[str | None, Field(description="For move: the folder, such as 'Receipts'.")] = None,
         label: Annotated[str | None, Field(description="For label and unlabel: the label.")] = None,
     ) -> Annotated[CallToolResult, ManageResult]:
         """Archive, move, label, unlabel, mark read or unread, or trash up to 100 emails at once;
         the answer says per id what happened. Obeys the mailbox's oversight mode: read_only
         changes nothing, and in gated modes a large trash needs a human. Audited."""
-        done = await app.manager.manage(mailbox, email_ids, action, folder=folder, label=label)
+        done = await app.manager.manage(app.default_mailbox(mailbox), email_ids, action, folder=folder, label=label)
         lines = [f"{r.email_id}: {r.result}" for r in done.results]
         return result(done, f"{action} on {len(done.results)} emails, {done.changed} changed:\n" + "\n".join(lines))

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from temporalio.client import Client
 
 from server.credentials import Secrets
+from server.drafts import Drafts
 from server.identities import IdentityStore, open_identities
 from server.inbox import Inbox
 from server.mailboxes import Mailboxes, Review
+from server.manage import Manager
 from server.notifications import notice_marks
 from server.providers import build_providers
 from server.sends import Sends
@@ -30,6 +32,8 @@ class Mailgate:
     providers: ProviderSet
     inbox: Inbox
     identities: IdentityStore
+    manager: Manager
+    drafts: Drafts
 
     @classmethod
     def build(cls, settings: Settings, client: Client, secrets: Secrets, *, strict: bool = True) -> Mailgate:
@@ -38,6 +42,7 @@ class Mailgate:
         sends = Sends(client, settings, mailboxes, proof_key(secrets.secret_key))
         sandbox = SandboxStore(settings.data_dir / "sandbox.db", notice_marks(secrets))
         providers = build_providers(settings, client, sandbox, strict=strict)
+        inbox = Inbox(client, settings, providers, mailboxes, sends)
         return cls(
             settings=settings,
             client=client,
@@ -46,8 +51,10 @@ class Mailgate:
             sends=sends,
             sandbox=sandbox,
             providers=providers,
-            inbox=Inbox(client, settings, providers, mailboxes, sends),
+            inbox=inbox,
             identities=open_identities(settings.data_dir),
+            manager=Manager(settings, providers, mailboxes),
+            drafts=Drafts(providers, mailboxes, inbox),
         )
 
     def default_mailbox(self, mailbox: str | None) -> str:

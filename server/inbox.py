@@ -25,11 +25,12 @@ from server.outbound import AttachmentInput
 from server.sends import SendResult, Sends
 from server.settings import Settings
 from workflows.addresses import MAX_SUBJECT_CHARS, AddressError, parse_addr_spec
+from workflows.bodies import concise_text
 from workflows.ids import mailbox_key, reply_wait_id
 from workflows.inbound import signal_watcher
 from workflows.inbox import EmailChange, EmailQuery, EmailSummary, IntakeConfig, ReplyWaitRequest, StoredEmail
 from workflows.models import FINAL_STATUSES, BodyFormat, EmailAddress
-from workflows.parsing import AttachmentPart, ParsedEmail, new_text, parse_email_async
+from workflows.parsing import AttachmentPart, ParsedEmail, parse_email_async
 from workflows.providers.base import EmailNotFound, EmailProvider, ProviderSet
 from workflows.reply_wait import ReplyWaitWorkflow
 from workflows.richtext import quote_of
@@ -57,7 +58,7 @@ class InboxEmail(BaseModel):
     unread: bool
     has_attachments: bool
     # Left out of concise listings:
-    folder: Literal["inbox", "sent"] = "inbox"
+    folder: str = "inbox"
     to: list[str] = []
     date: datetime | None = None
     snippet: str = ""
@@ -81,7 +82,7 @@ class AttachmentInfo(BaseModel):
 class EmailView(BaseModel):
     email_id: str
     mailbox: str
-    folder: Literal["inbox", "sent"]
+    folder: str
     thread_id: str
     message_id: str
     sender: str
@@ -97,11 +98,16 @@ class EmailView(BaseModel):
     in_reply_to: str = ""
     untrusted: bool
     warning: str = ""
+    # The text is one part of this form of the body (concise or detailed): where the part starts,
+    # how long the whole is, and where the next part starts (read_email's offset), if any.
+    offset: int = 0
+    total_chars: int = 0
+    next_offset: int | None = None
 
 
 class ThreadMessage(BaseModel):
     email_id: str
-    folder: Literal["inbox", "sent"]
+    folder: str
     depth: int
     parent_email_id: str | None = None
     sender: str
@@ -252,7 +258,7 @@ class Inbox:
             unread_only=unread_only,
             since=parse_since(since),
             sender=sender.strip() or None if sender else None,
-            text=query.strip() or None if query else None,
+            search=query.strip() or None if query else None,
             limit=limit,
             cursor=cursor,
         )
@@ -260,6 +266,18 @@ class Inbox:
             page = await provider.list_emails(address, email_query)
         except ValueError as exc:
             raise InvalidInput(str(exc)) from exc
+        return InboxPage(mailbox=address, emails=[listing(e) for e in page.emails], next_cursor=page.next_cursor)
+
+    async def search(self, mailbox: str, query: str, *, limit: int = 20, cursor: str | None = None) -> InboxPage:
+        address, provider = await self._mailbox(mailbox)
+        if not 1 <= limit <= 100:
+            raise InvalidInput("limit: from 1 to 100")
+        if not query.strip():
+            raise InvalidInput('query: empty; for example: invoice from:bob@example.com after:2026-11-01 "due date"')
+        try:
+            page = await provider.search(address, query, limit, cursor)
+        except ValueError as exc:
+            raise InvalidInput(f"{exc}") from exc
         return InboxPage(mailbox=address, emails=[listing(e) for e in page.emails], next_cursor=page.next_cursor)
 
     async def _fetch(self, mailbox: str, email_id: str, *, include_held: bool = False) -> tuple[str, StoredEmail]:
@@ -333,7 +351,7 @@ class Inbox:
         names = ", ".join(p.filename for p in parts) or "none"
         raise NotFound(f"email {email_id} has no attachment named {wanted!r} (its attachments: {names})")
 
-    async def thread(self, mailbox: str, thread_id: str, *, max_chars: int = 2000) -> ThreadView:
+    async def thread(self, mailbox: str, thread_id: str, *, max_chars: int = 2000, concise: bool = True) -> ThreadView:
         address, provider = await self._mailbox(mailbox)
         page = await provider.list_emails(
             address, EmailQuery(folder=None, thread_id=thread_id, oldest_first=True, limit=1000, with_text=True)
@@ -341,7 +359,7 @@ class Inbox:
         if not page.emails:
             raise NotFound(f"no thread {thread_id!r} in mailbox {address}; check_inbox shows each email's thread_id")
         # Up to 1,000 messages of strangers' text: laid out in a worker thread, off the event loop.
-        messages = await asyncio.to_thread(_thread_messages, page.emails, max_chars)
+        messages = await asyncio.to_thread(_thread_messages, page.emails, max_chars, concise)
         return ThreadView(
             mailbox=address, thread_id=page.emails[0].thread_id, subject=page.emails[0].subject, messages=messages
         )
@@ -534,7 +552,7 @@ class Inbox:
         )
 
 
-def _thread_messages(emails: Sequence[EmailSummary], max_chars: int) -> list[ThreadMessage]:
+def _thread_messages(emails: Sequence[EmailSummary], max_chars: int, concise: bool = True) -> list[ThreadMessage]:
     by_id = {e.email_id: e for e in emails}
     placed = order_thread(
         ThreadItem(key=e.email_id, message_id=e.message_id, parent_ids=_parents(e), date=e.received_at) for e in emails
@@ -542,7 +560,7 @@ def _thread_messages(emails: Sequence[EmailSummary], max_chars: int) -> list[Thr
     messages = []
     for item in placed:
         email = by_id[item.key]
-        text = new_text(email.text or "") or (email.text or "")
+        text = (concise_text(email.text or "") or (email.text or "")) if concise else (email.text or "")
         messages.append(
             ThreadMessage(
                 email_id=email.email_id,

@@ -27,6 +27,7 @@ from workflows.addresses import AddressError, check_header_text, parse_addr_spec
 from workflows.ids import mailbox_key, mailbox_workflow_id
 from workflows.links import upgrade_code
 from workflows.mailbox import (
+    ActionNote,
     MailboxState,
     MailboxWorkflow,
     Reconfigure,
@@ -299,6 +300,11 @@ class Mailboxes:
         config = await self._update(address, MailboxWorkflow.set_mode, change)
         self._cache[address.lower()] = (time.monotonic(), config)
         return config
+
+    async def record_action(self, address: str, kind: str, actor: str, detail: str) -> None:
+        """Put an agent's action on stored mail in the mailbox's audit log."""
+        note = ActionNote(kind=kind, actor=actor, detail=detail)
+        await self._update(parse_mailbox(address), MailboxWorkflow.record_action, note)
 
     async def configure(self, address: str, changes: PolicyChanges, *, actor: str) -> MailboxConfig:
         """A human's change of a mailbox's policies; what is not given stays as it is."""

@@ -402,6 +402,9 @@ class Settings(BaseSettings):
     inbound_poll_seconds: float = Field(
         default=60.0, ge=1, le=86400, description="how often mailbox watchers look for new mail unpoked"
     )
+    trash_approval_over: int = Field(
+        default=10, ge=0, le=100, description="in gated modes, a manage_email trash of more ids than this needs a human"
+    )
     mailboxes: list[MailboxEntry] = []
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

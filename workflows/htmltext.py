@@ -1,4 +1,5 @@
-"""HTML mail as readable plain text, from the linear tokenizer in `workflows.htmltokens`.
+"""HTML mail as readable, Markdown-ish plain text, from the linear tokenizer in `workflows.htmltokens`:
+headings become ``#`` lines, list items ``- `` lines, links ``[text](address)``.
 
 Hidden elements (``display:none``, ``hidden``) are dropped: a human reading the mail never
 sees them, so text in them is a classic place to hide instructions meant for an agent.
@@ -24,6 +25,7 @@ _BLOCK = {
     "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main",
     "nav", "ol", "p", "pre", "section", "table", "tr", "ul",
 }  # fmt: skip
+_HEADINGS = {f"h{n}": n for n in range(1, 7)}
 _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"}
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
@@ -62,6 +64,8 @@ class _TextMaker:
                 self.out.append("- ")
             elif tag == "hr":
                 self.out.append("---\n")
+            elif tag in _HEADINGS:
+                self.out.append("#" * _HEADINGS[tag] + " ")
         elif tag in ("td", "th"):
             self.out.append(" ")
         elif tag == "img" and attr.get("alt"):
@@ -72,6 +76,7 @@ class _TextMaker:
             href = attr.get("href", "")
             kept = href if href.startswith(("http://", "https://", "mailto:")) else None
             self._links.append((kept, len(self.out)))
+            self.out.append("")  # becomes "[" if the link is shown as [text](address)
 
     def end(self, tag: str) -> None:
         if tag in _VOID:
@@ -91,9 +96,12 @@ class _TextMaker:
         if tag == "a" and self._links:
             href, start = self._links.pop()
             if href:
-                pieces = self.out[start:] if len(self.out) - start <= _MAX_LINK_PIECES else None
+                pieces = self.out[start + 1 :] if len(self.out) - start <= _MAX_LINK_PIECES else None
                 shown = "".join(pieces).strip() if pieces is not None else None
-                if href.removeprefix("mailto:") != shown:
+                if shown and href.removeprefix("mailto:") != shown:
+                    self.out[start] = "["  # the placeholder left where the link's text starts
+                    self.out.append(f"]({href})")
+                elif href.removeprefix("mailto:") != shown:
                     self.out.append(f" ({href})")
         if tag in _BLOCK:
             self.out.append("\n")

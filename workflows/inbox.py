@@ -13,8 +13,10 @@ from typing import Literal
 
 from workflows.models import EmailAddress, Frozen
 
-Folder = Literal["inbox", "sent"]
+# inbox and sent, and the folders manage_email moves mail to (archive, trash, a folder of the agent's).
+Folder = str
 EmailChange = Literal["read", "release", "discard"]
+Action = Literal["archive", "move", "label", "unlabel", "mark_read", "mark_unread", "trash"]
 
 
 class EmailSummary(Frozen):
@@ -82,6 +84,7 @@ class EmailQuery(Frozen):
     since: datetime | None = None
     sender: str | None = None
     text: str | None = None
+    search: str | None = None  # the search syntax (workflows/search_query.py)
     thread_id: str | None = None
     message_id: str | None = None
     held: bool = False  # True lists only mail held for a human (gated_all), False only visible mail

@@ -107,6 +107,14 @@ class Reconfigure(Frozen):
     proof: str | None = None
 
 
+class ActionNote(Frozen):
+    """An agent's action on stored mail (manage_email, drafts), for the audit log."""
+
+    kind: str
+    actor: str
+    detail: str
+
+
 class ReviewAck(Frozen):
     send_id: str
     actor: str
@@ -263,6 +271,15 @@ class MailboxWorkflow:
             if len(self._reviews) > REVIEWS_KEPT + ACKED_KEPT:
                 self._prune_reviews(now)
         return admission
+
+    @workflow.update
+    def record_action(self, note: ActionNote) -> None:
+        self._record(note.kind, note.actor, note.detail)
+
+    @record_action.validator
+    def _validate_record_action(self, note: ActionNote) -> None:
+        _too_long("kind", note.kind, ID_CHARS)
+        _too_long("actor", note.actor, ACTOR_CHARS)
 
     @workflow.update
     def ack_review(self, ack: ReviewAck) -> ReviewItem:

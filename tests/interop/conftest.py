@@ -58,6 +58,13 @@ AGENT_TOOLS = frozenset(
         "request_upgrade",
         "apply_upgrade",
         "get_audit_log",
+        # Issue 17: neither can decide, release held mail or loosen a mode.
+        "search_email",
+        "manage_email",
+        "create_draft",
+        "list_drafts",
+        "update_draft",
+        "delete_draft",
     }
 )
 

@@ -89,6 +89,7 @@ class Flow:
     seeded: bool = False  # an inbound email tagged with `tag` waits in MAILBOX's inbox
     email_id: str = ""
     thread_id: str = ""
+    draft_id: str = ""
 
     @property
     def own_mailbox(self) -> str:
@@ -125,6 +126,11 @@ def _inbox(flow: Flow, out: dict[str, Any]) -> None:
         [email] = [e for e in out["emails"] if flow.tag in e["subject"]]
         assert email["has_attachments"]
         flow.email_id, flow.thread_id = email["email_id"], email["thread_id"]
+
+
+def _draft(flow: Flow, out: dict[str, Any]) -> None:
+    assert out["subject"].startswith("Re: ") and out["in_reply_to"], out
+    flow.draft_id = out["draft_id"]
 
 
 def _read(flow: Flow, out: dict[str, Any]) -> None:
@@ -198,6 +204,29 @@ RECIPES: dict[str, Recipe] = {
     # Issue 4: the read side, on the email seed_inbound delivered.
     "check_inbox": Recipe(lambda f: {"mailbox": MAILBOX, "query": f.tag, "limit": 5}, _inbox),
     "read_email": Recipe(lambda f: {"mailbox": MAILBOX, "email_id": f.email_id}, _read),
+    "create_draft": Recipe(
+        lambda f: {"mailbox": MAILBOX, "subject": "", "body": "Draft reply.", "reply_to_email_id": f.email_id},
+        _draft,
+    ),
+    "list_drafts": Recipe(
+        lambda f: {"mailbox": MAILBOX}, _check(lambda f, o: f.draft_id in {d["draft_id"] for d in o["drafts"]})
+    ),
+    "update_draft": Recipe(
+        lambda f: {"mailbox": MAILBOX, "draft_id": f.draft_id, "body": "Changed."},
+        _check(lambda f, o: o["body"].strip() == "Changed."),
+    ),
+    "delete_draft": Recipe(
+        lambda f: {"mailbox": MAILBOX, "draft_id": f.draft_id}, _check(lambda f, o: o["deleted"] is True)
+    ),
+    "manage_email": Recipe(
+        lambda f: {"mailbox": MAILBOX, "email_ids": [f.email_id], "action": "label", "label": "interop"},
+        _check(lambda f, o: [(r["email_id"], r["ok"]) for r in o["results"]] == [(f.email_id, True)]),
+    ),
+    # Issue 17: search with the query syntax finds the seeded email (it has an attachment).
+    "search_email": Recipe(
+        lambda f: {"mailbox": MAILBOX, "query": f"{f.tag} has:attachment from:carol", "limit": 5},
+        _check(lambda f, o: f.email_id in {e["email_id"] for e in o["emails"]}),
+    ),
     "get_thread": Recipe(
         lambda f: {"mailbox": MAILBOX, "thread_id": f.thread_id},
         _check(lambda f, o: o["thread_id"] == f.thread_id and f.email_id in {m["email_id"] for m in o["messages"]}),
@@ -226,8 +255,11 @@ FIRST = [
     "get_thread",
     "download_attachment",
     "reply_email",
+    "create_draft",
+    "list_drafts",
+    "update_draft",
 ]
-LAST = ["cancel_send"]
+LAST = ["delete_draft", "cancel_send"]
 
 # The round trip the issue asks of every transport (check_inbox joins once the server lists it).
 EVERY_TRANSPORT = ("durable_send", "approval_status", "check_inbox")

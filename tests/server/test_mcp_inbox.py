@@ -14,7 +14,15 @@ from tests.server.test_inbox import receive
 from tests.server.test_mcp_server import connected
 from workflows.models import Decision
 
-INBOX_TOOLS = {"check_inbox", "read_email", "get_thread", "reply_email", "download_attachment", "wait_for_reply"}
+INBOX_TOOLS = {
+    "search_email",
+    "check_inbox",
+    "read_email",
+    "get_thread",
+    "reply_email",
+    "download_attachment",
+    "wait_for_reply",
+}
 
 
 def text_of(result: object) -> str:
@@ -180,7 +188,8 @@ async def test_read_tools_answer_concise_by_default_and_detailed_on_request(app:
             "read_email", {"mailbox": mailbox, "email_id": short["email_id"], "response_format": "detailed"}
         )
         assert read.structured_content is not None and whole.structured_content is not None
-        assert "response_format='detailed'" in read.structured_content["text"]
+        assert read.structured_content["next_offset"] == len(read.structured_content["text"])
+        assert "offset=" in text_of(read) and "next_offset" not in whole.structured_content
         assert len(whole.structured_content["text"]) > len(read.structured_content["text"])
 
         mailbox_view = await client.call_tool("get_mailbox", {"mailbox": mailbox})
@@ -227,3 +236,79 @@ async def test_long_threads_come_in_pages(app: Mailgate) -> None:
         assert len(seen) == len(set(seen)) == 7
         bad = await client.call_tool("get_thread", {"mailbox": mailbox, "thread_id": thread_id, "cursor": "x"})
         assert bad.is_error
+
+
+def newsletter_html(size: int) -> str:
+    """A marketing newsletter: tables, headings, links, hidden preheader, inline styles."""
+    blocks = ['<html><head><style>td{color:#333}</style></head><body><div style="display:none">preheader</div>']
+    i = 0
+    while sum(len(b) for b in blocks) < size:
+        blocks.append(
+            f'<table width="600"><tr><td style="padding:8px;font-family:Arial"><h2>Story {i}</h2>'
+            f"<p>Paragraph {i} about things that happened this week in some detail, with more words.</p>"
+            f'<p><a href="https://news.example.net/s/{i}?utm_source=mail">Read story {i}</a></p></td></tr></table>'
+        )
+        i += 1
+    return "".join(blocks) + "</body></html>"
+
+
+async def test_a_200kb_html_newsletter_comes_in_parts_that_fit_a_context_window(app: Mailgate) -> None:
+    mailbox = app.settings.default_mailbox
+    html = newsletter_html(200_000)
+    assert len(html) >= 200_000
+    await receive(app, subject="Weekly news", body=html, extra="Content-Type: text/html; charset=utf-8\r\n")
+    async with connected(app) as client:
+        listed = await client.call_tool("check_inbox", {"mailbox": mailbox, "limit": 1})
+        assert listed.structured_content is not None
+        email_id = listed.structured_content["emails"][0]["email_id"]
+        detailed = await client.call_tool(
+            "read_email",
+            {"mailbox": mailbox, "email_id": email_id, "response_format": "detailed", "max_chars": 200_000},
+        )
+        assert detailed.structured_content is not None and "next_offset" not in detailed.structured_content
+        full = detailed.structured_content["text"]
+        assert "## Story 0" in full and "[Read story 0](https://news.example.net/s/0?utm_source=mail)" in full
+        assert "<td" not in full and "preheader" not in full
+
+        parts: list[str] = []
+        offset = 0
+        while True:
+            read = await client.call_tool("read_email", {"mailbox": mailbox, "email_id": email_id, "offset": offset})
+            assert read.structured_content is not None and not read.is_error
+            answer = text_of(read)
+            # 2,000 tokens at about 4 characters a token, wrapping and headers included.
+            assert len(answer) <= 8_000, len(answer)
+            parts.append(read.structured_content["text"])
+            assert read.structured_content["total_chars"] == len(full)
+            offset = read.structured_content.get("next_offset")  # type: ignore[assignment]
+            if offset is None:
+                break
+            assert f"offset={offset}" in answer and f"{len(full) - offset} more characters" in answer
+        assert len(parts) > 5
+        assert "".join(parts) == full
+
+        past = await client.call_tool("read_email", {"mailbox": mailbox, "email_id": email_id, "offset": len(full) + 5})
+        assert past.is_error and "past the end" in text_of(past)
+
+
+async def test_search_email_and_check_inbox_share_the_query_syntax(app: Mailgate) -> None:
+    mailbox = app.settings.default_mailbox
+    await receive(app, subject="Invoice 7 overdue", body="The due date was Monday.", sender="Dana <dana@example.org>")
+    await receive(app, subject="Lunch", body="Invoice talk later? due date soon")
+    await receive(app, subject="Other", body="nothing to see")
+    async with connected(app) as client:
+        found = await client.call_tool("search_email", {"mailbox": mailbox, "query": 'invoice "due date"'})
+        assert found.structured_content is not None and not found.is_error
+        subjects = [e["subject"] for e in found.structured_content["emails"]]
+        assert subjects == ["Invoice 7 overdue", "Lunch"]  # the subject hit ranks first
+        assert "UNTRUSTED SEARCH RESULTS" in text_of(found)
+        narrowed = await client.call_tool("search_email", {"mailbox": mailbox, "query": "invoice from:dana is:unread"})
+        assert narrowed.structured_content is not None
+        assert [e["subject"] for e in narrowed.structured_content["emails"]] == ["Invoice 7 overdue"]
+        listed = await client.call_tool("check_inbox", {"mailbox": mailbox, "query": '"due date"'})
+        assert listed.structured_content is not None
+        assert [e["subject"] for e in listed.structured_content["emails"]] == ["Lunch", "Invoice 7 overdue"]
+        bad = await client.call_tool("search_email", {"mailbox": mailbox, "query": "colour:red"})
+        assert bad.is_error and "unknown operator colour:" in text_of(bad)
+        bad_list = await client.call_tool("check_inbox", {"mailbox": mailbox, "query": "before:soon"})
+        assert bad_list.is_error and "YYYY-MM-DD" in text_of(bad_list)

@@ -88,7 +88,7 @@ CORPUS: dict[str, Case] = {
         subject="Weekly digest",
         sender="news@example.net",
         sender_name="News",
-        text_has=("Digest", "First item & more", "- one", "- two", "Read online (https://example.net/read)"),
+        text_has=("Digest", "First item & more", "- one", "- two", "[Read online](https://example.net/read)"),
         text_lacks=("<", "color: red", "alert", "Ignore previous instructions"),
         from_html=True,
     ),

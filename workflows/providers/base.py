@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Protocol
 
-from workflows.inbox import Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
+from workflows.inbox import Action, Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
 from workflows.models import DeliveryReceipt, DeliveryRequest, HeldOutcome
 
 
@@ -94,6 +94,33 @@ class EmailProvider(ABC):
     async def changes(self, mailbox: str, cursor: str | None, limit: int = 100) -> Changes:
         """Mail that became visible after ``cursor``, oldest first. With no cursor: nothing, and
         a cursor at the present (a new watcher reacts to new mail, not to the whole history)."""
+
+    async def search(self, mailbox: str, query: str, limit: int, cursor: str | None) -> EmailPage:
+        """Mail matching the search syntax (workflows/search_query.py), best match first. Raises
+        ValueError for bad syntax or what this provider cannot search for (the message says which)."""
+        raise ValueError(f"{self.name} mailboxes cannot be searched; check_inbox lists their mail")
+
+    async def manage(self, mailbox: str, email_id: str, action: Action, target: str | None, actor: str) -> str:
+        """Archive, move (to folder ``target``), label/unlabel (label ``target``), mark read or
+        unread, or trash one email; returns what happened. Never deletes. Raises EmailNotFound,
+        or ValueError when this provider has no such action."""
+        raise ValueError(f"{self.name} mailboxes cannot {action.replace('_', ' ')} mail")
+
+    # Drafts the agent made, for a human to edit and send from their own mail client.
+
+    async def save_draft(self, mailbox: str, raw: bytes, draft_id: str | None = None) -> str:
+        """Save a new draft (or replace draft ``draft_id``); returns its id. ValueError if unsupported."""
+        raise ValueError(f"{self.name} mailboxes keep no drafts for mailgate; durable_send sends through oversight")
+
+    async def drafts(self, mailbox: str, limit: int = 100) -> list[EmailSummary]:
+        """The drafts the agent made, newest first."""
+        return []
+
+    async def draft(self, mailbox: str, draft_id: str) -> StoredEmail:
+        raise EmailNotFound(f"no draft {draft_id} in mailbox {mailbox}")
+
+    async def delete_draft(self, mailbox: str, draft_id: str) -> None:
+        raise EmailNotFound(f"no draft {draft_id} in mailbox {mailbox}")
 
     async def find_reply(self, mailbox: str, message_id: str) -> EmailSummary | None:
         """The first inbound email in the thread of our sent ``message_id`` that came after it."""

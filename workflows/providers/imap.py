@@ -25,6 +25,7 @@ _FETCH = re.compile(rb"^\d+ FETCH \((.*)$", re.DOTALL)
 _UID = re.compile(rb"\bUID (\d+)")
 _FLAGS = re.compile(rb"\bFLAGS \(([^)]*)\)")
 _INTERNALDATE = re.compile(rb'\bINTERNALDATE "([^"]+)"')
+_ATOM = re.compile(r"^[A-Za-z0-9.\-_/]{1,64}$")
 _UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
 _UIDNEXT = re.compile(rb"\[UIDNEXT (\d+)\]")
 _STATUS_UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
@@ -224,6 +225,32 @@ class ImapSession:
             "UID STORE",
             lambda: self._client.uid("store", str(uid), "+FLAGS.SILENT" if seen else "-FLAGS.SILENT", r"(\Seen)"),
         )
+
+    async def set_keyword(self, uid: int, keyword: str, on: bool) -> None:
+        if not _ATOM.match(keyword):
+            raise ImapError(f"{keyword!r} cannot be an IMAP keyword (ASCII letters, digits, . - _ / only)")
+        await self._run(
+            "UID STORE",
+            lambda: self._client.uid("store", str(uid), "+FLAGS.SILENT" if on else "-FLAGS.SILENT", f"({keyword})"),
+        )
+
+    async def move(self, uid: int, folder: str) -> None:
+        """UID MOVE where the server has it (RFC 6851), else COPY, \\Deleted and UID EXPUNGE of
+        that one message (UIDPLUS): a move, never a deletion of mail that is not copied."""
+        if self.has("MOVE"):
+            await self._run(f"UID MOVE {folder}", lambda: self._client.uid("move", str(uid), quote(folder)))
+            return
+        if not self.has("UIDPLUS"):
+            raise ImapError("the server has neither MOVE nor UIDPLUS: mail cannot be moved safely")
+        await self._run(f"UID COPY {folder}", lambda: self._client.uid("copy", str(uid), quote(folder)))
+        await self.expunge_uid(uid)
+
+    async def expunge_uid(self, uid: int) -> None:
+        """Remove exactly one message of the selected folder (UIDPLUS); for a superseded draft only."""
+        if not self.has("UIDPLUS"):
+            raise ImapError("the server has no UIDPLUS: one message cannot be removed safely")
+        await self._run("UID STORE", lambda: self._client.uid("store", str(uid), "+FLAGS.SILENT", r"(\Deleted)"))
+        await self._run("UID EXPUNGE", lambda: self._client.uid("expunge", str(uid)))
 
     async def append(self, folder: str, raw: bytes, flags: str, date: datetime) -> None:
         await self._run(

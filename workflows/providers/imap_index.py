@@ -142,6 +142,15 @@ class ImapIndex(SandboxStore):
         rows = self._query("SELECT folder, uid FROM imap_uids WHERE message = ? ORDER BY uid DESC LIMIT 1", (row,))
         return (str(rows[0][0]), int(rows[0][1])) if rows else None
 
+    def forget_uid(self, folder: str, uid: int) -> None:
+        """The message left that folder on the server (moved): its old UID names nothing now."""
+        with self._tx() as db:
+            db.execute("DELETE FROM imap_uids WHERE folder = ? AND uid = ?", (folder, uid))
+
+    def remember_uid(self, folder: str, uid: int, row: int) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO imap_uids VALUES (?, ?, ?)", (folder, uid, row))
+
     def apply_flags(self, folder: str, seen: dict[int, bool]) -> None:
         """The server's \\Seen flags onto the index (another mail client may have read the mail)."""
         with self._tx() as db:

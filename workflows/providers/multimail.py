@@ -70,6 +70,7 @@ from workflows.providers.multimail_client import (
     SendBody,
 )
 from workflows.providers.multimail_holds import HoldStore, State
+from workflows.search_query import QuerySyntaxError, parse_query
 
 log = logging.getLogger("mailgate.multimail")
 GATED = ("gated_send", "gated_all")
@@ -390,7 +391,12 @@ class MultiMailProvider(EmailProvider):
                 shown.append(summary)
         return shown
 
+    async def search(self, mailbox: str, query: str, limit: int, cursor: str | None) -> EmailPage:
+        return await self.list_emails(mailbox, EmailQuery(folder=None, search=query, limit=limit, cursor=cursor))
+
     async def list_emails(self, mailbox: str, query: EmailQuery) -> EmailPage:
+        if query.search:
+            query = multimail_query(query)
         box = self.config.mailbox_id
         try:
             if query.thread_id is not None:
@@ -664,3 +670,40 @@ def outcome_of(email: Email) -> HeldOutcome:
     if status == "spam_quarantined":
         return HeldOutcome(status="failed", detail="MultiMail's content scan quarantined it; it was not sent")
     return HeldOutcome(status="pending", detail=status)
+
+
+def multimail_query(query: EmailQuery) -> EmailQuery:
+    """The search syntax as MultiMail's listing filters: words (in the subject), from:, is:unread,
+    in:inbox|sent and after:. Anything else is refused by name: MultiMail has no such filter."""
+    parsed = parse_query(query.search or "")
+    unsupported = [
+        name
+        for name, used in (
+            ("to:", parsed.recipients),
+            ("subject:", parsed.subject),
+            ("has:attachment", parsed.has_attachment),
+            ("is:read", parsed.unread is False),
+            ("label:", parsed.labels),
+            ("before:", parsed.before),
+            ("thread:", parsed.thread),
+            ("a second from:", len(parsed.senders) > 1),
+            ("in:" + (parsed.folder or ""), parsed.folder not in (None, "inbox", "sent")),
+        )
+        if used
+    ]
+    if unsupported:
+        raise QuerySyntaxError(
+            f"MultiMail mailboxes cannot search by {', '.join(unsupported)}; they take words, from:, "
+            "is:unread, in:inbox|sent and after:"
+        )
+    folder = parsed.folder if parsed.folder in ("inbox", "sent") else query.folder
+    return query.model_copy(
+        update={
+            "search": None,
+            "folder": folder,
+            "text": " ".join(" ".join(t) for t in parsed.terms) or query.text,
+            "sender": parsed.senders[0] if parsed.senders else query.sender,
+            "unread_only": query.unread_only or parsed.unread is True,
+            "since": max((d for d in (query.since, parsed.after) if d is not None), default=None),
+        }
+    )

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from workflows.inbox import Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
+from workflows.inbox import Action, Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
 from workflows.marks import NoticeMarks
 from workflows.mime import build_message, envelope_recipients
 from workflows.models import DeliveryReceipt, DeliveryRequest
@@ -45,6 +45,16 @@ from workflows.providers.sandbox_index import (
     resolve_thread,
     summary,
 )
+from workflows.providers.sandbox_search import (
+    HIDDEN_FOLDERS,
+    RANK,
+    conditions,
+    index_text,
+    match_expression,
+    migrate_search,
+    unindex_text,
+)
+from workflows.search_query import parse_query
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS mailboxes (
@@ -112,6 +122,7 @@ class SandboxStore:
         self._db.executescript(SCHEMA)
         with self._tx() as db:
             migrate(db)
+            migrate_search(db)
 
     def close(self) -> None:
         with self._lock:
@@ -221,18 +232,29 @@ class SandboxStore:
         }
         names = ", ".join(values)
         marks = ", ".join("?" * len(values))
-        db.execute(f"INSERT INTO messages ({names}) VALUES ({marks})", tuple(values.values()))  # noqa: S608
+        row = db.execute(f"INSERT INTO messages ({names}) VALUES ({marks})", tuple(values.values()))  # noqa: S608
+        assert row.lastrowid is not None
+        index_text(db, row.lastrowid, values["subject"], values["body"])
 
     # --- reading ---------------------------------------------------------------------------
 
     def list_emails(self, mailbox: str, query: EmailQuery) -> EmailPage:
-        where = ["mailbox = ?", "held = ?"]
-        params: list[Any] = [mailbox, int(query.held)]
-        if query.folder:
-            where.append("folder = ?")
-            params.append(query.folder)
+        where = ["mailbox = ?"]
+        params: list[Any] = [mailbox]
+        search = parse_query(query.search) if query.search else None
+        if search is not None:
+            with self._lock:
+                found, values = conditions(self._db, search, default_folder=query.folder)
+            where += found
+            params += values
         else:
-            where.append("folder IN ('inbox', 'sent')")
+            where.append("held = ?")
+            params.append(int(query.held))
+            if query.folder:
+                where.append("folder = ?")
+                params.append(query.folder)
+            else:
+                where.append(f"folder NOT IN {(*HIDDEN_FOLDERS, 'drafts')!r}")
         if query.unread_only:
             where.append("unread = 1")
         if query.since is not None:
@@ -271,13 +293,43 @@ class SandboxStore:
         more = len(rows) > query.limit
         return EmailPage(emails=emails, next_cursor=emails[-1].email_id if more and emails else None)
 
+    def search(self, mailbox: str, text: str, limit: int, cursor: str | None) -> EmailPage:
+        """Mail matching the query syntax, best match first (newest first without words); the
+        cursor is a position in that order."""
+        query = parse_query(text)
+        if cursor and not (cursor.isascii() and cursor.isdigit() and len(cursor) < 10):
+            raise ValueError("cursor: not a cursor from a previous search")
+        start = int(cursor) if cursor else 0
+        with self._lock:
+            where, params = conditions(self._db, query, default_folder=None, with_match=not query.ranked)
+            match = match_expression(query)
+            if match:
+                # Rank inside the full-text index, then apply the other conditions to those rows.
+                sql = (
+                    f"SELECT {SUMMARY_COLUMNS} FROM messages JOIN (SELECT rowid AS hit, {RANK} AS score"  # noqa: S608
+                    " FROM messages_fts WHERE messages_fts MATCH ?) ON hit = id"
+                    f" WHERE mailbox = ? AND {' AND '.join(where)} ORDER BY score, id DESC LIMIT ? OFFSET ?"
+                )
+                args: list[Any] = [match, mailbox, *params, limit + 1, start]
+            else:
+                sql = (
+                    f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE mailbox = ? AND {' AND '.join(where)}"  # noqa: S608
+                    " ORDER BY id DESC LIMIT ? OFFSET ?"
+                )
+                args = [mailbox, *params, limit + 1, start]
+            cursor_ = self._db.execute(sql, args)
+            cursor_.row_factory = sqlite3.Row
+            rows = cursor_.fetchall()
+        emails = tuple(summary(row) for row in rows[:limit])
+        return EmailPage(emails=emails, next_cursor=str(start + limit) if len(rows) > limit else None)
+
     def fetch_email(self, mailbox: str, email_id: str, *, include_held: bool = False) -> StoredEmail:
         if not (email_id.strip().isascii() and email_id.strip().isdigit()):
             raise EmailNotFound(f"{email_id!r} is not an email id of this mailbox")
         held = "" if include_held else " AND held = 0"
         rows = self._query(
             f"SELECT {SUMMARY_COLUMNS}, raw FROM messages WHERE id = ? AND mailbox = ?"  # noqa: S608
-            f" AND folder IN ('inbox', 'sent'){held}",
+            f" AND folder NOT IN {HIDDEN_FOLDERS!r}{held}",
             (int(email_id), mailbox),
         )
         if not rows:
@@ -291,8 +343,8 @@ class SandboxStore:
         with self._tx() as db:
             if change == "read":
                 done = db.execute(
-                    "UPDATE messages SET unread = 0 WHERE id = ? AND mailbox = ? AND held = 0"
-                    " AND folder IN ('inbox', 'sent')",
+                    "UPDATE messages SET unread = 0 WHERE id = ? AND mailbox = ? AND held = 0"  # noqa: S608
+                    f" AND folder NOT IN {HIDDEN_FOLDERS!r}",
                     (row_id, mailbox),
                 ).rowcount
             else:
@@ -313,6 +365,106 @@ class SandboxStore:
             raise EmailNotFound(f"no {what} {email_id} in mailbox {mailbox}")
         rows = self._query(f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE id = ?", (row_id,))  # noqa: S608
         return summary(rows[0])
+
+    def manage(self, mailbox: str, email_id: str, action: Action, target: str | None, actor: str) -> str:
+        """One manage_email action on one visible email; what happened, in a few words. Nothing
+        is ever deleted: trash is a folder. Raises EmailNotFound (held mail included)."""
+        if not (email_id.strip().isascii() and email_id.strip().isdigit() and len(email_id.strip()) < 19):
+            raise EmailNotFound(f"{email_id!r} is not an email id of this mailbox")
+        row_id = int(email_id)
+        with self._tx() as db:
+            row = db.execute(
+                f"SELECT folder, unread FROM messages WHERE id = ? AND mailbox = ? AND held = 0"  # noqa: S608
+                f" AND folder NOT IN {(*HIDDEN_FOLDERS, 'drafts')!r}",
+                (row_id, mailbox),
+            ).fetchone()
+            if row is None:
+                raise EmailNotFound(f"no email {email_id} in mailbox {mailbox}")
+            folder, unread = row
+            stamp = (actor, _now(), row_id)
+            if action in ("archive", "trash", "move"):
+                to = {"archive": "archive", "trash": "trash"}.get(action) or target
+                assert to is not None
+                if folder == to:
+                    return f"already in {to}"
+                db.execute("UPDATE messages SET folder = ?, changed_by = ?, changed_at = ? WHERE id = ?", (to, *stamp))
+                return f"moved from {folder} to {to}"
+            if action in ("mark_read", "mark_unread"):
+                wanted = int(action == "mark_unread")
+                if unread == wanted:
+                    return "already " + ("unread" if wanted else "read")
+                db.execute(
+                    "UPDATE messages SET unread = ?, changed_by = ?, changed_at = ? WHERE id = ?", (wanted, *stamp)
+                )
+                return "marked " + ("unread" if wanted else "read")
+            assert target is not None
+            if action == "label":
+                added = db.execute("INSERT OR IGNORE INTO labels VALUES (?, ?)", (row_id, target)).rowcount
+                return f"labelled {target}" if added else f"already labelled {target}"
+            removed = db.execute("DELETE FROM labels WHERE message = ? AND label = ?", (row_id, target)).rowcount
+            return f"label {target} removed" if removed else f"had no label {target}"
+
+    # --- drafts the agent made (folder 'drafts': never in changes, searches or threads' listings) ---
+
+    def save_draft(self, mailbox: str, raw: bytes, draft_id: str | None = None) -> str:
+        """A new draft, or (``draft_id``) a draft's new content in place; returns its id."""
+        parsed = parse_email(raw)
+        with self._tx() as db:
+            # held=True here only keeps it out of `seq`: a draft is not mail that arrived.
+            values = index_values(db, mailbox, parsed.message_id, parsed, held=True)
+            del values["seq"]
+            values.update(raw=raw, message_id=parsed.message_id, changed_by="agent", changed_at=_now())
+            if draft_id is None:
+                values.update(mailbox=mailbox, folder="drafts", received_at=_now(), unread=0, held=0)
+                names = ", ".join(values)
+                row = db.execute(
+                    f"INSERT INTO messages ({names}) VALUES ({', '.join('?' * len(values))})",  # noqa: S608
+                    tuple(values.values()),
+                )
+                assert row.lastrowid is not None
+                index_text(db, row.lastrowid, values["subject"], values["body"])
+                return str(row.lastrowid)
+            row_id = self._draft_row(db, mailbox, draft_id)
+            unindex_text(db, row_id)
+            assignments = ", ".join(f"{name} = ?" for name in values)
+            db.execute(f"UPDATE messages SET {assignments} WHERE id = ?", (*values.values(), row_id))  # noqa: S608
+            index_text(db, row_id, values["subject"], values["body"])
+            return draft_id.strip()
+
+    def _draft_row(self, db: sqlite3.Connection, mailbox: str, draft_id: str) -> int:
+        ident = draft_id.strip()
+        row = None
+        if ident.isascii() and ident.isdigit() and len(ident) < 19:
+            row = db.execute(
+                "SELECT id FROM messages WHERE id = ? AND mailbox = ? AND folder = 'drafts'", (int(ident), mailbox)
+            ).fetchone()
+        if row is None:
+            raise EmailNotFound(f"no draft {draft_id} in mailbox {mailbox}")
+        return int(row[0])
+
+    def drafts(self, mailbox: str, limit: int = 100) -> list[EmailSummary]:
+        rows = self._query(
+            f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE mailbox = ? AND folder = 'drafts'"  # noqa: S608
+            " ORDER BY id DESC LIMIT ?",
+            (mailbox, limit),
+        )
+        return [summary(row) for row in rows]
+
+    def draft(self, mailbox: str, draft_id: str) -> StoredEmail:
+        with self._lock:
+            row_id = self._draft_row(self._db, mailbox, draft_id)
+        rows = self._query(f"SELECT {SUMMARY_COLUMNS}, raw FROM messages WHERE id = ?", (row_id,))  # noqa: S608
+        return StoredEmail(summary=summary(rows[0]), raw=bytes(rows[0]["raw"]))
+
+    def delete_draft(self, mailbox: str, draft_id: str) -> None:
+        """Out of the drafts (and of search); the row stays, filed as discarded."""
+        with self._tx() as db:
+            row_id = self._draft_row(db, mailbox, draft_id)
+            unindex_text(db, row_id)
+            db.execute(
+                "UPDATE messages SET folder = 'discarded', changed_by = 'agent', changed_at = ? WHERE id = ?",
+                (_now(), row_id),
+            )
 
     def changes(self, mailbox: str, cursor: str | None, limit: int = 100) -> Changes:
         if cursor is None or not (cursor.isascii() and cursor.isdigit()):
@@ -417,6 +569,9 @@ class SandboxProvider(EmailProvider):
     async def list_emails(self, mailbox: str, query: EmailQuery) -> EmailPage:
         return await asyncio.to_thread(self.store.list_emails, mailbox, query)
 
+    async def search(self, mailbox: str, query: str, limit: int, cursor: str | None) -> EmailPage:
+        return await asyncio.to_thread(self.store.search, mailbox, query, limit, cursor)
+
     async def fetch_email(self, mailbox: str, email_id: str, *, include_held: bool = False) -> StoredEmail:
         return await asyncio.to_thread(self.store.fetch_email, mailbox, email_id, include_held=include_held)
 
@@ -429,6 +584,21 @@ class SandboxProvider(EmailProvider):
 
     async def changes(self, mailbox: str, cursor: str | None, limit: int = 100) -> Changes:
         return await asyncio.to_thread(self.store.changes, mailbox, cursor, limit)
+
+    async def manage(self, mailbox: str, email_id: str, action: Action, target: str | None, actor: str) -> str:
+        return await asyncio.to_thread(self.store.manage, mailbox, email_id, action, target, actor)
+
+    async def save_draft(self, mailbox: str, raw: bytes, draft_id: str | None = None) -> str:
+        return await asyncio.to_thread(self.store.save_draft, mailbox, raw, draft_id)
+
+    async def drafts(self, mailbox: str, limit: int = 100) -> list[EmailSummary]:
+        return await asyncio.to_thread(self.store.drafts, mailbox, limit)
+
+    async def draft(self, mailbox: str, draft_id: str) -> StoredEmail:
+        return await asyncio.to_thread(self.store.draft, mailbox, draft_id)
+
+    async def delete_draft(self, mailbox: str, draft_id: str) -> None:
+        await asyncio.to_thread(self.store.delete_draft, mailbox, draft_id)
 
     async def find_reply(self, mailbox: str, message_id: str) -> EmailSummary | None:
         return await asyncio.to_thread(self.store.find_reply, mailbox, message_id)

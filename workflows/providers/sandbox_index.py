@@ -176,7 +176,7 @@ def _people(raw: str) -> tuple[EmailAddress, ...]:
 
 
 def summary(row: sqlite3.Row, *, with_text: bool = False) -> EmailSummary:
-    folder: Folder = "sent" if row["folder"] == "sent" else "inbox"
+    folder: Folder = row["folder"]
     sender = EmailAddress(address=row["sender"], name=row["sender_name"]) if row["sender"] else None
     return EmailSummary(
         email_id=str(row["id"]),

@@ -19,10 +19,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
-from workflows.inbox import Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
+from workflows.inbox import Action, Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
 from workflows.mime import build_message, envelope_recipients
 from workflows.models import DeliveryReceipt, DeliveryRequest, Frozen
 from workflows.parsing import parse_email
@@ -55,6 +55,7 @@ class SmtpImapConfig(Frozen):
     imap: Endpoint | None
     sent_folder: str = "Sent"
     inbox_folder: str = "INBOX"
+    drafts_folder: str = "Drafts"
     server_files_sent: bool = False
     sent_check: bool = True
     tls_ca_file: Path | None = None
@@ -316,6 +317,12 @@ class SmtpImapProvider(EmailProvider):
             await self._fresh()
         return await asyncio.to_thread(self.index.list_emails, mailbox, query)
 
+    async def search(self, mailbox: str, query: str, limit: int, cursor: str | None) -> EmailPage:
+        self._own(mailbox)
+        if cursor is None:
+            await self._fresh()
+        return await asyncio.to_thread(self.index.search, mailbox, query, limit, cursor)
+
     async def fetch_email(self, mailbox: str, email_id: str, *, include_held: bool = False) -> StoredEmail:
         self._own(mailbox)
         if self.config.imap is None:
@@ -343,6 +350,95 @@ class SmtpImapProvider(EmailProvider):
         if change == "release":
             await self.hooks.arrived([mailbox], before)
         return changed
+
+    async def manage(self, mailbox: str, email_id: str, action: Action, target: str | None, actor: str) -> str:
+        """On the server first (MOVE, keywords, \\Seen), then in the index. Mail moved earlier is
+        no longer tracked by UID; later actions on it change the index only."""
+        self._own(mailbox)
+        await asyncio.to_thread(self.index.fetch_email, mailbox, email_id)  # held or hidden: EmailNotFound
+        located = await asyncio.to_thread(self.index.uid_of, int(email_id.strip()))
+        if located is not None:
+            folder, uid = located
+            try:
+                async with self._lock:
+                    session = await self._imap()
+                    await session.select(folder)
+                    if action in ("archive", "trash", "move"):
+                        dest = {"archive": "Archive", "trash": "Trash"}.get(action) or target or ""
+                        if dest.lower() == "inbox":
+                            dest = self.config.inbox_folder
+                        if dest != folder:
+                            if not await session.exists(dest):
+                                await session.create(dest)
+                            await session.move(uid, dest)
+                            await asyncio.to_thread(self.index.forget_uid, folder, uid)
+                    elif action in ("label", "unlabel"):
+                        await session.set_keyword(uid, target or "", action == "label")
+                    else:
+                        await session.set_seen(uid, action == "mark_read")
+            except ImapError as exc:
+                await self._drop()
+                raise ValueError(f"the IMAP server did not do it: {exc}") from exc
+        return await asyncio.to_thread(self.index.manage, mailbox, email_id, action, target, actor)
+
+    # --- drafts: APPENDed to the Drafts folder with \\Draft, tracked by UID in the index ---------
+
+    async def save_draft(self, mailbox: str, raw: bytes, draft_id: str | None = None) -> str:
+        self._own(mailbox)
+        old = None
+        if draft_id is not None:
+            await asyncio.to_thread(self.index.draft, mailbox, draft_id)  # EmailNotFound if not ours
+            old = await asyncio.to_thread(self.index.uid_of, int(draft_id.strip()))
+        message_id = parse_email(raw).message_id
+        folder = self.config.drafts_folder
+        try:
+            async with self._lock:
+                session = await self._imap()
+                if not await session.exists(folder):
+                    await session.create(folder)
+                await session.append(folder, raw, r"(\Draft \Seen)", datetime.now(UTC))
+                await session.select(folder)
+                uids = await session.search_message_id(message_id)
+                if old is not None:
+                    # The superseded version of the agent's own draft: replaced, so nothing is lost.
+                    await session.select(old[0])
+                    await session.expunge_uid(old[1])
+        except ImapError as exc:
+            await self._drop()
+            raise ValueError(f"the IMAP server did not save the draft: {exc}") from exc
+        saved = await asyncio.to_thread(self.index.save_draft, mailbox, raw, draft_id)
+        if old is not None:
+            await asyncio.to_thread(self.index.forget_uid, old[0], old[1])
+        if uids:
+            await asyncio.to_thread(self.index.remember_uid, folder, max(uids), int(saved))
+        return saved
+
+    async def drafts(self, mailbox: str, limit: int = 100) -> list[EmailSummary]:
+        self._own(mailbox)
+        return await asyncio.to_thread(self.index.drafts, mailbox, limit)
+
+    async def draft(self, mailbox: str, draft_id: str) -> StoredEmail:
+        self._own(mailbox)
+        return await asyncio.to_thread(self.index.draft, mailbox, draft_id)
+
+    async def delete_draft(self, mailbox: str, draft_id: str) -> None:
+        """To the server's Trash (never expunged), out of the index's drafts."""
+        self._own(mailbox)
+        await asyncio.to_thread(self.index.draft, mailbox, draft_id)
+        located = await asyncio.to_thread(self.index.uid_of, int(draft_id.strip()))
+        if located is not None:
+            try:
+                async with self._lock:
+                    session = await self._imap()
+                    await session.select(located[0])
+                    if not await session.exists("Trash"):
+                        await session.create("Trash")
+                    await session.move(located[1], "Trash")
+            except ImapError as exc:
+                await self._drop()
+                raise ValueError(f"the IMAP server did not delete the draft: {exc}") from exc
+            await asyncio.to_thread(self.index.forget_uid, located[0], located[1])
+        await asyncio.to_thread(self.index.delete_draft, mailbox, draft_id)
 
     async def changes(self, mailbox: str, cursor: str | None, limit: int = 100) -> Changes:
         self._own(mailbox)

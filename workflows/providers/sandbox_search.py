@@ -1,0 +1,111 @@
+"""Search over the sandbox's mail index (also the IMAP index): SQL conditions for a parsed
+query, and the full-text index (SQLite FTS5 over subject and body) kept beside the messages."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from workflows.providers.sandbox_index import parse_thread_key, resolve_thread
+from workflows.search_query import SearchQuery
+
+FTS_SCHEMA = (
+    "CREATE VIRTUAL TABLE messages_fts USING fts5(subject, body, content='messages', content_rowid='id',"
+    " tokenize='unicode61 remove_diacritics 2')"
+)
+LABELS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS labels (
+    message INTEGER NOT NULL,
+    label TEXT NOT NULL COLLATE NOCASE,
+    PRIMARY KEY (message, label)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS labels_label ON labels (label, message);
+"""
+# Folders no agent read ever shows, and folders a search leaves out unless it names them.
+HIDDEN_FOLDERS = ("notices", "discarded")
+SEARCH_SKIPS = ("trash", "drafts")
+STANDARD_FOLDERS = ("inbox", "sent", "archive", "trash", "drafts")
+# bm25 weights: a word in the subject counts more than one in the body.
+RANK = "bm25(messages_fts, 4.0, 1.0)"
+
+
+def migrate_search(db: sqlite3.Connection) -> None:
+    """Create the full-text index and labels; index the mail already stored (once)."""
+    for statement in LABELS_SCHEMA.split(";"):
+        if statement.strip():
+            db.execute(statement)
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages_fts'").fetchone() is None:
+        db.execute(FTS_SCHEMA)
+        db.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
+
+
+def index_text(db: sqlite3.Connection, row_id: int, subject: str, body: str) -> None:
+    db.execute("INSERT INTO messages_fts(rowid, subject, body) VALUES (?, ?, ?)", (row_id, subject, body))
+
+
+def unindex_text(db: sqlite3.Connection, row_id: int) -> None:
+    """Take a row out of the full-text index (external content: the old values must be given)."""
+    db.execute(
+        "INSERT INTO messages_fts(messages_fts, rowid, subject, body) SELECT 'delete', id, subject, body"
+        " FROM messages WHERE id = ?",
+        (row_id,),
+    )
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _phrase(words: tuple[str, ...]) -> str:
+    return '"' + " ".join(words) + '"'  # words are letters and digits only: nothing to escape
+
+
+def match_expression(query: SearchQuery) -> str | None:
+    parts = [_phrase(t) for t in query.terms] + [f"subject : {_phrase(t)}" for t in query.subject]
+    return " AND ".join(parts) or None
+
+
+def conditions(
+    db: sqlite3.Connection, query: SearchQuery, *, default_folder: str | None, with_match: bool = True
+) -> tuple[list[str], list[Any]]:
+    """WHERE conditions (on table ``messages``) and their parameters; held mail is never included.
+    ``with_match=False`` leaves the words out, for a caller that joins the full-text index itself."""
+    where = ["held = 0", f"folder NOT IN {HIDDEN_FOLDERS!r}"]
+    params: list[Any] = []
+    folder = query.folder or default_folder
+    if folder:
+        # Standard folders are stored lower-case: a plain comparison keeps the listing index usable.
+        where.append("folder = ?" if folder in STANDARD_FOLDERS else "folder = ? COLLATE NOCASE")
+        params.append(folder)
+    else:
+        where.append(f"folder NOT IN {SEARCH_SKIPS!r}")
+    match = match_expression(query) if with_match else None
+    if match:
+        where.append("id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)")
+        params.append(match)
+    for sender in query.senders:
+        where.append("(sender LIKE ? ESCAPE '\\' OR sender_name LIKE ? ESCAPE '\\')")
+        params += [_like(sender)] * 2
+    for recipient in query.recipients:
+        where.append("(to_json LIKE ? ESCAPE '\\' OR cc_json LIKE ? ESCAPE '\\')")
+        params += [_like(recipient)] * 2
+    if query.has_attachment:
+        where.append("has_attachments = 1")
+    if query.unread is not None:
+        where.append("unread = ?")
+        params.append(int(query.unread))
+    for label in query.labels:
+        where.append("id IN (SELECT message FROM labels WHERE label = ?)")
+        params.append(label)
+    if query.after is not None:
+        where.append("received_at >= ?")
+        params.append(query.after.isoformat())
+    if query.before is not None:
+        where.append("received_at < ?")
+        params.append(query.before.isoformat())
+    if query.thread is not None:
+        number = parse_thread_key(query.thread)
+        where.append("thread_id = ?")
+        params.append(resolve_thread(db, number) if number is not None else -1)
+    return where, params

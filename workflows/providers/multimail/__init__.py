@@ -1,0 +1,1 @@
+"""A mailbox at MultiMail (multimail.dev): mailgate's own REST client and holds."""

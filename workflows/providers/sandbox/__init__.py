@@ -1,0 +1,1 @@
+"""The embedded mail sandbox: a SQLite mail store on this machine, its index and search."""

@@ -1,0 +1,1 @@
+"""Slack: the Web API client and the message mailgate posts for a pending send."""

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.workflows.search_corpus import bulk_insert, generate
-from workflows.inbox import EmailQuery
-from workflows.providers.sandbox import SandboxStore
+from workflows.providers.sandbox.provider import SandboxStore
+from workflows.read_models import EmailQuery
 
 MAILBOX = "bench@mailgate.local"
 QUERIES = (

@@ -16,7 +16,7 @@ from typing import Any
 from playwright.sync_api import sync_playwright
 
 from workflows.models import Attachment, EmailAddress, EmailDraft
-from workflows.slack_message import SlackRequest, pending_message
+from workflows.slack_client.message import SlackRequest, pending_message
 
 OUT = Path(__file__).parent / "slack-message.png"
 CSS = """

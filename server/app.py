@@ -16,9 +16,9 @@ from server.notifications import notice_marks
 from server.providers import build_providers
 from server.sends import Sends
 from server.settings import Settings
-from workflows.proofs import proof_key
 from workflows.providers.base import ProviderSet
-from workflows.providers.sandbox import SandboxStore
+from workflows.providers.sandbox.provider import SandboxStore
+from workflows.trust.proofs import proof_key
 
 
 @dataclass

@@ -28,9 +28,9 @@ from server.credentials import load_secrets
 from server.errors import MailgateError
 from server.running import attach
 from server.settings import Settings, SettingsError, load_settings
+from workflows.mail.visibility import draft_warnings, show_invisible
 from workflows.models import Decision, EmailAddress, OversightMode, SendStatus
-from workflows.providers.sandbox import SandboxStore
-from workflows.visibility import draft_warnings, show_invisible
+from workflows.providers.sandbox.provider import SandboxStore
 
 P = ParamSpec("P")
 MODES = list(get_args(OversightMode))

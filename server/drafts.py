@@ -15,12 +15,12 @@ from pydantic import BaseModel
 from server.errors import Conflict, InvalidInput, NotFound
 from server.inbox import Inbox, person, reply_recipients, safe_subject
 from server.mailboxes import Mailboxes, parse_mailbox
-from workflows.addresses import MAX_BODY_BYTES, MAX_RECIPIENTS, MAX_SUBJECT_CHARS, AddressError, check_header_text
-from workflows.addresses import parse_addresses as _parse_addresses
+from workflows.mail.addresses import MAX_BODY_BYTES, MAX_RECIPIENTS, MAX_SUBJECT_CHARS, AddressError, check_header_text
+from workflows.mail.addresses import parse_addresses as _parse_addresses
+from workflows.mail.parsing import parse_email
+from workflows.mail.threads import reply_references
 from workflows.models import EmailAddress
-from workflows.parsing import parse_email
 from workflows.providers.base import EmailNotFound, ProviderSet
-from workflows.threads import reply_references
 
 
 class Draft(BaseModel):

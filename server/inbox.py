@@ -24,20 +24,20 @@ from server.mailboxes import Mailboxes, parse_mailbox
 from server.outbound import AttachmentInput
 from server.sends import SendResult, Sends
 from server.settings import Settings
-from workflows.addresses import MAX_SUBJECT_CHARS, AddressError, parse_addr_spec
-from workflows.bodies import concise_text
 from workflows.ids import mailbox_key, reply_wait_id
-from workflows.inbound import signal_watcher
-from workflows.inbox import EmailChange, EmailQuery, EmailSummary, IntakeConfig, ReplyWaitRequest, StoredEmail
+from workflows.mail.addresses import MAX_SUBJECT_CHARS, AddressError, parse_addr_spec
+from workflows.mail.bodies import concise_text
+from workflows.mail.parsing import AttachmentPart, ParsedEmail, parse_email_async
+from workflows.mail.richtext import quote_of
+from workflows.mail.threads import ThreadItem, order_thread, reply_references, reply_subject
+from workflows.mail.visibility import strip_invisible
 from workflows.models import FINAL_STATUSES, BodyFormat, EmailAddress
-from workflows.parsing import AttachmentPart, ParsedEmail, parse_email_async
 from workflows.providers.base import EmailNotFound, EmailProvider, ProviderSet
+from workflows.read_models import EmailChange, EmailQuery, EmailSummary, IntakeConfig, ReplyWaitRequest, StoredEmail
 from workflows.reply_wait import ReplyWaitWorkflow
-from workflows.richtext import quote_of
 from workflows.temporal import MAILBOX
-from workflows.threads import ThreadItem, order_thread, reply_references, reply_subject
-from workflows.visibility import strip_invisible
 from workflows.watcher import MAX_WATCHES, WatcherConfig
+from workflows.watcher_client import signal_watcher
 
 MAX_WAIT_MINUTES = 7 * 24 * 60
 PROGRESS_EVERY = 10.0

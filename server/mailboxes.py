@@ -23,9 +23,9 @@ from temporalio.workflow import UpdateMethodMultiParam
 from server.errors import Conflict, InvalidInput, MailgateError, NotFound, Unavailable
 from server.notifications import notify_upgrade_requested
 from server.settings import MailboxEntry, Settings
-from workflows.addresses import AddressError, check_header_text, parse_addr_spec
+from workflows.activities.notify import NotifyConfig
 from workflows.ids import mailbox_key, mailbox_workflow_id
-from workflows.links import upgrade_code
+from workflows.mail.addresses import AddressError, check_header_text, parse_addr_spec
 from workflows.mailbox import (
     ActionNote,
     MailboxState,
@@ -39,9 +39,9 @@ from workflows.mailbox import (
     mailbox_memo,
 )
 from workflows.models import MailboxConfig, ModeChange, OversightMode, Role, is_looser
-from workflows.notify_activities import NotifyConfig
-from workflows.proofs import proof_key, sign_change
 from workflows.temporal import MAILBOX
+from workflows.trust.links import upgrade_code
+from workflows.trust.proofs import proof_key, sign_change
 
 CACHE_SECONDS = 1.0
 CODE_LENGTH = 8

@@ -16,8 +16,8 @@ from pydantic import BaseModel
 from server.errors import Conflict, InvalidInput
 from server.mailboxes import Mailboxes, parse_mailbox
 from server.settings import Settings
-from workflows.inbox import Action
 from workflows.providers.base import EmailNotFound, ProviderSet
+from workflows.read_models import Action
 
 MAX_IDS = 100
 FOLDER = re.compile(r"^[\w.\- /]{1,100}$")

@@ -12,15 +12,15 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from server.credentials import Secrets
 from server.settings import Settings
-from workflows.links import link_key
-from workflows.marks import NoticeMarks, mark_key
+from workflows.activities.notify import FROM_NAME, NotifyConfig
+from workflows.activities.slack import SlackConfig
 from workflows.models import OversightMode
 from workflows.notices import Notice
 from workflows.notify import NotifyWorkflow
-from workflows.notify_activities import FROM_NAME, NotifyConfig
 from workflows.providers.endpoints import parse_endpoint, tls_context
-from workflows.providers.smtp import SmtpServer
-from workflows.slack_activities import SlackConfig
+from workflows.providers.smtp_imap.smtp import SmtpServer
+from workflows.trust.links import link_key
+from workflows.trust.marks import NoticeMarks, mark_key
 
 
 def notice_marks(secrets: Secrets) -> NoticeMarks:

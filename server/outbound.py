@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 from pydantic import BaseModel, Field
 
 from server.errors import InvalidInput
-from workflows.addresses import AddressError, check_header_text
+from workflows.mail.addresses import AddressError, check_header_text
+from workflows.mail.threads import message_ids
 from workflows.models import Attachment
-from workflows.threads import message_ids
 
 MAX_ATTACHMENTS = 10
 MAX_ATTACHMENT_BYTES = 1024 * 1024  # all attachments of one email together, decoded

@@ -14,16 +14,16 @@ from temporalio.client import Client
 from server.credentials import load_secrets
 from server.settings import MailboxEntry, Settings, SettingsError
 from workflows.ids import mailbox_key
-from workflows.inbound import TemporalInbound
-from workflows.marks import NoticeMarks
 from workflows.providers.base import EmailProvider, InboundHooks, ProviderSet, UnavailableProvider
 from workflows.providers.endpoints import parse_endpoint
-from workflows.providers.imap_index import ImapIndex
-from workflows.providers.multimail import MultiMailConfig, MultiMailProvider
-from workflows.providers.multimail_holds import HoldStore
+from workflows.providers.multimail.holds import HoldStore
+from workflows.providers.multimail.provider import MultiMailConfig, MultiMailProvider
 from workflows.providers.oauth import GrantStore, OAuthTokens
-from workflows.providers.sandbox import SandboxProvider, SandboxStore
-from workflows.providers.smtp_imap import SmtpImapConfig, SmtpImapProvider
+from workflows.providers.sandbox.provider import SandboxProvider, SandboxStore
+from workflows.providers.smtp_imap.index import ImapIndex
+from workflows.providers.smtp_imap.provider import SmtpImapConfig, SmtpImapProvider
+from workflows.trust.marks import NoticeMarks
+from workflows.watcher_client import TemporalInbound
 
 
 def smtp_imap_provider(

@@ -30,7 +30,7 @@ from server.outbound import (
 )
 from server.settings import MailboxEntry, Settings
 from workflows import ids
-from workflows.addresses import (
+from workflows.mail.addresses import (
     MAX_BODY_BYTES,
     MAX_RECIPIENTS,
     MAX_SUBJECT_CHARS,
@@ -55,10 +55,10 @@ from workflows.models import (
     SendSummary,
 )
 from workflows.policy import recipient_problem
-from workflows.proofs import sign_decision, sign_request
-from workflows.providers.multimail import draft_problem as multimail_draft_problem
+from workflows.providers.multimail.provider import draft_problem as multimail_draft_problem
 from workflows.send import SendEmailWorkflow
 from workflows.temporal import MAILBOX, STATUS
+from workflows.trust.proofs import sign_decision, sign_request
 
 T = TypeVar("T")
 QUERY_TIMEOUT = timedelta(seconds=10)
@@ -174,7 +174,7 @@ class Sends:
         self._client = client
         self._settings = settings
         self._mailboxes = mailboxes
-        # Signs what this front door hands to Temporal (workflows/proofs.py); never sent anywhere.
+        # Signs what this front door hands to Temporal (workflows/trust/proofs.py); never sent anywhere.
         self._proof_key = proof_key
 
     @property

@@ -25,13 +25,13 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from workflows.addresses import AddressError, check_header_text, parse_addr_spec, parse_addresses
-from workflows.codec import CodecError, EncryptionCodec, parse_keys
+from workflows.mail.addresses import AddressError, check_header_text, parse_addr_spec, parse_addresses
 from workflows.models import EmailAddress, OversightMode, strictness
 from workflows.providers.endpoints import EndpointError, is_loopback, parse_endpoint
 from workflows.providers.oauth import GOOGLE, OAuthClient, OAuthEndpoints, OAuthProvider, microsoft
-from workflows.standard_webhooks import PREFIX as WHSEC
-from workflows.standard_webhooks import decode_secret
+from workflows.trust.codec import CodecError, EncryptionCodec, parse_keys
+from workflows.trust.standard_webhooks import PREFIX as WHSEC
+from workflows.trust.standard_webhooks import decode_secret
 
 
 class SettingsError(ValueError):

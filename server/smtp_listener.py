@@ -23,8 +23,8 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from workflows.parsing import parse_email_async
-from workflows.providers.sandbox import SandboxProvider, UnknownHold
+from workflows.mail.parsing import parse_email_async
+from workflows.providers.sandbox.provider import SandboxProvider, UnknownHold
 
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 MAX_CONNECTIONS = 100

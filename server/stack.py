@@ -32,9 +32,9 @@ from server.settings import MailboxEntry, Settings, SettingsError
 from server.smtp_listener import start_smtp_listener
 from server.ui_proxy import start_ui_proxy
 from server.web.app import build_app
-from workflows.inbox import IntakeConfig
-from workflows.proofs import proof_key
-from workflows.providers.sandbox import SandboxProvider
+from workflows.providers.sandbox.provider import SandboxProvider
+from workflows.read_models import IntakeConfig
+from workflows.trust.proofs import proof_key
 from workflows.worker import build_worker
 
 log = logging.getLogger("mailgate")

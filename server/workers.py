@@ -17,9 +17,9 @@ from server.errors import Unavailable
 from server.notifications import notice_marks, notify_config, slack_config
 from server.providers import build_providers
 from server.settings import Settings
-from workflows.proofs import proof_key
-from workflows.providers.sandbox import SandboxStore
+from workflows.providers.sandbox.provider import SandboxStore
 from workflows.temporal import SEARCH_ATTRIBUTES
+from workflows.trust.proofs import proof_key
 from workflows.worker import GRACEFUL_SHUTDOWN, build_worker
 
 KINDS = {"Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD}

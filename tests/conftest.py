@@ -27,9 +27,9 @@ from tests.loop_thread import LoopThread, Stack
 from tests.ports import free_port
 from tests.serve import Serve
 from workflows.models import DeliveryReceipt, DeliveryRequest, SendState, SendStatus
-from workflows.proofs import proof_key
 from workflows.providers.base import ProviderSet
 from workflows.temporal import MAILBOX, STATUS, data_converter
+from workflows.trust.proofs import proof_key
 from workflows.worker import build_worker
 
 AGENT_TOKEN = "agent-token-for-tests-0123456789"

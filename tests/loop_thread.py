@@ -16,7 +16,7 @@ from server.app import Mailgate
 from server.connect import connect
 from server.credentials import load_secrets
 from server.settings import Settings
-from workflows.proofs import proof_key
+from workflows.trust.proofs import proof_key
 from workflows.worker import build_worker
 
 T = TypeVar("T")

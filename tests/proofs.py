@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from workflows.models import Decision, DeliveryRequest, MailboxPolicy, SendRequest
-from workflows.proofs import proof_key, sign_decision, sign_request, warrant_for
+from workflows.trust.proofs import proof_key, sign_decision, sign_request, warrant_for
 
 # The key of workers that tests build without an app (time-skipping tests).
 TEST_PROOF_KEY = proof_key(b"tests: the secret key of workflows started by hand")

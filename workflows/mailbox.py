@@ -14,7 +14,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.activities import MailActivities
+    from workflows.activities.send import MailActivities
     from workflows.models import (
         SEND_ID_CHARS,
         Admission,
@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
         is_looser,
     )
     from workflows.policy import DAY, HOUR, judge
-    from workflows.proofs import NO_PROOF, Kind, Recent, change_check, proven
+    from workflows.trust.proofs import NO_PROOF, Kind, Recent, change_check, proven
 
 HISTORY_LIMIT = 2000
 UPGRADE_TTL = timedelta(hours=24)

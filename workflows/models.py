@@ -138,7 +138,7 @@ class SendRequest(Frozen):
     # Whether anyone was there to notify when it was submitted (a webhook, or approvers and
     # reviewers with addresses); without, the send starts no notice workflows at all.
     notify: bool = True
-    # The front door's proof that it made this request (workflows/proofs.py); never a secret.
+    # The front door's proof that it made this request (workflows/trust/proofs.py); never a secret.
     proof: str | None = None
     # The mailbox's Slack channel when the server has a Slack app: each approval round posts there.
     slack_channel: str | None = None
@@ -153,7 +153,7 @@ class Decision(Frozen):
     # Signals may be delivered more than once (webhook retries); the id makes them idempotent.
     decision_id: str | None = None
     decided_at: datetime | None = None
-    # The front door's proof that a person decided this (workflows/proofs.py); never a secret.
+    # The front door's proof that a person decided this (workflows/trust/proofs.py); never a secret.
     proof: str | None = None
 
 
@@ -186,7 +186,7 @@ SEND_ID_CHARS = 200
 
 
 class AdmitBatch(Frozen):
-    """Admissions gathered by one worker into one update of the mailbox (workflows/admission.py)."""
+    """Admissions gathered by one worker into one update of the mailbox (workflows/activities/admission.py)."""
 
     requests: tuple[AdmitRequest, ...]
 

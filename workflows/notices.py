@@ -11,8 +11,8 @@ import textwrap
 from datetime import datetime
 from typing import Any, Literal
 
+from workflows.mail.visibility import draft_warnings, show_invisible
 from workflows.models import Attachment, EmailAddress, EmailDraft, Frozen, OversightMode
-from workflows.visibility import draft_warnings, show_invisible
 
 NoticeKind = Literal["approval_requested", "monitored_sent", "upgrade_requested"]
 

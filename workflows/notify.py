@@ -16,8 +16,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.activities.notify import NotifyActivities
     from workflows.notices import Notice, NoticeReport
-    from workflows.notify_activities import NotifyActivities
 
 # 1 s, 3 s, 9 s ... up to 10 minutes apart, for a day: enough to ride out a receiver's outage.
 NOTIFY_RETRY = RetryPolicy(

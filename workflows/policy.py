@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from workflows.addresses import matches
+from workflows.mail.addresses import matches
 from workflows.models import GATED_MODES, Admission, AdmitRequest, EmailAddress, MailboxConfig, MailboxPolicy
 
 HOUR = timedelta(hours=1)

@@ -84,7 +84,7 @@ class EmailQuery(Frozen):
     since: datetime | None = None
     sender: str | None = None
     text: str | None = None
-    search: str | None = None  # the search syntax (workflows/search_query.py)
+    search: str | None = None  # the search syntax (workflows/mail/search_query.py)
     thread_id: str | None = None
     message_id: str | None = None
     held: bool = False  # True lists only mail held for a human (gated_all), False only visible mail

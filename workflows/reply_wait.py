@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.inbox import EmailSummary, ReplyWaitRequest, ReplyWaitResult, Watch
-    from workflows.inbox_activities import InboxActivities
+    from workflows.activities.inbox import InboxActivities
+    from workflows.read_models import EmailSummary, ReplyWaitRequest, ReplyWaitResult, Watch
 
 # Every wait_for_reply call signals the wait (``extend``), so its history grows with callers:
 # past this many events it continues as new, carrying its request with the latest deadline.

@@ -24,7 +24,7 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.activities import DeliveryFailed, MailActivities
+    from workflows.activities.send import DeliveryFailed, MailActivities
     from workflows.models import (
         FINAL_STATUSES,
         GATED_MODES,
@@ -43,9 +43,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.notices import Notice, NoticeKind, light_draft
     from workflows.policy import recipient_problem
-    from workflows.proofs import NO_PROOF, decision_check, proven, warrant_for
-    from workflows.slack_message import SlackOutcome, SlackRequest, SlackStatus
+    from workflows.slack_client.message import SlackOutcome, SlackRequest, SlackStatus
     from workflows.temporal import STATUS
+    from workflows.trust.proofs import NO_PROOF, decision_check, proven, warrant_for
 
 from workflows.notify import NotifyWorkflow
 from workflows.slack import SlackWorkflow

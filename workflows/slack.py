@@ -14,9 +14,9 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.activities.slack import SlackActivities
     from workflows.notify import NOTIFY_RETRY
-    from workflows.slack_activities import SlackActivities
-    from workflows.slack_message import SlackOutcome, SlackPosted, SlackReport, SlackRequest
+    from workflows.slack_client.message import SlackOutcome, SlackPosted, SlackReport, SlackRequest
 
 # A send is settled by its own expiry; this margin only ends a round whose send never said so.
 SETTLE_MARGIN = timedelta(hours=1)

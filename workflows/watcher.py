@@ -15,9 +15,9 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.inbox import DispatchRequest, IntakeConfig, ScanRequest, Watch, WatcherState
-    from workflows.inbox_activities import InboxActivities
+    from workflows.activities.inbox import InboxActivities
     from workflows.models import Frozen
+    from workflows.read_models import DispatchRequest, IntakeConfig, ScanRequest, Watch, WatcherState
 
 HISTORY_LIMIT = 2000
 # What the watcher carries across continue-as-new is its cursor, its configuration and one

@@ -13,7 +13,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.ids import mailbox_workflow_id, watcher_workflow_id
-from workflows.inbox import WatcherState
+from workflows.read_models import WatcherState
 
 log = logging.getLogger("mailgate.inbound")
 WATCHER_WORKFLOW = "MailboxWatcherWorkflow"

@@ -7,17 +7,17 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from workflows.activities import MailActivities
-from workflows.inbox_activities import InboxActivities
+from workflows.activities.inbox import InboxActivities
+from workflows.activities.notify import NotifyActivities, NotifyConfig
+from workflows.activities.send import MailActivities
+from workflows.activities.slack import SlackActivities, SlackConfig
 from workflows.mailbox import MailboxWorkflow
 from workflows.notify import NotifyWorkflow
-from workflows.notify_activities import NotifyActivities, NotifyConfig
-from workflows.proofs import ProofActivities
 from workflows.providers.base import ProviderSet
 from workflows.reply_wait import ReplyWaitWorkflow
 from workflows.send import SendEmailWorkflow
 from workflows.slack import SlackWorkflow
-from workflows.slack_activities import SlackActivities, SlackConfig
+from workflows.trust.proofs import ProofActivities
 from workflows.watcher import MailboxWatcherWorkflow
 
 # On shutdown, activities in flight get this long to finish before they are cancelled: a delivery

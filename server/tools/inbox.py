@@ -17,7 +17,7 @@ from server.sends import SendResult
 from server.tools.common import ResponseFormat, agent_errors, reads, result, untrusted, writes
 from server.tools.scope import requester
 from server.tools.sends import ApproveAtSendTime, Attachments, BodyFormatArg, FromAlias, SendAt, send_line
-from workflows.bodies import OffsetError, concise_text, text_part
+from workflows.mail.bodies import OffsetError, concise_text, text_part
 
 Mailbox = Annotated[
     str | None,

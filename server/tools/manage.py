@@ -12,7 +12,7 @@ from server.app import Mailgate
 from server.manage import MAX_IDS, ManageResult
 from server.tools.common import agent_errors, result, writes
 from server.tools.inbox import Mailbox
-from workflows.inbox import Action
+from workflows.read_models import Action
 
 
 def register(mcp: MCPServer, app: Mailgate) -> None:

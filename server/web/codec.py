@@ -19,7 +19,7 @@ from temporalio.converter import PayloadCodec
 
 from server.credentials import Secrets
 from server.web.security import admin_role
-from workflows.codec import CodecError
+from workflows.trust.codec import CodecError
 
 MAX_BODY = 4 * 1024 * 1024
 

@@ -20,9 +20,9 @@ from server.web.bodies import TooLarge, read_form
 from server.web.dashboard.approvals import quick_state
 from server.web.dashboard.common import Dashboard
 from server.web.dashboard.outgoing import outgoing
-from workflows.links import LinkClaim, LinkError, link_key, read_token
 from workflows.models import Decision, SendState
 from workflows.temporal import STATUS
+from workflows.trust.links import LinkClaim, LinkError, link_key, read_token
 
 SETTLE_SECONDS = 5.0
 

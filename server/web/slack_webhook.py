@@ -33,8 +33,8 @@ from server.errors import MailgateError
 from server.sends import parse_send_id
 from server.web.bodies import MIB, TooLarge, read_limited
 from workflows.models import Decision
-from workflows.slack_api import SlackApi, SlackError
-from workflows.slack_message import APPROVE, EDIT, REASON_ACTION, REASON_BLOCK, REJECT, REJECT_VIEW, reason_view
+from workflows.slack_client.api import SlackApi, SlackError
+from workflows.slack_client.message import APPROVE, EDIT, REASON_ACTION, REASON_BLOCK, REJECT, REJECT_VIEW, reason_view
 
 log = logging.getLogger("mailgate.slack")
 MAX_AGE = 300  # seconds, either way: Slack's own advice

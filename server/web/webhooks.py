@@ -27,10 +27,10 @@ from server.app import Mailgate
 from server.errors import InvalidInput, MailgateError, NotFound
 from server.sends import check_person
 from server.web.bodies import MIB, TooLarge, read_limited
-from workflows import standard_webhooks
 from workflows.models import Decision
 from workflows.providers.base import DeliveryError, EmailNotFound
-from workflows.providers.multimail import MultiMailProvider
+from workflows.providers.multimail.provider import MultiMailProvider
+from workflows.trust import standard_webhooks
 
 MULTIMAIL_EVENTS: dict[str, Literal["approve", "reject"]] = {
     "approval.approved": "approve",

@@ -18,8 +18,8 @@ import pytest
 from tests.peers.dovecot import Dovecot, dovecot_available, start_dovecot
 from tests.peers.smtp_sink import SmtpPeer
 from workflows.providers.endpoints import parse_endpoint
-from workflows.providers.imap_index import ImapIndex
-from workflows.providers.smtp_imap import SmtpImapConfig, SmtpImapProvider
+from workflows.providers.smtp_imap.index import ImapIndex
+from workflows.providers.smtp_imap.provider import SmtpImapConfig, SmtpImapProvider
 
 ADDRESS = "alice@example.test"
 IMAP_USER = "alice"

@@ -32,16 +32,16 @@ from tests.peers.dovecot import Dovecot
 from tests.peers.fixtures import IMAP_PASSWORD, IMAP_USER, dovecot, eventually, smtp_peer
 from tests.peers.multimail_fake import FakeServer
 from tests.peers.smtp_sink import SmtpPeer
+from workflows.activities.notify import NotifyActivities, NotifyConfig
 from workflows.models import EmailAddress, EmailDraft
 from workflows.notices import Notice
-from workflows.notify_activities import NotifyActivities, NotifyConfig
-from workflows.proofs import proof_key
 from workflows.providers.base import ProviderSet
 from workflows.providers.endpoints import parse_endpoint, tls_context
 from workflows.providers.fake import FakeProvider
-from workflows.providers.multimail import MultiMailConfig, MultiMailProvider
-from workflows.providers.smtp import SmtpServer
+from workflows.providers.multimail.provider import MultiMailConfig, MultiMailProvider
+from workflows.providers.smtp_imap.smtp import SmtpServer
 from workflows.send import SendEmailWorkflow
+from workflows.trust.proofs import proof_key
 from workflows.worker import build_worker
 
 __all__ = ["dovecot", "smtp_peer"]  # fixtures

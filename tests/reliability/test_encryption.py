@@ -18,12 +18,12 @@ from server.connect import connect
 from server.credentials import load_secrets
 from tests.conftest import make_settings, wait_for_status
 from tests.server.web.conftest import serve_web
-from workflows.codec import CodecError, EncryptionCodec, parse_keys
 from workflows.ids import mailbox_workflow_id
 from workflows.models import Decision
-from workflows.proofs import proof_key
 from workflows.providers.base import ProviderSet
-from workflows.providers.sandbox import SandboxProvider
+from workflows.providers.sandbox.provider import SandboxProvider
+from workflows.trust.codec import CodecError, EncryptionCodec, parse_keys
+from workflows.trust.proofs import proof_key
 from workflows.worker import build_worker
 
 MARKER = "Zebra-Quokka-7731"

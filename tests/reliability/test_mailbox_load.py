@@ -23,7 +23,7 @@ from temporalio.worker import Worker
 from server.app import Mailgate
 from server.mailboxes import PolicyChanges
 from tests.proofs import TEST_PROOF_KEY, signed_request, warranted
-from workflows.activities import MailActivities
+from workflows.activities.send import MailActivities
 from workflows.ids import mailbox_workflow_id, message_id, send_id
 from workflows.mailbox import MailboxState, MailboxWorkflow
 from workflows.models import (

@@ -36,8 +36,8 @@ from tests.peers.smtp_sink import SmtpPeer
 from tests.serve import Serve, eventually
 from tests.server.test_inbox import receive
 from tests.server.web.conftest import serve_web
+from workflows.mail.parsing import parse_email
 from workflows.models import strictness
-from workflows.parsing import parse_email
 
 __all__ = ["dovecot", "smtp_peer"]  # fixtures
 EVIL = "attacker@evil.example"

@@ -20,7 +20,7 @@ from tests.peers.fixtures import IMAP_PASSWORD, dovecot, eventually, file_into_s
 from tests.peers.smtp_sink import SmtpPeer
 from tests.server.test_real_providers import smtp_imap_entry
 from workflows.models import Decision
-from workflows.proofs import proof_key
+from workflows.trust.proofs import proof_key
 from workflows.worker import build_worker
 
 __all__ = ["dovecot", "smtp_peer"]  # fixtures

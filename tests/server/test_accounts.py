@@ -13,12 +13,12 @@ import pytest
 
 from server.settings import MailboxEntry
 from workflows import ids
-from workflows.mime import build_message
+from workflows.mail.mime import build_message
+from workflows.mail.richtext import quote_of, render_parts
 from workflows.models import DeliveryRequest, EmailAddress, EmailDraft, MailboxPolicy, SendRequest
-from workflows.proofs import proof_key, sign_request, warrant_for, warrant_problem
 from workflows.providers.endpoints import EndpointError, parse_endpoint
 from workflows.providers.oauth import Grant, GrantStore, ReauthNeeded
-from workflows.richtext import quote_of, render_parts
+from workflows.trust.proofs import proof_key, sign_request, warrant_for, warrant_problem
 
 SMTP = "smtp+starttls://a%40example.com@smtp.example.com:587"
 IMAP = "imaps://a%40example.com@imap.example.com"

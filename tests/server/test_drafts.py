@@ -7,7 +7,7 @@ from server.app import Mailgate
 from tests.server.test_inbox import receive
 from tests.server.test_mcp_inbox import text_of
 from tests.server.test_mcp_server import connected
-from workflows.parsing import parse_email
+from workflows.mail.parsing import parse_email
 
 
 async def test_drafts_are_saved_listed_changed_and_deleted(app: Mailgate) -> None:

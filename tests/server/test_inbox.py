@@ -17,10 +17,10 @@ from server.errors import Conflict, InvalidInput, NotFound
 from server.outbound import AttachmentInput
 from tests.conftest import keep_history, provisioned, wait_for_status
 from workflows import ids
-from workflows.inbox import EmailQuery, EmailSummary, IntakeConfig
+from workflows.mail.parsing import parse_email
 from workflows.models import Decision
-from workflows.parsing import parse_email
-from workflows.providers.sandbox import SandboxProvider
+from workflows.providers.sandbox.provider import SandboxProvider
+from workflows.read_models import EmailQuery, EmailSummary, IntakeConfig
 from workflows.reply_wait import ReplyWaitWorkflow
 
 
@@ -288,8 +288,8 @@ async def test_each_inbound_email_starts_the_intake_workflow_once(app: Mailgate)
 
         await eventually(both_done)
         # A retried dispatch (the same emails again) starts nothing new.
-        from workflows.inbox import DispatchRequest
-        from workflows.inbox_activities import InboxActivities
+        from workflows.activities.inbox import InboxActivities
+        from workflows.read_models import DispatchRequest
 
         emails = (await sandbox(app).list_emails(mailbox, EmailQuery(oldest_first=True))).emails
         await InboxActivities(app.client, app.providers).dispatch(

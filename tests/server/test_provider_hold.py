@@ -19,8 +19,8 @@ from server.settings import MailboxEntry
 from tests.conftest import keep_history, make_settings, unique_mailbox, wait_for_status
 from tests.peers.fixtures import eventually
 from tests.peers.multimail_fake import FakeServer
-from workflows.proofs import proof_key
 from workflows.send import SendEmailWorkflow
+from workflows.trust.proofs import proof_key
 from workflows.worker import build_worker
 
 

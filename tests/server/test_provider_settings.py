@@ -9,9 +9,9 @@ import pytest
 from server.providers import build_providers
 from server.settings import SettingsError, load_settings
 from workflows.providers.base import UnavailableProvider
-from workflows.providers.multimail import MultiMailProvider
-from workflows.providers.sandbox import SandboxStore
-from workflows.providers.smtp_imap import SmtpImapProvider
+from workflows.providers.multimail.provider import MultiMailProvider
+from workflows.providers.sandbox.provider import SandboxStore
+from workflows.providers.smtp_imap.provider import SmtpImapProvider
 
 GOOD_IMAP = """
 [[mailboxes]]

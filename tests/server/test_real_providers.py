@@ -37,9 +37,9 @@ from tests.peers.fixtures import (
 from tests.peers.multimail_fake import FakeServer
 from tests.peers.smtp_sink import SmtpPeer
 from workflows.ids import watcher_workflow_id
+from workflows.mail.parsing import parse_email
 from workflows.models import Decision, Edits
-from workflows.parsing import parse_email
-from workflows.proofs import proof_key
+from workflows.trust.proofs import proof_key
 from workflows.worker import build_worker
 
 IMAP_BOX = "alice@example.test"  # overwritten per test: a mailbox workflow is per address

@@ -17,8 +17,8 @@ from server.app import Mailgate
 from server.smtp_listener import start_smtp_listener
 from tests.conftest import provisioned, unique_mailbox
 from tests.ports import free_port
-from workflows.inbox import EmailQuery
-from workflows.providers.sandbox import SandboxProvider, SandboxStore
+from workflows.providers.sandbox.provider import SandboxProvider, SandboxStore
+from workflows.read_models import EmailQuery
 
 
 class FailingHooks:

@@ -8,8 +8,8 @@ import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from workflows.providers.sandbox import SandboxStore
-from workflows.search_query import SearchQuery, words
+from workflows.mail.search_query import SearchQuery, words
+from workflows.providers.sandbox.provider import SandboxStore
 
 VOCABULARY = [
     f"{stem}{suffix}"

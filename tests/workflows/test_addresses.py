@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workflows.addresses import AddressError, check_header_text, matches, parse_address, parse_addresses
+from workflows.mail.addresses import AddressError, check_header_text, matches, parse_address, parse_addresses
 
 
 @pytest.mark.parametrize(

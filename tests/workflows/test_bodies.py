@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workflows.bodies import OffsetError, concise_text, text_part
-from workflows.htmltext import html_to_text
+from workflows.mail.bodies import OffsetError, concise_text, text_part
+from workflows.mail.htmltext import html_to_text
 
 
 def test_concise_text_drops_quoted_history_and_signature() -> None:

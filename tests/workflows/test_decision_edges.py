@@ -24,9 +24,9 @@ from tests.conftest import keep_history, wait_for_status
 from tests.proofs import signed_decision, signed_request
 from workflows import ids
 from workflows.models import Decision, EmailAddress, EmailDraft, MailboxPolicy, OversightMode, SendRequest, SendState
-from workflows.proofs import proof_key
 from workflows.send import SendEmailWorkflow
 from workflows.temporal import STATUS
+from workflows.trust.proofs import proof_key
 from workflows.worker import build_worker
 
 

@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.hostile import BUILDERS, hostile
-from workflows.htmltext import MAX_NESTING, TRUNCATED, html_to_text
-from workflows.parsing import MAX_ADDRESSES, bound_header, parse_email
-from workflows.threads import MAX_REFERENCES, ThreadItem, message_ids, order_thread
+from workflows.mail.htmltext import MAX_NESTING, TRUNCATED, html_to_text
+from workflows.mail.parsing import MAX_ADDRESSES, bound_header, parse_email
+from workflows.mail.threads import MAX_REFERENCES, ThreadItem, message_ids, order_thread
 
 SECONDS = 3.0
 

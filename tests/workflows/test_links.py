@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workflows.links import LinkClaim, LinkError, link_key, make_token, nonce, read_token
+from workflows.trust.links import LinkClaim, LinkError, link_key, make_token, nonce, read_token
 
 KEY = link_key(b"server secret key for tests")
 

@@ -20,10 +20,10 @@ from temporalio.worker import Replayer
 
 from tests.proofs import TEST_PROOF_KEY
 from workflows.ids import intake_workflow_id, watcher_workflow_id
-from workflows.inbox import Changes, EmailSummary, IntakeConfig, ReplyWaitRequest, Watch, WatcherState
 from workflows.models import EmailAddress
 from workflows.providers.base import ProviderSet
 from workflows.providers.fake import FakeProvider
+from workflows.read_models import Changes, EmailSummary, IntakeConfig, ReplyWaitRequest, Watch, WatcherState
 from workflows.reply_wait import HISTORY_LIMIT as WAIT_HISTORY_LIMIT
 from workflows.reply_wait import ReplyWaitWorkflow
 from workflows.temporal import data_converter

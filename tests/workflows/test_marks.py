@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workflows.marks import HEADER, NoticeMarks, mark_key
+from workflows.trust.marks import HEADER, NoticeMarks, mark_key
 
 MARKS = NoticeMarks(mark_key(b"server-secret"))
 

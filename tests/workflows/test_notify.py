@@ -34,11 +34,11 @@ from tests.conftest import (
     unique_mailbox,
     wait_for_status,
 )
-from workflows import standard_webhooks
 from workflows.models import DeliveryRequest
 from workflows.notices import NoticeReport
-from workflows.proofs import proof_key
-from workflows.providers.sandbox import stored_messages
+from workflows.providers.sandbox.provider import stored_messages
+from workflows.trust import standard_webhooks
+from workflows.trust.proofs import proof_key
 from workflows.worker import build_worker
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()

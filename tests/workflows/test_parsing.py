@@ -11,12 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.workflows.corpus import CORPUS, Case
-from workflows.htmltext import html_to_text
-from workflows.inbox import EmailQuery
-from workflows.mime import build_message
+from workflows.mail.htmltext import html_to_text
+from workflows.mail.mime import build_message
+from workflows.mail.parsing import ParsedEmail, parse_email
 from workflows.models import Attachment, DeliveryRequest, EmailAddress, EmailDraft
-from workflows.parsing import ParsedEmail, parse_email
-from workflows.providers.sandbox import SandboxStore
+from workflows.providers.sandbox.provider import SandboxStore
+from workflows.read_models import EmailQuery
 
 NAMES = sorted(CORPUS)
 

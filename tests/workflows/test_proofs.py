@@ -22,9 +22,9 @@ from workflows.models import (
     ModeChange,
     SendRequest,
 )
-from workflows.proofs import proof_key, sign_change, sign_decision, sign_request, warrant_for, warrant_problem
 from workflows.send import SendEmailWorkflow
 from workflows.temporal import data_converter
+from workflows.trust.proofs import proof_key, sign_change, sign_decision, sign_request, warrant_for, warrant_problem
 from workflows.worker import WORKFLOWS
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from workflows.search_query import QuerySyntaxError, SearchQuery, parse_query
+from workflows.mail.search_query import QuerySyntaxError, SearchQuery, parse_query
 
 
 def test_every_operator_parses() -> None:

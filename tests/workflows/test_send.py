@@ -11,7 +11,7 @@ from tests.conftest import keep_history, wait_for_status
 from tests.proofs import signed_decision
 from workflows.ids import mailbox_workflow_id
 from workflows.models import Decision
-from workflows.proofs import proof_key
+from workflows.trust.proofs import proof_key
 
 
 def approve(approver: str = "alice", **edits: object) -> Decision:

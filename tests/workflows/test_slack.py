@@ -22,13 +22,13 @@ from tests.conftest import HISTORIES, make_settings, record_sends, unique_mailbo
 from tests.peers.slack_fake import BOT_TOKEN, CHANNEL, SIGNING_SECRET, SlackServer
 from tests.proofs import TEST_PROOF_KEY
 from workflows import ids
+from workflows.activities.slack import SlackConfig
 from workflows.models import Decision, DeliveryRequest, EmailAddress, EmailDraft, MailboxPolicy, SendRequest
-from workflows.proofs import proof_key
 from workflows.providers.base import ProviderSet
 from workflows.providers.fake import FakeProvider
 from workflows.send import SendEmailWorkflow
-from workflows.slack_activities import SlackConfig
-from workflows.slack_message import SlackReport
+from workflows.slack_client.message import SlackReport
+from workflows.trust.proofs import proof_key
 from workflows.worker import build_worker
 
 

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from workflows import standard_webhooks as sw
+from workflows.trust import standard_webhooks as sw
 
 # The test vector published with the Standard Webhooks specification and its reference libraries.
 VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from workflows.inbox import EmailQuery
-from workflows.providers.sandbox import SandboxStore
-from workflows.threads import (
+from workflows.mail.threads import (
     ThreadItem,
     base_subject,
     message_ids,
@@ -18,6 +16,8 @@ from workflows.threads import (
     reply_references,
     reply_subject,
 )
+from workflows.providers.sandbox.provider import SandboxStore
+from workflows.read_models import EmailQuery
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 

@@ -14,11 +14,11 @@ from server.inbox import reply_address, safe_subject
 from server.outbound import AttachmentInput, parse_attachments
 from server.sends import parse_edits
 from server.web.dashboard.render import sanitize_report, visible
-from workflows.addresses import AddressError, check_header_text, parse_address
-from workflows.htmltokens import tokens
+from workflows.mail.addresses import AddressError, check_header_text, parse_address
+from workflows.mail.htmltokens import tokens
+from workflows.mail.visibility import body_warnings, draft_warnings, hidden_by_html, invisible_chars, show_invisible
 from workflows.models import Attachment, EmailAddress, EmailDraft
 from workflows.notices import Notice, email_text, webhook_event
-from workflows.visibility import body_warnings, draft_warnings, hidden_by_html, invisible_chars, show_invisible
 
 BIDI = [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)]
 ZERO_WIDTH = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\U000e0041"]

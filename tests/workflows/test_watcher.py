@@ -13,9 +13,9 @@ from server.embedded import find_executable
 from server.workers import add_search_attributes
 from tests.conftest import keep_history
 from tests.proofs import TEST_PROOF_KEY
-from workflows.inbox import Watch, WatcherState
 from workflows.providers.base import ProviderSet
 from workflows.providers.fake import FakeProvider
+from workflows.read_models import Watch, WatcherState
 from workflows.temporal import data_converter
 from workflows.watcher import HISTORY_LIMIT, MailboxWatcherWorkflow
 from workflows.worker import build_worker

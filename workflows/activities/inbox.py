@@ -14,9 +14,9 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.ids import intake_workflow_id, watcher_workflow_id
-from workflows.inbound import signal_watcher
-from workflows.inbox import DispatchRequest, EmailSummary, ScanRequest, ScanResult, Watch
 from workflows.providers.base import ProviderSet
+from workflows.read_models import DispatchRequest, EmailSummary, ScanRequest, ScanResult, Watch
+from workflows.watcher_client import signal_watcher
 
 SCAN_BATCH = 100
 # What one scan hands the watcher (and the watcher hands dispatch), in encoded bytes: far

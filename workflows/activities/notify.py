@@ -9,7 +9,7 @@ Where a notice email goes: through the humans' own channel (``[notifications]``:
 account, or the sandbox, which serves sandbox mailboxes by default); only there may it carry
 one-click links or an upgrade code, and never to an address that is a mailgate mailbox. With no
 such channel it goes through the agent's own mailbox, and then it carries neither. Either way
-it bears mailgate's notice mark (``workflows/marks.py``), so no agent read ever returns it.
+it bears mailgate's notice mark (``workflows/trust/marks.py``), so no agent read ever returns it.
 """
 
 from __future__ import annotations
@@ -28,19 +28,19 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
-from workflows import standard_webhooks
-from workflows.activities import _beating, send_once
-from workflows.addresses import AddressError, parse_addr_spec
+from workflows.activities.send import _beating, send_once
 from workflows.ids import mailbox_key, mailbox_workflow_id
-from workflows.links import LinkClaim, make_token, nonce, upgrade_code
-from workflows.marks import HEADER, NoticeMarks
-from workflows.mime import build_message
+from workflows.mail.addresses import AddressError, parse_addr_spec
+from workflows.mail.mime import build_message
 from workflows.models import DeliveryReceipt, DeliveryRequest, EmailAddress, EmailDraft, MailboxConfig
 from workflows.notices import Notice, email_text, webhook_event
 from workflows.providers.base import DeliveryError, ProviderSet, TemporaryDeliveryError
-from workflows.providers.sandbox import SandboxProvider
-from workflows.providers.smtp import SmtpServer, smtp_send
+from workflows.providers.sandbox.provider import SandboxProvider
+from workflows.providers.smtp_imap.smtp import SmtpServer, smtp_send
 from workflows.temporal import MAILBOX
+from workflows.trust import standard_webhooks
+from workflows.trust.links import LinkClaim, make_token, nonce, upgrade_code
+from workflows.trust.marks import HEADER, NoticeMarks
 
 WEBHOOK_TIMEOUT = 10.0
 FROM_NAME = "mailgate approvals"

@@ -18,7 +18,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.admission import AdmissionBatcher
+from workflows.activities.admission import AdmissionBatcher
 from workflows.ids import mailbox_workflow_id
 from workflows.models import (
     Admission,
@@ -31,8 +31,8 @@ from workflows.models import (
     OversightMode,
 )
 from workflows.policy import judge, needs_the_mailbox
-from workflows.proofs import warrant_problem
 from workflows.providers.base import DeliveryError, ProviderSet
+from workflows.trust.proofs import warrant_problem
 
 
 class DeliveryFailed(ApplicationError):
@@ -169,7 +169,7 @@ class MailActivities:
 
         The mailbox's current configuration is in its memo; only rate limits and review lists
         need the mailbox workflow itself, which answers through an update (one at a time, so
-        counting is exact; many sends in one, see workflows/admission.py). Everything else is
+        counting is exact; many sends in one, see workflows/activities/admission.py). Everything else is
         judged here, without a task on that workflow.
         """
         handle = self._client.get_workflow_handle(mailbox_workflow_id(mailbox))

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from workflows.slack_api import DEFAULT_API_URL, SlackApi, SlackError
-from workflows.slack_message import SlackOutcome, SlackPosted, SlackRequest, final_message, pending_message
+from workflows.slack_client.api import DEFAULT_API_URL, SlackApi, SlackError
+from workflows.slack_client.message import SlackOutcome, SlackPosted, SlackRequest, final_message, pending_message
 
 
 @dataclass(frozen=True)

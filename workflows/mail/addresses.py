@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
+from workflows.mail.visibility import invisible_error
 from workflows.models import EmailAddress
-from workflows.visibility import invisible_error
 
 MAX_SUBJECT_CHARS = 500
 MAX_BODY_BYTES = 512 * 1024

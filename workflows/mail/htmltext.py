@@ -1,4 +1,4 @@
-"""HTML mail as readable, Markdown-ish plain text, from the linear tokenizer in `workflows.htmltokens`:
+"""HTML mail as readable, Markdown-ish plain text, from the linear tokenizer in `workflows.mail.htmltokens`:
 headings become ``#`` lines, list items ``- `` lines, links ``[text](address)``.
 
 Hidden elements (``display:none``, ``hidden``) are dropped: a human reading the mail never
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from workflows.htmltokens import tokens
+from workflows.mail.htmltokens import tokens
 
 MAX_HTML_CHARS = 1_000_000
 MAX_NESTING = 500

@@ -8,8 +8,8 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 
+from workflows.mail.richtext import render_parts
 from workflows.models import DeliveryRequest, EmailAddress, from_address
-from workflows.richtext import render_parts
 
 
 def _address(addr: EmailAddress) -> Address:

@@ -30,9 +30,9 @@ from functools import lru_cache
 from itertools import islice
 from typing import Any
 
-from workflows.htmltext import html_to_text
+from workflows.mail.htmltext import html_to_text
+from workflows.mail.threads import message_ids
 from workflows.models import EmailAddress
-from workflows.threads import message_ids
 
 MAX_DEPTH = 20
 MAX_ADDRESSES = 200  # per address header

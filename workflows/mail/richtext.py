@@ -17,7 +17,7 @@ from functools import cache
 import nh3
 from markdown_it import MarkdownIt
 
-from workflows.htmltext import html_to_text
+from workflows.mail.htmltext import html_to_text
 from workflows.models import EmailDraft
 
 MAX_QUOTE_CHARS = 20_000

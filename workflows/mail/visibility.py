@@ -3,7 +3,7 @@ content an HTML view would hide.
 
 A human approves what they see. Bidi controls (U+202E turns ``moc.ynapmoc@bob.ti`` into what
 looks like ``it.bob@company.com``), zero-width characters and markup that a renderer hides
-make the bytes differ from the picture. Submitted header text refuses them (workflows.addresses);
+make the bytes differ from the picture. Submitted header text refuses them (workflows.mail.addresses);
 everything shown to a human marks them (``<U+202E>``) and names what an HTML view would hide.
 """
 
@@ -14,7 +14,7 @@ import re
 import unicodedata
 from collections import Counter
 
-from workflows.htmltokens import Token, tokens
+from workflows.mail.htmltokens import Token, tokens
 from workflows.models import EmailDraft
 
 # Invisible letters that are not category Cf: Hangul fillers, the combining grapheme joiner.

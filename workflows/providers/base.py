@@ -9,8 +9,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Protocol
 
-from workflows.inbox import Action, Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
 from workflows.models import DeliveryReceipt, DeliveryRequest, HeldOutcome
+from workflows.read_models import Action, Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
 
 
 class DeliveryError(Exception):
@@ -96,7 +96,7 @@ class EmailProvider(ABC):
         a cursor at the present (a new watcher reacts to new mail, not to the whole history)."""
 
     async def search(self, mailbox: str, query: str, limit: int, cursor: str | None) -> EmailPage:
-        """Mail matching the search syntax (workflows/search_query.py), best match first. Raises
+        """Mail matching the search syntax (workflows/mail/search_query.py), best match first. Raises
         ValueError for bad syntax or what this provider cannot search for (the message says which)."""
         raise ValueError(f"{self.name} mailboxes cannot be searched; check_inbox lists their mail")
 

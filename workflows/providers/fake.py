@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from workflows.inbox import Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
 from workflows.models import DeliveryReceipt, DeliveryRequest
 from workflows.providers.base import EmailNotFound, EmailProvider
+from workflows.read_models import Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
 
 Handler = Callable[[DeliveryRequest], Awaitable[DeliveryReceipt] | DeliveryReceipt]
 

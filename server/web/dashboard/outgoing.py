@@ -14,9 +14,9 @@ from email.headerregistry import AddressHeader
 from email.message import EmailMessage
 
 from server.web.dashboard.render import Sanitized, sanitize_report
-from workflows.mime import build_message
+from workflows.mail.mime import build_message
+from workflows.mail.visibility import draft_warnings
 from workflows.models import DeliveryRequest, EmailDraft, SendState, from_address
-from workflows.visibility import draft_warnings
 
 
 @dataclass(frozen=True)

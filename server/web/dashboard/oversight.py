@@ -20,10 +20,10 @@ from server.tools.mailboxes import MODE_MEANING
 from server.web.dashboard.approvals import QUERY_TIMEOUT
 from server.web.dashboard.common import Ctx, Dashboard
 from workflows.ids import mailbox_workflow_id
-from workflows.inbox import EmailChange
+from workflows.mail.visibility import show_invisible
 from workflows.mailbox import MailboxState, MailboxWorkflow
 from workflows.models import MODES, OversightMode, is_looser
-from workflows.visibility import show_invisible
+from workflows.read_models import EmailChange
 
 
 @dataclass(frozen=True)

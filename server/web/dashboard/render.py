@@ -13,10 +13,10 @@ import nh3
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
-from workflows.htmltokens import tokens
+from workflows.mail.htmltokens import tokens
+from workflows.mail.richtext import ATTRIBUTES, TAGS
+from workflows.mail.visibility import describe, invisible_chars, mark, show_invisible
 from workflows.models import EmailAddress, EmailDraft
-from workflows.richtext import ATTRIBUTES, TAGS
-from workflows.visibility import describe, invisible_chars, mark, show_invisible
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 STATIC = Path(__file__).resolve().parent.parent / "static"

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 
+from workflows.mail.parsing import parse_email, read_message
+from workflows.mail.threads import message_ids
 from workflows.models import EmailDraft
-from workflows.parsing import parse_email, read_message
-from workflows.providers.sandbox import SandboxStore, StoredMessage, message_index, thread_index
-from workflows.threads import message_ids
+from workflows.providers.sandbox.provider import SandboxStore, StoredMessage, message_index, thread_index
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from server.settings import MailboxEntry
 from tests.conftest import ADMIN_TOKEN, unique_mailbox, wait_for_status
 from tests.server.web.conftest import Web
 from tests.server.web.test_dashboard_browser import ARTIFACTS, browser
-from workflows.links import LinkClaim, link_key, make_token
+from workflows.trust.links import LinkClaim, link_key, make_token
 
 pytestmark = pytest.mark.browser
 __all__ = ["browser"]  # the session's chromium, shared with the other browser tests

@@ -25,9 +25,9 @@ from server.notifications import notify_config
 from tests.conftest import keep_history, make_settings, wait_for_status
 from tests.ports import free_port
 from tests.server.web.conftest import Web, serving
-from workflows import standard_webhooks
-from workflows.proofs import proof_key
 from workflows.temporal import STATUS
+from workflows.trust import standard_webhooks
+from workflows.trust.proofs import proof_key
 from workflows.worker import build_worker
 
 APPROVAL_SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()

@@ -21,9 +21,9 @@ from server.settings import MailboxEntry
 from tests.conftest import unique_mailbox, wait_for_status
 from tests.server.web import test_dashboard_browser as base
 from tests.server.web.conftest import Web
+from workflows.mail.visibility import show_invisible
 from workflows.models import DeliveryRequest
-from workflows.providers.sandbox import stored_messages
-from workflows.visibility import show_invisible
+from workflows.providers.sandbox.provider import stored_messages
 
 pytestmark = pytest.mark.browser
 

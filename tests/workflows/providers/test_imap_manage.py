@@ -6,8 +6,8 @@ from __future__ import annotations
 from tests.peers.dovecot import Dovecot
 from tests.peers.fixtures import ADDRESS, imap_append
 from tests.workflows.providers.test_smtp_imap import inbound
-from workflows.inbox import EmailQuery
-from workflows.providers.smtp_imap import SmtpImapProvider
+from workflows.providers.smtp_imap.provider import SmtpImapProvider
+from workflows.read_models import EmailQuery
 
 
 def count(dovecot: Dovecot, folder: str) -> int:

@@ -17,12 +17,12 @@ import pytest
 
 from tests.peers import multimail_openapi
 from tests.peers.multimail_fake import FakeServer
-from workflows.inbox import EmailQuery
+from workflows.mail.parsing import parse_email
 from workflows.models import Attachment, DeliveryRequest, EmailAddress, EmailDraft
-from workflows.parsing import parse_email
 from workflows.providers.base import EmailNotFound, PermanentDeliveryError, TemporaryDeliveryError
-from workflows.providers.multimail import MultiMailConfig, MultiMailProvider, message_id_of, outcome_of
-from workflows.providers.multimail_client import Email, MultiMailClient
+from workflows.providers.multimail.client import Email, MultiMailClient
+from workflows.providers.multimail.provider import MultiMailConfig, MultiMailProvider, message_id_of, outcome_of
+from workflows.read_models import EmailQuery
 
 ADDRESS = "agent@mm.example"
 

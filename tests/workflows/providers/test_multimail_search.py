@@ -9,7 +9,7 @@ from tests.peers.multimail_fake import FakeServer
 from tests.workflows.providers.test_multimail import ADDRESS, provider_for, server
 
 __all__ = ["server"]
-from workflows.search_query import QuerySyntaxError
+from workflows.mail.search_query import QuerySyntaxError
 
 
 async def test_search_maps_or_refuses_by_name(server: FakeServer) -> None:

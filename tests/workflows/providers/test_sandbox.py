@@ -9,7 +9,7 @@ import pytest
 
 from workflows.models import DeliveryRequest, EmailAddress, EmailDraft
 from workflows.providers.base import PermanentDeliveryError
-from workflows.providers.sandbox import SandboxProvider, SandboxStore
+from workflows.providers.sandbox.provider import SandboxProvider, SandboxStore
 
 
 def delivery(to: list[str], message_id: str = "<m1@mailgate.local>") -> DeliveryRequest:

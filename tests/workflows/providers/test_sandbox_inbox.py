@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from workflows.inbox import EmailQuery
 from workflows.providers.base import EmailNotFound
-from workflows.providers.sandbox import SandboxProvider, SandboxStore, UnknownHold
+from workflows.providers.sandbox.provider import SandboxProvider, SandboxStore, UnknownHold
+from workflows.read_models import EmailQuery
 
 BOX = "agent@mailgate.local"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.workflows.search_corpus import LABELS, PEOPLE, VOCABULARY, Record, bulk_insert, generate, matches
-from workflows.inbox import EmailQuery
-from workflows.providers.sandbox import SandboxStore
-from workflows.search_query import QuerySyntaxError, parse_query
+from workflows.mail.search_query import QuerySyntaxError, parse_query
+from workflows.providers.sandbox.provider import SandboxStore
+from workflows.read_models import EmailQuery
 
 BOX = "agent@mailgate.local"
 OTHER = "other@mailgate.local"

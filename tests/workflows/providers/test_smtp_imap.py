@@ -12,11 +12,11 @@ import pytest
 from tests.peers.dovecot import Dovecot
 from tests.peers.fixtures import ADDRESS, eventually, file_into_sent, imap_append, make_provider
 from tests.peers.smtp_sink import SmtpPeer
-from workflows.inbox import EmailQuery
 from workflows.models import Attachment, DeliveryRequest, EmailAddress, EmailDraft
 from workflows.providers.base import PermanentDeliveryError, TemporaryDeliveryError
-from workflows.providers.imap import ImapSession
-from workflows.providers.smtp_imap import SmtpImapProvider
+from workflows.providers.smtp_imap.imap import ImapSession
+from workflows.providers.smtp_imap.provider import SmtpImapProvider
+from workflows.read_models import EmailQuery
 
 
 def request(n: int = 1, **draft: object) -> DeliveryRequest:

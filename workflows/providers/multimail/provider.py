@@ -1,4 +1,4 @@
-"""A mailbox at MultiMail (multimail.dev), through mailgate's own client (``multimail_client.py``).
+"""A mailbox at MultiMail (multimail.dev), through mailgate's own client (``client.py``).
 
 Sending: a new email through the send endpoint, a reply to a MultiMail email through the reply
 endpoint (so MultiMail sets the threading headers), both with ``idempotency_key`` = the send
@@ -23,8 +23,8 @@ remembered (``HoldStore.waiting``) and reported when that human approves it.
 
 Holding: MultiMail holds inbound mail only by its own mode. mailgate's ``gated_all`` is enforced
 here too: each inbound email is checked against mailgate's mode when mailgate first sees it, and
-the answer kept in a local file (``multimail_holds.py``). And no read returns an email that
-carries mailgate's notice mark (``workflows/marks.py``), whichever direction it went.
+the answer kept in a local file (``holds.py``). And no read returns an email that
+carries mailgate's notice mark (``workflows/trust/marks.py``), whichever direction it went.
 """
 
 from __future__ import annotations
@@ -41,11 +41,10 @@ from typing import Any
 
 import httpx
 
-from workflows.addresses import AddressError, parse_address
-from workflows.inbox import Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
-from workflows.marks import NoticeMarks
+from workflows.mail.addresses import AddressError, parse_address
+from workflows.mail.parsing import parse_email_async
+from workflows.mail.search_query import QuerySyntaxError, parse_query
 from workflows.models import DeliveryReceipt, DeliveryRequest, EmailAddress, Frozen, HeldOutcome
-from workflows.parsing import parse_email_async
 from workflows.providers.base import (
     EmailNotFound,
     EmailProvider,
@@ -54,7 +53,7 @@ from workflows.providers.base import (
     PermanentDeliveryError,
     TemporaryDeliveryError,
 )
-from workflows.providers.multimail_client import (
+from workflows.providers.multimail.client import (
     IDEMPOTENCY_TTL_HOURS,
     LIST_LIMIT_MAX,
     MARKDOWN_MAX_CHARS,
@@ -69,8 +68,9 @@ from workflows.providers.multimail_client import (
     ReplyBody,
     SendBody,
 )
-from workflows.providers.multimail_holds import HoldStore, State
-from workflows.search_query import QuerySyntaxError, parse_query
+from workflows.providers.multimail.holds import HoldStore, State
+from workflows.read_models import Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
+from workflows.trust.marks import NoticeMarks
 
 log = logging.getLogger("mailgate.multimail")
 GATED = ("gated_send", "gated_all")

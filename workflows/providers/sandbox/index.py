@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from workflows.inbox import EmailSummary, Folder
+from workflows.mail.parsing import ParsedEmail, parse_email
+from workflows.mail.threads import base_subject, is_reply_subject
 from workflows.models import EmailAddress
-from workflows.parsing import ParsedEmail, parse_email
-from workflows.threads import base_subject, is_reply_subject
+from workflows.read_models import EmailSummary, Folder
 
 MAX_BODY_CHARS = 200_000
 SEARCH_BODY_CHARS = 20_000

@@ -4,7 +4,7 @@ Mail to a sandbox mailbox lands in its inbox; mail to any other address is captu
 store and never leaves the machine. Each (Message-ID, recipient) pair is stored once, so a
 retried delivery can never make a second copy. Inbound mail for a ``gated_all`` mailbox is
 stored held: invisible to every agent read until a human releases it. A message carrying
-mailgate's notice mark (``workflows/marks.py``) is stored in the ``notices`` folder, which no
+mailgate's notice mark (``workflows/trust/marks.py``) is stored in the ``notices`` folder, which no
 agent read includes. Only mailgate's own delivery path (``SandboxProvider.send``) files a copy
 in the sender's Sent folder: mail that arrives over SMTP is inbound, whatever its envelope says.
 """
@@ -23,11 +23,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from workflows.inbox import Action, Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
-from workflows.marks import NoticeMarks
-from workflows.mime import build_message, envelope_recipients
+from workflows.mail.mime import build_message, envelope_recipients
+from workflows.mail.parsing import parse_email
+from workflows.mail.search_query import parse_query
 from workflows.models import DeliveryReceipt, DeliveryRequest
-from workflows.parsing import parse_email
 from workflows.providers.base import (
     EmailNotFound,
     EmailProvider,
@@ -36,7 +35,7 @@ from workflows.providers.base import (
     PermanentDeliveryError,
     TemporaryDeliveryError,
 )
-from workflows.providers.sandbox_index import (
+from workflows.providers.sandbox.index import (
     SUMMARY_COLUMNS,
     index_values,
     migrate,
@@ -45,7 +44,7 @@ from workflows.providers.sandbox_index import (
     resolve_thread,
     summary,
 )
-from workflows.providers.sandbox_search import (
+from workflows.providers.sandbox.search import (
     HIDDEN_FOLDERS,
     RANK,
     conditions,
@@ -54,7 +53,8 @@ from workflows.providers.sandbox_search import (
     migrate_search,
     unindex_text,
 )
-from workflows.search_query import parse_query
+from workflows.read_models import Action, Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
+from workflows.trust.marks import NoticeMarks
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS mailboxes (

@@ -6,8 +6,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from workflows.providers.sandbox_index import parse_thread_key, resolve_thread
-from workflows.search_query import SearchQuery
+from workflows.mail.search_query import SearchQuery
+from workflows.providers.sandbox.index import parse_thread_key, resolve_thread
 
 FTS_SCHEMA = (
     "CREATE VIRTUAL TABLE messages_fts USING fts5(subject, body, content='messages', content_rowid='id',"

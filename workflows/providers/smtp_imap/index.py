@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from workflows.marks import NoticeMarks
-from workflows.parsing import parse_email
-from workflows.providers.sandbox import SandboxStore
+from workflows.mail.parsing import parse_email
+from workflows.providers.sandbox.provider import SandboxStore
+from workflows.trust.marks import NoticeMarks
 
 Kind = Literal["inbox", "sent"]
 

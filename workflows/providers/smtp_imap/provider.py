@@ -5,7 +5,7 @@ one itself. Before every delivery the Sent folder (and the local index) is searc
 send's fixed Message-ID; found means an earlier attempt went out (its connection was lost
 during DATA, or the worker died before recording success), and it is not sent again.
 
-Reading: the IMAP folders are synced into a local index (``imap_index.py``) by UID; all reads
+Reading: the IMAP folders are synced into a local index (``index.py``) by UID; all reads
 answer from it. A background task keeps an IDLE connection on the inbox when the server offers
 IDLE, so new mail is noticed within a second; otherwise the mailbox watcher's poll syncs.
 
@@ -22,10 +22,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from workflows.inbox import Action, Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
-from workflows.mime import build_message, envelope_recipients
+from workflows.mail.mime import build_message, envelope_recipients
+from workflows.mail.parsing import parse_email
 from workflows.models import DeliveryReceipt, DeliveryRequest, Frozen
-from workflows.parsing import parse_email
 from workflows.providers.base import (
     EmailNotFound,
     EmailProvider,
@@ -36,10 +35,11 @@ from workflows.providers.base import (
     TemporaryDeliveryError,
 )
 from workflows.providers.endpoints import Endpoint, tls_context
-from workflows.providers.imap import ImapError, ImapLoginRefused, ImapSession
-from workflows.providers.imap_index import ImapIndex, Kind, stable_message_id
 from workflows.providers.oauth import OAuthError, OAuthTokens, ReauthNeeded
-from workflows.providers.smtp import AmbiguousDelivery, SmtpServer, smtp_send
+from workflows.providers.smtp_imap.imap import ImapError, ImapLoginRefused, ImapSession
+from workflows.providers.smtp_imap.index import ImapIndex, Kind, stable_message_id
+from workflows.providers.smtp_imap.smtp import AmbiguousDelivery, SmtpServer, smtp_send
+from workflows.read_models import Action, Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
 
 log = logging.getLogger("mailgate.smtp_imap")
 BATCH = 50

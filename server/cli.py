@@ -22,7 +22,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
 from server.app import Mailgate
-from server.cli_people import person_decision
+from server.cli_people import decidable, person_decision
 from server.connect import connect
 from server.credentials import load_secrets
 from server.errors import MailgateError
@@ -260,6 +260,7 @@ def approvals_list(mailbox: str | None, status: str, limit: int, data_dir: Path 
         app = await open_app(settings)
         wanted = None if status == "all" else "pending_approval" if status == "pending" else status
         page = await app.sends.search(mailbox=mailbox, status=wanted, limit=limit)  # type: ignore[arg-type]
+        sends = await decidable(app, page.sends)
         rows = [
             [
                 s.send_id,
@@ -269,10 +270,10 @@ def approvals_list(mailbox: str | None, status: str, limit: int, data_dir: Path 
                 s.subject[:50],
                 s.requested_at.strftime("%Y-%m-%d %H:%M") if s.requested_at else "",
             ]
-            for s in page.sends
+            for s in sends
         ]
         emit(
-            page.sends,
+            sends,
             as_json,
             lambda: columns(rows, ["SEND_ID", "STATUS", "MAILBOX", "TO", "SUBJECT", "REQUESTED"]),
         )

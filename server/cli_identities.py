@@ -201,14 +201,15 @@ def _token_once(new: NewAgent, as_json: bool) -> None:
 @click.argument("name")
 @click.option("--mailbox", "mailboxes", multiple=True, metavar="ADDRESS", help="A mailbox it may use (repeatable).")
 @click.option("--read-only", is_flag=True, help="Only reading tools; no sends or changes.")
+@click.option("--owner", default="", metavar="EMAIL", help="The person answerable for it; cannot approve its sends.")
 @data_dir_option
 @json_option
 def agents_add(
-    name: str, mailboxes: tuple[str, ...], read_only: bool, data_dir: Path | None, as_json: bool
+    name: str, mailboxes: tuple[str, ...], read_only: bool, owner: str, data_dir: Path | None, as_json: bool
 ) -> NoReturn:
     """Add an agent; prints its token once."""
     try:
-        new = _store(data_dir).add_agent(name, mailboxes=mailboxes, read_only=read_only)
+        new = _store(data_dir).add_agent(name, mailboxes=mailboxes, read_only=read_only, owner=owner)
     except IdentityError as exc:
         _refused(exc)
     _token_once(new, as_json)
@@ -221,8 +222,8 @@ def agents_add(
 def agents_list(data_dir: Path | None, as_json: bool) -> NoReturn:
     """Every agent with its mailboxes."""
     every = _store(data_dir).agents()
-    rows = [[a.name, ", ".join(a.mailboxes), "yes" if a.read_only else ""] for a in every]
-    emit(every, as_json, lambda: columns(rows, ["NAME", "MAILBOXES", "READ_ONLY"]))
+    rows = [[a.name, ", ".join(a.mailboxes), "yes" if a.read_only else "", a.owner] for a in every]
+    emit(every, as_json, lambda: columns(rows, ["NAME", "MAILBOXES", "READ_ONLY", "OWNER"]))
     finish(0)
 
 

@@ -60,6 +60,8 @@ class Agent(BaseModel):
     all_mailboxes: bool = False
     read_only: bool = False
     created_at: str = ""
+    # The person answerable for the agent (who may hold its token): they cannot approve its sends.
+    owner: str = ""
 
     def can_use(self, mailbox: str) -> bool:
         return self.all_mailboxes or mailbox.lower() in self.mailboxes
@@ -119,7 +121,9 @@ class IdentityStore(Protocol):
     def reset_person(self, email: str) -> NewPerson: ...
     def person_by_token(self, token: str) -> Person | None: ...
     def check_password(self, email: str, password: str) -> Person | None: ...
-    def add_agent(self, name: str, *, mailboxes: Sequence[str] = (), read_only: bool = False) -> NewAgent: ...
+    def add_agent(
+        self, name: str, *, mailboxes: Sequence[str] = (), read_only: bool = False, owner: str = ""
+    ) -> NewAgent: ...
     def agent(self, name: str) -> Agent | None: ...
     def agents(self) -> list[Agent]: ...
     def remove_agent(self, name: str) -> None: ...
@@ -173,6 +177,8 @@ create table if not exists agents (
     created_at text not null
 );
 """
+# Columns added after the first release, for stores made before them.
+_ADDED = {"agents": {"owner": "text not null default ''"}}
 
 
 class SqliteIdentities:
@@ -187,6 +193,11 @@ class SqliteIdentities:
         os.chmod(path, 0o600)
         with self._db() as db:
             db.executescript(_SCHEMA)
+            for table, added in _ADDED.items():
+                have = {row["name"] for row in db.execute(f"pragma table_info({table})")}
+                for column, kind in added.items():
+                    if column not in have:
+                        db.execute(f"alter table {table} add column {column} {kind}")
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -344,21 +355,40 @@ class SqliteIdentities:
             mailboxes=json.loads(row["mailboxes"]),
             read_only=bool(row["read_only"]),
             created_at=row["created_at"],
+            owner=row["owner"],
         )
 
-    def add_agent(self, name: str, *, mailboxes: Sequence[str] = (), read_only: bool = False) -> NewAgent:
+    def add_agent(
+        self, name: str, *, mailboxes: Sequence[str] = (), read_only: bool = False, owner: str = ""
+    ) -> NewAgent:
         clean = name.strip().lower()
         if not _AGENT_NAME.match(clean):
             raise IdentityError(f"{name!r} is not a valid agent name (lowercase letters, digits, '.', '_', '-')")
         if clean == DEFAULT_AGENT:
             raise IdentityError("'default' is the built-in agent of MAILGATE_AGENT_TOKEN; choose another name")
+        if owner and self.person(owner) is None:
+            raise IdentityError(f"no person {owner!r} to own the agent; `mailgate people add` first")
         token = AGENT_TOKEN_PREFIX + secrets.token_urlsafe(32)
-        agent = Agent(name=clean, mailboxes=_boxes(mailboxes), read_only=read_only, created_at=_now())
+        agent = Agent(
+            name=clean,
+            mailboxes=_boxes(mailboxes),
+            read_only=read_only,
+            created_at=_now(),
+            owner=owner.strip().lower(),
+        )
         try:
             with self._db() as db:
                 db.execute(
-                    "insert into agents values (?, ?, ?, ?, ?)",
-                    (agent.name, json.dumps(agent.mailboxes), int(read_only), token_hash(token), agent.created_at),
+                    "insert into agents (name, mailboxes, read_only, token_hash, created_at, owner)"
+                    " values (?, ?, ?, ?, ?, ?)",
+                    (
+                        agent.name,
+                        json.dumps(agent.mailboxes),
+                        int(read_only),
+                        token_hash(token),
+                        agent.created_at,
+                        agent.owner,
+                    ),
                 )
         except sqlite3.IntegrityError:
             raise IdentityError(f"agent {clean!r} already exists; `mailgate agents rotate` gives a new token") from None

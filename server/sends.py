@@ -335,6 +335,7 @@ class Sends:
                     "mailbox": address,
                     "subject": draft.subject,
                     "to": [a.address for a in draft.to],
+                    "requester": requester,
                 },
             )
         except WorkflowAlreadyStartedError:
@@ -581,6 +582,7 @@ class Sends:
                     subject=memo.get("subject", ""),
                     to=tuple(memo.get("to", [])),
                     requested_at=execution.start_time,
+                    requester=memo.get("requester", ""),
                 )
             )
         next_token = iterator.next_page_token

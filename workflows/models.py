@@ -280,6 +280,7 @@ class SendSummary(Frozen):
     mailbox: str = ""
     to: tuple[str, ...] = ()
     requested_at: datetime | None = None
+    requester: str = ""
 
 
 class MailboxConfig(Frozen):

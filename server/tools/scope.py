@@ -36,10 +36,9 @@ def current_agent() -> Agent:
 
 
 def requester() -> str:
-    """The name sends, audit entries and notices carry. The built-in agent keeps the label
-    "agent" it always had, so single-user histories and audit logs read as before."""
-    agent = current_agent()
-    return "agent" if agent.all_mailboxes else agent.name
+    """The name sends, audit entries and notices carry: the agent's own, `default` for the
+    built-in agent of MAILGATE_AGENT_TOKEN and stdio."""
+    return current_agent().name
 
 
 def not_yours(mailbox: str) -> NotFound:

@@ -12,9 +12,9 @@ from starlette.routing import Route
 
 from server.app import Mailgate
 from server.audit import audit_log
+from server.deciders import decides, refusal
 from server.errors import Forbidden, InvalidInput, MailgateError, NotFound
 from server.identities import Person
-from server.identities import may_decide as may_decide_here
 from server.mailboxes import PolicyChanges
 from server.sends import check_person, parse_edits
 from server.web.security import api_caller
@@ -148,15 +148,14 @@ def admin_only(request: Request) -> None:
         raise Forbidden("only an admin may manage mailboxes; ask one, or `mailgate people set --admin`")
 
 
-async def may_decide(request: Request, app: Mailgate, mailbox: str) -> None:
-    """Only a mailbox's approvers decide; with none listed anywhere, admins do."""
+async def may_decide(request: Request, app: Mailgate, mailbox: str, requester: str | None = None) -> None:
+    """Only a mailbox's approvers decide, never for their own agent (server/deciders.py)."""
     person = caller(request)
     if not person.email:
         return  # the admin token: the workflow still checks the mailbox's approvers list
-    listed = (await app.mailboxes.config(mailbox)).approvers
-    if may_decide_here(person, mailbox, listed, app.identities.people()):
-        return
-    raise Forbidden(f"{person.email} is not an approver of {mailbox}")
+    refused = await refusal(app, person, mailbox, requester)
+    if refused is not None:
+        raise Forbidden(refused)
 
 
 def channel(request: Request) -> str:
@@ -176,8 +175,11 @@ async def list_approvals(request: Request, app: Mailgate) -> Any:
         limit=int(limit),
         cursor=query.get("cursor") or None,
     )
-    # People see only the mailboxes they have a role on (a page may then hold fewer than limit).
-    sends = [s for s in page.sends if caller(request).can_see(s.mailbox)]
+    # A person sees only what they may decide (a page may then hold fewer than limit).
+    person = caller(request)
+    sends = page.sends
+    if person.email:
+        sends = [s for s in sends if person.can_see(s.mailbox) and await decides(app, person, s.mailbox, s.requester)]
     return {"approvals": dump(sends), "next_cursor": page.next_cursor}
 
 
@@ -185,7 +187,7 @@ async def _decision_for(request: Request, app: Mailgate, named: str | None) -> s
     approver = who(request, named)
     state = await app.sends.status(request.path_params["send_id"])
     visible(request, state.mailbox)
-    await may_decide(request, app, state.mailbox)
+    await may_decide(request, app, state.mailbox, state.requester)
     return approver
 
 

@@ -5,8 +5,9 @@ of ``v0:{timestamp}:{raw body}``, at most five minutes old, compared in constant
 taken once: a replay of the same signed request within its five minutes changes nothing, and the
 decision id (from the click or the modal) lets the send drop copies that arrive another way.
 
-Who decides is the Slack user's verified email (``users.info``), which must be one of the
-mailbox's approvers; anyone else is told so privately (``chat.postEphemeral``) and nothing
+Who decides is the Slack user's verified email (``users.info``), who must be one of the
+mailbox's approvers by the rule every front door uses (server/deciders.py); anyone else is told
+so privately (``chat.postEphemeral``) and nothing
 changes. A decision goes to the send as a signal, like the other webhooks, so it holds while
 workers are down; the send then updates the Slack message itself.
 """
@@ -29,6 +30,7 @@ from starlette.routing import Route
 from temporalio.service import RPCError
 
 from server.app import Mailgate
+from server.deciders import refusal
 from server.errors import MailgateError
 from server.sends import parse_send_id
 from server.web.bodies import MIB, TooLarge, read_limited
@@ -124,12 +126,23 @@ class SlackDecisions:
             return "mailgate could not read a verified email for your Slack account, so it cannot tell who you are.", ""
         try:
             mailbox, _ = await self.send_facts(send_id)
-            approvers = [a.strip().lower() for a in (await self._app.mailboxes.config(mailbox)).approvers]
+            refused = await refusal(self._app, email, mailbox, await self.requester(send_id))
         except (RPCError, MailgateError):
             return f"mailgate knows no send {send_id}.", email
-        if email.lower() not in approvers:
-            return f"You ({email}) are not an approver of {mailbox}: nothing was changed.", email
+        if refused is not None:
+            return f"Not you ({refused}): nothing was changed.", email
         return None, email
+
+    async def requester(self, send_id: str) -> str | None:
+        """Who asked for the send: from its memo (no worker needed), else from the send itself."""
+        handle = self._app.sends.client.get_workflow_handle(parse_send_id(send_id))
+        requester = (await (await handle.describe()).memo()).get("requester")
+        if isinstance(requester, str):
+            return requester
+        try:  # a send started before its memo named the requester
+            return (await self._app.sends.status(send_id)).requester
+        except MailgateError:
+            return None
 
     async def tell(self, payload: dict[str, Any], user_id: str, text: str) -> None:
         channel = payload.get("channel") if isinstance(payload.get("channel"), dict) else {}

@@ -197,13 +197,13 @@ def routes(dash: Dashboard) -> list[Route]:
             diff=draft_diff(state.original, state.approved) if state.approved else [],
             lines=address_lines,
             addresses=addresses,
-            can_decide=await ctx.may_decide(state.mailbox),
+            can_decide=await ctx.may_decide(state.mailbox, state.requester),
         )
 
     async def preview(ctx: Ctx) -> Response:
         send_id = parse_send_id(ctx.request.path_params["send_id"])
         state = await app.sends.status(send_id)
-        await ctx.check_decides(state.mailbox)
+        await ctx.check_decides(state.mailbox, state.requester)
         edits = edits_from_form(ctx, state.original)
         if edits is None:
             return dash.redirect(ctx.request, f"/sends/{send_id}", "error", "You changed nothing; approve it as is.")
@@ -224,7 +224,7 @@ def routes(dash: Dashboard) -> list[Route]:
         send_id = parse_send_id(ctx.request.path_params["send_id"])
         edits = None
         state = await app.sends.status(send_id)
-        await ctx.check_decides(state.mailbox)
+        await ctx.check_decides(state.mailbox, state.requester)
         if any(f"edit_{name}" in ctx.form for name in EDIT_FIELDS):
             edits = edits_from_form(ctx, state.original, prefix="edit_")
         decision = Decision(
@@ -247,7 +247,8 @@ def routes(dash: Dashboard) -> list[Route]:
         reason = str(ctx.form.get("reason", "")).strip()
         if not reason:
             return dash.redirect(ctx.request, f"/sends/{send_id}", "error", "A rejection needs a reason for the agent.")
-        await ctx.check_decides((await app.sends.status(send_id)).mailbox)
+        state = await app.sends.status(send_id)
+        await ctx.check_decides(state.mailbox, state.requester)
         decision = Decision(decision="reject", approver=ctx.session.name, reason=reason[:2000], channel="dashboard")
         try:
             state = await app.sends.decide(send_id, decision)
@@ -279,7 +280,7 @@ def routes(dash: Dashboard) -> list[Route]:
             try:
                 send_id = parse_send_id(raw_id)
                 state = await app.sends.status(send_id)
-                await ctx.check_decides(state.mailbox)
+                await ctx.check_decides(state.mailbox, state.requester)
                 # Approve only what the list showed in full: every recipient, Bcc, attachments.
                 if action == "approve" and (not digest or digest != shown_digest(state.original)):
                     return f"{send_id}: the list did not show all of it; open it and decide on its page"

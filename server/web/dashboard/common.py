@@ -13,8 +13,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from server.app import Mailgate
+from server.deciders import refusal
 from server.errors import Forbidden, MailgateError, NotFound
-from server.identities import Person, may_decide
+from server.identities import Person
 from server.web.bodies import TooLarge, read_form
 from server.web.dashboard.render import environment
 from server.web.sessions import Session, SessionCodec, csrf_matches
@@ -58,17 +59,19 @@ class Ctx:
         if self.person is not None and not self.person.admin:
             raise Forbidden("only an admin may do this")
 
-    async def may_decide(self, mailbox: str) -> bool:
+    async def refusal(self, mailbox: str, requester: str | None = None) -> str | None:
         if self.person is None:
-            return True  # the admin token; the workflow still checks the mailbox's approvers list
-        listed = (await self.app.mailboxes.config(mailbox)).approvers
-        people = await asyncio.to_thread(self.app.identities.people)
-        return may_decide(self.person, mailbox, listed, people)
+            return None  # the admin token; the workflow still checks the mailbox's approvers list
+        return await refusal(self.app, self.person, mailbox, requester)
 
-    async def check_decides(self, mailbox: str) -> None:
+    async def may_decide(self, mailbox: str, requester: str | None = None) -> bool:
+        return await self.refusal(mailbox, requester) is None
+
+    async def check_decides(self, mailbox: str, requester: str | None = None) -> None:
         self.check_sees(mailbox)
-        if not await self.may_decide(mailbox):
-            raise Forbidden(f"{self.session.name} is not an approver of {mailbox}")
+        refused = await self.refusal(mailbox, requester)
+        if refused is not None:
+            raise Forbidden(refused)
 
 
 class Dashboard:

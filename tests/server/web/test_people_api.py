@@ -94,3 +94,28 @@ async def test_password_guessing_is_throttled_like_the_admin_token(web: Web) -> 
         assert codes[:10] == [401] * 10 and codes[10] == 429
         # Even the right password waits while the throttle holds.
         assert await attempt(ann.password) == 429
+
+
+async def test_the_approvals_list_and_decisions_leave_out_what_a_person_may_not_decide(web: Web) -> None:
+    tag = uuid.uuid4().hex[:8]
+    box = f"own-{tag}@mailgate.local"
+    await web.app.mailboxes.create(box, created_by="test")
+    ann = web.app.identities.add_person(f"ann-{tag}@example.com", approves=[box])
+    bob = web.app.identities.add_person(f"bob-{tag}@example.com", approves=[box])
+    rev = web.app.identities.add_person(f"rev-{tag}@example.com", reviews=[box])
+    helper = web.app.identities.add_agent(f"helper-{tag}", mailboxes=[box], owner=ann.email)
+    mine = await web.app.sends.submit(mailbox=box, to=["c@example.com"], subject="M", body="b", requester=helper.name)
+    other = await web.app.sends.submit(mailbox=box, to=["c@example.com"], subject="O", body="b", requester="default")
+
+    async with as_person(web, ann) as a, as_person(web, bob) as b, as_person(web, rev) as r:
+        listed = {s["send_id"] for s in (await a.get(f"/api/approvals?mailbox={box}")).json()["approvals"]}
+        assert listed == {other.send_id}  # not the send of her own agent
+        assert {s["send_id"] for s in (await b.get(f"/api/approvals?mailbox={box}")).json()["approvals"]} == {
+            mine.send_id,
+            other.send_id,
+        }
+        assert (await r.get(f"/api/approvals?mailbox={box}")).json()["approvals"] == []  # a reviewer decides nothing
+        refused = await a.post(f"/api/approvals/{mine.send_id}/approve", json={})
+        assert refused.status_code == 403 and f"owns agent {helper.name}" in refused.json()["error"]
+        approved = await b.post(f"/api/approvals/{mine.send_id}/approve", json={})
+        assert approved.status_code == 200, approved.text

@@ -1,0 +1,42 @@
+"""Who may decide a send: the one rule every front door asks (API, CLI, dashboard, Slack).
+
+Only a mailbox's approvers decide its sends: those its configuration lists, else the people who
+approve it here; with no approvers anywhere, admins decide. On top of that, nobody decides a send
+they asked for themselves: not its requester, and not the owner of the agent that requested it
+(a person holding an agent's token would otherwise approve their own agent's mail).
+"""
+
+from __future__ import annotations
+
+import anyio
+
+from server.app import Mailgate
+from server.identities import Person, may_decide
+
+
+async def _person(app: Mailgate, who: Person | str) -> Person:
+    if isinstance(who, Person):
+        return who
+    # Someone known only by email (a Slack user, say): their roles, if they are a person here.
+    found = await anyio.to_thread.run_sync(app.identities.person, who)
+    return found or Person(email=who.strip().lower(), created_at="")
+
+
+async def refusal(app: Mailgate, who: Person | str, mailbox: str, requester: str | None = None) -> str | None:
+    """Why this person may not decide this mailbox's send by ``requester``; None when they may."""
+    person = await _person(app, who)
+    listed = (await app.mailboxes.config(mailbox)).approvers
+    people = await anyio.to_thread.run_sync(app.identities.people)
+    if not may_decide(person, mailbox, listed, people):
+        return f"{person.email} is not an approver of {mailbox}"
+    if requester:
+        if requester.strip().lower() == person.email:
+            return f"{person.email} asked for this send and cannot also decide it"
+        agent = await anyio.to_thread.run_sync(app.identities.agent, requester)
+        if agent is not None and agent.owner and agent.owner == person.email:
+            return f"{person.email} owns agent {agent.name}, which asked for this send, and cannot also decide it"
+    return None
+
+
+async def decides(app: Mailgate, who: Person | str, mailbox: str, requester: str | None = None) -> bool:
+    return await refusal(app, who, mailbox, requester) is None

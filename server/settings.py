@@ -389,6 +389,18 @@ class Settings(BaseSettings):
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api"
+    oidc_issuer: str | None = Field(default=None, description="OpenID Connect issuer for dashboard single sign-on")
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = Field(default=None, description="unset: a public client (PKCE only)")
+    mcp_oauth_issuer: str | None = Field(
+        default=None, description="authorization server whose JWT access tokens /mcp accepts beside agent tokens"
+    )
+    mcp_oauth_resource: str | None = Field(
+        default=None, description="this server's /mcp URL, the tokens' audience (default: MAILGATE_PUBLIC_URL/mcp)"
+    )
+    mcp_oauth_agent_claim: str = Field(
+        default="sub", pattern=r"^[A-Za-z0-9_.:-]{1,100}$", description="the token claim that names the agent"
+    )
 
     default_mailbox: str = "agent@mailgate.local"
     default_mode: OversightMode = "gated_send"
@@ -449,7 +461,15 @@ class Settings(BaseSettings):
                 raise ValueError("a Standard Webhooks secret starts with 'whsec_' (then base64)")
         return value
 
-    @field_validator("notify_webhook_url", "temporal_ui_url", "public_url", "url")
+    @field_validator(
+        "notify_webhook_url",
+        "temporal_ui_url",
+        "public_url",
+        "url",
+        "oidc_issuer",
+        "mcp_oauth_issuer",
+        "mcp_oauth_resource",
+    )
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is not None and urlsplit(value).scheme not in ("http", "https"):
@@ -468,6 +488,12 @@ class Settings(BaseSettings):
     def _slack_complete(self) -> Settings:
         if (self.slack_bot_token is None) != (self.slack_signing_secret is None):
             raise ValueError("MAILGATE_SLACK_BOT_TOKEN and MAILGATE_SLACK_SIGNING_SECRET go together: set both")
+        return self
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        if (self.oidc_issuer is None) != (self.oidc_client_id is None):
+            raise ValueError("MAILGATE_OIDC_ISSUER and MAILGATE_OIDC_CLIENT_ID go together: set both")
         return self
 
     @model_validator(mode="after")

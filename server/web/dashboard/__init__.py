@@ -6,7 +6,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from server.app import Mailgate
-from server.web import links
+from server.web import links, oidc_signin
 from server.web.dashboard import approvals, auth, oversight, sandbox
 from server.web.dashboard.common import Dashboard
 from server.web.dashboard.render import STATIC
@@ -18,6 +18,7 @@ def routes(app: Mailgate) -> list[BaseRoute]:
     return [
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
         *auth.routes(dash),
+        *oidc_signin.routes(dash),
         *approvals.routes(dash),
         *oversight.routes(dash),
         *sandbox.routes(dash),

@@ -1,0 +1,314 @@
+"""A real OpenID Connect provider and OAuth 2.1 authorization server for tests, on authlib.
+
+It extends the OAuth peer (tests/peers/oauth_server.py) with what single sign-on and OAuth on
+/mcp need: discovery (``/.well-known/openid-configuration``), a JWKS, a sign-in page a browser
+fills in, ID tokens (authlib's ``OpenIDCode`` extension: nonce, audience, RS256), and JWT access
+tokens (RFC 9068, audience from the RFC 8707 ``resource`` parameter) for the client credentials
+grant of agents. ``sign`` makes tokens with the provider's own key, for the expired or
+wrong-audience cases a real provider would not hand out on request.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Request, grants
+from authlib.oauth2.rfc6749.errors import OAuth2Error
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
+from authlib.oidc.core import UserInfo
+from authlib.oidc.core.grants import OpenIDCode
+from joserfc import jwt
+from joserfc.jwk import KeySet, RSAKey
+
+from tests.peers.oauth_server import Client, Code, _Request
+from tests.ports import free_port
+
+SCOPES = ("openid", "email", "profile", "mailgate")
+
+
+@dataclass
+class User:
+    email: str
+    password: str
+
+    def get_user_id(self) -> str:
+        return self.email
+
+
+@dataclass
+class OIDCClient(Client):
+    def get_allowed_scope(self, scope: str | None) -> str:
+        return " ".join(s for s in (scope or "").split() if s in SCOPES)
+
+
+@dataclass
+class OIDCCode(Code):
+    nonce: str = ""
+    auth_time: int = 0
+
+    def get_nonce(self) -> str:
+        return self.nonce
+
+    def get_auth_time(self) -> int:
+        return self.auth_time
+
+    def get_acr(self) -> str:
+        return ""
+
+    def get_amr(self) -> list[str]:
+        return []
+
+
+@dataclass
+class Provider:
+    url: str
+    key: RSAKey
+    users: dict[str, User] = field(default_factory=dict)
+    clients: dict[str, OIDCClient] = field(default_factory=dict)
+    codes: dict[str, OIDCCode] = field(default_factory=dict)
+    resource: str | None = None  # the RFC 8707 resource of the token request being answered
+    issued: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class CodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ["none", "client_secret_basic"]
+
+    def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
+        data = request.payload.data
+        provider: Provider = self.server.provider
+        provider.codes[code] = OIDCCode(
+            code=code,
+            client_id=request.client.client_id,
+            redirect_uri=data.get("redirect_uri", ""),
+            scope=request.payload.scope or "",
+            user=request.user.email,
+            code_challenge=data.get("code_challenge", ""),
+            code_challenge_method=data.get("code_challenge_method", ""),
+            nonce=data.get("nonce", ""),
+            auth_time=int(time.time()),
+        )
+
+    def query_authorization_code(self, code: str, client: Client) -> OIDCCode | None:
+        found = self.server.provider.codes.get(code)
+        return found if found and found.client_id == client.client_id else None
+
+    def delete_authorization_code(self, authorization_code: OIDCCode) -> None:
+        self.server.provider.codes.pop(authorization_code.code, None)
+
+    def authenticate_user(self, authorization_code: OIDCCode) -> User:
+        user: User = self.server.provider.users[authorization_code.user]
+        return user
+
+
+class ClientCredentials(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic"]
+
+
+class IDToken(OpenIDCode):  # type: ignore[misc]
+    def __init__(self, provider: Provider) -> None:
+        super().__init__(require_nonce=True)
+        self.provider = provider
+
+    def resolve_client_private_key(self, client: Client) -> RSAKey:
+        return self.provider.key
+
+    def get_client_algorithm(self, client: Client) -> str:
+        return "RS256"
+
+    def get_encode_header(self, client: Client) -> dict[str, str]:
+        return {"alg": "RS256", "kid": str(self.provider.key.kid)}
+
+    def get_client_claims(self, client: Client) -> dict[str, Any]:
+        return {"iss": self.provider.url, "aud": [client.get_client_id()], "exp": int(time.time()) + 600}
+
+    def exists_nonce(self, nonce: str, request: OAuth2Request) -> bool:
+        return any(c.nonce == nonce for c in self.provider.codes.values())
+
+    def generate_user_info(self, user: User, scope: str) -> UserInfo:
+        return UserInfo(sub=user.email, email=user.email, email_verified=True)
+
+
+class AccessTokens(JWTBearerTokenGenerator):  # type: ignore[misc]
+    def __init__(self, provider: Provider) -> None:
+        super().__init__(issuer=provider.url, alg="RS256")
+        self.provider = provider
+
+    def get_jwks(self) -> KeySet:
+        return KeySet([self.provider.key])
+
+    def get_audiences(self, client: Client, user: User | None, scope: str) -> str:
+        return self.provider.resource or client.get_client_id()
+
+
+class Server(AuthorizationServer):  # type: ignore[misc]
+    def __init__(self, provider: Provider) -> None:
+        super().__init__(scopes_supported=list(SCOPES))
+        self.provider = provider
+        self.register_token_generator("default", AccessTokens(provider))
+        self.register_grant(CodeGrant, [CodeChallenge(required=True), IDToken(provider)])
+        self.register_grant(ClientCredentials)
+
+    def query_client(self, client_id: str) -> OIDCClient | None:
+        return self.provider.clients.get(client_id)
+
+    def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
+        self.provider.issued.append(token)
+
+    def create_oauth2_request(self, request: OAuth2Request) -> OAuth2Request:
+        return request
+
+    def create_json_request(self, request: OAuth2Request) -> OAuth2Request:
+        return request
+
+    def handle_response(self, status: int, body: Any, headers: Any) -> tuple[int, Any, Any]:
+        return status, body, headers
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+SIGNIN_PAGE = """<!doctype html><meta charset="utf-8"><title>Test identity provider</title>
+<h1>Sign in to the test identity provider</h1>{error}
+<form method="post" action="/authorize" id="idp-signin">{hidden}
+<label>Email <input name="login_email" type="email"></label>
+<label>Password <input name="login_password" type="password"></label>
+<button type="submit">Sign in</button></form>"""
+
+
+class OIDCPeer:
+    """The running provider: ``dashboard`` is a confidential client for single sign-on."""
+
+    dashboard_id = "mailgate-dashboard"
+    dashboard_secret = "dashboard-secret-" + "x" * 16
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.key = RSAKey.generate_key(2048, parameters={"kid": "test-1"}, private=True)
+        self.provider = Provider(url=self.url, key=self.key)
+        self.add_client(
+            OIDCClient(self.dashboard_id, secret=self.dashboard_secret, grant_types=("authorization_code",))
+        )
+        self.server = Server(self.provider)
+        self._http: ThreadingHTTPServer | None = None
+
+    def add_user(self, email: str, password: str) -> None:
+        self.provider.users[email] = User(email, password)
+
+    def add_client(self, client: OIDCClient) -> None:
+        self.provider.clients[client.client_id] = client
+
+    def add_agent_client(self, client_id: str) -> str:
+        """A machine client (client credentials grant) for an agent; returns its secret."""
+        secret = secrets.token_urlsafe(24)
+        self.add_client(OIDCClient(client_id, secret=secret, grant_types=("client_credentials",)))
+        return secret
+
+    def discovery(self) -> dict[str, Any]:
+        return {
+            "issuer": self.url,
+            "authorization_endpoint": f"{self.url}/authorize",
+            "token_endpoint": f"{self.url}/token",
+            "jwks_uri": f"{self.url}/jwks",
+            "response_types_supported": ["code"],
+            "grant_types_supported": ["authorization_code", "client_credentials"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "code_challenge_methods_supported": ["S256"],
+            "scopes_supported": list(SCOPES),
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "none"],
+        }
+
+    def sign(self, claims: dict[str, Any], key: RSAKey | None = None) -> str:
+        """A JWT signed with the provider's key (or another one, for forgeries)."""
+        signing = key or self.key
+        return jwt.encode({"alg": "RS256", "kid": str(signing.kid)}, claims, signing)
+
+    def start(self) -> OIDCPeer:
+        peer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+            def _answer(self, status: int, body: Any, headers: Any, kind: str = "application/json") -> None:
+                payload = json.dumps(body).encode() if isinstance(body, dict) else str(body or "").encode()
+                self.send_response(status)
+                for name, value in headers or []:
+                    self.send_header(name, value)
+                if not any(name.lower() == "content-type" for name, _ in headers or []):
+                    self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def _request(self, form: dict[str, str]) -> _Request:
+                return _Request(self.command, peer.url + self.path, dict(self.headers.items()), form)
+
+            def _form(self, query: dict[str, str], error: str = "") -> None:
+                hidden = "".join(
+                    f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">' for k, v in query.items()
+                )
+                note = f'<p role="alert">{html.escape(error)}</p>' if error else ""
+                self._answer(200, SIGNIN_PAGE.format(error=note, hidden=hidden), [], "text/html; charset=utf-8")
+
+            def do_GET(self) -> None:
+                url = urlsplit(self.path)
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                if url.path == "/.well-known/openid-configuration":
+                    self._answer(200, peer.discovery(), [])
+                elif url.path == "/jwks":
+                    self._answer(200, KeySet([peer.key]).as_dict(private=False), [])
+                elif url.path == "/authorize":
+                    self._form(query)
+                else:
+                    self._answer(404, {"error": "not_found"}, [])
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode(), keep_blank_values=True).items()}
+                path = urlsplit(self.path).path
+                with peer.provider.lock:
+                    if path == "/authorize":
+                        self._authorize(form)
+                    elif path == "/token":
+                        peer.provider.resource = form.get("resource")
+                        try:
+                            self._answer(*peer.server.create_token_response(self._request(form)))
+                        finally:
+                            peer.provider.resource = None
+                    else:
+                        self._answer(404, {"error": "not_found"}, [])
+
+            def _authorize(self, form: dict[str, str]) -> None:
+                email, password = form.pop("login_email", ""), form.pop("login_password", "")
+                user = peer.provider.users.get(email)
+                if user is None or not secrets.compare_digest(user.password, password):
+                    self._form(form, "Wrong email or password.")
+                    return
+                request = _Request("GET", f"{peer.url}/authorize?{urlencode(form)}", {}, form)
+                try:
+                    grant = peer.server.get_consent_grant(request, end_user=user)
+                except OAuth2Error as exc:
+                    self._answer(400, dict(exc.get_body()), [])
+                    return
+                self._answer(*peer.server.create_authorization_response(request, grant_user=user, grant=grant))
+
+        self._http = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._http.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()

@@ -466,8 +466,6 @@ class Settings(BaseSettings):
         "temporal_ui_url",
         "public_url",
         "url",
-        "oidc_issuer",
-        "mcp_oauth_issuer",
         "mcp_oauth_resource",
     )
     @classmethod
@@ -489,6 +487,14 @@ class Settings(BaseSettings):
         if (self.slack_bot_token is None) != (self.slack_signing_secret is None):
             raise ValueError("MAILGATE_SLACK_BOT_TOKEN and MAILGATE_SLACK_SIGNING_SECRET go together: set both")
         return self
+
+    @field_validator("oidc_issuer", "mcp_oauth_issuer")
+    @classmethod
+    def _issuer(cls, value: str | None) -> str | None:
+        # Kept exactly as given: an issuer is compared byte for byte with its tokens' `iss`.
+        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("an http:// or https:// URL is required")
+        return value
 
     @model_validator(mode="after")
     def _oidc_complete(self) -> Settings:

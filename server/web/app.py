@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 from temporalio.service import RPCError
 
 from server.app import Mailgate
+from server.mcp_auth import from_settings as mcp_oauth
 from server.web import api, codec, dashboard, slack_webhook, webhooks
 from server.web.security import (
     AgentAuthMiddleware,
@@ -59,8 +60,10 @@ def build_app(app: Mailgate, mcp: MCPServer, ready: Callable[[], bool]) -> Starl
             return JSONResponse({"status": "temporal unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
+    oauth = mcp_oauth(settings, app.identities)
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
+        *(oauth.routes() if oauth else []),
         Route("/register", no_oauth, methods=["POST"]),
         *api.routes(app),
         *codec.routes(settings.codec(), app.secrets, ui_origins),
@@ -80,7 +83,7 @@ def build_app(app: Mailgate, mcp: MCPServer, ready: Callable[[], bool]) -> Starl
         routes=routes,
         middleware=[
             Middleware(HostOriginMiddleware, hosts=hosts, codec_origins=ui_origins),
-            Middleware(AgentAuthMiddleware, secrets=app.secrets, identities=app.identities),
+            Middleware(AgentAuthMiddleware, secrets=app.secrets, identities=app.identities, oauth=oauth),
         ],
         lifespan=lifespan,
     )

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.credentials import Secrets
 from server.identities import ADMIN, AGENT_TOKEN_PREFIX, DEFAULT, PERSON_TOKEN_PREFIX, IdentityStore, Person
+from server.mcp_auth import McpOAuth, looks_like_jwt
 from server.settings import Settings
 from server.web.client_gone import forgive_gone_clients
 from server.web.throttle import client_address, refusal_for, throttle_of, too_many
@@ -84,11 +85,15 @@ class AgentAuthMiddleware:
     how to pass the token instead, and never echoes anything from the request.
     """
 
-    def __init__(self, app: ASGIApp, secrets: Secrets, identities: IdentityStore) -> None:
+    def __init__(
+        self, app: ASGIApp, secrets: Secrets, identities: IdentityStore, oauth: McpOAuth | None = None
+    ) -> None:
         self.app = app
         self.mcp = forgive_gone_clients(app)
         self.secrets = secrets
         self.identities = identities
+        # With an authorization server configured, its JWTs are accepted too (server/mcp_auth.py).
+        self.oauth = oauth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
@@ -106,6 +111,8 @@ class AgentAuthMiddleware:
             agent = DEFAULT if role == "agent" else None
             if role is None and token.startswith(AGENT_TOKEN_PREFIX):
                 agent = await anyio.to_thread.run_sync(self.identities.agent_by_token, token)
+            elif role is None and self.oauth is not None and looks_like_jwt(token):
+                agent = await self.oauth.agent(token)
             if agent is not None:
                 scope.setdefault("state", {})["agent"] = agent
                 await self.mcp(scope, receive, send)
@@ -122,10 +129,15 @@ class AgentAuthMiddleware:
             if role in ("admin", "person")
             else f"a valid agent bearer token is required: {HOW_TO_AUTHENTICATE}"
         )
+        challenge = f'Bearer error="{error}", error_description="{description}"'
+        if self.oauth is not None:
+            if role not in ("admin", "person"):
+                description = "a valid agent token, or an access token of the authorization server named here"
+            challenge = self.oauth.challenge(error, description)
         response = JSONResponse(
             {"error": error, "error_description": description},
             status_code=401,
-            headers={"WWW-Authenticate": f'Bearer error="{error}", error_description="{description}"'},
+            headers={"WWW-Authenticate": challenge},
         )
         await response(scope, receive, send)
 

@@ -115,7 +115,7 @@ async def test_id_tokens_are_checked_against_the_providers_keys(idp: OIDCPeer) -
     good = {"iss": idp.url, "aud": idp.dashboard_id, "exp": now + 300, "iat": now, "nonce": "n", "email": "a@b.c"}
     assert (await issuer.verify(idp.sign(good), idp.dashboard_id, nonce="n"))["email"] == "a@b.c"
 
-    other = RSAKey.generate_key(2048, parameters={"kid": idp.key.kid}, private=True)
+    other = RSAKey.generate_key(2048, parameters={"kid": str(idp.key.kid)}, private=True)
     cases = {
         "forged": idp.sign(good, key=other),
         "expired": idp.sign({**good, "exp": now - 600}),

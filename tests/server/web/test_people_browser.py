@@ -55,6 +55,15 @@ async def test_two_people_each_see_and_decide_only_their_own(browser: Browser, w
     state = await web.app.sends.status(ours.send_id)
     assert state.decision is not None and state.decision.approver == ann.email
 
+    # Her own agent's send: she approves the mailbox, but gets no buttons for it.
+    helper = web.app.identities.add_agent(f"helper-{tag}", mailboxes=[sales], owner=ann.email)
+    own = await web.app.sends.submit(
+        mailbox=sales, to=["c@example.com"], subject=f"Own {tag}", body="b", requester=helper.name
+    )
+    await a.goto(f"/sends/{own.send_id}")
+    assert f"Own {tag}" in await a.inner_text("main")
+    assert await a.locator("button.approve").count() == 0
+
     b = await signed_in(browser, web, bob)
     await b.goto(f"/sends/{theirs.send_id}")
     await b.locator("#decide textarea[name=reason]").fill("Not this quarter.")

@@ -9,7 +9,7 @@ from server.deciders import refusal
 from server.web.slack_webhook import SlackDecisions
 from tests.peers.slack_fake import BOT_TOKEN, SlackServer
 from tests.server.test_mcp_server import connected
-from workflows.slack_api import SlackApi
+from workflows.slack_client.api import SlackApi
 
 
 async def test_an_agents_owner_cannot_decide_its_sends(app: Mailgate) -> None:

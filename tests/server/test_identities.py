@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -135,3 +136,24 @@ def test_cli_people_and_agents(tmp_path: Path) -> None:
     assert gone.returncode == 1 and "no agent" in gone.stderr
     assert cli(tmp_path, "people", "remove", "ann@example.com").returncode == 0
     assert json.loads(cli(tmp_path, "people", "list", "--json").stdout) == []
+
+
+def test_an_agents_owner_is_a_person_here_and_older_stores_gain_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "identities.db"
+    # A store made before agents had owners.
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "create table agents (name text primary key, mailboxes text not null default '[]', "
+            "read_only integer not null default 0, token_hash text not null unique, created_at text not null)"
+        )
+        db.execute("insert into agents values ('old', '[]', 0, 'h', '2026-01-01')")
+    identities = SqliteIdentities(path, hasher=FAST)
+    old = identities.agent("old")
+    assert old is not None and old.owner == ""
+    with pytest.raises(IdentityError, match="no person"):
+        identities.add_agent("helper", owner="nobody@example.com")
+    identities.add_person("ann@example.com")
+    made = identities.add_agent("helper", owner="Ann@Example.com")
+    assert made.owner == "ann@example.com"
+    assert identities.agent_by_token(made.token) is not None
+    assert identities.agent_by_token(made.token).owner == "ann@example.com"  # type: ignore[union-attr]

@@ -497,6 +497,17 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _mcp_resource_known(self) -> Settings:
+        # The URL agents reach /mcp at is the tokens' audience; a wildcard address is none.
+        wildcard = self.host in ("0.0.0.0", "::")  # noqa: S104
+        if self.mcp_oauth_issuer and wildcard and not (self.mcp_oauth_resource or self.public_url):
+            raise ValueError(
+                "MAILGATE_MCP_OAUTH_ISSUER with a wildcard host needs MAILGATE_PUBLIC_URL or "
+                "MAILGATE_MCP_OAUTH_RESOURCE: the URL agents reach /mcp at is the access tokens' audience"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _oidc_complete(self) -> Settings:
         if (self.oidc_issuer is None) != (self.oidc_client_id is None):
             raise ValueError("MAILGATE_OIDC_ISSUER and MAILGATE_OIDC_CLIENT_ID go together: set both")

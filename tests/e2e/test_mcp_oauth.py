@@ -47,7 +47,7 @@ class Memory(TokenStorage):
 async def test_agents_reach_mcp_with_oauth_access_tokens(serve: Serve) -> None:
     idp = OIDCPeer().start()
     resource = f"{serve.url}/mcp"
-    serve.extra_env.update(MAILGATE_MCP_OAUTH_ISSUER=idp.url, MAILGATE_MCP_OAUTH_RESOURCE=resource)
+    serve.extra_env.update(MAILGATE_MCP_OAUTH_ISSUER=idp.url)  # the resource: http://HOST:PORT/mcp
     try:
         serve.start()
         support, finance = "support@mailgate.local", "finance@mailgate.local"

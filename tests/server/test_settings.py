@@ -101,3 +101,22 @@ def test_operator_set_tokens_need_32_characters_and_the_error_names_the_variable
     with pytest.raises(SettingsError, match="MAILGATE_MULTIMAIL_WEBHOOK_SECRET: set to 0 characters"):
         load_settings(data_dir=tmp_path, multimail_webhook_secret="")
     load_settings(data_dir=tmp_path, admin_token="b" * 32, multimail_webhook_secret="m" * 16)
+
+
+def test_single_sign_on_and_mcp_oauth_settings(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="MAILGATE_OIDC_CLIENT_ID"):
+        load_settings(data_dir=tmp_path, oidc_issuer="https://id.example.com")
+    with pytest.raises(SettingsError, match=r"oidc_issuer|MAILGATE_OIDC_ISSUER"):
+        load_settings(data_dir=tmp_path, oidc_issuer="id.example.com", oidc_client_id="mailgate")
+    # An issuer is kept byte for byte: its tokens' `iss` must match it exactly.
+    sso = load_settings(data_dir=tmp_path, oidc_issuer="https://id.example.com/", oidc_client_id="mailgate")
+    assert sso.oidc_issuer == "https://id.example.com/"
+    with pytest.raises(SettingsError, match="MAILGATE_PUBLIC_URL or MAILGATE_MCP_OAUTH_RESOURCE"):
+        load_settings(data_dir=tmp_path, host="0.0.0.0", mcp_oauth_issuer="https://id.example.com")  # noqa: S104
+    remote = load_settings(
+        data_dir=tmp_path,
+        host="0.0.0.0",  # noqa: S104
+        public_url="https://mail.example.com",
+        mcp_oauth_issuer="https://id.example.com",
+    )
+    assert remote.mcp_oauth_issuer == "https://id.example.com"

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import anyio
 
 from server.app import Mailgate
-from server.deciders import decides, refusal
+from server.deciders import decidable as decidable_by
+from server.deciders import refusal
 from server.errors import Forbidden
 from server.identities import Person
 from workflows.models import Decision, SendSummary
@@ -30,7 +31,7 @@ async def decidable(app: Mailgate, sends: Sequence[SendSummary]) -> list[SendSum
     person = await token_person(app)
     if person is None:
         return list(sends)
-    return [s for s in sends if person.can_see(s.mailbox) and await decides(app, person, s.mailbox, s.requester)]
+    return await decidable_by(app, person, sends)
 
 
 async def person_decision(app: Mailgate, send_id: str, decision: Decision, named: bool) -> Decision:

@@ -8,10 +8,16 @@ they asked for themselves: not its requester, and not the owner of the agent tha
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypeVar
+
 import anyio
 
 from server.app import Mailgate
 from server.identities import Person, may_decide
+from workflows.models import SendSummary
+
+S = TypeVar("S", bound=SendSummary)
 
 
 async def _person(app: Mailgate, who: Person | str) -> Person:
@@ -40,3 +46,16 @@ async def refusal(app: Mailgate, who: Person | str, mailbox: str, requester: str
 
 async def decides(app: Mailgate, who: Person | str, mailbox: str, requester: str | None = None) -> bool:
     return await refusal(app, who, mailbox, requester) is None
+
+
+async def decidable(app: Mailgate, person: Person, sends: Sequence[S]) -> list[S]:
+    """The sends of a listing this person may decide (one check per mailbox and requester)."""
+    answers: dict[tuple[str, str], bool] = {}
+    kept = []
+    for send in sends:
+        key = (send.mailbox, send.requester)
+        if key not in answers:
+            answers[key] = person.can_see(send.mailbox) and await decides(app, person, *key)
+        if answers[key]:
+            kept.append(send)
+    return kept

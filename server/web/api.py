@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from server.app import Mailgate
 from server.audit import audit_log
-from server.deciders import decides, refusal
+from server.deciders import decidable, refusal
 from server.errors import Forbidden, InvalidInput, MailgateError, NotFound
 from server.identities import Person
 from server.mailboxes import PolicyChanges
@@ -177,9 +177,7 @@ async def list_approvals(request: Request, app: Mailgate) -> Any:
     )
     # A person sees only what they may decide (a page may then hold fewer than limit).
     person = caller(request)
-    sends = page.sends
-    if person.email:
-        sends = [s for s in sends if person.can_see(s.mailbox) and await decides(app, person, s.mailbox, s.requester)]
+    sends = await decidable(app, person, page.sends) if person.email else page.sends
     return {"approvals": dump(sends), "next_cursor": page.next_cursor}
 
 

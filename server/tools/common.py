@@ -8,10 +8,11 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.shared.exceptions import MCPError
+from mcp.types import INTERNAL_ERROR, INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from server.errors import MailgateError, NotFound
+from server.errors import MailgateError, NotFound, Unavailable
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -52,7 +53,7 @@ def agent_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
 
 
 def resource_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """The same for resources and prompts: an expected refusal, logged as one line with the URI
+    """The same for resources: an expected refusal with its next step, logged as one line with the URI
     escaped (the SDK logs anything else with a traceback carrying the agent's URI verbatim, so a
     newline or terminal escape in it would forge lines in the operator's log)."""
 
@@ -61,9 +62,25 @@ def resource_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         try:
             return await fn(*args, **kwargs)
         except NotFound as exc:
-            raise ResourceNotFoundError(str(exc)) from exc
+            raise ResourceNotFoundError(exc.at("mcp")) from exc
         except MailgateError as exc:
-            raise ResourceError(str(exc)) from exc
+            raise ResourceError(exc.at("mcp")) from exc
+
+    return wrapper
+
+
+def prompt_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """The same for prompts. The SDK turns anything but a protocol error raised by a prompt into
+    "Internal server error" with a traceback in the log, so a refusal goes out as one: invalid
+    params (the agent can fix the arguments) unless the stack is down (retrying later helps)."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except MailgateError as exc:
+            code = INTERNAL_ERROR if isinstance(exc, Unavailable) else INVALID_PARAMS
+            raise MCPError(code, exc.at("mcp")) from exc
 
     return wrapper
 

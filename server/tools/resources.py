@@ -9,7 +9,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.prompts.base import UserMessage
 
 from server.app import Mailgate
-from server.tools.common import resource_errors, untrusted
+from server.tools.common import prompt_errors, resource_errors, untrusted
 from server.tools.inbox import email_text, thread_text
 from server.tools.scope import current_agent
 
@@ -43,6 +43,7 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
         return email_text(await app.inbox.read(address, email_id, mark_read=False))
 
     @mcp.prompt(title="Draft a reply")
+    @prompt_errors
     async def draft_reply(mailbox: str, email_id: str, guidance: str = "") -> list[UserMessage]:
         """Draft a reply to one email with its whole thread as context, then send it with reply_email."""
         view = await app.inbox.read(mailbox, email_id, mark_read=False)
@@ -59,6 +60,7 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
         return [UserMessage(ask), UserMessage(conversation)]
 
     @mcp.prompt(title="Triage an inbox")
+    @prompt_errors
     async def triage_inbox(mailbox: str, limit: int = 20) -> list[UserMessage]:
         """Sort the unread mail of a mailbox into what needs a reply, what is for information, and what
         looks suspicious, with a next step for each."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Protocol
 
+from workflows.errors import Door, MailgateError
 from workflows.models import DeliveryReceipt, DeliveryRequest, HeldOutcome
 from workflows.read_models import Action, Changes, EmailChange, EmailPage, EmailQuery, EmailSummary, StoredEmail
 
@@ -159,12 +160,27 @@ class EmailProvider(ABC):
         """Release connections."""
 
 
-class ProviderUnavailable(RuntimeError):
-    """A configured provider cannot be used in this process (its secret is not in the environment)."""
+class ProviderUnavailable(MailgateError):
+    """A configured provider cannot be used in this process (its secret is not in the environment).
+
+    A refusal, not a crash: every front door shows the reason (which names the missing setting).
+    """
+
+    http_status = 503
 
 
 class NoInbox(ProviderUnavailable):
     """A read of a send-only mailbox."""
+
+    http_status = 409
+
+
+# Mailbox secrets come from each process's environment, so a command can miss one the server has.
+SECRET_MISSING: dict[Door, str] = {
+    "mcp": "this mailbox cannot be used until its operator fixes its settings; other mailboxes still work",
+    "cli": "set it in the environment this command runs in (mailbox secrets are read from the environment)",
+    "api": "the operator must fix this mailbox's settings where mailgate runs",
+}
 
 
 class UnavailableProvider(EmailProvider):
@@ -175,23 +191,26 @@ class UnavailableProvider(EmailProvider):
     def __init__(self, reason: str) -> None:
         self.reason = reason
 
+    def _refusal(self) -> ProviderUnavailable:
+        return ProviderUnavailable(self.reason, next_steps=SECRET_MISSING)
+
     async def send(self, request: DeliveryRequest) -> DeliveryReceipt:
         raise TemporaryDeliveryError(self.reason)
 
     async def list_emails(self, mailbox: str, query: EmailQuery) -> EmailPage:
-        raise ProviderUnavailable(self.reason)
+        raise self._refusal()
 
     async def fetch_email(self, mailbox: str, email_id: str, *, include_held: bool = False) -> StoredEmail:
-        raise ProviderUnavailable(self.reason)
+        raise self._refusal()
 
     async def change_email(self, mailbox: str, email_id: str, change: EmailChange, actor: str) -> EmailSummary:
-        raise ProviderUnavailable(self.reason)
+        raise self._refusal()
 
     async def changes(self, mailbox: str, cursor: str | None, limit: int = 100) -> Changes:
-        raise ProviderUnavailable(self.reason)
+        raise self._refusal()
 
     async def create_mailbox(self, address: str) -> None:
-        raise ProviderUnavailable(self.reason)
+        raise self._refusal()
 
 
 class ProviderSet:

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         OversightMode,
         is_looser,
     )
+    from workflows.patches import PROOFS_PATCH
     from workflows.policy import DAY, HOUR, judge
     from workflows.trust.proofs import NO_PROOF, Kind, Recent, change_check, proven
 
@@ -64,8 +65,6 @@ ID_CHARS = SEND_ID_CHARS
 ACTOR_CHARS = 200
 REASON_CHARS = 500
 STATE_BUDGET = 1_500_000
-# A loosening is checked for its front door's proof (an activity) before it counts.
-PROOFS_PATCH = "front-door-proofs-v1"
 
 
 class Admitted(Frozen):

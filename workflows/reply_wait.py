@@ -13,14 +13,12 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from workflows.activities.inbox import InboxActivities
+    from workflows.patches import CONTINUE_PATCH
     from workflows.read_models import EmailSummary, ReplyWaitRequest, ReplyWaitResult, Watch
 
 # Every wait_for_reply call signals the wait (``extend``), so its history grows with callers:
 # past this many events it continues as new, carrying its request with the latest deadline.
 HISTORY_LIMIT = 2000
-# Continuing as new added a command; histories from before it never reached the limit here.
-# Retire when no wait started before this version can still run (they last at most 7 days).
-CONTINUE_PATCH = "reply-wait-continue-as-new-v1"
 
 
 @workflow.defn

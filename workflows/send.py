@@ -42,6 +42,18 @@ with workflow.unsafe.imports_passed_through():
         SendStatus,
     )
     from workflows.notices import Notice, NoticeKind, light_draft
+    from workflows.patches import (
+        ADMIT_WITH_DELIVERY_PATCH,
+        CANCEL_BEFORE_DELIVERY_PATCH,
+        EXPIRY_WINS_PATCH,
+        HELD_EXPIRY_PATCH,
+        NOTIFY_PATCH,
+        PROOFS_PATCH,
+        PROVIDER_HOLD_PATCH,
+        PROVIDER_WATCH_PATCH,
+        SLACK_PATCH,
+        TEMPORAL_CANCEL_PATCH,
+    )
     from workflows.policy import recipient_problem
     from workflows.slack_client.message import SlackOutcome, SlackRequest, SlackStatus
     from workflows.temporal import STATUS
@@ -81,49 +93,11 @@ def _failure(err: ActivityError) -> str:
     return cause.message if isinstance(cause, ApplicationError) else str(cause or err)
 
 
-# Every patch below can be retired (the old branch deleted, ``patched`` replaced by its new
-# branch, then ``deprecate_patch`` for one release) once no send that started before the release
-# adding it can still be running: at most 2 years and 2 days with today's limits (send_at up to
-# 365 days ahead, an approval window up to 8,760 hours, DELIVERY_DEADLINE), in practice when
-#   temporal workflow list --query "WorkflowType='SendEmailWorkflow' AND ExecutionStatus='Running'
-#   AND StartTime < '<that release's date>'"
-# finds nothing. Its histories then move to tests/histories/earlier/ and go with the branch.
-
-# Notifying humans added commands to this workflow; histories from before it replay without them.
-# Retire with the rule above.
-NOTIFY_PATCH = "notify-humans-v1"
-# One activity admits and delivers, instead of one each: a round trip less per send.
-# Retire with the rule above; the separate `admit` and `deliver` activities go with it.
-ADMIT_WITH_DELIVERY_PATCH = "admit-with-delivery-v1"
-# Waiting for a provider's own human (a gated MultiMail mailbox) added commands after delivery;
-# histories from before it never held a receipt with ``held`` and replay without them.
-# Retire with the rule above.
-PROVIDER_HOLD_PATCH = "provider-hold-v1"
-# A decision is checked for its front door's proof (an activity) before it counts.
-PROOFS_PATCH = "front-door-proofs-v1"
-# A held send whose window ends reports what the provider's answer to the cancel says (approved
-# and sent at the last moment) instead of "expired" whatever it said.
-HELD_EXPIRY_PATCH = "held-expiry-outcome-v1"
-# A mailbox with a slack_channel: each approval round posts a Slack message and settles it.
-SLACK_PATCH = "slack-message-v1"
 HELD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))
-# v2: the hold is watched by one long-running, heartbeating activity instead of a timer and an
-# activity per poll (about 11 events each; a long window could reach Temporal's event limit).
-# Retire with the rule above; the poll loop of v1 goes with it.
-PROVIDER_WATCH_PATCH = "provider-hold-v2"
 # A hold's watch ends at the approval window; this margin covers a retry after a worker died.
 HELD_MARGIN = timedelta(hours=1)
 # Asking or withdrawing at the provider gives up after a day of retries (the send ends failed).
 HELD_DEADLINE = timedelta(days=1)
-# A cancel accepted before the first workflow task of an autonomous or monitored send went on to
-# deliver; now it ends the send. Retire with the rule above.
-CANCEL_BEFORE_DELIVERY_PATCH = "cancel-before-delivery-v1"
-# A decision handled in the task where the approval timer fired won; now the window is closed
-# from its deadline on, and expiry wins. Retire with the rule above.
-EXPIRY_WINS_PATCH = "expiry-wins-at-deadline-v1"
-# A cancel from Temporal while a send waited ended the workflow as Canceled with its status left
-# at pending_approval (or scheduled); now it ends as cancelled. Retire with the rule above.
-TEMPORAL_CANCEL_PATCH = "temporal-cancel-ends-cancelled-v1"
 
 
 class DecisionRefused(ApplicationError):

@@ -8,7 +8,10 @@ old paths).
 
 from __future__ import annotations
 
+import ast
 import gzip
+import json
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from tests.conftest import HISTORIES
+from workflows import patches
 from workflows.models import SendRequest, SendState
 from workflows.send import SendEmailWorkflow
 from workflows.temporal import data_converter
@@ -75,6 +79,41 @@ def test_histories_are_committed() -> None:
         "send-multimail-held-temporal-cancel",
     } <= names
     assert {"send-slack-expired", "slack-expired"} <= names  # a Slack round, posted then settled
+
+
+def patch_markers(path: Path) -> set[str]:
+    """The ids of the patches a history recorded (their markers)."""
+    found = set()
+    for event in load(path).events:
+        if event.marker_recorded_event_attributes.marker_name == "core_patch":
+            [payload] = event.marker_recorded_event_attributes.details["patch-data"].payloads
+            found.add(json.loads(payload.data)["id"])
+    return found
+
+
+def test_reject_and_cancel_histories_follow_todays_paths() -> None:
+    # Recorded again after the notify patch; the ones from before it replay from earlier/.
+    assert patches.NOTIFY_PATCH in patch_markers(HISTORIES / "send-rejected.json")
+    assert patches.NOTIFY_PATCH in patch_markers(HISTORIES / "send-cancelled.json")
+    assert not patch_markers(HISTORIES / "earlier" / "send-rejected.json")
+    assert not patch_markers(HISTORIES / "earlier" / "send-cancelled.json")
+
+
+PATCH_CALLS = ("workflow.patched", "workflow.deprecate_patch")
+
+
+def test_every_patch_is_in_the_table_of_when_it_can_be_retired() -> None:
+    workflows_dir = Path(patches.__file__).parent
+    called: set[str] = set()
+    for path in workflows_dir.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) in PATCH_CALLS:
+                [arg] = node.args
+                assert isinstance(arg, ast.Name), f"{path.name}: a patch id is a constant of workflows/patches.py"
+                called.add(getattr(patches, arg.id))
+    defined = {v for k, v in vars(patches).items() if k.endswith("_PATCH")}
+    tabled = set(re.findall(r"^\| ([a-z0-9]+(?:-[a-z0-9]+)+) \|", patches.__doc__ or "", re.MULTILINE))
+    assert called == defined == tabled
 
 
 @pytest.mark.parametrize("path", FILES, ids=[name(p) for p in FILES])

@@ -93,6 +93,9 @@ async def test_the_requester_cannot_approve_its_own_send(app: Mailgate) -> None:
 
 async def test_cancel_before_decision_stops_the_send(app: Mailgate) -> None:
     send_id = await submit(app)
+    # A query is answered after the first task: the send waits for its human when the cancel comes
+    # (a cancel in the first task is send-cancelled-before-first-task's path).
+    await wait_for_status(app, send_id, {"pending_approval"})
     state = await app.sends.cancel(send_id)
     assert state.status == "cancelled"
     with pytest.raises(Conflict, match="is cancelled"):

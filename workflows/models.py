@@ -42,7 +42,12 @@ def is_looser(new: OversightMode, old: OversightMode) -> bool:
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    """What crosses Temporal (payloads, memos, query results): immutable, and deaf to fields it
+    does not know, which it drops. In a rolling upgrade a newer front door or worker adds one,
+    and an older worker must still run the workflow. Bodies from people and agents are refused
+    for unknown fields where they arrive (server/), not here."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
 
 class EmailAddress(Frozen):

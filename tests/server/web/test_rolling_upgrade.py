@@ -1,0 +1,82 @@
+"""A rolling upgrade: a newer front door adds a field to what it puts in Temporal, and an older
+worker (or front door) still reads it. Temporal payloads and memos ignore fields they do not
+know; what people and agents submit (API bodies) still refuses them."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+
+import workflows
+from server.credentials import load_secrets
+from tests.conftest import wait_for_status
+from tests.proofs import signed_request
+from tests.server.web.conftest import Web
+from workflows import ids
+from workflows.models import EmailAddress, EmailDraft, MailboxConfig, MailboxPolicy, SendRequest
+from workflows.proofs import proof_key
+from workflows.temporal import data_converter
+
+NEWER = {"added_by_a_newer_version": {"any": ["shape"]}}
+
+
+async def test_a_send_started_with_fields_this_worker_does_not_know_runs(web: Web) -> None:
+    app = web.app
+    mailbox = app.settings.default_mailbox
+    send_id = ids.send_id(mailbox, uuid.uuid4().hex)
+    draft = EmailDraft(to=(EmailAddress(address="bob@example.com"),), subject="From a newer door", body="b")
+    request = signed_request(
+        SendRequest(
+            send_id=send_id,
+            mailbox=mailbox,
+            requester="agent",
+            draft=draft,
+            message_id=ids.message_id(send_id, mailbox),
+            content_hash=ids.content_hash(draft),
+            policy=MailboxPolicy(mode="gated_send"),
+            requested_at=datetime.now(UTC),
+            approval_timeout=timedelta(hours=1),
+            notify=False,
+        ),
+        proof_key(load_secrets(app.settings).secret_key),
+    )
+    # The JSON a newer front door would write: new fields at the top and in a nested model.
+    payload: dict[str, Any] = request.model_dump(mode="json") | NEWER
+    payload["draft"] |= NEWER
+    payload["draft"]["to"][0] |= NEWER
+    await app.client.start_workflow("SendEmailWorkflow", payload, id=send_id, task_queue=app.settings.task_queue)
+    await wait_for_status(app, send_id, {"pending_approval"})
+
+    # An approval body with a field the API does not know is refused, and changes nothing.
+    unknown = await web.admin.post(f"/api/approvals/{send_id}/approve", json={"approver": "alice"} | NEWER)
+    assert unknown.status_code == 400 and "added_by_a_newer_version" in unknown.text
+    assert (await app.sends.status(send_id)).status == "pending_approval"
+
+    approved = await web.admin.post(f"/api/approvals/{send_id}/approve", json={"approver": "alice"})
+    assert approved.status_code == 200, approved.text
+    state = await wait_for_status(app, send_id, {"sent"})
+    assert [c.recipient for c in app.sandbox.deliveries(mailbox)] == ["bob@example.com"]
+    assert state.original.subject == "From a newer door"
+
+
+async def test_a_memo_with_fields_this_version_does_not_know_decodes() -> None:
+    converter = data_converter().payload_converter
+    [payload] = converter.to_payloads([{"address": "a@example.com", "mode": "monitored"} | NEWER])
+    config = converter.from_payload(payload, MailboxConfig)
+    assert config == MailboxConfig(address="a@example.com", mode="monitored")
+
+
+def test_no_model_of_the_workflows_package_forbids_unknown_fields() -> None:
+    forbidding = []
+    for info in pkgutil.walk_packages(workflows.__path__, "workflows."):
+        module = importlib.import_module(info.name)
+        for name, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, BaseModel) and cls.__module__ == info.name and cls.model_config.get("extra") == "forbid":
+                forbidding.append(f"{info.name}.{name}")
+    assert not forbidding, f"Temporal payload models must ignore unknown fields: {forbidding}"

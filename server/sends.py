@@ -420,7 +420,8 @@ class Sends:
             if err.status == RPCStatusCode.NOT_FOUND:
                 raise self._missing(send_id) from err
             raise await self._no_worker(send_id) from err
-        if state.status != "sending":
+        held = state.status == "pending_approval" and bool(state.events) and state.events[-1].kind == "held_by_provider"
+        if state.status != "sending" and not held:
             return state
         # While the provider is failing, the activity retries; its last error is on the server.
         try:
@@ -428,7 +429,12 @@ class Sends:
         except RPCError as err:
             raise rpc_error(err, self._missing(send_id)) from err
         for pending in description.raw_description.pending_activities:
-            if pending.last_failure.message:
+            if held and pending.heartbeat_details.payloads:
+                # The watch of a held send heartbeats what people should see while it waits.
+                [note, *_] = await self._client.data_converter.decode(pending.heartbeat_details.payloads)
+                if isinstance(note, str) and note:
+                    return state.model_copy(update={"last_error": note})
+            elif pending.last_failure.message:
                 # With encryption on, the failure's message is sealed in its attributes: open it.
                 failure = await self._client.data_converter.decode_failure(pending.last_failure)
                 message = failure.message if isinstance(failure, FailureError) else str(failure)

@@ -244,6 +244,9 @@ class HeldOutcome(Frozen):
     status: Literal["pending", "sent", "rejected", "cancelled", "failed"]
     detail: str = ""
     decided_by: str = ""
+    # While pending: something the humans should see (a status the provider reports that mailgate
+    # does not know); approval_status shows it as the send's last_error.
+    note: str = ""
 
 
 class SendState(Frozen):

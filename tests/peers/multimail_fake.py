@@ -65,6 +65,7 @@ class Fake:
     presigned: dict[str, bytes] = field(default_factory=dict)
     attachment_redirects: bool = False  # answer large attachments with a 302 instead of JSON
     approve_before_cancel: bool = False  # MultiMail's human approves just before a cancel arrives
+    held_status: str = "pending_send_approval"  # what a gated send waits in (another: a status MultiMail adds)
     violations: list[str] = field(default_factory=list)  # requests or answers outside the document
     webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
     deliveries: list[dict[str, Any]] = field(default_factory=list)  # webhook POSTs and their answers
@@ -349,7 +350,7 @@ def build_app(fake: Fake) -> Starlette:
             fake.idempotency[(found["id"], key)] = (email["id"], _clock())
         # The scan ends at once here (in MultiMail it is asynchronous).
         if found["oversight_mode"] in ("gated_send", "gated_all"):
-            email["status"] = "pending_send_approval"
+            email["status"] = fake.held_status
             fake.emit("oversight.pending", email)
         else:
             email.update(status="read", delivered_at=_now())

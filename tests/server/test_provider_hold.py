@@ -7,6 +7,7 @@ poll (it used to add about 11 events per poll, and allowed settings reached Temp
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -126,3 +127,33 @@ async def test_a_temporal_cancel_withdraws_a_held_send(held_app: Mailgate, multi
     assert state.status == "cancelled"
     assert multimail.fake.emails[email_id]["status"] == "cancelled"
     await keep_history(app, send_id, "send-multimail-held-temporal-cancel")
+
+
+async def test_a_status_mailgate_does_not_know_is_shown_while_the_send_keeps_waiting(
+    held_app: Mailgate, multimail: FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A status MultiMail adds later (not in the document mailgate was built against) is no
+    verdict: the send keeps waiting for MultiMail's human, and says what MultiMail reported."""
+    app = held_app
+    caplog.set_level(logging.WARNING, logger="mailgate.multimail")
+    # From the first look on (a status that appears later shows within the heartbeat throttle, ~48 s).
+    multimail.fake.held_status = "pending_legal_review"
+    sent = await app.sends.submit(mailbox=app.settings.default_mailbox, to=["c@example.org"], subject="New", body="x")
+    send_id = sent.send_id
+
+    async def shown() -> bool:
+        return "pending_legal_review" in (await app.sends.status(send_id)).last_error
+
+    await eventually(shown)
+    state = await app.sends.status(send_id)
+    assert state.status == "pending_approval"
+    assert "does not know" in state.last_error and "keeps waiting" in state.last_error
+    [email_id] = [e["id"] for e in multimail.fake.emails.values() if e["tags"].get("mailgate_send_id") == send_id]
+    assert any("pending_legal_review" in r.getMessage() and email_id in r.getMessage() for r in caplog.records)
+    # The contract server saw its own answer drift from the document: that is this test's premise.
+    assert multimail.fake.violations and all("pending_legal_review" in v for v in multimail.fake.violations)
+    multimail.fake.violations.clear()
+
+    multimail.fake.emails[email_id]["status"] = "pending_send_approval"
+    multimail.fake.decide(email_id, "approve", by="ops@example.com")
+    assert (await wait_for_status(app, send_id, {"sent"}, timeout=20)).last_error == ""

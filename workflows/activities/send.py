@@ -272,7 +272,9 @@ class MailActivities:
                 return outcome or HeldOutcome(status="pending", detail="the provider did not answer")
             wake = asyncio.get_running_loop().time() + min(max(every_seconds, 1.0), left)
             while (now := asyncio.get_running_loop().time()) < wake:
-                activity.heartbeat()
+                # The note (a status mailgate does not know) rides on the heartbeat: the front door
+                # shows it while the send waits, and the workflow's history does not change.
+                activity.heartbeat(outcome.note if outcome else "")
                 try:
                     await asyncio.wait_for(activity.wait_for_worker_shutdown(), min(5.0, wake - now))
                 except TimeoutError:

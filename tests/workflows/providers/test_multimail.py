@@ -361,3 +361,10 @@ async def test_drift_from_the_document_is_caught(server: FakeServer) -> None:
     assert multimail_openapi.response_problems("GET", path, 200, email)
     assert multimail_openapi.response_problems("GET", path, 418, None)
     assert not multimail_openapi.response_problems("GET", path, 200, {**email, "status": "read"})
+
+
+def test_a_status_mailgate_does_not_know_waits_with_a_note() -> None:
+    known = outcome_of(Email.model_validate({"id": "em_1", "status": "pending_scan"}))
+    assert (known.status, known.note) == ("pending", "")
+    unknown = outcome_of(Email.model_validate({"id": "em_1", "status": "pending_legal_review"}))
+    assert unknown.status == "pending" and "'pending_legal_review'" in unknown.note and "does not know" in unknown.note

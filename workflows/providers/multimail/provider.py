@@ -78,6 +78,8 @@ _ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _MM_MESSAGE_ID = re.compile(r"<mm\.([A-Za-z0-9_.:-]{1,128})@multimail\.mailgate\.invalid>")
 SENT = {"unread", "read", "archived", "deleted"}  # an outbound email in a mailbox state went out
 MULTIMAIL_HOLDS = ("pending_inbound_approval",)  # inbound mail MultiMail holds for its own human
+# Documented statuses of an email that is neither sent nor refused yet: its send keeps waiting.
+WAITING = {"pending_send_approval", "pending_scan", "scheduled", "spam_flagged", *MULTIMAIL_HOLDS}
 # A retry this late may find MultiMail's idempotency key gone: look for the email first.
 LOOK_BEFORE_RESEND = timedelta(hours=IDEMPOTENCY_TTL_HOURS - 1)
 NOTICE_SUBJECT = "[mailgate]"  # notices start so; only those are read in full to look for the mark
@@ -669,7 +671,19 @@ def outcome_of(email: Email) -> HeldOutcome:
         return HeldOutcome(status="sent", detail=detail, decided_by=who)
     if status == "spam_quarantined":
         return HeldOutcome(status="failed", detail="MultiMail's content scan quarantined it; it was not sent")
-    return HeldOutcome(status="pending", detail=status)
+    if status in WAITING:
+        return HeldOutcome(status="pending", detail=status)
+    # A status MultiMail added after the document mailgate follows. Not a verdict: failing the send
+    # could report "failed" for an email MultiMail then sends (and invite a resend), so it keeps
+    # waiting for MultiMail's human, with the provider's words where people look, until the window
+    # ends and the usual withdrawal settles it.
+    note = (
+        f"MultiMail reports status {status[:64] or '(none)'!r} for email {email.id[:128]!r}, which mailgate "
+        "does not know; "
+        "the send keeps waiting for MultiMail's human until its approval window ends"
+    )
+    log.warning("%s", note)
+    return HeldOutcome(status="pending", detail=status, note=note)
 
 
 def multimail_query(query: EmailQuery) -> EmailQuery:

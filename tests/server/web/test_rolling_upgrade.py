@@ -20,8 +20,8 @@ from tests.proofs import signed_request
 from tests.server.web.conftest import Web
 from workflows import ids
 from workflows.models import EmailAddress, EmailDraft, MailboxConfig, MailboxPolicy, SendRequest
-from workflows.proofs import proof_key
 from workflows.temporal import data_converter
+from workflows.trust.proofs import proof_key
 
 NEWER = {"added_by_a_newer_version": {"any": ["shape"]}}
 

@@ -12,6 +12,7 @@ from datetime import timedelta
 from temporalio.client import Client
 
 from server.credentials import load_secrets
+from server.inbound_hooks import TemporalInbound
 from server.settings import MailboxEntry, Settings, SettingsError
 from workflows.ids import mailbox_key
 from workflows.providers.base import EmailProvider, InboundHooks, ProviderSet, UnavailableProvider
@@ -23,7 +24,6 @@ from workflows.providers.sandbox.provider import SandboxProvider, SandboxStore
 from workflows.providers.smtp_imap.index import ImapIndex
 from workflows.providers.smtp_imap.provider import SmtpImapConfig, SmtpImapProvider
 from workflows.trust.marks import NoticeMarks
-from workflows.watcher_client import TemporalInbound
 
 
 def smtp_imap_provider(

@@ -14,6 +14,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.activities.proofs import proven
     from workflows.activities.send import MailActivities
     from workflows.models import (
         SEND_ID_CHARS,
@@ -29,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.patches import PROOFS_PATCH
     from workflows.policy import DAY, HOUR, judge
-    from workflows.trust.proofs import NO_PROOF, Kind, Recent, change_check, proven
+    from workflows.trust.proofs import NO_PROOF, Kind, Recent, change_check
 
 HISTORY_LIMIT = 2000
 UPGRADE_TTL = timedelta(hours=24)

@@ -24,6 +24,7 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.activities.proofs import proven
     from workflows.activities.send import DeliveryFailed, MailActivities
     from workflows.models import (
         FINAL_STATUSES,
@@ -57,7 +58,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.policy import recipient_problem
     from workflows.slack_client.message import SlackOutcome, SlackRequest, SlackStatus
     from workflows.temporal import STATUS
-    from workflows.trust.proofs import NO_PROOF, decision_check, proven, warrant_for
+    from workflows.trust.proofs import NO_PROOF, decision_check, warrant_for
 
 from workflows.notify import NotifyWorkflow
 from workflows.slack import SlackWorkflow

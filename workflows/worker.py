@@ -9,6 +9,7 @@ from temporalio.worker import Worker
 
 from workflows.activities.inbox import InboxActivities
 from workflows.activities.notify import NotifyActivities, NotifyConfig
+from workflows.activities.proofs import ProofActivities
 from workflows.activities.send import MailActivities
 from workflows.activities.slack import SlackActivities, SlackConfig
 from workflows.mailbox import MailboxWorkflow
@@ -17,7 +18,6 @@ from workflows.providers.base import ProviderSet
 from workflows.reply_wait import ReplyWaitWorkflow
 from workflows.send import SendEmailWorkflow
 from workflows.slack import SlackWorkflow
-from workflows.trust.proofs import ProofActivities
 from workflows.watcher import MailboxWatcherWorkflow
 
 # On shutdown, activities in flight get this long to finish before they are cancelled: a delivery

@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
-from temporalio import activity, workflow
 
 from workflows.models import (
     GATED_MODES,
@@ -211,27 +210,6 @@ class Recent:
         self._seen[proof] = issued_at(proof) or 0
         oldest = (now - FRESH_FOR).timestamp() * 1000
         self._seen = {p: at for p, at in self._seen.items() if at >= oldest}
-
-
-class ProofActivities:
-    """Checks proofs for workflows, as an activity: the key stays in the worker's settings."""
-
-    def __init__(self, key: bytes) -> None:
-        self._key = key
-
-    @activity.defn
-    async def check_proof(self, check: ProofCheck) -> bool:
-        return verify(self._key, check.kind, check.subject, check.fields, check.proof)
-
-
-async def proven(check: ProofCheck) -> bool:
-    """Inside a workflow: whether a proof holds, asked of a worker as an activity, so the history
-    holds the verdict and never the key. (A regular activity, not a local one: a local activity's
-    result can reach a replay in another workflow task than it reached the original run, and a
-    ``workflow.patched`` after it then answers differently.)"""
-    return await workflow.execute_activity_method(
-        ProofActivities.check_proof, check, start_to_close_timeout=timedelta(seconds=10)
-    )
 
 
 def decision_check(send_id: str, decision: Decision) -> ProofCheck:

@@ -45,7 +45,7 @@ from workflows.mailbox import (
 from workflows.models import AdmitBatch, AdmitRequest, AuditEvent, EmailAddress, MailboxConfig
 from workflows.providers.base import ProviderSet
 from workflows.providers.fake import FakeProvider
-from workflows.send import DELIVERY_DEADLINE
+from workflows.sending.options import DELIVERY_DEADLINE
 from workflows.temporal import data_converter
 from workflows.worker import build_worker
 

@@ -1,0 +1,82 @@
+"""Telling humans about a send: a notice for each approval round (and each monitored send), and
+a Slack message per approval round when the mailbox has a channel. Each is an abandoned child
+workflow, so it outlives the send and retries on its own."""
+
+from __future__ import annotations
+
+import contextlib
+
+from temporalio import workflow
+from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.notices import Notice, NoticeKind, light_draft
+    from workflows.patches import NOTIFY_PATCH, SLACK_PATCH
+    from workflows.slack_client.message import SlackOutcome, SlackRequest, SlackStatus
+
+from workflows.notify import NotifyWorkflow
+from workflows.sending.record import SendRecord
+from workflows.slack import SlackWorkflow
+
+
+class Announcements(SendRecord):
+    """Notices and Slack messages about this send, started as abandoned children."""
+
+    async def _notify(self, kind: NoticeKind, suffix: str) -> None:
+        """Start the notice as an abandoned child: it outlives this send and retries on its own."""
+        if not workflow.patched(NOTIFY_PATCH) or not self._request.notify:
+            return
+        request = self._request
+        notice = Notice(
+            notice_id=f"notify-{request.send_id}-{suffix}",
+            kind=kind,
+            mailbox=request.mailbox,
+            at=workflow.now(),
+            send_id=request.send_id,
+            requester=request.requester,
+            draft=light_draft(self._draft()),
+            expires_at=self._expires_at if kind == "approval_requested" else None,
+            mode=self._mode,
+        )
+        # Already started (a reset replayed this step): once is enough.
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await workflow.start_child_workflow(
+                NotifyWorkflow.run,
+                notice,
+                id=notice.notice_id,
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                static_summary=f"{kind} for {request.send_id}",
+            )
+
+    async def _start_slack(self) -> str | None:
+        """Post this round to the mailbox's Slack channel (an abandoned child); its id, or None."""
+        request = self._request
+        if not request.slack_channel or not workflow.patched(SLACK_PATCH):
+            return None
+        assert self._expires_at is not None
+        slack_id = f"slack-{request.send_id}-{self._approval_rounds}"
+        message = SlackRequest(
+            send_id=request.send_id,
+            mailbox=request.mailbox,
+            channel=request.slack_channel,
+            requester=request.requester,
+            draft=light_draft(self._draft()),
+            expires_at=self._expires_at,
+        )
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await workflow.start_child_workflow(
+                SlackWorkflow.run,
+                message,
+                id=slack_id,
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                static_summary=f"Slack message for {request.send_id}",
+            )
+        return slack_id
+
+    async def _settle_slack(self, slack_id: str | None, status: SlackStatus, by: str, reason: str = "") -> None:
+        """Tell the round's Slack message how it ended; a message that is gone changes nothing here."""
+        if slack_id is None:
+            return
+        outcome = SlackOutcome(status=status, by=by, at=workflow.now(), reason=reason)
+        with contextlib.suppress(FailureError):
+            await workflow.get_external_workflow_handle(slack_id).signal(SlackWorkflow.settle, outcome)

@@ -26,10 +26,10 @@ from server.settings import MailboxEntry, Settings
 from workflows.activities.notify import NotifyConfig
 from workflows.ids import mailbox_key, mailbox_workflow_id
 from workflows.mail.addresses import AddressError, check_header_text, parse_addr_spec
-from workflows.mailbox import (
+from workflows.mailbox import MailboxWorkflow
+from workflows.mailbox_models import (
     ActionNote,
     MailboxState,
-    MailboxWorkflow,
     Reconfigure,
     ReviewAck,
     ReviewItem,

@@ -17,7 +17,8 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 
 from tests.serve import Serve, eventually
 from workflows import ids
-from workflows.mailbox import MailboxWorkflow, Reconfigure, UpgradeRedeem
+from workflows.mailbox import MailboxWorkflow
+from workflows.mailbox_models import Reconfigure, UpgradeRedeem
 from workflows.models import Decision, EmailAddress, EmailDraft, MailboxPolicy, ModeChange, SendRequest, SendState
 from workflows.send import SendEmailWorkflow
 from workflows.temporal import data_converter

@@ -25,7 +25,8 @@ from server.mailboxes import PolicyChanges
 from tests.proofs import TEST_PROOF_KEY, signed_request, warranted
 from workflows.activities.send import MailActivities
 from workflows.ids import mailbox_workflow_id, message_id, send_id
-from workflows.mailbox import MailboxState, MailboxWorkflow
+from workflows.mailbox import MailboxWorkflow
+from workflows.mailbox_models import MailboxState
 from workflows.models import (
     DeliveryReceipt,
     DeliveryRequest,

@@ -12,7 +12,8 @@ from temporalio.testing import WorkflowEnvironment
 from tests.conftest import keep_history
 from tests.proofs import TEST_PROOF_KEY
 from workflows.ids import mailbox_workflow_id
-from workflows.mailbox import MailboxState, MailboxWorkflow, UpgradeAsk, UpgradeRedeem
+from workflows.mailbox import MailboxWorkflow
+from workflows.mailbox_models import MailboxState, UpgradeAsk, UpgradeRedeem
 from workflows.models import AdmitRequest, EmailAddress, MailboxConfig
 from workflows.providers.base import ProviderSet
 from workflows.providers.fake import FakeProvider

@@ -34,14 +34,9 @@ from workflows.mailbox import (
     UPGRADE_TTL,
     UPGRADES_PENDING,
     UPGRADES_SETTLED_KEPT,
-    Admitted,
-    MailboxState,
     MailboxWorkflow,
-    ReviewAck,
-    ReviewItem,
-    UpgradeAsk,
-    UpgradeRequest,
 )
+from workflows.mailbox_models import Admitted, MailboxState, ReviewAck, ReviewItem, UpgradeAsk, UpgradeRequest
 from workflows.models import AdmitBatch, AdmitRequest, AuditEvent, EmailAddress, MailboxConfig
 from workflows.providers.base import ProviderSet
 from workflows.providers.fake import FakeProvider

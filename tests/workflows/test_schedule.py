@@ -15,7 +15,8 @@ from server.workers import add_search_attributes
 from tests.conftest import keep_history
 from tests.proofs import TEST_PROOF_KEY, signed_decision, signed_request
 from workflows import ids
-from workflows.mailbox import MailboxState, MailboxWorkflow
+from workflows.mailbox import MailboxWorkflow
+from workflows.mailbox_models import MailboxState
 from workflows.models import (
     Decision,
     EmailAddress,

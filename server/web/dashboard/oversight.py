@@ -21,7 +21,8 @@ from server.web.dashboard.approvals import QUERY_TIMEOUT
 from server.web.dashboard.common import Ctx, Dashboard
 from workflows.ids import mailbox_workflow_id
 from workflows.mail.visibility import show_invisible
-from workflows.mailbox import MailboxState, MailboxWorkflow
+from workflows.mailbox import MailboxWorkflow
+from workflows.mailbox_models import MailboxState
 from workflows.models import MODES, OversightMode, is_looser
 from workflows.read_models import EmailChange
 

@@ -12,7 +12,7 @@ from typing import Any
 from mcp import Client
 
 from benchmarks.harness import MAILBOX, Bench, summary, timed
-from workflows.providers.sandbox.provider import SandboxStore
+from workflows.providers.sandbox.store import SandboxStore
 
 THREAD = 500
 

@@ -17,7 +17,7 @@ from server.providers import build_providers
 from server.sends import Sends
 from server.settings import Settings
 from workflows.providers.base import ProviderSet
-from workflows.providers.sandbox.provider import SandboxStore
+from workflows.providers.sandbox.store import SandboxStore
 from workflows.trust.proofs import proof_key
 
 

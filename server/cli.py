@@ -30,7 +30,7 @@ from server.running import attach
 from server.settings import Settings, SettingsError, load_settings
 from workflows.mail.visibility import draft_warnings, show_invisible
 from workflows.models import Decision, EmailAddress, OversightMode, SendStatus
-from workflows.providers.sandbox.provider import SandboxStore
+from workflows.providers.sandbox.store import SandboxStore
 
 P = ParamSpec("P")
 MODES = list(get_args(OversightMode))

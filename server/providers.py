@@ -20,7 +20,8 @@ from workflows.providers.endpoints import parse_endpoint
 from workflows.providers.multimail.holds import HoldStore
 from workflows.providers.multimail.provider import MultiMailConfig, MultiMailProvider
 from workflows.providers.oauth import GrantStore, OAuthTokens
-from workflows.providers.sandbox.provider import SandboxProvider, SandboxStore
+from workflows.providers.sandbox.provider import SandboxProvider
+from workflows.providers.sandbox.store import SandboxStore
 from workflows.providers.smtp_imap.index import ImapIndex
 from workflows.providers.smtp_imap.provider import SmtpImapConfig, SmtpImapProvider
 from workflows.trust.marks import NoticeMarks

@@ -17,7 +17,7 @@ from server.errors import Unavailable
 from server.notifications import notice_marks, notify_config, slack_config
 from server.providers import build_providers
 from server.settings import Settings
-from workflows.providers.sandbox.provider import SandboxStore
+from workflows.providers.sandbox.store import SandboxStore
 from workflows.temporal import SEARCH_ATTRIBUTES
 from workflows.trust.proofs import proof_key
 from workflows.worker import GRACEFUL_SHUTDOWN, build_worker

@@ -27,7 +27,7 @@ from server.credentials import load_secrets
 from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN, make_settings
 from tests.serve import Serve, eventually
 from workflows.models import Decision
-from workflows.providers.sandbox.provider import SandboxStore
+from workflows.providers.sandbox.store import SandboxStore
 
 pytestmark = pytest.mark.e2e
 SENDS = 100

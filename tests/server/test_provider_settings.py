@@ -10,7 +10,7 @@ from server.providers import build_providers
 from server.settings import SettingsError, load_settings
 from workflows.providers.base import UnavailableProvider
 from workflows.providers.multimail.provider import MultiMailProvider
-from workflows.providers.sandbox.provider import SandboxStore
+from workflows.providers.sandbox.store import SandboxStore
 from workflows.providers.smtp_imap.provider import SmtpImapProvider
 
 GOOD_IMAP = """

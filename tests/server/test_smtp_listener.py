@@ -17,7 +17,8 @@ from server.app import Mailgate
 from server.smtp_listener import start_smtp_listener
 from tests.conftest import provisioned, unique_mailbox
 from tests.ports import free_port
-from workflows.providers.sandbox.provider import SandboxProvider, SandboxStore
+from workflows.providers.sandbox.provider import SandboxProvider
+from workflows.providers.sandbox.store import SandboxStore
 from workflows.read_models import EmailQuery
 
 

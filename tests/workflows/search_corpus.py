@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from workflows.mail.search_query import SearchQuery, words
-from workflows.providers.sandbox.provider import SandboxStore
+from workflows.providers.sandbox.store import SandboxStore
 
 VOCABULARY = [
     f"{stem}{suffix}"

@@ -36,7 +36,7 @@ from tests.conftest import (
 )
 from workflows.models import DeliveryRequest
 from workflows.notices import NoticeReport
-from workflows.providers.sandbox.provider import stored_messages
+from workflows.providers.sandbox.viewer import stored_messages
 from workflows.trust import standard_webhooks
 from workflows.trust.proofs import proof_key
 from workflows.worker import build_worker

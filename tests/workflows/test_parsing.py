@@ -15,7 +15,7 @@ from workflows.mail.htmltext import html_to_text
 from workflows.mail.mime import build_message
 from workflows.mail.parsing import ParsedEmail, parse_email
 from workflows.models import Attachment, DeliveryRequest, EmailAddress, EmailDraft
-from workflows.providers.sandbox.provider import SandboxStore
+from workflows.providers.sandbox.store import SandboxStore
 from workflows.read_models import EmailQuery
 
 NAMES = sorted(CORPUS)

@@ -16,7 +16,7 @@ from workflows.mail.threads import (
     reply_references,
     reply_subject,
 )
-from workflows.providers.sandbox.provider import SandboxStore
+from workflows.providers.sandbox.store import SandboxStore
 from workflows.read_models import EmailQuery
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)

@@ -12,7 +12,7 @@ from server.mailboxes import parse_mailbox
 from server.web.dashboard.common import Ctx, Dashboard
 from server.web.dashboard.render import sanitize_report
 from server.web.dashboard.threads import mailbox_threads, parse
-from workflows.providers.sandbox.provider import stored_message
+from workflows.providers.sandbox.viewer import stored_message
 
 
 def routes(dash: Dashboard) -> list[Route]:

@@ -18,7 +18,8 @@ from email.message import EmailMessage
 from workflows.mail.parsing import parse_email, read_message
 from workflows.mail.threads import message_ids
 from workflows.models import EmailDraft
-from workflows.providers.sandbox.provider import SandboxStore, StoredMessage, message_index, thread_index
+from workflows.providers.sandbox.store import SandboxStore
+from workflows.providers.sandbox.viewer import StoredMessage, message_index, thread_index
 
 
 @dataclass(frozen=True)

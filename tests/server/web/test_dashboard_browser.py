@@ -16,7 +16,7 @@ from server.settings import MailboxEntry
 from tests.conftest import ADMIN_TOKEN, unique_mailbox, wait_for_status
 from tests.server.web.conftest import Web
 from workflows.models import DeliveryRequest
-from workflows.providers.sandbox.provider import stored_messages
+from workflows.providers.sandbox.viewer import stored_messages
 
 pytestmark = pytest.mark.browser
 

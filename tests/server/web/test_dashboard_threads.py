@@ -11,7 +11,7 @@ from pathlib import Path
 
 from server.web.dashboard.threads import mailbox_threads, thread_for
 from workflows.models import EmailAddress, EmailDraft
-from workflows.providers.sandbox.provider import SandboxStore
+from workflows.providers.sandbox.store import SandboxStore
 
 BOX = "agent@mailgate.local"
 

@@ -23,7 +23,7 @@ from tests.server.web import test_dashboard_browser as base
 from tests.server.web.conftest import Web
 from workflows.mail.visibility import show_invisible
 from workflows.models import DeliveryRequest
-from workflows.providers.sandbox.provider import stored_messages
+from workflows.providers.sandbox.viewer import stored_messages
 
 pytestmark = pytest.mark.browser
 

@@ -9,7 +9,8 @@ import pytest
 
 from workflows.models import DeliveryRequest, EmailAddress, EmailDraft
 from workflows.providers.base import PermanentDeliveryError
-from workflows.providers.sandbox.provider import SandboxProvider, SandboxStore
+from workflows.providers.sandbox.provider import SandboxProvider
+from workflows.providers.sandbox.store import SandboxStore
 
 
 def delivery(to: list[str], message_id: str = "<m1@mailgate.local>") -> DeliveryRequest:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from workflows.providers.base import EmailNotFound
-from workflows.providers.sandbox.provider import SandboxProvider, SandboxStore, UnknownHold
+from workflows.providers.sandbox.provider import SandboxProvider, UnknownHold
+from workflows.providers.sandbox.store import SandboxStore
 from workflows.read_models import EmailQuery
 
 BOX = "agent@mailgate.local"

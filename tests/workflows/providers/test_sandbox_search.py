@@ -10,7 +10,7 @@ import pytest
 
 from tests.workflows.search_corpus import LABELS, PEOPLE, VOCABULARY, Record, bulk_insert, generate, matches
 from workflows.mail.search_query import QuerySyntaxError, parse_query
-from workflows.providers.sandbox.provider import SandboxStore
+from workflows.providers.sandbox.store import SandboxStore
 from workflows.read_models import EmailQuery
 
 BOX = "agent@mailgate.local"

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from workflows.mail.parsing import parse_email
-from workflows.providers.sandbox.provider import SandboxStore
+from workflows.providers.sandbox.store import SandboxStore
 from workflows.trust.marks import NoticeMarks
 
 Kind = Literal["inbox", "sent"]

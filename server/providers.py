@@ -17,8 +17,9 @@ from server.settings import MailboxEntry, Settings, SettingsError
 from workflows.ids import mailbox_key
 from workflows.providers.base import EmailProvider, InboundHooks, ProviderSet, UnavailableProvider
 from workflows.providers.endpoints import parse_endpoint
+from workflows.providers.multimail.account import MultiMailConfig
 from workflows.providers.multimail.holds import HoldStore
-from workflows.providers.multimail.provider import MultiMailConfig, MultiMailProvider
+from workflows.providers.multimail.provider import MultiMailProvider
 from workflows.providers.oauth import GrantStore, OAuthTokens
 from workflows.providers.sandbox.provider import SandboxProvider
 from workflows.providers.sandbox.store import SandboxStore

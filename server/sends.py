@@ -55,7 +55,7 @@ from workflows.models import (
     SendSummary,
 )
 from workflows.policy import recipient_problem
-from workflows.providers.multimail.provider import draft_problem as multimail_draft_problem
+from workflows.providers.multimail.sending import draft_problem as multimail_draft_problem
 from workflows.send import SendEmailWorkflow
 from workflows.temporal import MAILBOX, STATUS
 from workflows.trust.proofs import sign_decision, sign_request

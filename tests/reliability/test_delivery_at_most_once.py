@@ -38,7 +38,8 @@ from workflows.notices import Notice
 from workflows.providers.base import ProviderSet
 from workflows.providers.endpoints import parse_endpoint, tls_context
 from workflows.providers.fake import FakeProvider
-from workflows.providers.multimail.provider import MultiMailConfig, MultiMailProvider
+from workflows.providers.multimail.account import MultiMailConfig
+from workflows.providers.multimail.provider import MultiMailProvider
 from workflows.providers.smtp_imap.smtp import SmtpServer
 from workflows.send import SendEmailWorkflow
 from workflows.trust.proofs import proof_key

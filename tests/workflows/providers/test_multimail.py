@@ -20,8 +20,10 @@ from tests.peers.multimail_fake import FakeServer
 from workflows.mail.parsing import parse_email
 from workflows.models import Attachment, DeliveryRequest, EmailAddress, EmailDraft
 from workflows.providers.base import EmailNotFound, PermanentDeliveryError, TemporaryDeliveryError
+from workflows.providers.multimail.account import MultiMailConfig, message_id_of
 from workflows.providers.multimail.client import Email, MultiMailClient
-from workflows.providers.multimail.provider import MultiMailConfig, MultiMailProvider, message_id_of, outcome_of
+from workflows.providers.multimail.provider import MultiMailProvider
+from workflows.providers.multimail.sending import outcome_of
 from workflows.read_models import EmailQuery
 
 ADDRESS = "agent@mm.example"

@@ -27,7 +27,8 @@ from server.settings import Settings
 from workflows.ids import mailbox_key, reply_wait_id
 from workflows.mail.addresses import MAX_SUBJECT_CHARS, AddressError, parse_addr_spec
 from workflows.mail.bodies import concise_text
-from workflows.mail.parsing import AttachmentPart, ParsedEmail, parse_email_async
+from workflows.mail.parsing import ParsedEmail, parse_email_async
+from workflows.mail.parts import AttachmentPart
 from workflows.mail.richtext import quote_of
 from workflows.mail.threads import ThreadItem, order_thread, reply_references, reply_subject
 from workflows.mail.visibility import strip_invisible

@@ -13,8 +13,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.hostile import BUILDERS, hostile
+from workflows.mail.bounds import MAX_ADDRESSES, bound_header
 from workflows.mail.htmltext import MAX_NESTING, TRUNCATED, html_to_text
-from workflows.mail.parsing import MAX_ADDRESSES, bound_header, parse_email
+from workflows.mail.parsing import parse_email
 from workflows.mail.threads import MAX_REFERENCES, ThreadItem, message_ids, order_thread
 
 SECONDS = 3.0

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 
-from workflows.mail.parsing import parse_email, read_message
+from workflows.mail.bounds import read_message
+from workflows.mail.parsing import parse_email
 from workflows.mail.threads import message_ids
 from workflows.models import EmailDraft
 from workflows.providers.sandbox.store import SandboxStore

@@ -24,7 +24,8 @@ from workflows.providers.oauth import GrantStore, OAuthTokens
 from workflows.providers.sandbox.provider import SandboxProvider
 from workflows.providers.sandbox.store import SandboxStore
 from workflows.providers.smtp_imap.index import ImapIndex
-from workflows.providers.smtp_imap.provider import SmtpImapConfig, SmtpImapProvider
+from workflows.providers.smtp_imap.provider import SmtpImapProvider
+from workflows.providers.smtp_imap.session import SmtpImapConfig
 from workflows.trust.marks import NoticeMarks
 
 

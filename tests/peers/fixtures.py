@@ -19,7 +19,8 @@ from tests.peers.dovecot import Dovecot, dovecot_available, start_dovecot
 from tests.peers.smtp_sink import SmtpPeer
 from workflows.providers.endpoints import parse_endpoint
 from workflows.providers.smtp_imap.index import ImapIndex
-from workflows.providers.smtp_imap.provider import SmtpImapConfig, SmtpImapProvider
+from workflows.providers.smtp_imap.provider import SmtpImapProvider
+from workflows.providers.smtp_imap.session import SmtpImapConfig
 
 ADDRESS = "alice@example.test"
 IMAP_USER = "alice"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tests.peers.dovecot import Dovecot
 from tests.peers.fixtures import ADDRESS, imap_append
-from tests.workflows.providers.test_smtp_imap import inbound
+from tests.workflows.providers.smtp_imap.test_smtp_imap import inbound
 from workflows.providers.smtp_imap.provider import SmtpImapProvider
 from workflows.read_models import EmailQuery
 

@@ -182,7 +182,7 @@ async def test_errors_are_classified(server: FakeServer) -> None:
 
 def test_no_retired_sdk_is_a_dependency(server: FakeServer) -> None:
     """MultiMail's Python SDK is retired: mailgate talks through its own client, over httpx."""
-    project = tomllib.loads((Path(__file__).parents[3] / "pyproject.toml").read_text())
+    project = tomllib.loads((Path(__file__).parents[4] / "pyproject.toml").read_text())
     assert not any(d.startswith("multimail") for d in project["project"]["dependencies"])
     provider = provider_for(server)
     assert isinstance(provider.client, MultiMailClient)

@@ -17,6 +17,7 @@ import coverage
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW_FILES = [ROOT / "workflows" / f"{name}.py" for name in ("send", "mailbox", "watcher", "reply_wait", "notify")]
+WORKFLOW_FILES += sorted((ROOT / "workflows" / "sending").glob("[!_]*.py"))  # the send workflow's steps
 
 
 def executed(cov: coverage.Coverage) -> dict[Path, set[int]]:

@@ -3,7 +3,6 @@ every part of the provider shares (ids, MultiMail's errors as delivery errors, i
 
 from __future__ import annotations
 
-import logging
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,9 +23,9 @@ from workflows.providers.multimail.client import MultiMailClient, MultiMailError
 from workflows.providers.multimail.holds import HoldStore
 from workflows.trust.marks import NoticeMarks
 
-log = logging.getLogger("mailgate.multimail")
 _ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 MULTIMAIL_HOLDS = ("pending_inbound_approval",)  # inbound mail MultiMail holds for its own human
+_MM_MESSAGE_ID = re.compile(r"<mm\.([A-Za-z0-9_.:-]{1,128})@multimail\.mailgate\.invalid>")
 
 
 class MultiMailConfig(Frozen):
@@ -47,6 +46,12 @@ def checked_id(value: str, what: str = "email id") -> str:
 
 def message_id_of(email_id: str) -> str:
     return f"<mm.{email_id}@multimail.mailgate.invalid>"
+
+
+def reply_parent(in_reply_to: str | None) -> str | None:
+    """The MultiMail email id a reply answers, when its In-Reply-To is one of ``message_id_of``'s."""
+    parent = _MM_MESSAGE_ID.fullmatch(in_reply_to or "")
+    return parent.group(1) if parent else None
 
 
 def classify(exc: Exception, what: str) -> Exception:

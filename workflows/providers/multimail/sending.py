@@ -3,7 +3,7 @@ and where a send MultiMail holds for its own human stands (``held_outcome``, ``c
 
 from __future__ import annotations
 
-import re
+import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,8 +17,8 @@ from workflows.providers.multimail.account import (
     MultiMailAccount,
     checked_id,
     classify,
-    log,
     parse_people,
+    reply_parent,
     when,
 )
 from workflows.providers.multimail.client import (
@@ -35,8 +35,8 @@ from workflows.providers.multimail.client import (
     SendBody,
 )
 
+log = logging.getLogger("mailgate.multimail")
 GATED = ("gated_send", "gated_all")
-_MM_MESSAGE_ID = re.compile(r"<mm\.([A-Za-z0-9_.:-]{1,128})@multimail\.mailgate\.invalid>")
 SENT = {"unread", "read", "archived", "deleted"}  # an outbound email in a mailbox state went out
 # A retry this late may find MultiMail's idempotency key gone: look for the email first.
 LOOK_BEFORE_RESEND = timedelta(hours=IDEMPOTENCY_TTL_HOURS - 1)
@@ -143,11 +143,11 @@ class Sending(MultiMailAccount):
             "attachments": attachments,
             "idempotency_key": _send_key(request),
         }
-        parent = _MM_MESSAGE_ID.fullmatch(draft.in_reply_to or "")
-        if parent and await self._reply_keeps(draft.to, draft.subject, parent.group(1)):
+        parent = reply_parent(draft.in_reply_to)
+        if parent and await self._reply_keeps(draft.to, draft.subject, parent):
             # MultiMail addresses a reply itself (to the original sender) and threads it.
             try:
-                answer = await self.client.reply(box, parent.group(1), ReplyBody(**common))
+                answer = await self.client.reply(box, parent, ReplyBody(**common))
             except DuplicateReply as exc:
                 raise TemporaryDeliveryError(
                     f"reply: MultiMail refuses the same reply to the same email within 60 seconds ({exc}); "

@@ -18,6 +18,7 @@ from server.sends import Sends
 from server.settings import Settings
 from workflows.providers.base import ProviderSet
 from workflows.providers.sandbox.store import SandboxStore
+from workflows.trust.ledger import open_ledger
 from workflows.trust.proofs import proof_key
 
 
@@ -38,7 +39,7 @@ class Mailgate:
     @classmethod
     def build(cls, settings: Settings, client: Client, secrets: Secrets, *, strict: bool = True) -> Mailgate:
         """``strict``: a configured mailbox whose secret is missing is an error now (not at first use)."""
-        mailboxes = Mailboxes(client, settings, secrets.secret_key)
+        mailboxes = Mailboxes(client, settings, secrets.secret_key, ledger=open_ledger(settings.data_dir))
         sends = Sends(client, settings, mailboxes, proof_key(secrets.secret_key))
         sandbox = SandboxStore(settings.data_dir / "sandbox.db", notice_marks(secrets))
         providers = build_providers(settings, client, sandbox, strict=strict)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 import uuid
 from datetime import UTC, datetime
@@ -40,9 +41,11 @@ from workflows.mailbox_models import (
 )
 from workflows.models import MailboxConfig, ModeChange, OversightMode, Role, is_looser
 from workflows.temporal import MAILBOX
+from workflows.trust.ledger import LocalLedger, verified_config
 from workflows.trust.links import upgrade_code
 from workflows.trust.proofs import proof_key, sign_change
 
+log = logging.getLogger("mailgate")
 CACHE_SECONDS = 1.0
 CODE_LENGTH = 8
 NOTICES_FROM = NotifyConfig.from_address  # where notices come from without a [notifications] table
@@ -138,8 +141,11 @@ def rpc_error(err: RPCError, what: str | MailgateError) -> MailgateError:
 
 
 class Mailboxes:
-    def __init__(self, client: Client, settings: Settings, secret_key: bytes) -> None:
+    def __init__(self, client: Client, settings: Settings, secret_key: bytes, *, ledger: LocalLedger) -> None:
         self._client = client
+        # The configurations these front doors set, kept outside Temporal (workflows/trust/ledger.py):
+        # what a mailbox workflow says is checked against it, so a forged one loosens nothing.
+        self._ledger = ledger
         self._settings = settings
         self._secret_key = secret_key
         # Signs mode changes and reconfigurations: only these front doors can loosen a mailbox.
@@ -220,6 +226,7 @@ class Mailboxes:
             )
         except WorkflowAlreadyStartedError:
             raise Conflict(f"mailbox {address} already exists") from None
+        self._ledger.record_config(config)
         self._cache[address.lower()] = (time.monotonic(), config)
         return config
 
@@ -237,8 +244,26 @@ class Mailboxes:
             state = await handle.query(MailboxWorkflow.describe)
         except RPCError as err:
             raise rpc_error(err, self._missing(address)) from err
+        state = state.model_copy(update={"config": self._verified(state.config)})
         self._cache[address.lower()] = (time.monotonic(), state.config)
         return state
+
+    def _verified(self, live: MailboxConfig) -> MailboxConfig:
+        """The configuration to act on: the mailbox workflow's when it is the one recorded here,
+        else the record at the stricter mode (a forged workflow in Temporal loosens nothing)."""
+        config, problem = verified_config(self._ledger.mailbox_config(live.address), live)
+        if problem:
+            log.warning("%s; acting on mailgate's own record (mode %s)", problem, config.mode)
+        return config
+
+    def _recorded(self, address: str) -> MailboxConfig:
+        recorded = self._ledger.mailbox_config(address)
+        if recorded is None:
+            raise Conflict(
+                f"mailbox {address} was not created through mailgate's front doors (it has no configuration "
+                "recorded here); it is treated as gated and cannot be changed"
+            )
+        return recorded
 
     async def config(self, address: str) -> MailboxConfig:
         """The mailbox's configuration from its memo (no worker needed), at most a second old.
@@ -257,7 +282,7 @@ class Mailboxes:
             raise rpc_error(err, self._missing(address)) from err
         if description.status != WorkflowExecutionStatus.RUNNING:
             raise self._missing(address)
-        config = await description.memo_value("config", type_hint=MailboxConfig)
+        config = self._verified(await description.memo_value("config", type_hint=MailboxConfig))
         self._cache[address.lower()] = (time.monotonic(), config)
         return config
 
@@ -269,18 +294,31 @@ class Mailboxes:
         summaries = []
         try:
             async for execution in self._client.list_workflows(query):
-                memo = await execution.memo()
+                config = self._verified(await execution.memo_value("config", type_hint=MailboxConfig))
                 summaries.append(
                     MailboxSummary(
-                        address=memo["address"],
-                        display_name=memo.get("display_name", ""),
-                        oversight_mode=memo["mode"],
-                        provider=memo.get("provider", "sandbox"),
+                        address=config.address,
+                        display_name=config.display_name,
+                        oversight_mode=config.mode,
+                        provider=config.provider,
                     )
                 )
         except RPCError as err:
             raise rpc_error(err, "no mailboxes") from err
         return sorted(summaries, key=lambda s: s.address)
+
+    async def adopt_existing(self) -> list[str]:
+        """Once per data dir (the first start of a mailgate that keeps this record): record the
+        mailboxes an older mailgate made, as they stand. Later, only front doors record."""
+        query = (
+            f"WorkflowType = 'MailboxWorkflow' AND TaskQueue = '{self._settings.task_queue}' "
+            "AND ExecutionStatus = 'Running'"
+        )
+        configs = [
+            await execution.memo_value("config", type_hint=MailboxConfig)
+            async for execution in self._client.list_workflows(query)
+        ]
+        return self._ledger.adopt(configs)
 
     async def _update(self, address: str, update: UpdateMethodMultiParam[[MailboxWorkflow, T], R], arg: T) -> R:
         handle = self._client.get_workflow_handle_for(MailboxWorkflow.run, mailbox_workflow_id(address))
@@ -297,7 +335,11 @@ class Mailboxes:
         address = parse_mailbox(address)
         change = ModeChange(mode=mode, actor=actor, role=role, reason=reason)
         change = sign_change(self._proof_key, "mode", mailbox_workflow_id(address), change, datetime.now(UTC))
-        config = await self._update(address, MailboxWorkflow.set_mode, change)
+        self._recorded(address)
+        await self._update(address, MailboxWorkflow.set_mode, change)
+        # What this front door asked for, on top of its own record: not what the workflow answers.
+        config = self._recorded(address).model_copy(update={"mode": mode})
+        self._ledger.record_config(config)
         self._cache[address.lower()] = (time.monotonic(), config)
         return config
 
@@ -310,6 +352,7 @@ class Mailboxes:
         """A human's change of a mailbox's policies; what is not given stays as it is."""
         address = parse_mailbox(address)
         current = (await self.state(address)).config
+        self._recorded(address)
         config = current.model_copy(update=changes.validated())
         change = sign_change(
             self._proof_key,
@@ -318,7 +361,9 @@ class Mailboxes:
             Reconfigure(config=config, actor=actor),
             datetime.now(UTC),
         )
-        updated = await self._update(address, MailboxWorkflow.configure, change)
+        await self._update(address, MailboxWorkflow.configure, change)
+        updated = self._recorded(address).model_copy(update=changes.validated())
+        self._ledger.record_config(updated)
         self._cache[address.lower()] = (time.monotonic(), updated)
         return updated
 
@@ -330,8 +375,9 @@ class Mailboxes:
             raise InvalidInput(str(exc)) from exc
         ask = UpgradeAsk(request_id=uuid.uuid4().hex[:12], mode=mode, reason=reason, requested_by=requested_by)
         request = await self._update(address, MailboxWorkflow.request_upgrade, ask)
+        self._ledger.record_upgrade(ask.request_id, address, mode)
         await notify_upgrade_requested(
-            self._client, self._settings, address, request.request_id, mode, reason, requested_by
+            self._client, self._settings, address, request.request_id, mode, reason, requested_by, self._proof_key
         )
         return Upgrade(mailbox=address, request=request, code=self.upgrade_code(request.request_id))
 
@@ -355,7 +401,12 @@ class Mailboxes:
         redeem = sign_change(
             self._proof_key, "upgrade", mailbox_workflow_id(address), UpgradeRedeem(request_id=match, actor=actor), now
         )
-        config = await self._update(address, MailboxWorkflow.redeem_upgrade, redeem)
+        self._recorded(address)
+        applied = await self._update(address, MailboxWorkflow.redeem_upgrade, redeem)
+        # The mode this front door recorded for the request (one from before the record: the workflow's).
+        mode = (self._ledger.upgrade_mode(match) if match else None) or applied.mode
+        config = self._recorded(address).model_copy(update={"mode": mode})
+        self._ledger.record_config(config)
         self._cache[address.lower()] = (time.monotonic(), config)
         return config
 

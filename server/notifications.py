@@ -21,6 +21,7 @@ from workflows.providers.endpoints import parse_endpoint, tls_context
 from workflows.providers.smtp_imap.smtp import SmtpServer
 from workflows.trust.links import link_key
 from workflows.trust.marks import NoticeMarks, mark_key
+from workflows.trust.notice_proofs import sign_upgrade_notice
 
 
 def notice_marks(secrets: Secrets) -> NoticeMarks:
@@ -71,6 +72,7 @@ async def notify_upgrade_requested(
     mode: OversightMode,
     reason: str,
     requested_by: str,
+    proof_key: bytes,
 ) -> None:
     """Tell the mailbox's approvers that an agent asks for a looser mode (once per request).
 
@@ -87,6 +89,8 @@ async def notify_upgrade_requested(
         upgrade_request_id=request_id,
         reason=reason,
     )
+    # Signed here, so the notifier sends only what a front door started (workflows/trust/notice_proofs.py).
+    notice = sign_upgrade_notice(proof_key, notice, datetime.now(UTC))
     with contextlib.suppress(WorkflowAlreadyStartedError):
         await client.start_workflow(
             NotifyWorkflow.run,

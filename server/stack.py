@@ -34,6 +34,7 @@ from server.ui_proxy import start_ui_proxy
 from server.web.app import build_app
 from workflows.providers.sandbox.provider import SandboxProvider
 from workflows.read_models import IntakeConfig
+from workflows.trust.ledger import open_ledger
 from workflows.trust.proofs import proof_key
 from workflows.worker import build_worker
 
@@ -152,6 +153,9 @@ async def start_core(settings: Settings) -> AsyncIterator[Stack]:
         if dev is not None:
             await ensure_retention(client, settings.temporal_namespace)
         app = Mailgate.build(settings, client, secrets)
+        adopted = await app.mailboxes.adopt_existing()
+        if adopted:
+            log.warning("recorded the configuration of %s as it stands in Temporal", ", ".join(adopted))
         worker = build_worker(
             client,
             settings.task_queue,
@@ -160,6 +164,7 @@ async def start_core(settings: Settings) -> AsyncIterator[Stack]:
             settings.workflow_cache,
             proof_key=proof_key(secrets.secret_key),
             slack=slack_config(settings),
+            ledger=open_ledger(settings.data_dir),
         )
         async with worker:
             await app.mailboxes.ensure(MailboxEntry(address=settings.default_mailbox), created_by="mailgate")

@@ -19,6 +19,7 @@ from server.providers import build_providers
 from server.settings import Settings
 from workflows.providers.sandbox.store import SandboxStore
 from workflows.temporal import SEARCH_ATTRIBUTES
+from workflows.trust.ledger import open_ledger
 from workflows.trust.proofs import proof_key
 from workflows.worker import GRACEFUL_SHUTDOWN, build_worker
 
@@ -41,6 +42,7 @@ async def run_worker(settings: Settings) -> int:
         settings.workflow_cache,
         proof_key=proof_key(secrets.secret_key),
         slack=slack_config(settings),
+        ledger=open_ledger(settings.data_dir),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from workflows.models import Decision, DeliveryRequest, MailboxPolicy, SendRequest
-from workflows.trust.proofs import proof_key, sign_decision, sign_request, warrant_for
+from workflows.notices import Notice
+from workflows.trust.proofs import proof_key, send_notice_fields, sign, sign_decision, sign_request, warrant_for
 
 # The key of workers that tests build without an app (time-skipping tests).
 TEST_PROOF_KEY = proof_key(b"tests: the secret key of workflows started by hand")
@@ -38,3 +39,10 @@ def warranted(delivery: DeliveryRequest, key: bytes = TEST_PROOF_KEY) -> Deliver
         key,
     )
     return delivery.model_copy(update={"warrant": warrant_for(request, None)})
+
+
+def signed_notice(notice: Notice, key: bytes = TEST_PROOF_KEY) -> Notice:
+    """A send's notice with the proof its front door makes at submission (workflows/trust/notice_proofs.py)."""
+    assert notice.send_id is not None and notice.draft is not None
+    fields = send_notice_fields(notice.mailbox, notice.requester, notice.draft)
+    return notice.model_copy(update={"proof": sign(key, "notice", notice.send_id, fields, datetime.now(UTC))})

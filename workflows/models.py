@@ -147,6 +147,8 @@ class SendRequest(Frozen):
     proof: str | None = None
     # The mailbox's Slack channel when the server has a Slack app: each approval round posts there.
     slack_channel: str | None = None
+    # The front door's proof for the notices about this send (workflows/trust/notice_proofs.py).
+    notice_proof: str | None = None
 
 
 class Decision(Frozen):

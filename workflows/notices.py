@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from workflows.mail.visibility import draft_warnings, show_invisible
-from workflows.models import Attachment, EmailAddress, EmailDraft, Frozen, OversightMode
+from workflows.models import Attachment, Decision, EmailAddress, EmailDraft, Frozen, OversightMode
 
 NoticeKind = Literal["approval_requested", "monitored_sent", "upgrade_requested"]
 
@@ -35,6 +35,12 @@ class Notice(Frozen):
     mode: OversightMode | None = None
     upgrade_request_id: str | None = None
     reason: str = ""
+    # A front door's proof (workflows/trust/notice_proofs.py): without a valid one nothing is sent.
+    proof: str | None = None
+    # When the draft shows an approver's edits: that approval, and the submitted draft's
+    # digests (proofs.draft_digests of its light_draft), which its proof covers.
+    decision: Decision | None = None
+    original: dict[str, str] | None = None
 
 
 class NoticeReport(Frozen):

@@ -18,6 +18,7 @@ from workflows.providers.base import ProviderSet
 from workflows.reply_wait import ReplyWaitWorkflow
 from workflows.send import SendEmailWorkflow
 from workflows.slack import SlackWorkflow
+from workflows.trust.ledger import LocalLedger
 from workflows.watcher import MailboxWatcherWorkflow
 
 # On shutdown, activities in flight get this long to finish before they are cancelled: a delivery
@@ -43,6 +44,7 @@ def build_worker(
     *,
     proof_key: bytes,
     slack: SlackConfig | None = None,
+    ledger: LocalLedger | None = None,
 ) -> Worker:
     """A worker for every mailgate workflow; without ``notify``, notices are recorded but not sent.
 
@@ -52,11 +54,14 @@ def build_worker(
 
     ``proof_key`` (``proofs.proof_key`` of the server's secret key) checks that requests,
     decisions and loosenings came through mailgate's front doors; it never enters a payload.
+    ``ledger`` (``workflows.trust.ledger.open_ledger`` of the data dir the front doors use) holds the
+    sends handed over and the mailbox configurations the front doors set: without it (tests that
+    start workflows by hand), a send re-run in Temporal or a forged mailbox workflow is not caught.
     """
-    activities = MailActivities(client, providers, proof_key)
+    activities = MailActivities(client, providers, proof_key, ledger)
     proofs = ProofActivities(proof_key)
     inbox = InboxActivities(client, providers)
-    notices = NotifyActivities(client, providers, notify)
+    notices = NotifyActivities(client, providers, notify, proof_key, ledger)
     slack_activities = SlackActivities(slack)
     return Worker(
         client,

@@ -32,6 +32,7 @@ from tests.peers.dovecot import Dovecot
 from tests.peers.fixtures import IMAP_PASSWORD, IMAP_USER, dovecot, eventually, smtp_peer
 from tests.peers.multimail_fake import FakeServer
 from tests.peers.smtp_sink import SmtpPeer
+from tests.proofs import TEST_PROOF_KEY, signed_notice
 from workflows.activities.notify import NotifyActivities, NotifyConfig
 from workflows.models import EmailAddress, EmailDraft
 from workflows.notices import Notice
@@ -148,16 +149,20 @@ async def test_a_notice_sent_again_after_a_crash_is_not_delivered_twice(
     """email_notice retried after the server accepted (the worker died before reporting)."""
     app = smtp_app
     mailbox = app.settings.default_mailbox
-    notice = Notice(
-        notice_id=f"notify-{uuid.uuid4().hex}-approval-1",
-        kind="approval_requested",
-        mailbox=mailbox,
-        at=datetime.now(UTC),
-        send_id=f"send-{uuid.uuid4().hex}",
-        requester="agent",
-        draft=EmailDraft(to=(EmailAddress(address="carol@example.org"),), subject="Needs you", body="x"),
+    notice = signed_notice(
+        Notice(
+            notice_id=f"notify-{uuid.uuid4().hex}-approval-1",
+            kind="approval_requested",
+            mailbox=mailbox,
+            at=datetime.now(UTC),
+            send_id=f"send-{uuid.uuid4().hex}",
+            requester="agent",
+            draft=EmailDraft(to=(EmailAddress(address="carol@example.org"),), subject="Needs you", body="x"),
+        )
     )
-    activities = NotifyActivities(temporal_env.client, app.providers, NotifyConfig(base_url="http://mailgate.test"))
+    activities = NotifyActivities(
+        temporal_env.client, app.providers, NotifyConfig(base_url="http://mailgate.test"), TEST_PROOF_KEY
+    )
     env = ActivityEnvironment()
     first = await env.run(activities.email_notice, notice, "approver@example.org")
     again = await env.run(activities.email_notice, notice, "approver@example.org")
@@ -228,15 +233,19 @@ async def test_a_notice_to_two_approvers_through_multimail_reaches_each_once(
         provider = MultiMailProvider(
             MultiMailConfig(address=address, mailbox_id=box, base_url=server.url), "mm_live_sender"
         )
-        notice = Notice(
-            notice_id=f"notify-{uuid.uuid4().hex}-approval-1",
-            kind="approval_requested",
-            mailbox=address,
-            at=datetime.now(UTC),
-            send_id=f"send-{uuid.uuid4().hex}",
-            draft=EmailDraft(to=(EmailAddress(address="carol@example.org"),), subject="Needs you", body="x"),
+        notice = signed_notice(
+            Notice(
+                notice_id=f"notify-{uuid.uuid4().hex}-approval-1",
+                kind="approval_requested",
+                mailbox=address,
+                at=datetime.now(UTC),
+                send_id=f"send-{uuid.uuid4().hex}",
+                draft=EmailDraft(to=(EmailAddress(address="carol@example.org"),), subject="Needs you", body="x"),
+            )
         )
-        activities = NotifyActivities(temporal_env.client, ProviderSet(provider), NotifyConfig(base_url="http://x"))
+        activities = NotifyActivities(
+            temporal_env.client, ProviderSet(provider), NotifyConfig(base_url="http://x"), TEST_PROOF_KEY
+        )
         env = ActivityEnvironment()
         for recipient in ("ann@example.org", "ann@example.org", "ben@example.org"):
             await env.run(activities.email_notice, notice, recipient)
@@ -260,14 +269,16 @@ async def test_a_notice_retried_on_the_humans_smtp_channel_is_not_sent_twice(
         tls_context(dovecot.ca_file),
     )
     config = NotifyConfig(base_url="http://mailgate.test", channel=channel, from_address="notices@example.test")
-    activities = NotifyActivities(temporal_env.client, ProviderSet(FakeProvider()), config)
-    notice = Notice(
-        notice_id=f"notify-{uuid.uuid4().hex}-approval-1",
-        kind="approval_requested",
-        mailbox=unique_mailbox(),
-        at=datetime.now(UTC),
-        send_id=f"send-{uuid.uuid4().hex}",
-        draft=EmailDraft(to=(EmailAddress(address="carol@example.org"),), subject="Needs you", body="x"),
+    activities = NotifyActivities(temporal_env.client, ProviderSet(FakeProvider()), config, TEST_PROOF_KEY)
+    notice = signed_notice(
+        Notice(
+            notice_id=f"notify-{uuid.uuid4().hex}-approval-1",
+            kind="approval_requested",
+            mailbox=unique_mailbox(),
+            at=datetime.now(UTC),
+            send_id=f"send-{uuid.uuid4().hex}",
+            draft=EmailDraft(to=(EmailAddress(address="carol@example.org"),), subject="Needs you", body="x"),
+        )
     )
     first = ActivityEnvironment()
     beats: list[object] = []

@@ -224,7 +224,14 @@ async def test_an_upgrade_request_notifies_the_approvers_once(
             )
             # Started again (a retried request): still one notice.
             await notify_upgrade_requested(
-                app.client, app.settings, mailbox, upgrade.request.request_id, "monitored", "routine mail only", "agent"
+                app.client,
+                app.settings,
+                mailbox,
+                upgrade.request.request_id,
+                "monitored",
+                "routine mail only",
+                "agent",
+                proof_key(app.secrets.secret_key),
             )
             report = await notice_result(app, f"notify-upgrade-{upgrade.request.request_id}")
     assert sorted(report.emailed) == sorted([boss, chief])

@@ -14,6 +14,7 @@ it bears mailgate's notice mark (``workflows/trust/marks.py``), so no agent read
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import json
@@ -39,8 +40,10 @@ from workflows.providers.sandbox.provider import SandboxProvider
 from workflows.providers.smtp_imap.smtp import SmtpServer, smtp_send
 from workflows.temporal import MAILBOX
 from workflows.trust import standard_webhooks
+from workflows.trust.ledger import LocalLedger, verified_config
 from workflows.trust.links import LinkClaim, make_token, nonce, upgrade_code
 from workflows.trust.marks import HEADER, NoticeMarks
+from workflows.trust.notice_proofs import notice_problem
 
 WEBHOOK_TIMEOUT = 10.0
 FROM_NAME = "mailgate approvals"
@@ -68,10 +71,30 @@ Route = Literal["smtp", "sandbox", "mailbox"]
 
 
 class NotifyActivities:
-    def __init__(self, client: Client, providers: ProviderSet, config: NotifyConfig | None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        providers: ProviderSet,
+        config: NotifyConfig | None,
+        proof_key: bytes | None = None,
+        ledger: LocalLedger | None = None,
+    ) -> None:
         self._client = client
         self._providers = providers
         self._config = config
+        # The mailbox configurations the front doors set: approvers come from there, not from a
+        # mailbox workflow someone may have forged in Temporal (workflows/trust/ledger.py).
+        self._ledger = ledger
+        # Checks that a notice was made by mailgate (workflows/trust/notice_proofs.py); None sends nothing.
+        self._proof_key = proof_key
+
+    def _check(self, notice: Notice) -> None:
+        """Refuse, before anything is sent, a notice no front door made (one started in Temporal)."""
+        problem = "this worker has no key to check notices" if self._proof_key is None else None
+        problem = problem or notice_problem(self._proof_key or b"", notice)
+        if problem is not None:
+            activity.logger.warning("refused to send notice %s: %s", notice.notice_id, problem)
+            raise ApplicationError(f"refused: {problem}", type="NoticeRefused", non_retryable=True)
 
     @activity.defn
     async def notice_recipients(self, notice: Notice) -> list[str]:
@@ -82,6 +105,8 @@ class NotifyActivities:
         # for a worker that may be busy admitting the very sends this notice is about.
         description = await self._client.get_workflow_handle(mailbox_workflow_id(notice.mailbox)).describe()
         config = await description.memo_value("config", type_hint=MailboxConfig)
+        if self._ledger is not None:
+            config, _ = verified_config(await asyncio.to_thread(self._ledger.mailbox_config, notice.mailbox), config)
         people = config.approvers
         if notice.kind == "monitored_sent":
             people = config.reviewers or config.approvers
@@ -100,6 +125,7 @@ class NotifyActivities:
         config = self._config
         if config is None:
             return "not configured"
+        self._check(notice)
         route = self._route(config, notice.mailbox)
         approve_url = reject_url = code = ""
         # Links and codes only through the humans' own channel, and never to a mailbox mailgate
@@ -191,6 +217,7 @@ class NotifyActivities:
         config = self._config
         if config is None or not config.webhook_url or not config.webhook_secret:
             return "not configured"
+        self._check(notice)
         base = config.base_url
         body = json.dumps(webhook_event(notice, base), separators=(",", ":")).encode()
         # Same webhook-id on every attempt (receivers dedupe on it), a fresh timestamp and signature.

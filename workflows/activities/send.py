@@ -30,8 +30,9 @@ from workflows.models import (
     MailboxConfig,
     OversightMode,
 )
-from workflows.policy import judge, needs_the_mailbox
+from workflows.policy import DAY, judge, needs_the_mailbox
 from workflows.providers.base import DeliveryError, ProviderSet
+from workflows.trust.ledger import LocalLedger, stricter_admission, verified_config
 from workflows.trust.proofs import warrant_problem
 
 
@@ -146,11 +147,16 @@ class AttemptTimedOut(ApplicationError):
 
 
 class MailActivities:
-    def __init__(self, client: Client, providers: ProviderSet, proof_key: bytes) -> None:
+    def __init__(
+        self, client: Client, providers: ProviderSet, proof_key: bytes, ledger: LocalLedger | None = None
+    ) -> None:
         self._client = client
         self._providers = providers
         self._admissions = AdmissionBatcher(client)
         self._proof_key = proof_key
+        # Outside Temporal: sends handed over, mailbox configurations the front doors set
+        # (workflows/trust/ledger.py). None only in tests that run workflows without front doors.
+        self._ledger = ledger
 
     def _unwarranted(self, request: DeliveryRequest, mode_now: OversightMode | None = None) -> Admission | None:
         """A refusal unless mailgate's front doors requested (and, if it needs one, a person approved)
@@ -163,6 +169,25 @@ class MailActivities:
         activity.logger.warning("refused to deliver %s: %s", request.send_id, problem)
         return Admission(outcome="blocked", mode=mode, reason=f"refused: {problem}")
 
+    async def _handed_over(self, request: DeliveryRequest, *, claim: bool) -> Admission | None:
+        """A refusal when another run of this send's workflow already claimed its delivery (a
+        re-run or reset of a finished send, with its recorded request and approval). ``claim``:
+        claim it for this run now, just before the hand-over; a retry of this run keeps it."""
+        if self._ledger is None:
+            return None
+        run_id = activity.info().workflow_run_id or ""
+        if claim:
+            at = datetime.now(UTC)
+            args = (request.send_id, run_id, request.mailbox, at)
+            problem = await asyncio.to_thread(self._ledger.claim_delivery, *args)
+        else:
+            problem = await asyncio.to_thread(self._ledger.delivery_problem, request.send_id, run_id)
+        if problem is None:
+            return None
+        activity.logger.warning("refused to deliver %s: %s", request.send_id, problem)
+        mode = request.warrant.mode if request.warrant else "read_only"
+        return Admission(outcome="blocked", mode=mode, reason=f"refused: {problem}")
+
     @activity.defn
     async def admit(self, mailbox: str, request: AdmitRequest) -> Admission:
         """Ask the mailbox, just before delivery, whether this send may go out now.
@@ -173,24 +198,45 @@ class MailActivities:
         judged here, without a task on that workflow.
         """
         handle = self._client.get_workflow_handle(mailbox_workflow_id(mailbox))
+        config: MailboxConfig | None = None
         try:
             description = await handle.describe()
             published = description.raw_description.workflow_execution_info.memo.fields
             if description.status == WorkflowExecutionStatus.RUNNING and "config" in published:
                 config = await description.memo_value("config", type_hint=MailboxConfig)
                 if not needs_the_mailbox(config):
-                    return judge(config, request, (), datetime.now(UTC))
+                    return await self._checked(mailbox, request, judge(config, request, (), datetime.now(UTC)), config)
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 return Admission(outcome="blocked", mode="read_only", reason=f"mailbox {mailbox} does not exist")
             raise
-        return await self._admissions.admit(mailbox, request)
+        return await self._checked(mailbox, request, await self._admissions.admit(mailbox, request), config)
+
+    async def _checked(
+        self, mailbox: str, request: AdmitRequest, admission: Admission, live: MailboxConfig | None
+    ) -> Admission:
+        """The mailbox workflow's answer, made stricter where the configuration mailgate's front
+        doors recorded says so: a mailbox workflow forged in Temporal cannot loosen a send."""
+        if self._ledger is None or admission.outcome == "blocked":
+            return admission
+        ledger = self._ledger
+        recorded = await asyncio.to_thread(ledger.mailbox_config, mailbox)
+        base = live or recorded
+        if base is None:
+            reason = f"refused: mailbox {mailbox} has no configuration recorded by mailgate's front doors"
+            return Admission(outcome="blocked", mode="read_only", reason=reason)
+        config, problem = verified_config(recorded, base)
+        now = datetime.now(UTC)
+        sent = await asyncio.to_thread(ledger.deliveries_since, mailbox, now - DAY, request.send_id)
+        if problem:
+            activity.logger.warning("admission of %s: %s; going by mailgate's record", request.send_id, problem)
+        return stricter_admission(admission, judge(config, request, sent, now), problem)
 
     @activity.defn
     async def admit_and_deliver(self, admit: AdmitRequest, request: DeliveryRequest) -> DeliveryAttempt:
         """Admission and delivery in one activity; both are idempotent, so a retry repeats both
         (the mailbox gives a send it let out the same answer again)."""
-        refused = self._unwarranted(request)
+        refused = self._unwarranted(request) or await self._handed_over(request, claim=False)
         if refused is not None:
             return DeliveryAttempt(admission=refused)
         deadline = _attempt_deadline()
@@ -210,7 +256,7 @@ class MailActivities:
             if admission.outcome != "ok":
                 return DeliveryAttempt(admission=admission)
             # A mailbox gated since submission needs a person's approval, whatever the workflow says.
-            refused = self._unwarranted(request, admission.mode)
+            refused = self._unwarranted(request, admission.mode) or await self._handed_over(request, claim=True)
             if refused is not None:
                 return DeliveryAttempt(admission=refused)
             details.append(admission)
@@ -220,7 +266,7 @@ class MailActivities:
 
     @activity.defn
     async def deliver(self, request: DeliveryRequest) -> DeliveryReceipt:
-        refused = self._unwarranted(request)
+        refused = self._unwarranted(request) or await self._handed_over(request, claim=True)
         if refused is not None:
             raise DeliveryFailed(refused.reason)
         deadline = _attempt_deadline()

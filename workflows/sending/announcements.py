@@ -13,6 +13,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.notices import Notice, NoticeKind, light_draft
     from workflows.patches import NOTIFY_PATCH, SLACK_PATCH
     from workflows.slack_client.message import SlackOutcome, SlackRequest, SlackStatus
+    from workflows.trust.proofs import draft_digests
 
 from workflows.notify import NotifyWorkflow
 from workflows.sending.record import SendRecord
@@ -37,7 +38,12 @@ class Announcements(SendRecord):
             draft=light_draft(self._draft()),
             expires_at=self._expires_at if kind == "approval_requested" else None,
             mode=self._mode,
+            proof=request.notice_proof,
         )
+        if self._approved is not None:
+            # The notice shows the approved edits: their proof and the original's digests go with it.
+            original = draft_digests(light_draft(request.draft))
+            notice = notice.model_copy(update={"decision": self._decision, "original": original})
         # Already started (a reset replayed this step): once is enough.
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await workflow.start_child_workflow(

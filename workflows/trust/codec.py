@@ -16,6 +16,10 @@ from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
 ENCODING = b"binary/encrypted"
+# What an unencrypted payload becomes when keys are set: no converter reads this encoding, so a
+# start with it never runs, an update is refused and a signal is dropped (Temporal's SDK drops a
+# signal it cannot read), instead of plain JSON written straight into Temporal being taken as ours.
+REFUSED = b"binary/unencrypted-refused"
 KEY_ID = "encryption-key-id"
 NONCE_BYTES = 12
 
@@ -46,9 +50,11 @@ def parse_keys(spec: str) -> dict[str, bytes]:
 
 
 class EncryptionCodec(PayloadCodec):
-    def __init__(self, keys: dict[str, bytes]) -> None:
+    def __init__(self, keys: dict[str, bytes], *, refuse_plain: bool = True) -> None:
         self._keys = {key_id: AESGCM(key) for key_id, key in keys.items()}
         self._active = next(iter(keys))
+        # Every payload mailgate writes is sealed; one that is not was written by someone else.
+        self._refuse_plain = refuse_plain
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         cipher = self._keys[self._active]
@@ -63,7 +69,7 @@ class EncryptionCodec(PayloadCodec):
         opened = []
         for payload in payloads:
             if payload.metadata.get("encoding") != ENCODING:
-                opened.append(payload)
+                opened.append(_refused(payload) if self._refuse_plain else payload)
                 continue
             key_id = payload.metadata.get(KEY_ID, b"").decode()
             cipher = self._keys.get(key_id)
@@ -72,3 +78,9 @@ class EncryptionCodec(PayloadCodec):
             nonce, ciphertext = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
             opened.append(Payload.FromString(cipher.decrypt(nonce, ciphertext, key_id.encode())))
         return opened
+
+
+def _refused(payload: Payload) -> Payload:
+    encoding = payload.metadata.get("encoding", b"").decode(errors="replace")[:50]
+    note = f"mailgate refused an unencrypted payload ({encoding}): MAILGATE_ENCRYPTION_KEYS is set"
+    return Payload(metadata={"encoding": REFUSED}, data=note.encode())

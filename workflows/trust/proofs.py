@@ -32,9 +32,10 @@ from workflows.models import (
     SendRequest,
     Warrant,
 )
+from workflows.notices import light_draft
 
 T = TypeVar("T", bound=BaseModel)
-Kind = Literal["request", "decision", "mode", "configure", "upgrade"]
+Kind = Literal["request", "decision", "mode", "configure", "upgrade", "notice"]
 # A proof for a mailbox change is used at once; an older one is a replay from history.
 FRESH_FOR = timedelta(minutes=10)
 NO_PROOF = "it carries no valid proof from mailgate's front doors (dashboard, CLI, API, links, webhooks)"
@@ -123,7 +124,18 @@ def _as_delivery(request: SendRequest) -> DeliveryRequest:
 
 def sign_request(key: bytes, request: SendRequest, now: datetime) -> SendRequest:
     fields = _request_fields(_as_delivery(request), warrant_for(request, None))
-    return request.model_copy(update={"proof": sign(key, "request", request.send_id, fields, now)})
+    proof = sign(key, "request", request.send_id, fields, now)
+    # The notices about this send show its draft to humans beside decision links: they carry a
+    # proof of their own (workflows/trust/notice_proofs.py), made here, since the send makes them later.
+    notice = sign(
+        key, "notice", request.send_id, send_notice_fields(request.mailbox, request.requester, request.draft), now
+    )
+    return request.model_copy(update={"proof": proof, "notice_proof": notice})
+
+
+def send_notice_fields(mailbox: str, requester: str, draft: EmailDraft) -> dict[str, Any]:
+    """What a send's notice proof covers: who asks, from where, and the draft as a notice shows it."""
+    return {"mailbox": mailbox, "requester": requester, "draft": draft_digests(light_draft(draft))}
 
 
 def decision_fields(decision: Decision) -> dict[str, Any]:

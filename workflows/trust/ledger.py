@@ -1,0 +1,205 @@
+"""What mailgate keeps outside Temporal, so that Temporal access alone cannot repeat or loosen.
+
+Anything that reaches Temporal can start a workflow again under a finished one's id, or end a
+mailbox's workflow and start a forged one. Two records that only mailgate's own processes
+write close those doors:
+
+- delivered sends: the delivery activity claims a send here *before* it hands the email to a
+  provider, for the run of the workflow that does it. A retry of that run may go on (the
+  provider's own de-duplication and the heartbeated receipt take over); any other run under the
+  same send id (a re-run with the recorded request and decision, a reset) delivers nothing.
+- mailbox configurations: every configuration a front door sets (create, set-mode, configure,
+  an upgrade code) and the mode each upgrade request asks for. Front doors and admission check
+  what the mailbox workflow says against it and go with the stricter of the two.
+
+A small store interface (``LocalLedger``) with one engine today, SQLite in the data dir (0600);
+another engine (PostgreSQL, shared by the workers of a deployment) slots in behind it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol, get_args
+
+from workflows.models import Admission, MailboxConfig, OversightMode, strictness
+
+LEDGER_DB = "ledger.db"
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS deliveries (send_id TEXT PRIMARY KEY, run_id TEXT NOT NULL,"
+    " mailbox TEXT NOT NULL, claimed_at TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS deliveries_by_mailbox ON deliveries (mailbox, claimed_at)",
+    "CREATE TABLE IF NOT EXISTS mailboxes (address TEXT PRIMARY KEY, config TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS upgrades (request_id TEXT PRIMARY KEY, mailbox TEXT NOT NULL, mode TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+
+
+class LocalLedger(Protocol):
+    def claim_delivery(self, send_id: str, run_id: str, mailbox: str, at: datetime) -> str | None:
+        """Claim a send for this run before handing it over: None when this run holds the claim
+        (now or from an earlier attempt), else why it may not be delivered again."""
+        ...
+
+    def delivery_problem(self, send_id: str, run_id: str) -> str | None:
+        """Why this run may not deliver this send (another run claimed it), without claiming."""
+        ...
+
+    def deliveries_since(self, mailbox: str, since: datetime, excluding: str) -> list[datetime]:
+        """When the mailbox's sends were claimed for delivery since ``since`` (for rate limits)."""
+        ...
+
+    def mailbox_config(self, address: str) -> MailboxConfig | None: ...
+
+    def record_config(self, config: MailboxConfig) -> None: ...
+
+    def record_upgrade(self, request_id: str, mailbox: str, mode: OversightMode) -> None: ...
+
+    def upgrade_mode(self, request_id: str) -> OversightMode | None: ...
+
+    def adopt(self, configs: Iterable[MailboxConfig]) -> list[str]:
+        """Once per ledger (its first start beside mailboxes made by an older mailgate): record the
+        configurations as they stand for mailboxes without a record; the addresses adopted."""
+        ...
+
+
+def _refused(send_id: str, claimed_at: str) -> str:
+    return (
+        f"send {send_id} was handed to its provider at {claimed_at} by another run of its workflow; "
+        "a run started again under its id delivers nothing"
+    )
+
+
+class SqliteLedger:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._ready = False
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        if not self.path.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            if not self._ready:
+                for statement in _SCHEMA:
+                    db.execute(statement)
+                self._ready = True
+            yield db
+        finally:
+            db.close()
+
+    def claim_delivery(self, send_id: str, run_id: str, mailbox: str, at: datetime) -> str | None:
+        with self._db() as db:
+            # One statement each, so two runs racing cannot both hold the claim.
+            db.execute(
+                "INSERT OR IGNORE INTO deliveries (send_id, run_id, mailbox, claimed_at) VALUES (?, ?, ?, ?)",
+                (send_id, run_id, mailbox.lower(), at.isoformat()),
+            )
+            holder, claimed_at = db.execute(
+                "SELECT run_id, claimed_at FROM deliveries WHERE send_id = ?", (send_id,)
+            ).fetchone()
+        return None if holder == run_id else _refused(send_id, claimed_at)
+
+    def delivery_problem(self, send_id: str, run_id: str) -> str | None:
+        with self._db() as db:
+            row = db.execute("SELECT run_id, claimed_at FROM deliveries WHERE send_id = ?", (send_id,)).fetchone()
+        return None if row is None or row[0] == run_id else _refused(send_id, row[1])
+
+    def deliveries_since(self, mailbox: str, since: datetime, excluding: str) -> list[datetime]:
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT claimed_at FROM deliveries WHERE mailbox = ? AND claimed_at > ? AND send_id != ?",
+                (mailbox.lower(), since.isoformat(), excluding),
+            ).fetchall()
+        return [datetime.fromisoformat(at) for (at,) in rows]
+
+    def mailbox_config(self, address: str) -> MailboxConfig | None:
+        with self._db() as db:
+            row = db.execute("SELECT config FROM mailboxes WHERE address = ?", (address.lower(),)).fetchone()
+        return MailboxConfig.model_validate_json(row[0]) if row else None
+
+    def record_config(self, config: MailboxConfig) -> None:
+        with self._db() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO mailboxes (address, config) VALUES (?, ?)",
+                (config.address.lower(), config.model_dump_json()),
+            )
+
+    def record_upgrade(self, request_id: str, mailbox: str, mode: OversightMode) -> None:
+        with self._db() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO upgrades (request_id, mailbox, mode) VALUES (?, ?, ?)",
+                (request_id, mailbox.lower(), mode),
+            )
+
+    def upgrade_mode(self, request_id: str) -> OversightMode | None:
+        with self._db() as db:
+            row = db.execute("SELECT mode FROM upgrades WHERE request_id = ?", (request_id,)).fetchone()
+        modes: tuple[OversightMode, ...] = get_args(OversightMode)
+        return next((m for m in modes if row and row[0] == m), None)
+
+    def adopt(self, configs: Iterable[MailboxConfig]) -> list[str]:
+        adopted: list[str] = []
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if db.execute("SELECT 1 FROM meta WHERE key = 'adopted'").fetchone() is None:
+                    for config in configs:
+                        known = db.execute("SELECT 1 FROM mailboxes WHERE address = ?", (config.address.lower(),))
+                        if known.fetchone() is None:
+                            db.execute(
+                                "INSERT INTO mailboxes (address, config) VALUES (?, ?)",
+                                (config.address.lower(), config.model_dump_json()),
+                            )
+                            adopted.append(config.address)
+                    db.execute("INSERT INTO meta (key, value) VALUES ('adopted', datetime('now'))")
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return adopted
+
+
+def open_ledger(data_dir: Path) -> LocalLedger:
+    return SqliteLedger(data_dir / LEDGER_DB)
+
+
+# --- checking a mailbox's configuration against the record -------------------------------------
+
+
+def stricter_mode(a: OversightMode, b: OversightMode) -> OversightMode:
+    return a if strictness(a) <= strictness(b) else b
+
+
+def verified_config(recorded: MailboxConfig | None, live: MailboxConfig) -> tuple[MailboxConfig, str | None]:
+    """The configuration to act on, and what is wrong with the mailbox workflow's when it is not
+    the one mailgate's front doors recorded: then the record, at the stricter of the two modes;
+    without any record (a mailbox no front door made), the workflow's, gated at least."""
+    if recorded is None:
+        mode = stricter_mode(live.mode, "gated_send")
+        problem = f"mailbox {live.address} has no configuration recorded by mailgate's front doors"
+        return live.model_copy(update={"mode": mode}), problem
+    if recorded == live:
+        return live, None
+    mode = stricter_mode(recorded.mode, live.mode)
+    problem = f"the configuration of {live.address} in Temporal is not the one mailgate's front doors set"
+    return recorded.model_copy(update={"mode": mode}), problem
+
+
+_OUTCOMES = {"ok": 0, "needs_approval": 1, "blocked": 2}
+
+
+def stricter_admission(theirs: Admission, ours: Admission, problem: str | None) -> Admission:
+    """The mailbox workflow's answer checked against ours (from the recorded configuration)."""
+    if _OUTCOMES[ours.outcome] > _OUTCOMES[theirs.outcome]:
+        return ours.model_copy(update={"reason": f"{ours.reason} ({problem})" if problem else ours.reason})
+    if _OUTCOMES[theirs.outcome] > _OUTCOMES[ours.outcome]:
+        return theirs
+    return theirs.model_copy(update={"mode": stricter_mode(theirs.mode, ours.mode)})

@@ -149,13 +149,14 @@ async def test_a_notice_sent_again_after_a_crash_is_not_delivered_twice(
     """email_notice retried after the server accepted (the worker died before reporting)."""
     app = smtp_app
     mailbox = app.settings.default_mailbox
+    send_id = f"send-{uuid.uuid4().hex}"
     notice = signed_notice(
         Notice(
-            notice_id=f"notify-{uuid.uuid4().hex}-approval-1",
+            notice_id=f"notify-{send_id}-approval-1",
             kind="approval_requested",
             mailbox=mailbox,
             at=datetime.now(UTC),
-            send_id=f"send-{uuid.uuid4().hex}",
+            send_id=send_id,
             requester="agent",
             draft=EmailDraft(to=(EmailAddress(address="carol@example.org"),), subject="Needs you", body="x"),
         )
@@ -233,13 +234,14 @@ async def test_a_notice_to_two_approvers_through_multimail_reaches_each_once(
         provider = MultiMailProvider(
             MultiMailConfig(address=address, mailbox_id=box, base_url=server.url), "mm_live_sender"
         )
+        send_id = f"send-{uuid.uuid4().hex}"
         notice = signed_notice(
             Notice(
-                notice_id=f"notify-{uuid.uuid4().hex}-approval-1",
+                notice_id=f"notify-{send_id}-approval-1",
                 kind="approval_requested",
                 mailbox=address,
                 at=datetime.now(UTC),
-                send_id=f"send-{uuid.uuid4().hex}",
+                send_id=send_id,
                 draft=EmailDraft(to=(EmailAddress(address="carol@example.org"),), subject="Needs you", body="x"),
             )
         )
@@ -270,13 +272,14 @@ async def test_a_notice_retried_on_the_humans_smtp_channel_is_not_sent_twice(
     )
     config = NotifyConfig(base_url="http://mailgate.test", channel=channel, from_address="notices@example.test")
     activities = NotifyActivities(temporal_env.client, ProviderSet(FakeProvider()), config, TEST_PROOF_KEY)
+    send_id = f"send-{uuid.uuid4().hex}"
     notice = signed_notice(
         Notice(
-            notice_id=f"notify-{uuid.uuid4().hex}-approval-1",
+            notice_id=f"notify-{send_id}-approval-1",
             kind="approval_requested",
             mailbox=unique_mailbox(),
             at=datetime.now(UTC),
-            send_id=f"send-{uuid.uuid4().hex}",
+            send_id=send_id,
             draft=EmailDraft(to=(EmailAddress(address="carol@example.org"),), subject="Needs you", body="x"),
         )
     )

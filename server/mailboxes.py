@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -140,6 +140,19 @@ def rpc_error(err: RPCError, what: str | MailgateError) -> MailgateError:
     return Unavailable(f"Temporal did not answer: {err.message}")
 
 
+async def mailbox_config_of(execution: WorkflowExecution) -> MailboxConfig:
+    """A mailbox's configuration from its memo; a memo from before it held one has the mode only."""
+    memo = await execution.memo()
+    if "config" in memo:
+        return await execution.memo_value("config", type_hint=MailboxConfig)
+    return MailboxConfig(
+        address=memo["address"],
+        display_name=memo.get("display_name", ""),
+        provider=memo.get("provider", "sandbox"),
+        mode=memo["mode"],
+    )
+
+
 class Mailboxes:
     def __init__(self, client: Client, settings: Settings, secret_key: bytes, *, ledger: LocalLedger) -> None:
         self._client = client
@@ -212,6 +225,9 @@ class Mailboxes:
                 }
             )
         state = MailboxState(config=config, created_by=created_by, created_at=datetime.now(UTC))
+        if self._ledger.mailbox_config(address) is None:
+            # Before the start: a crash between the two must not leave a mailbox without a record.
+            self._ledger.record_config(config)
         try:
             await self._client.start_workflow(
                 MailboxWorkflow.run,
@@ -294,7 +310,7 @@ class Mailboxes:
         summaries = []
         try:
             async for execution in self._client.list_workflows(query):
-                config = self._verified(await execution.memo_value("config", type_hint=MailboxConfig))
+                config = self._verified(await mailbox_config_of(execution))
                 summaries.append(
                     MailboxSummary(
                         address=config.address,
@@ -314,10 +330,7 @@ class Mailboxes:
             f"WorkflowType = 'MailboxWorkflow' AND TaskQueue = '{self._settings.task_queue}' "
             "AND ExecutionStatus = 'Running'"
         )
-        configs = [
-            await execution.memo_value("config", type_hint=MailboxConfig)
-            async for execution in self._client.list_workflows(query)
-        ]
+        configs = [await mailbox_config_of(execution) async for execution in self._client.list_workflows(query)]
         return self._ledger.adopt(configs)
 
     async def _update(self, address: str, update: UpdateMethodMultiParam[[MailboxWorkflow, T], R], arg: T) -> R:

@@ -22,7 +22,8 @@ from workflows.ids import mailbox_workflow_id
 from workflows.models import Decision
 from workflows.providers.base import ProviderSet
 from workflows.providers.sandbox.provider import SandboxProvider
-from workflows.trust.codec import CodecError, EncryptionCodec, parse_keys
+from workflows.temporal import data_converter
+from workflows.trust.codec import REFUSED, CodecError, EncryptionCodec, parse_keys
 from workflows.trust.proofs import proof_key
 from workflows.worker import build_worker
 
@@ -129,3 +130,14 @@ async def test_the_codec_endpoint_decodes_for_an_authorised_temporal_ui(sealed_a
         assert foreign.status_code == 403
         malformed = await web.admin.post("/codec/decode", json={"payloads": [{"data": "%%%"}]})
         assert malformed.status_code == 400
+
+
+async def test_an_unencrypted_payload_is_not_read_when_keys_are_set() -> None:
+    """Plain JSON written straight into Temporal (no key) becomes an encoding no converter reads:
+    a start with it never runs, a signal is dropped (tests/e2e/test_temporal_forgery.py)."""
+    codec = EncryptionCodec(parse_keys(f"k1:{base64.b64encode(os.urandom(32)).decode()}"))
+    plain = Payload(metadata={"encoding": b"json/plain"}, data=b'{"decision": "approve"}')
+    [opened] = await codec.decode([plain])
+    assert opened.metadata["encoding"] == REFUSED and b"approve" not in opened.data
+    with pytest.raises(Exception, match="unencrypted-refused"):
+        data_converter().payload_converter.from_payloads([opened])

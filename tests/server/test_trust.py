@@ -209,10 +209,10 @@ async def test_the_promotion_story_end_to_end_with_its_audit_log(app: Mailgate) 
         events = log.structured_content["events"]
         kinds = [(e["kind"], e["actor"]) for e in events]
         assert ("mode_changed", "alice") in kinds
-        assert ("mode_changed", "agent") in kinds
+        assert ("mode_changed", "default") in kinds  # the built-in agent's name
         assert ("review_acked", "bob") in kinds
         assert ("sent", "mailgate") in kinds
-        assert kinds.count(("requested", "agent")) == 2
+        assert kinds.count(("requested", "default")) == 2
         times = [e["at"] for e in events]
         assert times == sorted(times, reverse=True)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
-import logging
 import os
 import sys
 import traceback
@@ -157,13 +156,9 @@ def main() -> None:
 
 
 def _logging(settings: Settings) -> None:
-    # stdout may belong to the MCP protocol: every log line goes to stderr.
-    logging.basicConfig(
-        stream=sys.stderr, level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("temporalio").setLevel(logging.WARNING)
-    for noisy in ("httpx", "httpx2"):  # a line per request of `mailgate mcp` relaying to MAILGATE_URL
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from server.logs import configure_logging
+
+    configure_logging(settings)
 
 
 @main.command()

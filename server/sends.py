@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -60,6 +61,7 @@ from workflows.send import SendEmailWorkflow
 from workflows.temporal import MAILBOX, STATUS
 from workflows.trust.proofs import sign_decision, sign_request
 
+log = logging.getLogger("mailgate.sends")
 T = TypeVar("T")
 QUERY_TIMEOUT = timedelta(seconds=10)
 _KEY_RE = re.compile(r"[\x21-\x7e]{1,200}")
@@ -342,6 +344,7 @@ class Sends:
             return await self._existing(send_id, content, idempotency_key)
         except RPCError as err:
             raise rpc_error(err, self._missing(send_id)) from err
+        log.info("send %s submitted to %s: %s", send_id, address, status, extra={"send_id": send_id})
         return SendResult(
             send_id=send_id,
             status=status,

@@ -419,6 +419,18 @@ class Settings(BaseSettings):
     )
     mailboxes: list[MailboxEntry] = []
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="json: one JSON object per log line, with the send id where there is one"
+    )
+    metrics_address: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9.:\[\]-]+:[0-9]{1,5}$",
+        description="host:port where the process exports Prometheus metrics itself (unset: a loopback port "
+        "that only serve's /metrics reads); a `mailgate worker` needs it to be scraped",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="bearer token /metrics requires; unset: /metrics answers loopback clients only"
+    )
 
     @field_validator("default_mailbox")
     @classmethod

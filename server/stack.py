@@ -30,6 +30,7 @@ from server.notifications import notify_config, slack_config
 from server.running import StackInfo, attach, running_stack, stack_file
 from server.settings import MailboxEntry, Settings, SettingsError
 from server.smtp_listener import start_smtp_listener
+from server.telemetry import install_metrics_runtime
 from server.ui_proxy import start_ui_proxy
 from server.web.app import build_app
 from workflows.providers.sandbox.provider import SandboxProvider
@@ -125,12 +126,14 @@ class Stack:
     dev: DevServer | None
     worker: Worker
     ready: bool = False
+    metrics_address: str | None = None
 
 
 @contextlib.asynccontextmanager
 async def start_core(settings: Settings) -> AsyncIterator[Stack]:
     """Temporal (embedded unless configured), the client, the worker and the default mailboxes."""
     secrets = load_secrets(settings)
+    metrics_address = install_metrics_runtime(settings)
     dev = await asyncio.to_thread(start_dev_server, settings) if settings.embedded else None
     stack: Stack | None = None
     ui_proxy: asyncio.Server | None = None
@@ -172,7 +175,7 @@ async def start_core(settings: Settings) -> AsyncIterator[Stack]:
                 await app.mailboxes.ensure(entry, created_by="config")
             await configure_watchers(app)
             await app.providers.start()
-            stack = Stack(settings, secrets, app, dev, worker)
+            stack = Stack(settings, secrets, app, dev, worker, metrics_address=metrics_address)
             supervisor = asyncio.create_task(supervise(stack)) if dev is not None else None
             try:
                 yield stack
@@ -274,12 +277,21 @@ async def _serve(settings: Settings, stdio: bool, http_socket: socket.socket, sm
         loop.add_signal_handler(sig, stop.set)
     async with start_core(settings) as stack:
         mcp = build_mcp(stack.app)
-        web = build_app(stack.app, mcp, ready=lambda: stack.ready)
+        web = build_app(
+            stack.app, mcp, ready=lambda: stack.ready, worker=stack.worker, metrics_address=stack.metrics_address
+        )
         server = uvicorn.Server(
             # proxy_headers off: a forwarded address from any local process would otherwise
             # become the client address that failed-token throttling keys on.
             uvicorn.Config(
-                web, host=settings.host, port=settings.port, log_level="warning", lifespan="on", proxy_headers=False
+                web,
+                host=settings.host,
+                port=settings.port,
+                log_level="warning",
+                lifespan="on",
+                proxy_headers=False,
+                # JSON logs: uvicorn's lines go through our handler instead of its own text one.
+                log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
             )
         )
         sandbox = stack.app.providers.default

@@ -17,6 +17,7 @@ from server.errors import Unavailable
 from server.notifications import notice_marks, notify_config, slack_config
 from server.providers import build_providers
 from server.settings import Settings
+from server.telemetry import install_metrics_runtime
 from workflows.providers.sandbox.store import SandboxStore
 from workflows.temporal import SEARCH_ATTRIBUTES
 from workflows.trust.ledger import open_ledger
@@ -27,6 +28,9 @@ KINDS = {"Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD}
 
 
 async def run_worker(settings: Settings) -> int:
+    if settings.metrics_address:
+        # A worker has no HTTP app: the SDK's exporter is its /metrics.
+        install_metrics_runtime(settings)
     client = await connect(settings, wait=10)
     # The secret key signs the links in notice emails, marks the notices and checks the front doors'
     # proofs: workers and front doors of one deployment must share it (MAILGATE_SECRET_KEY, or the

@@ -16,6 +16,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from workflows.activities.send import MailActivities
+    from workflows.metrics import observe_approval
     from workflows.models import FINAL_STATUSES, GATED_MODES, Decision, DeliveryReceipt, SendRequest, SendState
     from workflows.patches import (
         ADMIT_WITH_DELIVERY_PATCH,
@@ -113,6 +114,7 @@ class SendEmailWorkflow(Delivery, DecisionRules, Announcements):
         self._approval_rounds += 1
         await self._notify("approval_requested", f"approval-{self._approval_rounds}")
         slack = self._slack_round = await self._start_slack()
+        asked_at = workflow.now()
         try:
             await workflow.wait_condition(
                 lambda: self._decision is not None or self._cancelled_by is not None,
@@ -120,6 +122,7 @@ class SendEmailWorkflow(Delivery, DecisionRules, Announcements):
                 timeout_summary="approval window",
             )
         except TimeoutError:
+            observe_approval((workflow.now() - asked_at).total_seconds(), "expired")
             hours = window.total_seconds() / 3600
             self._finish("expired", f"no decision within the approval window of {hours:g} hours")
             await self._settle_slack(slack, "expired", "mailgate")
@@ -129,6 +132,7 @@ class SendEmailWorkflow(Delivery, DecisionRules, Announcements):
             await self._settle_slack(slack, "cancelled", self._cancelled_by)
             return False
         assert self._decision is not None
+        observe_approval((workflow.now() - asked_at).total_seconds(), self._decision.decision)
         if self._decision.decision == "reject":
             self._finish("rejected", self._decision.reason or "")
             await self._settle_slack(slack, "rejected", self._decision.approver, self._decision.reason or "")

@@ -13,11 +13,13 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
 from temporalio.service import RPCError
+from temporalio.worker import Worker
 
 from server.app import Mailgate
 from server.mcp_auth import from_settings as mcp_oauth
-from server.web import api, codec, dashboard, slack_webhook, webhooks
+from server.web import api, codec, dashboard, ops, slack_webhook, webhooks
 from server.web.security import (
     AgentAuthMiddleware,
     HostOriginMiddleware,
@@ -29,7 +31,14 @@ from server.web.security import (
 MCP_MAX_BODY = 4 * 1024 * 1024
 
 
-def build_app(app: Mailgate, mcp: MCPServer, ready: Callable[[], bool]) -> Starlette:
+def build_app(
+    app: Mailgate,
+    mcp: MCPServer,
+    ready: Callable[[], bool],
+    *,
+    worker: Worker | None = None,
+    metrics_address: str | None = None,
+) -> ASGIApp:
     settings = app.settings
     hosts = allowed_hosts(settings)
     ui_origins = temporal_ui_origins(settings)
@@ -79,7 +88,7 @@ def build_app(app: Mailgate, mcp: MCPServer, ready: Callable[[], bool]) -> Starl
         async with mcp.session_manager.run():
             yield
 
-    return Starlette(
+    web = Starlette(
         routes=routes,
         middleware=[
             Middleware(HostOriginMiddleware, hosts=hosts, codec_origins=ui_origins),
@@ -87,3 +96,8 @@ def build_app(app: Mailgate, mcp: MCPServer, ready: Callable[[], bool]) -> Starl
         ],
         lifespan=lifespan,
     )
+    checks = {"temporal": ops.temporal_check(app.client)}
+    if worker is not None:
+        checks["worker"] = ops.worker_check(worker)
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    return ops.Ops(web, started=ready, checks=checks, metrics_address=metrics_address, metrics_token=token)

@@ -20,6 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.activities.admission import AdmissionBatcher
 from workflows.ids import mailbox_workflow_id
+from workflows.metrics import count_provider_error
 from workflows.models import (
     Admission,
     AdmitRequest,
@@ -285,6 +286,7 @@ class MailActivities:
                 raise  # the provider's own timeout, not this attempt's
             raise AttemptTimedOut("delivery did not finish within the attempt's time; a new attempt tries") from None
         except DeliveryError as err:
+            count_provider_error(provider.name, err.permanent)
             if err.permanent:
                 raise DeliveryFailed(str(err)) from err
             raise

@@ -11,6 +11,7 @@ from datetime import datetime
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.metrics import count_send
     from workflows.models import AuditEvent, Decision, EmailDraft, OversightMode, SendRequest, SendState, SendStatus
     from workflows.temporal import STATUS
 
@@ -51,6 +52,8 @@ class SendRecord:
         self._reason = reason
         self._set_status(status)
         self._event(status, "mailgate", reason)
+        count_send(status, self._request.mailbox)
+        workflow.logger.info("send %s ended %s: %s", self._request.send_id, status, reason)
         return self._state()
 
     def _event(self, kind: str, actor: str, detail: str = "") -> None:

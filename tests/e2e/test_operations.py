@@ -11,7 +11,7 @@ import pytest
 
 from tests.serve import Serve
 
-pytestmark = pytest.mark.asyncio
+pytestmark = pytest.mark.e2e
 METRICS_TOKEN = "metrics-scraper-token-0123456789"
 
 

@@ -87,9 +87,8 @@ def configure_logging(settings: Settings) -> None:
         activity.logger.activity_info_on_message = False
     else:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(settings.log_level.upper())
+    # As basicConfig: a root logger that has handlers already (pytest's) keeps them.
+    logging.basicConfig(handlers=[handler], level=settings.log_level.upper())
     logging.getLogger("temporalio").setLevel(logging.WARNING)
     if settings.log_format == "json":
         # What workflows and activities say about a send is worth a line when machines read it.

@@ -14,19 +14,15 @@ from workflows.metrics import APPROVAL_LATENCY
 APPROVAL_BUCKETS = [1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 24 * 3600.0, 72 * 3600.0]
 
 
-def _free_loopback_address() -> str:
+def free_loopback_address() -> str:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return f"127.0.0.1:{sock.getsockname()[1]}"
 
 
-def install_metrics_runtime(settings: Settings) -> str:
-    """Make the default Runtime export Prometheus metrics; returns the exporter's host:port.
-
-    Called once per process before its first Temporal client. Without MAILGATE_METRICS_ADDRESS the
-    exporter listens on a free loopback port that only `serve`'s `/metrics` reads."""
-    address = settings.metrics_address or _free_loopback_address()
-    runtime = Runtime(
+def metrics_runtime(address: str) -> Runtime:
+    """A Runtime whose Prometheus exporter answers at ``address`` (host:port, any path)."""
+    return Runtime(
         telemetry=TelemetryConfig(
             metrics=PrometheusConfig(
                 bind_address=address,
@@ -38,5 +34,13 @@ def install_metrics_runtime(settings: Settings) -> str:
             global_tags={"service": "mailgate"},
         )
     )
-    Runtime.set_default(runtime, error_if_already_set=False)
+
+
+def install_metrics_runtime(settings: Settings) -> str:
+    """Make the default Runtime export Prometheus metrics; returns the exporter's host:port.
+
+    Called once per process before its first Temporal client. Without MAILGATE_METRICS_ADDRESS the
+    exporter listens on a free loopback port that only `serve`'s `/metrics` reads."""
+    address = settings.metrics_address or free_loopback_address()
+    Runtime.set_default(metrics_runtime(address), error_if_already_set=False)
     return address

@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 
 import httpx
 import pytest
 
+from tests.prometheus import sample
 from tests.serve import Serve
 
 pytestmark = pytest.mark.e2e
 METRICS_TOKEN = "metrics-scraper-token-0123456789"
-
-
-def sample(text: str, name: str, **labels: str) -> float:
-    """The sum of a metric's samples whose labels include ``labels`` (0 when there are none)."""
-    total = 0.0
-    for line in text.splitlines():
-        match = re.fullmatch(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+(\S+)", line.strip())
-        if match is None or match.group(1) != name:
-            continue
-        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match.group(2) or ""))
-        if all(found.get(k) == v for k, v in labels.items()):
-            total += float(match.group(3))
-    return total
 
 
 async def test_probes_metrics_and_json_logs_of_a_real_serve(serve: Serve) -> None:
@@ -61,16 +48,17 @@ async def test_probes_metrics_and_json_logs_of_a_real_serve(serve: Serve) -> Non
 
         async def moved() -> bool:
             last["text"] = await scrape()
-            return sample(last["text"], "mailgate_sends_total", status="sent") == 1
+            return sample(last["text"], "mailgate_sends_total", status="sent") >= 1
 
         for _ in range(150):
             if await moved():
                 break
             await asyncio.sleep(0.2)
         text = last["text"]
-        assert sample(text, "mailgate_sends_total", status="sent", mailbox="agent@mailgate.local") == 1, text
-        assert sample(text, "mailgate_approval_latency_count", outcome="approve") == 1
-        assert sample(text, "mailgate_approval_latency_bucket", outcome="approve", le="+Inf") == 1
+        # At least once (tests/workflows/test_metrics.py says why a send may count twice).
+        assert sample(text, "mailgate_sends_total", status="sent", mailbox="agent@mailgate.local") in (1, 2), text
+        assert sample(text, "mailgate_approval_latency_count", outcome="approve") in (1, 2)
+        assert sample(text, "mailgate_approval_latency_bucket", outcome="approve", le="+Inf") in (1, 2)
         # The Temporal SDK's own metrics come along: worker task latency among them.
         assert sample(text, "temporal_activity_execution_latency_count", activity_type="admit_and_deliver") >= 1
         assert sample(text, "temporal_workflow_task_execution_latency_count", workflow_type="SendEmailWorkflow") >= 1

@@ -57,7 +57,7 @@ def classify(stack: str) -> tuple[str, str]:
         inner = next((f for f in reversed(frames) if "/temporalio/" in f or str(ROOT) in f), frames[-1])
         return WORKER, inner
     for frame in reversed(frames):
-        if f"{ROOT}/server/cli.py" in frame:
+        if f"{ROOT}/server/cli/command.py" in frame:
             continue  # the entry point that runs the event loop, not work of its own
         for layer, fragments in LAYERS:
             if any(fragment in frame for fragment in fragments):

@@ -8,14 +8,17 @@ from temporalio.client import Client
 
 from server.credentials import Secrets
 from server.drafts import Drafts
-from server.identities import IdentityStore, open_identities
+from server.identities import IdentityStore
 from server.inbox import Inbox
-from server.mailboxes import Mailboxes, Review
+from server.mailboxes import Mailboxes
 from server.manage import Manager
 from server.notifications import notice_marks
 from server.providers import build_providers
+from server.reply_waits import ReplyWaits
 from server.sends import Sends
 from server.settings import Settings
+from server.sqlite_identities import open_identities
+from server.views import Review
 from workflows.providers.base import ProviderSet
 from workflows.providers.sandbox.store import SandboxStore
 from workflows.trust.ledger import open_ledger
@@ -32,6 +35,7 @@ class Mailgate:
     sandbox: SandboxStore
     providers: ProviderSet
     inbox: Inbox
+    reply_waits: ReplyWaits
     identities: IdentityStore
     manager: Manager
     drafts: Drafts
@@ -53,6 +57,7 @@ class Mailgate:
             sandbox=sandbox,
             providers=providers,
             inbox=inbox,
+            reply_waits=ReplyWaits(client, settings, providers, sends),
             identities=open_identities(settings.data_dir),
             manager=Manager(settings, providers, mailboxes),
             drafts=Drafts(providers, mailboxes, inbox),

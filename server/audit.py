@@ -14,8 +14,9 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from server.errors import InvalidInput
-from server.mailboxes import Mailboxes, parse_mailbox
+from server.mailboxes import Mailboxes
 from server.sends import Sends
+from server.validation import parse_mailbox
 from workflows import ids
 from workflows.models import AuditEvent
 from workflows.temporal import MAILBOX
@@ -97,7 +98,7 @@ async def audit_log(
     for address in addresses:
         newest.add((await mailboxes.state(address)).audit)
 
-    query = sends.scope("SendEmailWorkflow")
+    query = sends.index.scope("SendEmailWorkflow")
     if mailbox:
         query += f" AND {MAILBOX.name} = '{ids.mailbox_key(addresses[0])}'"
     async for execution in sends.client.list_workflows(query, page_size=100):

@@ -13,10 +13,11 @@ from email.utils import format_datetime, make_msgid
 from pydantic import BaseModel
 
 from server.errors import Conflict, InvalidInput, NotFound
-from server.inbox import Inbox, person, reply_recipients, safe_subject
-from server.mailboxes import Mailboxes, parse_mailbox
-from workflows.mail.addresses import MAX_BODY_BYTES, MAX_RECIPIENTS, MAX_SUBJECT_CHARS, AddressError, check_header_text
-from workflows.mail.addresses import parse_addresses as _parse_addresses
+from server.inbox import Inbox
+from server.mailboxes import Mailboxes
+from server.validation import check_text, parse_mailbox, parse_recipients, reply_recipients, safe_subject
+from server.views import person
+from workflows.mail.addresses import MAX_BODY_BYTES, MAX_SUBJECT_CHARS
 from workflows.mail.parsing import parse_email
 from workflows.mail.threads import reply_references
 from workflows.models import EmailAddress
@@ -39,17 +40,6 @@ class DraftList(BaseModel):
     drafts: list[Draft]
 
 
-def _people(raw: list[str] | None, field: str) -> tuple[EmailAddress, ...]:
-    if not raw:
-        return ()
-    if len(raw) > MAX_RECIPIENTS:
-        raise InvalidInput(f"{field}: at most {MAX_RECIPIENTS} addresses")
-    try:
-        return _parse_addresses(raw, field)
-    except AddressError as exc:
-        raise InvalidInput(str(exc)) from exc
-
-
 def _message(
     mailbox: str,
     to: tuple[EmailAddress, ...],
@@ -59,10 +49,7 @@ def _message(
     in_reply_to: str,
     references: tuple[str, ...],
 ) -> bytes:
-    try:
-        check_header_text(subject, "subject", MAX_SUBJECT_CHARS)
-    except AddressError as exc:
-        raise InvalidInput(str(exc)) from exc
+    check_text(subject, "subject", MAX_SUBJECT_CHARS)
     if len(body.encode()) > MAX_BODY_BYTES:
         raise InvalidInput(f"body: at most {MAX_BODY_BYTES} bytes")
     message = EmailMessage()
@@ -108,7 +95,7 @@ class Drafts:
         reply_to_email_id: str | None = None,
     ) -> Draft:
         address = await self._writable(mailbox, "save drafts")
-        recipients, copies = _people(to, "to"), _people(cc, "cc")
+        recipients, copies = parse_recipients(to, "to"), parse_recipients(cc, "cc")
         parent = ""
         chain: tuple[str, ...] = ()
         if reply_to_email_id:
@@ -185,8 +172,8 @@ class Drafts:
         old = parse_email(stored.raw)
         raw = _message(
             address,
-            _people(to, "to") if to is not None else old.to,
-            _people(cc, "cc") if cc is not None else old.cc,
+            parse_recipients(to, "to") if to is not None else old.to,
+            parse_recipients(cc, "cc") if cc is not None else old.cc,
             subject if subject is not None else old.subject,
             body if body is not None else old.text,
             old.in_reply_to,

@@ -1,10 +1,25 @@
-"""Errors every front door (MCP, HTTP, CLI) turns into its own kind of refusal."""
+"""Errors every front door (MCP, HTTP, CLI) turns into its own kind of refusal, and Temporal's errors as them."""
 
 from __future__ import annotations
 
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
 from workflows.errors import Door, MailgateError
 
-__all__ = ["Conflict", "Door", "Forbidden", "InvalidInput", "MailgateError", "NotFound", "Unavailable"]
+__all__ = [
+    "Conflict",
+    "Door",
+    "Forbidden",
+    "InvalidInput",
+    "MailgateError",
+    "NotFound",
+    "Unavailable",
+    "rpc_error",
+    "unavailable",
+    "update_error",
+]
 
 
 class InvalidInput(MailgateError):
@@ -31,3 +46,25 @@ class Unavailable(MailgateError):
     """Temporal or the worker cannot be reached right now; retrying later is safe."""
 
     http_status = 503
+
+
+# --- Temporal's errors, in the words of a refusal -------------------------------------------------
+
+
+def unavailable(err: RPCError) -> Unavailable:
+    return Unavailable(f"Temporal did not answer: {err.message}")
+
+
+def rpc_error(err: RPCError, what: str | MailgateError) -> MailgateError:
+    """A failed call to Temporal: ``what`` was not found (a message, or the error to raise), or
+    Temporal could not be reached."""
+    if err.status == RPCStatusCode.NOT_FOUND:
+        return what if isinstance(what, MailgateError) else NotFound(what)
+    return unavailable(err)
+
+
+def update_error(err: WorkflowUpdateFailedError) -> MailgateError:
+    """An update the workflow refused: its reason is the conflict's message."""
+    cause = err.cause
+    message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+    return Conflict(message)

@@ -7,9 +7,8 @@ import logging
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.common import (
     SearchAttributePair,
@@ -17,16 +16,17 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 from temporalio.workflow import UpdateMethodMultiParam
 
-from server.errors import Conflict, InvalidInput, MailgateError, NotFound, Unavailable
+from server.errors import Conflict, InvalidInput, NotFound, rpc_error, update_error
 from server.notifications import notify_upgrade_requested
 from server.settings import MailboxEntry, Settings
+from server.validation import PolicyChanges, check_text, parse_mailbox
+from server.views import MailboxSummary, Review, Upgrade
 from workflows.activities.notify import NotifyConfig
 from workflows.ids import mailbox_key, mailbox_workflow_id
-from workflows.mail.addresses import AddressError, check_header_text, parse_addr_spec
 from workflows.mailbox import MailboxWorkflow
 from workflows.mailbox_models import (
     ActionNote,
@@ -36,7 +36,6 @@ from workflows.mailbox_models import (
     ReviewItem,
     UpgradeAsk,
     UpgradeRedeem,
-    UpgradeRequest,
     mailbox_memo,
 )
 from workflows.models import MailboxConfig, ModeChange, OversightMode, Role, is_looser
@@ -51,93 +50,6 @@ CODE_LENGTH = 8
 NOTICES_FROM = NotifyConfig.from_address  # where notices come from without a [notifications] table
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-class Upgrade(BaseModel):
-    mailbox: str
-    request: UpgradeRequest
-    code: str
-
-
-class Review(ReviewItem):
-    mailbox: str
-
-
-class PolicyChanges(BaseModel):
-    """A human's edit of a mailbox's policies (the mode has its own path)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    display_name: str | None = Field(default=None, max_length=100)
-    approvers: list[str] | None = Field(default=None, max_length=50)
-    reviewers: list[str] | None = Field(default=None, max_length=50)
-    allow: list[str] | None = Field(default=None, max_length=500)
-    deny: list[str] | None = Field(default=None, max_length=500)
-    rate_per_hour: int | None = Field(default=None, ge=0)
-    rate_per_day: int | None = Field(default=None, ge=0)
-    approval_window_hours: float | None = Field(default=None, gt=0, le=24 * 365)
-
-    def validated(self) -> dict[str, Any]:
-        """The changes, checked and normalised; 0 for a rate limit removes it."""
-        changes: dict[str, Any] = {}
-        try:
-            if self.display_name is not None:
-                changes["display_name"] = check_header_text(self.display_name, "display_name", 100)
-            for field in ("approvers", "reviewers"):
-                people = getattr(self, field)
-                if people is not None:
-                    changes[field] = tuple(check_header_text(p.strip(), field, 200) for p in people if p.strip())
-            for field in ("allow", "deny"):
-                entries = getattr(self, field)
-                if entries is not None:
-                    changes[field] = tuple(list_entry(e) for e in entries)
-        except AddressError as exc:
-            raise InvalidInput(str(exc)) from exc
-        for field in ("rate_per_hour", "rate_per_day"):
-            limit = getattr(self, field)
-            if limit is not None:
-                changes[field] = limit or None
-        if self.approval_window_hours is not None:
-            changes["approval_window_hours"] = self.approval_window_hours
-        return changes
-
-
-def list_entry(entry: str) -> str:
-    """An allow/deny entry: an address, a domain, or *.domain for its subdomains."""
-    text = entry.strip().lower()
-    if text.startswith("*."):
-        parse_addr_spec(f"x@{text[2:]}")
-    elif "@" in text.lstrip("@"):
-        text = parse_addr_spec(text)
-    else:
-        text = parse_addr_spec(f"x@{text.lstrip('@')}").partition("@")[2]
-    return text
-
-
-class MailboxSummary(BaseModel):
-    address: str
-    display_name: str = ""
-    oversight_mode: OversightMode
-    provider: str = "sandbox"
-
-
-def parse_mailbox(address: str) -> str:
-    try:
-        return parse_addr_spec(address.strip())
-    except AddressError as exc:
-        raise InvalidInput(f"mailbox: {exc}") from exc
-
-
-def update_error(err: WorkflowUpdateFailedError) -> MailgateError:
-    cause = err.cause
-    message = cause.message if isinstance(cause, ApplicationError) else str(cause)
-    return Conflict(message)
-
-
-def rpc_error(err: RPCError, what: str | MailgateError) -> MailgateError:
-    if err.status == RPCStatusCode.NOT_FOUND:
-        return what if isinstance(what, MailgateError) else NotFound(what)
-    return Unavailable(f"Temporal did not answer: {err.message}")
 
 
 async def mailbox_config_of(execution: WorkflowExecution) -> MailboxConfig:
@@ -196,10 +108,7 @@ class Mailboxes:
             raise Conflict(
                 f"an agent may not create a mailbox looser than {default}; create it, then call request_upgrade"
             )
-        try:
-            check_header_text(display_name, "display_name", 100)
-        except AddressError as exc:
-            raise InvalidInput(str(exc)) from exc
+        check_text(display_name, "display_name", 100)
         config = MailboxConfig(
             address=address,
             display_name=display_name,
@@ -382,10 +291,7 @@ class Mailboxes:
 
     async def request_upgrade(self, address: str, mode: OversightMode, reason: str, *, requested_by: str) -> Upgrade:
         address = parse_mailbox(address)
-        try:
-            reason = check_header_text(reason, "reason", 500)
-        except AddressError as exc:
-            raise InvalidInput(str(exc)) from exc
+        reason = check_text(reason, "reason", 500)
         ask = UpgradeAsk(request_id=uuid.uuid4().hex[:12], mode=mode, reason=reason, requested_by=requested_by)
         request = await self._update(address, MailboxWorkflow.request_upgrade, ask)
         self._ledger.record_upgrade(ask.request_id, address, mode)

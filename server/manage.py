@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from pydantic import BaseModel
 
 from server.errors import Conflict, InvalidInput
-from server.mailboxes import Mailboxes, parse_mailbox
+from server.mailboxes import Mailboxes
 from server.settings import Settings
+from server.validation import parse_mailbox
 from workflows.providers.base import EmailNotFound, ProviderSet
 from workflows.read_models import Action
 

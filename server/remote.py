@@ -8,7 +8,8 @@ request, so its tools, resources, prompts and refusals are exactly what the clie
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import httpx2
 from mcp import Client, types
@@ -20,6 +21,8 @@ from mcp.server.stdio import stdio_server
 from server.errors import Unavailable
 from server.settings import Settings, SettingsError
 
+R = TypeVar("R")
+
 
 def _progress_token(ctx: ServerRequestContext[Any, Any]) -> str | int | None:
     meta: Any = ctx.meta or {}
@@ -27,12 +30,18 @@ def _progress_token(ctx: ServerRequestContext[Any, Any]) -> str | int | None:
     return token if isinstance(token, str | int) else None
 
 
-def relay(remote: Client) -> Server[Any]:
-    async def list_tools(
-        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
-    ) -> types.ListToolsResult:
-        return await remote.list_tools(cursor=params.cursor if params else None)
+def _paged(
+    fetch: Callable[..., Awaitable[R]],
+) -> Callable[[ServerRequestContext[Any, Any], types.PaginatedRequestParams | None], Awaitable[R]]:
+    """A list handler that asks the remote server for the same page."""
 
+    async def handler(ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None) -> R:
+        return await fetch(cursor=params.cursor if params else None)
+
+    return handler
+
+
+def relay(remote: Client) -> Server[Any]:
     async def call_tool(
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
@@ -46,25 +55,10 @@ def relay(remote: Client) -> Server[Any]:
 
         return await remote.call_tool(params.name, params.arguments or {}, progress_callback=progress)
 
-    async def list_resources(
-        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
-    ) -> types.ListResourcesResult:
-        return await remote.list_resources(cursor=params.cursor if params else None)
-
-    async def list_templates(
-        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
-    ) -> types.ListResourceTemplatesResult:
-        return await remote.list_resource_templates(cursor=params.cursor if params else None)
-
     async def read_resource(
         ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult | types.InputRequiredResult:
         return await remote.read_resource(params.uri)
-
-    async def list_prompts(
-        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
-    ) -> types.ListPromptsResult:
-        return await remote.list_prompts(cursor=params.cursor if params else None)
 
     async def get_prompt(
         ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
@@ -76,12 +70,12 @@ def relay(remote: Client) -> Server[Any]:
         info.name if info else "mailgate",
         version=info.version if info else "",
         instructions=remote.instructions,
-        on_list_tools=list_tools,
+        on_list_tools=_paged(remote.list_tools),
         on_call_tool=call_tool,
-        on_list_resources=list_resources,
-        on_list_resource_templates=list_templates,
+        on_list_resources=_paged(remote.list_resources),
+        on_list_resource_templates=_paged(remote.list_resource_templates),
         on_read_resource=read_resource,
-        on_list_prompts=list_prompts,
+        on_list_prompts=_paged(remote.list_prompts),
         on_get_prompt=get_prompt,
     )
 

@@ -1,14 +1,16 @@
-"""Send operations for every front door, over SendEmailWorkflow in Temporal."""
+"""Send operations for every front door, over SendEmailWorkflow in Temporal.
+
+What a submission becomes before it starts is server/send_requests.py; listings come from
+Temporal's index (server/send_index.py); the answers are server/views.py.
+"""
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import (
     SearchAttributePair,
@@ -20,43 +22,36 @@ from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
-from server.errors import Conflict, Forbidden, InvalidInput, MailgateError, NotFound, Unavailable
-from server.mailboxes import Mailboxes, parse_mailbox, rpc_error, update_error
-from server.outbound import (
-    MAX_PAYLOAD_BYTES,
+from server.errors import (
+    Conflict,
+    Forbidden,
+    MailgateError,
+    NotFound,
+    Unavailable,
+    rpc_error,
+    update_error,
+)
+from server.mailboxes import Mailboxes
+from server.send_index import SendIndex
+from server.send_requests import (
+    build_request,
+    check_payload_size,
+    check_provider_limits,
+    check_sendable,
+    compose_draft,
+)
+from server.settings import Settings
+from server.validation import (
     AttachmentInput,
-    check_reply_headers,
-    parse_attachments,
+    check_person,
+    check_send_options,
+    parse_mailbox,
     parse_send_at,
+    parse_send_id,
 )
-from server.settings import MailboxEntry, Settings
+from server.views import SendResult, next_step
 from workflows import ids
-from workflows.mail.addresses import (
-    MAX_BODY_BYTES,
-    MAX_RECIPIENTS,
-    MAX_SUBJECT_CHARS,
-    AddressError,
-    check_header_text,
-    parse_address,
-    parse_addresses,
-)
-from workflows.models import (
-    FINAL_STATUSES,
-    GATED_MODES,
-    BodyFormat,
-    Decision,
-    Edits,
-    EmailAddress,
-    EmailDraft,
-    MailboxConfig,
-    OversightMode,
-    SendRequest,
-    SendState,
-    SendStatus,
-    SendSummary,
-)
-from workflows.policy import recipient_problem
-from workflows.providers.multimail.sending import draft_problem as multimail_draft_problem
+from workflows.models import BodyFormat, Decision, SendState
 from workflows.send import SendEmailWorkflow
 from workflows.temporal import MAILBOX, STATUS
 from workflows.trust.proofs import sign_decision, sign_request
@@ -64,111 +59,6 @@ from workflows.trust.proofs import sign_decision, sign_request
 log = logging.getLogger("mailgate.sends")
 T = TypeVar("T")
 QUERY_TIMEOUT = timedelta(seconds=10)
-_KEY_RE = re.compile(r"[\x21-\x7e]{1,200}")
-_SEND_ID_RE = re.compile(r"send-[a-z2-7]{20}")
-BODY_FORMATS = ("text", "markdown", "html")
-
-
-class SendResult(BaseModel):
-    """What durable_send and reply_email answer with."""
-
-    send_id: str
-    status: SendStatus
-    mailbox: str
-    oversight_mode: OversightMode
-    message_id: str
-    expires_at: datetime | None = None
-    scheduled_for: datetime | None = None
-    reason: str = ""
-    deduplicated: bool = False
-    next_step: str
-
-
-class SendPage(BaseModel):
-    sends: list[SendSummary]
-    next_cursor: str | None = None
-
-
-def next_step(status: SendStatus, send_id: str) -> str:
-    return {
-        "pending_approval": (
-            f"A human must approve this email before it goes out. Poll approval_status('{send_id}'), "
-            "or call wait_for_reply once it is sent; do not send it again."
-        ),
-        "scheduled": f"It goes out at its send_at time; cancel_send('{send_id}') stops it until then.",
-        "sending": f"It is being delivered; approval_status('{send_id}') shows when it is sent.",
-        "sent": "Delivered. wait_for_reply waits for an answer in the thread.",
-        "blocked": "A mailbox policy stopped it; the reason says which. Change the email, or ask a human.",
-        "rejected": "A human rejected it; the reason says why. Do not resend it unchanged.",
-        "expired": "Nobody decided within the approval window; send it again if it is still needed.",
-        "cancelled": "Cancelled; nothing was sent.",
-        "failed": "The mail provider refused it for good; the reason has the provider's words.",
-    }[status]
-
-
-def parse_send_id(send_id: str) -> str:
-    send_id = send_id.strip()
-    if not _SEND_ID_RE.fullmatch(send_id):
-        raise InvalidInput(f"{send_id!r} is not a send id (they look like send-abcdefghij2345abcdef)")
-    return send_id
-
-
-def _draft(to: list[str], cc: list[str], bcc: list[str], subject: str, body: str, **extra: object) -> EmailDraft:
-    try:
-        draft = EmailDraft(
-            to=parse_addresses(to, "to"),
-            cc=parse_addresses(cc, "cc"),
-            bcc=parse_addresses(bcc, "bcc"),
-            subject=check_header_text(subject, "subject", MAX_SUBJECT_CHARS),
-            body=body,
-            **extra,
-        )
-    except AddressError as exc:
-        raise InvalidInput(str(exc)) from exc
-    if not draft.to:
-        raise InvalidInput("to: at least one recipient is required")
-    if len(draft.recipients()) > MAX_RECIPIENTS:
-        raise InvalidInput(f"at most {MAX_RECIPIENTS} recipients in to, cc and bcc together")
-    if len(body.encode()) > MAX_BODY_BYTES:
-        raise InvalidInput(f"body is {len(body.encode())} bytes; the limit is {MAX_BODY_BYTES}")
-    if "\x00" in body:
-        raise InvalidInput("body contains a NUL character")
-    return draft
-
-
-def parse_edits(
-    subject: str | None = None,
-    body: str | None = None,
-    to: list[str] | None = None,
-    cc: list[str] | None = None,
-    bcc: list[str] | None = None,
-) -> Edits | None:
-    """A human's edits, validated as strictly as the agent's original."""
-    try:
-        edits = Edits(
-            subject=check_header_text(subject, "subject", MAX_SUBJECT_CHARS) if subject is not None else None,
-            body=body,
-            to=parse_addresses(to, "to") if to is not None else None,
-            cc=parse_addresses(cc, "cc") if cc is not None else None,
-            bcc=parse_addresses(bcc, "bcc") if bcc is not None else None,
-        )
-    except AddressError as exc:
-        raise InvalidInput(str(exc)) from exc
-    if edits.to is not None and not edits.to:
-        raise InvalidInput("to: an edit may not remove every recipient")
-    if body is not None and len(body.encode()) > MAX_BODY_BYTES:
-        raise InvalidInput(f"body is {len(body.encode())} bytes; the limit is {MAX_BODY_BYTES}")
-    return edits if edits.changes() else None
-
-
-def check_person(name: str, field: str = "approver") -> str:
-    name = name.strip()
-    if not name:
-        raise InvalidInput(f"{field}: a name is required")
-    try:
-        return check_header_text(name, field, 200)
-    except AddressError as exc:
-        raise InvalidInput(str(exc)) from exc
 
 
 class Sends:
@@ -178,36 +68,13 @@ class Sends:
         self._mailboxes = mailboxes
         # Signs what this front door hands to Temporal (workflows/trust/proofs.py); never sent anywhere.
         self._proof_key = proof_key
+        self.index = SendIndex(client, settings)
+        # Listing sends needs Temporal's index only, no worker: see server/send_index.py.
+        self.search = self.index.search
 
     @property
     def client(self) -> Client:
         return self._client
-
-    def _entry(self, address: str) -> MailboxEntry | None:
-        """The mailbox's entry in the configuration file, if it has one (signature, aliases)."""
-        return next((e for e in self._settings.mailboxes if e.address.lower() == address.lower()), None)
-
-    @staticmethod
-    def _alias(address: str, entry: MailboxEntry | None, from_alias: str | None) -> EmailAddress | None:
-        """The send_as alias the agent chose; None for the mailbox's own address."""
-        if from_alias is None or not from_alias.strip():
-            return None
-        try:
-            wanted = parse_address(from_alias).address.lower()
-        except AddressError as exc:
-            raise InvalidInput(f"from_alias: {exc}") from exc
-        if wanted == address.lower():
-            return None
-        aliases = entry.aliases() if entry else ()
-        for alias in aliases:
-            if alias.address.lower() == wanted:
-                return alias
-        known = ", ".join(a.address for a in aliases) or "none are configured (send_as)"
-        raise InvalidInput(f"from_alias: {from_alias!r} is not an alias of mailbox {address}; its aliases: {known}")
-
-    def scope(self, workflow_type: str) -> str:
-        """Visibility filter for this deployment's workflows: its task queue may share a namespace."""
-        return f"WorkflowType = '{workflow_type}' AND TaskQueue = '{self._settings.task_queue}'"
 
     def _handle(self, send_id: str) -> WorkflowHandle[SendEmailWorkflow, SendState]:
         return self._client.get_workflow_handle_for(SendEmailWorkflow.run, parse_send_id(send_id))
@@ -246,78 +113,43 @@ class Sends:
     ) -> SendResult:
         """Start a send (or find the same one again). Replies pass the parent's ids as headers."""
         address = parse_mailbox(mailbox)
-        if body_format not in BODY_FORMATS:
-            raise InvalidInput(f"body_format: one of {', '.join(BODY_FORMATS)}, not {body_format!r}")
-        entry = self._entry(address)
-        if idempotency_key is not None and not _KEY_RE.fullmatch(idempotency_key):
-            raise InvalidInput("idempotency_key: 1 to 200 printable ASCII characters without spaces")
-        if approval_timeout_hours is not None and not 0 < approval_timeout_hours <= 24 * 365:
-            raise InvalidInput("approval_timeout_hours: a positive number of hours, at most 8760")
+        check_send_options(body_format, idempotency_key, approval_timeout_hours)
         now = datetime.now(UTC)
         scheduled = parse_send_at(send_at, now)
-        parent, chain = check_reply_headers(in_reply_to, references)
-        draft = _draft(
-            to,
-            cc or [],
-            bcc or [],
-            subject,
-            body,
-            attachments=parse_attachments(attachments),
-            in_reply_to=parent,
-            references=chain,
-            from_alias=self._alias(address, entry, from_alias),
-            signature=entry.signature if entry else "",
+        draft = compose_draft(
+            self._settings,
+            address,
+            to=to,
+            cc=cc or [],
+            bcc=bcc or [],
+            subject=subject,
+            body=body,
+            attachments=attachments,
+            in_reply_to=in_reply_to,
+            references=references,
+            from_alias=from_alias,
             body_format=body_format,
             quote=quote,
         )
         config = await self._mailboxes.config(address)
-        self._check_provider_limits(address, draft)
-        if config.mode == "read_only":
-            raise Conflict(
-                f"mailbox {address} is read_only: it may not send. Only a human can change its mode "
-                "(request_upgrade asks one)."
-            )
-        # The schedule is part of the email's identity only when there is one, so hashes of
-        # unscheduled sends stay what they were.
-        timing = {"send_at": scheduled.isoformat(), "approve_at_send_time": approve_at_send_time} if scheduled else None
-        content = ids.content_hash(draft, timing)
-        send_id = ids.send_id(address, idempotency_key or f"auto:{content}")
-        policy = config.policy()
-        problem = recipient_problem(policy, draft.recipients())
-        gated = config.mode in GATED_MODES
-        status: SendStatus
-        if problem:
-            status = "blocked"
-        elif scheduled and (not gated or approve_at_send_time):
-            status = "scheduled"
-        else:
-            status = "pending_approval" if gated else "sending"
-        hours = approval_timeout_hours or config.approval_window_hours
-        request = SendRequest(
-            send_id=send_id,
-            mailbox=address,
-            from_name=config.display_name,
+        check_sendable(self._settings, address, config, draft)
+        request, status, problem = build_request(
+            self._settings,
+            address,
+            config,
+            draft,
             requester=requester,
-            draft=draft,
-            message_id=ids.message_id(send_id, address),
-            content_hash=content,
-            policy=policy,
-            requested_at=now,
-            approval_timeout=timedelta(hours=hours),
-            send_at=scheduled,
-            approve_at_send_time=approve_at_send_time and scheduled is not None,
-            notify=self._anyone_to_notify(config),
-            slack_channel=config.slack_channel if self._settings.slack_bot_token is not None else None,
+            idempotency_key=idempotency_key,
+            approval_timeout_hours=approval_timeout_hours,
+            scheduled=scheduled,
+            approve_at_send_time=approve_at_send_time,
+            now=now,
         )
+        send_id, content = request.send_id, request.content_hash
         if status == "pending_approval":
             await self._check_pending_cap(address, send_id)
         request = sign_request(self._proof_key, request, now)
-        size = len(request.model_dump_json())
-        if size > MAX_PAYLOAD_BYTES:
-            raise InvalidInput(
-                f"this email is {size} bytes as Temporal stores it, over mailgate's limit of {MAX_PAYLOAD_BYTES} "
-                "(Temporal refuses payloads over 2 MB); shorten the body or send fewer attachments"
-            )
+        check_payload_size(request)
         try:
             await self._client.start_workflow(
                 SendEmailWorkflow.run,
@@ -353,7 +185,7 @@ class Sends:
             message_id=request.message_id,
             expires_at=now + request.approval_timeout if status == "pending_approval" else None,
             scheduled_for=scheduled,
-            reason=problem or "",
+            reason=problem,
             next_step=next_step(status, send_id),
         )
 
@@ -364,14 +196,7 @@ class Sends:
         already exists is never refused here.
         """
         cap = self._settings.max_pending_per_mailbox
-        query = (
-            f"{self.scope('SendEmailWorkflow')} AND {MAILBOX.name} = '{ids.mailbox_key(address)}' "
-            f"AND {STATUS.name} = 'pending_approval' AND ExecutionStatus = 'Running'"
-        )
-        try:
-            waiting = (await self._client.count_workflows(query)).count
-        except RPCError as err:
-            raise rpc_error(err, "no sends") from err
+        waiting = await self.index.waiting(address)
         if waiting < cap:
             return
         try:
@@ -386,11 +211,6 @@ class Sends:
             "decides some (list_sends with status 'pending_approval' shows them; approval_status tells you when), "
             "or cancel_send those no longer needed, then send this again."
         )
-
-    def _anyone_to_notify(self, config: MailboxConfig) -> bool:
-        if self._settings.notify_webhook_url:
-            return True
-        return self._settings.notify_email and any("@" in p for p in (*config.approvers, *config.reviewers))
 
     async def _existing(self, send_id: str, content: str, key: str | None) -> SendResult:
         """A retried submission: the same send if the content matches, an error if it does not."""
@@ -459,20 +279,12 @@ class Sends:
     async def cancel(self, send_id: str, actor: str = "agent") -> SendState:
         return await self._update(send_id, SendEmailWorkflow.cancel, actor, "it can no longer be cancelled")
 
-    def _check_provider_limits(self, address: str, draft: EmailDraft) -> None:
-        """Refuse now what the mailbox's provider would refuse after a human approved it."""
-        for entry in self._settings.mailboxes:
-            if entry.address.lower() == address.lower() and entry.provider == "multimail":
-                problem = multimail_draft_problem(draft.subject, draft.body, len(draft.to))
-                if problem:
-                    raise InvalidInput(f"mailbox {address} sends through MultiMail: {problem}")
-
     async def decide(self, send_id: str, decision: Decision) -> SendState:
         """A human's decision, answered by the workflow (needs a running worker)."""
         check_person(decision.approver)
         if decision.decision == "approve" and decision.edits is not None:
             state = await self.status(send_id)
-            self._check_provider_limits(state.mailbox, decision.edits.apply(state.original))
+            check_provider_limits(self._settings, state.mailbox, decision.edits.apply(state.original))
         signed = sign_decision(self._proof_key, parse_send_id(send_id), decision, datetime.now(UTC))
         return await self._update(send_id, SendEmailWorkflow.decide, signed, "there is nothing to decide")
 
@@ -544,55 +356,3 @@ class Sends:
             if isinstance(earlier, Decision) and earlier.decision_id == decision_id:
                 return True
         return False
-
-    async def search(
-        self,
-        *,
-        mailbox: str | None = None,
-        status: SendStatus | None = None,
-        limit: int = 20,
-        cursor: str | None = None,
-    ) -> SendPage:
-        clauses = [self.scope("SendEmailWorkflow")]
-        if mailbox:
-            clauses.append(f"{MAILBOX.name} = '{ids.mailbox_key(parse_mailbox(mailbox))}'")
-        if status:
-            clauses.append(f"{STATUS.name} = '{status}'")
-            if status not in FINAL_STATUSES:
-                # An indexed column narrows the scan before the search attribute is compared.
-                clauses.append("ExecutionStatus = 'Running'")
-        query = " AND ".join(clauses)
-        bad_cursor = InvalidInput(
-            "cursor: not a cursor from a previous page",
-            next_steps={
-                "mcp": "pass the next_cursor that list_sends returned",
-                "api": "pass the next_cursor that GET /api/approvals returned",
-            },
-        )
-        try:
-            token = bytes.fromhex(cursor) if cursor else None
-        except ValueError as exc:
-            raise bad_cursor from exc
-        iterator = self._client.list_workflows(query, page_size=limit, next_page_token=token)
-        try:
-            await iterator.fetch_next_page()
-        except RPCError as err:
-            if err.status == RPCStatusCode.INVALID_ARGUMENT and token:
-                raise bad_cursor from err
-            raise rpc_error(err, "no sends") from err
-        sends = []
-        for execution in iterator.current_page or []:
-            memo = await execution.memo()
-            sends.append(
-                SendSummary(
-                    send_id=execution.id,
-                    mailbox=memo.get("mailbox", ""),
-                    status=execution.typed_search_attributes.get(STATUS) or "pending_approval",
-                    subject=memo.get("subject", ""),
-                    to=tuple(memo.get("to", [])),
-                    requested_at=execution.start_time,
-                    requester=memo.get("requester", ""),
-                )
-            )
-        next_token = iterator.next_page_token
-        return SendPage(sends=sends, next_cursor=next_token.hex() if next_token else None)

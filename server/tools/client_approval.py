@@ -20,7 +20,7 @@ from mcp.types import ElicitRequest, ElicitRequestURLParams, InputRequiredResult
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from server.app import Mailgate
-from server.sends import SendResult
+from server.views import SendResult
 from workflows.notices import send_url
 
 log = logging.getLogger("mailgate.mcp")

@@ -21,6 +21,12 @@ Format = Literal["concise", "detailed"]
 ResponseFormat = Annotated[
     Format, Field(description="concise (default) keeps answers short; detailed adds bodies, history and policies.")
 ]
+Mailbox = Annotated[
+    str | None,
+    Field(description="The mailbox's address; omitted: the default mailbox.", examples=["agent@mailgate.local"]),
+]
+PageSize = Annotated[int, Field(ge=1, le=100, description="Page size.")]
+Cursor = Annotated[str | None, Field(description="next_cursor from the previous page.")]
 
 
 def reads(title: str) -> ToolAnnotations:

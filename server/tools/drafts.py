@@ -11,8 +11,7 @@ from pydantic import BaseModel, Field
 
 from server.app import Mailgate
 from server.drafts import Draft, DraftList
-from server.tools.common import agent_errors, reads, result, writes
-from server.tools.inbox import Mailbox
+from server.tools.common import Mailbox, agent_errors, reads, result, writes
 
 DraftId = Annotated[str, Field(description="A draft_id from create_draft or list_drafts.", max_length=100)]
 People = Annotated[list[Annotated[str, Field(max_length=400)]] | None, Field(max_length=50)]

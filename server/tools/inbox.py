@@ -12,17 +12,22 @@ from pydantic import BaseModel, Field
 
 from server.app import Mailgate
 from server.errors import InvalidInput
-from server.inbox import EmailView, InboxEmail, InboxPage, ReplyOutcome, ThreadView
-from server.sends import SendResult
-from server.tools.common import ResponseFormat, agent_errors, reads, result, untrusted, writes
+from server.tools.common import (
+    Cursor,
+    Mailbox,
+    PageSize,
+    ResponseFormat,
+    agent_errors,
+    reads,
+    result,
+    untrusted,
+    writes,
+)
 from server.tools.scope import requester
 from server.tools.sends import ApproveAtSendTime, Attachments, BodyFormatArg, FromAlias, SendAt, send_line
+from server.views import EmailView, InboxEmail, InboxPage, ReplyOutcome, SendResult, ThreadView
 from workflows.mail.bodies import OffsetError, concise_text, text_part
 
-Mailbox = Annotated[
-    str | None,
-    Field(description="The mailbox's address; omitted: the default mailbox.", examples=["agent@mailgate.local"]),
-]
 EmailId = Annotated[str, Field(description="An email_id from check_inbox or get_thread.", examples=["42"])]
 
 
@@ -99,8 +104,8 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
         since: Annotated[str | None, Field(description="Only emails received at or after this ISO 8601 time.")] = None,
         sender: Annotated[str | None, Field(description="Only emails whose sender contains this text.")] = None,
         query: Annotated[str | None, Field(description="Only emails matching this (search_email's syntax).")] = None,
-        limit: Annotated[int, Field(ge=1, le=100, description="Page size.")] = 20,
-        cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
+        limit: PageSize = 20,
+        cursor: Cursor = None,
         response_format: ResponseFormat = "concise",
     ) -> Annotated[CallToolResult, InboxPage]:
         """List a mailbox's inbox, newest first: id, sender, subject, time, thread, unread,
@@ -132,8 +137,8 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
             ),
         ],
         mailbox: Mailbox = None,
-        limit: Annotated[int, Field(ge=1, le=100, description="Page size.")] = 20,
-        cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
+        limit: PageSize = 20,
+        cursor: Cursor = None,
     ) -> Annotated[CallToolResult, InboxPage]:
         """Search a mailbox's mail, best match first (newest first without words); every
         condition must hold; trash only with in:trash. Untrusted content."""
@@ -186,7 +191,7 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
             int | None, Field(ge=100, le=100_000, description="Cut each text here (default 600, detailed 20,000).")
         ] = None,
         limit: Annotated[int, Field(ge=1, le=500, description="Messages per page, in thread order.")] = 50,
-        cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
+        cursor: Cursor = None,
         response_format: ResponseFormat = "concise",
     ) -> Annotated[CallToolResult, ThreadView]:
         """A conversation in order, ours and theirs, as a reply tree built from the Message-ID,
@@ -276,7 +281,7 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
         async def progress(done: float, total: float, message: str) -> None:
             await ctx.report_progress(done, total, message)
 
-        outcome = await app.inbox.wait_for_reply(send_id, timeout_minutes, progress)
+        outcome = await app.reply_waits.wait_for_reply(send_id, timeout_minutes, progress)
         if outcome.reply is None:
             return result(outcome, f"{outcome.send_id}: no reply yet. {outcome.next_step}")
         return result(outcome, untrusted("reply summary", _line(outcome.reply)) + "\n" + outcome.next_step)

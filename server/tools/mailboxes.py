@@ -12,15 +12,10 @@ from pydantic import BaseModel, Field
 from server.app import Mailgate
 from server.audit import AuditPage, audit_log
 from server.errors import InvalidInput
-from server.mailboxes import MailboxSummary
-from server.tools.common import ResponseFormat, agent_errors, reads, result, writes
+from server.tools.common import Cursor, Mailbox, ResponseFormat, agent_errors, reads, result, writes
 from server.tools.scope import current_agent, requester
+from server.views import MailboxSummary
 from workflows.models import MailboxConfig, OversightMode
-
-Mailbox = Annotated[
-    str | None,
-    Field(description="The mailbox's address; omitted: the default mailbox.", examples=["agent@mailgate.local"]),
-]
 
 MODE_MEANING: dict[OversightMode, str] = {
     "read_only": "it may read mail but not send",
@@ -170,7 +165,7 @@ def register_trust(mcp: MCPServer, app: Mailgate) -> None:
         mailbox: Annotated[str | None, Field(description="Only this mailbox.")] = None,
         send_id: Annotated[str | None, Field(description="Only this send.")] = None,
         limit: Annotated[int, Field(ge=1, le=200, description="Page size.")] = 20,
-        cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
+        cursor: Cursor = None,
         response_format: ResponseFormat = "concise",
     ) -> Annotated[CallToolResult, AuditPage]:
         """What happened, newest first: sends, decisions with approver and reason, edits, mode

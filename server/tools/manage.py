@@ -10,8 +10,7 @@ from pydantic import Field
 
 from server.app import Mailgate
 from server.manage import MAX_IDS, ManageResult
-from server.tools.common import agent_errors, result, writes
-from server.tools.inbox import Mailbox
+from server.tools.common import Mailbox, agent_errors, result, writes
 from workflows.read_models import Action
 
 

@@ -10,11 +10,11 @@ from mcp.types import CallToolResult, InputRequiredResult
 from pydantic import BaseModel, Field
 
 from server.app import Mailgate
-from server.outbound import AttachmentInput
-from server.sends import SendPage, SendResult, next_step
 from server.tools.client_approval import ask_to_open
-from server.tools.common import Format, ResponseFormat, agent_errors, reads, result, writes
+from server.tools.common import Cursor, Format, PageSize, ResponseFormat, agent_errors, reads, result, writes
 from server.tools.scope import current_agent, requester
+from server.validation import AttachmentInput
+from server.views import SendPage, SendResult, next_step
 from workflows.models import BodyFormat, EmailDraft, OversightMode, SendState, SendStatus
 
 Mailbox = Annotated[
@@ -258,8 +258,8 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
     async def list_sends(
         mailbox: Annotated[str | None, Field(description="Only this mailbox's sends.")] = None,
         status: Annotated[SendStatus | None, Field(description="Only sends with this status.")] = None,
-        limit: Annotated[int, Field(ge=1, le=100, description="Page size.")] = 20,
-        cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
+        limit: PageSize = 20,
+        cursor: Cursor = None,
         response_format: ResponseFormat = "concise",
     ) -> Annotated[CallToolResult, SendPage]:
         """List sends, newest first, optionally by mailbox and status; paginated with cursor.

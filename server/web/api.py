@@ -15,8 +15,7 @@ from server.audit import audit_log
 from server.deciders import decidable, refusal
 from server.errors import Forbidden, InvalidInput, MailgateError, NotFound
 from server.identities import Person
-from server.mailboxes import PolicyChanges
-from server.sends import check_person, parse_edits
+from server.validation import PolicyChanges, check_person, parse_edits
 from server.web.security import api_caller
 from workflows.models import Decision, OversightMode, SendStatus
 

@@ -32,7 +32,7 @@ from temporalio.service import RPCError
 from server.app import Mailgate
 from server.deciders import refusal
 from server.errors import MailgateError
-from server.sends import parse_send_id
+from server.validation import parse_send_id
 from server.web.bodies import MIB, TooLarge, read_limited
 from workflows.models import Decision
 from workflows.slack_client.api import SlackApi, SlackError

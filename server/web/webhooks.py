@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from server.app import Mailgate
 from server.errors import InvalidInput, MailgateError, NotFound
-from server.sends import check_person
+from server.validation import check_person
 from server.web.bodies import MIB, TooLarge, read_limited
 from workflows.models import Decision
 from workflows.providers.base import DeliveryError, EmailNotFound

@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from server.app import Mailgate
-from server.mailboxes import PolicyChanges
+from server.validation import PolicyChanges
 from tests.proofs import TEST_PROOF_KEY, signed_request, warranted
 from workflows.activities.send import MailActivities
 from workflows.ids import mailbox_workflow_id, message_id, send_id

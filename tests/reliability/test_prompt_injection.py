@@ -26,8 +26,8 @@ from mcp import Client
 from mcp.types import TextContent
 
 from server.app import Mailgate
-from server.mailboxes import PolicyChanges
 from server.mcp_server import build_mcp
+from server.validation import PolicyChanges
 from tests.conftest import AGENT_TOKEN
 from tests.peers.dovecot import Dovecot
 from tests.peers.fixtures import IMAP_PASSWORD, IMAP_USER, dovecot, file_into_sent, smtp_peer

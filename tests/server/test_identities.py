@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 
-from server.identities import IdentityError, SqliteIdentities
+from server.identities import IdentityError
+from server.sqlite_identities import SqliteIdentities
 
 FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
@@ -157,3 +158,13 @@ def test_an_agents_owner_is_a_person_here_and_older_stores_gain_the_column(tmp_p
     assert made.owner == "ann@example.com"
     assert identities.agent_by_token(made.token) is not None
     assert identities.agent_by_token(made.token).owner == "ann@example.com"  # type: ignore[union-attr]
+
+
+def test_people_and_agents_take_data_dir_before_the_subcommand(tmp_path: Path) -> None:
+    given, from_env = tmp_path / "given", tmp_path / "env"
+    added = cli(from_env, "--data-dir", str(given), "people", "add", "ann@example.com", "--json")
+    assert added.returncode == 0, added.stderr
+    assert cli(from_env, "agents", "--data-dir", str(given), "add", "support").returncode == 0
+    assert [p["email"] for p in json.loads(cli(given, "people", "list", "--json").stdout)] == ["ann@example.com"]
+    assert [a["name"] for a in json.loads(cli(given, "agents", "list", "--json").stdout)] == ["support"]
+    assert json.loads(cli(from_env, "people", "list", "--json").stdout) == []

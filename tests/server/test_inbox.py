@@ -14,7 +14,7 @@ from temporalio.worker import Worker
 
 from server.app import Mailgate
 from server.errors import Conflict, InvalidInput, NotFound
-from server.outbound import AttachmentInput
+from server.validation import AttachmentInput
 from tests.conftest import keep_history, provisioned, wait_for_status
 from workflows import ids
 from workflows.mail.parsing import parse_email
@@ -181,7 +181,7 @@ async def _answer(app: Mailgate, send_id: str, body: str = "Looks good.") -> Non
 async def test_wait_for_reply_returns_the_reply_as_it_arrives_with_progress(
     app: Mailgate, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("server.inbox.PROGRESS_EVERY", 0.2)
+    monkeypatch.setattr("server.reply_waits.PROGRESS_EVERY", 0.2)
     send_id = await _sent_send(app)
     await receive(app, subject="Unrelated")  # not a reply: must not end the wait
     reports: list[tuple[float, float, str]] = []
@@ -194,7 +194,7 @@ async def test_wait_for_reply_returns_the_reply_as_it_arrives_with_progress(
         await _answer(app, send_id)
 
     answering = asyncio.create_task(answer_later())
-    outcome = await app.inbox.wait_for_reply(send_id, 5, progress)
+    outcome = await app.reply_waits.wait_for_reply(send_id, 5, progress)
     await answering
     assert outcome.status == "replied" and outcome.reply is not None
     assert outcome.reply.snippet == "Looks good."
@@ -207,7 +207,7 @@ async def test_wait_for_reply_returns_the_reply_as_it_arrives_with_progress(
 
 async def test_a_disconnected_waiter_gets_the_reply_that_came_meanwhile(app: Mailgate) -> None:
     send_id = await _sent_send(app)
-    waiting = asyncio.create_task(app.inbox.wait_for_reply(send_id, 60))
+    waiting = asyncio.create_task(app.reply_waits.wait_for_reply(send_id, 60))
     handle = app.client.get_workflow_handle_for(ReplyWaitWorkflow.run, ids.reply_wait_id(send_id))
 
     async def running() -> bool:
@@ -223,14 +223,14 @@ async def test_a_disconnected_waiter_gets_the_reply_that_came_meanwhile(app: Mai
     await _answer(app, send_id, "Answered while you were away.")
     result = await asyncio.wait_for(handle.result(), 15)  # the wait in Temporal got it
     assert result.reply is not None and result.reply.snippet == "Answered while you were away."
-    outcome = await app.inbox.wait_for_reply(send_id, 60)
+    outcome = await app.reply_waits.wait_for_reply(send_id, 60)
     assert outcome.status == "replied" and outcome.reply is not None
     assert outcome.reply.email_id == result.reply.email_id
 
 
 async def test_wait_for_reply_times_out_and_refuses_sends_that_never_went(app: Mailgate) -> None:
     send_id = await _sent_send(app)
-    outcome = await app.inbox.wait_for_reply(send_id, 0.03)
+    outcome = await app.reply_waits.wait_for_reply(send_id, 0.03)
     assert outcome.status == "timeout" and "call wait_for_reply again" in outcome.next_step
     result = await asyncio.wait_for(
         app.client.get_workflow_handle_for(ReplyWaitWorkflow.run, ids.reply_wait_id(send_id)).result(), 15
@@ -243,16 +243,16 @@ async def test_wait_for_reply_times_out_and_refuses_sends_that_never_went(app: M
     )
     await app.sends.decide(rejected.send_id, Decision(decision="reject", approver="alice", reason="no"))
     with pytest.raises(Conflict, match="no reply can come"):
-        await app.inbox.wait_for_reply(rejected.send_id, 1)
+        await app.reply_waits.wait_for_reply(rejected.send_id, 1)
     with pytest.raises(InvalidInput, match="timeout_minutes"):
-        await app.inbox.wait_for_reply(send_id, 0)
+        await app.reply_waits.wait_for_reply(send_id, 0)
 
 
 async def test_a_held_reply_wakes_the_wait_only_when_released(app: Mailgate) -> None:
     mailbox = app.settings.default_mailbox
     send_id = await _sent_send(app)
     await app.mailboxes.set_mode(mailbox, "gated_all", actor="agent", role="agent")
-    waiting = asyncio.create_task(app.inbox.wait_for_reply(send_id, 1))
+    waiting = asyncio.create_task(app.reply_waits.wait_for_reply(send_id, 1))
     await asyncio.sleep(0.5)
     await _answer(app, send_id)
     await asyncio.sleep(1.0)

@@ -80,10 +80,10 @@ async def test_an_agent_reads_replies_and_waits_through_mcp(app: Mailgate) -> No
                 app, subject="Re: Meeting", body="Tuesday then.", extra=f"In-Reply-To: {state.message_id}\r\n"
             )
 
-        import server.inbox
+        import server.reply_waits
 
-        original = server.inbox.PROGRESS_EVERY
-        server.inbox.PROGRESS_EVERY = 0.3
+        original = server.reply_waits.PROGRESS_EVERY
+        server.reply_waits.PROGRESS_EVERY = 0.3
         try:
             answering = asyncio.create_task(answer())
             waited = await client.call_tool(
@@ -91,7 +91,7 @@ async def test_an_agent_reads_replies_and_waits_through_mcp(app: Mailgate) -> No
             )
             await answering
         finally:
-            server.inbox.PROGRESS_EVERY = original
+            server.reply_waits.PROGRESS_EVERY = original
         assert waited.structured_content is not None, text_of(waited)
         assert waited.structured_content["status"] == "replied"
         assert waited.structured_content["reply"]["snippet"] == "Tuesday then."

@@ -106,7 +106,7 @@ async def test_imap_mailbox_does_what_a_sandbox_mailbox_does(
         f"Message-ID: <carol-1@example.org>\r\nIn-Reply-To: {sent.message_id}\r\nReferences: {sent.message_id}\r\n"
         "Date: Mon, 30 Nov 2026 10:00:00 +0000\r\n\r\nYes, Tuesday.\r\n"
     ).encode()
-    waiting = asyncio.create_task(app.inbox.wait_for_reply(sent.send_id, timeout_minutes=1))
+    waiting = asyncio.create_task(app.reply_waits.wait_for_reply(sent.send_id, timeout_minutes=1))
     await asyncio.sleep(0.5)
     imap_append(dovecot, "INBOX", reply)
     outcome = await asyncio.wait_for(waiting, 30)

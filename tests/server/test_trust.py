@@ -14,9 +14,8 @@ from mcp import Client
 from server.app import Mailgate
 from server.audit import audit_log
 from server.errors import Conflict
-from server.mailboxes import PolicyChanges
 from server.mcp_server import build_mcp
-from server.sends import parse_edits
+from server.validation import PolicyChanges, parse_edits
 from tests.conftest import wait_for_status
 from workflows.models import Decision
 

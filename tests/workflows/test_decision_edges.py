@@ -18,8 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from server.app import Mailgate
 from server.credentials import load_secrets
 from server.errors import MailgateError
-from server.outbound import AttachmentInput
-from server.sends import parse_edits
+from server.validation import AttachmentInput, parse_edits
 from tests.conftest import keep_history, wait_for_status
 from tests.proofs import signed_decision, signed_request
 from workflows import ids

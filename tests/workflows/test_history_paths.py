@@ -10,7 +10,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from server.app import Mailgate
-from server.mailboxes import PolicyChanges
+from server.validation import PolicyChanges
 from tests.conftest import keep_history, wait_for_status
 from workflows.ids import mailbox_workflow_id
 from workflows.models import Decision

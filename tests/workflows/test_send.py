@@ -6,7 +6,7 @@ import pytest
 
 from server.app import Mailgate
 from server.errors import Conflict
-from server.sends import parse_edits
+from server.validation import parse_edits
 from tests.conftest import keep_history, wait_for_status
 from tests.proofs import signed_decision
 from workflows.ids import mailbox_workflow_id

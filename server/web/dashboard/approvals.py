@@ -18,8 +18,7 @@ from temporalio.service import RPCError
 
 from server.app import Mailgate
 from server.errors import InvalidInput, MailgateError
-from server.mailboxes import parse_mailbox
-from server.sends import parse_edits, parse_send_id
+from server.validation import parse_edits, parse_mailbox, parse_send_id
 from server.web.dashboard.common import SECURITY_HEADERS, Ctx, Dashboard
 from server.web.dashboard.outgoing import outgoing
 from server.web.dashboard.render import address_lines, addresses, draft_diff

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.errors import InvalidInput
-from server.sends import check_person
+from server.validation import check_person
 from server.web.bodies import TooLarge, read_form
 from server.web.dashboard.common import Ctx, Dashboard
 from server.web.sessions import SESSION_COOKIE, SIGNIN_COOKIE

@@ -14,9 +14,8 @@ from temporalio.service import RPCError
 
 from server.app import Mailgate
 from server.errors import InvalidInput
-from server.mailboxes import parse_mailbox
-from server.sends import parse_send_id
 from server.tools.mailboxes import MODE_MEANING
+from server.validation import parse_mailbox, parse_send_id
 from server.web.dashboard.approvals import QUERY_TIMEOUT
 from server.web.dashboard.common import Ctx, Dashboard
 from workflows.ids import mailbox_workflow_id

@@ -8,7 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.errors import InvalidInput, NotFound
-from server.mailboxes import parse_mailbox
+from server.validation import parse_mailbox
 from server.web.dashboard.common import Ctx, Dashboard
 from server.web.dashboard.render import sanitize_report
 from server.web.dashboard.threads import mailbox_threads, parse

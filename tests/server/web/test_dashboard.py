@@ -13,7 +13,7 @@ import httpx
 import pytest
 from starlette.requests import Request
 
-from server.outbound import AttachmentInput
+from server.validation import AttachmentInput
 from server.web.dashboard.render import sanitize_html
 from server.web.sessions import IDLE_SECONDS, SESSION_SECONDS, Session, SessionCodec
 from tests.conftest import ADMIN_TOKEN, unique_mailbox, wait_for_status

@@ -18,8 +18,8 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page
 
 from server.app import Mailgate
-from server.outbound import AttachmentInput
 from server.settings import MailboxEntry
+from server.validation import AttachmentInput
 from tests.conftest import ADMIN_TOKEN, unique_mailbox, wait_for_status
 from tests.server.web.conftest import Web
 from tests.server.web.test_dashboard_browser import ARTIFACTS, browser

@@ -16,7 +16,7 @@ from playwright.async_api import Browser, Page
 
 from server.app import Mailgate
 from server.mcp_server import build_mcp
-from server.outbound import AttachmentInput
+from server.validation import AttachmentInput
 from server.web.dashboard import approvals
 from tests.conftest import ADMIN_TOKEN, wait_for_status
 from tests.ports import free_port

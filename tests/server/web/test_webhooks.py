@@ -20,8 +20,8 @@ from temporalio.worker import Worker
 
 from server.app import Mailgate
 from server.credentials import load_secrets
-from server.mailboxes import PolicyChanges
 from server.notifications import notify_config
+from server.validation import PolicyChanges
 from tests.conftest import keep_history, make_settings, wait_for_status
 from tests.ports import free_port
 from tests.server.web.conftest import Web, serving

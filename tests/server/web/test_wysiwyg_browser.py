@@ -16,8 +16,8 @@ import pytest
 from playwright.async_api import Page
 
 from server.errors import InvalidInput
-from server.outbound import AttachmentInput
 from server.settings import MailboxEntry
+from server.validation import AttachmentInput
 from tests.conftest import unique_mailbox, wait_for_status
 from tests.server.web import test_dashboard_browser as base
 from tests.server.web.conftest import Web

@@ -10,9 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from server.errors import InvalidInput
-from server.inbox import reply_address, safe_subject
-from server.outbound import AttachmentInput, parse_attachments
-from server.sends import parse_edits
+from server.validation import AttachmentInput, parse_attachments, parse_edits, reply_address, safe_subject
 from server.web.dashboard.render import sanitize_report, visible
 from workflows.mail.addresses import AddressError, check_header_text, parse_address
 from workflows.mail.htmltokens import tokens

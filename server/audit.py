@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from server.errors import InvalidInput
 from server.mailboxes import Mailboxes
 from server.sends import Sends
-from server.validation import parse_mailbox
+from server.validation import check_limit, parse_mailbox
 from workflows import ids
 from workflows.models import AuditEvent
 from workflows.temporal import MAILBOX
@@ -87,8 +87,7 @@ async def audit_log(
     limit: int = 50,
     cursor: str | None = None,
 ) -> AuditPage:
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput(f"limit: from 1 to {MAX_LIMIT}")
+    check_limit(limit, MAX_LIMIT)
     newest = _Newest(limit, _before(cursor))
     if send_id is not None:
         newest.add((await sends.status(send_id)).events)

@@ -79,9 +79,9 @@ def check_text(value: str, field: str, limit: int) -> str:
         raise InvalidInput(str(exc)) from exc
 
 
-def check_limit(limit: int) -> None:
-    if not 1 <= limit <= 100:
-        raise InvalidInput("limit: from 1 to 100")
+def check_limit(limit: int, most: int = 100) -> None:
+    if not 1 <= limit <= most:
+        raise InvalidInput(f"limit: from 1 to {most}")
 
 
 def parse_since(value: str | None) -> datetime | None:

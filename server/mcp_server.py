@@ -13,6 +13,7 @@ from pydantic_core import ErrorDetails
 from server.app import Mailgate
 from server.tools import drafts, inbox, mailboxes, manage, resources, scope, sends
 from server.tools.common import compact_schema, strict_schema
+from server.version import VERSION
 from server.web.client_gone import quiet_gone_clients
 
 INSTRUCTIONS = """\
@@ -79,7 +80,7 @@ class MailgateMCP(MCPServer):
 
 def build_mcp(app: Mailgate) -> MCPServer:
     quiet_gone_clients()
-    mcp: MCPServer = MailgateMCP("mailgate", instructions=INSTRUCTIONS, version="0.1.0")
+    mcp: MCPServer = MailgateMCP("mailgate", instructions=INSTRUCTIONS, version=VERSION)
     sends.register(mcp, app)
     mailboxes.register(mcp, app)
     mailboxes.register_trust(mcp, app)

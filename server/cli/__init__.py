@@ -16,11 +16,12 @@ from server.cli.inbound import inbound, sandbox
 from server.cli.mailbox import mailbox, reviews, upgrades
 from server.cli.people import agents, people
 from server.cli.serve import mcp, serve, setup, worker
+from server.version import VERSION
 
 __all__ = ["finish", "main", "run"]
 
 
-@click.version_option("0.1.0", prog_name="mailgate")
+@click.version_option(VERSION, prog_name="mailgate")
 @group
 def main() -> None:
     """mailgate: durable email for AI agents, with graduated human oversight.

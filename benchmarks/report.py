@@ -1,4 +1,4 @@
-"""Turning benchmark results into a Markdown table, a chart and the README's Performance section."""
+"""Turning benchmark results into a Markdown table, a chart and the table in docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -132,11 +132,12 @@ def chart(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def update_readme(readme: Path, table: str) -> None:
-    text = readme.read_text()
-    section = f"{START}\n{table}\n![benchmark chart](benchmarks/chart.png)\n{END}"
+def update_page(page: Path, table: str) -> None:
+    """Replace the table between the markers of ``page`` (docs/benchmarks.md; the chart sits beside it)."""
+    text = page.read_text()
+    section = f"{START}\n{table}\n![benchmark chart](../benchmarks/chart.png)\n{END}"
     if START in text:
         text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: section, text, flags=re.S)
     else:
         text += f"\n## Performance\n\n{section}\n"
-    readme.write_text(text)
+    page.write_text(text)

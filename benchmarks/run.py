@@ -1,4 +1,4 @@
-"""Regenerate every performance figure: JSON, a Markdown table, a chart and the README section.
+"""Regenerate every performance figure: JSON, a Markdown table, a chart and the table in docs/benchmarks.md.
 
     .venv/bin/pip install -e '.[bench]'
     .venv/bin/python -m benchmarks.run            # the full run (about 10 minutes here)
@@ -21,7 +21,7 @@ from typing import Any
 from benchmarks.harness import ROOT, bench_stack, machine
 from benchmarks.latency import send_latency
 from benchmarks.reading import reading
-from benchmarks.report import chart, markdown, update_readme
+from benchmarks.report import chart, markdown, update_page
 from benchmarks.scale import waiting_at_scale
 from benchmarks.throughput import approval_cycles
 from benchmarks.tools_list_size import measure as tools_list_size
@@ -56,15 +56,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small counts, no 10,000-send scale run")
     parser.add_argument("--only", default="latency,throughput,cost,reading,scale", help="comma-separated parts to run")
-    parser.add_argument("--no-readme", action="store_true", help="do not rewrite the README's Performance section")
+    parser.add_argument("--no-docs", action="store_true", help="do not rewrite the table in docs/benchmarks.md")
     args = parser.parse_args()
     results = asyncio.run(run(args.quick, set(args.only.split(","))))
     (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
     (OUT / "results.md").write_text(table)
     chart(results, OUT / "chart.png")
-    if not args.no_readme and not args.quick:
-        update_readme(ROOT / "README.md", table)
+    if not args.no_docs and not args.quick:
+        update_page(ROOT / "docs" / "benchmarks.md", table)
     print(table)
     sys.stdout.flush()
     os._exit(0)  # temporalio's threads can crash interpreter finalization

@@ -23,7 +23,8 @@ def test_pyproject_is_where_the_version_is_written() -> None:
     assert written == METADATA, "the installed metadata is stale: re-run `pip install -e '.[test]'`"
     # No second copy in the code: a literal would drift at the next bump.
     literal = re.compile(rf"""["']{re.escape(METADATA)}["']""")
-    copies = [str(p) for d in ("server", "workflows") for p in (ROOT / d).rglob("*.py") if literal.search(p.read_text())]
+    sources = [p for d in ("server", "workflows") for p in (ROOT / d).rglob("*.py")]
+    copies = [str(p.relative_to(ROOT)) for p in sources if literal.search(p.read_text())]
     assert copies == []
 
 

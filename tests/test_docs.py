@@ -62,6 +62,16 @@ def test_relative_links_and_anchors_resolve(page: Path) -> None:
     assert broken == []
 
 
+def test_files_the_docs_name_exist() -> None:
+    # Modules move (issue 14): a page that names a file by a path that no longer exists misleads.
+    named = {
+        m.group(0)
+        for page in PAGES
+        for m in re.finditer(r"\b(?:server|workflows|tests|benchmarks)/[\w/.-]*\w", page.read_text())
+    }
+    assert sorted(n for n in named if not (ROOT / n).exists()) == []
+
+
 def test_every_docs_page_is_linked_from_the_readme() -> None:
     linked = {(ROOT / t.partition("#")[0]).resolve() for t in links(ROOT / "README.md")}
     assert [p.name for p in PAGES[1:] if p.resolve() not in linked] == []

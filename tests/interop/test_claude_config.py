@@ -34,7 +34,7 @@ def test_the_example_is_a_claude_desktop_stdio_entry() -> None:
     assert set(entry) <= {"command", "args", "env"} and entry["args"] == ["mcp"]
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in entry.get("env", {}).items())
     # Claude Desktop does not see the shell's PATH: the command is a full path, with a placeholder
-    # for the clone that the README tells users to replace (the venv of the Quick start).
+    # for the clone that docs/claude-desktop.md tells users to replace (the venv of the Quick start).
     command = Path(entry["command"])
     assert command.is_absolute() and entry["command"] == f"{PLACEHOLDER}/.venv/bin/mailgate"
     assert (ROOT / ".venv" / "bin" / "mailgate").name == command.name

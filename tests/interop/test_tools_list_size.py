@@ -14,7 +14,7 @@ from tests.serve import Serve
 pytestmark = [pytest.mark.e2e, pytest.mark.interop]
 
 # A ceiling, not a target: it catches a tool that balloons (a big output schema, a pasted
-# docstring). The README's "MCP interop" section states the current size; lower this as the
+# docstring). docs/mcp.md states the current size; lower this as the
 # descriptions and schemas get tighter.
 BUDGET_BYTES = 47_000
 

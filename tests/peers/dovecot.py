@@ -1,7 +1,7 @@
 """A throw-away Dovecot 2.3 IMAP server for tests (Debian's dovecot-imapd, run as root).
 
 Each call writes its own config under a temporary directory and never reads /etc/dovecot.
-Pitfalls this avoids (see the README's Providers section): login processes refuse to run as
+Pitfalls this avoids: login processes refuse to run as
 root (they use Debian's `dovenull` and `dovecot` users), mail processes run as Debian's `mail`
 user (uid 8, so ``first_valid_uid`` admits it) chrooted into the mail root (pytest's 0700
 temporary directories), ``chroot =`` is empty for the login and anvil services, and the

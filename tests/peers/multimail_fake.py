@@ -6,7 +6,7 @@ characters), 409 for the same reply to the same email within 60 seconds, ``appro
 ``approved_by`` on a decided email, attachments inline as base64 under 50 KB and as a presigned
 URL above (which refuses our API key, as a storage service's presigned URL does). Every request
 and answer on ``/v1`` is checked against ``multimail_openapi.py``; what does not fit is kept in
-``Fake.violations`` and fails the test. Where the docs are silent, it does what the README's
+``Fake.violations`` and fails the test. Where the docs are silent, it does what docs/providers.md's
 "MultiMail: verified and assumed" lists (always 202 ``pending_scan`` on send; webhook bodies with
 ``event_type``, ``mailbox``, ``message_id``, ``thread_id``, ``timestamp``, signed as
 ``X-MultiMail-Signature: <hex HMAC-SHA256 of the body>``). Routes under ``/_fake`` are test

@@ -7,7 +7,7 @@ are checked against it: the requests mailgate makes and the answers the local Mu
 (``multimail_fake.py``) gives, so neither can drift from MultiMail's document unnoticed.
 
 Where the document says nothing (the attachment endpoint's body; webhook payloads) nothing is
-checked here, and the README lists it as an assumption.
+checked here, and docs/providers.md lists it as an assumption.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Nothing lost, nothing sent twice: SIGKILL of workers, of the whole stack, of Temporal itself.
 
-Each test prints what it did (kills, restarts, sends) so the README's figures can be checked
+Each test prints what it did (kills, restarts, sends) so the figures in docs/reliability.md can be checked
 against a run: pytest -s tests/reliability/test_crashes.py
 """
 

@@ -18,7 +18,7 @@ from server.reply_waits import ReplyWaits
 from server.sends import Sends
 from server.settings import Settings
 from server.sqlite_identities import open_identities
-from server.stores import ledger, sandbox_database
+from server.stores import database_url, ledger, sandbox_database
 from server.views import Review
 from workflows.providers.base import ProviderSet
 from workflows.providers.sandbox.store import SandboxStore
@@ -58,7 +58,7 @@ class Mailgate:
             providers=providers,
             inbox=inbox,
             reply_waits=ReplyWaits(client, settings, providers, sends),
-            identities=open_identities(settings.data_dir),
+            identities=open_identities(settings.data_dir, database_url(settings)),
             manager=Manager(settings, providers, mailboxes),
             drafts=Drafts(providers, mailboxes, inbox),
         )

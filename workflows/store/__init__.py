@@ -6,7 +6,7 @@ their SQL once (``?`` placeholders, ``INSERT ... ON CONFLICT``, ``RETURNING``, w
 engines take) and ask ``db.dialect`` only where the engines truly differ (DDL, full-text).
 """
 
-from workflows.store.database import Database, Dialect, Result, Row, Tx, open_database
+from workflows.store.database import Database, Dialect, IntegrityError, Result, Row, Tx, open_database
 from workflows.store.migrations import Migration, migrate
 
-__all__ = ["Database", "Dialect", "Migration", "Result", "Row", "Tx", "migrate", "open_database"]
+__all__ = ["Database", "Dialect", "IntegrityError", "Migration", "Result", "Row", "Tx", "migrate", "open_database"]

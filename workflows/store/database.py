@@ -14,6 +14,10 @@ Params = Sequence[Any]
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
+class IntegrityError(Exception):
+    """A constraint refused the write (a duplicate key), the same on both engines."""
+
+
 class Row(tuple[Any, ...]):
     """A result row: by position, like a tuple, or by column name."""
 

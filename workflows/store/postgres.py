@@ -15,8 +15,9 @@ from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import psycopg
+import psycopg.errors
 
-from workflows.store.database import Database, Params, Result, Row, Tx
+from workflows.store.database import Database, IntegrityError, Params, Result, Row, Tx
 
 POOL_SIZE = 4
 
@@ -42,7 +43,10 @@ class PostgresTx(Tx):
         self.conn = conn
 
     def execute(self, sql: str, params: Params = ()) -> Result:
-        cursor = self.conn.execute(_sql(sql).encode(), tuple(params))
+        try:
+            cursor = self.conn.execute(_sql(sql).encode(), tuple(params))
+        except psycopg.errors.IntegrityError as exc:
+            raise IntegrityError(str(exc)) from exc
         if cursor.description is None:
             return Result([], cursor.rowcount)
         names = {column.name: i for i, column in enumerate(cursor.description)}

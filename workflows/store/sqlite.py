@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from workflows.store.database import Database, Params, Result, Row, Tx
+from workflows.store.database import Database, IntegrityError, Params, Result, Row, Tx
 
 
 class SqliteTx(Tx):
@@ -20,7 +20,10 @@ class SqliteTx(Tx):
         self.db = db
 
     def execute(self, sql: str, params: Params = ()) -> Result:
-        cursor = self.db.execute(sql, params)
+        try:
+            cursor = self.db.execute(sql, params)
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(str(exc)) from exc
         if cursor.description is None:
             return Result([], cursor.rowcount)
         names = {column[0]: i for i, column in enumerate(cursor.description)}
@@ -30,7 +33,7 @@ class SqliteTx(Tx):
 class SqliteDatabase(Database):
     dialect = "sqlite"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, wal: bool = True) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         if str(path) != ":memory:":
             # Created 0600 whatever the umask: stores hold mail, drafts and secrets.
@@ -40,8 +43,9 @@ class SqliteDatabase(Database):
         self.name = path.stem
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        if wal:  # without: one file, no -wal/-shm beside it (small stores written rarely)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:

@@ -18,10 +18,10 @@ from server.reply_waits import ReplyWaits
 from server.sends import Sends
 from server.settings import Settings
 from server.sqlite_identities import open_identities
+from server.stores import database_url, ledger, sandbox_database
 from server.views import Review
 from workflows.providers.base import ProviderSet
 from workflows.providers.sandbox.store import SandboxStore
-from workflows.trust.ledger import open_ledger
 from workflows.trust.proofs import proof_key
 
 
@@ -43,9 +43,9 @@ class Mailgate:
     @classmethod
     def build(cls, settings: Settings, client: Client, secrets: Secrets, *, strict: bool = True) -> Mailgate:
         """``strict``: a configured mailbox whose secret is missing is an error now (not at first use)."""
-        mailboxes = Mailboxes(client, settings, secrets.secret_key, ledger=open_ledger(settings.data_dir))
+        mailboxes = Mailboxes(client, settings, secrets.secret_key, ledger=ledger(settings))
         sends = Sends(client, settings, mailboxes, proof_key(secrets.secret_key))
-        sandbox = SandboxStore(settings.data_dir / "sandbox.db", notice_marks(secrets))
+        sandbox = SandboxStore(sandbox_database(settings), notice_marks(secrets))
         providers = build_providers(settings, client, sandbox, strict=strict)
         inbox = Inbox(client, settings, providers, mailboxes, sends)
         return cls(
@@ -58,7 +58,7 @@ class Mailgate:
             providers=providers,
             inbox=inbox,
             reply_waits=ReplyWaits(client, settings, providers, sends),
-            identities=open_identities(settings.data_dir),
+            identities=open_identities(settings.data_dir, database_url(settings)),
             manager=Manager(settings, providers, mailboxes),
             drafts=Drafts(providers, mailboxes, inbox),
         )

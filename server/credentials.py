@@ -1,4 +1,6 @@
-"""Bearer tokens and the server's signing key: from the environment, or generated once into the data dir."""
+"""Bearer tokens and the server's signing key: from the environment, or generated once into the data
+dir — or, with ``MAILGATE_DATABASE_URL``, into the shared database, so that every front door and
+worker started with an empty data dir agrees on them."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from server.settings import MIN_TOKEN_CHARS, Settings, SettingsError
+from server.stores import shared_values
+from workflows.store.values import SharedValues
 
 
 @dataclass(frozen=True)
@@ -47,9 +51,11 @@ def _read_or_create(path: Path) -> str:
     return value
 
 
-def _resolve(configured: SecretStr | None, path: Path) -> tuple[str, Path | None]:
+def _resolve(configured: SecretStr | None, path: Path, shared: SharedValues | None = None) -> tuple[str, Path | None]:
     if configured is not None:
         return configured.get_secret_value(), None
+    if shared is not None:
+        return shared.get_or_create(path.name, lambda: secrets.token_urlsafe(32)), None
     return _read_or_create(path), path
 
 
@@ -72,9 +78,14 @@ def secure_data_dir(data_dir: Path) -> None:
 
 def load_secrets(settings: Settings) -> Secrets:
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    agent, agent_file = _resolve(settings.agent_token, settings.data_dir / "agent.token")
-    admin, admin_file = _resolve(settings.admin_token, settings.data_dir / "admin.token")
-    key, key_file = _resolve(settings.secret_key, settings.data_dir / "secret.key")
+    shared = shared_values(settings)
+    try:
+        agent, agent_file = _resolve(settings.agent_token, settings.data_dir / "agent.token", shared)
+        admin, admin_file = _resolve(settings.admin_token, settings.data_dir / "admin.token", shared)
+        key, key_file = _resolve(settings.secret_key, settings.data_dir / "secret.key", shared)
+    finally:
+        if shared is not None:
+            shared.close()
     if hmac.compare_digest(agent, admin):
         raise SettingsError("the agent token and the admin token are the same value; one token, one role")
     for value, where in ((agent, agent_file), (admin, admin_file), (key, key_file)):

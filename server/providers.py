@@ -14,7 +14,7 @@ from temporalio.client import Client
 from server.credentials import load_secrets
 from server.inbound_hooks import TemporalInbound
 from server.settings import MailboxEntry, Settings, SettingsError
-from workflows.ids import mailbox_key
+from server.stores import grant_database, imap_database, multimail_database
 from workflows.providers.base import EmailProvider, InboundHooks, ProviderSet, UnavailableProvider
 from workflows.providers.endpoints import parse_endpoint
 from workflows.providers.multimail.account import MultiMailConfig
@@ -43,10 +43,10 @@ def smtp_imap_provider(
         sent_check=entry.sent_check,
         tls_ca_file=entry.tls_ca_file,
     )
-    index = ImapIndex(settings.data_dir / "imap" / f"{mailbox_key(entry.address)}.db", entry.address, marks)
+    index = ImapIndex(imap_database(settings, entry.address), entry.address, marks)
     oauth = None
     if entry.auth == "oauth2":
-        store = GrantStore(settings.data_dir, load_secrets(settings).secret_key)
+        store = GrantStore(settings.data_dir, load_secrets(settings).secret_key, grant_database(settings))
         oauth = OAuthTokens(entry.oauth_client(), entry.oauth_secret(), store)
     return SmtpImapProvider(config, entry.secret(), index, hooks, oauth=oauth)
 
@@ -62,7 +62,7 @@ def multimail_provider(
         decision_poll=timedelta(seconds=entry.decision_poll_seconds),
     )
     secret = entry.secret()
-    holds = HoldStore(settings.data_dir / "multimail" / f"{mailbox_key(entry.address)}.db")
+    holds = HoldStore(multimail_database(settings, entry.address))
     return MultiMailProvider(config, secret, hooks=hooks, holds=holds, marks=marks)
 
 

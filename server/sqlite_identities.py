@@ -13,8 +13,7 @@ import json
 import os
 import re
 import secrets
-import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,6 +31,8 @@ from server.identities import (
     NewPerson,
     Person,
 )
+from workflows.store import Database, IntegrityError, Row, Tx, migrate, open_database
+from workflows.store.sqlite import SqliteDatabase
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$|^[^@\s]+@[^@\s.]+$")
 _AGENT_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -84,7 +85,7 @@ def _boxes(values: Sequence[str]) -> list[str]:
     return out
 
 
-def _person(row: sqlite3.Row) -> Person:
+def _person(row: Row) -> Person:
     return Person(
         email=row["email"],
         name=row["name"],
@@ -95,7 +96,7 @@ def _person(row: sqlite3.Row) -> Person:
     )
 
 
-def _agent(row: sqlite3.Row) -> Agent:
+def _agent(row: Row) -> Agent:
     return Agent(
         name=row["name"],
         mailboxes=json.loads(row["mailboxes"]),
@@ -105,41 +106,45 @@ def _agent(row: sqlite3.Row) -> Agent:
     )
 
 
+def _create(tx: Tx) -> None:
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            tx.execute(statement)
+    for table, added in _ADDED.items():
+        if tx.dialect == "sqlite":
+            have = {row["name"] for row in tx.execute(f"pragma table_info({table})")}
+        else:
+            have = {
+                row[0]
+                for row in tx.execute(
+                    "select column_name from information_schema.columns"
+                    " where table_schema = current_schema() and table_name = ?",
+                    (table,),
+                )
+            }
+        for column, kind in added.items():
+            if column not in have:
+                tx.execute(f"alter table {table} add column {column} {kind}")
+
+
 class SqliteIdentities:
-    """The SQLite engine: one small file, opened per call, so every process sees every change."""
+    """People and agents on the store interface: a small SQLite file in the data dir (every
+    process sees every change), or, given a shared database, its ``identities`` schema."""
 
-    def __init__(self, path: Path, hasher: PasswordHasher | None = None) -> None:
-        self.path = path
+    def __init__(self, path: Path | Database, hasher: PasswordHasher | None = None) -> None:
+        # A rollback journal, not WAL: one file holds everything (no -wal file beside it).
+        self.db = path if isinstance(path, Database) else SqliteDatabase(path, wal=False)
         self._hasher = hasher or PasswordHasher()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists():
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-        os.chmod(path, 0o600)
-        with self._db() as db:
-            db.executescript(_SCHEMA)
-            for table, added in _ADDED.items():
-                have = {row["name"] for row in db.execute(f"pragma table_info({table})")}
-                for column, kind in added.items():
-                    if column not in have:
-                        db.execute(f"alter table {table} add column {column} {kind}")
+        if isinstance(path, Path):
+            os.chmod(path, 0o600)  # also a file an older release made more openly
+        migrate(self.db, "identities", [_create])
 
-    @contextlib.contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=10)
-        db.row_factory = sqlite3.Row
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
-
-    def _rows(self, query: str, *args: object) -> list[sqlite3.Row]:
-        with self._db() as db:
-            return db.execute(query, args).fetchall()
+    def _rows(self, query: str, *args: object) -> list[Row]:
+        return self.db.query(query, args)
 
     def _write(self, query: str, *args: object) -> None:
-        with self._db() as db:
-            db.execute(query, args)
+        with self.db.transaction() as tx:
+            tx.execute(query, args)
 
     # --- people -------------------------------------------------------------------------
 
@@ -175,7 +180,7 @@ class SqliteIdentities:
                 token_hash(token),
                 person.created_at,
             )
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             raise IdentityError(f"{address} already exists; `mailgate people reset` gives new secrets") from None
         return NewPerson(**person.model_dump(), password=password, api_token=token)
 
@@ -286,7 +291,7 @@ class SqliteIdentities:
                 agent.created_at,
                 agent.owner,
             )
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             raise IdentityError(f"agent {clean!r} already exists; `mailgate agents rotate` gives a new token") from None
         return NewAgent(**agent.model_dump(), token=token)
 
@@ -330,5 +335,7 @@ def _dummy_hash() -> str:
     return PasswordHasher().hash(secrets.token_urlsafe(12))
 
 
-def open_identities(data_dir: Path) -> IdentityStore:
-    return SqliteIdentities(data_dir / "identities.db")
+def open_identities(data_dir: Path, database_url: str | None = None) -> IdentityStore:
+    """People and agents: in the data dir, or (``database_url``) in the shared PostgreSQL."""
+    path = data_dir / "identities.db"
+    return SqliteIdentities(open_database(path, database_url, name="identities") if database_url else path)

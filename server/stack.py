@@ -30,12 +30,12 @@ from server.notifications import notify_config, slack_config
 from server.running import StackInfo, attach, running_stack, stack_file
 from server.settings import MailboxEntry, Settings, SettingsError
 from server.smtp_listener import start_smtp_listener
+from server.stores import ledger
 from server.telemetry import install_metrics_runtime
 from server.ui_proxy import start_ui_proxy
 from server.web.app import build_app
 from workflows.providers.sandbox.provider import SandboxProvider
 from workflows.read_models import IntakeConfig
-from workflows.trust.ledger import open_ledger
 from workflows.trust.proofs import proof_key
 from workflows.worker import build_worker
 
@@ -124,7 +124,7 @@ class Stack:
     secrets: Secrets
     app: Mailgate
     dev: DevServer | None
-    worker: Worker
+    worker: Worker | None  # None for front doors alone (`serve --no-worker`)
     ready: bool = False
     metrics_address: str | None = None
 
@@ -159,22 +159,27 @@ async def start_core(settings: Settings) -> AsyncIterator[Stack]:
         adopted = await app.mailboxes.adopt_existing()
         if adopted:
             log.warning("recorded the configuration of %s as it stands in Temporal", ", ".join(adopted))
-        worker = build_worker(
-            client,
-            settings.task_queue,
-            app.providers,
-            notify_config(settings, secrets),
-            settings.workflow_cache,
-            proof_key=proof_key(secrets.secret_key),
-            slack=slack_config(settings),
-            ledger=open_ledger(settings.data_dir),
+        worker = (
+            build_worker(
+                client,
+                settings.task_queue,
+                app.providers,
+                notify_config(settings, secrets),
+                settings.workflow_cache,
+                proof_key=proof_key(secrets.secret_key),
+                slack=slack_config(settings),
+                ledger=ledger(settings),
+            )
+            if settings.run_worker
+            else None
         )
-        async with worker:
+        async with worker if worker is not None else contextlib.nullcontext():
             await app.mailboxes.ensure(MailboxEntry(address=settings.default_mailbox), created_by="mailgate")
             for entry in settings.mailboxes:
                 await app.mailboxes.ensure(entry, created_by="config")
             await configure_watchers(app)
-            await app.providers.start()
+            if worker is not None:  # IMAP IDLE and other background syncing belong to workers
+                await app.providers.start()
             stack = Stack(settings, secrets, app, dev, worker, metrics_address=metrics_address)
             supervisor = asyncio.create_task(supervise(stack)) if dev is not None else None
             try:
@@ -238,8 +243,11 @@ def banner(stack: Stack, stdio: bool) -> str:
             f"  exposed:      listening on {settings.host}, reachable beyond this machine; "
             "MCP and the approver API answer only their bearer tokens"
         )
-    lines.append(f"  agent token:  {secrets.agent_token_file or 'from MAILGATE_AGENT_TOKEN'}")
-    lines.append(f"  admin token:  {secrets.admin_token_file or 'from MAILGATE_ADMIN_TOKEN'}")
+    shared = "in the shared database (MAILGATE_DATABASE_URL)"
+    agent_from = shared if settings.database_url and not settings.agent_token else "from MAILGATE_AGENT_TOKEN"
+    admin_from = shared if settings.database_url and not settings.admin_token else "from MAILGATE_ADMIN_TOKEN"
+    lines.append(f"  agent token:  {secrets.agent_token_file or agent_from}")
+    lines.append(f"  admin token:  {secrets.admin_token_file or admin_from}")
     lines.append("Press Ctrl-C to stop.")
     return "\n".join(lines)
 

@@ -17,10 +17,10 @@ from server.errors import Unavailable
 from server.notifications import notice_marks, notify_config, slack_config
 from server.providers import build_providers
 from server.settings import Settings
+from server.stores import ledger, sandbox_database
 from server.telemetry import install_metrics_runtime
 from workflows.providers.sandbox.store import SandboxStore
 from workflows.temporal import SEARCH_ATTRIBUTES
-from workflows.trust.ledger import open_ledger
 from workflows.trust.proofs import proof_key
 from workflows.worker import GRACEFUL_SHUTDOWN, build_worker
 
@@ -36,7 +36,7 @@ async def run_worker(settings: Settings) -> int:
     # proofs: workers and front doors of one deployment must share it (MAILGATE_SECRET_KEY, or the
     # same data dir).
     secrets = load_secrets(settings)
-    store = SandboxStore(settings.data_dir / "sandbox.db", notice_marks(secrets))
+    store = SandboxStore(sandbox_database(settings), notice_marks(secrets))
     providers = build_providers(settings, client, store)
     worker = build_worker(
         client,
@@ -46,7 +46,7 @@ async def run_worker(settings: Settings) -> int:
         settings.workflow_cache,
         proof_key=proof_key(secrets.secret_key),
         slack=slack_config(settings),
-        ledger=open_ledger(settings.data_dir),
+        ledger=ledger(settings),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

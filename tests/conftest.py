@@ -24,6 +24,7 @@ from server.notifications import notify_config
 from server.settings import Settings
 from server.workers import add_search_attributes
 from tests.loop_thread import LoopThread, Stack
+from tests.peers.postgres_fixtures import database_url, postgres_server, postgres_url
 from tests.ports import free_port
 from tests.serve import Serve
 from workflows.models import DeliveryReceipt, DeliveryRequest, SendState, SendStatus
@@ -34,6 +35,7 @@ from workflows.worker import build_worker
 
 AGENT_TOKEN = "agent-token-for-tests-0123456789"
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
+__all__ = ["database_url", "postgres_server", "postgres_url"]  # fixtures for every test module
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

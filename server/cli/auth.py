@@ -7,6 +7,7 @@ import click
 from server.cli.command import Shown, columns, command, group
 from server.credentials import load_secrets
 from server.settings import Settings
+from server.stores import grant_database
 from workflows.providers.oauth import GrantStore
 
 
@@ -16,7 +17,7 @@ def auth() -> None:
 
 
 def _grants(settings: Settings) -> GrantStore:
-    return GrantStore(settings.data_dir, load_secrets(settings).secret_key)
+    return GrantStore(settings.data_dir, load_secrets(settings).secret_key, grant_database(settings))
 
 
 @command(auth, "login", opens="settings", json=False)

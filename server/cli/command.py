@@ -30,6 +30,7 @@ from server.identities import IdentityStore
 from server.running import attach
 from server.settings import Settings, SettingsError, load_settings
 from server.sqlite_identities import open_identities
+from server.stores import database_url
 
 DATA_DIR_HELP = "Where mailgate keeps its state (env MAILGATE_DATA_DIR; default: your user data folder)."
 DATA_DIR_GIVEN = "mailgate.data_dir"
@@ -160,7 +161,7 @@ def command(
                 if opens == "app":
                     target = await open_app(settings)
                 elif opens == "identities":
-                    target = open_identities(settings.data_dir)
+                    target = open_identities(settings.data_dir, database_url(settings))
                 else:
                     target = settings
                 result = await body(target, **options)

@@ -10,6 +10,7 @@ from server.app import Mailgate
 from server.cli.command import Shown, columns, command, group
 from server.errors import NotFound
 from server.settings import Settings
+from server.stores import sandbox_database
 from server.validation import check_person
 from workflows.providers.sandbox.store import SandboxStore
 
@@ -74,7 +75,7 @@ def sandbox() -> None:
 async def sandbox_list(settings: Settings, mailbox: str | None) -> Shown:
     """Every delivered copy the sandbox holds, one row per recipient."""
     path = settings.data_dir / "sandbox.db"
-    if not path.exists():
+    if settings.database_url is None and not path.exists():
         raise NotFound(f"no sandbox at {path}; has `mailgate serve` run with this data dir?")
     rows: list[dict[str, Any]] = [
         {
@@ -86,7 +87,7 @@ async def sandbox_list(settings: Settings, mailbox: str | None) -> Shown:
             "delivered_at": d.delivered_at.isoformat(),
             "local": d.local,
         }
-        for d in SandboxStore(path).deliveries(mailbox)
+        for d in SandboxStore(sandbox_database(settings)).deliveries(mailbox)
     ]
     table = [
         [r["delivered_at"][:19], str(r["from"]), str(r["recipient"]), str(r["subject"])[:50], str(r["message_id"])]

@@ -19,7 +19,7 @@ def _logging(settings: Settings) -> None:
     "serve",
     opens="settings",
     json=False,
-    settings_options=("host", "port", "smtp_port", "temporal_port", "temporal_ui_enabled"),
+    settings_options=("host", "port", "smtp_port", "temporal_port", "temporal_ui_enabled", "run_worker"),
 )
 @click.option("--host", help="Interface for HTTP and SMTP (default 127.0.0.1).")
 @click.option("--port", type=int, help="HTTP port: dashboard, API, MCP (default 8025).")
@@ -32,11 +32,20 @@ def _logging(settings: Settings) -> None:
     default=None,
     help="Start the embedded Temporal UI (off by default; it shows every unencrypted draft).",
 )
+@click.option(
+    "--no-worker",
+    "run_worker",
+    is_flag=True,
+    flag_value=False,
+    default=None,
+    help="Front doors only (MCP, dashboard, API, webhooks) for a cluster whose workers run apart (`mailgate worker`).",
+)
 async def serve(settings: Settings) -> int:
     """Run everything: embedded Temporal, worker, dashboard, API, MCP over HTTP, sandbox SMTP.
 
     Ready when GET /healthz answers 200. Set MAILGATE_TEMPORAL_ADDRESS to use an
-    existing Temporal cluster instead of the embedded dev server.
+    existing Temporal cluster instead of the embedded dev server; with --no-worker only the
+    front doors run (set MAILGATE_DATABASE_URL so that every process shares mailgate's state).
     """
     from server.stack import serve as serve_stack
 

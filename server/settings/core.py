@@ -35,6 +35,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MAILGATE_", extra="forbid")
 
     data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("mailgate")))
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql://user:password@host/db for mailgate's own state (unset: SQLite in the data dir)",
+    )
+    run_worker: bool = Field(
+        default=True,
+        description="False (`serve --no-worker`): front doors only, against a cluster whose workers run apart",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8025, ge=1, le=65535)
     smtp_port: int = Field(default=2525, ge=0, le=65535, description="0 disables the sandbox SMTP listener")
@@ -122,6 +130,22 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(
         default=None, description="bearer token /metrics requires; unset: /metrics answers loopback clients only"
     )
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("give a postgresql://user:password@host/db URL")
+        return value
+
+    @model_validator(mode="after")
+    def _front_doors_need_a_cluster(self) -> Settings:
+        if not self.run_worker and self.temporal_address is None:
+            raise ValueError(
+                "serve --no-worker runs front doors for a cluster whose workers run apart: "
+                "set MAILGATE_TEMPORAL_ADDRESS (the embedded Temporal would have no worker)"
+            )
+        return self
 
     @field_validator("default_mailbox")
     @classmethod

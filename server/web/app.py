@@ -19,6 +19,7 @@ from temporalio.worker import Worker
 
 from server.app import Mailgate
 from server.mcp_auth import from_settings as mcp_oauth
+from server.stores import database_check
 from server.web import api, codec, dashboard, ops, slack_webhook, webhooks
 from server.web.security import (
     AgentAuthMiddleware,
@@ -99,5 +100,7 @@ def build_app(
     checks = {"temporal": ops.temporal_check(app.client)}
     if worker is not None:
         checks["worker"] = ops.worker_check(worker)
+    if settings.database_url is not None:
+        checks["database"] = database_check(app.sandbox.db)
     token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
     return ops.Ops(web, started=ready, checks=checks, metrics_address=metrics_address, metrics_token=token)

@@ -30,6 +30,7 @@ from starlette.responses import Response
 
 from server.credentials import Secrets
 from server.settings import Settings
+from server.web.revoked import SharedRevokedSessions
 
 SESSION_COOKIE = "mailgate_session"
 SIGNIN_COOKIE = "mailgate_signin"
@@ -104,7 +105,11 @@ class SessionCodec:
         ).digest()
         self._flash_key = hmac.new(secrets_.secret_key, b"mailgate flash messages v1", hashlib.sha256).digest()
         self._https = bool(settings.public_url and settings.public_url.startswith("https://"))
-        self.revoked = RevokedSessions(settings.data_dir / REVOKED_DB)
+        self.revoked: RevokedSessions | SharedRevokedSessions = (
+            SharedRevokedSessions(settings)
+            if settings.database_url
+            else RevokedSessions(settings.data_dir / REVOKED_DB)
+        )
 
     @staticmethod
     def _seal(key: bytes, data: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from workflows.mail.search_query import SearchQuery, words
+from workflows.providers.sandbox.search import reindex_text
 from workflows.providers.sandbox.store import SandboxStore
 
 VOCABULARY = [
@@ -80,7 +81,7 @@ def bulk_insert(store: SandboxStore, items: list[dict[str, object]]) -> list[Rec
             row = db.execute(
                 "INSERT INTO messages (mailbox, folder, message_id, received_at, unread, held, raw, seq, thread_id,"
                 " sender, sender_name, to_json, subject, body, snippet, has_attachments)"
-                " VALUES (?, ?, ?, ?, ?, ?, x'', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     item["mailbox"],
                     item["folder"],
@@ -88,6 +89,7 @@ def bulk_insert(store: SandboxStore, items: list[dict[str, object]]) -> list[Rec
                     received.isoformat(),
                     int(bool(item["unread"])),
                     int(bool(item["held"])),
+                    b"",
                     None if item["held"] else n + 1,
                     item["thread"],
                     sender[1],
@@ -98,14 +100,15 @@ def bulk_insert(store: SandboxStore, items: list[dict[str, object]]) -> list[Rec
                     str(item["body"])[:200],
                     int(bool(item["has_attachments"])),
                 ),
-            )
-            assert row.lastrowid is not None
+            ).fetchone()
+            assert row is not None
+            row_id = int(row[0])
             labels = item["labels"]
             assert isinstance(labels, list)
-            db.executemany("INSERT INTO labels VALUES (?, ?)", [(row.lastrowid, label) for label in labels])
+            db.executemany("INSERT INTO labels VALUES (?, ?)", [(row_id, label) for label in labels])
             records.append(
                 Record(
-                    row_id=row.lastrowid,
+                    row_id=row_id,
                     mailbox=str(item["mailbox"]),
                     folder=str(item["folder"]),
                     subject=str(item["subject"]),
@@ -120,7 +123,7 @@ def bulk_insert(store: SandboxStore, items: list[dict[str, object]]) -> list[Rec
                     labels=labels,
                 )
             )
-        db.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
+        reindex_text(db)
     return records
 
 

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from workflows.ids import mailbox_key
 from workflows.models import Frozen
+from workflows.store import Database, Tx, migrate
 
 OAuthProvider = Literal["google", "microsoft", "custom"]
 REFRESH_MARGIN = 120.0  # seconds before expiry when an access token is renewed
@@ -98,20 +99,38 @@ def _key(secret_key: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"mailgate oauth grants").derive(secret_key)
 
 
-class GrantStore:
-    """Grants on disk, encrypted, one file per mailbox, bound to its address."""
+def _grants_table(tx: Tx) -> None:
+    blob = "BYTEA" if tx.dialect == "postgresql" else "BLOB"
+    tx.execute(f"CREATE TABLE IF NOT EXISTS grants (address TEXT PRIMARY KEY, blob {blob} NOT NULL)")
 
-    def __init__(self, data_dir: Path, secret_key: bytes) -> None:
+
+class GrantStore:
+    """Grants, encrypted and bound to their mailbox's address: one file per mailbox in the data
+    dir, or (``db``: the shared database of a deployment) one row each, so that every worker and
+    front door refreshes and uses the same grant."""
+
+    def __init__(self, data_dir: Path, secret_key: bytes, db: Database | None = None) -> None:
         self.directory = data_dir / "oauth"
         self._aead = AESGCM(_key(secret_key))
+        self._db = db
+        if db is not None:
+            migrate(db, "grants", [_grants_table])
+
+    def _read(self, address: str) -> bytes | None:
+        if self._db is not None:
+            rows = self._db.query("SELECT blob FROM grants WHERE address = ?", (address.lower(),))
+            return bytes(rows[0][0]) if rows else None
+        try:
+            return self.path(address).read_bytes()
+        except FileNotFoundError:
+            return None
 
     def path(self, address: str) -> Path:
         return self.directory / f"{mailbox_key(address)}.grant"
 
     def load(self, address: str) -> Grant | None:
-        try:
-            blob = self.path(address).read_bytes()
-        except FileNotFoundError:
+        blob = self._read(address)
+        if blob is None:
             return None
         try:
             plain = self._aead.decrypt(blob[:12], blob[12:], address.lower().encode())
@@ -120,9 +139,16 @@ class GrantStore:
         return Grant(**json.loads(plain))
 
     def save(self, address: str, grant: Grant) -> None:
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         nonce = secrets.token_bytes(12)
         blob = nonce + self._aead.encrypt(nonce, json.dumps(grant.to_json()).encode(), address.lower().encode())
+        if self._db is not None:
+            with self._db.transaction() as tx:
+                tx.execute(
+                    "INSERT INTO grants VALUES (?, ?) ON CONFLICT (address) DO UPDATE SET blob = excluded.blob",
+                    (address.lower(), blob),
+                )
+            return
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         target = self.path(address)
         temporary = target.with_suffix(".tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -131,6 +157,9 @@ class GrantStore:
         os.replace(temporary, target)
 
     def forget(self, address: str) -> bool:
+        if self._db is not None:
+            with self._db.transaction() as tx:
+                return tx.execute("DELETE FROM grants WHERE address = ?", (address.lower(),)).rowcount > 0
         try:
             self.path(address).unlink()
         except FileNotFoundError:

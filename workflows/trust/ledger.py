@@ -12,21 +12,19 @@ write close those doors:
   an upgrade code) and the mode each upgrade request asks for. Front doors and admission check
   what the mailbox workflow says against it and go with the stricter of the two.
 
-A small store interface (``LocalLedger``) with one engine today, SQLite in the data dir (0600);
-another engine (PostgreSQL, shared by the workers of a deployment) slots in behind it.
+A small interface (``LocalLedger``) on mailgate's store (``workflows/store``): SQLite in the data
+dir, or with ``MAILGATE_DATABASE_URL`` PostgreSQL, shared by every front door and worker.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sqlite3
-from collections.abc import Iterable, Iterator
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, get_args
 
 from workflows.models import Admission, MailboxConfig, OversightMode, strictness
+from workflows.store import Database, Tx, migrate, open_database
 
 LEDGER_DB = "ledger.db"
 _SCHEMA = (
@@ -74,101 +72,88 @@ def _refused(send_id: str, claimed_at: str) -> str:
     )
 
 
-class SqliteLedger:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._ready = False
+def _create(tx: Tx) -> None:
+    for statement in _SCHEMA:
+        if tx.dialect == "postgresql":
+            # Timestamps are compared as ISO text: byte order, whatever the database's locale.
+            statement = statement.replace("claimed_at TEXT", 'claimed_at TEXT COLLATE "C"')
+        tx.execute(statement)
 
-    @contextlib.contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        if not self.path.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with contextlib.suppress(FileExistsError):
-                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            if not self._ready:
-                for statement in _SCHEMA:
-                    db.execute(statement)
-                self._ready = True
-            yield db
-        finally:
-            db.close()
+
+class StoreLedger:
+    """The ledger on the store interface: SQLite in the data dir, or PostgreSQL shared by every
+    front door and worker of a deployment (``MAILGATE_DATABASE_URL``)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        migrate(db, "ledger", [_create])
 
     def claim_delivery(self, send_id: str, run_id: str, mailbox: str, at: datetime) -> str | None:
-        with self._db() as db:
-            # One statement each, so two runs racing cannot both hold the claim.
-            db.execute(
-                "INSERT OR IGNORE INTO deliveries (send_id, run_id, mailbox, claimed_at) VALUES (?, ?, ?, ?)",
+        with self.db.transaction() as tx:
+            # Under the store's writer lock, so two runs racing cannot both hold the claim.
+            tx.execute(
+                "INSERT INTO deliveries (send_id, run_id, mailbox, claimed_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
                 (send_id, run_id, mailbox.lower(), at.isoformat()),
             )
-            holder, claimed_at = db.execute(
-                "SELECT run_id, claimed_at FROM deliveries WHERE send_id = ?", (send_id,)
-            ).fetchone()
-        return None if holder == run_id else _refused(send_id, claimed_at)
+            row = tx.execute("SELECT run_id, claimed_at FROM deliveries WHERE send_id = ?", (send_id,)).fetchone()
+        assert row is not None
+        return None if row[0] == run_id else _refused(send_id, row[1])
 
     def delivery_problem(self, send_id: str, run_id: str) -> str | None:
-        with self._db() as db:
-            row = db.execute("SELECT run_id, claimed_at FROM deliveries WHERE send_id = ?", (send_id,)).fetchone()
-        return None if row is None or row[0] == run_id else _refused(send_id, row[1])
+        rows = self.db.query("SELECT run_id, claimed_at FROM deliveries WHERE send_id = ?", (send_id,))
+        return None if not rows or rows[0][0] == run_id else _refused(send_id, rows[0][1])
 
     def deliveries_since(self, mailbox: str, since: datetime, excluding: str) -> list[datetime]:
-        with self._db() as db:
-            rows = db.execute(
-                "SELECT claimed_at FROM deliveries WHERE mailbox = ? AND claimed_at > ? AND send_id != ?",
-                (mailbox.lower(), since.isoformat(), excluding),
-            ).fetchall()
-        return [datetime.fromisoformat(at) for (at,) in rows]
+        rows = self.db.query(
+            "SELECT claimed_at FROM deliveries WHERE mailbox = ? AND claimed_at > ? AND send_id != ?",
+            (mailbox.lower(), since.isoformat(), excluding),
+        )
+        return [datetime.fromisoformat(row[0]) for row in rows]
 
     def mailbox_config(self, address: str) -> MailboxConfig | None:
-        with self._db() as db:
-            row = db.execute("SELECT config FROM mailboxes WHERE address = ?", (address.lower(),)).fetchone()
-        return MailboxConfig.model_validate_json(row[0]) if row else None
+        rows = self.db.query("SELECT config FROM mailboxes WHERE address = ?", (address.lower(),))
+        return MailboxConfig.model_validate_json(rows[0][0]) if rows else None
 
     def record_config(self, config: MailboxConfig) -> None:
-        with self._db() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO mailboxes (address, config) VALUES (?, ?)",
+        with self.db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO mailboxes (address, config) VALUES (?, ?)"
+                " ON CONFLICT (address) DO UPDATE SET config = excluded.config",
                 (config.address.lower(), config.model_dump_json()),
             )
 
     def record_upgrade(self, request_id: str, mailbox: str, mode: OversightMode) -> None:
-        with self._db() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO upgrades (request_id, mailbox, mode) VALUES (?, ?, ?)",
+        with self.db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO upgrades (request_id, mailbox, mode) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 (request_id, mailbox.lower(), mode),
             )
 
     def upgrade_mode(self, request_id: str) -> OversightMode | None:
-        with self._db() as db:
-            row = db.execute("SELECT mode FROM upgrades WHERE request_id = ?", (request_id,)).fetchone()
+        rows = self.db.query("SELECT mode FROM upgrades WHERE request_id = ?", (request_id,))
         modes: tuple[OversightMode, ...] = get_args(OversightMode)
-        return next((m for m in modes if row and row[0] == m), None)
+        return next((m for m in modes if rows and rows[0][0] == m), None)
 
     def adopt(self, configs: Iterable[MailboxConfig]) -> list[str]:
         adopted: list[str] = []
-        with self._db() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                if db.execute("SELECT 1 FROM meta WHERE key = 'adopted'").fetchone() is None:
-                    for config in configs:
-                        known = db.execute("SELECT 1 FROM mailboxes WHERE address = ?", (config.address.lower(),))
-                        if known.fetchone() is None:
-                            db.execute(
-                                "INSERT INTO mailboxes (address, config) VALUES (?, ?)",
-                                (config.address.lower(), config.model_dump_json()),
-                            )
-                            adopted.append(config.address)
-                    db.execute("INSERT INTO meta (key, value) VALUES ('adopted', datetime('now'))")
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self.db.transaction() as tx:
+            if tx.execute("SELECT 1 FROM meta WHERE key = 'adopted'").fetchone() is None:
+                for config in configs:
+                    known = tx.execute("SELECT 1 FROM mailboxes WHERE address = ?", (config.address.lower(),))
+                    if known.fetchone() is None:
+                        tx.execute(
+                            "INSERT INTO mailboxes (address, config) VALUES (?, ?)",
+                            (config.address.lower(), config.model_dump_json()),
+                        )
+                        adopted.append(config.address)
+                tx.execute("INSERT INTO meta (key, value) VALUES ('adopted', ?)", (datetime.now(UTC).isoformat(),))
         return adopted
 
 
-def open_ledger(data_dir: Path) -> LocalLedger:
-    return SqliteLedger(data_dir / LEDGER_DB)
+def open_ledger(data_dir: Path, database_url: str | None = None) -> LocalLedger:
+    """The ledger in the data dir, or (``database_url``) in the shared PostgreSQL database."""
+    return StoreLedger(open_database(data_dir / LEDGER_DB, database_url, name="ledger"))
 
 
 # --- checking a mailbox's configuration against the record -------------------------------------

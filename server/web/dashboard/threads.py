@@ -10,7 +10,6 @@ a message. Only the one message a reviewer opens is parsed (bounded, in a worker
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
@@ -21,6 +20,7 @@ from workflows.mail.threads import message_ids
 from workflows.models import EmailDraft
 from workflows.providers.sandbox.store import SandboxStore
 from workflows.providers.sandbox.viewer import StoredMessage, message_index, thread_index
+from workflows.store import Row
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def _person(name: str, address: str) -> str:
     return f"{name} <{address}>" if name and address else name or address
 
 
-def indexed_entry(row: sqlite3.Row) -> ThreadEntry:
+def indexed_entry(row: Row) -> ThreadEntry:
     """An entry from the sandbox index's columns."""
     links = {row["message_id"], *json.loads(row["refs"])} | ({row["in_reply_to"]} if row["in_reply_to"] else set())
     return ThreadEntry(

@@ -12,8 +12,8 @@ from workflows.trust.ledger import open_ledger, stricter_admission, verified_con
 BOX = "Agent@Mailgate.Local"
 
 
-def test_a_send_is_claimed_once_and_only_its_run_may_go_on(tmp_path: Path) -> None:
-    ledger = open_ledger(tmp_path)
+def test_a_send_is_claimed_once_and_only_its_run_may_go_on(tmp_path: Path, database_url: str | None) -> None:
+    ledger = open_ledger(tmp_path, database_url)
     now = datetime.now(UTC)
     assert ledger.delivery_problem("send-1", "run-a") is None
     assert ledger.claim_delivery("send-1", "run-a", BOX, now) is None
@@ -26,11 +26,14 @@ def test_a_send_is_claimed_once_and_only_its_run_may_go_on(tmp_path: Path) -> No
     # Claims count towards rate limits, the send asking left out.
     assert ledger.claim_delivery("send-2", "run-c", BOX.lower(), now) is None
     assert ledger.deliveries_since(BOX, now - timedelta(hours=1), excluding="send-2") == [now]
-    assert stat.S_IMODE((tmp_path / "ledger.db").stat().st_mode) == 0o600
+    if database_url is None:
+        assert stat.S_IMODE((tmp_path / "ledger.db").stat().st_mode) == 0o600
+    else:
+        assert not (tmp_path / "ledger.db").exists()  # in PostgreSQL, shared by every process
 
 
-def test_configurations_are_recorded_and_adopted_once(tmp_path: Path) -> None:
-    ledger = open_ledger(tmp_path)
+def test_configurations_are_recorded_and_adopted_once(tmp_path: Path, database_url: str | None) -> None:
+    ledger = open_ledger(tmp_path, database_url)
     made = MailboxConfig(address=BOX, mode="gated_send", approvers=("boss@example.org",))
     ledger.record_config(made)
     older = MailboxConfig(address="old@mailgate.local", mode="monitored")

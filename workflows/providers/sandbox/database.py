@@ -1,18 +1,21 @@
-"""The sandbox's SQLite database: its schema, one connection shared between threads, and
-transactions. The store's parts (``store.py``, ``reads.py``, ``manage.py``) build on it."""
+"""The sandbox's database: its schema and transactions, on the store interface (a SQLite file
+in the data dir, or a PostgreSQL schema). The store's parts (``store.py``, ``reads.py``,
+``manage.py``) build on it."""
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from workflows.providers.sandbox import postgres
 from workflows.providers.sandbox.index import migrate
 from workflows.providers.sandbox.search import migrate_search
+from workflows.store import Database as Engine
+from workflows.store import Row, Tx, open_database
+from workflows.store import migrate as run_migrations
 from workflows.trust.marks import NoticeMarks
 
 SCHEMA = """
@@ -51,39 +54,42 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
-class Database:
-    """Synchronous access to the sandbox database; safe to share between threads."""
+def _create(tx: Tx) -> None:
+    """The mail index as it stands (a SQLite file of an older release is brought up to it in place)."""
+    if tx.dialect == "postgresql":
+        postgres.create(tx)
+        return
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            tx.execute(statement)
+    migrate(tx)
+    migrate_search(tx)
 
-    def __init__(self, path: Path, marks: NoticeMarks | None = None) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
+
+MIGRATIONS = [_create]
+
+
+class Database:
+    """Synchronous access to the sandbox database; safe to share between threads. ``path`` is
+    the SQLite file, or an opened store (``workflows.store.open_database``: SQLite or PostgreSQL)."""
+
+    def __init__(self, path: Path | Engine, marks: NoticeMarks | None = None) -> None:
+        self.db = path if isinstance(path, Engine) else open_database(path)
         self.marks = marks
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
-        with self._tx() as db:
-            migrate(db)
-            migrate_search(db)
+        run_migrations(self.db, "mail", MIGRATIONS)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.db.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def _tx(self) -> Iterator[Tx]:
+        with self.db.transaction() as tx:
+            yield tx
 
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            cursor = self._db.execute(sql, params)
-            cursor.row_factory = sqlite3.Row
-            return cursor.fetchall()
+    @contextmanager
+    def _read(self) -> Iterator[Tx]:
+        with self.db.read() as tx:
+            yield tx
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return self.db.query(sql, params)

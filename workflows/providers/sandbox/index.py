@@ -9,7 +9,6 @@ order: a message that links two threads merges them, and the old id stays an ali
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +17,7 @@ from workflows.mail.parsing import ParsedEmail, parse_email
 from workflows.mail.threads import base_subject, is_reply_subject
 from workflows.models import EmailAddress
 from workflows.read_models import EmailSummary, Folder
+from workflows.store import Row, Tx
 
 MAX_BODY_CHARS = 200_000
 SEARCH_BODY_CHARS = 20_000
@@ -68,8 +68,11 @@ SUMMARY_COLUMNS = (
 )
 
 
-def migrate(db: sqlite3.Connection) -> None:
-    """Add the index columns to a store made before them, and index the mail it already holds."""
+def migrate(db: Tx) -> None:
+    """Add the index columns to a store made before them, and index the mail it already holds
+    (SQLite files from older releases; PostgreSQL tables are created with every column)."""
+    if db.dialect != "sqlite":
+        return
     have = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
     missing = [name for name in INDEX_COLUMNS if name not in have]
     for name in missing:
@@ -87,13 +90,17 @@ def migrate(db: sqlite3.Connection) -> None:
             db.execute(f"UPDATE messages SET {assignments} WHERE id = ?", (*values.values(), row_id))  # noqa: S608
 
 
-def next_value(db: sqlite3.Connection, name: str) -> int:
-    db.execute("INSERT OR IGNORE INTO counters VALUES (?, 0)", (name,))
-    db.execute("UPDATE counters SET value = value + 1 WHERE name = ?", (name,))
-    return int(db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()[0])
+def next_value(db: Tx, name: str) -> int:
+    row = db.execute(
+        "INSERT INTO counters VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET value = counters.value + 1"
+        " RETURNING value",
+        (name,),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
-def assign_thread(db: sqlite3.Connection, mailbox: str, message_id: str, parsed: ParsedEmail) -> int:
+def assign_thread(db: Tx, mailbox: str, message_id: str, parsed: ParsedEmail) -> int:
     """The thread of a new message: the threads of every id it names, merged; a new one if none."""
     ids = list(dict.fromkeys([message_id, *parsed.parent_ids]))
     marks = ",".join("?" * len(ids))
@@ -122,8 +129,15 @@ def assign_thread(db: sqlite3.Connection, mailbox: str, message_id: str, parsed:
             db.execute("UPDATE thread_ids SET thread_id = ? WHERE thread_id = ?", (thread, other))
             db.execute("UPDATE messages SET thread_id = ? WHERE thread_id = ?", (thread, other))
             db.execute("UPDATE thread_merges SET new = ? WHERE new = ?", (thread, other))
-            db.execute("INSERT OR REPLACE INTO thread_merges VALUES (?, ?)", (other, thread))
-    db.executemany("INSERT OR REPLACE INTO thread_ids VALUES (?, ?, ?)", [(mailbox, ident, thread) for ident in ids])
+            db.execute(
+                "INSERT INTO thread_merges VALUES (?, ?) ON CONFLICT (old) DO UPDATE SET new = excluded.new",
+                (other, thread),
+            )
+    db.executemany(
+        "INSERT INTO thread_ids VALUES (?, ?, ?)"
+        " ON CONFLICT (mailbox, message_id) DO UPDATE SET thread_id = excluded.thread_id",
+        [(mailbox, ident, thread) for ident in ids],
+    )
     return thread
 
 
@@ -131,9 +145,7 @@ def _addresses(addresses: Sequence[EmailAddress]) -> str:
     return json.dumps([[a.name, a.address] for a in addresses], ensure_ascii=False)
 
 
-def index_values(
-    db: sqlite3.Connection, mailbox: str, message_id: str, parsed: ParsedEmail, *, held: bool
-) -> dict[str, Any]:
+def index_values(db: Tx, mailbox: str, message_id: str, parsed: ParsedEmail, *, held: bool) -> dict[str, Any]:
     """The index columns of one stored copy (assigning its thread and, if visible, its seq)."""
     sender = parsed.sender or EmailAddress(address="")
     body = parsed.text[:MAX_BODY_CHARS]
@@ -166,7 +178,7 @@ def parse_thread_key(key: str) -> int | None:
     return int(number) if number.isascii() and number.isdigit() and len(number) < 19 else None
 
 
-def resolve_thread(db: sqlite3.Connection, thread: int) -> int:
+def resolve_thread(db: Tx, thread: int) -> int:
     row = db.execute("SELECT new FROM thread_merges WHERE old = ?", (thread,)).fetchone()
     return int(row[0]) if row else thread
 
@@ -175,7 +187,7 @@ def _people(raw: str) -> tuple[EmailAddress, ...]:
     return tuple(EmailAddress(name=name, address=address) for name, address in json.loads(raw))
 
 
-def summary(row: sqlite3.Row, *, with_text: bool = False) -> EmailSummary:
+def summary(row: Row, *, with_text: bool = False) -> EmailSummary:
     folder: Folder = row["folder"]
     sender = EmailAddress(address=row["sender"], name=row["sender_name"]) if row["sender"] else None
     return EmailSummary(

@@ -4,7 +4,6 @@ never in changes, searches or threads' listings)."""
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from workflows.mail.parsing import parse_email
@@ -13,6 +12,7 @@ from workflows.providers.sandbox.database import Database, now_iso
 from workflows.providers.sandbox.index import SUMMARY_COLUMNS, index_values, next_value, summary
 from workflows.providers.sandbox.search import HIDDEN_FOLDERS, index_text, unindex_text
 from workflows.read_models import Action, EmailChange, EmailSummary, StoredEmail
+from workflows.store import Tx
 
 
 class Manage(Database):
@@ -81,7 +81,7 @@ class Manage(Database):
                 return "marked " + ("unread" if wanted else "read")
             assert target is not None
             if action == "label":
-                added = db.execute("INSERT OR IGNORE INTO labels VALUES (?, ?)", (row_id, target)).rowcount
+                added = db.execute("INSERT INTO labels VALUES (?, ?) ON CONFLICT DO NOTHING", (row_id, target)).rowcount
                 return f"labelled {target}" if added else f"already labelled {target}"
             removed = db.execute("DELETE FROM labels WHERE message = ? AND label = ?", (row_id, target)).rowcount
             return f"label {target} removed" if removed else f"had no label {target}"
@@ -98,12 +98,12 @@ class Manage(Database):
                 values.update(mailbox=mailbox, folder="drafts", received_at=now_iso(), unread=0, held=0)
                 names = ", ".join(values)
                 row = db.execute(
-                    f"INSERT INTO messages ({names}) VALUES ({', '.join('?' * len(values))})",  # noqa: S608
+                    f"INSERT INTO messages ({names}) VALUES ({', '.join('?' * len(values))}) RETURNING id",  # noqa: S608
                     tuple(values.values()),
-                )
-                assert row.lastrowid is not None
-                index_text(db, row.lastrowid, values["subject"], values["body"])
-                return str(row.lastrowid)
+                ).fetchone()
+                assert row is not None
+                index_text(db, int(row[0]), values["subject"], values["body"])
+                return str(row[0])
             row_id = self._draft_row(db, mailbox, draft_id)
             unindex_text(db, row_id)
             assignments = ", ".join(f"{name} = ?" for name in values)
@@ -111,7 +111,7 @@ class Manage(Database):
             index_text(db, row_id, values["subject"], values["body"])
             return draft_id.strip()
 
-    def _draft_row(self, db: sqlite3.Connection, mailbox: str, draft_id: str) -> int:
+    def _draft_row(self, db: Tx, mailbox: str, draft_id: str) -> int:
         ident = draft_id.strip()
         row = None
         if ident.isascii() and ident.isdigit() and len(ident) < 19:
@@ -131,8 +131,8 @@ class Manage(Database):
         return [summary(row) for row in rows]
 
     def draft(self, mailbox: str, draft_id: str) -> StoredEmail:
-        with self._lock:
-            row_id = self._draft_row(self._db, mailbox, draft_id)
+        with self._read() as tx:
+            row_id = self._draft_row(tx, mailbox, draft_id)
         rows = self._query(f"SELECT {SUMMARY_COLUMNS}, raw FROM messages WHERE id = ?", (row_id,))  # noqa: S608
         return StoredEmail(summary=summary(rows[0]), raw=bytes(rows[0]["raw"]))
 

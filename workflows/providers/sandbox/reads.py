@@ -4,7 +4,6 @@ and the delivery log (`mailgate sandbox list`). Held mail and hidden folders sta
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +11,7 @@ from pydantic import BaseModel
 
 from workflows.mail.search_query import parse_query
 from workflows.providers.base import EmailNotFound
+from workflows.providers.sandbox import postgres
 from workflows.providers.sandbox.database import Database
 from workflows.providers.sandbox.index import SUMMARY_COLUMNS, parse_thread_key, resolve_thread, summary
 from workflows.providers.sandbox.search import HIDDEN_FOLDERS, RANK, conditions, match_expression
@@ -43,8 +43,8 @@ class Reads(Database):
         params: list[Any] = [mailbox]
         search = parse_query(query.search) if query.search else None
         if search is not None:
-            with self._lock:
-                found, values = conditions(self._db, search, default_folder=query.folder)
+            with self._read() as tx:
+                found, values = conditions(tx, search, default_folder=query.folder)
             where += found
             params += values
         else:
@@ -61,7 +61,8 @@ class Reads(Database):
             where.append("received_at >= ?")
             params.append(query.since.astimezone(UTC).isoformat())
         if query.sender:
-            where.append("(sender LIKE ? ESCAPE '\\' OR sender_name LIKE ? ESCAPE '\\')")
+            like = self.db.like
+            where.append(f"(sender {like} ? ESCAPE '\\' OR sender_name {like} ? ESCAPE '\\')")
             params += [_like(query.sender)] * 2
         if query.text:
             where.append("search LIKE ? ESCAPE '\\'")
@@ -74,21 +75,19 @@ class Reads(Database):
                 raise ValueError("cursor: not a cursor from a previous listing")
             where.append("id > ?" if query.oldest_first else "id < ?")
             params.append(int(query.cursor))
-        with self._lock:
+        with self._read() as tx:
             if query.thread_id is not None:
                 number = parse_thread_key(query.thread_id)
                 if number is None:
                     return EmailPage(emails=())
                 where.append("thread_id = ?")
-                params.append(resolve_thread(self._db, number))
+                params.append(resolve_thread(tx, number))
             columns = SUMMARY_COLUMNS + (", body" if query.with_text else "")
             order = "ASC" if query.oldest_first else "DESC"
-            cursor = self._db.execute(
+            rows = tx.execute(
                 f"SELECT {columns} FROM messages WHERE {' AND '.join(where)} ORDER BY id {order} LIMIT ?",  # noqa: S608
                 (*params, query.limit + 1),
-            )
-            cursor.row_factory = sqlite3.Row
-            rows = cursor.fetchall()
+            ).fetchall()
         emails = tuple(summary(row, with_text=query.with_text) for row in rows[: query.limit])
         more = len(rows) > query.limit
         return EmailPage(emails=emails, next_cursor=emails[-1].email_id if more and emails else None)
@@ -100,26 +99,31 @@ class Reads(Database):
         if cursor and not (cursor.isascii() and cursor.isdigit() and len(cursor) < 10):
             raise ValueError("cursor: not a cursor from a previous search")
         start = int(cursor) if cursor else 0
-        with self._lock:
-            where, params = conditions(self._db, query, default_folder=None, with_match=not query.ranked)
-            match = match_expression(query)
-            if match:
+        with self._read() as tx:
+            where, params = conditions(tx, query, default_folder=None, with_match=not query.ranked)
+            match = match_expression(query, tx.dialect)
+            if match and tx.dialect == "postgresql":
+                sql = (
+                    f"SELECT {SUMMARY_COLUMNS} FROM messages JOIN (SELECT id AS hit, {postgres.RANK} AS score"  # noqa: S608
+                    " FROM message_words WHERE words @@ ?::tsquery) AS hits ON hit = id"
+                    f" WHERE mailbox = ? AND {' AND '.join(where)} ORDER BY score DESC, id DESC LIMIT ? OFFSET ?"
+                )
+                args: list[Any] = [match, match, mailbox, *params, limit + 1, start]
+            elif match:
                 # Rank inside the full-text index, then apply the other conditions to those rows.
                 sql = (
                     f"SELECT {SUMMARY_COLUMNS} FROM messages JOIN (SELECT rowid AS hit, {RANK} AS score"  # noqa: S608
                     " FROM messages_fts WHERE messages_fts MATCH ?) ON hit = id"
                     f" WHERE mailbox = ? AND {' AND '.join(where)} ORDER BY score, id DESC LIMIT ? OFFSET ?"
                 )
-                args: list[Any] = [match, mailbox, *params, limit + 1, start]
+                args = [match, mailbox, *params, limit + 1, start]
             else:
                 sql = (
                     f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE mailbox = ? AND {' AND '.join(where)}"  # noqa: S608
                     " ORDER BY id DESC LIMIT ? OFFSET ?"
                 )
                 args = [mailbox, *params, limit + 1, start]
-            cursor_ = self._db.execute(sql, args)
-            cursor_.row_factory = sqlite3.Row
-            rows = cursor_.fetchall()
+            rows = tx.execute(sql, args).fetchall()
         emails = tuple(summary(row) for row in rows[:limit])
         return EmailPage(emails=emails, next_cursor=str(start + limit) if len(rows) > limit else None)
 

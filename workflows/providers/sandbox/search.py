@@ -1,13 +1,15 @@
 """Search over the sandbox's mail index (also the IMAP index): SQL conditions for a parsed
-query, and the full-text index (SQLite FTS5 over subject and body) kept beside the messages."""
+query, and the full-text index kept beside the messages (SQLite FTS5 over subject and body;
+on PostgreSQL a tsvector per message, ``workflows/providers/sandbox/postgres.py``)."""
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from workflows.mail.search_query import SearchQuery
+from workflows.providers.sandbox import postgres
 from workflows.providers.sandbox.index import parse_thread_key, resolve_thread
+from workflows.store import Tx
 
 FTS_SCHEMA = (
     "CREATE VIRTUAL TABLE messages_fts USING fts5(subject, body, content='messages', content_rowid='id',"
@@ -29,8 +31,10 @@ STANDARD_FOLDERS = ("inbox", "sent", "archive", "trash", "drafts")
 RANK = "bm25(messages_fts, 4.0, 1.0)"
 
 
-def migrate_search(db: sqlite3.Connection) -> None:
+def migrate_search(db: Tx) -> None:
     """Create the full-text index and labels; index the mail already stored (once)."""
+    if db.dialect == "postgresql":
+        return  # postgres.SCHEMA has both
     for statement in LABELS_SCHEMA.split(";"):
         if statement.strip():
             db.execute(statement)
@@ -39,17 +43,31 @@ def migrate_search(db: sqlite3.Connection) -> None:
         db.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
 
 
-def index_text(db: sqlite3.Connection, row_id: int, subject: str, body: str) -> None:
+def index_text(db: Tx, row_id: int, subject: str, body: str) -> None:
+    if db.dialect == "postgresql":
+        postgres.index_text(db, row_id, subject, body)
+        return
     db.execute("INSERT INTO messages_fts(rowid, subject, body) VALUES (?, ?, ?)", (row_id, subject, body))
 
 
-def unindex_text(db: sqlite3.Connection, row_id: int) -> None:
+def unindex_text(db: Tx, row_id: int) -> None:
     """Take a row out of the full-text index (external content: the old values must be given)."""
+    if db.dialect == "postgresql":
+        db.execute("DELETE FROM message_words WHERE id = ?", (row_id,))
+        return
     db.execute(
         "INSERT INTO messages_fts(messages_fts, rowid, subject, body) SELECT 'delete', id, subject, body"
         " FROM messages WHERE id = ?",
         (row_id,),
     )
+
+
+def reindex_text(db: Tx) -> None:
+    """Rebuild the full-text index from the messages (after rows were written straight into them)."""
+    if db.dialect == "postgresql":
+        postgres.reindex(db)
+    else:
+        db.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
 
 
 def _like(text: str) -> str:
@@ -61,34 +79,45 @@ def _phrase(words: tuple[str, ...]) -> str:
     return '"' + " ".join(words) + '"'  # words are letters and digits only: nothing to escape
 
 
-def match_expression(query: SearchQuery) -> str | None:
+def match_expression(query: SearchQuery, dialect: str = "sqlite") -> str | None:
+    """The words of a query as the engine's full-text index takes them (FTS5 MATCH or a tsquery)."""
+    if dialect == "postgresql":
+        return postgres.query(query)
     parts = [_phrase(t) for t in query.terms] + [f"subject : {_phrase(t)}" for t in query.subject]
     return " AND ".join(parts) or None
 
 
 def conditions(
-    db: sqlite3.Connection, query: SearchQuery, *, default_folder: str | None, with_match: bool = True
+    db: Tx, query: SearchQuery, *, default_folder: str | None, with_match: bool = True
 ) -> tuple[list[str], list[Any]]:
     """WHERE conditions (on table ``messages``) and their parameters; held mail is never included.
     ``with_match=False`` leaves the words out, for a caller that joins the full-text index itself."""
+    pg = db.dialect == "postgresql"
+    like = "ILIKE" if pg else "LIKE"  # SQLite's LIKE already ignores (ASCII) case
     where = ["held = 0", f"folder NOT IN {HIDDEN_FOLDERS!r}"]
     params: list[Any] = []
     folder = query.folder or default_folder
     if folder:
         # Standard folders are stored lower-case: a plain comparison keeps the listing index usable.
-        where.append("folder = ?" if folder in STANDARD_FOLDERS else "folder = ? COLLATE NOCASE")
+        if folder in STANDARD_FOLDERS:
+            where.append("folder = ?")
+        else:
+            where.append("lower(folder) = lower(?)" if pg else "folder = ? COLLATE NOCASE")
         params.append(folder)
     else:
         where.append(f"folder NOT IN {SEARCH_SKIPS!r}")
-    match = match_expression(query) if with_match else None
+    match = match_expression(query, db.dialect) if with_match else None
     if match:
-        where.append("id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)")
+        if pg:
+            where.append("id IN (SELECT id FROM message_words WHERE words @@ ?::tsquery)")
+        else:
+            where.append("id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)")
         params.append(match)
     for sender in query.senders:
-        where.append("(sender LIKE ? ESCAPE '\\' OR sender_name LIKE ? ESCAPE '\\')")
+        where.append(f"(sender {like} ? ESCAPE '\\' OR sender_name {like} ? ESCAPE '\\')")
         params += [_like(sender)] * 2
     for recipient in query.recipients:
-        where.append("(to_json LIKE ? ESCAPE '\\' OR cc_json LIKE ? ESCAPE '\\')")
+        where.append(f"(to_json {like} ? ESCAPE '\\' OR cc_json {like} ? ESCAPE '\\')")
         params += [_like(recipient)] * 2
     if query.has_attachment:
         where.append("has_attachments = 1")

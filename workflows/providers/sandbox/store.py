@@ -11,7 +11,6 @@ agent read includes. Reads are in ``reads.py``, changes and drafts in ``manage.p
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -21,6 +20,7 @@ from workflows.providers.sandbox.index import index_values
 from workflows.providers.sandbox.manage import Manage
 from workflows.providers.sandbox.reads import Reads
 from workflows.providers.sandbox.search import index_text
+from workflows.store import Tx
 
 
 class SandboxStore(Reads, Manage):
@@ -28,7 +28,7 @@ class SandboxStore(Reads, Manage):
 
     def create_mailbox(self, address: str) -> None:
         with self._tx() as db:
-            db.execute("INSERT OR IGNORE INTO mailboxes VALUES (?, ?)", (address, now_iso()))
+            db.execute("INSERT INTO mailboxes VALUES (?, ?) ON CONFLICT DO NOTHING", (address, now_iso()))
 
     def is_local(self, address: str) -> bool:
         return bool(self._query("SELECT 1 FROM mailboxes WHERE address = ?", (address,)))
@@ -67,7 +67,7 @@ class SandboxStore(Reads, Manage):
             for recipient in recipients:
                 is_local = recipient.lower() in local
                 cursor = db.execute(
-                    "INSERT OR IGNORE INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     (message_id, recipient, sender, parsed.subject, json.dumps(to), now, int(is_local)),
                 )
                 if cursor.rowcount == 0:
@@ -82,7 +82,7 @@ class SandboxStore(Reads, Manage):
 
     def _insert(
         self,
-        db: sqlite3.Connection,
+        db: Tx,
         mailbox: str,
         folder: str,
         message_id: str,
@@ -92,7 +92,8 @@ class SandboxStore(Reads, Manage):
         *,
         unread: bool,
         held: bool,
-    ) -> None:
+    ) -> bool:
+        """Store one copy (once: False when this folder has that Message-ID already)."""
         if self.marks is not None and self.marks.in_message(raw, parsed.text):
             # mailgate's own notice to a human, wherever it was filed: never shown to an agent.
             folder, held = "notices", True
@@ -100,7 +101,7 @@ class SandboxStore(Reads, Manage):
             "SELECT 1 FROM messages WHERE mailbox = ? AND folder = ? AND message_id = ?", (mailbox, folder, message_id)
         ).fetchone()
         if exists:
-            return
+            return False
         values = {
             "mailbox": mailbox,
             "folder": folder,
@@ -113,6 +114,10 @@ class SandboxStore(Reads, Manage):
         }
         names = ", ".join(values)
         marks = ", ".join("?" * len(values))
-        row = db.execute(f"INSERT INTO messages ({names}) VALUES ({marks})", tuple(values.values()))  # noqa: S608
-        assert row.lastrowid is not None
-        index_text(db, row.lastrowid, values["subject"], values["body"])
+        row = db.execute(
+            f"INSERT INTO messages ({names}) VALUES ({marks}) RETURNING id",  # noqa: S608
+            tuple(values.values()),
+        ).fetchone()
+        assert row is not None
+        index_text(db, int(row[0]), values["subject"], values["body"])
+        return True

@@ -3,7 +3,6 @@ index columns, newest first."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Collection
 from datetime import datetime
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from workflows.providers.sandbox.store import SandboxStore
+from workflows.store import Row
 
 
 class StoredMessage(BaseModel):
@@ -25,7 +25,7 @@ class StoredMessage(BaseModel):
     raw: bytes
 
 
-def _stored(row: sqlite3.Row) -> StoredMessage:
+def _stored(row: Row) -> StoredMessage:
     return StoredMessage(
         id=row["id"],
         mailbox=row["mailbox"],
@@ -33,11 +33,11 @@ def _stored(row: sqlite3.Row) -> StoredMessage:
         message_id=row["message_id"],
         received_at=datetime.fromisoformat(row["received_at"]),
         held=bool(row["held"]),
-        raw=row["raw"],
+        raw=bytes(row["raw"]),
     )
 
 
-def _newest(store: SandboxStore, columns: str, mailbox: str | None, limit: int) -> list[sqlite3.Row]:
+def _newest(store: SandboxStore, columns: str, mailbox: str | None, limit: int) -> list[Row]:
     sql = f"SELECT {columns} FROM messages"  # noqa: S608
     params: list[Any] = []
     if mailbox:
@@ -66,14 +66,12 @@ INDEX_LISTING = (
 )
 
 
-def message_index(store: SandboxStore, mailbox: str | None = None, limit: int = 500) -> list[sqlite3.Row]:
+def message_index(store: SandboxStore, mailbox: str | None = None, limit: int = 500) -> list[Row]:
     """The index columns (never the raw bytes) of the newest messages of one mailbox (or of all), newest first."""
     return _newest(store, INDEX_LISTING, mailbox, limit)
 
 
-def thread_index(
-    store: SandboxStore, mailbox: str, message_ids: Collection[str], limit: int = 500
-) -> list[sqlite3.Row]:
+def thread_index(store: SandboxStore, mailbox: str, message_ids: Collection[str], limit: int = 500) -> list[Row]:
     """The index columns of every message of `mailbox` in a thread that names one of `message_ids`, oldest first."""
     ids = list(message_ids)
     if not ids:

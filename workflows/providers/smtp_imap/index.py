@@ -1,4 +1,4 @@
-"""The local index of one IMAP mailbox: what was synced, in the sandbox's SQLite mail index.
+"""The index of one IMAP mailbox: what was synced, in the sandbox's mail index (SQLite or PostgreSQL).
 
 Why a local copy: listings, threads and reply lookups then cost a SQLite query (as for the
 sandbox) instead of IMAP round trips, threads are built once at arrival (JWZ over the whole
@@ -14,12 +14,15 @@ or a UIDVALIDITY change maps the new UID onto the row already there, so nothing 
 from __future__ import annotations
 
 import hashlib
+import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 from workflows.mail.parsing import parse_email
 from workflows.providers.sandbox.store import SandboxStore
+from workflows.store import Database, Tx, migrate
 from workflows.trust.marks import NoticeMarks
 
 Kind = Literal["inbox", "sent"]
@@ -27,13 +30,13 @@ Kind = Literal["inbox", "sent"]
 IMAP_SCHEMA = """
 CREATE TABLE IF NOT EXISTS imap_folders (
     folder TEXT PRIMARY KEY,
-    uidvalidity INTEGER NOT NULL,
-    last_uid INTEGER NOT NULL
+    uidvalidity BIGINT NOT NULL,
+    last_uid BIGINT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS imap_uids (
     folder TEXT NOT NULL,
-    uid INTEGER NOT NULL,
-    message INTEGER NOT NULL,
+    uid BIGINT NOT NULL,
+    message BIGINT NOT NULL,
     PRIMARY KEY (folder, uid)
 );
 CREATE INDEX IF NOT EXISTS imap_uids_message ON imap_uids (message);
@@ -44,6 +47,28 @@ CREATE TABLE IF NOT EXISTS smtp_attempts (
     detail TEXT NOT NULL
 );
 """
+# UIDs are unsigned 32-bit: BIGINT on PostgreSQL (SQLite's INTEGER takes them either way).
+SET_UID = "INSERT INTO imap_uids VALUES (?, ?, ?) ON CONFLICT (folder, uid) DO UPDATE SET message = excluded.message"
+
+
+# Who syncs the mailbox now: the holder's lease ends when it is done, or by itself after
+# LEASE_SECONDS (a process killed mid-sync), so a crashed holder never blocks the others.
+# DOUBLE PRECISION: PostgreSQL's REAL has 4 bytes, too few for epoch seconds (about 2 minutes apart).
+LEASE_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS sync_lease"
+    " (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires DOUBLE PRECISION NOT NULL)"
+)
+LEASE_SECONDS = 300.0
+
+
+def _create(tx: Tx) -> None:
+    for statement in IMAP_SCHEMA.split(";"):
+        if statement.strip():
+            tx.execute(statement)
+
+
+def _create_lease(tx: Tx) -> None:
+    tx.execute(LEASE_SCHEMA)
 
 
 def stable_message_id(raw: bytes, message_id: str) -> str:
@@ -54,10 +79,27 @@ def stable_message_id(raw: bytes, message_id: str) -> str:
 class ImapIndex(SandboxStore):
     """The sandbox's store (messages, index columns, threads, ``seq``) plus UID bookkeeping."""
 
-    def __init__(self, path: Path, mailbox: str, marks: NoticeMarks | None = None) -> None:
+    def __init__(self, path: Path | Database, mailbox: str, marks: NoticeMarks | None = None) -> None:
         super().__init__(path, marks)
         self.mailbox = mailbox
-        self._db.executescript(IMAP_SCHEMA)
+        migrate(self.db, "imap", [_create, _create_lease])
+        self.holder = uuid.uuid4().hex
+
+    def take_lease(self, seconds: float = LEASE_SECONDS) -> bool:
+        """Become the one syncer of this mailbox for ``seconds`` (or renew); False if another process is."""
+        now = time.time()
+        with self._tx() as db:
+            taken = db.execute(
+                "INSERT INTO sync_lease VALUES ('sync', ?, ?) ON CONFLICT (name) DO UPDATE"
+                " SET holder = excluded.holder, expires = excluded.expires"
+                " WHERE sync_lease.expires < ? OR sync_lease.holder = excluded.holder",
+                (self.holder, now + seconds, now),
+            ).rowcount
+        return taken > 0
+
+    def drop_lease(self) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM sync_lease WHERE holder = ?", (self.holder,))
 
     def folder_state(self, folder: str) -> tuple[int, int] | None:
         rows = self._query("SELECT uidvalidity, last_uid FROM imap_folders WHERE folder = ?", (folder,))
@@ -67,7 +109,11 @@ class ImapIndex(SandboxStore):
         """A new UIDVALIDITY: the old UIDs mean nothing now; the messages stay (matched by Message-ID)."""
         with self._tx() as db:
             db.execute("DELETE FROM imap_uids WHERE folder = ?", (folder,))
-            db.execute("INSERT OR REPLACE INTO imap_folders VALUES (?, ?, 0)", (folder, uidvalidity))
+            db.execute(
+                "INSERT INTO imap_folders VALUES (?, ?, 0)"
+                " ON CONFLICT (folder) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = 0",
+                (folder, uidvalidity),
+            )
 
     def known(self, kind: Kind, message_ids: list[str]) -> dict[str, int]:
         if not message_ids:
@@ -93,25 +139,26 @@ class ImapIndex(SandboxStore):
         """Map known UIDs, store new messages, advance ``last_uid``: one transaction. Returns how many were new."""
         added = 0
         with self._tx() as db:
-            for uid, row in mapped.items():
-                db.execute("INSERT OR REPLACE INTO imap_uids VALUES (?, ?, ?)", (folder, uid, row))
+            for uid, known_row in mapped.items():
+                db.execute(SET_UID, (folder, uid, known_row))
             for uid, raw, seen, arrived in new:
                 parsed = parse_email(raw)
                 message_id = stable_message_id(raw, parsed.message_id)
                 at = (arrived or datetime.now(UTC)).astimezone(UTC).isoformat()
-                before = db.total_changes
-                self._insert(
+                added += self._insert(
                     db, self.mailbox, kind, message_id, at, raw, parsed, unread=not seen, held=held and kind == "inbox"
                 )
-                added += int(db.total_changes > before)  # _insert writes nothing for a Message-ID it has
-                row = db.execute(
+                found = db.execute(
                     "SELECT id FROM messages WHERE mailbox = ? AND folder IN (?, 'discarded', 'notices')"
                     " AND message_id = ?",
                     (self.mailbox, kind, message_id),
                 ).fetchone()
-                if row is not None:
-                    db.execute("INSERT OR REPLACE INTO imap_uids VALUES (?, ?, ?)", (folder, uid, row[0]))
-            db.execute("UPDATE imap_folders SET last_uid = MAX(last_uid, ?) WHERE folder = ?", (last_uid, folder))
+                if found is not None:
+                    db.execute(SET_UID, (folder, uid, found[0]))
+            db.execute(
+                "UPDATE imap_folders SET last_uid = CASE WHEN last_uid > ? THEN last_uid ELSE ? END WHERE folder = ?",
+                (last_uid, last_uid, folder),
+            )
         return added
 
     def record_sent(self, raw: bytes) -> None:
@@ -149,7 +196,7 @@ class ImapIndex(SandboxStore):
 
     def remember_uid(self, folder: str, uid: int, row: int) -> None:
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO imap_uids VALUES (?, ?, ?)", (folder, uid, row))
+            db.execute(SET_UID, (folder, uid, row))
 
     def apply_flags(self, folder: str, seen: dict[int, bool]) -> None:
         """The server's \\Seen flags onto the index (another mail client may have read the mail)."""

@@ -24,6 +24,9 @@ class Sync(ImapAccount):
         if self.config.imap is None:
             return 0
         async with self._lock:
+            # One sync of a mailbox at a time across every process that shares its index.
+            if not await asyncio.to_thread(self.index.take_lease):
+                return 0  # another process syncs it now; reads answer from the shared index
             try:
                 session = await self._imap()
                 held = await self.hooks.holds(self.config.address)
@@ -32,6 +35,8 @@ class Sync(ImapAccount):
             except ImapError:
                 await self._drop()
                 raise
+            finally:
+                await asyncio.to_thread(self.index.drop_lease)
             self._synced_at = time.monotonic()
         return fresh
 

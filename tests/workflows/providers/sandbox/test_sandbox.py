@@ -11,6 +11,7 @@ from workflows.models import DeliveryRequest, EmailAddress, EmailDraft
 from workflows.providers.base import PermanentDeliveryError
 from workflows.providers.sandbox.provider import SandboxProvider
 from workflows.providers.sandbox.store import SandboxStore
+from workflows.store import open_database
 
 
 def delivery(to: list[str], message_id: str = "<m1@mailgate.local>") -> DeliveryRequest:
@@ -24,8 +25,9 @@ def delivery(to: list[str], message_id: str = "<m1@mailgate.local>") -> Delivery
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SandboxStore:
-    store = SandboxStore(tmp_path / "sandbox.db")
+def store(tmp_path: Path, database_url: str | None) -> SandboxStore:
+    """On both engines: SQLite in tmp_path, and a fresh PostgreSQL database."""
+    store = SandboxStore(open_database(tmp_path / "sandbox.db", database_url))
     store.create_mailbox("agent@mailgate.local")
     store.create_mailbox("peer@mailgate.local")
     return store
@@ -66,7 +68,8 @@ async def test_a_send_without_recipients_fails_permanently(store: SandboxStore) 
         await SandboxProvider(store).send(empty)
 
 
-def test_two_store_objects_on_one_file_see_each_other(tmp_path: Path) -> None:
-    first, second = SandboxStore(tmp_path / "s.db"), SandboxStore(tmp_path / "s.db")
+def test_two_store_objects_on_one_file_see_each_other(tmp_path: Path, database_url: str | None) -> None:
+    first = SandboxStore(open_database(tmp_path / "s.db", database_url))
+    second = SandboxStore(open_database(tmp_path / "s.db", database_url))
     first.create_mailbox("agent@mailgate.local")
     assert second.is_local("AGENT@mailgate.local")

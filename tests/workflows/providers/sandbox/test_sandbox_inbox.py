@@ -12,6 +12,7 @@ from workflows.providers.base import EmailNotFound
 from workflows.providers.sandbox.provider import SandboxProvider, UnknownHold
 from workflows.providers.sandbox.store import SandboxStore
 from workflows.read_models import EmailQuery
+from workflows.store import open_database
 
 BOX = "agent@mailgate.local"
 
@@ -24,8 +25,9 @@ def raw(n: int, sender: str = "bob@example.com", subject: str | None = None, bod
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SandboxStore:
-    store = SandboxStore(tmp_path / "sandbox.db")
+def store(tmp_path: Path, database_url: str | None) -> SandboxStore:
+    """On both engines: SQLite in tmp_path, and a fresh PostgreSQL database."""
+    store = SandboxStore(open_database(tmp_path / "sandbox.db", database_url))
     store.create_mailbox(BOX)
     return store
 

@@ -8,19 +8,25 @@ from pathlib import Path
 
 import pytest
 
+from tests.peers.postgres_fixtures import ENGINES
 from tests.workflows.search_corpus import LABELS, PEOPLE, VOCABULARY, Record, bulk_insert, generate, matches
 from workflows.mail.search_query import QuerySyntaxError, parse_query
 from workflows.providers.sandbox.store import SandboxStore
 from workflows.read_models import EmailQuery
+from workflows.store import open_database
 
 BOX = "agent@mailgate.local"
 OTHER = "other@mailgate.local"
 COUNT = 6000
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[SandboxStore, list[Record]]:
-    store = SandboxStore(Path(tmp_path_factory.mktemp("search")) / "sandbox.db")
+@pytest.fixture(scope="module", params=ENGINES)
+def corpus(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[SandboxStore, list[Record]]:
+    """The same corpus on both engines: every test below runs on SQLite (FTS5) and PostgreSQL."""
+    url = request.getfixturevalue("postgres_server").new_database() if request.param == "postgresql" else None
+    store = SandboxStore(open_database(Path(tmp_path_factory.mktemp("search")) / "sandbox.db", url))
     records = bulk_insert(store, generate(COUNT, BOX) + generate(500, OTHER, seed=3))
     return store, records
 
@@ -134,8 +140,8 @@ def test_bad_queries_and_cursors_are_refused(corpus: tuple[SandboxStore, list[Re
         store.search(BOX, "invoice", 10, "abc")
 
 
-def test_mail_delivered_later_is_searchable(tmp_path: Path) -> None:
-    store = SandboxStore(tmp_path / "s.db")
+def test_mail_delivered_later_is_searchable(tmp_path: Path, database_url: str | None) -> None:
+    store = SandboxStore(open_database(tmp_path / "s.db", database_url))
     store.create_mailbox(BOX)
     raw = (
         f"Message-ID: <fresh@example.com>\r\nFrom: Dana <dana@example.org>\r\nTo: {BOX}\r\n"

@@ -343,6 +343,12 @@ class Mailboxes:
         # Shared with the notifier, which writes the code into the approvers' email.
         return upgrade_code(self._secret_key, request_id, CODE_LENGTH)
 
+    def recorded_upgrade(self, request: UpgradeRequest) -> UpgradeRequest | None:
+        """The request with the mode mailgate recorded when it was asked, None without a record: a
+        forged mailbox workflow could list an old request for a looser mode under a milder one."""
+        mode = self._ledger.upgrade_mode(request.request_id)
+        return None if mode is None else request.model_copy(update={"mode": mode})
+
     async def upgrades(self, mailbox: str | None = None) -> list[Upgrade]:
         """Upgrade requests with their codes, for humans only (CLI, approver API, dashboard)."""
         found = []
@@ -350,9 +356,10 @@ class Mailboxes:
         for address in await self._addresses(mailbox):
             for request in (await self.state(address)).upgrades:
                 request = request.as_of(now)
+                recorded = self.recorded_upgrade(request)
                 # A code is only worth showing while it can still be redeemed.
-                code = self.upgrade_code(request.request_id) if request.status == "pending" else ""
-                found.append(Upgrade(mailbox=address, request=request, code=code))
+                code = self.upgrade_code(request.request_id) if recorded and request.status == "pending" else ""
+                found.append(Upgrade(mailbox=address, request=recorded or request, code=code))
         return sorted(found, key=lambda u: u.request.requested_at, reverse=True)
 
     async def reviews(self, mailbox: str | None = None, *, include_acked: bool = False) -> list[Review]:

@@ -10,6 +10,7 @@ never by what the mailbox workflow answers: the mailbox stays gated and a send s
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from typing import Any
 
@@ -93,3 +94,43 @@ async def test_a_forged_mailbox_cannot_redeem_a_made_up_upgrade_code(serve: Serv
         assert sent.structured_content["status"] == "pending_approval", sent.structured_content
         await asyncio.sleep(2)
         assert deliveries(serve) == []
+
+
+async def test_an_old_request_listed_under_a_milder_mode_shows_and_applies_what_was_asked(serve: Serve) -> None:
+    """The agent asked for autonomous (the human said no), then for monitored. Temporal access
+    rewrites the mailbox's state so that the old request is the pending one, labelled monitored.
+    The human reads the mode mailgate recorded, and the code applies only that."""
+    await asyncio.to_thread(serve.start)
+    async with serve.mcp() as agent:
+        bold = await agent.call_tool("request_upgrade", {"mailbox": MAILBOX, "mode": "autonomous", "reason": "a"})
+        await agent.call_tool("request_upgrade", {"mailbox": MAILBOX, "mode": "monitored", "reason": "b"})
+    assert bold.structured_content is not None, bold.content
+    old_id = str(bold.structured_content["request_id"])
+
+    temporal = await temporal_of(serve)
+    box_id = ids.mailbox_workflow_id(MAILBOX)
+    box = temporal.get_workflow_handle_for(MailboxWorkflow.run, box_id)
+    real = await box.query(MailboxWorkflow.describe)
+    [old] = [u for u in real.upgrades if u.request_id == old_id]
+    await box.terminate("replaced")
+    forged = real.model_copy(update={"upgrades": (old.model_copy(update={"mode": "monitored"}),)})
+    await temporal.start_workflow(
+        MailboxWorkflow.run,
+        forged,
+        id=box_id,
+        task_queue="mailgate",
+        memo=mailbox_memo(forged.config),
+        search_attributes=TypedSearchAttributes([SearchAttributePair(MAILBOX_KEY, ids.mailbox_key(MAILBOX))]),
+    )
+
+    listed = serve.cli("upgrades", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [shown] = [u for u in json.loads(listed.stdout) if u["request"]["request_id"] == old_id]
+    assert shown["request"]["mode"] == "autonomous", shown  # what the agent asked, not the label
+    # A human who agrees to that gives the code; what is applied is what they read.
+    async with serve.mcp() as agent:
+        applied = await agent.call_tool("apply_upgrade", {"mailbox": MAILBOX, "code": shown["code"]})
+    assert not applied.is_error, applied.content
+    # Never looser than what the human read (the forged workflow applies its own label, and
+    # mailgate goes by the stricter of the two).
+    assert await mode_seen_by_agent(serve) in ("monitored", "autonomous")

@@ -36,6 +36,7 @@ from workflows.mailbox_models import (
     ReviewItem,
     UpgradeAsk,
     UpgradeRedeem,
+    UpgradeRequest,
     mailbox_memo,
 )
 from workflows.models import MailboxConfig, ModeChange, OversightMode, Role, is_looser

@@ -36,6 +36,7 @@ from workflows.mailbox_models import (
     ReviewItem,
     UpgradeAsk,
     UpgradeRedeem,
+    UpgradeRequest,
     mailbox_memo,
 )
 from workflows.models import MailboxConfig, ModeChange, OversightMode, Role, is_looser
@@ -294,11 +295,15 @@ class Mailboxes:
         reason = check_text(reason, "reason", 500)
         ask = UpgradeAsk(request_id=uuid.uuid4().hex[:12], mode=mode, reason=reason, requested_by=requested_by)
         request = await self._update(address, MailboxWorkflow.request_upgrade, ask)
+        if request.request_id != ask.request_id or request.mode != mode:
+            # The code goes out for the request asked here, not for one the workflow names (it could
+            # name an older request for a looser mode).
+            raise Conflict(f"the workflow of {address} answered another upgrade request; nothing was sent")
         self._ledger.record_upgrade(ask.request_id, address, mode)
         await notify_upgrade_requested(
-            self._client, self._settings, address, request.request_id, mode, reason, requested_by, self._proof_key
+            self._client, self._settings, address, ask.request_id, mode, reason, requested_by, self._proof_key
         )
-        return Upgrade(mailbox=address, request=request, code=self.upgrade_code(request.request_id))
+        return Upgrade(mailbox=address, request=request, code=self.upgrade_code(ask.request_id))
 
     async def apply_upgrade(self, address: str, code: str, *, actor: str) -> MailboxConfig:
         """Redeem a human's one-time code. The code is an HMAC of the request id under the server key,
@@ -321,9 +326,15 @@ class Mailboxes:
             self._proof_key, "upgrade", mailbox_workflow_id(address), UpgradeRedeem(request_id=match, actor=actor), now
         )
         self._recorded(address)
-        applied = await self._update(address, MailboxWorkflow.redeem_upgrade, redeem)
-        # The mode this front door recorded for the request (one from before the record: the workflow's).
-        mode = (self._ledger.upgrade_mode(match) if match else None) or applied.mode
+        # The mode this front door recorded for the request the code matched, never the workflow's
+        # answer: a mailbox workflow served by someone else's worker says yes to any code.
+        mode = self._ledger.upgrade_mode(match) if match else None
+        if match is not None and mode is None:
+            raise Conflict("this upgrade request is from before mailgate kept its record; call request_upgrade again")
+        await self._update(address, MailboxWorkflow.redeem_upgrade, redeem)
+        if mode is None:
+            log.warning("the workflow of %s accepted an upgrade code that matched no request", address)
+            raise Conflict("wrong or expired upgrade code")
         config = self._recorded(address).model_copy(update={"mode": mode})
         self._ledger.record_config(config)
         self._cache[address.lower()] = (time.monotonic(), config)
@@ -333,6 +344,12 @@ class Mailboxes:
         # Shared with the notifier, which writes the code into the approvers' email.
         return upgrade_code(self._secret_key, request_id, CODE_LENGTH)
 
+    def recorded_upgrade(self, request: UpgradeRequest) -> UpgradeRequest | None:
+        """The request with the mode mailgate recorded when it was asked, None without a record: a
+        forged mailbox workflow could list an old request for a looser mode under a milder one."""
+        mode = self._ledger.upgrade_mode(request.request_id)
+        return None if mode is None else request.model_copy(update={"mode": mode})
+
     async def upgrades(self, mailbox: str | None = None) -> list[Upgrade]:
         """Upgrade requests with their codes, for humans only (CLI, approver API, dashboard)."""
         found = []
@@ -340,9 +357,10 @@ class Mailboxes:
         for address in await self._addresses(mailbox):
             for request in (await self.state(address)).upgrades:
                 request = request.as_of(now)
+                recorded = self.recorded_upgrade(request)
                 # A code is only worth showing while it can still be redeemed.
-                code = self.upgrade_code(request.request_id) if request.status == "pending" else ""
-                found.append(Upgrade(mailbox=address, request=request, code=code))
+                code = self.upgrade_code(request.request_id) if recorded and request.status == "pending" else ""
+                found.append(Upgrade(mailbox=address, request=recorded or request, code=code))
         return sorted(found, key=lambda u: u.request.requested_at, reverse=True)
 
     async def reviews(self, mailbox: str | None = None, *, include_acked: bool = False) -> list[Review]:

@@ -91,6 +91,10 @@ class McpOAuth:
         if not isinstance(name, str) or not name:
             log.info("an OAuth bearer token has no %r claim to name its agent", self.claim)
             return None
+        if not name.isascii():
+            # Agent names are ASCII; Unicode lowercasing would make "\u212aeeper" the agent "keeper".
+            log.info("an OAuth bearer token names %r, which is no agent name", name)
+            return None
         agent = await anyio.to_thread.run_sync(self.identities.agent, name)
         if agent is None:
             log.info("an OAuth bearer token names %r, which is no agent here (`mailgate agents add`)", name)

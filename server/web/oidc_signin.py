@@ -69,6 +69,21 @@ class FlowSeal:
         return data if time.time() - data["at"] <= FLOW_SECONDS else None
 
 
+def vouched_email(claims: dict[str, Any]) -> str | None:
+    """The token's email if the provider says it verified it, else None.
+
+    Only an explicit yes counts (some providers send the string "true"; a missing claim or
+    "false" is no). ASCII only: Unicode lowercasing would turn another address into a person's
+    here (KELVIN SIGN lowercases to "k"), and people's addresses are compared lowercased.
+    """
+    email, verified = claims.get("email"), claims.get("email_verified")
+    if not isinstance(email, str) or not email or not email.isascii():
+        return None
+    if verified is True or (isinstance(verified, str) and verified.strip().lower() == "true"):
+        return email
+    return None
+
+
 def routes(dash: Dashboard) -> list[Route]:
     settings = dash.app.settings
     if not settings.oidc_issuer or not settings.oidc_client_id:
@@ -157,8 +172,8 @@ def routes(dash: Dashboard) -> list[Route]:
         except TokenError as exc:
             log.warning("single sign-on refused an ID token: %s", exc)
             return refused(request, 401, "The identity provider's answer could not be verified; nothing was signed in.")
-        email = claims.get("email")
-        if not isinstance(email, str) or not email or claims.get("email_verified") is False:
+        email = vouched_email(claims)
+        if email is None:
             return refused(request, 403, "The identity provider did not vouch for an email address.")
         person = await anyio.to_thread.run_sync(dash.app.identities.person, email)
         if person is None:

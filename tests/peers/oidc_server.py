@@ -39,6 +39,8 @@ SCOPES = ("openid", "email", "profile", "mailgate")
 class User:
     email: str
     password: str
+    # What the ID token says of the email: True, or what a careless provider sends (None: nothing).
+    email_verified: Any = True
 
     def get_user_id(self) -> str:
         return self.email
@@ -135,7 +137,10 @@ class IDToken(OpenIDCode):  # type: ignore[misc]
         return any(c.nonce == nonce for c in self.provider.codes.values())
 
     def generate_user_info(self, user: User, scope: str) -> UserInfo:
-        return UserInfo(sub=user.email, email=user.email, email_verified=True)
+        info = UserInfo(sub=user.email, email=user.email)
+        if user.email_verified is not None:
+            info["email_verified"] = user.email_verified
+        return info
 
 
 class AccessTokens(JWTBearerTokenGenerator):  # type: ignore[misc]
@@ -202,8 +207,8 @@ class OIDCPeer:
         self.server = Server(self.provider)
         self._http: ThreadingHTTPServer | None = None
 
-    def add_user(self, email: str, password: str) -> None:
-        self.provider.users[email] = User(email, password)
+    def add_user(self, email: str, password: str, email_verified: Any = True) -> None:
+        self.provider.users[email] = User(email, password, email_verified)
 
     def add_client(self, client: OIDCClient) -> None:
         self.provider.clients[client.client_id] = client

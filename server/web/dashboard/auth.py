@@ -21,8 +21,16 @@ from server.web.throttle import client_address, throttle_of
 
 
 def _local(path: str) -> str:
-    """Only a path on this site: a sign-in link must not bounce the user elsewhere."""
-    return path if path.startswith("/") and not path.startswith(("//", "/\\")) else "/"
+    """Only a path on this site: a sign-in link must not bounce the user elsewhere.
+
+    Browsers drop tabs and newlines from a URL and read a backslash as a slash, so "/<TAB>/evil"
+    and "/<TAB>\\evil" are "//evil", another site: no control characters, spaces or backslashes.
+    """
+    if not path.startswith("/") or path.startswith("//"):
+        return "/"
+    if "\\" in path or any(ord(c) <= 0x20 or ord(c) == 0x7F for c in path):
+        return "/"
+    return path
 
 
 def routes(dash: Dashboard) -> list[Route]:

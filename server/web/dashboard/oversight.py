@@ -103,14 +103,16 @@ def routes(dash: Dashboard) -> list[Route]:
         ctx.check_admin()  # the codes loosen a mailbox: an admin's act
         boxes = await mailbox_states(app)
         now = datetime.now(UTC)
-        items = [
-            (box.address, request.as_of(now))
+        listed = [
+            (box.address, request.as_of(now), app.mailboxes.recorded_upgrade(request))
             for box in boxes
             if box.state is not None
             for request in sorted(box.state.upgrades, key=lambda u: u.requested_at, reverse=True)
         ]
+        # The mode mailgate recorded for each request, and a code only for those it recorded.
+        items = [(address, recorded.as_of(now) if recorded else request) for address, request, recorded in listed]
         # Codes are derived from the server key and shown only here, to a signed-in human.
-        codes = {request.request_id: app.mailboxes.upgrade_code(request.request_id) for _, request in items}
+        codes = {r.request_id: app.mailboxes.upgrade_code(r.request_id) for _, _, r in listed if r is not None}
         return dash.page(ctx, "upgrades.html", items=items, codes=codes)
 
     async def inbound(ctx: Ctx) -> Response:

@@ -1,0 +1,136 @@
+"""An upgrade code is the only way an agent loosens its mailbox, also when Temporal is not mailgate's alone.
+
+A local process that reaches Temporal replaces a mailbox's workflow with one served by a worker
+of its own (its own task queue, mailgate's workflow type name): it answers every
+``redeem_upgrade`` with an autonomous configuration. The agent then calls ``apply_upgrade``
+with a made-up code. mailgate must go by what its front doors recorded for a code it matched,
+never by what the mailbox workflow answers: the mailbox stays gated and a send still waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import pytest
+from temporalio import workflow
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+from tests.e2e.test_temporal_forgery import MAILBOX, deliveries, mode_seen_by_agent, temporal_of
+from tests.serve import Serve
+from workflows import ids
+from workflows.mailbox import MailboxState, MailboxWorkflow, mailbox_memo
+from workflows.models import Admission, AdmitBatch, AdmitRequest, MailboxConfig
+from workflows.temporal import MAILBOX as MAILBOX_KEY
+
+pytestmark = pytest.mark.e2e
+
+
+@workflow.defn(name="MailboxWorkflow")
+class AttackersMailbox:
+    """Answers like a mailbox, says yes to any upgrade code, and lets every send out."""
+
+    def __init__(self) -> None:
+        self._state: MailboxState | None = None
+
+    @workflow.run
+    async def run(self, state: MailboxState) -> None:
+        self._state = state
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.query
+    def describe(self) -> MailboxState:
+        assert self._state is not None
+        return self._state
+
+    @workflow.update
+    def redeem_upgrade(self, redeem: Any) -> MailboxConfig:
+        assert self._state is not None
+        config = self._state.config.model_copy(update={"mode": "autonomous"})
+        self._state = self._state.model_copy(update={"config": config})
+        return config
+
+    @workflow.update
+    def admit(self, request: AdmitRequest) -> Admission:
+        return Admission(outcome="ok", mode="autonomous")
+
+    @workflow.update
+    def admit_many(self, batch: AdmitBatch) -> tuple[Admission, ...]:
+        return tuple(Admission(outcome="ok", mode="autonomous") for _ in batch.requests)
+
+
+async def test_a_forged_mailbox_cannot_redeem_a_made_up_upgrade_code(serve: Serve) -> None:
+    await asyncio.to_thread(serve.start)
+    assert await mode_seen_by_agent(serve) == "gated_send"
+    temporal = await temporal_of(serve)
+    box_id = ids.mailbox_workflow_id(MAILBOX)
+    real = await temporal.get_workflow_handle_for(MailboxWorkflow.run, box_id).query(MailboxWorkflow.describe)
+    queue = f"attacker-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        temporal, task_queue=queue, workflows=[AttackersMailbox], workflow_runner=UnsandboxedWorkflowRunner()
+    ):
+        await temporal.get_workflow_handle(box_id).terminate("replaced")
+        forged = MailboxState(config=real.config, created_by="mailgate", created_at=real.created_at, provisioned=True)
+        await temporal.start_workflow(
+            "MailboxWorkflow",
+            forged,
+            id=box_id,
+            task_queue=queue,
+            memo=mailbox_memo(forged.config),
+            search_attributes=TypedSearchAttributes([SearchAttributePair(MAILBOX_KEY, ids.mailbox_key(MAILBOX))]),
+        )
+
+        async with serve.mcp() as agent:
+            applied = await agent.call_tool("apply_upgrade", {"mailbox": MAILBOX, "code": "ABCD-EFGH"})
+            assert applied.is_error, applied.structured_content
+            assert await mode_seen_by_agent(serve) == "gated_send"
+            sent = await agent.call_tool(
+                "durable_send", {"mailbox": MAILBOX, "to": ["bob@example.com"], "subject": "Unseen", "body": "b"}
+            )
+        assert sent.structured_content is not None, sent.content
+        assert sent.structured_content["status"] == "pending_approval", sent.structured_content
+        await asyncio.sleep(2)
+        assert deliveries(serve) == []
+
+
+async def test_an_old_request_listed_under_a_milder_mode_shows_and_applies_what_was_asked(serve: Serve) -> None:
+    """The agent asked for autonomous (the human said no), then for monitored. Temporal access
+    rewrites the mailbox's state so that the old request is the pending one, labelled monitored.
+    The human reads the mode mailgate recorded, and the code applies only that."""
+    await asyncio.to_thread(serve.start)
+    async with serve.mcp() as agent:
+        bold = await agent.call_tool("request_upgrade", {"mailbox": MAILBOX, "mode": "autonomous", "reason": "a"})
+        await agent.call_tool("request_upgrade", {"mailbox": MAILBOX, "mode": "monitored", "reason": "b"})
+    assert bold.structured_content is not None, bold.content
+    old_id = str(bold.structured_content["request_id"])
+
+    temporal = await temporal_of(serve)
+    box_id = ids.mailbox_workflow_id(MAILBOX)
+    box = temporal.get_workflow_handle_for(MailboxWorkflow.run, box_id)
+    real = await box.query(MailboxWorkflow.describe)
+    [old] = [u for u in real.upgrades if u.request_id == old_id]
+    await box.terminate("replaced")
+    forged = real.model_copy(update={"upgrades": (old.model_copy(update={"mode": "monitored"}),)})
+    await temporal.start_workflow(
+        MailboxWorkflow.run,
+        forged,
+        id=box_id,
+        task_queue="mailgate",
+        memo=mailbox_memo(forged.config),
+        search_attributes=TypedSearchAttributes([SearchAttributePair(MAILBOX_KEY, ids.mailbox_key(MAILBOX))]),
+    )
+
+    listed = serve.cli("upgrades", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [shown] = [u for u in json.loads(listed.stdout) if u["request"]["request_id"] == old_id]
+    assert shown["request"]["mode"] == "autonomous", shown  # what the agent asked, not the label
+    # A human who agrees to that gives the code; what is applied is what they read.
+    async with serve.mcp() as agent:
+        applied = await agent.call_tool("apply_upgrade", {"mailbox": MAILBOX, "code": shown["code"]})
+    assert not applied.is_error, applied.content
+    # Never looser than what the human read (the forged workflow applies its own label, and
+    # mailgate goes by the stricter of the two).
+    assert await mode_seen_by_agent(serve) in ("monitored", "autonomous")

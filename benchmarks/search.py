@@ -2,7 +2,7 @@
 index's size on disk. Measured at the store (what the tools call, without MCP's own overhead):
 
     .venv/bin/python -m benchmarks.search              # 10,000 messages
-    .venv/bin/python -m benchmarks.search --sizes 10000,100000
+    .venv/bin/python -m benchmarks.search --sizes 10000,100000 --write   # also benchmarks/search_results.md
 
 The corpus is generated and written straight into the index (tests/workflows/search_corpus.py).
 """
@@ -52,7 +52,7 @@ def measure(size: int, rounds: int) -> dict[str, Any]:
         path = Path(tmp) / "sandbox.db"
         store = SandboxStore(path)
         for start in range(0, size, 10_000):  # in batches: one transaction each
-            bulk_insert(store, generate(min(10_000, size - start), MAILBOX, seed=start))
+            bulk_insert(store, generate(min(10_000, size - start), MAILBOX, seed=start, offset=start))
         store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         with store._tx() as db:
             fts_pages = db.execute("SELECT count(*) FROM messages_fts_data").fetchone()[0]
@@ -70,13 +70,47 @@ def measure(size: int, rounds: int) -> dict[str, Any]:
         return report
 
 
+RESULTS = Path(__file__).parent / "search_results.md"
+
+
+def markdown(reports: list[dict[str, Any]], started: str) -> str:
+    """The reports as a table: one column per corpus size, p50 / p99 in ms."""
+    sizes = [r["messages"] for r in reports]
+    lines = [
+        "# search_email and check_inbox at the store",
+        "",
+        f"`python -m benchmarks.search --sizes {','.join(map(str, sizes))}`, measured {started} on this shared 2-core",
+        "machine (generated corpus, tests/workflows/search_corpus.py; p50 / p99 in ms). Goal: search p50 <= 50 ms",
+        "at 100,000 messages.",
+        "",
+        "| measure | " + " | ".join(f"{n:,} messages" for n in sizes) + " |",
+        "|---|" + "---|" * len(sizes),
+        "| database with its FTS5 index on disk | "
+        + " | ".join(f"{r['db_bytes'] / 1e6:.1f} MB" for r in reports)
+        + " |",
+    ]
+    for key, value in reports[0].items():
+        if isinstance(value, dict):
+            cells = [f"{r[key]['p50_ms']} / {r[key]['p99_ms']}" for r in reports]
+            lines.append(f"| {key.replace('|', '/')} | " + " | ".join(cells) + " |")
+    over = "search_email, p50 over the queries"
+    lines.append(f"| **{over}** | " + " | ".join(f"**{r[over]}**" for r in reports) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="10000", help="comma-separated message counts")
     parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument("--write", action="store_true", help=f"also write {RESULTS.name}")
     args = parser.parse_args()
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    reports = []
     for size in (int(s) for s in args.sizes.split(",")):
-        print(json.dumps(measure(size, args.rounds), indent=2))
+        reports.append(measure(size, args.rounds))
+        print(json.dumps(reports[-1], indent=2), flush=True)
+    if args.write:
+        RESULTS.write_text(markdown(reports, started))
 
 
 if __name__ == "__main__":

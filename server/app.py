@@ -19,6 +19,7 @@ from server.sends import Sends
 from server.settings import Settings
 from server.sqlite_identities import open_identities
 from server.stores import database_url, ledger, sandbox_database
+from server.trash_approvals import TrashApprovals
 from server.views import Review
 from workflows.providers.base import ProviderSet
 from workflows.providers.sandbox.store import SandboxStore
@@ -39,6 +40,7 @@ class Mailgate:
     identities: IdentityStore
     manager: Manager
     drafts: Drafts
+    trash: TrashApprovals
 
     @classmethod
     def build(cls, settings: Settings, client: Client, secrets: Secrets, *, strict: bool = True) -> Mailgate:
@@ -48,6 +50,7 @@ class Mailgate:
         sandbox = SandboxStore(sandbox_database(settings), notice_marks(secrets))
         providers = build_providers(settings, client, sandbox, strict=strict)
         inbox = Inbox(client, settings, providers, mailboxes, sends)
+        trash = TrashApprovals(client, settings, mailboxes, proof_key(secrets.secret_key))
         return cls(
             settings=settings,
             client=client,
@@ -59,8 +62,9 @@ class Mailgate:
             inbox=inbox,
             reply_waits=ReplyWaits(client, settings, providers, sends),
             identities=open_identities(settings.data_dir, database_url(settings)),
-            manager=Manager(settings, providers, mailboxes),
+            manager=Manager(settings, providers, mailboxes, trash),
             drafts=Drafts(providers, mailboxes, inbox),
+            trash=trash,
         )
 
     def default_mailbox(self, mailbox: str | None) -> str:

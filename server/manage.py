@@ -1,7 +1,8 @@
 """Tidying a mailbox for an agent: archive, move, label, read flags and trash, under oversight.
 
-read_only changes nothing (each refusal says why); gated modes allow everything but a trash of
-more ids than ``trash_approval_over`` in one call; monitored and autonomous allow all. Every
+read_only changes nothing (each refusal says why); in gated modes a trash of more ids than
+``trash_approval_over`` in one call waits for a human (server/trash_approvals.py) and everything
+else is allowed; monitored and autonomous allow all. Every
 call that changed something is in the mailbox's audit log with the agent, the ids and folders.
 Held inbound mail is not found: it stays invisible until a human releases it.
 """
@@ -16,7 +17,9 @@ from pydantic import BaseModel
 from server.errors import Conflict, InvalidInput
 from server.mailboxes import Mailboxes
 from server.settings import Settings
+from server.trash_approvals import TrashApprovals
 from server.validation import parse_mailbox
+from workflows.models import GATED_MODES, MailboxConfig
 from workflows.providers.base import EmailNotFound, ProviderSet
 from workflows.read_models import Action
 
@@ -38,6 +41,9 @@ class ManageResult(BaseModel):
     action: Action
     results: list[ManageOutcome]
     changed: int
+    # A trash that waits for a human: its request id and status (pending_approval, trashed, ...).
+    approval_id: str | None = None
+    approval_status: str | None = None
 
 
 def _target(action: Action, folder: str | None, label: str | None) -> str | None:
@@ -62,10 +68,11 @@ def _target(action: Action, folder: str | None, label: str | None) -> str | None
 
 
 class Manager:
-    def __init__(self, settings: Settings, providers: ProviderSet, mailboxes: Mailboxes) -> None:
+    def __init__(self, settings: Settings, providers: ProviderSet, mailboxes: Mailboxes, trash: TrashApprovals) -> None:
         self._settings = settings
         self._providers = providers
         self._mailboxes = mailboxes
+        self._trash = trash
 
     async def manage(
         self,
@@ -91,11 +98,8 @@ class Manager:
                 "Only a human can change its mode (request_upgrade asks one)."
             )
         limit = self._settings.trash_approval_over
-        if action == "trash" and config.mode.startswith("gated") and len(ids) > limit:
-            raise Conflict(
-                f"mailbox {address} is {config.mode}: trashing more than {limit} emails in one call needs "
-                f"a human. Trash at most {limit} at a time, or archive them instead (archive needs no approval)."
-            )
+        if action == "trash" and config.mode in GATED_MODES and len(ids) > limit:
+            return await self._trash_by_approval(address, ids, config, actor)
         provider = self._providers.for_mailbox(address)
         results: list[ManageOutcome] = []
         for email_id in ids:
@@ -112,3 +116,28 @@ class Manager:
             detail = f"{action}{where}: {', '.join(changed)}"
             await self._mailboxes.record_action(address, f"email_{action}", actor, detail)
         return ManageResult(mailbox=address, action=action, results=results, changed=len(changed))
+
+    async def _trash_by_approval(self, address: str, ids: list[str], config: MailboxConfig, actor: str) -> ManageResult:
+        """More than trash_approval_over ids in a gated mailbox: a human decides, durably."""
+        state = await self._trash.request(address, ids, config, requester=actor)
+        waiting = {
+            "pending_approval": f"waits for a human's approval ({state.request_id}); nothing moved yet",
+            "trashing": f"approved by a human ({state.request_id}); moving to the trash",
+            "rejected": f"a human rejected this trash ({state.request_id}): {state.reason}; nothing moved",
+            "expired": f"nobody approved this trash in time ({state.request_id}); nothing moved",
+            "blocked": f"this trash was refused ({state.request_id}): {state.reason}",
+        }
+        if state.status == "trashed":
+            results = [ManageOutcome(email_id=o.email_id, ok=o.ok, result=o.result) for o in state.outcomes]
+            changed = sum(1 for r in results if r.ok and not r.result.startswith("already"))
+        else:
+            results = [ManageOutcome(email_id=i, ok=False, result=waiting[state.status]) for i in ids]
+            changed = 0
+        return ManageResult(
+            mailbox=address,
+            action="trash",
+            results=results,
+            changed=changed,
+            approval_id=state.request_id,
+            approval_status=state.status,
+        )

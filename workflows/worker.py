@@ -12,12 +12,14 @@ from workflows.activities.notify import NotifyActivities, NotifyConfig
 from workflows.activities.proofs import ProofActivities
 from workflows.activities.send import MailActivities
 from workflows.activities.slack import SlackActivities, SlackConfig
+from workflows.activities.trash import TrashActivities
 from workflows.mailbox import MailboxWorkflow
 from workflows.notify import NotifyWorkflow
 from workflows.providers.base import ProviderSet
 from workflows.reply_wait import ReplyWaitWorkflow
 from workflows.send import SendEmailWorkflow
 from workflows.slack import SlackWorkflow
+from workflows.trash_approval import BulkTrashWorkflow
 from workflows.trust.ledger import LocalLedger
 from workflows.watcher import MailboxWatcherWorkflow
 
@@ -32,6 +34,7 @@ WORKFLOWS = [
     ReplyWaitWorkflow,
     NotifyWorkflow,
     SlackWorkflow,
+    BulkTrashWorkflow,
 ]
 
 
@@ -63,6 +66,7 @@ def build_worker(
     inbox = InboxActivities(client, providers)
     notices = NotifyActivities(client, providers, notify, proof_key, ledger)
     slack_activities = SlackActivities(slack)
+    trash = TrashActivities(client, providers, proof_key)
     return Worker(
         client,
         task_queue=task_queue,
@@ -85,6 +89,7 @@ def build_worker(
             proofs.check_proof,
             slack_activities.post_slack,
             slack_activities.update_slack,
+            trash.trash_emails,
         ],
         # If the worker holding a workflow's cached state dies, another takes over sooner.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),

@@ -21,6 +21,7 @@ from server.deciders import refusal
 from server.errors import Forbidden
 from server.identities import Person
 from server.settings import Settings
+from server.trash_approvals import TrashSummary, is_trash_id
 from server.validation import check_person, parse_edits
 from workflows.mail.visibility import draft_warnings, show_invisible
 from workflows.models import Decision, EmailAddress, SendStatus, SendSummary
@@ -53,7 +54,25 @@ async def approvals_list(app: Mailgate, mailbox: str | None, status: str, limit:
         ]
         for s in sends
     ]
+    if status in ("pending", "all"):
+        # Bulk trash requests wait for the same humans (the table only: --json lists sends).
+        rows += trash_rows(await app.trash.pending(mailbox, None if status == "all" else "pending_approval"))
     return Shown(sends, lambda: columns(rows, ["SEND_ID", "STATUS", "MAILBOX", "TO", "SUBJECT", "REQUESTED"]))
+
+
+def trash_rows(requests: list[TrashSummary]) -> list[list[str]]:
+    """Trash requests in the approvals table's columns: no recipients; the subject says what."""
+    return [
+        [
+            r.request_id,
+            r.status,
+            r.mailbox,
+            "",
+            f"[trash {r.count} emails, asked by {r.requester}]",
+            r.requested_at.strftime("%Y-%m-%d %H:%M") if r.requested_at else "",
+        ]
+        for r in requests
+    ]
 
 
 @command(approvals, "approve", opens="settings", actor="Who decides.")
@@ -105,6 +124,11 @@ async def _decide(settings: Settings, send_id: str, decision: Decision) -> Shown
     app = await open_app(settings)
     if os.environ.get("MAILGATE_API_TOKEN"):
         decision = await person_decision(app, send_id, decision, named)
+    if is_trash_id(send_id):
+        trash = await app.trash.decide(send_id, decision)
+        done = "approved" if decision.decision == "approve" else "rejected"
+        outcomes = "".join(f"\n  {o.email_id}: {o.result}" for o in trash.outcomes)
+        return Shown(trash, lambda: f"{send_id}: {done} by {decision.approver}; status {trash.status}{outcomes}")
     if not await _has_worker(app):
         await app.sends.signal_decision(send_id, decision.model_copy(update={"decision_id": uuid.uuid4().hex}))
         click.echo(f"{send_id}: decision recorded; it takes effect when a mailgate worker runs", err=True)
@@ -141,7 +165,7 @@ async def person_decision(app: Mailgate, send_id: str, decision: Decision, named
         raise Forbidden("MAILGATE_API_TOKEN is empty; set it to your API token from `mailgate people add|reset`")
     if named and decision.approver.strip().lower() != person.email:
         raise Forbidden(f"--as: this token belongs to {person.email}; it cannot act as {decision.approver.strip()}")
-    state = await app.sends.status(send_id)
+    state = await app.trash.status(send_id) if is_trash_id(send_id) else await app.sends.status(send_id)
     refused = await refusal(app, person, state.mailbox, state.requester)
     if refused is not None:
         raise Forbidden(refused)

@@ -57,11 +57,21 @@ async def auth_status(settings: Settings, address: str | None) -> Shown:
 
 @command(auth, "logout", opens="settings", json=False)
 @click.argument("address")
-async def auth_logout(settings: Settings, address: str) -> int:
-    """Forget a mailbox's grant (sending and reading stop until the next login)."""
+@click.option("--local-only", is_flag=True, help="Forget the grant here without revoking it at the provider.")
+async def auth_logout(settings: Settings, address: str, local_only: bool) -> int:
+    """Revoke a mailbox's grant at the provider and forget it (sending and reading stop until the next login)."""
     from server.oauth_login import oauth_entry
+    from server.oauth_logout import logout
+    from workflows.providers.oauth import OAuthError
 
     entry = oauth_entry(settings, address)
-    forgot = _grants(settings).forget(entry.address)
-    click.echo(f"{entry.address}: " + ("grant forgotten" if forgot else "was not logged in"))
+    try:
+        click.echo(await logout(entry, _grants(settings), local_only=local_only))
+    except OAuthError as exc:
+        click.echo(
+            f"mailgate: {entry.address}: the grant could not be revoked, so it was kept: {exc}. "
+            f"Try again, or `mailgate auth logout {entry.address} --local-only` to forget it here anyway.",
+            err=True,
+        )
+        return 1
     return 0

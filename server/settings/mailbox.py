@@ -77,6 +77,9 @@ class MailboxEntry(BaseModel):
     oauth_authorize_url: str | None = None
     oauth_token_url: str | None = None
     oauth_device_url: str | None = None
+    oauth_revocation_url: str | None = Field(
+        default=None, description="RFC 7009 endpoint that `mailgate auth logout` revokes the grant at"
+    )
     oauth_scopes: list[str] = Field(default=[], max_length=20)
     oauth_tenant: str = Field(default="common", pattern=r"^[A-Za-z0-9.-]{1,100}$", description="Microsoft's tenant")
     # provider = "multimail": a mailbox at MultiMail, through its SDK.
@@ -177,7 +180,7 @@ class MailboxEntry(BaseModel):
             raise ValueError(f"{where}: auth = 'oauth2' needs oauth_provider and oauth_client_id")
         if self.oauth_provider == "custom" and not (self.oauth_authorize_url and self.oauth_token_url):
             raise ValueError(f"{where}: oauth_provider 'custom' needs oauth_authorize_url and oauth_token_url")
-        for name in ("oauth_authorize_url", "oauth_token_url", "oauth_device_url"):
+        for name in ("oauth_authorize_url", "oauth_token_url", "oauth_device_url", "oauth_revocation_url"):
             value = getattr(self, name)
             if value is not None and not is_https_or_loopback(value):
                 raise ValueError(f"{where}: {name}: https:// is required (http:// only to a loopback address)")
@@ -192,6 +195,7 @@ class MailboxEntry(BaseModel):
             authorize_url=self.oauth_authorize_url or (base.authorize_url if base else ""),
             token_url=self.oauth_token_url or (base.token_url if base else ""),
             device_url=self.oauth_device_url or (base.device_url if base else None),
+            revocation_url=self.oauth_revocation_url or (base.revocation_url if base else None),
             scopes=tuple(self.oauth_scopes) or (base.scopes if base else ()),
         )
         return OAuthClient(address=self.address, client_id=self.oauth_client_id, endpoints=endpoints)
@@ -238,6 +242,7 @@ OAUTH_FIELDS = {
     "oauth_authorize_url",
     "oauth_token_url",
     "oauth_device_url",
+    "oauth_revocation_url",
     "oauth_scopes",
     "oauth_tenant",
 }

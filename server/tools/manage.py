@@ -29,7 +29,11 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
     ) -> Annotated[CallToolResult, ManageResult]:
         """Archive, move, label, unlabel, mark read or unread, or trash up to 100 emails at once;
         the answer says per id what happened. Obeys the mailbox's oversight mode: read_only
-        changes nothing, and in gated modes a large trash needs a human. Audited."""
+        changes nothing; in gated modes a large trash waits for a human (approval_id; call again
+        with the same ids to see how it stands). Audited."""
         done = await app.manager.manage(app.default_mailbox(mailbox), email_ids, action, folder=folder, label=label)
         lines = [f"{r.email_id}: {r.result}" for r in done.results]
-        return result(done, f"{action} on {len(done.results)} emails, {done.changed} changed:\n" + "\n".join(lines))
+        head = f"{action} on {len(done.results)} emails, {done.changed} changed"
+        if done.approval_id:
+            head += f"; trash request {done.approval_id} is {done.approval_status}"
+        return result(done, head + ":\n" + "\n".join(lines))

@@ -15,6 +15,7 @@ from server.audit import audit_log
 from server.deciders import decidable, refusal
 from server.errors import Forbidden, InvalidInput, MailgateError, NotFound
 from server.identities import Person
+from server.trash_approvals import is_trash_id
 from server.validation import PolicyChanges, check_person, parse_edits
 from server.web.security import api_caller
 from workflows.models import Decision, OversightMode, SendStatus
@@ -177,14 +178,26 @@ async def list_approvals(request: Request, app: Mailgate) -> Any:
     # A person sees only what they may decide (a page may then hold fewer than limit).
     person = caller(request)
     sends = await decidable(app, person, page.sends) if person.email else page.sends
-    return {"approvals": dump(sends), "next_cursor": page.next_cursor}
+    answer: dict[str, Any] = {"approvals": dump(sends), "next_cursor": page.next_cursor}
+    if query.get("status") in (None, "pending", "all") and not query.get("cursor"):
+        # Bulk trash requests wait for the same humans; decided at the same approve/reject URLs.
+        every = query.get("status") == "all"
+        trash = await app.trash.pending(query.get("mailbox") or None, None if every else "pending_approval")
+        answer["trash_requests"] = dump([t for t in trash if person.can_see(t.mailbox)])
+    return answer
 
 
 async def _decision_for(request: Request, app: Mailgate, named: str | None) -> str:
     approver = who(request, named)
-    state = await app.sends.status(request.path_params["send_id"])
-    visible(request, state.mailbox)
-    await may_decide(request, app, state.mailbox, state.requester)
+    some_id = request.path_params["send_id"]
+    if is_trash_id(some_id):
+        trash = await app.trash.status(some_id)
+        mailbox, requester = trash.mailbox, trash.requester
+    else:
+        state = await app.sends.status(some_id)
+        mailbox, requester = state.mailbox, state.requester
+    visible(request, mailbox)
+    await may_decide(request, app, mailbox, requester)
     return approver
 
 
@@ -198,6 +211,8 @@ async def approve(request: Request, app: Mailgate) -> Any:
         edits=edits,
         channel=channel(request),
     )
+    if is_trash_id(request.path_params["send_id"]):
+        return dump(await app.trash.decide(request.path_params["send_id"], decision))
     return dump(await app.sends.decide(request.path_params["send_id"], decision))
 
 
@@ -205,10 +220,16 @@ async def reject(request: Request, app: Mailgate) -> Any:
     body = await read_body(request, RejectBody)
     approver = await _decision_for(request, app, body.approver)
     decision = Decision(decision="reject", approver=approver, reason=body.reason, channel=channel(request))
+    if is_trash_id(request.path_params["send_id"]):
+        return dump(await app.trash.decide(request.path_params["send_id"], decision))
     return dump(await app.sends.decide(request.path_params["send_id"], decision))
 
 
 async def show_send(request: Request, app: Mailgate) -> Any:
+    if is_trash_id(request.path_params["send_id"]):
+        trash = await app.trash.status(request.path_params["send_id"])
+        visible(request, trash.mailbox)
+        return dump(trash)
     state = await app.sends.status(request.path_params["send_id"])
     visible(request, state.mailbox)
     return dump(state)

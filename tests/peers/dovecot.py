@@ -174,6 +174,7 @@ def start_dovecot(
     tls_port: int | None = None,
     timeout: float = 10.0,
     oauth_introspection: str | None = None,
+    oauth_mechanisms: str = "xoauth2 oauthbearer",
 ) -> Dovecot:
     """Dovecot on 127.0.0.1: plain IMAP on ``port``, implicit TLS (self-signed) on ``tls_port``."""
     if not dovecot_available():
@@ -206,7 +207,7 @@ def start_dovecot(
                 uid=mail.pw_uid,
                 gid=mail.pw_gid,
                 ssl=SSL_ON.format(base=base),
-                mechanisms=" xoauth2 oauthbearer" if oauth_introspection else "",
+                mechanisms=f" {oauth_mechanisms}" if oauth_introspection else "",
                 oauth_passdb=OAUTH_PASSDB.format(base=base) if oauth_introspection else "",
             )
         )

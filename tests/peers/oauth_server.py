@@ -231,6 +231,8 @@ class DeviceEndpoint(DeviceAuthorizationEndpoint):
 
 
 class Revocation(RevocationEndpoint):
+    CLIENT_AUTH_METHODS = ["client_secret_basic", "none"]  # public clients send their client_id (RFC 7009 2.1)
+
     def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
         state: State = self.server.state
         return state.by_access(token_string) or state.by_refresh(token_string)
@@ -412,6 +414,21 @@ class OAuthPeer:
     def approve_device(self, user_code: str) -> None:
         with self.state.lock:
             self.state.device_grants[user_code] = self.state.user
+
+    def mint(self) -> Token:
+        """A grant as if the user had just logged in (for tests that do not play the login)."""
+        token = Token(
+            client_id=self.client_id,
+            user=self.state.user,
+            scope=SCOPE,
+            access_token=secrets.token_urlsafe(24),
+            refresh_token=secrets.token_urlsafe(32),
+            issued_at=time.time(),
+            expires_in=self.state.expires_in,
+        )
+        with self.state.lock:
+            self.state.tokens.append(token)
+        return token
 
     def revoke_all(self) -> None:
         """The user removes mailgate's access in their account settings."""

@@ -104,6 +104,7 @@ class OAuthSink(Sink):
 
     introspect_url: str = ""
     rs_secret: str = ""
+    mechanisms: list[str] = field(default_factory=list)  # the mechanism of each successful AUTH
 
     async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
         user, token = "", ""
@@ -111,15 +112,34 @@ class OAuthSink(Sink):
             fields = b64decode(args[1]).decode(errors="replace").split("\x01")
             user = next((f[5:] for f in fields if f.startswith("user=")), "")
             token = next((f[12:] for f in fields if f.startswith("auth=Bearer ")), "")
+        return await self._check(server, "XOAUTH2", user, token)
+
+    async def _check(self, server: SMTP, mechanism: str, user: str, token: str) -> AuthResult:
         if token:
             async with httpx.AsyncClient(timeout=10) as http:
                 answer = await http.post(self.introspect_url, data={"token": token}, auth=("rs", self.rs_secret))
             info = answer.json()
             if info.get("active") and info.get("username") == user:
+                self.mechanisms.append(mechanism)
                 return AuthResult(success=True, handled=False, auth_data=user)
-        # RFC 7628: an error challenge, the client's empty answer, then 535.
+        # RFC 7628: an error challenge, the client's dummy answer, then 535.
         await server.challenge_auth(json.dumps({"status": "401", "schemes": "bearer"}))
         return AuthResult(success=False, handled=False)
+
+
+@dataclass
+class OAuthBearerSink(OAuthSink):
+    """The same, also offering OAUTHBEARER (RFC 7628): a GS2 header with the user, then
+    host, port and auth fields separated by %x01."""
+
+    async def auth_OAUTHBEARER(self, server: SMTP, args: list[str]) -> AuthResult:
+        user, token = "", ""
+        if len(args) >= 2:
+            header, _, rest = b64decode(args[1]).decode(errors="replace").partition("\x01")
+            name = next((p[2:] for p in header.split(",") if p.startswith("a=")), "")
+            user = name.replace("=2C", ",").replace("=3D", "=")
+            token = next((f[12:] for f in rest.split("\x01") if f.startswith("auth=Bearer ")), "")
+        return await self._check(server, "OAUTHBEARER", user, token)
 
 
 class SmtpPeer:
@@ -135,6 +155,7 @@ class SmtpPeer:
         *,
         auth: bool = True,
         oauth_introspect: tuple[str, str] | None = None,
+        oauthbearer: bool = False,
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         if cert is None:
@@ -147,7 +168,8 @@ class SmtpPeer:
         users = users or {"agent@example.test": "smtp-secret"}
         self.sink: Sink = Sink(users)
         if oauth_introspect is not None:
-            self.sink = OAuthSink(users, introspect_url=oauth_introspect[0], rs_secret=oauth_introspect[1])
+            kind = OAuthBearerSink if oauthbearer else OAuthSink
+            self.sink = kind(users, introspect_url=oauth_introspect[0], rs_secret=oauth_introspect[1])
         self.auth = auth
         self.port = 0
         self._controller: Controller | None = None

@@ -45,7 +45,8 @@ class Record:
         self.people = json.dumps([[name, address] for name, address in self.to]).lower()
 
 
-def generate(count: int, mailbox: str, seed: int = 17) -> list[dict[str, object]]:
+def generate(count: int, mailbox: str, seed: int = 17, offset: int = 0) -> list[dict[str, object]]:
+    """``offset``: where this batch starts in a larger corpus (its dates follow the batch before)."""
     rng = random.Random(seed)
     out = []
     for n in range(count):
@@ -56,7 +57,7 @@ def generate(count: int, mailbox: str, seed: int = 17) -> list[dict[str, object]
                 "body": " ".join(rng.choices(VOCABULARY, k=rng.randint(10, 60))) + ".",
                 "sender": rng.choice(PEOPLE),
                 "to": rng.sample(PEOPLE, rng.randint(1, 3)),
-                "received_at": START + timedelta(minutes=97 * n),
+                "received_at": START + timedelta(minutes=97 * (n + offset)),
                 "unread": rng.random() < 0.3,
                 "has_attachments": rng.random() < 0.1,
                 "held": rng.random() < 0.02,

@@ -79,6 +79,8 @@ def test_histories_are_committed() -> None:
         "send-multimail-held-temporal-cancel",
     } <= names
     assert {"send-slack-expired", "slack-expired"} <= names  # a Slack round, posted then settled
+    # Bulk trash: approved and carried out; forged decisions refused, then rejected; a forged request.
+    assert {"trash-approved", "trash-expired", "trash-forged-decisions-then-rejected", "trash-forged-request"} <= names
 
 
 def patch_markers(path: Path) -> set[str]:

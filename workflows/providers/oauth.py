@@ -1,4 +1,4 @@
-"""OAuth 2.0 for SMTP and IMAP (SASL XOAUTH2): the providers' endpoints, the grant kept encrypted
+"""OAuth 2.0 for SMTP and IMAP (SASL OAUTHBEARER or XOAUTH2): the providers' endpoints, the grant kept encrypted
 at rest in the data dir, and access tokens refreshed before they expire.
 
 The refresh token lives only in ``<data dir>/oauth/<mailbox key>.grant``: AES-GCM with a key
@@ -37,12 +37,15 @@ class OAuthEndpoints(Frozen):
     token_url: str
     device_url: str | None = None
     scopes: tuple[str, ...] = ()
+    # RFC 7009 token revocation, used by `mailgate auth logout`; Microsoft has none for clients.
+    revocation_url: str | None = None
 
 
 GOOGLE = OAuthEndpoints(
     authorize_url="https://accounts.google.com/o/oauth2/v2/auth",
     token_url="https://oauth2.googleapis.com/token",  # noqa: S106 - a URL, not a secret
     device_url="https://oauth2.googleapis.com/device/code",
+    revocation_url="https://oauth2.googleapis.com/revoke",
     scopes=("https://mail.google.com/",),
 )
 
@@ -250,3 +253,23 @@ class OAuthTokens:
 def xoauth2(user: str, token: str) -> str:
     """The SASL XOAUTH2 initial response, base64."""
     return base64.b64encode(f"user={user}\x01auth=Bearer {token}\x01\x01".encode()).decode("ascii")
+
+
+def oauthbearer(user: str, host: str, port: int, token: str) -> str:
+    """The SASL OAUTHBEARER initial response (RFC 7628 section 3.1), base64: a GS2 header naming
+    the user (``,`` and ``=`` escaped as RFC 5801 says), then host, port and the bearer token."""
+    name = user.replace("=", "=3D").replace(",", "=2C")
+    text = f"n,a={name},\x01host={host}\x01port={port}\x01auth=Bearer {token}\x01\x01"
+    return base64.b64encode(text.encode()).decode("ascii")
+
+
+# After a failed OAUTHBEARER exchange the server sends an error challenge; the client ends the
+# exchange with a single %x01 (RFC 7628 section 3.2.3). XOAUTH2 takes an empty line instead.
+OAUTHBEARER_DUMMY = base64.b64encode(b"\x01").decode("ascii")
+
+
+def sasl_initial(mechanism: str, user: str, host: str, port: int, token: str) -> tuple[str, str]:
+    """The initial response and the answer to an error challenge, for OAUTHBEARER or XOAUTH2."""
+    if mechanism == "OAUTHBEARER":
+        return oauthbearer(user, host, port, token), OAUTHBEARER_DUMMY
+    return xoauth2(user, token), ""

@@ -7,7 +7,7 @@ from starlette.staticfiles import StaticFiles
 
 from server.app import Mailgate
 from server.web import links, oidc_signin
-from server.web.dashboard import approvals, auth, oversight, sandbox
+from server.web.dashboard import approvals, auth, oversight, sandbox, trash
 from server.web.dashboard.common import Dashboard
 from server.web.dashboard.render import STATIC
 from server.web.sessions import SessionCodec
@@ -22,5 +22,6 @@ def routes(app: Mailgate) -> list[BaseRoute]:
         *approvals.routes(dash),
         *oversight.routes(dash),
         *sandbox.routes(dash),
+        *trash.routes(dash),
         *links.routes(dash),
     ]

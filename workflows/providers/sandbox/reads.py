@@ -14,7 +14,13 @@ from workflows.providers.base import EmailNotFound
 from workflows.providers.sandbox import postgres
 from workflows.providers.sandbox.database import Database
 from workflows.providers.sandbox.index import SUMMARY_COLUMNS, parse_thread_key, resolve_thread, summary
-from workflows.providers.sandbox.search import HIDDEN_FOLDERS, RANK, conditions, match_expression
+from workflows.providers.sandbox.search import (
+    HIDDEN_FOLDERS,
+    RANK,
+    conditions,
+    match_expression,
+    refresh_statistics,
+)
 from workflows.read_models import Changes, EmailPage, EmailQuery, EmailSummary, StoredEmail
 
 
@@ -43,6 +49,7 @@ class Reads(Database):
         params: list[Any] = [mailbox]
         search = parse_query(query.search) if query.search else None
         if search is not None:
+            refresh_statistics(self.db)
             with self._read() as tx:
                 found, values = conditions(tx, search, default_folder=query.folder)
             where += found
@@ -99,6 +106,7 @@ class Reads(Database):
         if cursor and not (cursor.isascii() and cursor.isdigit() and len(cursor) < 10):
             raise ValueError("cursor: not a cursor from a previous search")
         start = int(cursor) if cursor else 0
+        refresh_statistics(self.db)
         with self._read() as tx:
             where, params = conditions(tx, query, default_folder=None, with_match=not query.ranked)
             match = match_expression(query, tx.dialect)

@@ -20,6 +20,7 @@ from typing import Any
 import aioimaplib
 
 from workflows.providers.endpoints import Endpoint
+from workflows.providers.oauth import sasl_initial
 
 _FETCH = re.compile(rb"^\d+ FETCH \((.*)$", re.DOTALL)
 _UID = re.compile(rb"\bUID (\d+)")
@@ -29,6 +30,7 @@ _ATOM = re.compile(r"^[A-Za-z0-9.\-_/]{1,64}$")
 _UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
 _UIDNEXT = re.compile(rb"\[UIDNEXT (\d+)\]")
 _STATUS_UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
+_LIST = re.compile(rb'^\(([^)]*)\) (?:NIL|"(?:[^"\\]|\\.)*") (.+)$')
 _MONTHS = {
     m: i for i, m in enumerate(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1)
 }
@@ -141,7 +143,7 @@ class ImapSession:
             client.protocol.conn_lost_cb = session._connection_lost
             await client.wait_hello_from_server()
             if oauth_token is not None:
-                response = await client.xoauth2(endpoint.username, oauth_token)
+                response = await _oauth_login(client, endpoint, oauth_token, timeout)
             else:
                 response = await client.login(endpoint.username, password)
         except (OSError, TimeoutError, ssl.SSLError, aioimaplib.AioImapException) as exc:
@@ -209,6 +211,27 @@ class ImapSession:
         criteria = f"HEADER Message-ID {quote(message_id)}"
         response = await self._run("UID SEARCH", lambda: self._client.uid_search(criteria, charset=None))
         return _numbers(response.lines)
+
+    async def folders(self) -> list[str]:
+        """Every selectable folder (LIST "" "*"); names sent as literals are skipped."""
+        response = await self._run("LIST", lambda: self._client.list('""', "*"))
+        names = []
+        for line in response.lines:
+            found = _LIST.match(line) if isinstance(line, bytes) else None
+            if found is None or b"\\noselect" in found.group(1).lower():
+                continue
+            name = found.group(2)
+            if name.startswith(b'"') and name.endswith(b'"') and len(name) >= 2:
+                name = re.sub(rb"\\(.)", rb"\1", name[1:-1])
+            elif name.startswith(b"{"):
+                continue
+            names.append(name.decode("utf-8", "replace"))
+        return names
+
+    async def has_uid(self, uid: int) -> bool:
+        """Whether the selected folder still holds this UID (another client may have moved it)."""
+        response = await self._run("UID SEARCH", lambda: self._client.uid_search(f"UID {uid}", charset=None))
+        return uid in _numbers(response.lines)
 
     async def fetch(self, uids: list[int], parts: str) -> list[Fetched]:
         if not uids:
@@ -281,6 +304,40 @@ class ImapSession:
         if transport is not None:
             transport.close()
         self.lost = True
+
+
+class _SaslCommand(aioimaplib.Command):  # type: ignore[misc]
+    """AUTHENTICATE that answers the server's error challenge, so a refusal ends in NO at once
+    instead of the server waiting for the client (aioimaplib answers no continuation itself)."""
+
+    def __init__(self, *args: Any, answer: bytes, write: Callable[[bytes], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._answer = answer
+        self._write = write
+
+    def flush(self) -> None:
+        self._write(self._answer + b"\r\n")
+
+
+async def _oauth_login(client: aioimaplib.IMAP4, endpoint: Endpoint, token: str, timeout: float) -> Any:
+    """AUTHENTICATE OAUTHBEARER (RFC 7628) where the server offers it, else XOAUTH2, with SASL-IR."""
+    mechanism = "OAUTHBEARER" if client.has_capability("AUTH=OAUTHBEARER") else "XOAUTH2"
+    initial, dummy = sasl_initial(mechanism, endpoint.username, endpoint.host, endpoint.port, token)
+    protocol = client.protocol
+    assert protocol.transport is not None
+    command = _SaslCommand(
+        "AUTHENTICATE",
+        protocol.new_tag(),
+        mechanism,
+        initial,
+        loop=protocol.loop,
+        answer=dummy.encode(),
+        write=protocol.transport.write,
+    )
+    response = await asyncio.wait_for(protocol.execute(command, scrub=initial), timeout)
+    if response.result == "OK":
+        protocol.state = aioimaplib.AUTH
+    return response
 
 
 def _numbers(lines: list[Any]) -> list[int]:

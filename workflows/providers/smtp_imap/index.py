@@ -116,13 +116,16 @@ class ImapIndex(SandboxStore):
             )
 
     def known(self, kind: Kind, message_ids: list[str]) -> dict[str, int]:
+        """Rows for these Message-IDs. For the inbox, mail moved to any other folder counts too:
+        moved back into the inbox by another client, it keeps its email id."""
         if not message_ids:
             return {}
         marks = ",".join("?" * len(message_ids))
+        where = "folder NOT IN ('sent', 'drafts')" if kind == "inbox" else "folder IN (?, 'discarded', 'notices')"
         rows = self._query(
-            f"SELECT message_id, id FROM messages WHERE mailbox = ? AND folder IN (?, 'discarded', 'notices')"  # noqa: S608
-            f" AND message_id IN ({marks})",
-            (self.mailbox, kind, *message_ids),
+            f"SELECT message_id, id FROM messages WHERE mailbox = ? AND {where}"  # noqa: S608
+            f" AND message_id IN ({marks}) ORDER BY folder = 'inbox'",
+            (self.mailbox, *(() if kind == "inbox" else (kind,)), *message_ids),
         )
         return {row[0]: int(row[1]) for row in rows}
 
@@ -141,6 +144,12 @@ class ImapIndex(SandboxStore):
         with self._tx() as db:
             for uid, known_row in mapped.items():
                 db.execute(SET_UID, (folder, uid, known_row))
+                if kind == "inbox":  # back in the inbox (another client moved it): the same email
+                    db.execute(
+                        "UPDATE messages SET folder = 'inbox'"
+                        " WHERE id = ? AND folder NOT IN ('inbox', 'discarded', 'notices')",
+                        (known_row,),
+                    )
             for uid, raw, seen, arrived in new:
                 parsed = parse_email(raw)
                 message_id = stable_message_id(raw, parsed.message_id)
@@ -193,6 +202,32 @@ class ImapIndex(SandboxStore):
         """The message left that folder on the server (moved): its old UID names nothing now."""
         with self._tx() as db:
             db.execute("DELETE FROM imap_uids WHERE folder = ? AND uid = ?", (folder, uid))
+
+    def tracked(self, folder: str) -> dict[int, tuple[int, str]]:
+        """UID -> (email row, Message-ID) of what the index believes is in this server folder."""
+        rows = self._query(
+            "SELECT u.uid, u.message, m.message_id FROM imap_uids u JOIN messages m ON m.id = u.message"
+            " WHERE u.folder = ?",
+            (folder,),
+        )
+        return {int(r[0]): (int(r[1]), str(r[2])) for r in rows}
+
+    def message_id_of(self, row: int) -> str | None:
+        rows = self._query("SELECT message_id FROM messages WHERE id = ? AND mailbox = ?", (row, self.mailbox))
+        return str(rows[0][0]) if rows else None
+
+    def relocate(self, row: int, where: tuple[str, int] | None, index_folder: str | None) -> None:
+        """The message is now at ``where`` (server folder, UID), or nowhere we can find: the
+        email keeps its id (its row); only its UID and, when known, its folder change."""
+        with self._tx() as db:
+            db.execute("DELETE FROM imap_uids WHERE message = ?", (row,))
+            if where is not None:
+                db.execute(SET_UID, (*where, row))
+            if index_folder is not None:
+                db.execute(
+                    "UPDATE messages SET folder = ? WHERE id = ? AND folder NOT IN ('discarded', 'notices', 'drafts')",
+                    (index_folder, row),
+                )
 
     def remember_uid(self, folder: str, uid: int, row: int) -> None:
         with self._tx() as db:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from workflows.mail.parsing import parse_email
 from workflows.providers.smtp_imap.imap import ImapError
+from workflows.providers.smtp_imap.moves import after_move, locate
 from workflows.providers.smtp_imap.session import log
 from workflows.providers.smtp_imap.sync import Sync
 from workflows.read_models import Action, EmailChange, EmailSummary, StoredEmail
@@ -39,30 +40,34 @@ class Manage(Sync):
         return changed
 
     async def manage(self, mailbox: str, email_id: str, action: Action, target: str | None, actor: str) -> str:
-        """On the server first (MOVE, keywords, \\Seen), then in the index. Mail moved earlier is
-        no longer tracked by UID; later actions on it change the index only."""
+        """On the server first (MOVE, keywords, \\Seen), then in the index. The email is found by
+        its UID, or (moved by another client) again by Message-ID (moves.py); mail the server no
+        longer has anywhere changes in the index only."""
         self._own(mailbox)
         await asyncio.to_thread(self.index.fetch_email, mailbox, email_id)  # held or hidden: EmailNotFound
-        located = await asyncio.to_thread(self.index.uid_of, int(email_id.strip()))
-        if located is not None:
-            folder, uid = located
+        row = int(email_id.strip())
+        tracked = await asyncio.to_thread(self.index.uid_of, row)
+        if self.config.imap is not None:
             try:
                 async with self._lock:
                     session = await self._imap()
-                    await session.select(folder)
-                    if action in ("archive", "trash", "move"):
+                    located = await locate(session, self.config, self.index, row, tracked)
+                    if located is None:
+                        pass  # nowhere on the server now: the index alone changes
+                    elif action in ("archive", "trash", "move"):
                         dest = {"archive": "Archive", "trash": "Trash"}.get(action) or target or ""
                         if dest.lower() == "inbox":
                             dest = self.config.inbox_folder
+                        folder, uid = located
                         if dest != folder:
                             if not await session.exists(dest):
                                 await session.create(dest)
                             await session.move(uid, dest)
-                            await asyncio.to_thread(self.index.forget_uid, folder, uid)
+                            await after_move(session, self.index, row, dest)
                     elif action in ("label", "unlabel"):
-                        await session.set_keyword(uid, target or "", action == "label")
+                        await session.set_keyword(located[1], target or "", action == "label")
                     else:
-                        await session.set_seen(uid, action == "mark_read")
+                        await session.set_seen(located[1], action == "mark_read")
             except ImapError as exc:
                 await self._drop()
                 raise ValueError(f"the IMAP server did not do it: {exc}") from exc

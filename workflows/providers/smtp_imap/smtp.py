@@ -17,7 +17,7 @@ import aiosmtplib
 
 from workflows.providers.base import PermanentDeliveryError, TemporaryDeliveryError
 from workflows.providers.endpoints import Endpoint
-from workflows.providers.oauth import OAuthError, OAuthTokens, ReauthNeeded, xoauth2
+from workflows.providers.oauth import OAuthError, OAuthTokens, ReauthNeeded, sasl_initial
 
 
 class AmbiguousDelivery(TemporaryDeliveryError):
@@ -44,7 +44,7 @@ def _refusal(stage: str, exc: aiosmtplib.SMTPResponseException, what: str = "") 
 
 
 async def _xoauth2_login(client: aiosmtplib.SMTP, endpoint: Endpoint, oauth: OAuthTokens) -> None:
-    """AUTH XOAUTH2; a refused token is renewed once, then the human must log in again."""
+    """AUTH OAUTHBEARER or XOAUTH2; a refused token is renewed once, then the human must log in again."""
     if client.last_ehlo_response is None:  # connect() says EHLO only when it starts TLS
         await client.ehlo()
     for attempt in range(2):
@@ -54,9 +54,12 @@ async def _xoauth2_login(client: aiosmtplib.SMTP, endpoint: Endpoint, oauth: OAu
             raise TemporaryDeliveryError(str(exc)) from exc
         except OAuthError as exc:
             raise TemporaryDeliveryError(str(exc)) from exc
-        response = await client.execute_command(b"AUTH", b"XOAUTH2", xoauth2(endpoint.username, token).encode())
-        if response.code == 334:  # the error details (RFC 7628): answer with an empty line
-            response = await client.execute_command(b"")
+        # OAUTHBEARER (the standard, RFC 7628) where the server offers it, else XOAUTH2.
+        mechanism = "OAUTHBEARER" if "oauthbearer" in client.server_auth_methods else "XOAUTH2"
+        initial, dummy = sasl_initial(mechanism, endpoint.username, endpoint.host, endpoint.port, token)
+        response = await client.execute_command(b"AUTH", mechanism.encode(), initial.encode())
+        if response.code == 334:  # the error details (RFC 7628): end the exchange
+            response = await client.execute_command(dummy.encode())
         if response.code == 235:
             return
         oauth.refused(token)

@@ -9,6 +9,7 @@ import time
 from workflows.mail.parsing import parse_email
 from workflows.providers.smtp_imap.imap import ImapError, ImapSession
 from workflows.providers.smtp_imap.index import Kind, stable_message_id
+from workflows.providers.smtp_imap.moves import follow_vanished
 from workflows.providers.smtp_imap.session import ImapAccount, log
 
 BATCH = 50
@@ -57,9 +58,12 @@ class Sync(ImapAccount):
             uids = await session.uids_from(last_uid + 1)
             for start in range(0, len(uids), BATCH):
                 fresh += await self._fetch_batch(session, folder, kind, uids[start : start + BATCH], held=held)
-        if state.exists:
-            flags = await session.fetch_flags()
+        flags = await session.fetch_flags() if state.exists else []
+        if flags:
             await asyncio.to_thread(self.index.apply_flags, folder, {f.uid: f.seen for f in flags})
+        if kind == "inbox":
+            # What another client moved out of the inbox keeps its email id, found where it went.
+            await follow_vanished(session, self.config, self.index, folder, {f.uid for f in flags})
         return fresh
 
     async def _fetch_batch(self, session: ImapSession, folder: str, kind: Kind, uids: list[int], *, held: bool) -> int:

@@ -11,6 +11,7 @@ import pytest
 from tests.peers.postgres_fixtures import ENGINES
 from tests.workflows.search_corpus import LABELS, PEOPLE, VOCABULARY, Record, bulk_insert, generate, matches
 from workflows.mail.search_query import QuerySyntaxError, parse_query
+from workflows.providers.sandbox.search import RANK, conditions, match_expression
 from workflows.providers.sandbox.store import SandboxStore
 from workflows.read_models import EmailQuery
 from workflows.store import open_database
@@ -151,3 +152,34 @@ def test_mail_delivered_later_is_searchable(tmp_path: Path, database_url: str | 
     assert [e.subject for e in store.search(BOX, "cafe from:dana", 10, None).emails] == ["Quarterly numbers"]
     assert store.search(BOX, '"figures are attached" subject:quarterly', 10, None).emails
     assert not store.search(BOX, '"attached figures"', 10, None).emails
+
+
+def test_ranked_pages_follow_the_full_ranking_exactly(corpus: tuple[SandboxStore, list[Record]]) -> None:
+    """Pages of a ranked search, at every page size and offset, follow exactly the order of
+    ranking every match (bm25, then newest first), ties and rare filters included; with the
+    planner's statistics made on the way (the corpus is large enough to have them)."""
+    store, _ = corpus
+    for query in ("invoice", "subject:launch is:unread", f"invoice from:{PEOPLE[1][1]}", "w3 label:later", "lunchq"):
+        parsed = parse_query(query)
+        with store._lock:
+            where, params = conditions(store._db, parsed, default_folder=None, with_match=not parsed.ranked)
+            full = [
+                str(row[0])
+                for row in store._db.execute(
+                    f"SELECT id FROM messages JOIN (SELECT rowid AS hit, {RANK} AS score FROM messages_fts"  # noqa: S608
+                    f" WHERE messages_fts MATCH ?) ON hit = id WHERE mailbox = ? AND {' AND '.join(where)}"
+                    " ORDER BY score, id DESC",
+                    (match_expression(parsed), BOX, *params),
+                )
+            ]
+        assert full, query
+        for size in (7, 20, 100):
+            found: list[str] = []
+            cursor = None
+            while True:
+                page = store.search(BOX, query, size, cursor)
+                found += [e.email_id for e in page.emails]
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+            assert found == full, (query, size)

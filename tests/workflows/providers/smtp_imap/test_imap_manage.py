@@ -3,8 +3,10 @@ a folder, keywords for labels, \\Seen for read flags; the index follows; nothing
 
 from __future__ import annotations
 
+import imaplib
+
 from tests.peers.dovecot import Dovecot
-from tests.peers.fixtures import ADDRESS, imap_append
+from tests.peers.fixtures import ADDRESS, IMAP_USER, imap_append
 from tests.workflows.providers.smtp_imap.test_smtp_imap import inbound
 from workflows.providers.smtp_imap.provider import SmtpImapProvider
 from workflows.read_models import EmailQuery
@@ -67,3 +69,57 @@ async def test_drafts_are_appended_with_the_draft_flag(provider: SmtpImapProvide
     await provider.delete_draft(ADDRESS, draft_id)
     assert count(dovecot, "Drafts") == 0 and count(dovecot, "Trash") == 1  # moved, never expunged
     assert await provider.drafts(ADDRESS) == []
+
+
+def other_client_moves(server: Dovecot, message_id: str, source: str, dest: str) -> None:
+    """Another mail client (a phone, webmail) moves one message: UID MOVE on its own connection."""
+    client = imaplib.IMAP4("127.0.0.1", server.port)
+    try:
+        client.login(IMAP_USER, server.users[IMAP_USER])
+        client.create(dest)  # "already exists" is fine
+        client.select(source)
+        typ, data = client.uid("SEARCH", None, "HEADER", "Message-ID", message_id)
+        [uid] = data[0].split()
+        typ, data = client.uid("MOVE", uid.decode(), dest)
+        assert typ == "OK", data
+    finally:
+        client.logout()
+
+
+def flags_in(server: Dovecot, folder: str) -> str:
+    return server.doveadm("fetch", "-u", IMAP_USER, "flags", "mailbox", folder, "all")
+
+
+async def test_mail_moved_by_another_client_keeps_its_email_id(provider: SmtpImapProvider, dovecot: Dovecot) -> None:
+    await provider.create_mailbox(ADDRESS)
+    for n in range(1, 4):
+        imap_append(dovecot, "INBOX", inbound(n, subject="Moved"))
+    page = await provider.list_emails(ADDRESS, EmailQuery())
+    one, two, three = ({e.subject: e.email_id for e in page.emails}[f"Moved {n}"] for n in range(1, 4))
+
+    # Another client files one into a folder of its own and archives another.
+    other_client_moves(dovecot, "<in-1@example.org>", "INBOX", "Receipts")
+    other_client_moves(dovecot, "<in-2@example.org>", "INBOX", "Archive")
+    await provider.sync()
+    assert [e.email_id for e in (await provider.list_emails(ADDRESS, EmailQuery())).emails] == [three]
+    assert [e.email_id for e in (await provider.search(ADDRESS, "in:receipts", 10, None)).emails] == [one]
+    assert [e.email_id for e in (await provider.search(ADDRESS, "in:archive", 10, None)).emails] == [two]
+
+    # Actions on it by its old id reach the message where it is now.
+    assert await provider.manage(ADDRESS, one, "label", "paid", "agent") == "labelled paid"
+    assert "paid" in flags_in(dovecot, "Receipts")
+    assert await provider.manage(ADDRESS, one, "trash", None, "agent") == "moved from Receipts to trash"
+    assert count(dovecot, "Receipts") == 0 and count(dovecot, "Trash") == 1
+    # Our own move keeps tracking it too; then another client moves it on, unseen by any sync.
+    other_client_moves(dovecot, "<in-1@example.org>", "Trash", "Kept")
+    await provider.manage(ADDRESS, one, "mark_read", None, "agent")
+    assert "\\Seen" in flags_in(dovecot, "Kept")
+    assert (await provider.fetch_email(ADDRESS, one)).summary.folder == "Kept"
+
+    # Moved back into the inbox by another client: the same email, not a second copy.
+    other_client_moves(dovecot, "<in-2@example.org>", "Archive", "INBOX")
+    await provider.sync()
+    assert {e.email_id for e in (await provider.list_emails(ADDRESS, EmailQuery())).emails} == {two, three}
+    assert not (await provider.search(ADDRESS, "in:archive", 10, None)).emails
+    await provider.manage(ADDRESS, two, "archive", None, "agent")
+    assert count(dovecot, "Archive") == 1 and count(dovecot, "INBOX") == 1

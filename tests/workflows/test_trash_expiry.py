@@ -1,0 +1,45 @@
+"""A bulk trash nobody decides expires with the approval window (time-skipping: 72 hours pass in
+moments), durably waiting until then, and nothing is trashed."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from temporalio.testing import WorkflowEnvironment
+
+from server.trash_approvals import trash_id
+from tests.conftest import keep_history
+from tests.proofs import TEST_PROOF_KEY
+from workflows.providers.base import ProviderSet
+from workflows.providers.fake import FakeProvider
+from workflows.trash_approval import BulkTrashWorkflow, TrashRequest
+from workflows.trust.proofs import fields_of, sign
+from workflows.worker import build_worker
+
+
+async def test_an_undecided_bulk_trash_expires_and_trashes_nothing(skipping_env: WorkflowEnvironment) -> None:
+    provider = FakeProvider()
+    queue = f"tq-{uuid.uuid4().hex}"
+    request_id = trash_id("agent@mailgate.local", [str(n) for n in range(11)])
+    now = datetime.now(UTC)
+    request = TrashRequest(
+        request_id=request_id,
+        mailbox="agent@mailgate.local",
+        email_ids=tuple(str(n) for n in range(11)),
+        requester="agent",
+        mode="gated_send",
+        requested_at=now,
+        approval_timeout=timedelta(hours=72),
+    )
+    request = request.model_copy(update={"proof": sign(TEST_PROOF_KEY, "request", request_id, fields_of(request), now)})
+    async with build_worker(skipping_env.client, queue, ProviderSet(provider), proof_key=TEST_PROOF_KEY):
+        started = await skipping_env.get_current_time()
+        state = await skipping_env.client.execute_workflow(
+            BulkTrashWorkflow.run, request, id=request_id, task_queue=queue
+        )
+        waited = await skipping_env.get_current_time() - started
+        await keep_history(skipping_env.client, request_id, "trash-expired")
+    assert state.status == "expired" and "nothing was trashed" in state.reason
+    assert state.expires_at is None and state.outcomes == ()
+    assert waited >= timedelta(hours=71)

@@ -35,6 +35,7 @@ from workflows.temporal import data_converter
 
 ROOT = Path(__file__).resolve().parent.parent
 MAILBOX = "agent@mailgate.local"
+THIN_QUEUE = "thin"
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -117,6 +118,7 @@ class Bench:
     url: str
     data_dir: Path
     env: dict[str, str]
+    thin_url: str
 
     def token(self, role: str) -> str:
         return (self.data_dir / f"{role}.token").read_text().strip()
@@ -133,6 +135,24 @@ class Bench:
     @contextlib.asynccontextmanager
     async def mcp_stdio(self) -> AsyncIterator[Client]:
         params = StdioServerParameters(command=sys.executable, args=["-m", "server.cli", "mcp"], env=self.env)
+        async with Client(params) as client:
+            yield client
+
+    @contextlib.asynccontextmanager
+    async def thin_http(self) -> AsyncIterator[Client]:
+        """The thin baseline over streamable HTTP (benchmarks/thin.py)."""
+        async with (
+            httpx2.AsyncClient(timeout=60) as http,
+            Client(streamable_http_client(f"{self.thin_url}/mcp", http_client=http)) as client,
+        ):
+            yield client
+
+    @contextlib.asynccontextmanager
+    async def thin_stdio(self) -> AsyncIterator[Client]:
+        """The thin baseline over stdio: its own process with a client, as `mailgate mcp` attached is."""
+        params = StdioServerParameters(
+            command=sys.executable, args=["-m", "benchmarks.thin", "stdio", self.dev.address, THIN_QUEUE], env=self.env
+        )
         async with Client(params) as client:
             yield client
 
@@ -180,10 +200,24 @@ async def bench_stack(extra_env: dict[str, str] | None = None) -> AsyncIterator[
                 [sys.executable, "-m", "server.cli", "serve"], env=env, stdout=log, stderr=log, cwd=ROOT
             )
             url = f"http://127.0.0.1:{port}"
-            await _healthy(url, serve, workdir / "serve.log")
-            yield Bench(workdir, dev, temporal, serve, url, data_dir, env)
-            serve.terminate()
-            serve.wait(30)
+            # The thin baseline lays its processes out as mailgate does: the worker beside HTTP.
+            thin_port = free_port()
+            thin = subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.thin", "http", dev.address, THIN_QUEUE, str(thin_port), "--worker"],
+                env=env,
+                stdout=log,
+                stderr=log,
+                cwd=ROOT,
+            )
+            try:
+                await _healthy(url, serve, workdir / "serve.log")
+                thin_url = f"http://127.0.0.1:{thin_port}"
+                await _listening(thin_port, thin, workdir / "serve.log")
+                yield Bench(workdir, dev, temporal, serve, url, data_dir, env, thin_url)
+            finally:
+                for process in (serve, thin):
+                    process.terminate()
+                    process.wait(30)
         finally:
             dev.stop()
 
@@ -195,6 +229,18 @@ async def _connect(address: str) -> TemporalClient:
         except RuntimeError:
             await asyncio.sleep(0.2)
     raise RuntimeError(f"no Temporal at {address}")
+
+
+async def _listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    for _ in range(600):
+        if process.poll() is not None:
+            raise RuntimeError(f"the thin baseline exited: {log.read_text()[-2000:]}")
+        with contextlib.suppress(OSError):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the thin baseline did not listen")
 
 
 async def _healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:

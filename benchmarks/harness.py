@@ -7,6 +7,7 @@ between them mean something even on a noisy shared machine.
 from __future__ import annotations
 
 import asyncio
+import compileall
 import contextlib
 import os
 import platform
@@ -171,6 +172,9 @@ class Bench:
 @contextlib.asynccontextmanager
 async def bench_stack(extra_env: dict[str, str] | None = None) -> AsyncIterator[Bench]:
     """A file-backed dev server (as `mailgate serve` runs it) and a `mailgate serve` using it."""
+    # Bytecode as an installed wheel has it: with PYTHONDONTWRITEBYTECODE set (as here), every
+    # sandboxed workflow instance would compile its module's source again.
+    compileall.compile_dir(ROOT / "workflows", quiet=1)
     with tempfile.TemporaryDirectory(prefix="mailgate-bench-") as scratch:
         workdir = Path(scratch)
         temporal_dir = workdir / "temporal"

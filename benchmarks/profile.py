@@ -32,6 +32,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from benchmarks.bare import BareSendWorkflow, bare_payload
 from benchmarks.harness import ROOT, bench_stack, machine, summary, timed
 from benchmarks.latency import _sender
+from workflows.sandbox import workflow_runner
 from workflows.temporal import data_converter
 from workflows.worker import WORKFLOWS
 
@@ -163,13 +164,15 @@ async def sandbox_cost(copies: int = 300) -> str:
     """What the workflow sandbox costs: a committed send history replayed under three runners.
 
     Each replay builds a fresh workflow instance, as a worker does for every send it has not
-    cached. mailgate keeps the default sandbox: it stops workflow code from reaching clocks,
-    randomness and I/O, and the replay tests run under it too.
+    cached. mailgate's sandbox (workflows/sandbox.py) keeps the guard on workflow modules: it
+    stops workflow code from reaching clocks, randomness and I/O, and the replay tests run under
+    it too.
     """
     text = (ROOT / "tests" / "histories" / "send-approved.json").read_text()
     runners: dict[str, WorkflowRunner] = {
-        "sandboxed (what mailgate runs)": SandboxedWorkflowRunner(),
-        "sandboxed, `workflows` passed through": SandboxedWorkflowRunner(
+        "Temporal's default sandbox": SandboxedWorkflowRunner(),
+        "mailgate's sandbox (pure modules passed through, workflow modules guarded)": workflow_runner(),
+        "sandboxed, all of `workflows` passed through (no guard on workflow code)": SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows")
         ),
         "no sandbox": UnsandboxedWorkflowRunner(),

@@ -32,6 +32,7 @@ from server.errors import (
     update_error,
 )
 from server.mailboxes import Mailboxes
+from server.pending_cap import PendingTally
 from server.send_index import SendIndex
 from server.send_requests import (
     build_request,
@@ -71,6 +72,7 @@ class Sends:
         self.index = SendIndex(client, settings)
         # Listing sends needs Temporal's index only, no worker: see server/send_index.py.
         self.search = self.index.search
+        self._pending = PendingTally()
 
     @property
     def client(self) -> Client:
@@ -192,12 +194,15 @@ class Sends:
     async def _check_pending_cap(self, address: str, send_id: str) -> None:
         """At most max_pending_per_mailbox sends wait per mailbox: an agent cannot bury its humans.
 
-        Counted from visibility, which can lag a burst by a moment; a retry of a send that
-        already exists is never refused here.
+        Counted from visibility, which can lag a burst by a moment (so far below the cap, not for
+        every send: server/pending_cap.py); a retry of a send that already exists is never refused here.
         """
         cap = self._settings.max_pending_per_mailbox
+        if self._pending.clearly_under(address.lower(), cap):
+            return
         waiting = await self.index.waiting(address)
         if waiting < cap:
+            self._pending.counted(address.lower(), waiting)
             return
         try:
             await self._handle(send_id).describe()

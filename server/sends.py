@@ -56,6 +56,7 @@ from workflows.models import BodyFormat, Decision, SendState
 from workflows.send import SendEmailWorkflow
 from workflows.temporal import MAILBOX, STATUS
 from workflows.trust.proofs import sign_decision, sign_request
+from workflows.trust.signatures import decision_signing_key, public_key_hex, sign_decision_key
 
 log = logging.getLogger("mailgate.sends")
 T = TypeVar("T")
@@ -73,6 +74,9 @@ class Sends:
         # Listing sends needs Temporal's index only, no worker: see server/send_index.py.
         self.search = self.index.search
         self._pending = PendingTally()
+        # Signs decisions so the send workflow can check them itself (workflows/trust/signatures.py).
+        self._signing_key = decision_signing_key(proof_key)
+        self._decision_key = public_key_hex(self._signing_key)
 
     @property
     def client(self) -> Client:
@@ -147,6 +151,8 @@ class Sends:
             approve_at_send_time=approve_at_send_time,
             now=now,
         )
+        # The key that checks decisions' signatures in the workflow (workflows/trust/signatures.py).
+        request = request.model_copy(update={"decision_key": self._decision_key})
         send_id, content = request.send_id, request.content_hash
         if status == "pending_approval":
             await self._check_pending_cap(address, send_id)
@@ -290,8 +296,12 @@ class Sends:
         if decision.decision == "approve" and decision.edits is not None:
             state = await self.status(send_id)
             check_provider_limits(self._settings, state.mailbox, decision.edits.apply(state.original))
-        signed = sign_decision(self._proof_key, parse_send_id(send_id), decision, datetime.now(UTC))
+        signed = self._sign(parse_send_id(send_id), decision)
         return await self._update(send_id, SendEmailWorkflow.decide, signed, "there is nothing to decide")
+
+    def _sign(self, send_id: str, decision: Decision) -> Decision:
+        signed = sign_decision(self._proof_key, send_id, decision, datetime.now(UTC))
+        return sign_decision_key(self._signing_key, send_id, signed)
 
     async def _update(
         self,
@@ -339,7 +349,7 @@ class Sends:
             approvers = [a.lower() for a in (await self._mailboxes.config(mailbox)).approvers] if mailbox else []
             if approvers and decision.approver.strip().lower() not in approvers:
                 raise Forbidden(f"{decision.approver} is not an approver of {mailbox}")
-            signed = sign_decision(self._proof_key, handle.id, decision, datetime.now(UTC))
+            signed = self._sign(handle.id, decision)
             await handle.signal(SendEmailWorkflow.decide_signal, signed)
         except RPCError as err:
             raise rpc_error(err, self._missing(send_id)) from err

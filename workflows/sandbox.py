@@ -33,6 +33,8 @@ PASSTHROUGH = (
     "workflows.slack_client.message",
     "workflows.temporal",
     "workflows.trust.proofs",
+    "workflows.trust.signatures",
+    "cryptography",  # Ed25519 verification in workflows.trust.signatures
 )
 
 

@@ -47,6 +47,8 @@ def test_histories_are_committed() -> None:
     # After notifications were added (behind a patch): sends that start a notice, and the notice itself.
     assert {"send-notified", "send-webhook-approved", "notify-approval"} <= names
     assert {"send-smtp-imap", "send-multimail-held"} <= names
+    # A decision checked by its signature in the task where it arrives (signed-decisions-v1).
+    assert "send-approved-signed" in names
     # Every path of issue 24: scheduling, expiry, failure, re-gating, provider holds (watched,
     # cancelled, expired), sends stopped mid-wait, cancels at the edges, continue-as-new.
     assert {

@@ -72,6 +72,19 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def children(pid: int) -> list[int]:
+    """Every descendant of a process (the worker process `mailgate serve` starts)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += [int(child), *children(int(child))]
+    return found
+
+
+def tree_rss_mb(pid: int) -> float:
+    return round(sum(rss_mb(p) for p in (pid, *children(pid))), 1)
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -120,6 +133,10 @@ class Bench:
     data_dir: Path
     env: dict[str, str]
     thin_url: str
+    worker_process: bool
+
+    def mailgate_pids(self) -> list[int]:
+        return [self.serve.pid, *children(self.serve.pid)]
 
     def token(self, role: str) -> str:
         return (self.data_dir / f"{role}.token").read_text().strip()
@@ -204,24 +221,40 @@ async def bench_stack(extra_env: dict[str, str] | None = None) -> AsyncIterator[
                 [sys.executable, "-m", "server.cli", "serve"], env=env, stdout=log, stderr=log, cwd=ROOT
             )
             url = f"http://127.0.0.1:{port}"
-            # The thin baseline lays its processes out as mailgate does: the worker beside HTTP.
+            # The thin baseline lays its processes out as mailgate does: its worker in a process of
+            # its own, or beside HTTP when mailgate's is (MAILGATE_WORKER_PROCESS=false).
+            worker_process = env.get("MAILGATE_WORKER_PROCESS", "true").lower() not in ("false", "0")
             thin_port = free_port()
-            thin = subprocess.Popen(
-                [sys.executable, "-m", "benchmarks.thin", "http", dev.address, THIN_QUEUE, str(thin_port), "--worker"],
-                env=env,
-                stdout=log,
-                stderr=log,
-                cwd=ROOT,
-            )
+            thin_args = ["-m", "benchmarks.thin", "http", dev.address, THIN_QUEUE, str(thin_port)]
+            processes = [
+                serve,
+                subprocess.Popen(
+                    [sys.executable, *thin_args, *([] if worker_process else ["--worker"])],
+                    env=env,
+                    stdout=log,
+                    stderr=log,
+                    cwd=ROOT,
+                ),
+            ]
+            if worker_process:
+                processes.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "benchmarks.bare_worker", dev.address, THIN_QUEUE],
+                        env=env,
+                        stdout=log,
+                        stderr=log,
+                        cwd=ROOT,
+                    )
+                )
             try:
                 await _healthy(url, serve, workdir / "serve.log")
                 thin_url = f"http://127.0.0.1:{thin_port}"
-                await _listening(thin_port, thin, workdir / "serve.log")
-                yield Bench(workdir, dev, temporal, serve, url, data_dir, env, thin_url)
+                await _listening(thin_port, processes[1], workdir / "serve.log")
+                yield Bench(workdir, dev, temporal, serve, url, data_dir, env, thin_url, worker_process)
             finally:
-                for process in (serve, thin):
+                for process in processes:
                     process.terminate()
-                    process.wait(30)
+                    process.wait(60)
         finally:
             dev.stop()
 

@@ -114,6 +114,7 @@ async def profile() -> str:
                 "raw",
                 "--full-filenames",
                 "--nonblocking",
+                "--subprocesses",  # the worker process serve starts
                 "--output",
                 str(raw),
             ],

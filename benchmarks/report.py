@@ -20,6 +20,11 @@ def markdown(results: dict[str, Any]) -> str:
         f"Python {m['python']}; mailgate and bare Temporal on the same embedded dev server "
         "(SQLite, WAL, synchronous=normal) in the same run.",
         "",
+        *(
+            [f"Rows of {', '.join(results['kept']['parts'])} are from the run of {results['kept']['from']}.", ""]
+            if "kept" in results
+            else []
+        ),
         "| measure | mailgate | bare Temporal | ratio | goal | |",
         "|---|---|---|---|---|---|",
     ]
@@ -46,7 +51,8 @@ def markdown(results: dict[str, Any]) -> str:
     if cycles:
         lines.append(
             f"| approval cycles/s, send → approve → delivered ({cycles['concurrency']} concurrent, "
-            f"{cycles['cycles']} cycles; lost {cycles['lost']}, duplicates {cycles['duplicates']}) "
+            f"{cycles['cycles']} cycles; lost {cycles['lost']}, duplicates {cycles['duplicates']}, "
+            f"approvals retried after a 503 {cycles.get('approvals_retried_after_503', 0)}) "
             f"| {cycles['mailgate_per_s']}/s | {cycles['bare_per_s']}/s (start, signal, activity) "
             f"| {cycles['ratio']}x | >= 0.85x "
             f"| {_mark(cycles['ratio'] >= 0.85 and not cycles['lost'] and not cycles['duplicates'])} |"

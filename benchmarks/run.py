@@ -67,8 +67,18 @@ def main() -> None:
         "--only", default="latency,throughput,cost,reading,scale,layout", help="comma-separated parts to run"
     )
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite the table in docs/benchmarks.md")
+    parser.add_argument("--keep", action="store_true", help="keep the figures of parts not run from results.json")
     args = parser.parse_args()
     results = asyncio.run(run(args.quick, set(args.only.split(","))))
+    previous_file = OUT / "results.json"
+    if args.keep and previous_file.exists():
+        # Parts not run now keep their figures from the run that measured them, and say so.
+        previous = json.loads(previous_file.read_text())
+        kept = [key for key in previous if key not in results and key not in ("machine", "started", "kept")]
+        for key in kept:
+            results[key] = previous[key]
+        if kept:
+            results["kept"] = {"from": previous.get("kept", {}).get("from", previous["started"]), "parts": kept}
     (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
     (OUT / "results.md").write_text(table)

@@ -7,6 +7,7 @@ between them mean something even on a noisy shared machine.
 from __future__ import annotations
 
 import asyncio
+import compileall
 import contextlib
 import os
 import platform
@@ -35,6 +36,7 @@ from workflows.temporal import data_converter
 
 ROOT = Path(__file__).resolve().parent.parent
 MAILBOX = "agent@mailgate.local"
+THIN_QUEUE = "thin"
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -68,6 +70,19 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return round(int(line.split()[1]) / 1024, 1)
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def children(pid: int) -> list[int]:
+    """Every descendant of a process (the worker process `mailgate serve` starts)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += [int(child), *children(int(child))]
+    return found
+
+
+def tree_rss_mb(pid: int) -> float:
+    return round(sum(rss_mb(p) for p in (pid, *children(pid))), 1)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -117,6 +132,11 @@ class Bench:
     url: str
     data_dir: Path
     env: dict[str, str]
+    thin_url: str
+    worker_process: bool
+
+    def mailgate_pids(self) -> list[int]:
+        return [self.serve.pid, *children(self.serve.pid)]
 
     def token(self, role: str) -> str:
         return (self.data_dir / f"{role}.token").read_text().strip()
@@ -136,6 +156,24 @@ class Bench:
         async with Client(params) as client:
             yield client
 
+    @contextlib.asynccontextmanager
+    async def thin_http(self) -> AsyncIterator[Client]:
+        """The thin baseline over streamable HTTP (benchmarks/thin.py)."""
+        async with (
+            httpx2.AsyncClient(timeout=60) as http,
+            Client(streamable_http_client(f"{self.thin_url}/mcp", http_client=http)) as client,
+        ):
+            yield client
+
+    @contextlib.asynccontextmanager
+    async def thin_stdio(self) -> AsyncIterator[Client]:
+        """The thin baseline over stdio: its own process with a client, as `mailgate mcp` attached is."""
+        params = StdioServerParameters(
+            command=sys.executable, args=["-m", "benchmarks.thin", "stdio", self.dev.address, THIN_QUEUE], env=self.env
+        )
+        async with Client(params) as client:
+            yield client
+
     def api(self) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {self.token('admin')}"}
         return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=60)
@@ -151,6 +189,9 @@ class Bench:
 @contextlib.asynccontextmanager
 async def bench_stack(extra_env: dict[str, str] | None = None) -> AsyncIterator[Bench]:
     """A file-backed dev server (as `mailgate serve` runs it) and a `mailgate serve` using it."""
+    # Bytecode as an installed wheel has it: with PYTHONDONTWRITEBYTECODE set (as here), every
+    # sandboxed workflow instance would compile its module's source again.
+    compileall.compile_dir(ROOT / "workflows", quiet=1)
     with tempfile.TemporaryDirectory(prefix="mailgate-bench-") as scratch:
         workdir = Path(scratch)
         temporal_dir = workdir / "temporal"
@@ -180,10 +221,40 @@ async def bench_stack(extra_env: dict[str, str] | None = None) -> AsyncIterator[
                 [sys.executable, "-m", "server.cli", "serve"], env=env, stdout=log, stderr=log, cwd=ROOT
             )
             url = f"http://127.0.0.1:{port}"
-            await _healthy(url, serve, workdir / "serve.log")
-            yield Bench(workdir, dev, temporal, serve, url, data_dir, env)
-            serve.terminate()
-            serve.wait(30)
+            # The thin baseline lays its processes out as mailgate does: its worker in a process of
+            # its own, or beside HTTP when mailgate's is (MAILGATE_WORKER_PROCESS=false).
+            worker_process = env.get("MAILGATE_WORKER_PROCESS", "true").lower() not in ("false", "0")
+            thin_port = free_port()
+            thin_args = ["-m", "benchmarks.thin", "http", dev.address, THIN_QUEUE, str(thin_port)]
+            processes = [
+                serve,
+                subprocess.Popen(
+                    [sys.executable, *thin_args, *([] if worker_process else ["--worker"])],
+                    env=env,
+                    stdout=log,
+                    stderr=log,
+                    cwd=ROOT,
+                ),
+            ]
+            if worker_process:
+                processes.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "benchmarks.bare_worker", dev.address, THIN_QUEUE],
+                        env=env,
+                        stdout=log,
+                        stderr=log,
+                        cwd=ROOT,
+                    )
+                )
+            try:
+                await _healthy(url, serve, workdir / "serve.log")
+                thin_url = f"http://127.0.0.1:{thin_port}"
+                await _listening(thin_port, processes[1], workdir / "serve.log")
+                yield Bench(workdir, dev, temporal, serve, url, data_dir, env, thin_url, worker_process)
+            finally:
+                for process in processes:
+                    process.terminate()
+                    process.wait(60)
         finally:
             dev.stop()
 
@@ -195,6 +266,18 @@ async def _connect(address: str) -> TemporalClient:
         except RuntimeError:
             await asyncio.sleep(0.2)
     raise RuntimeError(f"no Temporal at {address}")
+
+
+async def _listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    for _ in range(600):
+        if process.poll() is not None:
+            raise RuntimeError(f"the thin baseline exited: {log.read_text()[-2000:]}")
+        with contextlib.suppress(OSError):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the thin baseline did not listen")
 
 
 async def _healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:

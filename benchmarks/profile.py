@@ -3,17 +3,19 @@
     .venv/bin/pip install -e '.[bench]'
     .venv/bin/python -m benchmarks.profile        # writes benchmarks/profile.md
 
-The serve process runs the HTTP app, the MCP server and the worker. py-spy samples it (only
-while a thread is on the CPU) during sequential `durable_send` calls over streamable HTTP;
+The serve process runs the HTTP app and the MCP server, and starts the worker as a process of
+its own. py-spy samples both (only while a thread is on the CPU) during sequential
+`durable_send` calls over streamable HTTP;
 each sample is charged to the innermost frame that belongs to a layer, so pydantic work
 called by the MCP SDK counts as MCP and work called by the Temporal client counts as
-Temporal. The send's first workflow task runs in the same process and is shown apart: it is
+Temporal. The send's first workflow task runs in the worker process and is shown apart: it is
 what the bare worker does in the bare benchmark too. Wall-clock figures of the same run, with
 a bare `start_workflow` beside them, put the CPU figures in context.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import re
@@ -32,6 +34,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from benchmarks.bare import BareSendWorkflow, bare_payload
 from benchmarks.harness import ROOT, bench_stack, machine, summary, timed
 from benchmarks.latency import _sender
+from workflows.sandbox import workflow_runner
 from workflows.temporal import data_converter
 from workflows.worker import WORKFLOWS
 
@@ -113,6 +116,7 @@ async def profile() -> str:
                 "raw",
                 "--full-filenames",
                 "--nonblocking",
+                "--subprocesses",  # the worker process serve starts
                 "--output",
                 str(raw),
             ],
@@ -141,7 +145,7 @@ def report(
         f"Wall clock p50: mailgate {wall['p50_ms']} ms, bare `start_workflow` {bare_wall['p50_ms']} ms "
         f"({round(wall['p50_ms'] / bare_wall['p50_ms'], 2)}x).",
         "",
-        "| where (CPU in the serve process, per call) | ms | share |",
+        "| where (CPU in `mailgate serve` and its worker process, per call) | ms | share |",
         "|---|---|---|",
     ]
     for layer, ms in sorted(per_call.items(), key=lambda item: -item[1]):
@@ -163,13 +167,15 @@ async def sandbox_cost(copies: int = 300) -> str:
     """What the workflow sandbox costs: a committed send history replayed under three runners.
 
     Each replay builds a fresh workflow instance, as a worker does for every send it has not
-    cached. mailgate keeps the default sandbox: it stops workflow code from reaching clocks,
-    randomness and I/O, and the replay tests run under it too.
+    cached. mailgate's sandbox (workflows/sandbox.py) keeps the guard on workflow modules: it
+    stops workflow code from reaching clocks, randomness and I/O, and the replay tests run under
+    it too.
     """
     text = (ROOT / "tests" / "histories" / "send-approved.json").read_text()
     runners: dict[str, WorkflowRunner] = {
-        "sandboxed (what mailgate runs)": SandboxedWorkflowRunner(),
-        "sandboxed, `workflows` passed through": SandboxedWorkflowRunner(
+        "Temporal's default sandbox": SandboxedWorkflowRunner(),
+        "mailgate's sandbox (pure modules passed through, workflow modules guarded)": workflow_runner(),
+        "sandboxed, all of `workflows` passed through (no guard on workflow code)": SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows")
         ),
         "no sandbox": UnsandboxedWorkflowRunner(),
@@ -193,7 +199,11 @@ async def sandbox_cost(copies: int = 300) -> str:
 
 
 def main() -> None:
-    table = asyncio.run(profile()) + asyncio.run(sandbox_cost())
+    global CALLS
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=CALLS, help="sends profiled, and sends replayed per runner")
+    CALLS = parser.parse_args().calls
+    table = asyncio.run(profile()) + asyncio.run(sandbox_cost(CALLS))
     (OUT / "profile.md").write_text(table)
     print(table)
     sys.stdout.flush()

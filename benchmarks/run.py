@@ -49,16 +49,36 @@ async def run(quick: bool, only: set[str]) -> dict[str, Any]:
         if "scale" in only and not quick:
             print("waiting at scale (this takes a few minutes) ...", file=sys.stderr, flush=True)
             results["waiting_at_scale"] = await waiting_at_scale(bench)
+    if "layout" in only:
+        # The same measures with serve's worker in serve's own process (as before issue 20).
+        print("worker in the serve process ...", file=sys.stderr, flush=True)
+        async with bench_stack({"MAILGATE_WORKER_PROCESS": "false"}) as bench:
+            results["in_process_worker"] = {
+                "send_latency": await send_latency(bench, calls=60 if quick else 300),
+                "approval_cycles": await approval_cycles(bench, total=40 if quick else 200),
+            }
     return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small counts, no 10,000-send scale run")
-    parser.add_argument("--only", default="latency,throughput,cost,reading,scale", help="comma-separated parts to run")
+    parser.add_argument(
+        "--only", default="latency,throughput,cost,reading,scale,layout", help="comma-separated parts to run"
+    )
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite the table in docs/benchmarks.md")
+    parser.add_argument("--keep", action="store_true", help="keep the figures of parts not run from results.json")
     args = parser.parse_args()
     results = asyncio.run(run(args.quick, set(args.only.split(","))))
+    previous_file = OUT / "results.json"
+    if args.keep and previous_file.exists():
+        # Parts not run now keep their figures from the run that measured them, and say so.
+        previous = json.loads(previous_file.read_text())
+        kept = [key for key in previous if key not in results and key not in ("machine", "started", "kept")]
+        for key in kept:
+            results[key] = previous[key]
+        if kept:
+            results["kept"] = {"from": previous.get("kept", {}).get("from", previous["started"]), "parts": kept}
     (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
     (OUT / "results.md").write_text(table)

@@ -32,6 +32,7 @@ from server.errors import (
     update_error,
 )
 from server.mailboxes import Mailboxes
+from server.pending_cap import PendingTally
 from server.send_index import SendIndex
 from server.send_requests import (
     build_request,
@@ -55,6 +56,7 @@ from workflows.models import BodyFormat, Decision, SendState
 from workflows.send import SendEmailWorkflow
 from workflows.temporal import MAILBOX, STATUS
 from workflows.trust.proofs import sign_decision, sign_request
+from workflows.trust.signatures import decision_signing_key, public_key_hex, sign_decision_key
 
 log = logging.getLogger("mailgate.sends")
 T = TypeVar("T")
@@ -71,6 +73,10 @@ class Sends:
         self.index = SendIndex(client, settings)
         # Listing sends needs Temporal's index only, no worker: see server/send_index.py.
         self.search = self.index.search
+        self._pending = PendingTally()
+        # Signs decisions so the send workflow can check them itself (workflows/trust/signatures.py).
+        self._signing_key = decision_signing_key(proof_key)
+        self._decision_key = public_key_hex(self._signing_key)
 
     @property
     def client(self) -> Client:
@@ -145,6 +151,8 @@ class Sends:
             approve_at_send_time=approve_at_send_time,
             now=now,
         )
+        # The key that checks decisions' signatures in the workflow (workflows/trust/signatures.py).
+        request = request.model_copy(update={"decision_key": self._decision_key})
         send_id, content = request.send_id, request.content_hash
         if status == "pending_approval":
             await self._check_pending_cap(address, send_id)
@@ -192,12 +200,15 @@ class Sends:
     async def _check_pending_cap(self, address: str, send_id: str) -> None:
         """At most max_pending_per_mailbox sends wait per mailbox: an agent cannot bury its humans.
 
-        Counted from visibility, which can lag a burst by a moment; a retry of a send that
-        already exists is never refused here.
+        Counted from visibility, which can lag a burst by a moment (so far below the cap, not for
+        every send: server/pending_cap.py); a retry of a send that already exists is never refused here.
         """
         cap = self._settings.max_pending_per_mailbox
+        if self._pending.clearly_under(address.lower(), cap):
+            return
         waiting = await self.index.waiting(address)
         if waiting < cap:
+            self._pending.counted(address.lower(), waiting)
             return
         try:
             await self._handle(send_id).describe()
@@ -285,8 +296,12 @@ class Sends:
         if decision.decision == "approve" and decision.edits is not None:
             state = await self.status(send_id)
             check_provider_limits(self._settings, state.mailbox, decision.edits.apply(state.original))
-        signed = sign_decision(self._proof_key, parse_send_id(send_id), decision, datetime.now(UTC))
+        signed = self._sign(parse_send_id(send_id), decision)
         return await self._update(send_id, SendEmailWorkflow.decide, signed, "there is nothing to decide")
+
+    def _sign(self, send_id: str, decision: Decision) -> Decision:
+        signed = sign_decision(self._proof_key, send_id, decision, datetime.now(UTC))
+        return sign_decision_key(self._signing_key, send_id, signed)
 
     async def _update(
         self,
@@ -334,7 +349,7 @@ class Sends:
             approvers = [a.lower() for a in (await self._mailboxes.config(mailbox)).approvers] if mailbox else []
             if approvers and decision.approver.strip().lower() not in approvers:
                 raise Forbidden(f"{decision.approver} is not an approver of {mailbox}")
-            signed = sign_decision(self._proof_key, handle.id, decision, datetime.now(UTC))
+            signed = self._sign(handle.id, decision)
             await handle.signal(SendEmailWorkflow.decide_signal, signed)
         except RPCError as err:
             raise rpc_error(err, self._missing(send_id)) from err

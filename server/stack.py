@@ -34,6 +34,7 @@ from server.stores import ledger
 from server.telemetry import install_metrics_runtime
 from server.ui_proxy import start_ui_proxy
 from server.web.app import build_app
+from server.worker_process import start_worker_process, stop_worker_process, wait_until_polling
 from workflows.providers.sandbox.provider import SandboxProvider
 from workflows.read_models import IntakeConfig
 from workflows.trust.proofs import proof_key
@@ -124,9 +125,41 @@ class Stack:
     secrets: Secrets
     app: Mailgate
     dev: DevServer | None
-    worker: Worker | None  # None for front doors alone (`serve --no-worker`)
+    # None: front doors alone (`serve --no-worker`), or a worker process of its own (server/worker_process.py)
+    worker: Worker | None
     ready: bool = False
     metrics_address: str | None = None
+
+
+@contextlib.asynccontextmanager
+async def worker_for(
+    settings: Settings, client: Client, app: Mailgate, secrets: Secrets, address: str
+) -> AsyncIterator[Worker | None]:
+    """The worker, in a process of its own (the default) or in this one (MAILGATE_WORKER_PROCESS=false);
+    none for front doors alone (`serve --no-worker`)."""
+    if not settings.run_worker:
+        yield None
+        return
+    if settings.worker_process:
+        child = await start_worker_process(settings, address)
+        try:
+            await wait_until_polling(client, settings, child)
+            yield None
+        finally:
+            await stop_worker_process(child)
+        return
+    worker = build_worker(
+        client,
+        settings.task_queue,
+        app.providers,
+        notify_config(settings, secrets),
+        settings.workflow_cache,
+        proof_key=proof_key(secrets.secret_key),
+        slack=slack_config(settings),
+        ledger=ledger(settings),
+    )
+    async with worker:
+        yield worker
 
 
 @contextlib.asynccontextmanager
@@ -159,21 +192,8 @@ async def start_core(settings: Settings) -> AsyncIterator[Stack]:
         adopted = await app.mailboxes.adopt_existing()
         if adopted:
             log.warning("recorded the configuration of %s as it stands in Temporal", ", ".join(adopted))
-        worker = (
-            build_worker(
-                client,
-                settings.task_queue,
-                app.providers,
-                notify_config(settings, secrets),
-                settings.workflow_cache,
-                proof_key=proof_key(secrets.secret_key),
-                slack=slack_config(settings),
-                ledger=ledger(settings),
-            )
-            if settings.run_worker
-            else None
-        )
-        async with worker if worker is not None else contextlib.nullcontext():
+        address = dev.address if dev is not None else settings.temporal_address or ""
+        async with worker_for(settings, client, app, secrets, address) as worker:
             await app.mailboxes.ensure(MailboxEntry(address=settings.default_mailbox), created_by="mailgate")
             for entry in settings.mailboxes:
                 await app.mailboxes.ensure(entry, created_by="config")

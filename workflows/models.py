@@ -145,6 +145,8 @@ class SendRequest(Frozen):
     notify: bool = True
     # The front door's proof that it made this request (workflows/trust/proofs.py); never a secret.
     proof: str | None = None
+    # The public key that checks decisions' signatures in the workflow (workflows/trust/signatures.py).
+    decision_key: str | None = None
     # The mailbox's Slack channel when the server has a Slack app: each approval round posts there.
     slack_channel: str | None = None
     # The front door's proof for the notices about this send (workflows/trust/notice_proofs.py).
@@ -162,6 +164,8 @@ class Decision(Frozen):
     decided_at: datetime | None = None
     # The front door's proof that a person decided this (workflows/trust/proofs.py); never a secret.
     proof: str | None = None
+    # The same, as a signature the send workflow verifies itself (workflows/trust/signatures.py).
+    signature: str | None = None
 
 
 class AuditEvent(Frozen):

@@ -33,6 +33,7 @@ Temporal's suggestion) retires a patch: a quiet mailbox may keep an old run for 
 | front-door-proofs-v1 | send, mailbox | 2026-12-02 | send (≤ 2 y 2 d) and mailbox (its continue-as-new) |
 | held-expiry-outcome-v1 | send | 2026-12-02 | send, ≤ 2 y 2 d |
 | slack-message-v1 | send | 2026-12-02 | send, ≤ 2 y 2 d |
+| signed-decisions-v1 | send | 2026-12-02 | send, ≤ 2 y 2 d; then `check_proof` serves mailboxes only |
 | reply-wait-continue-as-new-v1 | reply wait | 2026-12-02 | reply wait, ≤ 7 d |
 
 Remove each ``deprecate_patch`` after the same bound again, counted from the release that
@@ -67,6 +68,9 @@ TEMPORAL_CANCEL_PATCH = "temporal-cancel-ends-cancelled-v1"
 HELD_EXPIRY_PATCH = "held-expiry-outcome-v1"
 # A mailbox with a slack_channel: each approval round posts a Slack message and settles it.
 SLACK_PATCH = "slack-message-v1"
+# A signed decision on a send whose request carries the public key is verified in the workflow
+# task where it arrives, instead of by the check_proof activity (a round trip and a second task).
+SIGNED_DECISIONS_PATCH = "signed-decisions-v1"
 
 # SendEmailWorkflow and MailboxWorkflow ---------------------------------------------------------
 # A decision (send) or a loosening (mailbox) is checked for its front door's proof (an activity)

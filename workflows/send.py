@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         ADMIT_WITH_DELIVERY_PATCH,
         CANCEL_BEFORE_DELIVERY_PATCH,
         EXPIRY_WINS_PATCH,
+        SIGNED_DECISIONS_PATCH,
         TEMPORAL_CANCEL_PATCH,
     )
     from workflows.policy import recipient_problem
@@ -42,6 +43,9 @@ class SendEmailWorkflow(Delivery, DecisionRules, Announcements):
 
     @workflow.run
     async def run(self, request: SendRequest) -> SendState:
+        if request.decision_key is not None:
+            # Decided in the first task, so a decision later costs one task (sending/decisions.py).
+            self._signed_decisions = workflow.patched(SIGNED_DECISIONS_PATCH)
         try:
             return await self._run(request)
         except asyncio.CancelledError:

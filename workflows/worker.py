@@ -17,6 +17,7 @@ from workflows.mailbox import MailboxWorkflow
 from workflows.notify import NotifyWorkflow
 from workflows.providers.base import ProviderSet
 from workflows.reply_wait import ReplyWaitWorkflow
+from workflows.sandbox import workflow_runner
 from workflows.send import SendEmailWorkflow
 from workflows.slack import SlackWorkflow
 from workflows.trash_approval import BulkTrashWorkflow
@@ -71,6 +72,7 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
+        workflow_runner=workflow_runner(),
         activities=[
             activities.admit,
             activities.admit_and_deliver,

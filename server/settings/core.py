@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     temporal_tls_server_name: str | None = None
     temporal_api_key: SecretStr | None = None
     temporal_sqlite_synchronous: Literal["off", "normal", "full"] = "normal"
+    worker_process: bool = Field(
+        default=True, description="serve and mcp run their worker in a process of their own; false: in theirs"
+    )
     workflow_cache: int = Field(
         default=300, ge=2, le=100_000, description="workflows a worker keeps in memory; bounds its memory"
     )

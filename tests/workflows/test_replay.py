@@ -23,6 +23,7 @@ from temporalio.worker import Replayer
 from tests.conftest import HISTORIES
 from workflows import patches
 from workflows.models import SendRequest, SendState
+from workflows.sandbox import workflow_runner
 from workflows.send import SendEmailWorkflow
 from workflows.temporal import data_converter
 from workflows.worker import WORKFLOWS
@@ -46,6 +47,8 @@ def test_histories_are_committed() -> None:
     # After notifications were added (behind a patch): sends that start a notice, and the notice itself.
     assert {"send-notified", "send-webhook-approved", "notify-approval"} <= names
     assert {"send-smtp-imap", "send-multimail-held"} <= names
+    # A decision checked by its signature in the task where it arrives (signed-decisions-v1).
+    assert "send-approved-signed" in names
     # Every path of issue 24: scheduling, expiry, failure, re-gating, provider holds (watched,
     # cancelled, expired), sends stopped mid-wait, cancels at the edges, continue-as-new.
     assert {
@@ -120,7 +123,8 @@ def test_every_patch_is_in_the_table_of_when_it_can_be_retired() -> None:
 
 @pytest.mark.parametrize("path", FILES, ids=[name(p) for p in FILES])
 async def test_history_replays_without_nondeterminism(path: Path) -> None:
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter())
+    # The sandbox the worker runs: the passed-through modules must replay the same.
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter(), workflow_runner=workflow_runner())
     await replayer.replay_workflow(load(path))
 
 

@@ -9,15 +9,17 @@ import contextlib
 from temporalio import workflow
 from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 
+# NotifyWorkflow and SlackWorkflow too: a send only starts or signals them, so they come from the
+# host instead of being re-imported (their classes re-defined) in every send's sandbox.
 with workflow.unsafe.imports_passed_through():
     from workflows.notices import Notice, NoticeKind, light_draft
+    from workflows.notify import NotifyWorkflow
     from workflows.patches import NOTIFY_PATCH, SLACK_PATCH
+    from workflows.slack import SlackWorkflow
     from workflows.slack_client.message import SlackOutcome, SlackRequest, SlackStatus
     from workflows.trust.proofs import draft_digests
 
-from workflows.notify import NotifyWorkflow
 from workflows.sending.record import SendRecord
-from workflows.slack import SlackWorkflow
 
 
 class Announcements(SendRecord):

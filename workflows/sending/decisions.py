@@ -11,6 +11,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.models import FINAL_STATUSES, GATED_MODES, Decision
     from workflows.patches import PROOFS_PATCH
     from workflows.trust.proofs import NO_PROOF, decision_check
+    from workflows.trust.signatures import signature_holds
 
 from workflows.sending.options import PAYLOAD_BUDGET
 from workflows.sending.record import SendRecord
@@ -27,9 +28,17 @@ class DecisionRules(SendRecord):
     async def _unproven(self, decision: Decision) -> str | None:
         """Why a decision does not count for want of a front door's proof, or None if it has one.
         Anything that reaches Temporal can signal; only mailgate's front doors can prove."""
-        if not workflow.patched(PROOFS_PATCH):
+        key, signature = self._request.decision_key, decision.signature
+        if self._signed_decisions and key is not None and signature is not None:
+            # Checked here, in this workflow task (the send's first task chose this way, behind a
+            # patch). The send id is the request's, not the workflow id, so a replay under another
+            # id decides alike; the delivery activity holds the two equal and checks the proof again.
+            holds = signature_holds(key, decision_check(self._request.send_id, decision), signature)
+        elif not workflow.patched(PROOFS_PATCH):
             return None
-        if await proven(decision_check(workflow.info().workflow_id, decision)):
+        else:
+            holds = await proven(decision_check(workflow.info().workflow_id, decision))
+        if holds:
             return None
         return f"refused: this decision {NO_PROOF}"
 

@@ -38,6 +38,7 @@ class SendRecord:
         self._provider_reported = False
         self._delivery_cancelled = False  # the delivery activity honoured a Temporal cancel
         self._slack_round: str | None = None  # the SlackWorkflow of the current approval round
+        self._signed_decisions = False  # decisions' signatures are checked in the workflow (send.py)
 
     def _draft(self) -> EmailDraft:
         return self._approved or self._request.draft

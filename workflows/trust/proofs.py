@@ -139,8 +139,9 @@ def send_notice_fields(mailbox: str, requester: str, draft: EmailDraft) -> dict[
 
 
 def decision_fields(decision: Decision) -> dict[str, Any]:
-    # decided_at is the workflow's own stamp, added after the proof was made.
-    return fields_of(decision, "decided_at")
+    # decided_at is the workflow's own stamp, added after the proof was made; the signature is
+    # made over these same fields (workflows/trust/signatures.py).
+    return fields_of(decision, "decided_at", "signature")
 
 
 def sign_decision(key: bytes, send_id: str, decision: Decision, now: datetime) -> Decision:

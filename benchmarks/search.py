@@ -4,7 +4,7 @@ index's size on disk. Measured at the store (what the tools call, without MCP's 
     .venv/bin/python -m benchmarks.search              # 10,000 messages
     .venv/bin/python -m benchmarks.search --sizes 10000,100000 --write   # also benchmarks/search_results.md
 
-The corpus is generated and written straight into the index (tests/workflows/search_corpus.py).
+The corpus is generated and written straight into the index (tests/support/search_corpus.py).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.workflows.search_corpus import bulk_insert, generate
-from workflows.providers.sandbox.store import SandboxStore
+from tests.support.search_corpus import bulk_insert, generate
+from workflows.providers.sandbox.provider import SandboxStore
 from workflows.read_models import EmailQuery
 
 MAILBOX = "bench@mailgate.local"

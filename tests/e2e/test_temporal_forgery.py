@@ -19,8 +19,9 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from tests.peers.smtp_sink import SmtpPeer
-from tests.serve import Serve, eventually
+from tests.support.peers.smtp_sink import SmtpPeer
+from tests.support.serve import Serve
+from tests.support.wait import eventually
 from workflows import ids
 from workflows.mailbox import MailboxState, MailboxWorkflow, mailbox_memo
 from workflows.models import Decision, EmailAddress, EmailDraft, MailboxPolicy, SendRequest, SendState

@@ -10,8 +10,8 @@ import sys
 import httpx
 import pytest
 
-from tests.interop.conftest import list_all_tools, sdk_client
-from tests.serve import Serve
+from tests.support.interop import list_all_tools, sdk_client
+from tests.support.serve import Serve
 
 pytestmark = [pytest.mark.e2e, pytest.mark.interop]
 

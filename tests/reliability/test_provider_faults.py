@@ -14,11 +14,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from server.app import Mailgate
 from server.credentials import load_secrets
-from tests.conftest import make_settings, unique_mailbox, wait_for_status
-from tests.peers.dovecot import Dovecot
-from tests.peers.fixtures import IMAP_PASSWORD, dovecot, eventually, file_into_sent, smtp_peer
-from tests.peers.smtp_sink import SmtpPeer
-from tests.server.test_real_providers import smtp_imap_entry
+from tests.support.app import make_settings, unique_mailbox
+from tests.support.peers.dovecot import Dovecot
+from tests.support.peers.fixtures import IMAP_PASSWORD, dovecot, file_into_sent, smtp_imap_entry, smtp_peer
+from tests.support.peers.smtp_sink import SmtpPeer
+from tests.support.wait import eventually, wait_for_status
 from workflows.models import Decision
 from workflows.trust.proofs import proof_key
 from workflows.worker import build_worker

@@ -14,15 +14,15 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
 from server.app import Mailgate
-from tests.conftest import ADMIN_TOKEN, keep_history
-from tests.peers.dovecot import Dovecot
-from tests.peers.fixtures import IMAP_USER, dovecot, imap_append, smtp_peer
-from tests.serve import Serve
 from tests.server import test_real_providers
 from tests.server.test_manage import _ids
-from tests.server.test_mcp_server import connected
-from tests.server.web.conftest import serve_web
-from tests.workflows.providers.smtp_imap.test_smtp_imap import inbound
+from tests.support.app import ADMIN_TOKEN
+from tests.support.histories import keep_history
+from tests.support.mcp import connected
+from tests.support.peers.dovecot import Dovecot
+from tests.support.peers.fixtures import IMAP_USER, dovecot, imap_append, inbound, smtp_peer
+from tests.support.serve import Serve
+from tests.support.web import serve_web
 from workflows.activities.trash import job_problem
 from workflows.models import Decision
 from workflows.trash_approval import BulkTrashWorkflow, TrashJob, TrashRequest, TrashState

@@ -18,7 +18,7 @@ from mcp.types import ElicitRequestParams, ElicitRequestURLParams, ElicitResult
 from server.app import Mailgate
 from server.mcp_server import build_mcp
 from server.settings import MailboxEntry
-from tests.conftest import unique_mailbox
+from tests.support.app import unique_mailbox
 
 
 async def mailbox(app: Mailgate, client_approval: str) -> str:

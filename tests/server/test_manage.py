@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 
 from server.app import Mailgate
-from tests.server.test_inbox import receive
-from tests.server.test_mcp_inbox import text_of
-from tests.server.test_mcp_server import connected
+from tests.support.inbox import receive
+from tests.support.mcp import connected, text_of
 from workflows.models import OversightMode
 
 

@@ -6,12 +6,12 @@ import asyncio
 import base64
 
 import pytest
-from mcp.types import EmbeddedResource, TextContent
+from mcp.types import EmbeddedResource
 
 from server.app import Mailgate
-from tests.conftest import wait_for_status
-from tests.server.test_inbox import receive
-from tests.server.test_mcp_server import connected
+from tests.support.inbox import receive
+from tests.support.mcp import connected, text_of
+from tests.support.wait import wait_for_status
 from workflows.models import Decision
 
 INBOX_TOOLS = {
@@ -23,10 +23,6 @@ INBOX_TOOLS = {
     "download_attachment",
     "wait_for_reply",
 }
-
-
-def text_of(result: object) -> str:
-    return "\n".join(c.text for c in result.content if isinstance(c, TextContent))  # type: ignore[attr-defined]
 
 
 async def test_inbox_tools_are_listed_with_schemas(app: Mailgate) -> None:

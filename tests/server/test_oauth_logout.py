@@ -12,8 +12,8 @@ import pytest
 
 from server.oauth_logout import logout
 from server.settings import MailboxEntry
-from tests.peers.oauth_server import OAuthPeer
-from tests.ports import free_port
+from tests.support.peers.oauth_server import OAuthPeer
+from tests.support.ports import free_port
 from workflows.providers.oauth import Grant, GrantStore, OAuthError
 
 BOX = "alice@example.test"

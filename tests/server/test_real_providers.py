@@ -23,19 +23,13 @@ from server.errors import InvalidInput, NotFound
 from server.notifications import notify_config
 from server.settings import MailboxEntry, NotificationSettings
 from server.web.webhooks import routes as webhook_routes
-from tests.conftest import keep_history, make_settings, unique_mailbox, wait_for_status
-from tests.peers.dovecot import Dovecot
-from tests.peers.fixtures import (
-    IMAP_PASSWORD,
-    IMAP_USER,
-    dovecot,
-    eventually,
-    file_into_sent,
-    imap_append,
-    smtp_peer,
-)
-from tests.peers.multimail_fake import FakeServer
-from tests.peers.smtp_sink import SmtpPeer
+from tests.support.app import make_settings, unique_mailbox
+from tests.support.histories import keep_history
+from tests.support.peers.dovecot import Dovecot
+from tests.support.peers.fixtures import IMAP_PASSWORD, IMAP_USER, dovecot, file_into_sent, imap_append, smtp_peer
+from tests.support.peers.multimail_fake import FakeServer
+from tests.support.peers.smtp_sink import SmtpPeer
+from tests.support.wait import eventually, wait_for_status
 from workflows.ids import watcher_workflow_id
 from workflows.mail.parsing import parse_email
 from workflows.models import Decision, Edits

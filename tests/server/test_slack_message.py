@@ -10,7 +10,7 @@ import pytest
 
 from server.settings import MailboxEntry, Settings
 from server.web.slack_webhook import Seen, SignatureError, sign, verify
-from tests.peers.slack_fake import SIGNING_SECRET, block_action, signed
+from tests.support.peers.slack_fake import SIGNING_SECRET, block_action, signed
 from workflows.models import Attachment, EmailAddress, EmailDraft
 from workflows.slack_client.message import SlackOutcome, SlackRequest, final_message, pending_message
 

@@ -18,7 +18,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from tests.proofs import TEST_PROOF_KEY
+from tests.support.proofs import TEST_PROOF_KEY
 from workflows.ids import intake_workflow_id, watcher_workflow_id
 from workflows.models import EmailAddress
 from workflows.providers.base import ProviderSet

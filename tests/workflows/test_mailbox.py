@@ -9,8 +9,8 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import keep_history
-from tests.proofs import TEST_PROOF_KEY
+from tests.support.histories import keep_history
+from tests.support.proofs import TEST_PROOF_KEY
 from workflows.ids import mailbox_workflow_id
 from workflows.mailbox import MailboxWorkflow
 from workflows.mailbox_models import MailboxState, UpgradeAsk, UpgradeRedeem

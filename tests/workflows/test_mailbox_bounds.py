@@ -17,9 +17,9 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from tests.proofs import TEST_PROOF_KEY
-from tests.workflows.test_long_lived_bounds import replays
-from tests.workflows.test_mailbox import start_mailbox
+from tests.support.histories import replays
+from tests.support.mailbox import start_mailbox
+from tests.support.proofs import TEST_PROOF_KEY
 from workflows.mailbox import (
     ACKED_KEPT,
     ACTOR_CHARS,

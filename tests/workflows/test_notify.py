@@ -26,14 +26,10 @@ from server.app import Mailgate
 from server.credentials import load_secrets
 from server.notifications import notify_config, notify_upgrade_requested
 from server.settings import MailboxEntry
-from tests.conftest import (
-    free_port,
-    keep_history,
-    make_settings,
-    record_sends,
-    unique_mailbox,
-    wait_for_status,
-)
+from tests.support.app import make_settings, record_sends, unique_mailbox
+from tests.support.histories import keep_history
+from tests.support.ports import free_port
+from tests.support.wait import wait_for_status
 from workflows.models import DeliveryRequest
 from workflows.notices import NoticeReport
 from workflows.providers.sandbox.viewer import stored_messages

@@ -20,7 +20,7 @@ from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from tests.conftest import HISTORIES
+from tests.support.histories import HISTORIES
 from workflows import patches
 from workflows.models import SendRequest, SendState
 from workflows.send import SendEmailWorkflow

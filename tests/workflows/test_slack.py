@@ -18,9 +18,11 @@ from server.app import Mailgate
 from server.credentials import load_secrets
 from server.notifications import slack_config
 from server.settings import MailboxEntry
-from tests.conftest import HISTORIES, make_settings, record_sends, unique_mailbox, wait_for_status
-from tests.peers.slack_fake import BOT_TOKEN, CHANNEL, SIGNING_SECRET, SlackServer
-from tests.proofs import TEST_PROOF_KEY
+from tests.support.app import make_settings, record_sends, unique_mailbox
+from tests.support.histories import HISTORIES
+from tests.support.peers.slack_fake import BOT_TOKEN, CHANNEL, SIGNING_SECRET, SlackServer
+from tests.support.proofs import TEST_PROOF_KEY
+from tests.support.wait import wait_for_status
 from workflows import ids
 from workflows.activities.slack import SlackConfig
 from workflows.models import Decision, DeliveryRequest, EmailAddress, EmailDraft, MailboxPolicy, SendRequest

@@ -13,8 +13,9 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from server.app import Mailgate
 from server.settings import MailboxEntry
-from tests.conftest import ADMIN_TOKEN, unique_mailbox, wait_for_status
-from tests.server.web.conftest import Web
+from tests.support.app import ADMIN_TOKEN, unique_mailbox
+from tests.support.wait import wait_for_status
+from tests.support.web import Web
 from workflows.models import DeliveryRequest
 from workflows.providers.sandbox.viewer import stored_messages
 

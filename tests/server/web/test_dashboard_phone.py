@@ -20,9 +20,11 @@ from playwright.async_api import Browser, BrowserContext, Page
 from server.app import Mailgate
 from server.settings import MailboxEntry
 from server.validation import AttachmentInput
-from tests.conftest import ADMIN_TOKEN, unique_mailbox, wait_for_status
-from tests.server.web.conftest import Web
-from tests.server.web.test_dashboard_browser import ARTIFACTS, browser
+from tests.server.web.test_dashboard_browser import browser
+from tests.support.app import ADMIN_TOKEN, unique_mailbox
+from tests.support.browser import ARTIFACTS
+from tests.support.wait import wait_for_status
+from tests.support.web import Web
 from workflows.trust.links import LinkClaim, link_key, make_token
 
 pytestmark = pytest.mark.browser

@@ -21,10 +21,10 @@ from playwright.async_api import Browser, BrowserContext
 
 from server.app import Mailgate
 from server.web.dashboard.auth import _local
-from tests.peers.oidc_server import OIDCPeer
-from tests.server.web.conftest import serve_web
 from tests.server.web.test_dashboard_browser import browser  # noqa: F401 - the session's chromium
 from tests.server.web.test_oidc_browser import with_sso
+from tests.support.peers.oidc_server import OIDCPeer
+from tests.support.web import serve_web
 
 pytestmark = pytest.mark.browser
 

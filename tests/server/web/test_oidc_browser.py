@@ -22,9 +22,9 @@ from pydantic import SecretStr
 
 from server.app import Mailgate
 from server.oidc import Issuer, TokenError
-from tests.peers.oidc_server import OIDCPeer
-from tests.server.web.conftest import Web, serve_web
 from tests.server.web.test_dashboard_browser import browser  # noqa: F401 - the session's chromium
+from tests.support.peers.oidc_server import OIDCPeer
+from tests.support.web import Web, serve_web
 
 pytestmark = pytest.mark.browser
 

@@ -10,8 +10,8 @@ import pytest
 from playwright.async_api import Browser, Page
 
 from server.identities import NewPerson
-from tests.server.web.conftest import Web
 from tests.server.web.test_dashboard_browser import browser  # noqa: F401 - the session's chromium
+from tests.support.web import Web
 
 pytestmark = pytest.mark.browser
 

@@ -18,9 +18,10 @@ from playwright.async_api import Page
 from server.errors import InvalidInput
 from server.settings import MailboxEntry
 from server.validation import AttachmentInput
-from tests.conftest import unique_mailbox, wait_for_status
 from tests.server.web import test_dashboard_browser as base
-from tests.server.web.conftest import Web
+from tests.support.app import unique_mailbox
+from tests.support.wait import wait_for_status
+from tests.support.web import Web
 from workflows.mail.visibility import show_invisible
 from workflows.models import DeliveryRequest
 from workflows.providers.sandbox.viewer import stored_messages

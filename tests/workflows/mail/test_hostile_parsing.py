@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.hostile import BUILDERS, hostile
+from tests.support.hostile import BUILDERS, hostile
 from workflows.mail.bounds import MAX_ADDRESSES, bound_header
 from workflows.mail.htmltext import MAX_NESTING, TRUNCATED, html_to_text
 from workflows.mail.parsing import parse_email

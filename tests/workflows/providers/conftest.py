@@ -1,5 +1,5 @@
 """Real mail peers (Dovecot, aiosmtpd) for the provider tests."""
 
-from tests.peers.fixtures import dovecot, provider, smtp_peer
+from tests.support.peers.fixtures import dovecot, provider, smtp_peer
 
 __all__ = ["dovecot", "provider", "smtp_peer"]

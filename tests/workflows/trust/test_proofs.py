@@ -9,7 +9,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.worker import Replayer
 
 from server.app import Mailgate
-from tests.conftest import wait_for_status
+from tests.support.wait import wait_for_status
 from workflows.ids import mailbox_workflow_id
 from workflows.mailbox import MailboxWorkflow
 from workflows.models import (

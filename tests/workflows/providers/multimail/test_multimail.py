@@ -1,7 +1,7 @@
 """The MultiMail provider, through mailgate's own client, against the local contract server.
 
 Every request the provider makes and every answer the server gives is checked against MultiMail's
-OpenAPI document (``tests/peers/multimail_openapi.py``): the fixture fails a test with any drift.
+OpenAPI document (``tests/support/peers/multimail_openapi.py``): the fixture fails a test with any drift.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.peers import multimail_openapi
-from tests.peers.multimail_fake import FakeServer
+from tests.support.peers import multimail_openapi
+from tests.support.peers.multimail_fake import FakeServer
 from workflows.mail.parsing import parse_email
 from workflows.models import Attachment, DeliveryRequest, EmailAddress, EmailDraft
 from workflows.providers.base import EmailNotFound, PermanentDeliveryError, TemporaryDeliveryError

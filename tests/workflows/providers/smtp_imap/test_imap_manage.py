@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import imaplib
 
-from tests.peers.dovecot import Dovecot
-from tests.peers.fixtures import ADDRESS, IMAP_USER, imap_append
-from tests.workflows.providers.smtp_imap.test_smtp_imap import inbound
+from tests.support.peers.dovecot import Dovecot
+from tests.support.peers.fixtures import ADDRESS, IMAP_USER, imap_append, inbound
 from workflows.providers.smtp_imap.provider import SmtpImapProvider
 from workflows.read_models import EmailQuery
 

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.peers.dovecot import Dovecot
-from tests.peers.fixtures import ADDRESS, eventually, file_into_sent, imap_append, make_provider
-from tests.peers.smtp_sink import SmtpPeer
+from tests.support.peers.dovecot import Dovecot
+from tests.support.peers.fixtures import ADDRESS, file_into_sent, imap_append, make_provider
+from tests.support.peers.smtp_sink import SmtpPeer
+from tests.support.wait import eventually
 from workflows.models import Attachment, DeliveryRequest, EmailAddress, EmailDraft
 from workflows.providers.base import PermanentDeliveryError, TemporaryDeliveryError
 from workflows.providers.smtp_imap.imap import ImapSession

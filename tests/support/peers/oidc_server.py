@@ -29,8 +29,8 @@ from authlib.oidc.core.grants import OpenIDCode
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
-from tests.peers.oauth_server import Client, Code, _Request
-from tests.ports import free_port
+from tests.support.peers.oauth_server import Client, Code, _Request
+from tests.support.ports import free_port
 
 SCOPES = ("openid", "email", "profile", "mailgate")
 

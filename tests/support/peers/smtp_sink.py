@@ -26,8 +26,8 @@ import httpx
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from tests.peers.certs import write_self_signed
-from tests.ports import free_port
+from tests.support.peers.certs import write_self_signed
+from tests.support.ports import free_port
 
 
 @dataclass

@@ -1,12 +1,11 @@
 """Fixtures for tests with real mail peers: Dovecot (IMAP) and an aiosmtpd sink (SMTP).
 
-Import them into a test module (``from tests.peers.fixtures import dovecot, smtp_peer``). Under
+Import them into a test module (``from tests.support.peers.fixtures import dovecot, smtp_peer``). Under
 CI=true a missing Dovecot fails these tests instead of skipping them: .ci/run installs it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import imaplib
 import os
 import uuid
@@ -15,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.peers.dovecot import Dovecot, dovecot_available, start_dovecot
-from tests.peers.smtp_sink import SmtpPeer
+from tests.support.peers.dovecot import Dovecot, dovecot_available, start_dovecot
+from tests.support.peers.smtp_sink import SmtpPeer
 from workflows.providers.endpoints import parse_endpoint
 from workflows.providers.smtp_imap.index import ImapIndex
 from workflows.providers.smtp_imap.provider import SmtpImapProvider
@@ -102,16 +101,3 @@ async def provider(dovecot: Dovecot, smtp_peer: SmtpPeer, tmp_path: Path) -> Asy
     made = make_provider(dovecot, smtp_peer, tmp_path)
     yield made
     await made.aclose()
-
-
-async def eventually(check: object, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()  # type: ignore[operator]
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)

@@ -38,8 +38,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tests.peers import multimail_openapi
-from tests.ports import free_port
+from tests.support.peers import multimail_openapi
+from tests.support.ports import free_port
 
 INLINE_MAX = 50_000  # bytes; larger attachments are answered with a presigned URL
 IDEMPOTENCY_TTL = 24 * 3600.0

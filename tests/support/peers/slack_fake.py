@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.ports import free_port
+from tests.support.ports import free_port
 
 BOT_TOKEN = "xoxb-test-0000-bot"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"

@@ -26,7 +26,15 @@ from server.web.webhooks import routes as webhook_routes
 from tests.support.app import make_settings, unique_mailbox
 from tests.support.histories import keep_history
 from tests.support.peers.dovecot import Dovecot
-from tests.support.peers.fixtures import IMAP_PASSWORD, IMAP_USER, dovecot, file_into_sent, imap_append, smtp_peer
+from tests.support.peers.fixtures import (
+    IMAP_PASSWORD,
+    IMAP_USER,
+    dovecot,
+    file_into_sent,
+    imap_append,
+    smtp_imap_entry,
+    smtp_peer,
+)
 from tests.support.peers.multimail_fake import FakeServer
 from tests.support.peers.smtp_sink import SmtpPeer
 from tests.support.wait import eventually, wait_for_status
@@ -41,18 +49,6 @@ __all__ = ["dovecot", "smtp_peer"]  # fixtures
 MM_BOX = "agent@mm.example"
 
 
-def smtp_imap_entry(dovecot: Dovecot, smtp: SmtpPeer, **extra: object) -> MailboxEntry:
-    return MailboxEntry(
-        address=IMAP_BOX,
-        provider="smtp_imap",
-        smtp_url=f"smtp+starttls://{IMAP_USER}@127.0.0.1:{smtp.port}",
-        imap_url=f"imaps://{IMAP_USER}@127.0.0.1:{dovecot.tls_port}",
-        password_env="TEST_IMAP_PASSWORD",
-        tls_ca_file=dovecot.ca_file,
-        **extra,  # type: ignore[arg-type]
-    )
-
-
 @pytest.fixture
 async def imap_app(
     temporal_env: WorkflowEnvironment,
@@ -63,7 +59,7 @@ async def imap_app(
 ) -> AsyncIterator[Mailgate]:
     monkeypatch.setenv("TEST_IMAP_PASSWORD", IMAP_PASSWORD)
     monkeypatch.setitem(globals(), "IMAP_BOX", unique_mailbox("alice"))
-    entry = smtp_imap_entry(dovecot, smtp_peer)
+    entry = smtp_imap_entry(dovecot, smtp_peer, IMAP_BOX)
     settings = make_settings(temporal_env, tmp_path, mailboxes=[entry], inbound_poll_seconds=2)
     app = Mailgate.build(settings, temporal_env.client, load_secrets(settings))
     async with build_worker(
@@ -341,7 +337,7 @@ async def test_notices_with_links_filed_where_the_agent_reads_stay_hidden(
     monkeypatch.setenv("TEST_IMAP_PASSWORD", IMAP_PASSWORD)
     monkeypatch.setitem(globals(), "IMAP_BOX", unique_mailbox("alice"))
     smtp_peer.sink.file_sent = file_into_sent(dovecot)  # type: ignore[assignment]
-    entry = smtp_imap_entry(dovecot, smtp_peer, server_files_sent=True, approvers=[CHIEF])
+    entry = smtp_imap_entry(dovecot, smtp_peer, IMAP_BOX, server_files_sent=True, approvers=[CHIEF])
     channel = NotificationSettings(
         smtp_url=f"smtp+starttls://{IMAP_USER}@127.0.0.1:{smtp_peer.port}",
         password_env="TEST_IMAP_PASSWORD",

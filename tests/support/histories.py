@@ -7,8 +7,11 @@ import os
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.worker import Replayer
 
 from server.app import Mailgate
+from workflows.temporal import data_converter
+from workflows.worker import WORKFLOWS
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 
@@ -26,3 +29,9 @@ async def keep_history(app: Mailgate | Client, workflow_id: str, name: str, run_
         (HISTORIES / f"{name}.json.gz").write_bytes(gzip.compress(text.encode(), mtime=0))
     else:
         (HISTORIES / f"{name}.json").write_text(text)
+
+
+async def replays(client: Client, workflow_id: str, run_id: str) -> None:
+    """The run that continued as new replays against today's code (its patches included)."""
+    history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+    await Replayer(workflows=WORKFLOWS, data_converter=data_converter()).replay_workflow(history)

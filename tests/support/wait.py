@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Callable, Iterable
 
 from server.app import Mailgate
-from workflows.models import SendState, SendStatus
+from workflows.models import DeliveryRequest, SendState, SendStatus
 
 
 async def eventually(check: Callable[[], object], timeout: float = 30.0, interval: float = 0.05) -> None:
@@ -54,3 +54,14 @@ async def wait_for_status(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{send_id} stayed {state.status}, expected one of {sorted(wanted)}")
         await asyncio.sleep(0.05)
+
+
+async def wait_for_notice(outbox: list[DeliveryRequest], recipient: str, timeout: float = 15.0) -> DeliveryRequest:
+    """Wait for the system notice (an approval link, a code) the app sends to ``recipient``."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        for request in outbox:
+            if request.system and [a.address for a in request.draft.to] == [recipient]:
+                return request
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no notice reached {recipient}")

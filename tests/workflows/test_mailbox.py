@@ -3,34 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from tests.support.histories import keep_history
+from tests.support.mailbox import start_mailbox
 from tests.support.proofs import TEST_PROOF_KEY
 from workflows.ids import mailbox_workflow_id
 from workflows.mailbox import MailboxWorkflow
-from workflows.mailbox_models import MailboxState, UpgradeAsk, UpgradeRedeem
-from workflows.models import AdmitRequest, EmailAddress, MailboxConfig
+from workflows.mailbox_models import UpgradeAsk, UpgradeRedeem
+from workflows.models import AdmitRequest, EmailAddress
 from workflows.providers.base import ProviderSet
 from workflows.providers.fake import FakeProvider
 from workflows.worker import build_worker
-
-
-async def start_mailbox(env: WorkflowEnvironment, queue: str, **config: object) -> tuple[str, object]:
-    address = f"box-{uuid.uuid4().hex[:8]}@mailgate.local"
-    state = MailboxState(
-        config=MailboxConfig(address=address, **config),  # type: ignore[arg-type]
-        created_by="tests",
-        created_at=datetime.now(UTC),
-    )
-    handle = await env.client.start_workflow(
-        MailboxWorkflow.run, state, id=mailbox_workflow_id(address), task_queue=queue
-    )
-    return address, handle
 
 
 async def test_an_upgrade_code_expires_after_24_hours(skipping_env: WorkflowEnvironment) -> None:

@@ -20,7 +20,6 @@ from playwright.async_api import Browser, BrowserContext, Page
 from server.app import Mailgate
 from server.settings import MailboxEntry
 from server.validation import AttachmentInput
-from tests.server.web.test_dashboard_browser import browser
 from tests.support.app import ADMIN_TOKEN, unique_mailbox
 from tests.support.browser import ARTIFACTS
 from tests.support.wait import wait_for_status
@@ -28,7 +27,6 @@ from tests.support.web import Web
 from workflows.trust.links import LinkClaim, link_key, make_token
 
 pytestmark = pytest.mark.browser
-__all__ = ["browser"]  # the session's chromium, shared with the other browser tests
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}

@@ -22,7 +22,6 @@ from pydantic import SecretStr
 
 from server.app import Mailgate
 from server.oidc import Issuer, TokenError
-from tests.server.web.test_dashboard_browser import browser  # noqa: F401 - the session's chromium
 from tests.support.peers.oidc_server import OIDCPeer
 from tests.support.web import Web, serve_web
 
@@ -48,7 +47,7 @@ def with_sso(app: Mailgate, idp: OIDCPeer) -> Mailgate:
 
 
 async def test_people_sign_in_through_the_identity_provider(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     app: Mailgate,
     idp: OIDCPeer,
 ) -> None:

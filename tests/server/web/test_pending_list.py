@@ -18,7 +18,6 @@ from server.app import Mailgate
 from server.mcp_server import build_mcp
 from server.validation import AttachmentInput
 from server.web.dashboard import approvals
-from tests.server.web.test_dashboard_browser import browser
 from tests.support.app import ADMIN_TOKEN
 from tests.support.browser import shot
 from tests.support.ports import free_port
@@ -26,7 +25,6 @@ from tests.support.wait import wait_for_status
 from tests.support.web import Web
 
 pytestmark = pytest.mark.browser
-__all__ = ["browser"]  # the session's chromium, shared with the other browser tests
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from server.settings import MailboxEntry
 from tests.support.peers.dovecot import Dovecot, dovecot_available, start_dovecot
 from tests.support.peers.smtp_sink import SmtpPeer
 from workflows.providers.endpoints import parse_endpoint
@@ -64,6 +65,15 @@ def imap_append(server: Dovecot, folder: str, raw: bytes, user: str = IMAP_USER,
         client.logout()
 
 
+def inbound(n: int, subject: str = "Hello", extra: str = "", message_id: str | None = None) -> bytes:
+    """Message n from Carol to the IMAP mailbox, as raw bytes."""
+    mid = message_id or f"<in-{n}@example.org>"
+    return (
+        f"From: Carol <carol@example.org>\r\nTo: {ADDRESS}\r\nSubject: {subject} {n}\r\n"
+        f"Message-ID: {mid}\r\nDate: Mon, 30 Nov 2026 10:00:0{n % 10} +0000\r\n{extra}\r\nBody {n}\r\n"
+    ).encode()
+
+
 def file_into_sent(server: Dovecot, folder: str = "Sent") -> object:
     """A sink hook that files each accepted message in Sent, as Gmail and Outlook do."""
 
@@ -71,6 +81,19 @@ def file_into_sent(server: Dovecot, folder: str = "Sent") -> object:
         imap_append(server, folder, raw, flags="\\Seen")
 
     return file
+
+
+def smtp_imap_entry(dovecot: Dovecot, smtp: SmtpPeer, address: str = ADDRESS, **extra: object) -> MailboxEntry:
+    """A configured smtp_imap mailbox on these peers (its password in TEST_IMAP_PASSWORD)."""
+    return MailboxEntry(
+        address=address,
+        provider="smtp_imap",
+        smtp_url=f"smtp+starttls://{IMAP_USER}@127.0.0.1:{smtp.port}",
+        imap_url=f"imaps://{IMAP_USER}@127.0.0.1:{dovecot.tls_port}",
+        password_env="TEST_IMAP_PASSWORD",
+        tls_ca_file=dovecot.ca_file,
+        **extra,  # type: ignore[arg-type]
+    )
 
 
 def make_provider(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import tomllib
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,31 +15,16 @@ import httpx
 import pytest
 
 from tests.support.peers import multimail_openapi
+from tests.support.peers.multimail import ADDRESS, provider_for
 from tests.support.peers.multimail_fake import FakeServer
 from workflows.mail.parsing import parse_email
 from workflows.models import Attachment, DeliveryRequest, EmailAddress, EmailDraft
 from workflows.providers.base import EmailNotFound, PermanentDeliveryError, TemporaryDeliveryError
-from workflows.providers.multimail.account import MultiMailConfig, message_id_of
+from workflows.providers.multimail.account import message_id_of
 from workflows.providers.multimail.client import Email, MultiMailClient
 from workflows.providers.multimail.provider import MultiMailProvider
 from workflows.providers.multimail.sending import outcome_of
 from workflows.read_models import EmailQuery
-
-ADDRESS = "agent@mm.example"
-
-
-@pytest.fixture
-def server() -> Iterator[FakeServer]:
-    running = FakeServer().start()
-    yield running
-    running.stop()
-    assert running.fake.violations == []
-
-
-def provider_for(server: FakeServer, mode: str = "autonomous", key: str = "mm_live_sender") -> MultiMailProvider:
-    box = server.fake.add_mailbox(ADDRESS, mode)
-    config = MultiMailConfig(address=ADDRESS, mailbox_id=box, base_url=server.url, decision_poll=timedelta(seconds=1))
-    return MultiMailProvider(config, key)
 
 
 def request(n: int = 1, date: datetime | None = None, **draft: object) -> DeliveryRequest:

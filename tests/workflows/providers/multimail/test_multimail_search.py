@@ -7,9 +7,6 @@ import pytest
 
 from tests.support.peers.multimail import ADDRESS, provider_for
 from tests.support.peers.multimail_fake import FakeServer
-from tests.workflows.providers.test_multimail import server
-
-__all__ = ["server"]
 from workflows.mail.search_query import QuerySyntaxError
 
 

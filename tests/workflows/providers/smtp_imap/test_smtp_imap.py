@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.peers.dovecot import Dovecot
-from tests.support.peers.fixtures import ADDRESS, file_into_sent, imap_append, make_provider
+from tests.support.peers.fixtures import ADDRESS, file_into_sent, imap_append, inbound, make_provider
 from tests.support.peers.smtp_sink import SmtpPeer
 from tests.support.wait import eventually
 from workflows.models import Attachment, DeliveryRequest, EmailAddress, EmailDraft
@@ -36,14 +36,6 @@ def request(n: int = 1, **draft: object) -> DeliveryRequest:
         message_id=f"<send-test{n}@example.test>",
         date=datetime(2026, 11, 30, 9, 0, tzinfo=UTC),
     )
-
-
-def inbound(n: int, subject: str = "Hello", extra: str = "", message_id: str | None = None) -> bytes:
-    mid = message_id or f"<in-{n}@example.org>"
-    return (
-        f"From: Carol <carol@example.org>\r\nTo: {ADDRESS}\r\nSubject: {subject} {n}\r\n"
-        f"Message-ID: {mid}\r\nDate: Mon, 30 Nov 2026 10:00:0{n % 10} +0000\r\n{extra}\r\nBody {n}\r\n"
-    ).encode()
 
 
 async def sent_folder(server: Dovecot) -> list[bytes]:

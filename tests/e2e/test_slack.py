@@ -173,4 +173,5 @@ async def test_slack_approvals_through_serve(serve: Serve, tmp_path: Path) -> No
 
 
 def buttons_value(message: dict[str, Any]) -> str:
-    return next(e["value"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"])
+    value: str = next(e["value"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"])
+    return value

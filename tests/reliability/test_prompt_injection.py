@@ -309,7 +309,7 @@ async def test_the_agent_finds_no_link_code_or_held_mail_in_anything_it_can_read
                     "durable_send", {"mailbox": box, "to": ["carol@example.org"], "subject": f"Plan {box}", "body": "b"}
                 )
                 assert (sent.structured_content or {}).get("status") == "pending_approval", sent.content
-                sends[box] = sent.structured_content["send_id"]  # type: ignore[index]
+                sends[box] = sent.structured_content["send_id"]
                 asked = await client.call_tool(
                     "request_upgrade", {"mailbox": box, "mode": "autonomous", "reason": "routine mail"}
                 )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,9 +27,9 @@ from workflows.worker import build_worker
 
 
 @pytest.fixture
-def multimail() -> AsyncIterator[FakeServer]:
+def multimail() -> Iterator[FakeServer]:
     running = FakeServer().start()
-    yield running  # type: ignore[misc]
+    yield running
     running.stop()
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -179,9 +179,9 @@ async def test_550_ends_the_send_as_failed_with_the_text(imap_app: Mailgate, smt
 
 
 @pytest.fixture
-def multimail() -> AsyncIterator[FakeServer]:
+def multimail() -> Iterator[FakeServer]:
     running = FakeServer().start()
-    yield running  # type: ignore[misc]
+    yield running
     running.stop()
     assert running.fake.violations == []
 
@@ -336,7 +336,7 @@ async def test_notices_with_links_filed_where_the_agent_reads_stay_hidden(
     no read of the agent's mailbox returns them; a forged mark hides nothing."""
     monkeypatch.setenv("TEST_IMAP_PASSWORD", IMAP_PASSWORD)
     monkeypatch.setitem(globals(), "IMAP_BOX", unique_mailbox("alice"))
-    smtp_peer.sink.file_sent = file_into_sent(dovecot)  # type: ignore[assignment]
+    smtp_peer.sink.file_sent = file_into_sent(dovecot)
     entry = smtp_imap_entry(dovecot, smtp_peer, IMAP_BOX, server_files_sent=True, approvers=[CHIEF])
     channel = NotificationSettings(
         smtp_url=f"smtp+starttls://{IMAP_USER}@127.0.0.1:{smtp_peer.port}",

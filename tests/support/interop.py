@@ -125,7 +125,8 @@ class InspectorRun:
         except ValueError:
             raise AssertionError(f"stdout is not one JSON document:\n{self.describe()}") from None
         assert isinstance(parsed, dict) and isinstance(parsed.get("result"), dict), self.describe()
-        return parsed["result"]
+        result: dict[str, Any] = parsed["result"]
+        return result
 
     @property
     def error_code(self) -> str | None:

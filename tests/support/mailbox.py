@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from workflows.ids import mailbox_workflow_id
@@ -13,10 +14,12 @@ from workflows.mailbox_models import MailboxState
 from workflows.models import MailboxConfig
 
 
-async def start_mailbox(env: WorkflowEnvironment, queue: str, **config: object) -> tuple[str, object]:
+async def start_mailbox(
+    env: WorkflowEnvironment, queue: str, **config: object
+) -> tuple[str, WorkflowHandle[MailboxWorkflow, None]]:
     address = f"box-{uuid.uuid4().hex[:8]}@mailgate.local"
     state = MailboxState(
-        config=MailboxConfig(address=address, **config),  # type: ignore[arg-type]
+        config=MailboxConfig(address=address, **config),
         created_by="tests",
         created_at=datetime.now(UTC),
     )

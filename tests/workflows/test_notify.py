@@ -30,7 +30,7 @@ from tests.support.app import make_settings, record_sends, unique_mailbox
 from tests.support.histories import keep_history
 from tests.support.ports import free_port
 from tests.support.wait import wait_for_status
-from workflows.models import DeliveryRequest
+from workflows.models import Decision, DeliveryRequest
 from workflows.notices import NoticeReport
 from workflows.providers.sandbox.viewer import stored_messages
 from workflows.trust import standard_webhooks
@@ -199,9 +199,7 @@ async def test_approvers_and_reviewers_get_emails_and_only_private_inboxes_get_l
     }
 
 
-def _approve() -> object:
-    from workflows.models import Decision
-
+def _approve() -> Decision:
     return Decision(decision="approve", approver="ops", channel="test")
 
 

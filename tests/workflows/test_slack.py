@@ -8,9 +8,10 @@ import os
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
@@ -65,7 +66,7 @@ async def keep(client: Client, workflow_id: str, name: str) -> None:
 
 async def slack_report(client: Client, send_id: str) -> SlackReport:
     """The round's report, waiting first for the send to start it (a child starts a moment later)."""
-    handle = client.get_workflow_handle(f"slack-{send_id}-1", result_type=SlackReport)
+    handle: WorkflowHandle[Any, SlackReport] = client.get_workflow_handle(f"slack-{send_id}-1", result_type=SlackReport)
     for _ in range(200):
         try:
             return await handle.result()

@@ -6,7 +6,7 @@ import os
 from collections.abc import AsyncIterator
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Dialog, Page, async_playwright
 
 from server.app import Mailgate
 from tests.support.browser import CHROMIUM, FLAGS, HAVE_CHROMIUM
@@ -39,7 +39,12 @@ async def page(browser: Browser, web: Web) -> AsyncIterator[Page]:
     context.set_default_timeout(10_000)
     page = await context.new_page()
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    async def dismiss(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        await dialog.dismiss()
+
+    page.on("dialog", dismiss)
     page.dialogs = dialogs  # type: ignore[attr-defined]
     yield page
     await context.close()

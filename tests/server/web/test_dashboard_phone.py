@@ -15,7 +15,7 @@ from email.message import EmailMessage
 from typing import Literal
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page
+from playwright.async_api import Browser, BrowserContext, Page, ViewportSize
 
 from server.app import Mailgate
 from server.settings import MailboxEntry
@@ -28,9 +28,9 @@ from workflows.trust.links import LinkClaim, link_key, make_token
 
 pytestmark = pytest.mark.browser
 
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 800}
-SIZES = {"phone": PHONE, "desktop": DESKTOP}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+SIZES: dict[str, ViewportSize] = {"phone": PHONE, "desktop": DESKTOP}
 # What a finger must hit on a phone; inline links inside sentences are exempt (WCAG 2.5.8).
 TARGETS = (
     "button, select, textarea, input:not([type=hidden]):not([type=checkbox]), summary, "

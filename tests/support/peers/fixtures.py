@@ -9,7 +9,7 @@ from __future__ import annotations
 import imaplib
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -74,7 +74,7 @@ def inbound(n: int, subject: str = "Hello", extra: str = "", message_id: str | N
     ).encode()
 
 
-def file_into_sent(server: Dovecot, folder: str = "Sent") -> object:
+def file_into_sent(server: Dovecot, folder: str = "Sent") -> Callable[[bytes], None]:
     """A sink hook that files each accepted message in Sent, as Gmail and Outlook do."""
 
     def file(raw: bytes) -> None:
@@ -92,7 +92,7 @@ def smtp_imap_entry(dovecot: Dovecot, smtp: SmtpPeer, address: str = ADDRESS, **
         imap_url=f"imaps://{IMAP_USER}@127.0.0.1:{dovecot.tls_port}",
         password_env="TEST_IMAP_PASSWORD",
         tls_ca_file=dovecot.ca_file,
-        **extra,  # type: ignore[arg-type]
+        **extra,
     )
 
 
@@ -113,7 +113,7 @@ def make_provider(
         smtp=parse_endpoint(smtp_url, "smtp"),
         imap=parse_endpoint(imap_url, "imap"),
         tls_ca_file=server.ca_file,
-        **overrides,  # type: ignore[arg-type]
+        **overrides,
     )
     index = ImapIndex(directory / f"index-{uuid.uuid4().hex[:8]}.db", ADDRESS)
     return SmtpImapProvider(config, IMAP_PASSWORD, index)

@@ -204,7 +204,8 @@ class DeviceGrant(DeviceCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["none", "client_secret_basic"]
 
     def query_device_credential(self, device_code: str) -> DeviceCredential | None:
-        return self.server.state.devices.get(device_code)
+        state: State = self.server.state
+        return state.devices.get(device_code)
 
     def query_user_grant(self, user_code: str) -> tuple[str, bool] | None:
         user = self.server.state.device_grants.get(user_code)
@@ -245,8 +246,9 @@ class Introspection(IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
-        self.server.state.introspections += 1
-        return self.server.state.by_access(token_string)
+        state: State = self.server.state
+        state.introspections += 1
+        return state.by_access(token_string)
 
     def introspect_token(self, token: Token) -> dict[str, Any]:
         return {
@@ -262,7 +264,7 @@ class Introspection(IntrospectionEndpoint):
         return client.client_id == "rs"
 
 
-class Server(AuthorizationServer):  # type: ignore[misc]
+class Server(AuthorizationServer):
     def __init__(self, state: State, url: str) -> None:
         super().__init__(scopes_supported=[SCOPE])
         self.state = state

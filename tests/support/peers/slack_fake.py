@@ -103,7 +103,7 @@ def build_app(fake: SlackFake) -> Starlette:
             key = (body.get("channel"), body.get("ts"))
             if key not in fake.messages:
                 return _error("message_not_found")
-            fake.messages[key] = {"text": body.get("text"), "blocks": body.get("blocks", [])}  # type: ignore[index]
+            fake.messages[key] = {"text": body.get("text"), "blocks": body.get("blocks", [])}
             return _answer({"channel": key[0], "ts": key[1], "text": body.get("text")})
         if name == "views.open":
             view = body.get("view")

@@ -85,7 +85,7 @@ class Sink:
             self.file_sent(data)
         if fault == "drop":
             # Accepted and kept, but the client never hears so: the connection-lost-after-DATA window.
-            assert server.transport is not None
+            assert isinstance(server.transport, asyncio.Transport)
             server.transport.abort()
             return "250 OK (never heard)"
         if fault and fault.startswith("slow:"):

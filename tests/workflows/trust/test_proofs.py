@@ -111,7 +111,7 @@ def _delivery(
             draft=draft,
             message_id="<m@x>",
             content_hash="h",
-            policy=MailboxPolicy(mode=mode, approvers=approvers),  # type: ignore[arg-type]
+            policy=MailboxPolicy(mode=mode, approvers=approvers),
             requested_at=datetime.now(UTC),
             approval_timeout=timedelta(hours=1),
         ),

@@ -10,6 +10,7 @@ import base64
 import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -38,7 +39,7 @@ def request(n: int = 1, date: datetime | None = None, **draft: object) -> Delive
     return DeliveryRequest(
         send_id=f"send-mm{n}",
         mailbox=ADDRESS,
-        draft=EmailDraft(**values),  # type: ignore[arg-type]
+        draft=EmailDraft(**values),
         message_id=f"<send-mm{n}@mm.example>",
         date=date or datetime.now(UTC),
     )
@@ -310,7 +311,7 @@ async def test_reply_edits_to_recipients_or_subject_are_kept(server: FakeServer)
 async def test_an_identical_reply_within_60_seconds_waits_and_then_goes(server: FakeServer) -> None:
     provider = provider_for(server)
     parent = inbound(server, provider, subject="Quote")
-    same = {"to": (EmailAddress(address="carol@example.org"),), "subject": "Re: Quote"}
+    same: dict[str, Any] = {"to": (EmailAddress(address="carol@example.org"),), "subject": "Re: Quote"}
     first = await provider.send(request(23, in_reply_to=message_id_of(str(parent["id"])), **same))
     second = request(24, in_reply_to=message_id_of(str(parent["id"])), **same)  # another send, same words
     with pytest.raises(TemporaryDeliveryError, match="60 seconds"):

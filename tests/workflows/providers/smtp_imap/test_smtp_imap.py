@@ -32,7 +32,7 @@ def request(n: int = 1, **draft: object) -> DeliveryRequest:
     return DeliveryRequest(
         send_id=f"send-test{n}",
         mailbox=ADDRESS,
-        draft=EmailDraft(**values),  # type: ignore[arg-type]
+        draft=EmailDraft(**values),
         message_id=f"<send-test{n}@example.test>",
         date=datetime(2026, 11, 30, 9, 0, tzinfo=UTC),
     )
@@ -252,7 +252,7 @@ async def test_connection_lost_after_data_is_not_resent_when_sent_holds_it(
     provider: SmtpImapProvider, smtp_peer: SmtpPeer, dovecot: Dovecot
 ) -> None:
     # A server that files Sent itself (like Gmail) accepted the message but the answer was lost.
-    smtp_peer.sink.file_sent = file_into_sent(dovecot)  # type: ignore[assignment]
+    smtp_peer.sink.file_sent = file_into_sent(dovecot)
     provider.config = provider.config.model_copy(update={"server_files_sent": True})
     smtp_peer.sink.fail("DATA", "drop")
     with pytest.raises(TemporaryDeliveryError, match="lost during DATA"):

@@ -6,7 +6,7 @@ import gzip
 import os
 from pathlib import Path
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer
 
 from server.app import Mailgate
@@ -14,6 +14,16 @@ from workflows.temporal import data_converter
 from workflows.worker import WORKFLOWS
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
+FILES = sorted([*HISTORIES.rglob("*.json"), *HISTORIES.rglob("*.json.gz")])
+
+
+def name(path: Path) -> str:
+    return str(path.relative_to(HISTORIES)).removesuffix(".gz").removesuffix(".json")
+
+
+def load(path: Path) -> WorkflowHistory:
+    text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
+    return WorkflowHistory.from_json(name(path), text)
 
 
 async def keep_history(app: Mailgate | Client, workflow_id: str, name: str, run_id: str | None = None) -> None:

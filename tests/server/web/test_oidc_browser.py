@@ -1,4 +1,4 @@
-"""Dashboard single sign-on against a real OpenID Connect provider (tests/peers/oidc_server.py).
+"""Dashboard single sign-on against a real OpenID Connect provider (tests/support/peers/oidc_server.py).
 
 Chromium follows the whole authorization code flow: mailgate's sign-in page, the provider's own
 sign-in form, the callback that checks the ID token against the provider's JWKS, and the

@@ -1,6 +1,6 @@
 """A real OpenID Connect provider and OAuth 2.1 authorization server for tests, on authlib.
 
-It extends the OAuth peer (tests/peers/oauth_server.py) with what single sign-on and OAuth on
+It extends the OAuth peer (tests/support/peers/oauth_server.py) with what single sign-on and OAuth on
 /mcp need: discovery (``/.well-known/openid-configuration``), a JWKS, a sign-in page a browser
 fills in, ID tokens (authlib's ``OpenIDCode`` extension: nonce, audience, RS256), and JWT access
 tokens (RFC 9068, audience from the RFC 8707 ``resource`` parameter) for the client credentials
@@ -116,7 +116,7 @@ class ClientCredentials(grants.ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic"]
 
 
-class IDToken(OpenIDCode):  # type: ignore[misc]
+class IDToken(OpenIDCode):
     def __init__(self, provider: Provider) -> None:
         super().__init__(require_nonce=True)
         self.provider = provider
@@ -143,7 +143,7 @@ class IDToken(OpenIDCode):  # type: ignore[misc]
         return info
 
 
-class AccessTokens(JWTBearerTokenGenerator):  # type: ignore[misc]
+class AccessTokens(JWTBearerTokenGenerator):
     def __init__(self, provider: Provider) -> None:
         super().__init__(issuer=provider.url, alg="RS256")
         self.provider = provider
@@ -155,7 +155,7 @@ class AccessTokens(JWTBearerTokenGenerator):  # type: ignore[misc]
         return self.provider.resource or client.get_client_id()
 
 
-class Server(AuthorizationServer):  # type: ignore[misc]
+class Server(AuthorizationServer):
     def __init__(self, provider: Provider) -> None:
         super().__init__(scopes_supported=list(SCOPES))
         self.provider = provider

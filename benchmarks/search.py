@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.search_corpus import bulk_insert, generate
-from workflows.providers.sandbox.provider import SandboxStore
+from workflows.providers.sandbox.store import SandboxStore
 from workflows.read_models import EmailQuery
 
 MAILBOX = "bench@mailgate.local"

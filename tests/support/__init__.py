@@ -1,4 +1,5 @@
 """What tests and benchmarks share: stacks, peers, waits, ports, signing and corpora.
 
-Fixtures stay in the conftest.py files; everything a test module imports lives here.
+Fixtures live in the conftest.py files, except the real mail peers' (peers/fixtures.py), which the
+few test modules that need Dovecot import; everything else a test module imports lives here.
 """

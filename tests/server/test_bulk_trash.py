@@ -8,6 +8,7 @@ import asyncio
 import json
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -32,14 +33,15 @@ imap_app = test_real_providers.imap_app
 __all__ = ["dovecot", "imap_app", "smtp_peer"]  # fixtures
 
 
-async def _ask(app: Mailgate, ids: list[str]) -> dict[str, object]:
+async def _ask(app: Mailgate, ids: list[str]) -> dict[str, Any]:
     async with connected(app) as client:
         answer = await client.call_tool(
             "manage_email", {"mailbox": app.settings.default_mailbox, "email_ids": ids, "action": "trash"}
         )
     assert not answer.is_error, answer.content
-    assert answer.structured_content is not None
-    return answer.structured_content
+    content: dict[str, Any] | None = answer.structured_content
+    assert content is not None
+    return content
 
 
 async def _trashed(app: Mailgate) -> set[str]:
@@ -83,7 +85,7 @@ async def test_a_bulk_trash_waits_for_a_human_then_is_carried_out_once(app: Mail
     # The agent asking again learns the outcome per id.
     done = await _ask(app, ids)
     assert done["approval_status"] == "trashed" and done["changed"] == 12
-    assert all(r["ok"] for r in done["results"])  # type: ignore[union-attr]
+    assert all(r["ok"] for r in done["results"])
     audit = [e for e in (await app.mailboxes.state(mailbox)).audit if e.kind == "email_trash"]
     assert len(audit) == 1 and f"approved by olga, {request_id}" in audit[0].detail
     await keep_history(app, request_id, "trash-approved")

@@ -38,7 +38,7 @@ def entry(peer: OAuthPeer, **extra: object) -> MailboxEntry:
         "oauth_token_url": f"{peer.url}/token",
         "oauth_revocation_url": f"{peer.url}/revoke",
     }
-    return MailboxEntry(**{**fields, **extra})  # type: ignore[arg-type]
+    return MailboxEntry(**{**fields, **extra})
 
 
 def logged_in(peer: OAuthPeer, tmp_path: Path) -> GrantStore:

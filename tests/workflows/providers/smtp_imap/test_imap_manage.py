@@ -77,7 +77,7 @@ def other_client_moves(server: Dovecot, message_id: str, source: str, dest: str)
         client.login(IMAP_USER, server.users[IMAP_USER])
         client.create(dest)  # "already exists" is fine
         client.select(source)
-        typ, data = client.uid("SEARCH", None, "HEADER", "Message-ID", message_id)
+        typ, data = client.uid("SEARCH", "HEADER", "Message-ID", message_id)
         [uid] = data[0].split()
         typ, data = client.uid("MOVE", uid.decode(), dest)
         assert typ == "OK", data

@@ -67,7 +67,7 @@ class Peers:
             smtp=parse_endpoint(f"smtp://alice%40example.test@127.0.0.1:{smtp.port}", "smtp"),
             imap=parse_endpoint(f"imaps://alice%40example.test@127.0.0.1:{imap.tls_port}", "imap"),
             tls_ca_file=imap.ca_file,
-            **extra,  # type: ignore[arg-type]
+            **extra,
         )
         index = ImapIndex(self.directory / f"index-{uuid.uuid4().hex[:8]}.db", BOX)
         return SmtpImapProvider(config, "", index, oauth=tokens)

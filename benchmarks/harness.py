@@ -31,7 +31,7 @@ from temporalio.worker import Worker
 from benchmarks.bare import BareSendWorkflow, bare_deliver
 from server.embedded import DevServer, start_dev_server
 from server.settings import Settings
-from tests.ports import free_port
+from tests.support.ports import free_port
 from workflows.temporal import data_converter
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,7 +4,7 @@ index's size on disk. Measured at the store (what the tools call, without MCP's 
     .venv/bin/python -m benchmarks.search              # 10,000 messages
     .venv/bin/python -m benchmarks.search --sizes 10000,100000 --write   # also benchmarks/search_results.md
 
-The corpus is generated and written straight into the index (tests/workflows/search_corpus.py).
+The corpus is generated and written straight into the index (tests/support/search_corpus.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.workflows.search_corpus import bulk_insert, generate
+from tests.support.search_corpus import bulk_insert, generate
 from workflows.providers.sandbox.store import SandboxStore
 from workflows.read_models import EmailQuery
 
@@ -53,9 +53,9 @@ def measure(size: int, rounds: int) -> dict[str, Any]:
         store = SandboxStore(path)
         for start in range(0, size, 10_000):  # in batches: one transaction each
             bulk_insert(store, generate(min(10_000, size - start), MAILBOX, seed=start, offset=start))
-        store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        with store._tx() as db:
-            fts_pages = db.execute("SELECT count(*) FROM messages_fts_data").fetchone()[0]
+        store.db.query("PRAGMA wal_checkpoint(TRUNCATE)")
+        [row] = store.db.query("SELECT count(*) FROM messages_fts_data")
+        fts_pages = row[0]
         report: dict[str, Any] = {"messages": size, "db_bytes": _disk(path), "fts_data_pages": fts_pages}
         report["check_inbox, 20 newest"] = _times(lambda: store.list_emails(MAILBOX, EmailQuery(limit=20)), rounds)
         report["check_inbox, query 'invoice'"] = _times(

@@ -27,7 +27,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tests.serve import Serve
+from tests.support.serve import Serve
 
 RECIPIENT = "soak@example.com"
 

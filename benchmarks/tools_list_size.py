@@ -24,7 +24,7 @@ PROTOCOL = "2025-11-25"
 
 
 def free_port() -> int:
-    # Its own copy of tests.ports.free_port: this file runs as a plain script, outside the package.
+    # Its own copy of tests.support.ports.free_port: this file runs as a plain script, outside the package.
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.peers.smtp_sink import SmtpPeer
-from tests.serve import Serve, eventually
+from tests.support.peers.smtp_sink import SmtpPeer
+from tests.support.serve import Serve
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.e2e
 RELAY = "news@relay.example"

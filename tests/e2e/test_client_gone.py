@@ -12,7 +12,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.serve import Serve
+from tests.support.serve import Serve
 
 pytestmark = pytest.mark.e2e
 

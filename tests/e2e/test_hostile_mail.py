@@ -1,6 +1,6 @@
 """Hostile mail against a real `mailgate serve` while a probe hits /healthz every 100 ms (issue 25, 6-8).
 
-The corpus (tests/hostile.py) arrives over the sandbox's SMTP listener and over IMAP (Dovecot),
+The corpus (tests/support/hostile.py) arrives over the sandbox's SMTP listener and over IMAP (Dovecot),
 and is then read back through `read_email` and `get_thread`; an SMTP connection flood under
 a 1,024 open-file limit follows. Before parsing was bounded and moved off the event loop, one
 of these messages froze every door of the server for 40 s to minutes.
@@ -20,10 +20,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.hostile import BUILDERS, hostile
-from tests.peers.dovecot import Dovecot
-from tests.peers.fixtures import IMAP_PASSWORD, IMAP_USER, dovecot, imap_append
-from tests.serve import Serve
+from tests.support.hostile import BUILDERS, hostile
+from tests.support.peers.dovecot import Dovecot
+from tests.support.peers.fixtures import IMAP_PASSWORD, IMAP_USER, dovecot, imap_append
+from tests.support.serve import Serve
 
 pytestmark = pytest.mark.e2e
 __all__ = ["dovecot"]  # fixtures

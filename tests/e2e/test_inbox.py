@@ -9,7 +9,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from tests.serve import Serve
+from tests.support.serve import Serve
 
 pytestmark = pytest.mark.e2e
 BOX = "agent@mailgate.local"

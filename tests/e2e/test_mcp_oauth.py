@@ -22,8 +22,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
 from tests.e2e.test_teams import SEND, made
-from tests.peers.oidc_server import OIDCPeer
-from tests.serve import Serve
+from tests.support.peers.oidc_server import OIDCPeer
+from tests.support.serve import Serve
 
 
 class Memory(TokenStorage):

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from tests.e2e.test_teams import made
-from tests.peers.oidc_server import OIDCPeer
-from tests.serve import Serve
+from tests.support.peers.oidc_server import OIDCPeer
+from tests.support.serve import Serve
 
 pytestmark = pytest.mark.e2e
 

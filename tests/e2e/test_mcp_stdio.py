@@ -12,7 +12,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from server.embedded import pid_alive
-from tests.serve import Serve, eventually
+from tests.support.serve import Serve
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.e2e
 

@@ -22,10 +22,10 @@ import httpx
 import psycopg
 from temporalio.testing import WorkflowEnvironment
 
-from tests.peers.dovecot import Dovecot
-from tests.peers.fixtures import IMAP_PASSWORD, IMAP_USER, dovecot, imap_append, smtp_peer
-from tests.peers.smtp_sink import SmtpPeer
-from tests.serve import Serve
+from tests.support.peers.dovecot import Dovecot
+from tests.support.peers.fixtures import IMAP_PASSWORD, IMAP_USER, dovecot, imap_append, smtp_peer
+from tests.support.peers.smtp_sink import SmtpPeer
+from tests.support.serve import Serve
 from workflows.providers.sandbox.store import SandboxStore
 from workflows.store import open_database
 

@@ -16,11 +16,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.peers.dovecot import Dovecot, start_dovecot
-from tests.peers.fixtures import imap_append, need_dovecot
-from tests.peers.oauth_server import RS_SECRET, OAuthPeer
-from tests.peers.smtp_sink import SmtpPeer
-from tests.serve import Serve, eventually
+from tests.support.peers.dovecot import Dovecot, start_dovecot
+from tests.support.peers.fixtures import imap_append, need_dovecot
+from tests.support.peers.oauth_server import RS_SECRET, OAuthPeer
+from tests.support.peers.smtp_sink import SmtpPeer
+from tests.support.serve import Serve
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.e2e
 BOX = "alice@example.test"

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.prometheus import sample
-from tests.serve import Serve
+from tests.support.serve import Serve
 
 pytestmark = pytest.mark.e2e
 METRICS_TOKEN = "metrics-scraper-token-0123456789"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serve import Serve
+from tests.support.serve import Serve
 
 pytestmark = pytest.mark.e2e
 

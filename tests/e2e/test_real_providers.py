@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.peers.dovecot import Dovecot
-from tests.peers.fixtures import IMAP_PASSWORD, IMAP_USER, dovecot, imap_append, smtp_peer
-from tests.peers.multimail_fake import FakeServer
-from tests.peers.smtp_sink import SmtpPeer
-from tests.serve import Serve, eventually
+from tests.support.peers.dovecot import Dovecot
+from tests.support.peers.fixtures import IMAP_PASSWORD, IMAP_USER, dovecot, imap_append, smtp_peer
+from tests.support.peers.multimail_fake import FakeServer
+from tests.support.peers.smtp_sink import SmtpPeer
+from tests.support.serve import Serve
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.e2e
 __all__ = ["dovecot", "smtp_peer"]  # fixtures

@@ -15,7 +15,7 @@ import pytest
 from mcp import MCPError
 from temporalio.client import Client, WorkflowUpdateFailedError
 
-from tests.serve import Serve
+from tests.support.serve import Serve
 from workflows import ids
 from workflows.mailbox import MailboxWorkflow
 from workflows.models import ModeChange

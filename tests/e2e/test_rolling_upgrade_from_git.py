@@ -23,7 +23,8 @@ from temporalio.testing import WorkflowEnvironment
 from server.app import Mailgate
 from server.credentials import load_secrets
 from server.notifications import notify_config
-from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN, make_settings, provisioned, wait_for_status
+from tests.support.app import ADMIN_TOKEN, AGENT_TOKEN, make_settings
+from tests.support.wait import provisioned, wait_for_status
 from workflows.models import Decision
 from workflows.trust.proofs import proof_key
 from workflows.worker import build_worker

@@ -15,7 +15,8 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from server.embedded import pid_alive
-from tests.serve import Serve, eventually
+from tests.support.serve import Serve
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,7 @@ import secrets
 import httpx
 import pytest
 
-from tests.serve import Serve
+from tests.support.serve import Serve
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.peers.slack_fake import (
+from tests.support.peers.slack_fake import (
     BOT_TOKEN,
     CHANNEL,
     SIGNING_SECRET,
@@ -26,7 +26,8 @@ from tests.peers.slack_fake import (
     reject_submission,
     signed,
 )
-from tests.serve import Serve, eventually
+from tests.support.serve import Serve
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.e2e
 BOX = "team@mailgate.local"
@@ -172,4 +173,5 @@ async def test_slack_approvals_through_serve(serve: Serve, tmp_path: Path) -> No
 
 
 def buttons_value(message: dict[str, Any]) -> str:
-    return next(e["value"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"])
+    value: str = next(e["value"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"])
+    return value

@@ -9,7 +9,7 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.serve import Serve
+from tests.support.serve import Serve
 
 SEND = {"to": ["b@example.com"], "subject": "Quarterly numbers", "body": "Attached."}
 

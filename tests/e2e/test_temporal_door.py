@@ -15,7 +15,8 @@ import httpx
 import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
 
-from tests.serve import Serve, eventually
+from tests.support.serve import Serve
+from tests.support.wait import eventually
 from workflows import ids
 from workflows.mailbox import MailboxWorkflow
 from workflows.mailbox_models import Reconfigure, UpgradeRedeem

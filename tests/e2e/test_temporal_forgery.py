@@ -19,10 +19,12 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from tests.peers.smtp_sink import SmtpPeer
-from tests.serve import Serve, eventually
+from tests.support.peers.smtp_sink import SmtpPeer
+from tests.support.serve import Serve
+from tests.support.wait import eventually
 from workflows import ids
-from workflows.mailbox import MailboxState, MailboxWorkflow, mailbox_memo
+from workflows.mailbox import MailboxWorkflow
+from workflows.mailbox_models import MailboxState, mailbox_memo
 from workflows.models import Decision, EmailAddress, EmailDraft, MailboxPolicy, SendRequest, SendState
 from workflows.notices import Notice
 from workflows.notify import NotifyWorkflow

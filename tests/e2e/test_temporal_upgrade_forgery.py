@@ -20,9 +20,10 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from tests.e2e.test_temporal_forgery import MAILBOX, deliveries, mode_seen_by_agent, temporal_of
-from tests.serve import Serve
+from tests.support.serve import Serve
 from workflows import ids
-from workflows.mailbox import MailboxState, MailboxWorkflow, mailbox_memo
+from workflows.mailbox import MailboxWorkflow
+from workflows.mailbox_models import MailboxState, mailbox_memo
 from workflows.models import Admission, AdmitBatch, AdmitRequest, MailboxConfig
 from workflows.temporal import MAILBOX as MAILBOX_KEY
 

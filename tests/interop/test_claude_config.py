@@ -14,9 +14,9 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from server.embedded import pid_alive
-from tests.interop.conftest import ROOT, list_all_tools
-from tests.ports import free_port
-from tests.serve import eventually
+from tests.support.interop import ROOT, list_all_tools
+from tests.support.ports import free_port
+from tests.support.wait import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.interop]
 

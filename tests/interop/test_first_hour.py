@@ -10,8 +10,8 @@ import sys
 import httpx
 import pytest
 
-from tests.interop.conftest import list_all_tools, sdk_client
-from tests.serve import Serve
+from tests.support.interop import list_all_tools, sdk_client
+from tests.support.serve import Serve
 
 pytestmark = [pytest.mark.e2e, pytest.mark.interop]
 
@@ -69,11 +69,11 @@ async def test_each_front_door_names_its_own_next_step(stack: Serve) -> None:
             assert result.is_error and ("list_sends" in text or "list_mailboxes" in text), text
             assert "mailgate " not in text and "/api/" not in text, text
 
-    for args, command in (
+    for cli_args, command in (
         (["sends", "show", unknown_send], "`mailgate approvals list --status all`"),
         (["mailbox", "set-mode", unknown_box, "gated_all"], "`mailgate mailbox list`"),
     ):
-        done = stack.cli(*args)
+        done = stack.cli(*cli_args)
         assert done.returncode == 1 and command in done.stderr, done.stderr
         assert "list_sends" not in done.stderr and "list_mailboxes" not in done.stderr, done.stderr
 

@@ -24,9 +24,9 @@ from mcp.client.streamable_http import streamable_http_client
 
 from server.settings import Settings
 from server.stack import check_exposure
-from tests.interop.conftest import list_all_tools
-from tests.ports import free_port
-from tests.serve import Serve
+from tests.support.interop import list_all_tools
+from tests.support.ports import free_port
+from tests.support.serve import Serve
 
 pytestmark = [pytest.mark.e2e, pytest.mark.interop]
 

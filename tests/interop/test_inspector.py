@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from server.embedded import pid_alive
-from tests.interop.conftest import (
+from tests.support.interop import (
     LEGACY,
     MODERN,
     TRANSPORTS,
@@ -33,8 +33,9 @@ from tests.interop.conftest import (
     mailgate_script,
     sdk_client,
 )
-from tests.ports import free_port
-from tests.serve import Serve, eventually
+from tests.support.ports import free_port
+from tests.support.serve import Serve
+from tests.support.wait import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.interop]
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from mcp import Client, StdioServerParameters
 
-from tests.interop.conftest import AGENT_TOOLS, list_all_tools, mailgate_script
-from tests.serve import Serve
+from tests.support.interop import AGENT_TOOLS, list_all_tools, mailgate_script
+from tests.support.serve import Serve
 
 pytestmark = [pytest.mark.e2e, pytest.mark.interop]
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from mcp import Client, StdioServerParameters
 
-from tests.interop.conftest import AGENT_TOOLS, INSPECTOR_DIR, INSTALL_HINT, ROOT, list_all_tools
-from tests.serve import Serve
+from tests.support.interop import AGENT_TOOLS, INSPECTOR_DIR, INSTALL_HINT, ROOT, list_all_tools
+from tests.support.serve import Serve
 
 pytestmark = [pytest.mark.e2e, pytest.mark.interop]
 

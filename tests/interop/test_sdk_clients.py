@@ -11,8 +11,8 @@ import uuid
 import pytest
 from mcp.types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
-from tests.interop.conftest import MODERN, TRANSPORTS, Transport, list_all_tools, sdk_client
-from tests.serve import Serve
+from tests.support.interop import MODERN, TRANSPORTS, Transport, list_all_tools, sdk_client
+from tests.support.serve import Serve
 
 pytestmark = [pytest.mark.e2e, pytest.mark.interop]
 

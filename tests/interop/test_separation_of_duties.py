@@ -15,8 +15,8 @@ import pytest
 from mcp import Client
 from mcp.types import Tool
 
-from tests.interop.conftest import AGENT_TOOLS, TRANSPORTS, list_all_tools, run_cli, sdk_client
-from tests.serve import Serve
+from tests.support.interop import AGENT_TOOLS, TRANSPORTS, list_all_tools, run_cli, sdk_client
+from tests.support.serve import Serve
 from workflows.models import OversightMode, strictness
 
 pytestmark = [pytest.mark.e2e, pytest.mark.interop]

@@ -15,8 +15,8 @@ from agents import Agent
 from agents.mcp import MCPServerStreamableHttp, MCPUtil
 from agents.strict_schema import ensure_strict_json_schema
 
-from tests.interop.conftest import AGENT_TOOLS
-from tests.serve import Serve
+from tests.support.interop import AGENT_TOOLS
+from tests.support.serve import Serve
 
 pytestmark = [pytest.mark.e2e, pytest.mark.interop]
 

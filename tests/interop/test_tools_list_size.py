@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from tests.interop.conftest import ROOT, list_all_tools, sdk_client
-from tests.serve import Serve
+from tests.support.interop import ROOT, list_all_tools, sdk_client
+from tests.support.serve import Serve
 
 pytestmark = [pytest.mark.e2e, pytest.mark.interop]
 

@@ -24,8 +24,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from server.app import Mailgate
 from server.credentials import load_secrets
-from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN, make_settings
-from tests.serve import Serve, eventually
+from tests.support.app import ADMIN_TOKEN, AGENT_TOKEN, make_settings
+from tests.support.serve import Serve
+from tests.support.wait import eventually
 from workflows.models import Decision
 from workflows.providers.sandbox.store import SandboxStore
 

@@ -27,12 +27,14 @@ from server.app import Mailgate
 from server.connect import connect
 from server.credentials import load_secrets
 from server.settings import MailboxEntry
-from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN, keep_history, make_settings, unique_mailbox, wait_for_status
-from tests.peers.dovecot import Dovecot
-from tests.peers.fixtures import IMAP_PASSWORD, IMAP_USER, dovecot, eventually, smtp_peer
-from tests.peers.multimail_fake import FakeServer
-from tests.peers.smtp_sink import SmtpPeer
-from tests.proofs import TEST_PROOF_KEY, signed_notice
+from tests.support.app import ADMIN_TOKEN, AGENT_TOKEN, make_settings, unique_mailbox
+from tests.support.histories import keep_history
+from tests.support.peers.dovecot import Dovecot
+from tests.support.peers.fixtures import IMAP_PASSWORD, IMAP_USER, dovecot, smtp_peer
+from tests.support.peers.multimail_fake import FakeServer
+from tests.support.peers.smtp_sink import SmtpPeer
+from tests.support.proofs import TEST_PROOF_KEY, signed_notice
+from tests.support.wait import eventually, wait_for_status
 from workflows.activities.notify import NotifyActivities, NotifyConfig
 from workflows.models import EmailAddress, EmailDraft
 from workflows.notices import Notice

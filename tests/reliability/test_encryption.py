@@ -16,8 +16,9 @@ from temporalio.testing import WorkflowEnvironment
 from server.app import Mailgate
 from server.connect import connect
 from server.credentials import load_secrets
-from tests.conftest import make_settings, wait_for_status
-from tests.server.web.conftest import serve_web
+from tests.support.app import make_settings
+from tests.support.wait import wait_for_status
+from tests.support.web import serve_web
 from workflows.ids import mailbox_workflow_id
 from workflows.models import Decision
 from workflows.providers.base import ProviderSet

@@ -17,7 +17,7 @@ from mcp import Client
 
 from server.app import Mailgate
 from server.mcp_server import build_mcp
-from tests.loop_thread import LoopThread, Stack
+from tests.support.loop_thread import LoopThread, Stack
 
 # Registration reads no application state, so the schemas can be listed at collection time.
 _TOOLS = {tool.name: tool for tool in build_mcp(cast(Mailgate, None))._tool_manager.list_tools()}

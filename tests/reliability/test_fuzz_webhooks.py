@@ -23,7 +23,7 @@ from pydantic import SecretStr
 
 from server.mcp_server import build_mcp
 from server.web.app import build_app
-from tests.loop_thread import LoopThread, Stack
+from tests.support.loop_thread import LoopThread, Stack
 from workflows.trust import standard_webhooks
 
 APPROVAL_SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()

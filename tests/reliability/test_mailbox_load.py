@@ -22,7 +22,7 @@ from temporalio.worker import Worker
 
 from server.app import Mailgate
 from server.validation import PolicyChanges
-from tests.proofs import TEST_PROOF_KEY, signed_request, warranted
+from tests.support.proofs import TEST_PROOF_KEY, signed_request, warranted
 from workflows.activities.send import MailActivities
 from workflows.ids import mailbox_workflow_id, message_id, send_id
 from workflows.mailbox import MailboxWorkflow

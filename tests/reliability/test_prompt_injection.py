@@ -28,14 +28,15 @@ from mcp.types import TextContent
 from server.app import Mailgate
 from server.mcp_server import build_mcp
 from server.validation import PolicyChanges
-from tests.conftest import AGENT_TOKEN
-from tests.peers.dovecot import Dovecot
-from tests.peers.fixtures import IMAP_PASSWORD, IMAP_USER, dovecot, file_into_sent, smtp_peer
-from tests.peers.multimail_fake import FakeServer
-from tests.peers.smtp_sink import SmtpPeer
-from tests.serve import Serve, eventually
-from tests.server.test_inbox import receive
-from tests.server.web.conftest import serve_web
+from tests.support.app import AGENT_TOKEN
+from tests.support.inbox import receive
+from tests.support.peers.dovecot import Dovecot
+from tests.support.peers.fixtures import IMAP_PASSWORD, IMAP_USER, dovecot, file_into_sent, smtp_peer
+from tests.support.peers.multimail_fake import FakeServer
+from tests.support.peers.smtp_sink import SmtpPeer
+from tests.support.serve import Serve
+from tests.support.wait import eventually
+from tests.support.web import serve_web
 from workflows.mail.parsing import parse_email
 from workflows.models import strictness
 
@@ -308,7 +309,7 @@ async def test_the_agent_finds_no_link_code_or_held_mail_in_anything_it_can_read
                     "durable_send", {"mailbox": box, "to": ["carol@example.org"], "subject": f"Plan {box}", "body": "b"}
                 )
                 assert (sent.structured_content or {}).get("status") == "pending_approval", sent.content
-                sends[box] = sent.structured_content["send_id"]  # type: ignore[index]
+                sends[box] = sent.structured_content["send_id"]
                 asked = await client.call_tool(
                     "request_upgrade", {"mailbox": box, "mode": "autonomous", "reason": "routine mail"}
                 )

@@ -14,11 +14,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from server.app import Mailgate
 from server.credentials import load_secrets
-from tests.conftest import make_settings, unique_mailbox, wait_for_status
-from tests.peers.dovecot import Dovecot
-from tests.peers.fixtures import IMAP_PASSWORD, dovecot, eventually, file_into_sent, smtp_peer
-from tests.peers.smtp_sink import SmtpPeer
-from tests.server.test_real_providers import smtp_imap_entry
+from tests.support.app import make_settings, unique_mailbox
+from tests.support.peers.dovecot import Dovecot
+from tests.support.peers.fixtures import IMAP_PASSWORD, dovecot, file_into_sent, smtp_imap_entry, smtp_peer
+from tests.support.peers.smtp_sink import SmtpPeer
+from tests.support.wait import eventually, wait_for_status
 from workflows.models import Decision
 from workflows.trust.proofs import proof_key
 from workflows.worker import build_worker
@@ -30,7 +30,7 @@ async def start_app(
     env: WorkflowEnvironment, tmp_path: Path, dovecot: Dovecot, smtp: SmtpPeer, **entry: object
 ) -> tuple[Mailgate, str]:
     address = unique_mailbox("rel")
-    made = smtp_imap_entry(dovecot, smtp, **entry).model_copy(update={"address": address})
+    made = smtp_imap_entry(dovecot, smtp, address, **entry)
     settings = make_settings(env, tmp_path, mailboxes=[made])
     app = Mailgate.build(settings, env.client, load_secrets(settings))
     return app, address
@@ -60,7 +60,7 @@ async def test_answer_lost_after_data(
     sent_check: bool,
 ) -> None:
     # The server files Sent itself (like Gmail); three of five sends lose the answer to DATA.
-    smtp_peer.sink.file_sent = file_into_sent(dovecot)  # type: ignore[assignment]
+    smtp_peer.sink.file_sent = file_into_sent(dovecot)
     smtp_peer.sink.fail("DATA", "drop", "drop", "drop")
     app, address = await start_app(
         temporal_env, tmp_path, dovecot, smtp_peer, server_files_sent=True, sent_check=sent_check

@@ -70,7 +70,7 @@ def test_drafts_without_the_new_fields_keep_their_content_hash() -> None:
 
 
 def _draft(**fields: object) -> EmailDraft:
-    return EmailDraft(to=(EmailAddress(address="b@example.com"),), subject="s", **fields)  # type: ignore[arg-type]
+    return EmailDraft(to=(EmailAddress(address="b@example.com"),), subject="s", **fields)
 
 
 def test_text_markdown_and_html_parts() -> None:
@@ -129,23 +129,23 @@ OAUTH = {
 
 
 def test_oauth_mailboxes_have_built_in_endpoints_and_clear_errors() -> None:
-    google = MailboxEntry(**OAUTH, oauth_provider="google")  # type: ignore[arg-type]
+    google = MailboxEntry(**OAUTH, oauth_provider="google")
     assert google.oauth_client().endpoints.scopes == ("https://mail.google.com/",)
-    ms = MailboxEntry(**OAUTH, oauth_provider="microsoft", oauth_tenant="contoso.onmicrosoft.com")  # type: ignore[arg-type]
+    ms = MailboxEntry(**OAUTH, oauth_provider="microsoft", oauth_tenant="contoso.onmicrosoft.com")
     endpoints = ms.oauth_client().endpoints
     assert endpoints.token_url == "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
     assert "offline_access" in endpoints.scopes and ms.secret() == ""
     with pytest.raises(ValueError, match="needs oauth_authorize_url and oauth_token_url"):
-        MailboxEntry(**OAUTH, oauth_provider="custom")  # type: ignore[arg-type]
+        MailboxEntry(**OAUTH, oauth_provider="custom")
     with pytest.raises(ValueError, match="https:// is required"):
         MailboxEntry(
-            **OAUTH,  # type: ignore[arg-type]
+            **OAUTH,
             oauth_provider="custom",
             oauth_authorize_url="http://auth.example.com/a",
             oauth_token_url="https://auth.example.com/t",
         )
     with pytest.raises(ValueError, match="password_env does not apply"):
-        MailboxEntry(**OAUTH, oauth_provider="google", password_env="PW")  # type: ignore[arg-type]
+        MailboxEntry(**OAUTH, oauth_provider="google", password_env="PW")
     with pytest.raises(ValueError, match="applies only with auth = 'oauth2'"):
         MailboxEntry(
             address="a@example.com", provider="smtp_imap", smtp_url=SMTP, password_env="PW", oauth_provider="google"

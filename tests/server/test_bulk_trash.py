@@ -8,21 +8,22 @@ import asyncio
 import json
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
 from server.app import Mailgate
-from tests.conftest import ADMIN_TOKEN, keep_history
-from tests.peers.dovecot import Dovecot
-from tests.peers.fixtures import IMAP_USER, dovecot, imap_append, smtp_peer
-from tests.serve import Serve
 from tests.server import test_real_providers
 from tests.server.test_manage import _ids
-from tests.server.test_mcp_server import connected
-from tests.server.web.conftest import serve_web
-from tests.workflows.providers.smtp_imap.test_smtp_imap import inbound
+from tests.support.app import ADMIN_TOKEN
+from tests.support.histories import keep_history
+from tests.support.mcp import connected
+from tests.support.peers.dovecot import Dovecot
+from tests.support.peers.fixtures import IMAP_USER, dovecot, imap_append, inbound, smtp_peer
+from tests.support.serve import Serve
+from tests.support.web import serve_web
 from workflows.activities.trash import job_problem
 from workflows.models import Decision
 from workflows.trash_approval import BulkTrashWorkflow, TrashJob, TrashRequest, TrashState
@@ -32,14 +33,15 @@ imap_app = test_real_providers.imap_app
 __all__ = ["dovecot", "imap_app", "smtp_peer"]  # fixtures
 
 
-async def _ask(app: Mailgate, ids: list[str]) -> dict[str, object]:
+async def _ask(app: Mailgate, ids: list[str]) -> dict[str, Any]:
     async with connected(app) as client:
         answer = await client.call_tool(
             "manage_email", {"mailbox": app.settings.default_mailbox, "email_ids": ids, "action": "trash"}
         )
     assert not answer.is_error, answer.content
-    assert answer.structured_content is not None
-    return answer.structured_content
+    content: dict[str, Any] | None = answer.structured_content
+    assert content is not None
+    return content
 
 
 async def _trashed(app: Mailgate) -> set[str]:
@@ -83,7 +85,7 @@ async def test_a_bulk_trash_waits_for_a_human_then_is_carried_out_once(app: Mail
     # The agent asking again learns the outcome per id.
     done = await _ask(app, ids)
     assert done["approval_status"] == "trashed" and done["changed"] == 12
-    assert all(r["ok"] for r in done["results"])  # type: ignore[union-attr]
+    assert all(r["ok"] for r in done["results"])
     audit = [e for e in (await app.mailboxes.state(mailbox)).audit if e.kind == "email_trash"]
     assert len(audit) == 1 and f"approved by olga, {request_id}" in audit[0].detail
     await keep_history(app, request_id, "trash-approved")

@@ -4,40 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
-from dataclasses import dataclass
 
 from server.app import Mailgate
-from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN, wait_for_status
-
-MAILGATE = [sys.executable, "-m", "server.cli"]
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-async def mailgate(app: Mailgate, *args: str) -> Run:
-    settings = app.settings
-    env = {
-        **os.environ,
-        "MAILGATE_DATA_DIR": str(settings.data_dir),
-        "MAILGATE_TEMPORAL_ADDRESS": settings.temporal_address or "",
-        "MAILGATE_TASK_QUEUE": settings.task_queue,
-        "MAILGATE_AGENT_TOKEN": AGENT_TOKEN,
-        "MAILGATE_ADMIN_TOKEN": ADMIN_TOKEN,
-    }
-    process = await asyncio.create_subprocess_exec(
-        *MAILGATE, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return Run(process.returncode, out.decode(), err.decode())
+from tests.support.cli import MAILGATE, mailgate
+from tests.support.wait import wait_for_status
 
 
 async def pending(app: Mailgate, subject: str = "Hello") -> str:
@@ -164,7 +136,7 @@ async def test_trust_commands_reviews_upgrades_configure_audit(app: Mailgate) ->
 
 
 async def test_inbound_list_release_and_discard(app: Mailgate) -> None:
-    from tests.server.test_inbox import receive
+    from tests.support.inbox import receive
 
     mailbox = app.settings.default_mailbox
     await app.mailboxes.set_mode(mailbox, "gated_all", actor="ops", role="human")

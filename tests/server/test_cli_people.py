@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import uuid
 
 from server.app import Mailgate
-from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN
-from tests.server.test_cli import MAILGATE, Run
+from tests.support.cli import Run, mailgate
 
 
 async def as_person(app: Mailgate, token: str, *args: str) -> Run:
-    settings = app.settings
-    env = {
-        **os.environ,
-        "MAILGATE_DATA_DIR": str(settings.data_dir),
-        "MAILGATE_TEMPORAL_ADDRESS": settings.temporal_address or "",
-        "MAILGATE_TASK_QUEUE": settings.task_queue,
-        "MAILGATE_AGENT_TOKEN": AGENT_TOKEN,
-        "MAILGATE_ADMIN_TOKEN": ADMIN_TOKEN,
-        "MAILGATE_API_TOKEN": token,
-    }
-    process = await asyncio.create_subprocess_exec(
-        *MAILGATE, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return Run(process.returncode, out.decode(), err.decode())
+    return await mailgate(app, *args, env={"MAILGATE_API_TOKEN": token})
 
 
 async def test_the_cli_decides_as_the_tokens_owner_only(app: Mailgate) -> None:

@@ -8,7 +8,7 @@ import os
 import sys
 
 from server.app import Mailgate
-from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN
+from tests.support.app import ADMIN_TOKEN, AGENT_TOKEN
 
 CONFIG = """
 [[mailboxes]]

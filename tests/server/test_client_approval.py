@@ -18,12 +18,12 @@ from mcp.types import ElicitRequestParams, ElicitRequestURLParams, ElicitResult
 from server.app import Mailgate
 from server.mcp_server import build_mcp
 from server.settings import MailboxEntry
-from tests.conftest import unique_mailbox
+from tests.support.app import unique_mailbox
 
 
 async def mailbox(app: Mailgate, client_approval: str) -> str:
     box = unique_mailbox("linked")
-    entry = MailboxEntry(address=box, approvers=["alice@example.com"], client_approval=client_approval)  # type: ignore[arg-type]
+    entry = MailboxEntry(address=box, approvers=["alice@example.com"], client_approval=client_approval)
     await app.mailboxes.ensure(entry, created_by="tests")
     return box
 
@@ -33,8 +33,9 @@ async def send(client: Client, box: str, subject: str) -> dict[str, Any]:
         "durable_send", {"mailbox": box, "to": ["bob@example.com"], "subject": subject, "body": "b"}
     )
     assert not answer.is_error, answer.content
-    assert answer.structured_content is not None
-    return answer.structured_content | {"_text": json.dumps([c.model_dump() for c in answer.content])}
+    content: dict[str, Any] | None = answer.structured_content
+    assert content is not None
+    return content | {"_text": json.dumps([c.model_dump() for c in answer.content])}
 
 
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
@@ -70,7 +71,7 @@ async def test_without_the_capability_or_the_opt_in_the_answer_is_todays(app: Ma
         asked.append(params)
         return ElicitResult(action="decline")
 
-    async with Client(build_mcp(app), mode=mode) as client:  # type: ignore[arg-type]
+    async with Client(build_mcp(app), mode=mode) as client:
         assert (await send(client, linked, "no capability"))["status"] == "pending_approval"
     async with Client(build_mcp(app), mode=mode, elicitation_callback=record) as client:  # type: ignore[arg-type]
         assert (await send(client, plain, "not opted in"))["status"] == "pending_approval"

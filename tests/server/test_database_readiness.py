@@ -7,7 +7,7 @@ from pathlib import Path
 import psycopg
 
 from server.stores import database_check
-from tests.peers.postgres import Postgres
+from tests.support.peers.postgres import Postgres
 from workflows.store import open_database
 
 

@@ -7,8 +7,8 @@ import uuid
 from server.app import Mailgate
 from server.deciders import refusal
 from server.web.slack_webhook import SlackDecisions
-from tests.peers.slack_fake import BOT_TOKEN, SlackServer
-from tests.server.test_mcp_server import connected
+from tests.support.mcp import connected
+from tests.support.peers.slack_fake import BOT_TOKEN, SlackServer
 from workflows.slack_client.api import SlackApi
 
 

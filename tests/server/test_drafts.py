@@ -4,9 +4,8 @@ refuses each change; drafts never show up as mail, in search, or to the watcher.
 from __future__ import annotations
 
 from server.app import Mailgate
-from tests.server.test_inbox import receive
-from tests.server.test_mcp_inbox import text_of
-from tests.server.test_mcp_server import connected
+from tests.support.inbox import receive
+from tests.support.mcp import connected, text_of
 from workflows.mail.parsing import parse_email
 
 

@@ -15,50 +15,14 @@ from temporalio.worker import Worker
 from server.app import Mailgate
 from server.errors import Conflict, InvalidInput, NotFound
 from server.validation import AttachmentInput
-from tests.conftest import keep_history, provisioned, wait_for_status
+from tests.support.histories import keep_history
+from tests.support.inbox import approve, receive, sandbox, sent_send
+from tests.support.wait import eventually, provisioned, wait_for_status
 from workflows import ids
 from workflows.mail.parsing import parse_email
 from workflows.models import Decision
-from workflows.providers.sandbox.provider import SandboxProvider
 from workflows.read_models import EmailQuery, EmailSummary, IntakeConfig
 from workflows.reply_wait import ReplyWaitWorkflow
-
-
-def sandbox(app: Mailgate) -> SandboxProvider:
-    provider = app.providers.default
-    assert isinstance(provider, SandboxProvider)
-    return provider
-
-
-async def receive(
-    app: Mailgate,
-    *,
-    subject: str = "Question",
-    extra: str = "",
-    body: str = "Can you help?",
-    sender: str = "Bob <bob@example.com>",
-    to: str | None = None,
-) -> str:
-    message_id = f"<{uuid.uuid4().hex}@example.com>"
-    mailbox = app.settings.default_mailbox
-    raw = (
-        f"Message-ID: {message_id}\r\nFrom: {sender}\r\nTo: {to or mailbox}\r\nSubject: {subject}\r\n{extra}"
-        f"Date: Mon, 30 Nov 2026 10:00:00 +0000\r\n\r\n{body}\r\n"
-    ).encode()
-    await sandbox(app).receive(raw, "bob@example.com", [mailbox])
-    return message_id
-
-
-def approve() -> Decision:
-    return Decision(decision="approve", approver="alice", channel="test")
-
-
-async def eventually(check: object, timeout: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():  # type: ignore[operator]
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 async def test_check_read_reply_and_thread(app: Mailgate) -> None:
@@ -165,14 +129,6 @@ async def test_gated_all_holds_inbound_mail_until_a_human_releases_it(app: Mailg
         await app.inbox.decide_held(second.email_id, "release", "alice", mailbox)
 
 
-async def _sent_send(app: Mailgate, subject: str = "Proposal") -> str:
-    mailbox = app.settings.default_mailbox
-    sent = await app.sends.submit(mailbox=mailbox, to=["bob@example.com"], subject=subject, body="What do you think?")
-    await app.sends.decide(sent.send_id, approve())
-    await wait_for_status(app, sent.send_id, ["sent"])
-    return sent.send_id
-
-
 async def _answer(app: Mailgate, send_id: str, body: str = "Looks good.") -> None:
     state = await app.sends.status(send_id)
     await receive(app, subject="Re: Proposal", body=body, extra=f"In-Reply-To: {state.message_id}\r\n")
@@ -182,7 +138,7 @@ async def test_wait_for_reply_returns_the_reply_as_it_arrives_with_progress(
     app: Mailgate, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("server.reply_waits.PROGRESS_EVERY", 0.2)
-    send_id = await _sent_send(app)
+    send_id = await sent_send(app)
     await receive(app, subject="Unrelated")  # not a reply: must not end the wait
     reports: list[tuple[float, float, str]] = []
 
@@ -206,7 +162,7 @@ async def test_wait_for_reply_returns_the_reply_as_it_arrives_with_progress(
 
 
 async def test_a_disconnected_waiter_gets_the_reply_that_came_meanwhile(app: Mailgate) -> None:
-    send_id = await _sent_send(app)
+    send_id = await sent_send(app)
     waiting = asyncio.create_task(app.reply_waits.wait_for_reply(send_id, 60))
     handle = app.client.get_workflow_handle_for(ReplyWaitWorkflow.run, ids.reply_wait_id(send_id))
 
@@ -229,7 +185,7 @@ async def test_a_disconnected_waiter_gets_the_reply_that_came_meanwhile(app: Mai
 
 
 async def test_wait_for_reply_times_out_and_refuses_sends_that_never_went(app: Mailgate) -> None:
-    send_id = await _sent_send(app)
+    send_id = await sent_send(app)
     outcome = await app.reply_waits.wait_for_reply(send_id, 0.03)
     assert outcome.status == "timeout" and "call wait_for_reply again" in outcome.next_step
     result = await asyncio.wait_for(
@@ -250,7 +206,7 @@ async def test_wait_for_reply_times_out_and_refuses_sends_that_never_went(app: M
 
 async def test_a_held_reply_wakes_the_wait_only_when_released(app: Mailgate) -> None:
     mailbox = app.settings.default_mailbox
-    send_id = await _sent_send(app)
+    send_id = await sent_send(app)
     await app.mailboxes.set_mode(mailbox, "gated_all", actor="agent", role="agent")
     waiting = asyncio.create_task(app.reply_waits.wait_for_reply(send_id, 1))
     await asyncio.sleep(0.5)
@@ -375,7 +331,8 @@ async def test_an_email_too_big_for_temporal_is_refused_with_the_reason(app: Mai
         ("tomorrow", "ISO 8601"),
         ("2030-01-01T09:00:00", "UTC offset"),
         ("2020-01-01T09:00:00Z", "in the past"),
-        ((datetime.now(UTC) + timedelta(days=400)).isoformat(), "365 days"),
+        # A stable id: a computed timestamp in it would differ between pytest-xdist workers.
+        pytest.param((datetime.now(UTC) + timedelta(days=400)).isoformat(), "365 days", id="400 days ahead-365 days"),
     ],
 )
 async def test_bad_send_times_are_refused(app: Mailgate, send_at: str, problem: str) -> None:

@@ -3,12 +3,13 @@ the audit log, and held mail that stays out of reach."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from server.app import Mailgate
-from tests.server.test_inbox import receive
-from tests.server.test_mcp_inbox import text_of
-from tests.server.test_mcp_server import connected
+from tests.support.inbox import receive
+from tests.support.mcp import connected, text_of
 from workflows.models import OversightMode
 
 
@@ -25,16 +26,17 @@ async def test_every_action_with_per_id_answers_and_the_audit_log(app: Mailgate)
     ids = await _ids(app, 4)
     async with connected(app) as client:
 
-        async def manage(action: str, email_ids: list[str], **extra: str) -> dict[str, object]:
+        async def manage(action: str, email_ids: list[str], **extra: str) -> dict[str, Any]:
             answer = await client.call_tool(
                 "manage_email", {"mailbox": mailbox, "email_ids": email_ids, "action": action, **extra}
             )
             assert not answer.is_error, text_of(answer)
-            assert answer.structured_content is not None
-            return answer.structured_content
+            content: dict[str, Any] | None = answer.structured_content
+            assert content is not None
+            return content
 
         archived = await manage("archive", [ids[0], "999999", "nonsense"])
-        assert [(r["email_id"], r["ok"]) for r in archived["results"]] == [  # type: ignore[union-attr]
+        assert [(r["email_id"], r["ok"]) for r in archived["results"]] == [
             (ids[0], True),
             ("999999", False),
             ("nonsense", False),

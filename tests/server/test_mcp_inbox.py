@@ -6,12 +6,12 @@ import asyncio
 import base64
 
 import pytest
-from mcp.types import EmbeddedResource, TextContent
+from mcp.types import EmbeddedResource
 
 from server.app import Mailgate
-from tests.conftest import wait_for_status
-from tests.server.test_inbox import receive
-from tests.server.test_mcp_server import connected
+from tests.support.inbox import receive
+from tests.support.mcp import connected, text_of
+from tests.support.wait import wait_for_status
 from workflows.models import Decision
 
 INBOX_TOOLS = {
@@ -23,10 +23,6 @@ INBOX_TOOLS = {
     "download_attachment",
     "wait_for_reply",
 }
-
-
-def text_of(result: object) -> str:
-    return "\n".join(c.text for c in result.content if isinstance(c, TextContent))  # type: ignore[attr-defined]
 
 
 async def test_inbox_tools_are_listed_with_schemas(app: Mailgate) -> None:
@@ -69,10 +65,11 @@ async def test_an_agent_reads_replies_and_waits_through_mcp(app: Mailgate) -> No
         await app.sends.decide(send_id, Decision(decision="approve", approver="alice", channel="test"))
         state = await wait_for_status(app, send_id, ["sent"])
 
-        progress: list[float] = []
+        reports: list[float] = []
 
-        async def on_progress(done: float, total: float | None, message: str | None) -> None:
-            progress.append(done)
+        # The parameter names are the SDK callback protocol's (ProgressFnT).
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            reports.append(progress)
 
         async def answer() -> None:
             await asyncio.sleep(1.5)
@@ -95,7 +92,7 @@ async def test_an_agent_reads_replies_and_waits_through_mcp(app: Mailgate) -> No
         assert waited.structured_content is not None, text_of(waited)
         assert waited.structured_content["status"] == "replied"
         assert waited.structured_content["reply"]["snippet"] == "Tuesday then."
-        assert progress, "no progress notifications while waiting"
+        assert reports, "no progress notifications while waiting"
 
         thread = await client.call_tool("get_thread", {"mailbox": mailbox, "thread_id": email["thread_id"]})
         assert thread.structured_content is not None
@@ -118,7 +115,7 @@ async def test_download_attachment_returns_embedded_content(app: Mailgate) -> No
         ),
     )
     async with connected(app) as client:
-        [email] = (await client.call_tool("check_inbox", {"mailbox": mailbox})).structured_content["emails"]  # type: ignore[index]
+        [email] = (await client.call_tool("check_inbox", {"mailbox": mailbox})).structured_content["emails"]
         got = await client.call_tool(
             "download_attachment", {"mailbox": mailbox, "email_id": email["email_id"], "filename": "Résumé.pdf"}
         )
@@ -280,7 +277,7 @@ async def test_a_200kb_html_newsletter_comes_in_parts_that_fit_a_context_window(
             assert len(answer) <= 8_000, len(answer)
             parts.append(read.structured_content["text"])
             assert read.structured_content["total_chars"] == len(full)
-            offset = read.structured_content.get("next_offset")  # type: ignore[assignment]
+            offset = read.structured_content.get("next_offset")
             if offset is None:
                 break
             assert f"offset={offset}" in answer and f"{len(full) - offset} more characters" in answer

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-
-from mcp import Client
-
 from server.app import Mailgate
-from server.mcp_server import build_mcp
-from tests.conftest import visible, wait_for_status
+from tests.support.mcp import connected
+from tests.support.wait import visible, wait_for_status
 from workflows.models import Decision
 
 AGENT_TOOLS = {
@@ -21,13 +16,6 @@ AGENT_TOOLS = {
     "get_mailbox",
     "create_mailbox",
 }
-
-
-@contextlib.asynccontextmanager
-async def connected(app: Mailgate) -> AsyncIterator[Client]:
-    # A fixture would enter and exit the client's cancel scope in different tasks.
-    async with Client(build_mcp(app)) as client:
-        yield client
 
 
 async def test_tools_are_listed_with_annotations_and_schemas(app: Mailgate) -> None:

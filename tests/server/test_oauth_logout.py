@@ -12,8 +12,8 @@ import pytest
 
 from server.oauth_logout import logout
 from server.settings import MailboxEntry
-from tests.peers.oauth_server import OAuthPeer
-from tests.ports import free_port
+from tests.support.peers.oauth_server import OAuthPeer
+from tests.support.ports import free_port
 from workflows.providers.oauth import Grant, GrantStore, OAuthError
 
 BOX = "alice@example.test"
@@ -38,7 +38,7 @@ def entry(peer: OAuthPeer, **extra: object) -> MailboxEntry:
         "oauth_token_url": f"{peer.url}/token",
         "oauth_revocation_url": f"{peer.url}/revoke",
     }
-    return MailboxEntry(**{**fields, **extra})  # type: ignore[arg-type]
+    return MailboxEntry(**{**fields, **extra})
 
 
 def logged_in(peer: OAuthPeer, tmp_path: Path) -> GrantStore:

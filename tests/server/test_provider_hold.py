@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,18 +17,19 @@ from temporalio.testing import WorkflowEnvironment
 from server.app import Mailgate
 from server.credentials import load_secrets
 from server.settings import MailboxEntry
-from tests.conftest import keep_history, make_settings, unique_mailbox, wait_for_status
-from tests.peers.fixtures import eventually
-from tests.peers.multimail_fake import FakeServer
+from tests.support.app import make_settings, unique_mailbox
+from tests.support.histories import keep_history
+from tests.support.peers.multimail_fake import FakeServer
+from tests.support.wait import eventually, wait_for_status
 from workflows.send import SendEmailWorkflow
 from workflows.trust.proofs import proof_key
 from workflows.worker import build_worker
 
 
 @pytest.fixture
-def multimail() -> AsyncIterator[FakeServer]:
+def multimail() -> Iterator[FakeServer]:
     running = FakeServer().start()
-    yield running  # type: ignore[misc]
+    yield running
     running.stop()
 
 

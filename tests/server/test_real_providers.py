@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -23,19 +23,21 @@ from server.errors import InvalidInput, NotFound
 from server.notifications import notify_config
 from server.settings import MailboxEntry, NotificationSettings
 from server.web.webhooks import routes as webhook_routes
-from tests.conftest import keep_history, make_settings, unique_mailbox, wait_for_status
-from tests.peers.dovecot import Dovecot
-from tests.peers.fixtures import (
+from tests.support.app import make_settings, unique_mailbox
+from tests.support.histories import keep_history
+from tests.support.peers.dovecot import Dovecot
+from tests.support.peers.fixtures import (
     IMAP_PASSWORD,
     IMAP_USER,
     dovecot,
-    eventually,
     file_into_sent,
     imap_append,
+    smtp_imap_entry,
     smtp_peer,
 )
-from tests.peers.multimail_fake import FakeServer
-from tests.peers.smtp_sink import SmtpPeer
+from tests.support.peers.multimail_fake import FakeServer
+from tests.support.peers.smtp_sink import SmtpPeer
+from tests.support.wait import eventually, wait_for_status
 from workflows.ids import watcher_workflow_id
 from workflows.mail.parsing import parse_email
 from workflows.models import Decision, Edits
@@ -45,18 +47,6 @@ from workflows.worker import build_worker
 IMAP_BOX = "alice@example.test"  # overwritten per test: a mailbox workflow is per address
 __all__ = ["dovecot", "smtp_peer"]  # fixtures
 MM_BOX = "agent@mm.example"
-
-
-def smtp_imap_entry(dovecot: Dovecot, smtp: SmtpPeer, **extra: object) -> MailboxEntry:
-    return MailboxEntry(
-        address=IMAP_BOX,
-        provider="smtp_imap",
-        smtp_url=f"smtp+starttls://{IMAP_USER}@127.0.0.1:{smtp.port}",
-        imap_url=f"imaps://{IMAP_USER}@127.0.0.1:{dovecot.tls_port}",
-        password_env="TEST_IMAP_PASSWORD",
-        tls_ca_file=dovecot.ca_file,
-        **extra,  # type: ignore[arg-type]
-    )
 
 
 @pytest.fixture
@@ -69,7 +59,7 @@ async def imap_app(
 ) -> AsyncIterator[Mailgate]:
     monkeypatch.setenv("TEST_IMAP_PASSWORD", IMAP_PASSWORD)
     monkeypatch.setitem(globals(), "IMAP_BOX", unique_mailbox("alice"))
-    entry = smtp_imap_entry(dovecot, smtp_peer)
+    entry = smtp_imap_entry(dovecot, smtp_peer, IMAP_BOX)
     settings = make_settings(temporal_env, tmp_path, mailboxes=[entry], inbound_poll_seconds=2)
     app = Mailgate.build(settings, temporal_env.client, load_secrets(settings))
     async with build_worker(
@@ -189,9 +179,9 @@ async def test_550_ends_the_send_as_failed_with_the_text(imap_app: Mailgate, smt
 
 
 @pytest.fixture
-def multimail() -> AsyncIterator[FakeServer]:
+def multimail() -> Iterator[FakeServer]:
     running = FakeServer().start()
-    yield running  # type: ignore[misc]
+    yield running
     running.stop()
     assert running.fake.violations == []
 
@@ -346,8 +336,8 @@ async def test_notices_with_links_filed_where_the_agent_reads_stay_hidden(
     no read of the agent's mailbox returns them; a forged mark hides nothing."""
     monkeypatch.setenv("TEST_IMAP_PASSWORD", IMAP_PASSWORD)
     monkeypatch.setitem(globals(), "IMAP_BOX", unique_mailbox("alice"))
-    smtp_peer.sink.file_sent = file_into_sent(dovecot)  # type: ignore[assignment]
-    entry = smtp_imap_entry(dovecot, smtp_peer, server_files_sent=True, approvers=[CHIEF])
+    smtp_peer.sink.file_sent = file_into_sent(dovecot)
+    entry = smtp_imap_entry(dovecot, smtp_peer, IMAP_BOX, server_files_sent=True, approvers=[CHIEF])
     channel = NotificationSettings(
         smtp_url=f"smtp+starttls://{IMAP_USER}@127.0.0.1:{smtp_peer.port}",
         password_env="TEST_IMAP_PASSWORD",

@@ -9,7 +9,7 @@ from temporalio.service import RPCError
 
 from server.app import Mailgate
 from server.errors import Conflict
-from tests.server.test_inbox import _sent_send
+from tests.support.inbox import sent_send
 from workflows import ids
 from workflows.reply_wait import ReplyWaitWorkflow
 from workflows.temporal import MAILBOX
@@ -25,7 +25,7 @@ async def test_a_new_reply_wait_past_the_cap_is_refused_and_a_running_one_still_
     app: Mailgate, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("server.reply_waits.MAX_WATCHES", 2)
-    first, second, third = [await _sent_send(app, f"Proposal {i}") for i in range(3)]
+    first, second, third = [await sent_send(app, f"Proposal {i}") for i in range(3)]
     waiting = [asyncio.create_task(app.reply_waits.wait_for_reply(s, 60)) for s in (first, second)]
     try:
         deadline = asyncio.get_running_loop().time() + 15

@@ -9,7 +9,7 @@ from temporalio.service import RPCError
 
 from server.app import Mailgate
 from server.errors import Conflict, InvalidInput, NotFound
-from tests.conftest import wait_for_status
+from tests.support.wait import wait_for_status
 
 
 async def count_sends(app: Mailgate, settle: float = 1.0) -> int:

@@ -10,7 +10,7 @@ import pytest
 
 from server.settings import MailboxEntry, Settings
 from server.web.slack_webhook import Seen, SignatureError, sign, verify
-from tests.peers.slack_fake import SIGNING_SECRET, block_action, signed
+from tests.support.peers.slack_fake import SIGNING_SECRET, block_action, signed
 from workflows.models import Attachment, EmailAddress, EmailDraft
 from workflows.slack_client.message import SlackOutcome, SlackRequest, final_message, pending_message
 
@@ -107,7 +107,7 @@ def test_the_final_message_says_who_and_when_and_has_no_buttons() -> None:
 
 def test_slack_settings_are_checked_and_name_the_field() -> None:
     with pytest.raises(ValueError, match="go together"):
-        Settings(slack_bot_token="xoxb-1")  # type: ignore[arg-type]
+        Settings(slack_bot_token="xoxb-1")
     with pytest.raises(ValueError, match="https:// is required"):
         Settings(slack_api_url="http://slack.example/api")
     with pytest.raises(ValueError, match="slack_channel"):

@@ -15,8 +15,9 @@ import pytest
 import server.smtp_listener
 from server.app import Mailgate
 from server.smtp_listener import start_smtp_listener
-from tests.conftest import provisioned, unique_mailbox
-from tests.ports import free_port
+from tests.support.app import unique_mailbox
+from tests.support.ports import free_port
+from tests.support.wait import provisioned
 from workflows.providers.sandbox.provider import SandboxProvider
 from workflows.providers.sandbox.store import SandboxStore
 from workflows.read_models import EmailQuery

@@ -16,7 +16,7 @@ from server.audit import audit_log
 from server.errors import Conflict
 from server.mcp_server import build_mcp
 from server.validation import PolicyChanges, parse_edits
-from tests.conftest import wait_for_status
+from tests.support.wait import wait_for_status
 from workflows.models import Decision
 
 

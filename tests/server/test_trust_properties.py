@@ -11,7 +11,7 @@ from mcp import Client
 
 from server.app import Mailgate
 from server.mcp_server import build_mcp
-from tests.loop_thread import LoopThread, Stack
+from tests.support.loop_thread import LoopThread, Stack
 from workflows.models import MODES, strictness
 
 T = TypeVar("T")

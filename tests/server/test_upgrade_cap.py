@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from server.app import Mailgate
-from tests.server.test_mcp_server import connected
+from tests.support.mcp import connected
 from workflows.mailbox import UPGRADES_PENDING
 
 

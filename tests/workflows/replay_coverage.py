@@ -28,7 +28,7 @@ def executed(cov: coverage.Coverage) -> dict[Path, set[int]]:
 async def replay_all() -> None:
     from temporalio.worker import Replayer
 
-    from tests.workflows.test_replay import FILES, load
+    from tests.support.histories import FILES, load
     from workflows.temporal import data_converter
     from workflows.worker import WORKFLOWS
 

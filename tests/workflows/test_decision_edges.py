@@ -19,8 +19,9 @@ from server.app import Mailgate
 from server.credentials import load_secrets
 from server.errors import MailgateError
 from server.validation import AttachmentInput, parse_edits
-from tests.conftest import keep_history, wait_for_status
-from tests.proofs import signed_decision, signed_request
+from tests.support.histories import keep_history
+from tests.support.proofs import signed_decision, signed_request
+from tests.support.wait import wait_for_status
 from workflows import ids
 from workflows.models import Decision, EmailAddress, EmailDraft, MailboxPolicy, OversightMode, SendRequest, SendState
 from workflows.send import SendEmailWorkflow

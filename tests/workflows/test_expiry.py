@@ -9,8 +9,8 @@ import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import keep_history
-from tests.proofs import TEST_PROOF_KEY, signed_request
+from tests.support.histories import keep_history
+from tests.support.proofs import TEST_PROOF_KEY, signed_request
 from workflows import ids
 from workflows.models import EmailAddress, EmailDraft, MailboxPolicy, SendRequest
 from workflows.providers.base import ProviderSet

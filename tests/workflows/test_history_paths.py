@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 from server.app import Mailgate
 from server.validation import PolicyChanges
-from tests.conftest import keep_history, wait_for_status
+from tests.support.histories import keep_history
+from tests.support.wait import wait_for_status
 from workflows.ids import mailbox_workflow_id
 from workflows.models import Decision
 

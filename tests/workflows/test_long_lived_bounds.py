@@ -16,9 +16,9 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer
 
-from tests.proofs import TEST_PROOF_KEY
+from tests.support.histories import replays
+from tests.support.proofs import TEST_PROOF_KEY
 from workflows.ids import intake_workflow_id, watcher_workflow_id
 from workflows.models import EmailAddress
 from workflows.providers.base import ProviderSet
@@ -26,10 +26,9 @@ from workflows.providers.fake import FakeProvider
 from workflows.read_models import Changes, EmailSummary, IntakeConfig, ReplyWaitRequest, Watch, WatcherState
 from workflows.reply_wait import HISTORY_LIMIT as WAIT_HISTORY_LIMIT
 from workflows.reply_wait import ReplyWaitWorkflow
-from workflows.temporal import data_converter
 from workflows.watcher import HISTORY_LIMIT as WATCHER_HISTORY_LIMIT
 from workflows.watcher import MAX_WATCHES, MailboxWatcherWorkflow
-from workflows.worker import WORKFLOWS, build_worker
+from workflows.worker import build_worker
 
 TWO_MB = 2 * 1024 * 1024
 
@@ -52,12 +51,6 @@ async def continued(handle: WorkflowHandle[Any, Any], first: str, timeout: float
     while (await handle.describe()).run_id == first:
         assert loop.time() < until, "it did not continue as new"
         await asyncio.sleep(0.2)
-
-
-async def replays(client: Client, workflow_id: str, run_id: str) -> None:
-    """The run that continued as new replays against today's code (its patches included)."""
-    history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-    await Replayer(workflows=WORKFLOWS, data_converter=data_converter()).replay_workflow(history)
 
 
 async def started_input_size(client: Client, workflow_id: str) -> int:

@@ -17,9 +17,9 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from tests.proofs import TEST_PROOF_KEY
-from tests.workflows.test_long_lived_bounds import replays
-from tests.workflows.test_mailbox import start_mailbox
+from tests.support.histories import replays
+from tests.support.mailbox import start_mailbox
+from tests.support.proofs import TEST_PROOF_KEY
 from workflows.mailbox import (
     ACKED_KEPT,
     ACTOR_CHARS,
@@ -101,18 +101,18 @@ async def test_request_upgrade_is_capped_with_a_clear_error_until_one_expires(
 ) -> None:
     address, handle = await start_mailbox(skipping_env, queue)
     for i in range(UPGRADES_PENDING):
-        await ask_upgrade(handle, f"r{i}")  # type: ignore[arg-type]
+        await ask_upgrade(handle, f"r{i}")
     with pytest.raises(WorkflowUpdateFailedError) as refused:
-        await ask_upgrade(handle, "one-too-many")  # type: ignore[arg-type]
+        await ask_upgrade(handle, "one-too-many")
     message = str(refused.value.cause)
     assert f"already has {UPGRADES_PENDING} pending upgrade requests" in message
     assert address in message
-    state = await handle.query(MailboxWorkflow.describe)  # type: ignore[attr-defined]
+    state = await handle.query(MailboxWorkflow.describe)
     assert len(state.upgrades) == UPGRADES_PENDING
     # Expiry opens the way again: by time, without anyone presenting a code.
     await skipping_env.sleep(UPGRADE_TTL + timedelta(minutes=1))
-    await ask_upgrade(handle, "after-expiry")  # type: ignore[arg-type]
-    state = await handle.query(MailboxWorkflow.describe)  # type: ignore[attr-defined]
+    await ask_upgrade(handle, "after-expiry")
+    state = await handle.query(MailboxWorkflow.describe)
     assert sorted(u.status for u in state.upgrades) == ["expired"] * UPGRADES_PENDING + ["pending"]
 
 
@@ -121,18 +121,16 @@ async def test_expired_upgrades_are_settled_and_pruned_at_continue_as_new(
 ) -> None:
     _, handle = await start_mailbox(skipping_env, queue)
     for i in range(3):
-        await ask_upgrade(handle, f"old-{i}")  # type: ignore[arg-type]
+        await ask_upgrade(handle, f"old-{i}")
     await skipping_env.sleep(UPGRADE_TTL + timedelta(hours=1))
-    _, _ = await continue_as_new(skipping_env, handle)  # type: ignore[arg-type]
-    latest = skipping_env.client.get_workflow_handle(handle.id)  # type: ignore[attr-defined]
+    _, _ = await continue_as_new(skipping_env, handle)
+    latest = skipping_env.client.get_workflow_handle(handle.id)
     state = await latest.query(MailboxWorkflow.describe)
     # Carried over as what they are now, not as "pending" forever.
     assert sorted(u.status for u in state.upgrades) == ["expired"] * 3
     await skipping_env.sleep(timedelta(days=8))
     await continue_as_new(skipping_env, latest)
-    state = await skipping_env.client.get_workflow_handle(handle.id).query(  # type: ignore[attr-defined]
-        MailboxWorkflow.describe
-    )
+    state = await skipping_env.client.get_workflow_handle(handle.id).query(MailboxWorkflow.describe)
     assert state.upgrades == ()
 
 
@@ -142,13 +140,13 @@ async def test_a_send_let_out_gets_the_same_answer_after_its_rate_window_and_con
     """A delivery retried hours later is not judged again: the rate limit has filled up since,
     and judging it again would end it `blocked` after its first attempt may have delivered."""
     _, handle = await start_mailbox(skipping_env, queue, mode="monitored", rate_per_hour=1)
-    assert await admit(handle, "s1") == "ok"  # type: ignore[arg-type]
+    assert await admit(handle, "s1") == "ok"
     await skipping_env.sleep(timedelta(hours=2))
-    assert await admit(handle, "s2") == "ok"  # type: ignore[arg-type]
-    assert await admit(handle, "s1") == "ok"  # type: ignore[arg-type]
-    assert (await admit(handle, "s3")).startswith("blocked rate limit reached")  # type: ignore[arg-type]
-    await continue_as_new(skipping_env, handle)  # type: ignore[arg-type]
-    latest = skipping_env.client.get_workflow_handle(handle.id)  # type: ignore[attr-defined]
+    assert await admit(handle, "s2") == "ok"
+    assert await admit(handle, "s1") == "ok"
+    assert (await admit(handle, "s3")).startswith("blocked rate limit reached")
+    await continue_as_new(skipping_env, handle)
+    latest = skipping_env.client.get_workflow_handle(handle.id)
     assert await admit(latest, "s1") == "ok"
     assert await admit(latest, "s2") == "ok"
     # Counted once each: s1 and s2 are one review each, whatever the retries.
@@ -171,31 +169,29 @@ async def test_the_mailbox_driven_past_every_bound_carries_under_2_mb(
     batches = (ADMISSIONS_MAX + 1000) // 1000
     for b in range(batches):
         ids = [f"send-{b:02d}-{i:04d}-{'x' * 10}" for i in range(1000)]
-        assert set(await admit_many(handle, ids)) == {"ok"}  # type: ignore[arg-type]
+        assert set(await admit_many(handle, ids)) == {"ok"}
     acked = [f"send-{batches - 1:02d}-{i:04d}-{'x' * 10}" for i in range(20)]
     for send_id in acked:
-        await handle.execute_update(  # type: ignore[attr-defined]
-            MailboxWorkflow.ack_review, ReviewAck(send_id=send_id, actor="a" * ACTOR_CHARS)
-        )
+        await handle.execute_update(MailboxWorkflow.ack_review, ReviewAck(send_id=send_id, actor="a" * ACTOR_CHARS))
     for i in range(UPGRADES_PENDING):
-        await ask_upgrade(handle, f"u{i}", "r" * REASON_CHARS)  # type: ignore[arg-type]
-    state = await handle.query(MailboxWorkflow.describe)  # type: ignore[attr-defined]
+        await ask_upgrade(handle, f"u{i}", "r" * REASON_CHARS)
+    state = await handle.query(MailboxWorkflow.describe)
     assert len(state.admissions) == ADMISSIONS_MAX
     # While a run lasts the review list may hold up to both caps; what is carried keeps each.
     assert len(state.reviews) <= REVIEWS_KEPT + ACKED_KEPT
     assert len(state.audit) == AUDIT_KEPT
     assert all(len(e.detail) <= DETAIL_CHARS for e in state.audit)
 
-    first_run = (await handle.describe()).run_id  # type: ignore[attr-defined]
-    run_id, size = await continue_as_new(skipping_env, handle)  # type: ignore[arg-type]
+    first_run = (await handle.describe()).run_id
+    run_id, size = await continue_as_new(skipping_env, handle)
     assert size < STATE_BUDGET < TWO_MB
     # The 2,000-event guard: the first run ended by continuing as new near its limit, not past it.
     events = [
         e async for e in skipping_env.client.get_workflow_handle(handle.id, run_id=first_run).fetch_history_events()
-    ]  # type: ignore[attr-defined]
+    ]
     assert HISTORY_LIMIT <= len(events) < HISTORY_LIMIT + 100
     assert events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
-    await replays(skipping_env.client, handle.id, first_run)  # type: ignore[attr-defined]
+    await replays(skipping_env.client, handle.id, first_run)
     latest = skipping_env.client.get_workflow_handle(handle.id, run_id=run_id)
     carried = await latest.query(MailboxWorkflow.describe)
     assert len(carried.admissions) == ADMISSIONS_MAX

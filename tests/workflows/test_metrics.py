@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from server.telemetry import free_loopback_address, metrics_runtime
 from tests.prometheus import sample
-from tests.proofs import TEST_PROOF_KEY, signed_decision, signed_request
+from tests.support.proofs import TEST_PROOF_KEY, signed_decision, signed_request
 from workflows import ids
 from workflows.mailbox import MailboxWorkflow
 from workflows.mailbox_models import MailboxState

@@ -26,15 +26,11 @@ from server.app import Mailgate
 from server.credentials import load_secrets
 from server.notifications import notify_config, notify_upgrade_requested
 from server.settings import MailboxEntry
-from tests.conftest import (
-    free_port,
-    keep_history,
-    make_settings,
-    record_sends,
-    unique_mailbox,
-    wait_for_status,
-)
-from workflows.models import DeliveryRequest
+from tests.support.app import make_settings, record_sends, unique_mailbox
+from tests.support.histories import keep_history
+from tests.support.ports import free_port
+from tests.support.wait import wait_for_status
+from workflows.models import Decision, DeliveryRequest
 from workflows.notices import NoticeReport
 from workflows.providers.sandbox.viewer import stored_messages
 from workflows.trust import standard_webhooks
@@ -203,9 +199,7 @@ async def test_approvers_and_reviewers_get_emails_and_only_private_inboxes_get_l
     }
 
 
-def _approve() -> object:
-    from workflows.models import Decision
-
+def _approve() -> Decision:
     return Decision(decision="approve", approver="ops", channel="test")
 
 

@@ -9,7 +9,6 @@ old paths).
 from __future__ import annotations
 
 import ast
-import gzip
 import json
 import re
 from datetime import timedelta
@@ -17,27 +16,15 @@ from pathlib import Path
 
 import pytest
 from temporalio import workflow
-from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from tests.conftest import HISTORIES
+from tests.support.histories import FILES, HISTORIES, load, name
 from workflows import patches
 from workflows.models import SendRequest, SendState
 from workflows.sandbox import workflow_runner
 from workflows.send import SendEmailWorkflow
 from workflows.temporal import data_converter
 from workflows.worker import WORKFLOWS
-
-FILES = sorted([*HISTORIES.rglob("*.json"), *HISTORIES.rglob("*.json.gz")])
-
-
-def name(path: Path) -> str:
-    return str(path.relative_to(HISTORIES)).removesuffix(".gz").removesuffix(".json")
-
-
-def load(path: Path) -> WorkflowHistory:
-    text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
-    return WorkflowHistory.from_json(name(path), text)
 
 
 def test_histories_are_committed() -> None:

@@ -12,8 +12,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from server.embedded import find_executable
 from server.workers import add_search_attributes
-from tests.conftest import keep_history
-from tests.proofs import TEST_PROOF_KEY, signed_decision, signed_request
+from tests.support.histories import keep_history
+from tests.support.proofs import TEST_PROOF_KEY, signed_decision, signed_request
 from workflows import ids
 from workflows.mailbox import MailboxWorkflow
 from workflows.mailbox_models import MailboxState

@@ -7,8 +7,9 @@ import pytest
 from server.app import Mailgate
 from server.errors import Conflict
 from server.validation import parse_edits
-from tests.conftest import keep_history, wait_for_status
-from tests.proofs import signed_decision
+from tests.support.histories import keep_history
+from tests.support.proofs import signed_decision
+from tests.support.wait import wait_for_status
 from workflows.ids import mailbox_workflow_id
 from workflows.models import Decision
 from workflows.trust.proofs import proof_key

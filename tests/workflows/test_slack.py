@@ -8,9 +8,10 @@ import os
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
@@ -18,9 +19,11 @@ from server.app import Mailgate
 from server.credentials import load_secrets
 from server.notifications import slack_config
 from server.settings import MailboxEntry
-from tests.conftest import HISTORIES, make_settings, record_sends, unique_mailbox, wait_for_status
-from tests.peers.slack_fake import BOT_TOKEN, CHANNEL, SIGNING_SECRET, SlackServer
-from tests.proofs import TEST_PROOF_KEY
+from tests.support.app import make_settings, record_sends, unique_mailbox
+from tests.support.histories import HISTORIES
+from tests.support.peers.slack_fake import BOT_TOKEN, CHANNEL, SIGNING_SECRET, SlackServer
+from tests.support.proofs import TEST_PROOF_KEY
+from tests.support.wait import wait_for_status
 from workflows import ids
 from workflows.activities.slack import SlackConfig
 from workflows.models import Decision, DeliveryRequest, EmailAddress, EmailDraft, MailboxPolicy, SendRequest
@@ -63,7 +66,7 @@ async def keep(client: Client, workflow_id: str, name: str) -> None:
 
 async def slack_report(client: Client, send_id: str) -> SlackReport:
     """The round's report, waiting first for the send to start it (a child starts a moment later)."""
-    handle = client.get_workflow_handle(f"slack-{send_id}-1", result_type=SlackReport)
+    handle: WorkflowHandle[Any, SlackReport] = client.get_workflow_handle(f"slack-{send_id}-1", result_type=SlackReport)
     for _ in range(200):
         try:
             return await handle.result()

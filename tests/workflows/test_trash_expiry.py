@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from temporalio.testing import WorkflowEnvironment
 
 from server.trash_approvals import trash_id
-from tests.conftest import keep_history
-from tests.proofs import TEST_PROOF_KEY
+from tests.support.histories import keep_history
+from tests.support.proofs import TEST_PROOF_KEY
 from workflows.providers.base import ProviderSet
 from workflows.providers.fake import FakeProvider
 from workflows.trash_approval import BulkTrashWorkflow, TrashRequest

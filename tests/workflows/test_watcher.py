@@ -11,8 +11,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from server.embedded import find_executable
 from server.workers import add_search_attributes
-from tests.conftest import keep_history
-from tests.proofs import TEST_PROOF_KEY
+from tests.support.histories import keep_history
+from tests.support.proofs import TEST_PROOF_KEY
 from workflows.providers.base import ProviderSet
 from workflows.providers.fake import FakeProvider
 from workflows.read_models import Watch, WatcherState

@@ -1,61 +1,50 @@
-"""The HTTP app served by a real uvicorn on a free port."""
+"""The HTTP app served by a real uvicorn on a free port; one chromium and a page per test for the browser tests."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
-import httpx
 import pytest
-import uvicorn
+from playwright.async_api import Browser, Dialog, Page, async_playwright
 
 from server.app import Mailgate
-from server.mcp_server import build_mcp
-from server.web.app import build_app
-from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN
-
-
-@dataclass
-class Web:
-    app: Mailgate
-    url: str
-    admin: httpx.AsyncClient
-    agent: httpx.AsyncClient
-    anonymous: httpx.AsyncClient
-
-
-@contextlib.asynccontextmanager
-async def serving(app: Mailgate) -> AsyncIterator[str]:
-    """The HTTP app on the settings' port; yields its URL."""
-    port = app.settings.port
-    server = uvicorn.Server(
-        uvicorn.Config(build_app(app, build_mcp(app), ready=lambda: True), port=port, log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
-@contextlib.asynccontextmanager
-async def serve_web(app: Mailgate) -> AsyncIterator[Web]:
-    """The HTTP app with an admin, an agent and an anonymous client."""
-    async with (
-        serving(app) as url,
-        httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30) as admin,
-        httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {AGENT_TOKEN}"}, timeout=30) as agent,
-        httpx.AsyncClient(base_url=url, timeout=30) as anonymous,
-    ):
-        yield Web(app, url, admin, agent, anonymous)
+from tests.support.browser import CHROMIUM, FLAGS, HAVE_CHROMIUM
+from tests.support.web import Web, serve_web
 
 
 @pytest.fixture
 async def web(app: Mailgate) -> AsyncIterator[Web]:
     async with serve_web(app) as web:
         yield web
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """One chromium for the session's browser tests."""
+    if not HAVE_CHROMIUM:
+        message = f"{CHROMIUM} is missing: apt-get install -y chromium (this suite never downloads a browser)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture
+async def page(browser: Browser, web: Web) -> AsyncIterator[Page]:
+    context = await browser.new_context(base_url=web.url, viewport={"width": 1280, "height": 860})
+    context.set_default_timeout(10_000)
+    page = await context.new_page()
+    dialogs: list[str] = []
+
+    async def dismiss(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        await dialog.dismiss()
+
+    page.on("dialog", dismiss)
+    page.dialogs = dialogs  # type: ignore[attr-defined]
+    yield page
+    await context.close()

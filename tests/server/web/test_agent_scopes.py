@@ -11,7 +11,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 
 from server.identities import NewAgent
-from tests.server.web.conftest import Web
+from tests.support.web import Web
 
 
 def _client(web: Web, token: str) -> Client:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.conftest import wait_for_status
-from tests.server.web.conftest import Web
+from tests.support.wait import wait_for_status
+from tests.support.web import Web
 
 
 async def pending(web: Web, subject: str = "Hello") -> str:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.server.test_inbox import receive
-from tests.server.web.conftest import Web
+from tests.support.inbox import receive
+from tests.support.web import Web
 
 
 async def test_held_mail_is_listed_released_and_discarded_by_the_admin_only(web: Web) -> None:

@@ -11,8 +11,8 @@ import re
 import httpx
 
 from server.web.throttle import FREE_FAILURES
-from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN
-from tests.server.web.conftest import Web
+from tests.support.app import ADMIN_TOKEN, AGENT_TOKEN
+from tests.support.web import Web
 
 WRONG = {"Authorization": "Bearer wrong-token-0123456789-0123456789"}
 MCP_PING = {"jsonrpc": "2.0", "id": 1, "method": "ping"}

@@ -16,8 +16,9 @@ from starlette.requests import Request
 from server.validation import AttachmentInput
 from server.web.dashboard.render import sanitize_html
 from server.web.sessions import IDLE_SECONDS, SESSION_SECONDS, Session, SessionCodec
-from tests.conftest import ADMIN_TOKEN, unique_mailbox, wait_for_status
-from tests.server.web.conftest import Web
+from tests.support.app import ADMIN_TOKEN, unique_mailbox
+from tests.support.wait import wait_for_status
+from tests.support.web import Web
 from workflows.models import Decision
 
 

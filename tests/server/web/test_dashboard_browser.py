@@ -2,80 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Page
 
 from server.app import Mailgate
 from server.settings import MailboxEntry
-from tests.conftest import ADMIN_TOKEN, unique_mailbox, wait_for_status
-from tests.server.web.conftest import Web
+from tests.support.app import unique_mailbox
+from tests.support.browser import REVIEWER, home, shot, sign_in
+from tests.support.wait import wait_for_notice, wait_for_status
+from tests.support.web import Web
 from workflows.models import DeliveryRequest
 from workflows.providers.sandbox.viewer import stored_messages
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-HAVE_CHROMIUM = CHROMIUM.exists()
-ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
-REVIEWER = "Rita Reviewer"
-
-
-@pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    if not HAVE_CHROMIUM:
-        message = f"{CHROMIUM} is missing: apt-get install -y chromium (this suite never downloads a browser)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
-        yield launched
-        await launched.close()
-
-
-@pytest.fixture
-async def page(browser: Browser, web: Web) -> AsyncIterator[Page]:
-    context = await browser.new_context(base_url=web.url, viewport={"width": 1280, "height": 860})
-    context.set_default_timeout(10_000)
-    page = await context.new_page()
-    dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    page.dialogs = dialogs  # type: ignore[attr-defined]
-    yield page
-    await context.close()
-
-
-async def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-async def sign_in(page: Page, web: Web) -> None:
-    """Sign in, landing on the pending list of this test's own mailbox (the Temporal server is shared)."""
-    await page.goto(home(web))
-    assert "/signin?next=" in page.url
-    await page.fill("input[name=name]", REVIEWER)
-    await page.fill("input[name=token]", ADMIN_TOKEN)
-    await page.click("button[type=submit]")
-    await page.wait_for_url(f"**{home(web)}")
-
-
-def home(web: Web) -> str:
-    return f"/?mailbox={web.app.settings.default_mailbox}"
 
 
 async def pending(
@@ -304,13 +245,3 @@ async def test_a_one_click_link_approves_once_and_refuses_the_second_use(
     forged = approve.group(1)[:-3] + ("AAA" if not approve.group(1).endswith("AAA") else "BBB")
     await page.goto(forged)
     assert "cannot be used" in await page.inner_text("h1")
-
-
-async def wait_for_notice(outbox: list[DeliveryRequest], recipient: str, timeout: float = 15.0) -> DeliveryRequest:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        for request in outbox:
-            if request.system and [a.address for a in request.draft.to] == [recipient]:
-                return request
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no notice reached {recipient}")

@@ -15,22 +15,22 @@ from email.message import EmailMessage
 from typing import Literal
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page
+from playwright.async_api import Browser, BrowserContext, Page, ViewportSize
 
 from server.app import Mailgate
 from server.settings import MailboxEntry
 from server.validation import AttachmentInput
-from tests.conftest import ADMIN_TOKEN, unique_mailbox, wait_for_status
-from tests.server.web.conftest import Web
-from tests.server.web.test_dashboard_browser import ARTIFACTS, browser
+from tests.support.app import ADMIN_TOKEN, unique_mailbox
+from tests.support.browser import ARTIFACTS
+from tests.support.wait import wait_for_status
+from tests.support.web import Web
 from workflows.trust.links import LinkClaim, link_key, make_token
 
 pytestmark = pytest.mark.browser
-__all__ = ["browser"]  # the session's chromium, shared with the other browser tests
 
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 800}
-SIZES = {"phone": PHONE, "desktop": DESKTOP}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+SIZES: dict[str, ViewportSize] = {"phone": PHONE, "desktop": DESKTOP}
 # What a finger must hit on a phone; inline links inside sentences are exempt (WCAG 2.5.8).
 TARGETS = (
     "button, select, textarea, input:not([type=hidden]):not([type=checkbox]), summary, "

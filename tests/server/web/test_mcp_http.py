@@ -7,8 +7,8 @@ from mcp import Client, ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN
-from tests.server.web.conftest import Web
+from tests.support.app import ADMIN_TOKEN, AGENT_TOKEN
+from tests.support.web import Web
 
 
 async def test_streamable_http_with_the_agent_token(web: Web) -> None:

@@ -21,10 +21,9 @@ from playwright.async_api import Browser, BrowserContext
 
 from server.app import Mailgate
 from server.web.dashboard.auth import _local
-from tests.peers.oidc_server import OIDCPeer
-from tests.server.web.conftest import serve_web
-from tests.server.web.test_dashboard_browser import browser  # noqa: F401 - the session's chromium
 from tests.server.web.test_oidc_browser import with_sso
+from tests.support.peers.oidc_server import OIDCPeer
+from tests.support.web import serve_web
 
 pytestmark = pytest.mark.browser
 
@@ -62,7 +61,7 @@ async def signed_in(context: BrowserContext) -> bool:
     ids=["string-false", "missing", "string-no", "zero"],
 )
 async def test_an_email_the_provider_did_not_verify_signs_nobody_in(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     app: Mailgate,
     idp: OIDCPeer,
     verified: Any,
@@ -81,7 +80,7 @@ async def test_an_email_the_provider_did_not_verify_signs_nobody_in(
 
 
 async def test_an_address_that_only_unicode_lowercasing_matches_is_nobody(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     app: Mailgate,
     idp: OIDCPeer,
 ) -> None:
@@ -99,7 +98,7 @@ async def test_an_address_that_only_unicode_lowercasing_matches_is_nobody(
 
 
 async def test_next_cannot_send_a_signed_in_person_to_another_site(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     app: Mailgate,
     idp: OIDCPeer,
 ) -> None:

@@ -1,4 +1,4 @@
-"""Dashboard single sign-on against a real OpenID Connect provider (tests/peers/oidc_server.py).
+"""Dashboard single sign-on against a real OpenID Connect provider (tests/support/peers/oidc_server.py).
 
 Chromium follows the whole authorization code flow: mailgate's sign-in page, the provider's own
 sign-in form, the callback that checks the ID token against the provider's JWKS, and the
@@ -22,9 +22,8 @@ from pydantic import SecretStr
 
 from server.app import Mailgate
 from server.oidc import Issuer, TokenError
-from tests.peers.oidc_server import OIDCPeer
-from tests.server.web.conftest import Web, serve_web
-from tests.server.web.test_dashboard_browser import browser  # noqa: F401 - the session's chromium
+from tests.support.peers.oidc_server import OIDCPeer
+from tests.support.web import Web, serve_web
 
 pytestmark = pytest.mark.browser
 
@@ -48,7 +47,7 @@ def with_sso(app: Mailgate, idp: OIDCPeer) -> Mailgate:
 
 
 async def test_people_sign_in_through_the_identity_provider(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     app: Mailgate,
     idp: OIDCPeer,
 ) -> None:

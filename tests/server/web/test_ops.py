@@ -6,7 +6,7 @@ import httpx
 from temporalio.client import Client
 
 from server.web.ops import Ops, temporal_check
-from tests.ports import free_port
+from tests.support.ports import free_port
 
 
 async def never_reached(scope: object, receive: object, send: object) -> None:

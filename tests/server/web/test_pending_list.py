@@ -18,13 +18,13 @@ from server.app import Mailgate
 from server.mcp_server import build_mcp
 from server.validation import AttachmentInput
 from server.web.dashboard import approvals
-from tests.conftest import ADMIN_TOKEN, wait_for_status
-from tests.ports import free_port
-from tests.server.web.conftest import Web
-from tests.server.web.test_dashboard_browser import browser, shot
+from tests.support.app import ADMIN_TOKEN
+from tests.support.browser import shot
+from tests.support.ports import free_port
+from tests.support.wait import wait_for_status
+from tests.support.web import Web
 
 pytestmark = pytest.mark.browser
-__all__ = ["browser"]  # the session's chromium, shared with the other browser tests
 
 
 @pytest.fixture

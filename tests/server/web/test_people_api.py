@@ -8,7 +8,7 @@ import uuid
 import httpx
 
 from server.identities import NewPerson
-from tests.server.web.conftest import Web
+from tests.support.web import Web
 
 
 def as_person(web: Web, person: NewPerson) -> httpx.AsyncClient:

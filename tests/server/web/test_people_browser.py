@@ -10,13 +10,12 @@ import pytest
 from playwright.async_api import Browser, Page
 
 from server.identities import NewPerson
-from tests.server.web.conftest import Web
-from tests.server.web.test_dashboard_browser import browser  # noqa: F401 - the session's chromium
+from tests.support.web import Web
 
 pytestmark = pytest.mark.browser
 
 
-async def signed_in(browser: Browser, web: Web, person: NewPerson, password: str | None = None) -> Page:  # noqa: F811
+async def signed_in(browser: Browser, web: Web, person: NewPerson, password: str | None = None) -> Page:
     context = await browser.new_context(base_url=web.url, viewport={"width": 1280, "height": 860})
     context.set_default_timeout(10_000)
     page = await context.new_page()
@@ -28,7 +27,7 @@ async def signed_in(browser: Browser, web: Web, person: NewPerson, password: str
     return page
 
 
-async def test_two_people_each_see_and_decide_only_their_own(browser: Browser, web: Web) -> None:  # noqa: F811
+async def test_two_people_each_see_and_decide_only_their_own(browser: Browser, web: Web) -> None:
     tag = uuid.uuid4().hex[:8]
     sales, finance = f"sales-{tag}@mailgate.local", f"finance-{tag}@mailgate.local"
     for box in (sales, finance):

@@ -15,9 +15,9 @@ from pydantic import BaseModel
 
 import workflows
 from server.credentials import load_secrets
-from tests.conftest import wait_for_status
-from tests.proofs import signed_request
-from tests.server.web.conftest import Web
+from tests.support.proofs import signed_request
+from tests.support.wait import wait_for_status
+from tests.support.web import Web
 from workflows import ids
 from workflows.models import EmailAddress, EmailDraft, MailboxConfig, MailboxPolicy, SendRequest
 from workflows.temporal import data_converter

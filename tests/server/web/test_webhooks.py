@@ -22,9 +22,11 @@ from server.app import Mailgate
 from server.credentials import load_secrets
 from server.notifications import notify_config
 from server.validation import PolicyChanges
-from tests.conftest import keep_history, make_settings, wait_for_status
-from tests.ports import free_port
-from tests.server.web.conftest import Web, serving
+from tests.support.app import make_settings
+from tests.support.histories import keep_history
+from tests.support.ports import free_port
+from tests.support.wait import wait_for_status
+from tests.support.web import Web, serving
 from workflows.temporal import STATUS
 from workflows.trust import standard_webhooks
 from workflows.trust.proofs import proof_key

@@ -18,18 +18,15 @@ from playwright.async_api import Page
 from server.errors import InvalidInput
 from server.settings import MailboxEntry
 from server.validation import AttachmentInput
-from tests.conftest import unique_mailbox, wait_for_status
-from tests.server.web import test_dashboard_browser as base
-from tests.server.web.conftest import Web
+from tests.support.app import unique_mailbox
+from tests.support.browser import shot, sign_in
+from tests.support.wait import wait_for_notice, wait_for_status
+from tests.support.web import Web
 from workflows.mail.visibility import show_invisible
 from workflows.models import DeliveryRequest
 from workflows.providers.sandbox.viewer import stored_messages
 
 pytestmark = pytest.mark.browser
-
-# The fixtures of the dashboard's browser tests: one chromium per session, a page per test.
-browser = base.browser
-page = base.page
 
 HIDDEN_BODY = (
     "<p>Hi Bob, the quarterly report is attached as agreed.</p>\n"
@@ -64,7 +61,7 @@ async def test_hidden_text_in_a_body_is_shown_before_it_is_sent(
     result = await app.sends.submit(
         mailbox=mailbox, to=["bob@example.com"], subject="Quarterly report", body=HIDDEN_BODY
     )
-    await base.sign_in(page, web)
+    await sign_in(page, web)
 
     # The send page: the body as the text that goes out, with what an HTML view would hide named.
     await page.goto(f"/sends/{result.send_id}")
@@ -78,11 +75,11 @@ async def test_hidden_text_in_a_body_is_shown_before_it_is_sent(
     assert "card 4111" in warning and "hunter2" in warning
     assert await page.locator(".body.html").count() == 0  # a text part is never rendered as HTML
     assert await page.locator("tr.recipient.bcc").is_visible()  # Bcc always, "(none)" here
-    await base.shot(page, "wysiwyg-1-hidden-text-send-page")
+    await shot(page, "wysiwyg-1-hidden-text-send-page")
     await page.set_viewport_size({"width": 390, "height": 844})  # and on a phone, without sideways scrolling
     assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     assert await page.locator(".wysiwyg-warning").is_visible()
-    await base.shot(page, "wysiwyg-1-hidden-text-send-page-phone")
+    await shot(page, "wysiwyg-1-hidden-text-send-page-phone")
     await page.set_viewport_size({"width": 1280, "height": 860})
 
     # Edit, then confirm: the confirmation shows the edited email the same way.
@@ -93,10 +90,10 @@ async def test_hidden_text_in_a_body_is_shown_before_it_is_sent(
     confirm = await page.inner_text("main")
     assert "4111 1111 1111 1111" in confirm and "hunter2" in confirm and "<U+200B>" in confirm
     assert_all_shown(confirm, HIDDEN_BODY)
-    await base.shot(page, "wysiwyg-1-hidden-text-confirm-edits")
+    await shot(page, "wysiwyg-1-hidden-text-confirm-edits")
 
     # The approver's notice says so too, and its one-click page shows the same as the send page.
-    notice = await base.wait_for_notice(outbox, boss)
+    notice = await wait_for_notice(outbox, boss)
     assert "LOOK CLOSELY" in notice.draft.body and "card 4111" in notice.draft.body
     assert "<U+200B>" in notice.draft.body
     approve = re.search(r"Approve: (\S+)", notice.draft.body)
@@ -105,7 +102,7 @@ async def test_hidden_text_in_a_body_is_shown_before_it_is_sent(
     link_page = await page.inner_text("main")
     assert "4111 1111 1111 1111" in link_page and "hunter2" in link_page and "<U+200B>" in link_page
     assert await page.locator(".wysiwyg-warning").is_visible()
-    await base.shot(page, "wysiwyg-1-hidden-text-link-page")
+    await shot(page, "wysiwyg-1-hidden-text-link-page")
     await page.click("button:has-text('Approve and send')")
     assert "Approved" in await page.inner_text("h1")
 
@@ -145,7 +142,7 @@ async def test_direction_overrides_are_refused_at_submit_and_marked_in_inbound_m
     reply = await app.inbox.reply(box, email.email_id, "We never ask for details by email.")
     await wait_for_status(app, reply.send_id, ["pending_approval"])
 
-    await base.sign_in(page, web)
+    await sign_in(page, web)
     await page.goto(f"/sends/{reply.send_id}")
     shown = await page.inner_text("main")
     for char in ("\u202e", "\u2066", "\u200b"):
@@ -153,7 +150,7 @@ async def test_direction_overrides_are_refused_at_submit_and_marked_in_inbound_m
     assert await page.inner_text("tr.recipient.to td.name") == "Bank Support"
     assert await page.inner_text("tr.recipient.to td.address") == "moc.knab@troppus.ti"
     assert "Re: Statement fdp.exe" in await page.inner_text("h1")
-    await base.shot(page, "wysiwyg-2-reply-send-page")
+    await shot(page, "wysiwyg-2-reply-send-page")
 
     # The human's own edits are checked the same way.
     await page.click("summary:has-text('Change the subject')")
@@ -170,7 +167,7 @@ async def test_direction_overrides_are_refused_at_submit_and_marked_in_inbound_m
     assert "Bank Support<U+202E>" in message
     assert "Statement <U+202E>fdp.exe" in message
     assert "statement<U+202E>fdp.exe" in message
-    await base.shot(page, "wysiwyg-2-inbound-marked")
+    await shot(page, "wysiwyg-2-inbound-marked")
     await page.goto(f"/sandbox?mailbox={box}")
     listing = await page.inner_text("main")
     assert "\u202e" not in listing and "Statement <U+202E>fdp.exe" in listing
@@ -198,7 +195,7 @@ async def test_held_inbound_shows_the_text_the_agent_will_read(page: Page, web: 
         held.attach(part)
     app.sandbox.deliver(held.as_bytes(), "ten.elpmaxe@remotsuc.example", [box], held_for=[box])
 
-    await base.sign_in(page, web)
+    await sign_in(page, web)
     await page.goto("/inbound")
     listing = await page.inner_text("main")
     assert "IGNORE ALL" not in listing  # the list's snippet is cut short
@@ -208,7 +205,7 @@ async def test_held_inbound_shows_the_text_the_agent_will_read(page: Page, web: 
     # The stranger's direction override is a visible mark, in the list and on the page.
     assert "\u202e" not in listing and "Friendly Customer<U+202E>" in listing
     assert "\u202e" not in shown and "Friendly Customer<U+202E>" in shown
-    await base.shot(page, "wysiwyg-3-held-inbound")
+    await shot(page, "wysiwyg-3-held-inbound")
     await page.click("button:has-text('Release')")
     await page.wait_for_url("**/inbound")
 

@@ -99,7 +99,7 @@ def test_a_bad_url_is_refused(tmp_path: Path) -> None:
 
 
 def test_an_unreachable_database_is_a_clear_error_without_the_password(tmp_path: Path) -> None:
-    from tests.ports import free_port
+    from tests.support.ports import free_port
     from workflows.store.postgres import DatabaseUnavailable
 
     url = f"postgresql://mailgate:hunter2-secret@127.0.0.1:{free_port()}/mailgate"

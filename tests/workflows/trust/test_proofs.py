@@ -9,7 +9,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.worker import Replayer
 
 from server.app import Mailgate
-from tests.conftest import wait_for_status
+from tests.support.wait import wait_for_status
 from workflows.ids import mailbox_workflow_id
 from workflows.mailbox import MailboxWorkflow
 from workflows.models import (
@@ -111,7 +111,7 @@ def _delivery(
             draft=draft,
             message_id="<m@x>",
             content_hash="h",
-            policy=MailboxPolicy(mode=mode, approvers=approvers),  # type: ignore[arg-type]
+            policy=MailboxPolicy(mode=mode, approvers=approvers),
             requested_at=datetime.now(UTC),
             approval_timeout=timedelta(hours=1),
         ),

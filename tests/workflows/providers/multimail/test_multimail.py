@@ -1,46 +1,31 @@
 """The MultiMail provider, through mailgate's own client, against the local contract server.
 
 Every request the provider makes and every answer the server gives is checked against MultiMail's
-OpenAPI document (``tests/peers/multimail_openapi.py``): the fixture fails a test with any drift.
+OpenAPI document (``tests/support/peers/multimail_openapi.py``): the fixture fails a test with any drift.
 """
 
 from __future__ import annotations
 
 import base64
 import tomllib
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.peers import multimail_openapi
-from tests.peers.multimail_fake import FakeServer
+from tests.support.peers import multimail_openapi
+from tests.support.peers.multimail import ADDRESS, provider_for
+from tests.support.peers.multimail_fake import FakeServer
 from workflows.mail.parsing import parse_email
 from workflows.models import Attachment, DeliveryRequest, EmailAddress, EmailDraft
 from workflows.providers.base import EmailNotFound, PermanentDeliveryError, TemporaryDeliveryError
-from workflows.providers.multimail.account import MultiMailConfig, message_id_of
+from workflows.providers.multimail.account import message_id_of
 from workflows.providers.multimail.client import Email, MultiMailClient
 from workflows.providers.multimail.provider import MultiMailProvider
 from workflows.providers.multimail.sending import outcome_of
 from workflows.read_models import EmailQuery
-
-ADDRESS = "agent@mm.example"
-
-
-@pytest.fixture
-def server() -> Iterator[FakeServer]:
-    running = FakeServer().start()
-    yield running
-    running.stop()
-    assert running.fake.violations == []
-
-
-def provider_for(server: FakeServer, mode: str = "autonomous", key: str = "mm_live_sender") -> MultiMailProvider:
-    box = server.fake.add_mailbox(ADDRESS, mode)
-    config = MultiMailConfig(address=ADDRESS, mailbox_id=box, base_url=server.url, decision_poll=timedelta(seconds=1))
-    return MultiMailProvider(config, key)
 
 
 def request(n: int = 1, date: datetime | None = None, **draft: object) -> DeliveryRequest:
@@ -54,7 +39,7 @@ def request(n: int = 1, date: datetime | None = None, **draft: object) -> Delive
     return DeliveryRequest(
         send_id=f"send-mm{n}",
         mailbox=ADDRESS,
-        draft=EmailDraft(**values),  # type: ignore[arg-type]
+        draft=EmailDraft(**values),
         message_id=f"<send-mm{n}@mm.example>",
         date=date or datetime.now(UTC),
     )
@@ -326,7 +311,7 @@ async def test_reply_edits_to_recipients_or_subject_are_kept(server: FakeServer)
 async def test_an_identical_reply_within_60_seconds_waits_and_then_goes(server: FakeServer) -> None:
     provider = provider_for(server)
     parent = inbound(server, provider, subject="Quote")
-    same = {"to": (EmailAddress(address="carol@example.org"),), "subject": "Re: Quote"}
+    same: dict[str, Any] = {"to": (EmailAddress(address="carol@example.org"),), "subject": "Re: Quote"}
     first = await provider.send(request(23, in_reply_to=message_id_of(str(parent["id"])), **same))
     second = request(24, in_reply_to=message_id_of(str(parent["id"])), **same)  # another send, same words
     with pytest.raises(TemporaryDeliveryError, match="60 seconds"):

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.peers.multimail_fake import FakeServer
-from tests.workflows.providers.multimail.test_multimail import ADDRESS, provider_for, server
-
-__all__ = ["server"]
+from tests.support.peers.multimail import ADDRESS, provider_for
+from tests.support.peers.multimail_fake import FakeServer
 from workflows.mail.search_query import QuerySyntaxError
 
 

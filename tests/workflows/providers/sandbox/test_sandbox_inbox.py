@@ -56,7 +56,7 @@ def test_filters_unread_sender_text_and_since(store: SandboxStore) -> None:
     store.change_email(BOX, first.email_id, "read", "agent")
 
     def subjects(**kw: object) -> list[str]:
-        return [e.subject for e in store.list_emails(BOX, EmailQuery(**kw)).emails]  # type: ignore[arg-type]
+        return [e.subject for e in store.list_emails(BOX, EmailQuery(**kw)).emails]
 
     assert subjects(unread_only=True) == ["100%_done", "Straße"]
     assert subjects(sender="ALICE") == ["Invoice"]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.peers.postgres_fixtures import ENGINES
-from tests.workflows.search_corpus import LABELS, PEOPLE, VOCABULARY, Record, bulk_insert, generate, matches
+from tests.support.peers.postgres_fixtures import ENGINES
+from tests.support.search_corpus import LABELS, PEOPLE, VOCABULARY, Record, bulk_insert, generate, matches
 from workflows.mail.search_query import QuerySyntaxError, parse_query
 from workflows.providers.sandbox.search import RANK, conditions, match_expression
 from workflows.providers.sandbox.store import SandboxStore

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import imaplib
 
-from tests.peers.dovecot import Dovecot
-from tests.peers.fixtures import ADDRESS, IMAP_USER, imap_append
-from tests.workflows.providers.smtp_imap.test_smtp_imap import inbound
+from tests.support.peers.dovecot import Dovecot
+from tests.support.peers.fixtures import ADDRESS, IMAP_USER, imap_append, inbound
 from workflows.providers.smtp_imap.provider import SmtpImapProvider
 from workflows.read_models import EmailQuery
 
@@ -78,7 +77,7 @@ def other_client_moves(server: Dovecot, message_id: str, source: str, dest: str)
         client.login(IMAP_USER, server.users[IMAP_USER])
         client.create(dest)  # "already exists" is fine
         client.select(source)
-        typ, data = client.uid("SEARCH", None, "HEADER", "Message-ID", message_id)
+        typ, data = client.uid("SEARCH", "HEADER", "Message-ID", message_id)
         [uid] = data[0].split()
         typ, data = client.uid("MOVE", uid.decode(), dest)
         assert typ == "OK", data

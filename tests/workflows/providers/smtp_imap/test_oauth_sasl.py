@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.peers.dovecot import Dovecot, start_dovecot
-from tests.peers.fixtures import eventually, imap_append, need_dovecot
-from tests.peers.oauth_server import RS_SECRET, OAuthPeer
-from tests.peers.smtp_sink import OAuthSink, SmtpPeer
-from tests.workflows.providers.smtp_imap.test_smtp_imap import inbound
+from tests.support.peers.dovecot import Dovecot, start_dovecot
+from tests.support.peers.fixtures import imap_append, inbound, need_dovecot
+from tests.support.peers.oauth_server import RS_SECRET, OAuthPeer
+from tests.support.peers.smtp_sink import OAuthSink, SmtpPeer
+from tests.support.wait import eventually
 from workflows.providers.endpoints import parse_endpoint, tls_context
 from workflows.providers.oauth import Grant, GrantStore, OAuthClient, OAuthEndpoints, OAuthTokens
 from workflows.providers.smtp_imap.index import ImapIndex
@@ -67,7 +67,7 @@ class Peers:
             smtp=parse_endpoint(f"smtp://alice%40example.test@127.0.0.1:{smtp.port}", "smtp"),
             imap=parse_endpoint(f"imaps://alice%40example.test@127.0.0.1:{imap.tls_port}", "imap"),
             tls_ca_file=imap.ca_file,
-            **extra,  # type: ignore[arg-type]
+            **extra,
         )
         index = ImapIndex(self.directory / f"index-{uuid.uuid4().hex[:8]}.db", BOX)
         return SmtpImapProvider(config, "", index, oauth=tokens)

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.peers.dovecot import Dovecot
-from tests.peers.fixtures import ADDRESS, eventually, file_into_sent, imap_append, make_provider
-from tests.peers.smtp_sink import SmtpPeer
+from tests.support.peers.dovecot import Dovecot
+from tests.support.peers.fixtures import ADDRESS, file_into_sent, imap_append, inbound, make_provider
+from tests.support.peers.smtp_sink import SmtpPeer
+from tests.support.wait import eventually
 from workflows.models import Attachment, DeliveryRequest, EmailAddress, EmailDraft
 from workflows.providers.base import PermanentDeliveryError, TemporaryDeliveryError
 from workflows.providers.smtp_imap.imap import ImapSession
@@ -31,18 +32,10 @@ def request(n: int = 1, **draft: object) -> DeliveryRequest:
     return DeliveryRequest(
         send_id=f"send-test{n}",
         mailbox=ADDRESS,
-        draft=EmailDraft(**values),  # type: ignore[arg-type]
+        draft=EmailDraft(**values),
         message_id=f"<send-test{n}@example.test>",
         date=datetime(2026, 11, 30, 9, 0, tzinfo=UTC),
     )
-
-
-def inbound(n: int, subject: str = "Hello", extra: str = "", message_id: str | None = None) -> bytes:
-    mid = message_id or f"<in-{n}@example.org>"
-    return (
-        f"From: Carol <carol@example.org>\r\nTo: {ADDRESS}\r\nSubject: {subject} {n}\r\n"
-        f"Message-ID: {mid}\r\nDate: Mon, 30 Nov 2026 10:00:0{n % 10} +0000\r\n{extra}\r\nBody {n}\r\n"
-    ).encode()
 
 
 async def sent_folder(server: Dovecot) -> list[bytes]:
@@ -259,7 +252,7 @@ async def test_connection_lost_after_data_is_not_resent_when_sent_holds_it(
     provider: SmtpImapProvider, smtp_peer: SmtpPeer, dovecot: Dovecot
 ) -> None:
     # A server that files Sent itself (like Gmail) accepted the message but the answer was lost.
-    smtp_peer.sink.file_sent = file_into_sent(dovecot)  # type: ignore[assignment]
+    smtp_peer.sink.file_sent = file_into_sent(dovecot)
     provider.config = provider.config.model_copy(update={"server_files_sent": True})
     smtp_peer.sink.fail("DATA", "drop")
     with pytest.raises(TemporaryDeliveryError, match="lost during DATA"):

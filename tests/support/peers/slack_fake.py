@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.ports import free_port
+from tests.support.peers.app_thread import AppThread
 
 BOT_TOKEN = "xoxb-test-0000-bot"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -104,7 +103,7 @@ def build_app(fake: SlackFake) -> Starlette:
             key = (body.get("channel"), body.get("ts"))
             if key not in fake.messages:
                 return _error("message_not_found")
-            fake.messages[key] = {"text": body.get("text"), "blocks": body.get("blocks", [])}  # type: ignore[index]
+            fake.messages[key] = {"text": body.get("text"), "blocks": body.get("blocks", [])}
             return _answer({"channel": key[0], "ts": key[1], "text": body.get("text")})
         if name == "views.open":
             view = body.get("view")
@@ -176,27 +175,13 @@ def reject_submission(user_id: str, view: dict[str, Any], reason: str) -> dict[s
     }
 
 
-class SlackServer:
+class SlackServer(AppThread):
     """The fake on 127.0.0.1 in a thread of its own, for as long as a test needs it."""
 
     def __init__(self) -> None:
         self.fake = SlackFake()
-        self.port = free_port()
-        self._server = uvicorn.Server(
-            uvicorn.Config(build_app(self.fake), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
-        )
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        super().__init__(build_app(self.fake))
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api"
-
-    def start(self) -> SlackServer:
-        self._thread.start()
-        while not self._server.started:
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(5)
+        return f"{self.url}/api"

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.ports import free_port
+from tests.support.ports import free_port
 
 CONFIG = """\
 protocols = imap
@@ -147,7 +147,7 @@ class Dovecot:
 
 
 def _make_cert(base: Path) -> None:
-    from tests.peers.certs import write_self_signed
+    from tests.support.peers.certs import write_self_signed
 
     write_self_signed(base / "cert.pem", base / "key.pem")
 

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.ports import free_port
+from tests.support.ports import free_port
 
 USER = "postgres"
 

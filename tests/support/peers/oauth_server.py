@@ -29,7 +29,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oauth2.rfc8628 import DeviceAuthorizationEndpoint, DeviceCodeGrant
 
-from tests.ports import free_port
+from tests.support.ports import free_port
 
 os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")  # plain http on loopback, tests only
 SCOPE = "mail"
@@ -158,21 +158,24 @@ class State:
         return next((t for t in self.tokens if t.refresh_token == value), None)
 
 
+def code_fields(code: str, request: OAuth2Request) -> dict[str, str]:
+    """What an authorization code keeps of the request that asked for it: client, redirect, PKCE."""
+    data = request.payload.data
+    return {
+        "code": code,
+        "client_id": request.client.client_id,
+        "redirect_uri": data.get("redirect_uri", ""),
+        "code_challenge": data.get("code_challenge", ""),
+        "code_challenge_method": data.get("code_challenge_method", ""),
+    }
+
+
 class CodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["none", "client_secret_basic"]
 
     def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
-        data = request.payload.data
         state: State = self.server.state
-        state.codes[code] = Code(
-            code=code,
-            client_id=request.client.client_id,
-            redirect_uri=data.get("redirect_uri", ""),
-            scope=request.payload.scope or SCOPE,
-            user=request.user,
-            code_challenge=data.get("code_challenge", ""),
-            code_challenge_method=data.get("code_challenge_method", ""),
-        )
+        state.codes[code] = Code(**code_fields(code, request), scope=request.payload.scope or SCOPE, user=request.user)
 
     def query_authorization_code(self, code: str, client: Client) -> Code | None:
         found = self.server.state.codes.get(code)
@@ -204,7 +207,8 @@ class DeviceGrant(DeviceCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["none", "client_secret_basic"]
 
     def query_device_credential(self, device_code: str) -> DeviceCredential | None:
-        return self.server.state.devices.get(device_code)
+        state: State = self.server.state
+        return state.devices.get(device_code)
 
     def query_user_grant(self, user_code: str) -> tuple[str, bool] | None:
         user = self.server.state.device_grants.get(user_code)
@@ -245,8 +249,9 @@ class Introspection(IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
-        self.server.state.introspections += 1
-        return self.server.state.by_access(token_string)
+        state: State = self.server.state
+        state.introspections += 1
+        return state.by_access(token_string)
 
     def introspect_token(self, token: Token) -> dict[str, Any]:
         return {
@@ -262,7 +267,23 @@ class Introspection(IntrospectionEndpoint):
         return client.client_id == "rs"
 
 
-class Server(AuthorizationServer):  # type: ignore[misc]
+class BareAuthorizationServer(AuthorizationServer):
+    """authlib's server with no web framework: requests arrive as OAuth2Request, answers leave as tuples."""
+
+    def create_oauth2_request(self, request: OAuth2Request) -> OAuth2Request:
+        return request
+
+    def create_json_request(self, request: OAuth2Request) -> OAuth2Request:
+        return request
+
+    def handle_response(self, status: int, body: Any, headers: Any) -> tuple[int, Any, Any]:
+        return status, body, headers
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class Server(BareAuthorizationServer):
     def __init__(self, state: State, url: str) -> None:
         super().__init__(scopes_supported=[SCOPE])
         self.state = state
@@ -298,18 +319,6 @@ class Server(AuthorizationServer):  # type: ignore[misc]
             )
         )
 
-    def create_oauth2_request(self, request: OAuth2Request) -> OAuth2Request:
-        return request
-
-    def create_json_request(self, request: OAuth2Request) -> OAuth2Request:
-        return request
-
-    def handle_response(self, status: int, body: Any, headers: Any) -> tuple[int, Any, Any]:
-        return status, body, headers
-
-    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
-        return None
-
 
 class _Request(OAuth2Request):
     def __init__(self, method: str, uri: str, headers: dict[str, str], form: dict[str, str]) -> None:
@@ -326,7 +335,55 @@ class _Request(OAuth2Request):
         return self._form
 
 
-class OAuthPeer:
+class PeerHandler(BaseHTTPRequestHandler):
+    """What the test authorization servers' HTTP handlers share; ``url`` is the peer's base URL."""
+
+    url = ""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+    def _answer(self, status: int, body: Any, headers: Any, kind: str = "application/json") -> None:
+        payload = json.dumps(body).encode() if isinstance(body, dict) else str(body or "").encode()
+        self.send_response(status)
+        for name, value in headers or []:
+            self.send_header(name, value)
+        if not any(name.lower() == "content-type" for name, _ in headers or []):
+            self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _request(self, form: dict[str, str]) -> _Request:
+        return _Request(self.command, self.url + self.path, dict(self.headers.items()), form)
+
+    def _consent(self, server: AuthorizationServer, request: _Request, user: object) -> None:
+        """The user consents at once (the test plays the browser): a redirect with a code, or the error."""
+        try:
+            grant = server.get_consent_grant(request, end_user=user)
+        except OAuth2Error as exc:
+            self._answer(400, dict(exc.get_body()), [])
+            return
+        self._answer(*server.create_authorization_response(request, grant_user=user, grant=grant))
+
+
+class HTTPPeer:
+    """A peer on 127.0.0.1:``port``, its handler on threads of its own until ``stop()``."""
+
+    port: int
+    _http: ThreadingHTTPServer | None = None
+
+    def serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._http = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        threading.Thread(target=self._http.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+
+
+class OAuthPeer(HTTPPeer):
     """The running server; ``client_id`` is a public client (PKCE, no secret)."""
 
     client_id = "mailgate-test"
@@ -341,26 +398,12 @@ class OAuthPeer:
         )
         self.state.clients["rs"] = Client("rs", secret=RS_SECRET)
         self.server = Server(self.state, self.url)
-        self._http: ThreadingHTTPServer | None = None
 
     def start(self) -> OAuthPeer:
         peer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-            def _answer(self, status: int, body: Any, headers: Any) -> None:
-                payload = json.dumps(body).encode() if isinstance(body, dict) else str(body or "").encode()
-                self.send_response(status)
-                for name, value in headers or []:
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def _request(self, form: dict[str, str]) -> _Request:
-                return _Request(self.command, peer.url + self.path, dict(self.headers.items()), form)
+        class Handler(PeerHandler):
+            url = peer.url
 
             def do_GET(self) -> None:
                 url = urlsplit(self.path)
@@ -369,15 +412,7 @@ class OAuthPeer:
                     self._answer(404, {"error": "not_found"}, [])
                     return
                 with peer.state.lock:
-                    # The human consents at once (the test plays the browser).
-                    request = self._request(query)
-                    user = peer.state.user
-                    try:
-                        grant = peer.server.get_consent_grant(request, end_user=user)
-                    except OAuth2Error as exc:
-                        self._answer(400, dict(exc.get_body()), [])
-                        return
-                    self._answer(*peer.server.create_authorization_response(request, grant_user=user, grant=grant))
+                    self._consent(peer.server, self._request(query), peer.state.user)
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -400,14 +435,8 @@ class OAuthPeer:
                     else:
                         self._answer(*peer.server.create_endpoint_response(name[path], request))
 
-        self._http = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._http.serve_forever, daemon=True).start()
+        self.serve(Handler)
         return self
-
-    def stop(self) -> None:
-        if self._http is not None:
-            self._http.shutdown()
-            self._http.server_close()
 
     # --- what the human and the tests do ---------------------------------------------------
 

@@ -26,8 +26,8 @@ import httpx
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from tests.peers.certs import write_self_signed
-from tests.ports import free_port
+from tests.support.peers.certs import write_self_signed
+from tests.support.ports import free_port
 
 
 @dataclass
@@ -85,7 +85,7 @@ class Sink:
             self.file_sent(data)
         if fault == "drop":
             # Accepted and kept, but the client never hears so: the connection-lost-after-DATA window.
-            assert server.transport is not None
+            assert isinstance(server.transport, asyncio.Transport)
             server.transport.abort()
             return "250 OK (never heard)"
         if fault and fault.startswith("slow:"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -21,7 +20,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from server.embedded import pid_alive
-from tests.ports import free_port
+from tests.support.ports import free_port
 
 
 @dataclass
@@ -150,11 +149,3 @@ class Serve:
                 data = sent.structured_content or {}
                 if data.get("status") == "pending_approval":
                     await http.post(f"/api/approvals/{data['send_id']}/approve", json={"approver": "alice"})
-
-
-async def eventually(check: object, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.2)

@@ -1,22 +1,22 @@
 """Fixtures for tests with real mail peers: Dovecot (IMAP) and an aiosmtpd sink (SMTP).
 
-Import them into a test module (``from tests.peers.fixtures import dovecot, smtp_peer``). Under
+Import them into a test module (``from tests.support.peers.fixtures import dovecot, smtp_peer``). Under
 CI=true a missing Dovecot fails these tests instead of skipping them: .ci/run installs it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import imaplib
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.peers.dovecot import Dovecot, dovecot_available, start_dovecot
-from tests.peers.smtp_sink import SmtpPeer
+from server.settings import MailboxEntry
+from tests.support.peers.dovecot import Dovecot, dovecot_available, start_dovecot
+from tests.support.peers.smtp_sink import SmtpPeer
 from workflows.providers.endpoints import parse_endpoint
 from workflows.providers.smtp_imap.index import ImapIndex
 from workflows.providers.smtp_imap.provider import SmtpImapProvider
@@ -65,13 +65,35 @@ def imap_append(server: Dovecot, folder: str, raw: bytes, user: str = IMAP_USER,
         client.logout()
 
 
-def file_into_sent(server: Dovecot, folder: str = "Sent") -> object:
+def inbound(n: int, subject: str = "Hello", extra: str = "", message_id: str | None = None) -> bytes:
+    """Message n from Carol to the IMAP mailbox, as raw bytes."""
+    mid = message_id or f"<in-{n}@example.org>"
+    return (
+        f"From: Carol <carol@example.org>\r\nTo: {ADDRESS}\r\nSubject: {subject} {n}\r\n"
+        f"Message-ID: {mid}\r\nDate: Mon, 30 Nov 2026 10:00:0{n % 10} +0000\r\n{extra}\r\nBody {n}\r\n"
+    ).encode()
+
+
+def file_into_sent(server: Dovecot, folder: str = "Sent") -> Callable[[bytes], None]:
     """A sink hook that files each accepted message in Sent, as Gmail and Outlook do."""
 
     def file(raw: bytes) -> None:
         imap_append(server, folder, raw, flags="\\Seen")
 
     return file
+
+
+def smtp_imap_entry(dovecot: Dovecot, smtp: SmtpPeer, address: str = ADDRESS, **extra: object) -> MailboxEntry:
+    """A configured smtp_imap mailbox on these peers (its password in TEST_IMAP_PASSWORD)."""
+    return MailboxEntry(
+        address=address,
+        provider="smtp_imap",
+        smtp_url=f"smtp+starttls://{IMAP_USER}@127.0.0.1:{smtp.port}",
+        imap_url=f"imaps://{IMAP_USER}@127.0.0.1:{dovecot.tls_port}",
+        password_env="TEST_IMAP_PASSWORD",
+        tls_ca_file=dovecot.ca_file,
+        **extra,
+    )
 
 
 def make_provider(
@@ -91,7 +113,7 @@ def make_provider(
         smtp=parse_endpoint(smtp_url, "smtp"),
         imap=parse_endpoint(imap_url, "imap"),
         tls_ca_file=server.ca_file,
-        **overrides,  # type: ignore[arg-type]
+        **overrides,
     )
     index = ImapIndex(directory / f"index-{uuid.uuid4().hex[:8]}.db", ADDRESS)
     return SmtpImapProvider(config, IMAP_PASSWORD, index)
@@ -102,16 +124,3 @@ async def provider(dovecot: Dovecot, smtp_peer: SmtpPeer, tmp_path: Path) -> Asy
     made = make_provider(dovecot, smtp_peer, tmp_path)
     yield made
     await made.aclose()
-
-
-async def eventually(check: object, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()  # type: ignore[operator]
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)

@@ -16,7 +16,6 @@ failures on demand, the clock.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import hashlib
@@ -31,15 +30,14 @@ from typing import Any
 from urllib.parse import unquote
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tests.peers import multimail_openapi
-from tests.ports import free_port
+from tests.support.peers import multimail_openapi
+from tests.support.peers.app_thread import AppThread
 
 INLINE_MAX = 50_000  # bytes; larger attachments are answered with a presigned URL
 IDEMPOTENCY_TTL = 24 * 3600.0
@@ -573,42 +571,13 @@ def build_app(fake: Fake) -> Starlette:
     )
 
 
-class FakeServer:
+class FakeServer(AppThread):
     """The fake on 127.0.0.1 in a thread of its own, for as long as a test needs it."""
 
     def __init__(self) -> None:
         self.fake = Fake()
-        self.port = free_port()
-        self._server = uvicorn.Server(
-            uvicorn.Config(
-                ContractCheck(build_app(self.fake), self.fake),
-                host="127.0.0.1",
-                port=self.port,
-                log_level="warning",
-                lifespan="off",
-            )
-        )
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> FakeServer:
-        self._thread.start()
-        while not self._server.started:
-            time.sleep(0.01)
-        return self
+        super().__init__(ContractCheck(build_app(self.fake), self.fake))
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(5)
+        super().stop()
         SKEW[0] = 0.0
-
-
-async def wait_for(check: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)

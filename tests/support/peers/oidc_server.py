@@ -1,6 +1,6 @@
 """A real OpenID Connect provider and OAuth 2.1 authorization server for tests, on authlib.
 
-It extends the OAuth peer (tests/peers/oauth_server.py) with what single sign-on and OAuth on
+It extends the OAuth peer (tests/support/peers/oauth_server.py) with what single sign-on and OAuth on
 /mcp need: discovery (``/.well-known/openid-configuration``), a JWKS, a sign-in page a browser
 fills in, ID tokens (authlib's ``OpenIDCode`` extension: nonce, audience, RS256), and JWT access
 tokens (RFC 9068, audience from the RFC 8707 ``resource`` parameter) for the client credentials
@@ -11,17 +11,14 @@ wrong-audience cases a real provider would not hand out on request.
 from __future__ import annotations
 
 import html
-import json
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Request, grants
-from authlib.oauth2.rfc6749.errors import OAuth2Error
+from authlib.oauth2.rfc6749 import OAuth2Request, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from authlib.oidc.core import UserInfo
@@ -29,8 +26,16 @@ from authlib.oidc.core.grants import OpenIDCode
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
-from tests.peers.oauth_server import Client, Code, _Request
-from tests.ports import free_port
+from tests.support.peers.oauth_server import (
+    BareAuthorizationServer,
+    Client,
+    Code,
+    HTTPPeer,
+    PeerHandler,
+    _Request,
+    code_fields,
+)
+from tests.support.ports import free_port
 
 SCOPES = ("openid", "email", "profile", "mailgate")
 
@@ -86,17 +91,12 @@ class CodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["none", "client_secret_basic"]
 
     def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
-        data = request.payload.data
         provider: Provider = self.server.provider
         provider.codes[code] = OIDCCode(
-            code=code,
-            client_id=request.client.client_id,
-            redirect_uri=data.get("redirect_uri", ""),
+            **code_fields(code, request),
             scope=request.payload.scope or "",
             user=request.user.email,
-            code_challenge=data.get("code_challenge", ""),
-            code_challenge_method=data.get("code_challenge_method", ""),
-            nonce=data.get("nonce", ""),
+            nonce=request.payload.data.get("nonce", ""),
             auth_time=int(time.time()),
         )
 
@@ -116,7 +116,7 @@ class ClientCredentials(grants.ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic"]
 
 
-class IDToken(OpenIDCode):  # type: ignore[misc]
+class IDToken(OpenIDCode):
     def __init__(self, provider: Provider) -> None:
         super().__init__(require_nonce=True)
         self.provider = provider
@@ -143,7 +143,7 @@ class IDToken(OpenIDCode):  # type: ignore[misc]
         return info
 
 
-class AccessTokens(JWTBearerTokenGenerator):  # type: ignore[misc]
+class AccessTokens(JWTBearerTokenGenerator):
     def __init__(self, provider: Provider) -> None:
         super().__init__(issuer=provider.url, alg="RS256")
         self.provider = provider
@@ -155,7 +155,7 @@ class AccessTokens(JWTBearerTokenGenerator):  # type: ignore[misc]
         return self.provider.resource or client.get_client_id()
 
 
-class Server(AuthorizationServer):  # type: ignore[misc]
+class Server(BareAuthorizationServer):
     def __init__(self, provider: Provider) -> None:
         super().__init__(scopes_supported=list(SCOPES))
         self.provider = provider
@@ -169,18 +169,6 @@ class Server(AuthorizationServer):  # type: ignore[misc]
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         self.provider.issued.append(token)
 
-    def create_oauth2_request(self, request: OAuth2Request) -> OAuth2Request:
-        return request
-
-    def create_json_request(self, request: OAuth2Request) -> OAuth2Request:
-        return request
-
-    def handle_response(self, status: int, body: Any, headers: Any) -> tuple[int, Any, Any]:
-        return status, body, headers
-
-    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
-        return None
-
 
 SIGNIN_PAGE = """<!doctype html><meta charset="utf-8"><title>Test identity provider</title>
 <h1>Sign in to the test identity provider</h1>{error}
@@ -190,7 +178,7 @@ SIGNIN_PAGE = """<!doctype html><meta charset="utf-8"><title>Test identity provi
 <button type="submit">Sign in</button></form>"""
 
 
-class OIDCPeer:
+class OIDCPeer(HTTPPeer):
     """The running provider: ``dashboard`` is a confidential client for single sign-on."""
 
     dashboard_id = "mailgate-dashboard"
@@ -205,7 +193,6 @@ class OIDCPeer:
             OIDCClient(self.dashboard_id, secret=self.dashboard_secret, grant_types=("authorization_code",))
         )
         self.server = Server(self.provider)
-        self._http: ThreadingHTTPServer | None = None
 
     def add_user(self, email: str, password: str, email_verified: Any = True) -> None:
         self.provider.users[email] = User(email, password, email_verified)
@@ -242,23 +229,8 @@ class OIDCPeer:
     def start(self) -> OIDCPeer:
         peer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-            def _answer(self, status: int, body: Any, headers: Any, kind: str = "application/json") -> None:
-                payload = json.dumps(body).encode() if isinstance(body, dict) else str(body or "").encode()
-                self.send_response(status)
-                for name, value in headers or []:
-                    self.send_header(name, value)
-                if not any(name.lower() == "content-type" for name, _ in headers or []):
-                    self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def _request(self, form: dict[str, str]) -> _Request:
-                return _Request(self.command, peer.url + self.path, dict(self.headers.items()), form)
+        class Handler(PeerHandler):
+            url = peer.url
 
             def _form(self, query: dict[str, str], error: str = "") -> None:
                 hidden = "".join(
@@ -301,19 +273,7 @@ class OIDCPeer:
                 if user is None or not secrets.compare_digest(user.password, password):
                     self._form(form, "Wrong email or password.")
                     return
-                request = _Request("GET", f"{peer.url}/authorize?{urlencode(form)}", {}, form)
-                try:
-                    grant = peer.server.get_consent_grant(request, end_user=user)
-                except OAuth2Error as exc:
-                    self._answer(400, dict(exc.get_body()), [])
-                    return
-                self._answer(*peer.server.create_authorization_response(request, grant_user=user, grant=grant))
+                self._consent(peer.server, _Request("GET", f"{peer.url}/authorize?{urlencode(form)}", {}, form), user)
 
-        self._http = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._http.serve_forever, daemon=True).start()
+        self.serve(Handler)
         return self
-
-    def stop(self) -> None:
-        if self._http is not None:
-            self._http.shutdown()
-            self._http.server_close()

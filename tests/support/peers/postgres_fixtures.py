@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.peers.postgres import Postgres, postgres_available, start_postgres
+from tests.support.peers.postgres import Postgres, postgres_available, start_postgres
 
 ENGINES = ["sqlite", "postgresql"]
 

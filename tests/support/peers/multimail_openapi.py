@@ -38,6 +38,7 @@ STRS = {"type": "array", "items": STR}
 EMAILS = {"type": "array", "items": {"type": "string", "format": "email"}}
 TAG_MAP = {"type": "object", "additionalProperties": STR}
 DIRECTION = {"type": "string", "enum": ["inbound", "outbound"]}
+FROM: dict[str, Any] = {"from": STR}  # a property named like a Python keyword
 
 
 def obj(required: tuple[str, ...] = (), closed: bool = False, **properties: Any) -> dict[str, Any]:
@@ -78,7 +79,7 @@ SUMMARY = obj(
     delivered_at=NSTR,
     bounced_at=NSTR,
     bounce_type=NSTR,
-    **{"from": STR},
+    **FROM,
 )
 EMAIL = obj(
     id=STR,
@@ -102,7 +103,7 @@ EMAIL = obj(
     spam_score={"type": ["integer", "null"]},
     spam_verdict={"enum": ["clean", "flagged", "quarantined", None]},
     tags=TAG_MAP,
-    **{"from": STR},
+    **FROM,
 )
 THREAD = obj(
     thread_id=STR,
@@ -122,7 +123,7 @@ THREAD = obj(
             has_attachments={"type": "boolean"},
             delivered_at=NSTR,
             bounced_at=NSTR,
-            **{"from": STR},
+            **FROM,
         ),
     },
 )
@@ -153,7 +154,7 @@ SEND = obj(
 DUPLICATE = obj(id=STR, status=STR, idempotent={"type": "boolean"})
 QUEUED = obj(id=STR, status=STR, thread_id=STR, message=STR)
 ID = {"type": "string"}
-LIST_QUERY = {
+LIST_QUERY: dict[str, dict[str, Any]] = {
     "status": {"type": "string", "enum": STATUSES},
     "limit": {"type": "integer", "minimum": 1, "maximum": 100},
     "cursor": STR,
@@ -234,7 +235,7 @@ ENDPOINTS = [
                         body_markdown=STR,
                         status=STR,
                         received_at=STR,
-                        **{"from": STR},
+                        **FROM,
                     ),
                 }
             )

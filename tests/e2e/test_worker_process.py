@@ -9,7 +9,8 @@ import signal
 from pathlib import Path
 
 from server.embedded import pid_alive
-from tests.serve import Serve, eventually
+from tests.support.serve import Serve
+from tests.support.wait import eventually
 
 
 def workers_of(pid: int) -> list[int]:

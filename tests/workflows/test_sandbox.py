@@ -10,7 +10,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 from temporalio.worker.workflow_sandbox import SandboxRestrictions, _importer
 
-from tests.conftest import HISTORIES
+from tests.support.histories import HISTORIES
 from workflows.sandbox import PASSTHROUGH, workflow_runner
 from workflows.temporal import data_converter
 from workflows.worker import WORKFLOWS

@@ -12,7 +12,8 @@ from temporalio.api.history.v1 import HistoryEvent
 
 from server.app import Mailgate
 from server.credentials import load_secrets
-from tests.conftest import keep_history, wait_for_status
+from tests.support.histories import keep_history
+from tests.support.wait import wait_for_status
 from workflows.models import Decision
 from workflows.send import SendEmailWorkflow
 from workflows.trust.proofs import decision_check, proof_key, sign_decision

@@ -44,7 +44,18 @@ INDEX_COLUMNS = {
     "changed_at": "TEXT",
 }
 
-INDEX_SCHEMA = """
+# The listing indexes, in SQL both engines take (postgres.py builds its schema with them too).
+MESSAGE_INDEXES = """\
+CREATE INDEX IF NOT EXISTS messages_listing ON messages (mailbox, folder, held, id);
+CREATE INDEX IF NOT EXISTS messages_unread ON messages (mailbox, folder, held, unread, id);
+CREATE INDEX IF NOT EXISTS messages_thread ON messages (mailbox, thread_id, id);
+CREATE INDEX IF NOT EXISTS messages_seq ON messages (mailbox, seq);
+CREATE INDEX IF NOT EXISTS messages_message_id ON messages (mailbox, message_id);
+CREATE INDEX IF NOT EXISTS messages_subject ON messages (mailbox, base_subject, id);
+"""
+
+INDEX_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS thread_ids (
     mailbox TEXT NOT NULL COLLATE NOCASE,
     message_id TEXT NOT NULL,
@@ -54,13 +65,9 @@ CREATE TABLE IF NOT EXISTS thread_ids (
 CREATE INDEX IF NOT EXISTS thread_ids_thread ON thread_ids (thread_id);
 CREATE TABLE IF NOT EXISTS thread_merges (old INTEGER PRIMARY KEY, new INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS messages_listing ON messages (mailbox, folder, held, id);
-CREATE INDEX IF NOT EXISTS messages_unread ON messages (mailbox, folder, held, unread, id);
-CREATE INDEX IF NOT EXISTS messages_thread ON messages (mailbox, thread_id, id);
-CREATE INDEX IF NOT EXISTS messages_seq ON messages (mailbox, seq);
-CREATE INDEX IF NOT EXISTS messages_message_id ON messages (mailbox, message_id);
-CREATE INDEX IF NOT EXISTS messages_subject ON messages (mailbox, base_subject, id);
 """
+    + MESSAGE_INDEXES
+)
 
 SUMMARY_COLUMNS = (
     "id, mailbox, folder, message_id, thread_id, sender, sender_name, to_json, cc_json, subject, sent_date,"

@@ -16,9 +16,11 @@ import unicodedata
 from collections.abc import Sequence
 
 from workflows.mail.search_query import SearchQuery
+from workflows.providers.sandbox.index import MESSAGE_INDEXES
 from workflows.store import Tx
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE COLLATION IF NOT EXISTS nocase (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
 CREATE TABLE IF NOT EXISTS mailboxes (
     address TEXT COLLATE nocase PRIMARY KEY,
@@ -73,13 +75,9 @@ CREATE TABLE IF NOT EXISTS thread_ids (
 CREATE INDEX IF NOT EXISTS thread_ids_thread ON thread_ids (thread_id);
 CREATE TABLE IF NOT EXISTS thread_merges (old BIGINT PRIMARY KEY, new BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
-CREATE INDEX IF NOT EXISTS messages_listing ON messages (mailbox, folder, held, id);
-CREATE INDEX IF NOT EXISTS messages_unread ON messages (mailbox, folder, held, unread, id);
-CREATE INDEX IF NOT EXISTS messages_thread ON messages (mailbox, thread_id, id);
-CREATE INDEX IF NOT EXISTS messages_seq ON messages (mailbox, seq);
-CREATE INDEX IF NOT EXISTS messages_message_id ON messages (mailbox, message_id);
-CREATE INDEX IF NOT EXISTS messages_subject ON messages (mailbox, base_subject, id);
-CREATE TABLE IF NOT EXISTS labels (
+"""
+    + MESSAGE_INDEXES
+    + """CREATE TABLE IF NOT EXISTS labels (
     message BIGINT NOT NULL,
     label TEXT COLLATE nocase NOT NULL,
     PRIMARY KEY (message, label)
@@ -91,6 +89,7 @@ CREATE TABLE IF NOT EXISTS message_words (
 );
 CREATE INDEX IF NOT EXISTS message_words_gin ON message_words USING gin (words);
 """
+)
 
 # ts_rank's weights for D, C, B, A: a subject word (A) counts four times a body word (D), as in bm25 on SQLite.
 RANK = "ts_rank('{0.25, 0.25, 0.25, 1.0}', words, ?::tsquery)"

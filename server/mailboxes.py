@@ -182,6 +182,16 @@ class Mailboxes:
             log.warning("%s; acting on mailgate's own record (mode %s)", problem, config.mode)
         return config
 
+    async def _require_record(self, address: str) -> None:
+        """Refuse a change to a mailbox this front door has no record of: not found if it does not
+        exist at all (the next step lists mailboxes), else gated and unchangeable."""
+        if self._ledger.mailbox_config(address) is None:
+            try:
+                await self._client.get_workflow_handle(mailbox_workflow_id(address)).describe()
+            except RPCError as err:
+                raise rpc_error(err, self._missing(address)) from err
+            self._recorded(address)
+
     def _recorded(self, address: str) -> MailboxConfig:
         recorded = self._ledger.mailbox_config(address)
         if recorded is None:
@@ -258,7 +268,7 @@ class Mailboxes:
         address = parse_mailbox(address)
         change = ModeChange(mode=mode, actor=actor, role=role, reason=reason)
         change = sign_change(self._proof_key, "mode", mailbox_workflow_id(address), change, datetime.now(UTC))
-        self._recorded(address)
+        await self._require_record(address)
         await self._update(address, MailboxWorkflow.set_mode, change)
         # What this front door asked for, on top of its own record: not what the workflow answers.
         config = self._recorded(address).model_copy(update={"mode": mode})
@@ -275,7 +285,7 @@ class Mailboxes:
         """A human's change of a mailbox's policies; what is not given stays as it is."""
         address = parse_mailbox(address)
         current = (await self.state(address)).config
-        self._recorded(address)
+        await self._require_record(address)
         config = current.model_copy(update=changes.validated())
         change = sign_change(
             self._proof_key,
@@ -325,7 +335,7 @@ class Mailboxes:
         redeem = sign_change(
             self._proof_key, "upgrade", mailbox_workflow_id(address), UpgradeRedeem(request_id=match, actor=actor), now
         )
-        self._recorded(address)
+        await self._require_record(address)
         # The mode this front door recorded for the request the code matched, never the workflow's
         # answer: a mailbox workflow served by someone else's worker says yes to any code.
         mode = self._ledger.upgrade_mode(match) if match else None

@@ -34,6 +34,7 @@ from server.stores import ledger
 from server.telemetry import install_metrics_runtime
 from server.ui_proxy import start_ui_proxy
 from server.web.app import build_app
+from server.web.ops import Check, process_check, worker_check
 from server.worker_process import start_worker_process, stop_worker_process, wait_until_polling
 from workflows.providers.sandbox.provider import SandboxProvider
 from workflows.read_models import IntakeConfig
@@ -129,22 +130,26 @@ class Stack:
     worker: Worker | None
     ready: bool = False
     metrics_address: str | None = None
+    # Whether this stack's worker (in this process or its own) runs; None without one.
+    worker_check: Check | None = None
+    # The exporter of a worker in a process of its own, merged into /metrics.
+    worker_metrics_address: str | None = None
 
 
 @contextlib.asynccontextmanager
 async def worker_for(
     settings: Settings, client: Client, app: Mailgate, secrets: Secrets, address: str
-) -> AsyncIterator[Worker | None]:
+) -> AsyncIterator[tuple[Worker | None, Check | None, str | None]]:
     """The worker, in a process of its own (the default) or in this one (MAILGATE_WORKER_PROCESS=false);
     none for front doors alone (`serve --no-worker`)."""
     if not settings.run_worker:
-        yield None
+        yield None, None, None
         return
     if settings.worker_process:
-        child = await start_worker_process(settings, address)
+        child, child_metrics = await start_worker_process(settings, address)
         try:
             await wait_until_polling(client, settings, child)
-            yield None
+            yield None, process_check(child), child_metrics
         finally:
             await stop_worker_process(child)
         return
@@ -159,14 +164,14 @@ async def worker_for(
         ledger=ledger(settings),
     )
     async with worker:
-        yield worker
+        yield worker, worker_check(worker), None
 
 
 @contextlib.asynccontextmanager
 async def start_core(settings: Settings) -> AsyncIterator[Stack]:
     """Temporal (embedded unless configured), the client, the worker and the default mailboxes."""
     secrets = load_secrets(settings)
-    metrics_address = install_metrics_runtime(settings)
+    metrics_address = install_metrics_runtime(settings, "serve")
     dev = await asyncio.to_thread(start_dev_server, settings) if settings.embedded else None
     stack: Stack | None = None
     ui_proxy: asyncio.Server | None = None
@@ -193,14 +198,23 @@ async def start_core(settings: Settings) -> AsyncIterator[Stack]:
         if adopted:
             log.warning("recorded the configuration of %s as it stands in Temporal", ", ".join(adopted))
         address = dev.address if dev is not None else settings.temporal_address or ""
-        async with worker_for(settings, client, app, secrets, address) as worker:
+        async with worker_for(settings, client, app, secrets, address) as (worker, check, worker_metrics):
             await app.mailboxes.ensure(MailboxEntry(address=settings.default_mailbox), created_by="mailgate")
             for entry in settings.mailboxes:
                 await app.mailboxes.ensure(entry, created_by="config")
             await configure_watchers(app)
             if worker is not None:  # IMAP IDLE and other background syncing belong to workers
                 await app.providers.start()
-            stack = Stack(settings, secrets, app, dev, worker, metrics_address=metrics_address)
+            stack = Stack(
+                settings,
+                secrets,
+                app,
+                dev,
+                worker,
+                metrics_address=metrics_address,
+                worker_check=check,
+                worker_metrics_address=worker_metrics,
+            )
             supervisor = asyncio.create_task(supervise(stack)) if dev is not None else None
             try:
                 yield stack
@@ -306,7 +320,11 @@ async def _serve(settings: Settings, stdio: bool, http_socket: socket.socket, sm
     async with start_core(settings) as stack:
         mcp = build_mcp(stack.app)
         web = build_app(
-            stack.app, mcp, ready=lambda: stack.ready, worker=stack.worker, metrics_address=stack.metrics_address
+            stack.app,
+            mcp,
+            ready=lambda: stack.ready,
+            worker=stack.worker_check,
+            metrics_addresses=[a for a in (stack.metrics_address, stack.worker_metrics_address) if a],
         )
         server = uvicorn.Server(
             # proxy_headers off: a forwarded address from any local process would otherwise

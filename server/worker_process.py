@@ -21,6 +21,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from server.settings import Settings, SettingsError
+from server.telemetry import free_loopback_address
 from workflows.worker import GRACEFUL_SHUTDOWN
 
 PR_SET_PDEATHSIG = 1
@@ -31,24 +32,31 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-async def start_worker_process(settings: Settings, address: str) -> asyncio.subprocess.Process:
+async def start_worker_process(settings: Settings, address: str) -> tuple[asyncio.subprocess.Process, str]:
+    """The child and the loopback address of its metrics exporter (serve's /metrics merges it in)."""
+    metrics = free_loopback_address()
     env = {
         **os.environ,
         "MAILGATE_TEMPORAL_ADDRESS": address,
         "MAILGATE_DATA_DIR": str(settings.data_dir),
         "MAILGATE_TASK_QUEUE": settings.task_queue,
         "MAILGATE_TEMPORAL_NAMESPACE": settings.temporal_namespace,
+        # Its own exporter: serve's MAILGATE_METRICS_ADDRESS (if set) is the parent's to bind.
+        "MAILGATE_METRICS_ADDRESS": metrics,
     }
-    return await asyncio.create_subprocess_exec(
+    child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "server.cli",
         "worker",
         env=env,
         stdin=asyncio.subprocess.DEVNULL,
-        stdout=sys.stderr.fileno(),  # stdout may be the MCP stdio channel: the worker logs to stderr
+        # stdout may be the MCP stdio channel: the worker logs to the process's own stderr (fd 2, not
+        # sys.stderr, which JSON logging wraps; the child writes JSON lines itself then).
+        stdout=2,
         preexec_fn=_die_with_parent,  # only prctl, before exec
     )
+    return child, metrics
 
 
 async def wait_until_polling(client: Client, settings: Settings, worker: asyncio.subprocess.Process) -> None:

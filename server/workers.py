@@ -30,7 +30,7 @@ KINDS = {"Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD}
 async def run_worker(settings: Settings) -> int:
     if settings.metrics_address:
         # A worker has no HTTP app: the SDK's exporter is its /metrics.
-        install_metrics_runtime(settings)
+        install_metrics_runtime(settings, "worker")
     client = await connect(settings, wait=10)
     # The secret key signs the links in notice emails, marks the notices and checks the front doors'
     # proofs: workers and front doors of one deployment must share it (MAILGATE_SECRET_KEY, or the

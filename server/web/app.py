@@ -15,7 +15,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 from temporalio.service import RPCError
-from temporalio.worker import Worker
 
 from server.app import Mailgate
 from server.mcp_auth import from_settings as mcp_oauth
@@ -37,8 +36,8 @@ def build_app(
     mcp: MCPServer,
     ready: Callable[[], bool],
     *,
-    worker: Worker | None = None,
-    metrics_address: str | None = None,
+    worker: ops.Check | None = None,
+    metrics_addresses: list[str] | None = None,
 ) -> ASGIApp:
     settings = app.settings
     hosts = allowed_hosts(settings)
@@ -99,8 +98,8 @@ def build_app(
     )
     checks = {"temporal": ops.temporal_check(app.client)}
     if worker is not None:
-        checks["worker"] = ops.worker_check(worker)
+        checks["worker"] = worker
     if settings.database_url is not None:
         checks["database"] = database_check(app.sandbox.db)
     token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
-    return ops.Ops(web, started=ready, checks=checks, metrics_address=metrics_address, metrics_token=token)
+    return ops.Ops(web, started=ready, checks=checks, metrics_addresses=metrics_addresses or [], metrics_token=token)

@@ -20,6 +20,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
+from server.telemetry import merge_exposition
 from server.web.security import bearer
 
 Check = Callable[[], Awaitable[bool]]
@@ -44,6 +45,15 @@ def worker_check(worker: Worker) -> Check:
     return check
 
 
+def process_check(child: asyncio.subprocess.Process) -> Check:
+    """A worker in a process of its own: ready while that process runs."""
+
+    async def check() -> bool:
+        return child.returncode is None
+
+    return check
+
+
 class Ops:
     """/livez, /readyz and /metrics, answered before the app (and its Host check) sees the request."""
 
@@ -53,13 +63,13 @@ class Ops:
         *,
         started: Callable[[], bool],
         checks: dict[str, Check],
-        metrics_address: str | None,
+        metrics_addresses: list[str],
         metrics_token: str | None,
     ) -> None:
         self.app = app
         self.started = started
         self.checks = checks
-        self.metrics_address = metrics_address
+        self.metrics_addresses = metrics_addresses
         self.metrics_token = metrics_token
         self.routes: dict[str, Callable[[Request], Awaitable[Response]]] = {
             "/livez": self.livez,
@@ -110,11 +120,14 @@ class Ops:
                 )
         elif request.client is None or request.client.host not in LOOPBACK_CLIENTS:
             return PlainTextResponse("Forbidden: set MAILGATE_METRICS_TOKEN to scrape from elsewhere", status_code=403)
-        if self.metrics_address is None:
+        if not self.metrics_addresses:
             return PlainTextResponse("metrics are off in this process", status_code=404)
         try:
             async with httpx.AsyncClient(timeout=CHECK_TIMEOUT) as http:
-                answer = await http.get(f"http://{self.metrics_address}/metrics")
+                answers = [await http.get(f"http://{a}/metrics") for a in self.metrics_addresses]
+                for answer in answers:
+                    answer.raise_for_status()
         except httpx.HTTPError as exc:
             return PlainTextResponse(f"the metrics exporter did not answer: {exc}", status_code=503)
-        return Response(answer.content, status_code=answer.status_code, media_type="text/plain; version=0.0.4")
+        body = merge_exposition([a.text for a in answers])
+        return PlainTextResponse(body, media_type="text/plain; version=0.0.4")

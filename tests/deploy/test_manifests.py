@@ -132,7 +132,7 @@ def test_probes_and_scrapes_use_paths_mailgate_answers() -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         raise AssertionError("not reached")
 
-    answered = set(Ops(app, started=lambda: True, checks={}, metrics_address=None, metrics_token=None).routes)
+    answered = set(Ops(app, started=lambda: True, checks={}, metrics_addresses=[], metrics_token=None).routes)
     paths = {node["path"] for _, doc in documents() for node in walk(doc) if isinstance(node, dict) and "path" in node}
     compose = (DEPLOY / "compose.yaml").read_text()
     paths |= set(re.findall(r"http://127\.0\.0\.1:8025(/[a-z]+)", compose))

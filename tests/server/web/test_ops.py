@@ -25,7 +25,7 @@ async def test_readyz_fails_while_temporal_is_unreachable_and_livez_does_not() -
         never_reached,
         started=lambda: started["done"],
         checks={"temporal": temporal_check(client), "worker": fine},
-        metrics_address=None,
+        metrics_addresses=[],
         metrics_token="t",
     )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ops), base_url="http://x") as http:

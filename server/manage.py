@@ -97,10 +97,14 @@ class Manager:
                 f"mailbox {address} is read_only: no action changes its mail (not even {action}). "
                 "Only a human can change its mode (request_upgrade asks one)."
             )
+        provider = self._providers.for_mailbox(address)
+        refusal = provider.unsupported(action)
+        if refusal:  # the provider has no such action: said per id, and no human is asked for a trash
+            results = [ManageOutcome(email_id=i, ok=False, result=refusal) for i in ids]
+            return ManageResult(mailbox=address, action=action, results=results, changed=0)
         limit = self._settings.trash_approval_over
         if action == "trash" and config.mode in GATED_MODES and len(ids) > limit:
             return await self._trash_by_approval(address, ids, config, actor)
-        provider = self._providers.for_mailbox(address)
         results: list[ManageOutcome] = []
         for email_id in ids:
             try:

@@ -107,6 +107,11 @@ class EmailProvider(ABC):
         or ValueError when this provider has no such action."""
         raise ValueError(f"{self.name} mailboxes cannot {action.replace('_', ' ')} mail")
 
+    def unsupported(self, action: Action) -> str | None:
+        """Why this provider can do ``action`` to no email at all (with what to do instead), or None.
+        Asked before any email is looked at, so a refusal reveals nothing and waits for no human."""
+        return None
+
     # Drafts the agent made, for a human to edit and send from their own mail client.
 
     async def save_draft(self, mailbox: str, raw: bytes, draft_id: str | None = None) -> str:

@@ -506,6 +506,16 @@ def build_app(fake: Fake) -> Starlette:
             email["tags"] = {str(k): str(v) for k, v in (fake.requests[-1][2].get("tags") or {}).items()}
         return JSONResponse({"tags": email["tags"]})
 
+    async def delete_tag(request: Request) -> Response:
+        if denied := await guard(request, "send"):
+            return denied
+        email = email_of(request)
+        if email is None:
+            return _error(404, "email not found")
+        # The key is one percent-encoded path segment: it may itself hold "/".
+        key = unquote(request.scope["raw_path"].decode("ascii").split("/")[-1])
+        return JSONResponse({"deleted": email["tags"].pop(key, None) is not None})
+
     async def pending(request: Request) -> Response:
         if denied := await guard(request, "oversight"):
             return denied
@@ -561,6 +571,7 @@ def build_app(fake: Fake) -> Starlette:
             Route("/v1/mailboxes/{mb}/emails/{eid}/cancel", cancel, methods=["POST"]),
             Route("/v1/mailboxes/{mb}/emails/{eid}/attachments/{name:path}", attachment),
             Route("/v1/mailboxes/{mb}/emails/{eid}/tags", tags, methods=["GET", "PUT"]),
+            Route("/v1/mailboxes/{mb}/emails/{eid}/tags/{key:path}", delete_tag, methods=["DELETE"]),
             Route("/v1/mailboxes/{mb}/threads/{tid}", thread),
             Route("/v1/oversight/pending", pending),
             Route("/v1/webhooks", webhooks, methods=["GET", "POST"]),

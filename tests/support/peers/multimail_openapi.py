@@ -206,6 +206,11 @@ ENDPOINTS = [
         obj(("tags",), True, tags=TAG_MAP),
     ),
     Endpoint("GET", "/v1/mailboxes/{mailboxId}/emails/{emailId}/tags", {200: obj(tags=TAG_MAP)}),
+    Endpoint(
+        "DELETE",
+        "/v1/mailboxes/{mailboxId}/emails/{emailId}/tags/{key}",
+        {200: obj(deleted={"type": "boolean"})},
+    ),
     Endpoint("GET", "/v1/mailboxes/{mailboxId}/threads/{threadId}", {200: THREAD, 404: None}),
     Endpoint(
         "POST",

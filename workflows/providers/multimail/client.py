@@ -121,6 +121,10 @@ class Tags(_Answer):
     tags: dict[str, str] = Field(default_factory=dict)
 
 
+class TagDeleted(_Answer):
+    deleted: bool = False
+
+
 class OutgoingAttachment(BaseModel):
     name: str = Field(min_length=1)
     content_base64: str
@@ -232,6 +236,11 @@ class MultiMailClient:
     async def set_tags(self, mailbox_id: str, email_id: str, tags: dict[str, str]) -> dict[str, str]:
         url = path("mailboxes", mailbox_id, "emails", email_id, "tags")
         return (await self._json(Tags, "PUT", url, json={"tags": tags})).tags
+
+    async def delete_tag(self, mailbox_id: str, email_id: str, key: str) -> bool:
+        """Remove one tag; True if MultiMail says it deleted one."""
+        url = path("mailboxes", mailbox_id, "emails", email_id, "tags", key)
+        return (await self._json(TagDeleted, "DELETE", url)).deleted
 
     async def pending(self) -> list[EmailSummary]:
         """Emails waiting for MultiMail's human (needs the ``oversight`` scope)."""

@@ -25,6 +25,9 @@ Holding: MultiMail holds inbound mail only by its own mode. mailgate's ``gated_a
 here too: each inbound email is checked against mailgate's mode when mailgate first sees it, and
 the answer kept in a local file (``holds.py``). And no read returns an email that
 carries mailgate's notice mark (``workflows/trust/marks.py``), whichever direction it went.
+
+Managing: labels are MultiMail tags and ``mark_read`` reads the email; MultiMail's API cannot
+archive, move, trash or mark unread, nor keep drafts, so those are refused with what to do instead.
 """
 
 from __future__ import annotations
@@ -32,12 +35,13 @@ from __future__ import annotations
 import asyncio
 
 from workflows.providers.base import EmailNotFound, PermanentDeliveryError
-from workflows.providers.multimail.reading import Reading
+from workflows.providers.multimail.manage import Managing
 from workflows.providers.multimail.sending import Sending
 
 
-class MultiMailProvider(Sending, Reading):
-    """A MultiMail mailbox: sending in ``sending.py``, new mail in ``inbound.py``, reads in ``reading.py``."""
+class MultiMailProvider(Sending, Managing):
+    """A MultiMail mailbox: sending in ``sending.py``, new mail in ``inbound.py``, reads in
+    ``reading.py``, manage_email and drafts in ``manage.py``."""
 
     async def create_mailbox(self, address: str) -> None:
         """The mailbox must exist at MultiMail already (creating one there needs an operator's code)."""

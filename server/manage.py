@@ -100,8 +100,8 @@ class Manager:
         provider = self._providers.for_mailbox(address)
         refusal = provider.unsupported(action)
         if refusal:  # the provider has no such action: said per id, and no human is asked for a trash
-            results = [ManageOutcome(email_id=i, ok=False, result=refusal) for i in ids]
-            return ManageResult(mailbox=address, action=action, results=results, changed=0)
+            refused = [ManageOutcome(email_id=i, ok=False, result=refusal) for i in ids]
+            return ManageResult(mailbox=address, action=action, results=refused, changed=0)
         limit = self._settings.trash_approval_over
         if action == "trash" and config.mode in GATED_MODES and len(ids) > limit:
             return await self._trash_by_approval(address, ids, config, actor)

@@ -108,6 +108,46 @@ async def test_serve_with_real_providers_from_toml(
             await eventually(sent_state, timeout=30)
             [out] = [e for e in multimail.fake.emails.values() if e["direction"] == "outbound"]
             assert out["to"] == ["dan@example.org"] and out["delivered_at"]
+
+            # Tidying the MultiMail mailbox: labels are MultiMail tags, mark_read reads the email,
+            # what MultiMail's API cannot do is refused per id, and it keeps no drafts.
+            inbound = multimail.fake.add_email(
+                box_id, "inbound", from_="dan@example.org", to=[MM_BOX], subject="Re: Hi"
+            )
+            listed = await client.call_tool("check_inbox", {"mailbox": MM_BOX})
+            assert listed.structured_content is not None
+            assert [e["email_id"] for e in listed.structured_content["emails"]] == [inbound["id"]]
+
+            async def manage(action: str, **extra: str) -> list[tuple[bool, str]]:
+                args = {"mailbox": MM_BOX, "email_ids": [inbound["id"]], "action": action, **extra}
+                answer = await client.call_tool("manage_email", args)
+                assert answer.structured_content is not None, answer.content
+                return [(r["ok"], r["result"]) for r in answer.structured_content["results"]]
+
+            assert await manage("label", label="follow-up") == [(True, "labelled follow-up")]
+            assert inbound["tags"] == {"follow-up": "true"} and inbound["status"] == "unread"
+            assert await manage("mark_read") == [(True, "marked read")] and inbound["status"] == "read"
+            [(ok, why)] = await manage("archive")
+            assert not ok and "action='label'" in why
+            draft = await client.call_tool("create_draft", {"mailbox": MM_BOX, "subject": "Plan", "body": "v1"})
+            assert draft.is_error and "durable_send" in str(draft.content)
+
+            # Oversight: gated_all hides mail that arrives now from every action; read_only refuses all.
+            assert serve.cli("mailbox", "set-mode", MM_BOX, "gated_all").returncode == 0
+            held = multimail.fake.add_email(box_id, "inbound", from_="eve@example.org", to=[MM_BOX], subject="Psst")
+            answer = await client.call_tool(
+                "manage_email",
+                {"mailbox": MM_BOX, "email_ids": [held["id"], inbound["id"]], "action": "label", "label": "x"},
+            )
+            assert answer.structured_content is not None, answer.content
+            assert [r["ok"] for r in answer.structured_content["results"]] == [False, True]
+            assert held["tags"] == {} and held["status"] == "unread"
+            assert serve.cli("mailbox", "set-mode", MM_BOX, "read_only").returncode == 0
+            refused = await client.call_tool(
+                "manage_email", {"mailbox": MM_BOX, "email_ids": [inbound["id"]], "action": "unlabel", "label": "x"}
+            )
+            assert refused.is_error and "read_only" in str(refused.content)
+            assert inbound["tags"] == {"follow-up": "true", "x": "true"}
         assert serve.stop() == 0
         log = serve.log()
         assert IMAP_PASSWORD not in log and "mm_live_sender" not in log

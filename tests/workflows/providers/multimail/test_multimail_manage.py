@@ -52,7 +52,7 @@ async def test_labels_are_tags_and_other_tags_stay(server: FakeServer) -> None:
     assert email["status"] == "unread"
     for action in ("label", "unlabel"):
         with pytest.raises(ValueError, match="mailgate's own"):
-            await provider.manage(ADDRESS, email["id"], action, "mailgate_send_id", "agent")  # type: ignore[arg-type]
+            await provider.manage(ADDRESS, email["id"], action, "mailgate_send_id", "agent")
     assert email["tags"] == {"priority": "high", "mailgate_send_id": "send-1"}
     await provider.aclose()
 
@@ -77,7 +77,7 @@ async def test_what_multimail_cannot_do_is_refused_without_asking_it(server: Fak
         await provider.manage(ADDRESS, email["id"], action, "Receipts" if action == "move" else None, "agent")  # type: ignore[arg-type]
     assert len(server.fake.requests) == asked and email["status"] == "unread"
     for supported in ("label", "unlabel", "mark_read"):
-        assert provider.unsupported(supported) is None  # type: ignore[arg-type]
+        assert provider.unsupported(supported) is None
     await provider.aclose()
 
 
@@ -114,7 +114,7 @@ async def test_an_old_email_is_read_to_be_found_and_the_answer_says_so(server: F
 
 async def test_multimail_keeps_no_drafts_and_says_what_to_do(server: FakeServer) -> None:
     provider = provider_for(server)
-    with pytest.raises(ValueError, match="no drafts.*durable_send"):
+    with pytest.raises(ValueError, match=r"no drafts.*durable_send"):
         await provider.save_draft(ADDRESS, b"Subject: x\r\n\r\ny")
     assert await provider.drafts(ADDRESS) == []
     for call in (provider.draft, provider.delete_draft):

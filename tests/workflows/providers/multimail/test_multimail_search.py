@@ -1,5 +1,6 @@
 """MultiMail mailboxes (contract fake): the search syntax maps onto its listing filters where it
-has them and is refused by name where not; tidying actions and drafts are refused clearly."""
+has them and is refused by name where not; what MultiMail cannot do (archive, drafts) is refused
+clearly (the rest of manage_email: test_multimail_manage.py)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ async def test_search_maps_or_refuses_by_name(server: FakeServer) -> None:
     assert listed
     with pytest.raises(QuerySyntaxError, match=r"has:attachment, label:"):
         await provider.search(ADDRESS, "invoice label:x has:attachment", 10, None)
-    with pytest.raises(ValueError, match="cannot archive"):
+    with pytest.raises(ValueError, match="no archive call"):
         await provider.manage(ADDRESS, found.emails[0].email_id, "archive", None, "agent")
-    with pytest.raises(ValueError, match="keep no drafts"):
+    with pytest.raises(ValueError, match="have no drafts"):
         await provider.save_draft(ADDRESS, b"Subject: x\r\n\r\nbody\r\n")
     await provider.aclose()

@@ -122,3 +122,17 @@ async def test_multimail_keeps_no_drafts_and_says_what_to_do(server: FakeServer)
             await call(ADDRESS, "d1")
     assert server.fake.emails == {}
     await provider.aclose()
+
+
+async def test_multimail_refusals_and_outages_are_answers_for_that_id(server: FakeServer) -> None:
+    server.fake.keys["mm_live_reader"] = {"read"}
+    reader = provider_for(server, key="mm_live_reader")
+    email = arrive(server, reader)
+    with pytest.raises(ValueError, match=r"MultiMail answered 403: .*send scope.*nothing changed"):
+        await reader.manage(ADDRESS, email["id"], "label", "x", "agent")
+    assert email["tags"] == {}
+    server.fake.fail_next.append(503)
+    with pytest.raises(ValueError, match="MultiMail answered 503"):
+        await reader.manage(ADDRESS, email["id"], "mark_read", None, "agent")
+    assert email["status"] == "unread"
+    await reader.aclose()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.request_state import RequestStateSecurity
 from mcp.types import CallToolResult, InputRequiredResult
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
@@ -78,9 +81,18 @@ class MailgateMCP(MCPServer):
             raise
 
 
+def request_state_security(app: Mailgate) -> RequestStateSecurity:
+    """Seal 2026-07-28 requestState with a key every front door shares (from the secret key), so a
+    client's retry may land on another door; the SDK's default key lives in one process only."""
+    key = hmac.new(app.secrets.secret_key, b"mailgate/mcp/request-state", hashlib.sha256).digest()
+    return RequestStateSecurity(keys=[key], bind_principal=scope.request_principal)
+
+
 def build_mcp(app: Mailgate) -> MCPServer:
     quiet_gone_clients()
-    mcp: MCPServer = MailgateMCP("mailgate", instructions=INSTRUCTIONS, version=VERSION)
+    mcp: MCPServer = MailgateMCP(
+        "mailgate", instructions=INSTRUCTIONS, version=VERSION, request_state_security=request_state_security(app)
+    )
     sends.register(mcp, app)
     mailboxes.register(mcp, app)
     mailboxes.register_trust(mcp, app)

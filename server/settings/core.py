@@ -43,6 +43,11 @@ class Settings(BaseSettings):
         default=True,
         description="False (`serve --no-worker`): front doors only, against a cluster whose workers run apart",
     )
+    mcp_stateless: bool | None = Field(
+        default=None,
+        description="streamable HTTP /mcp without sessions, so any front door answers any request behind a "
+        "load balancer (unset: on for `serve --no-worker`, off otherwise)",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8025, ge=1, le=65535)
     smtp_port: int = Field(default=2525, ge=0, le=65535, description="0 disables the sandbox SMTP listener")
@@ -133,6 +138,11 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(
         default=None, description="bearer token /metrics requires; unset: /metrics answers loopback clients only"
     )
+
+    @property
+    def mcp_stateless_http(self) -> bool:
+        """Whether /mcp keeps no handshake-era sessions (the 2026-07-28 protocol never has one)."""
+        return not self.run_worker if self.mcp_stateless is None else self.mcp_stateless
 
     @field_validator("database_url")
     @classmethod

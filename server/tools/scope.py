@@ -60,6 +60,11 @@ def _agent_of(ctx: ServerRequestContext[Any, Any]) -> Agent:
     return agent if isinstance(agent, Agent) else DEFAULT
 
 
+def request_principal(ctx: ServerRequestContext[Any, Any]) -> str:
+    """Who a 2026-07-28 requestState is bound to: the agent whose token made the request."""
+    return f"agent:{_agent_of(ctx).name}"
+
+
 def _refusal(text: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(text=text)], is_error=True)
 

@@ -48,8 +48,13 @@ def build_app(
         allowed_hosts=sorted(hosts),
         allowed_origins=sorted({f"http://{h}" for h in hosts} | {f"https://{h}" for h in hosts}),
     )
+    # Stateless: a handshake-era request carries all it needs (the agent's token), so any door of
+    # a deployment answers it; SSE responses stay, so progress still streams during a call.
     streamable = mcp.streamable_http_app(
-        streamable_http_path="/mcp", transport_security=security, max_request_body_size=MCP_MAX_BODY
+        streamable_http_path="/mcp",
+        transport_security=security,
+        max_request_body_size=MCP_MAX_BODY,
+        stateless_http=settings.mcp_stateless_http,
     )
     sse = mcp.sse_app(
         sse_path="/sse",

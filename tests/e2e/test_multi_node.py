@@ -4,7 +4,9 @@ empty data dir and nothing shared but MAILGATE_TEMPORAL_ADDRESS and MAILGATE_DAT
 
 Agents send through both doors, a human approves each send through the other door; one worker
 and one front door are SIGKILLed mid-run. Every send is delivered exactly once, and every email
-id resolves from every door, a door started afterwards on an empty data dir included."""
+id resolves from every door, a door started afterwards on an empty data dir included. Last, MCP
+clients of both protocol eras go through a round-robin balancer in front of two doors, each
+request landing on the other door than the one before."""
 
 from __future__ import annotations
 
@@ -19,12 +21,17 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import httpx2
 import psycopg
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import ElicitRequestParams, ElicitRequestURLParams, ElicitResult
 from temporalio.testing import WorkflowEnvironment
 
 from tests.support.peers.dovecot import Dovecot
 from tests.support.peers.fixtures import IMAP_PASSWORD, IMAP_USER, dovecot, imap_append, smtp_peer
 from tests.support.peers.smtp_sink import SmtpPeer
+from tests.support.round_robin import RoundRobin
 from tests.support.serve import Serve
 from workflows.providers.sandbox.store import SandboxStore
 from workflows.store import open_database
@@ -96,9 +103,59 @@ async def read_subject(door: Door, mailbox: str, email_id: str) -> str:
     return str(read.structured_content["subject"])
 
 
-def imap_config(path: Path, address: str, dovecot: Dovecot, smtp: SmtpPeer) -> str:
+async def through_a_balancer(doors: list[Door], mailbox: str, linked: str) -> None:
+    """Clients that know one URL, a balancer that is not sticky: every request goes to the next door.
+
+    A handshake-era client (initialize, then the same session for every call: Claude Desktop's
+    kind) sends, lists and reads; a 2026-07-28 client sends on a mailbox that asks the client's
+    human to open the dashboard, so its retry carries a requestState another door sealed."""
+    balancer = RoundRobin([door.url for door in doors])
+    headers = {"Authorization": f"Bearer {doors[0].token('agent')}"}
+    async with balancer.running(), httpx2.AsyncClient(headers=headers, timeout=30) as http:
+        async with Client(streamable_http_client(f"{balancer.url}/mcp", http_client=http), mode="legacy") as legacy:
+            sent = await legacy.call_tool(
+                "durable_send", {"mailbox": mailbox, "to": [mailbox], "subject": "balanced", "body": "b"}
+            )
+            assert (sent.structured_content or {}).get("status") == "pending_approval", sent.content
+            listed = await legacy.call_tool("list_sends", {"mailbox": mailbox})
+            assert not listed.is_error, listed.content
+            inbox = await legacy.call_tool("check_inbox", {"mailbox": mailbox, "limit": 5})
+            assert inbox.structured_content is not None, inbox.content
+            email = inbox.structured_content["emails"][0]
+            read = await legacy.call_tool("read_email", {"mailbox": mailbox, "email_id": email["email_id"]})
+            assert (read.structured_content or {}).get("subject") == email["subject"], read.content
+        posts = [door for method, door in balancer.served if method == "POST"]
+        assert len(posts) >= 5 and set(posts) == set(balancer.backends), balancer.served
+
+        asked: list[ElicitRequestParams] = []
+
+        async def shown(_context: object, params: ElicitRequestParams) -> ElicitResult:
+            asked.append(params)
+            return ElicitResult(action="accept")
+
+        before = len(balancer.served)
+        async with Client(
+            streamable_http_client(f"{balancer.url}/mcp", http_client=http),
+            mode="2026-07-28",
+            elicitation_callback=shown,  # type: ignore[arg-type]
+        ) as modern:
+            sent = await modern.call_tool(
+                "durable_send", {"mailbox": linked, "to": [linked], "subject": "linked", "body": "b"}
+            )
+        assert (sent.structured_content or {}).get("status") == "pending_approval", sent.content
+        [params] = asked
+        assert isinstance(params, ElicitRequestURLParams) and params.url.endswith(sent.structured_content["send_id"])
+        first, retry = balancer.served[before:][-2:]  # the input_required answer and the retry's
+        assert first[1] != retry[1], balancer.served[before:]
+
+
+def cluster_config(path: Path, address: str, dovecot: Dovecot, smtp: SmtpPeer, linked: str) -> str:
     path.write_text(
         f"""
+[[mailboxes]]
+address = "{linked}"
+client_approval = "link"
+
 [[mailboxes]]
 address = "{address}"
 provider = "smtp_imap"
@@ -120,13 +177,14 @@ async def test_two_doors_three_workers_share_everything_through_temporal_and_pos
 ) -> None:
     mailbox = f"agent-{uuid.uuid4().hex[:8]}@mailgate.local"
     imap_box = f"alice-{uuid.uuid4().hex[:8]}@example.test"
+    linked = f"linked-{uuid.uuid4().hex[:8]}@mailgate.local"
     cluster = {
         **{k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")},
         "MAILGATE_TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
         "MAILGATE_DATABASE_URL": postgres_url,
         "MAILGATE_TASK_QUEUE": f"tq-{uuid.uuid4().hex}",
         "MAILGATE_DEFAULT_MAILBOX": mailbox,
-        "MAILGATE_CONFIG": imap_config(tmp_path / "mailgate.toml", imap_box, dovecot, smtp_peer),
+        "MAILGATE_CONFIG": cluster_config(tmp_path / "mailgate.toml", imap_box, dovecot, smtp_peer, linked),
         "ALICE_PASSWORD": IMAP_PASSWORD,
     }
 
@@ -200,6 +258,8 @@ async def test_two_doors_three_workers_share_everything_through_temporal_and_pos
         for subject, email_id in imap_b.items():
             assert await read_subject(late, imap_box, email_id) == subject
             assert await read_subject(b, imap_box, email_id) == subject
+
+        await through_a_balancer([b, late], mailbox, linked)
     finally:
         for door in (*doors, *([late] if late else [])):
             if door.process is not None and door.process.poll() is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx2
 import pytest
@@ -45,12 +46,17 @@ async def stateless_client(app: Mailgate, **options: object) -> AsyncIterator[Cl
             yield client
 
 
-def test_front_doors_alone_default_to_stateless(tmp_path: object) -> None:
-    common = {"data_dir": tmp_path, "temporal_address": "127.0.0.1:7233"}
-    assert Settings(**common).mcp_stateless_http is False  # one machine: sessions, as before
-    assert Settings(**common, run_worker=False).mcp_stateless_http is True
-    assert Settings(**common, run_worker=False, mcp_stateless=False).mcp_stateless_http is False
-    assert Settings(**common, mcp_stateless=True).mcp_stateless_http is True
+def test_front_doors_alone_default_to_stateless(tmp_path: Path) -> None:
+    def stateless(run_worker: bool = True, mcp_stateless: bool | None = None) -> bool:
+        settings = Settings(
+            data_dir=tmp_path, temporal_address="127.0.0.1:7233", run_worker=run_worker, mcp_stateless=mcp_stateless
+        )
+        return settings.mcp_stateless_http
+
+    assert stateless() is False  # one machine: sessions, as before
+    assert stateless(run_worker=False) is True
+    assert stateless(run_worker=False, mcp_stateless=False) is False
+    assert stateless(mcp_stateless=True) is True
 
 
 async def test_no_session_and_progress_still_streams(app: Mailgate, monkeypatch: pytest.MonkeyPatch) -> None:

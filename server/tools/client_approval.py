@@ -38,10 +38,15 @@ def supports_url_elicitation(ctx: Context) -> bool:
 
 async def ask_to_open(ctx: Context, app: Mailgate, sent: SendResult) -> InputRequiredResult | None:
     """An InputRequiredResult to answer with first (2026-07-28), or None to answer as usual."""
-    if sent.status != "pending_approval" or not supports_url_elicitation(ctx):
+    if sent.status != "pending_approval":
         return None
-    config = await app.mailboxes.config(sent.mailbox)
+    config = await app.mailboxes.config(sent.mailbox)  # cached: the send just read it
     if config.client_approval != "link":
+        return None
+    if not supports_url_elicitation(ctx):
+        # Also every handshake-era client of a door without MCP sessions (MAILGATE_MCP_STATELESS):
+        # no initialize reached this door, and no request could reach the client mid-call anyway.
+        log.info("not asking the client to open the dashboard for %s: it declared no URL elicitation", sent.send_id)
         return None
     params = ElicitRequestURLParams(
         message=MESSAGE.format(mailbox=sent.mailbox),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -81,7 +82,10 @@ async def test_no_session_and_progress_still_streams(app: Mailgate, monkeypatch:
     assert reports, "no progress notifications while waiting"
 
 
-async def test_the_dashboard_link_request_degrades_to_the_usual_answer(app: Mailgate) -> None:
+async def test_the_dashboard_link_request_degrades_to_the_usual_answer(
+    app: Mailgate, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="mailgate.mcp")
     box = unique_mailbox("linked")
     await app.mailboxes.ensure(MailboxEntry(address=box, client_approval="link"), created_by="tests")
     asked: list[ElicitRequestParams] = []
@@ -97,3 +101,4 @@ async def test_the_dashboard_link_request_degrades_to_the_usual_answer(app: Mail
     # No back channel for a request mid-call: nobody is asked, and the send waits as usual.
     assert not sent.is_error and (sent.structured_content or {}).get("status") == "pending_approval", sent.content
     assert asked == []
+    assert f"not asking the client to open the dashboard for {sent.structured_content['send_id']}" in caplog.text

@@ -9,15 +9,25 @@ they asked for themselves: not its requester, and not the owner of the agent tha
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import anyio
 
 from server.app import Mailgate
 from server.identities import Person, may_decide
-from workflows.models import SendSummary
 
-S = TypeVar("S", bound=SendSummary)
+
+class Decidable(Protocol):
+    """A row of a listing that waits for a human: a send, or a bulk trash request."""
+
+    @property
+    def mailbox(self) -> str: ...
+
+    @property
+    def requester(self) -> str: ...
+
+
+S = TypeVar("S", bound=Decidable)
 
 
 async def _person(app: Mailgate, who: Person | str) -> Person:
@@ -49,7 +59,7 @@ async def decides(app: Mailgate, who: Person | str, mailbox: str, requester: str
 
 
 async def decidable(app: Mailgate, person: Person, sends: Sequence[S]) -> list[S]:
-    """The sends of a listing this person may decide (one check per mailbox and requester)."""
+    """The sends (or trash requests) of a listing this person may decide (one check per mailbox and requester)."""
     answers: dict[tuple[str, str], bool] = {}
     kept = []
     for send in sends:

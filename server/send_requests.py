@@ -137,13 +137,13 @@ def build_request(
         approval_timeout=timedelta(hours=hours),
         send_at=scheduled,
         approve_at_send_time=approve_at_send_time and scheduled is not None,
-        notify=_anyone_to_notify(settings, config),
+        notify=anyone_to_notify(settings, config),
         slack_channel=config.slack_channel if settings.slack_bot_token is not None else None,
     )
     return request, status, problem or ""
 
 
-def _anyone_to_notify(settings: Settings, config: MailboxConfig) -> bool:
+def anyone_to_notify(settings: Settings, config: MailboxConfig) -> bool:
     if settings.notify_webhook_url:
         return True
     return settings.notify_email and any("@" in p for p in (*config.approvers, *config.reviewers))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import (
@@ -18,6 +18,7 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
+from temporalio.converter import DataConverter
 from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
@@ -356,18 +357,22 @@ class Sends:
         return "accepted"
 
     async def _signalled(self, handle: WorkflowHandle[SendEmailWorkflow, SendState], decision_id: str) -> bool:
-        """Whether the send's history already holds a decide_signal with this decision id."""
-        converter = self._client.data_converter
-        async for event in handle.fetch_history_events():
-            if not event.HasField("workflow_execution_signaled_event_attributes"):
-                continue
-            signalled = event.workflow_execution_signaled_event_attributes
-            if signalled.signal_name != "decide_signal":
-                continue
-            try:
-                [earlier] = await converter.decode(signalled.input.payloads, [Decision])
-            except (ValueError, TypeError):
-                continue
-            if isinstance(earlier, Decision) and earlier.decision_id == decision_id:
-                return True
-        return False
+        return await signalled(self._client.data_converter, handle, decision_id)
+
+
+async def signalled(converter: DataConverter, handle: WorkflowHandle[Any, Any], decision_id: str) -> bool:
+    """Whether a workflow's history already holds a decide_signal with this decision id (a send's
+    or a trash request's): how a front door tells a reused link from a new decision."""
+    async for event in handle.fetch_history_events():
+        if not event.HasField("workflow_execution_signaled_event_attributes"):
+            continue
+        signal = event.workflow_execution_signaled_event_attributes
+        if signal.signal_name != "decide_signal":
+            continue
+        try:
+            [earlier] = await converter.decode(signal.input.payloads, [Decision])
+        except (ValueError, TypeError):
+            continue
+        if isinstance(earlier, Decision) and earlier.decision_id == decision_id:
+            return True
+    return False

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
@@ -23,8 +24,10 @@ from temporalio.common import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from server.errors import Conflict, InvalidInput, NotFound, rpc_error, update_error
+from server.errors import Conflict, Forbidden, InvalidInput, NotFound, rpc_error, update_error
 from server.mailboxes import Mailboxes
+from server.send_requests import anyone_to_notify
+from server.sends import signalled
 from server.settings import Settings
 from server.validation import check_person
 from workflows import ids
@@ -38,6 +41,7 @@ from workflows.trash_approval import (
     TrashStatus,
     summary_memo,
 )
+from workflows.trust.notice_proofs import trash_notice_fields
 from workflows.trust.proofs import fields_of, sign, sign_decision
 
 _ID_RE = re.compile(r"trash-[a-z2-7]{20}")
@@ -64,6 +68,7 @@ def trash_id(mailbox: str, email_ids: list[str]) -> str:
 
 
 class TrashSummary(BaseModel):
+    kind: Literal["trash"] = "trash"  # beside sends in approval listings: says what this row is
     request_id: str
     mailbox: str
     status: str
@@ -107,6 +112,7 @@ class TrashApprovals:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise rpc_error(err, self._missing(request_id)) from err
         now = datetime.now(UTC)
+        notice_fields = trash_notice_fields(address, requester, len(email_ids))
         request = TrashRequest(
             request_id=request_id,
             mailbox=address,
@@ -116,6 +122,9 @@ class TrashApprovals:
             approvers=config.approvers,
             requested_at=now,
             approval_timeout=timedelta(hours=config.approval_window_hours),
+            notify=anyone_to_notify(self._settings, config),
+            slack_channel=config.slack_channel if self._settings.slack_bot_token is not None else None,
+            notice_proof=sign(self._proof_key, "notice", request_id, notice_fields, now),
         )
         request = request.model_copy(
             update={"proof": sign(self._proof_key, "request", request_id, fields_of(request), now)}
@@ -170,6 +179,33 @@ class TrashApprovals:
                 raise rpc_error(err, self._missing(request_id)) from err
         state = await self.status(request_id)  # closed: say how it ended
         raise update_error_for(state)
+
+    async def signal_decision(self, request_id: str, decision: Decision) -> Literal["accepted", "duplicate"]:
+        """A decision stored now that takes effect when a worker runs (one-click links, Slack).
+
+        Like Sends.signal_decision: needs no worker; a decision id seen before in the request's
+        history is a duplicate (a link used twice), and the workflow drops racing copies too.
+        """
+        check_person(decision.approver)
+        handle = self._handle(request_id)
+        try:
+            description = await handle.describe()
+            converter = self._client.data_converter
+            if decision.decision_id is not None and await signalled(converter, handle, decision.decision_id):
+                return "duplicate"
+            status = description.typed_search_attributes.get(STATUS)
+            if status != "pending_approval":
+                raise Conflict(f"trash request {request_id} is {status}; there is nothing to decide")
+            # The workflow refuses a non-approver too, but silently; say so to the sender now.
+            mailbox = str((await description.memo()).get("mailbox", ""))
+            approvers = [a.lower() for a in (await self._mailboxes.config(mailbox)).approvers] if mailbox else []
+            if approvers and decision.approver.strip().lower() not in approvers:
+                raise Forbidden(f"{decision.approver} is not an approver of {mailbox}")
+            signed = sign_decision(self._proof_key, handle.id, decision, datetime.now(UTC))
+            await handle.signal(BulkTrashWorkflow.decide_signal, signed)
+        except RPCError as err:
+            raise rpc_error(err, self._missing(request_id)) from err
+        return "accepted"
 
     async def pending(
         self, mailbox: str | None = None, status: TrashStatus | None = "pending_approval"

@@ -14,12 +14,13 @@ from typing import Any, Literal
 from workflows.mail.visibility import draft_warnings, show_invisible
 from workflows.models import Attachment, Decision, EmailAddress, EmailDraft, Frozen, OversightMode
 
-NoticeKind = Literal["approval_requested", "monitored_sent", "upgrade_requested"]
+NoticeKind = Literal["approval_requested", "monitored_sent", "upgrade_requested", "trash_requested"]
 
 EVENT_TYPES: dict[NoticeKind, str] = {
     "approval_requested": "send.approval_requested",
     "monitored_sent": "send.monitored_sent",
     "upgrade_requested": "mailbox.upgrade_requested",
+    "trash_requested": "trash.approval_requested",
 }
 
 
@@ -41,6 +42,16 @@ class Notice(Frozen):
     # digests (proofs.draft_digests of its light_draft), which its proof covers.
     decision: Decision | None = None
     original: dict[str, str] | None = None
+    # A bulk trash waiting for a human (workflows/trash_approval.py): its request id and how many emails.
+    trash_request_id: str | None = None
+    email_count: int = 0
+
+    @property
+    def decides(self) -> str | None:
+        """The send or trash request this notice's one-click links decide, if it asks for a decision."""
+        if self.kind == "approval_requested":
+            return self.send_id
+        return self.trash_request_id if self.kind == "trash_requested" else None
 
 
 class NoticeReport(Frozen):
@@ -68,6 +79,10 @@ def send_url(base_url: str, send_id: str) -> str:
     return f"{base_url}/sends/{send_id}"
 
 
+def trash_url(base_url: str, request_id: str) -> str:
+    return f"{base_url}/trash/{request_id}"
+
+
 def webhook_event(notice: Notice, base_url: str) -> dict[str, Any]:
     data: dict[str, Any] = {"mailbox": notice.mailbox, "notice_id": notice.notice_id}
     if notice.send_id:
@@ -89,6 +104,13 @@ def webhook_event(notice: Notice, base_url: str) -> dict[str, Any]:
     if notice.kind == "upgrade_requested":
         data |= {"mode": notice.mode, "reason": notice.reason, "request_id": notice.upgrade_request_id}
         data["url"] = f"{base_url}/upgrades"
+    if notice.kind == "trash_requested" and notice.trash_request_id:
+        data |= {
+            "request_id": notice.trash_request_id,
+            "requester": notice.requester,
+            "count": notice.email_count,
+            "url": trash_url(base_url, notice.trash_request_id),
+        }
     return {"type": EVENT_TYPES[notice.kind], "timestamp": notice.at.isoformat(), "data": data}
 
 
@@ -134,6 +156,8 @@ def email_text(
             f"\n\n{_draft_block(draft)}\n\n{act}"
         )
         return f"[mailgate] Approval needed: {draft.subject}", body
+    if notice.kind == "trash_requested" and notice.trash_request_id:
+        return _trash_text(notice, base_url, approve_url, reject_url)
     if notice.kind == "monitored_sent" and draft is not None and notice.send_id:
         body = (
             f"{who} sent this email from {notice.mailbox} (mode monitored: it went out at once; "
@@ -149,3 +173,24 @@ def email_text(
         "If not, do nothing: the request expires in 24 hours.\n"
     )
     return f"[mailgate] Upgrade requested: {notice.mailbox} to {notice.mode}", body
+
+
+def _trash_text(notice: Notice, base_url: str, approve_url: str, reject_url: str) -> tuple[str, str]:
+    assert notice.trash_request_id is not None
+    who = notice.requester or "An agent"
+    expires = f" before {notice.expires_at:%Y-%m-%d %H:%M} UTC" if notice.expires_at else ""
+    page = trash_url(base_url, notice.trash_request_id)
+    if approve_url and reject_url:
+        act = (
+            f"Approve: {approve_url}\nReject:  {reject_url}\n\n"
+            "Each link opens a page that lists the emails and where you confirm; it works once and expires.\n"
+            f"Or decide in the dashboard: {page}\n"
+        )
+    else:
+        act = f"Decide in the dashboard: {page}\n"
+    body = (
+        f"{who} wants to move {notice.email_count} emails of {notice.mailbox} to the trash in one go, "
+        f"which needs a human's approval{expires}. Nothing moves until someone approves "
+        f"(trash request {notice.trash_request_id}).\n\n{act}"
+    )
+    return f"[mailgate] Approval needed: trash {notice.email_count} emails of {notice.mailbox}", body

@@ -16,7 +16,8 @@ one takes two releases, as temporalio/samples-python's ``patching/`` sample show
 StartTime < '<date every worker ran the release>'"`` finding nothing (a run that continued as
 new has its own StartTime, and a new run takes the new branch).
 
-Longest life: a send (SendEmailWorkflow) 2 years and 2 days (``send_at`` up to 365 days ahead,
+Longest life: a bulk trash request (BulkTrashWorkflow) its approval window (up to 8,760 hours)
+plus the trash activity; a send (SendEmailWorkflow) 2 years and 2 days (``send_at`` up to 365 days ahead,
 an approval window up to 8,760 hours, ``DELIVERY_DEADLINE``); a reply wait 7 days; a mailbox
 (MailboxWorkflow) never ends, so only its continue-as-new (``HISTORY_LIMIT`` events or
 Temporal's suggestion) retires a patch: a quiet mailbox may keep an old run for a long time.
@@ -35,6 +36,7 @@ Temporal's suggestion) retires a patch: a quiet mailbox may keep an old run for 
 | slack-message-v1 | send | 2026-12-02 | send, ≤ 2 y 2 d |
 | signed-decisions-v1 | send | 2026-12-02 | send, ≤ 2 y 2 d; then `check_proof` serves mailboxes only |
 | reply-wait-continue-as-new-v1 | reply wait | 2026-12-02 | reply wait, ≤ 7 d |
+| trash-notify-v1 | bulk trash | 2026-12-02 | bulk trash, ≤ its approval window (up to 8,760 h) |
 
 Remove each ``deprecate_patch`` after the same bound again, counted from the release that
 deprecated it. What each patch changed is beside its id below; tests/workflows/test_replay.py
@@ -80,3 +82,8 @@ PROOFS_PATCH = "front-door-proofs-v1"
 # ReplyWaitWorkflow -----------------------------------------------------------------------------
 # Continuing as new added a command; histories from before it never reached the limit here.
 CONTINUE_PATCH = "reply-wait-continue-as-new-v1"
+
+# BulkTrashWorkflow -----------------------------------------------------------------------------
+# A trash request tells the approvers (a NotifyWorkflow) and posts to Slack (a SlackWorkflow),
+# both abandoned children, and settles its Slack message once decided.
+TRASH_NOTIFY_PATCH = "trash-notify-v1"

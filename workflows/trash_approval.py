@@ -2,10 +2,13 @@
 
 In a gated mailbox, ``manage_email`` with ``trash`` and more ids than ``trash_approval_over``
 starts this workflow instead of trashing. It waits (for the mailbox's approval window) for a
-decision from a human channel (dashboard, CLI, API); a decision must carry a front door's proof
-(workflows/trust/proofs.py) or it is recorded as refused and the request keeps waiting. Once approved,
-one idempotent activity trashes the emails, checking the request's and the decision's proofs
-again, so a request started or approved straight in Temporal trashes nothing.
+decision from a human channel (dashboard, CLI, API as an update; one-click links and Slack as a
+signal, which needs no running worker); the approvers are told like for a send (a NotifyWorkflow:
+email with one-click links, the approval webhook; a SlackWorkflow with buttons). A decision must
+carry a front door's proof (workflows/trust/proofs.py) or it is recorded as refused and the
+request keeps waiting. Once approved, one idempotent activity trashes the emails, checking the
+request's and the decision's proofs again and claiming the request in the ledger for this run,
+so a request started, approved or re-run straight in Temporal trashes nothing.
 
 The workflow id is the request id (``trash-`` + a hash of the mailbox and the ids).
 """
@@ -19,11 +22,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.activities.proofs import proven
     from workflows.models import AuditEvent, Decision, OversightMode
+    from workflows.notices import Notice
+    from workflows.notify import NotifyWorkflow
+    from workflows.patches import TRASH_NOTIFY_PATCH
+    from workflows.slack import SlackWorkflow
+    from workflows.slack_client.message import SlackOutcome, SlackRequest, SlackStatus
     from workflows.temporal import STATUS
     from workflows.trust.proofs import NO_PROOF, ProofCheck, decision_check, fields_of
 
@@ -48,6 +56,12 @@ class TrashRequest(Payload):
     approvers: tuple[str, ...] = ()
     requested_at: datetime
     approval_timeout: timedelta
+    # Whether anyone is to be told (approvers with an email, or the approval webhook), and the
+    # mailbox's Slack channel when the server has a Slack app.
+    notify: bool = False
+    slack_channel: str | None = None
+    # The front door's proof for the notice about this request (workflows/trust/notice_proofs.py).
+    notice_proof: str | None = None
     # The front door's proof that mailgate itself asked (never a secret).
     proof: str | None = None
 
@@ -105,20 +119,26 @@ class BulkTrashWorkflow:
         self._reason = ""
         self._events: list[AuditEvent] = []
         self._expires_at = request.requested_at + request.approval_timeout
+        self._seen_decision_ids: set[str] = set()
+        self._slack_id: str | None = None
 
     @workflow.run
     async def run(self, request: TrashRequest) -> TrashState:
         self._event("requested", request.requester, f"trash {len(request.email_ids)} emails")
         if not await proven(request_check(request, workflow.info().workflow_id)):
             return self._finish("blocked", f"refused: the request {NO_PROOF}")
+        if workflow.patched(TRASH_NOTIFY_PATCH):
+            await self._announce()
         wait = max(self._expires_at - workflow.now(), timedelta(seconds=1))
         try:
             await workflow.wait_condition(lambda: self._decision is not None, timeout=wait)
         except TimeoutError:
             hours = request.approval_timeout.total_seconds() / 3600
+            await self._settle_slack("expired")
             return self._finish("expired", f"nobody decided within {hours:g} hours; nothing was trashed")
         decision = self._decision
         assert decision is not None
+        await self._settle_slack("rejected" if decision.decision == "reject" else "trashing")
         if decision.decision == "reject":
             return self._finish("rejected", decision.reason or "")
         self._set_status("trashing")
@@ -159,6 +179,24 @@ class BulkTrashWorkflow:
         if problem:
             raise TrashRefused(problem)
 
+    @workflow.signal
+    async def decide_signal(self, decision: Decision) -> None:
+        """The same decision as `decide`, for channels that cannot wait for a worker (links, Slack)."""
+        if decision.decision_id is not None:
+            if decision.decision_id in self._seen_decision_ids:
+                return  # a link used twice, a retried webhook: taken once
+            self._seen_decision_ids.add(decision.decision_id)
+        problem = self._problem(decision)
+        if problem is None and not await proven(decision_check(workflow.info().workflow_id, decision)):
+            problem = f"refused: this decision {NO_PROOF}"
+        problem = problem or self._problem(decision)
+        if problem:
+            self._event("decision_refused", decision.approver, problem)
+            return
+        self._decision = decision.model_copy(update={"decided_at": workflow.now()})
+        verb = "approved" if decision.decision == "approve" else "rejected"
+        self._event(verb, decision.approver, f"via {decision.channel}: {decision.reason or ''}".strip(": "))
+
     @workflow.query
     def state(self) -> TrashState:
         return self._state()
@@ -186,6 +224,64 @@ class BulkTrashWorkflow:
     def _set_status(self, status: TrashStatus) -> None:
         self._status = status
         workflow.upsert_search_attributes([STATUS.value_set(status)])
+
+    async def _announce(self) -> None:
+        """Tell the approvers (email, webhook) and post to Slack: abandoned children, like a send's."""
+        request = self._request
+        if request.notify:
+            notice = Notice(
+                notice_id=f"notify-{request.request_id}-requested",
+                kind="trash_requested",
+                mailbox=request.mailbox,
+                at=workflow.now(),
+                requester=request.requester,
+                expires_at=self._expires_at,
+                mode=request.mode,
+                trash_request_id=request.request_id,
+                email_count=len(request.email_ids),
+                proof=request.notice_proof,
+            )
+            with contextlib.suppress(WorkflowAlreadyStartedError):
+                await workflow.start_child_workflow(
+                    NotifyWorkflow.run,
+                    notice,
+                    id=notice.notice_id,
+                    parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                    static_summary=f"trash_requested for {request.request_id}",
+                )
+        if request.slack_channel:
+            message = SlackRequest(
+                send_id=request.request_id,
+                mailbox=request.mailbox,
+                channel=request.slack_channel,
+                requester=request.requester,
+                expires_at=self._expires_at,
+                trash_count=len(request.email_ids),
+            )
+            slack_id = f"slack-{request.request_id}"
+            with contextlib.suppress(WorkflowAlreadyStartedError):
+                await workflow.start_child_workflow(
+                    SlackWorkflow.run,
+                    message,
+                    id=slack_id,
+                    parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                    static_summary=f"Slack message for {request.request_id}",
+                )
+            self._slack_id = slack_id
+
+    async def _settle_slack(self, status: TrashStatus) -> None:
+        """Tell the Slack message how the request ended; a message that is gone changes nothing here."""
+        if self._slack_id is None:
+            return
+        decision = self._decision
+        settled: SlackStatus = "expired" if status == "expired" else "approved"
+        if decision is not None and decision.decision == "reject":
+            settled = "rejected"
+        by = decision.approver if decision is not None else "mailgate"
+        reason = (decision.reason or "") if decision is not None else ""
+        outcome = SlackOutcome(status=settled, by=by, at=workflow.now(), reason=reason)
+        with contextlib.suppress(FailureError):
+            await workflow.get_external_workflow_handle(self._slack_id).signal(SlackWorkflow.settle, outcome)
 
     def _finish(self, status: TrashStatus, reason: str) -> TrashState:
         self._reason = reason

@@ -67,7 +67,7 @@ def build_worker(
     inbox = InboxActivities(client, providers)
     notices = NotifyActivities(client, providers, notify, proof_key, ledger)
     slack_activities = SlackActivities(slack)
-    trash = TrashActivities(client, providers, proof_key)
+    trash = TrashActivities(client, providers, proof_key, ledger)
     return Worker(
         client,
         task_queue=task_queue,

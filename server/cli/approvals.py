@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Sequence
-from typing import Any, get_args
+from typing import Any, TypeVar, get_args
 
 import anyio
 import click
@@ -27,6 +27,7 @@ from workflows.mail.visibility import draft_warnings, show_invisible
 from workflows.models import Decision, EmailAddress, SendStatus, SendSummary
 
 STATUSES = ["pending", "all", *get_args(SendStatus)]
+D = TypeVar("D", SendSummary, TrashSummary)
 
 
 @group
@@ -54,10 +55,13 @@ async def approvals_list(app: Mailgate, mailbox: str | None, status: str, limit:
         ]
         for s in sends
     ]
+    trash: list[TrashSummary] = []
     if status in ("pending", "all"):
-        # Bulk trash requests wait for the same humans (the table only: --json lists sends).
-        rows += trash_rows(await app.trash.pending(mailbox, None if status == "all" else "pending_approval"))
-    return Shown(sends, lambda: columns(rows, ["SEND_ID", "STATUS", "MAILBOX", "TO", "SUBJECT", "REQUESTED"]))
+        # Bulk trash requests wait for the same humans, by the same rule (kind "trash" in --json).
+        trash = await decidable(app, await app.trash.pending(mailbox, None if status == "all" else "pending_approval"))
+        rows += trash_rows(trash)
+    listed: list[SendSummary | TrashSummary] = [*sends, *trash]
+    return Shown(listed, lambda: columns(rows, ["SEND_ID", "STATUS", "MAILBOX", "TO", "SUBJECT", "REQUESTED"]))
 
 
 def trash_rows(requests: list[TrashSummary]) -> list[list[str]]:
@@ -149,8 +153,8 @@ async def token_person(app: Mailgate) -> Person | None:
     return person
 
 
-async def decidable(app: Mailgate, sends: Sequence[SendSummary]) -> list[SendSummary]:
-    """With a person's token, only the sends that person may decide; else all of them."""
+async def decidable(app: Mailgate, sends: Sequence[D]) -> list[D]:
+    """With a person's token, only the sends (or trash requests) that person may decide; else all."""
     person = await token_person(app)
     if person is None:
         return list(sends)

@@ -183,7 +183,9 @@ async def list_approvals(request: Request, app: Mailgate) -> Any:
         # Bulk trash requests wait for the same humans; decided at the same approve/reject URLs.
         every = query.get("status") == "all"
         trash = await app.trash.pending(query.get("mailbox") or None, None if every else "pending_approval")
-        answer["trash_requests"] = dump([t for t in trash if person.can_see(t.mailbox)])
+        # The same rule as sends: a person sees only what they may decide.
+        trash = await decidable(app, person, trash) if person.email else trash
+        answer["trash_requests"] = dump(trash)
     return answer
 
 

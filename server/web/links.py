@@ -1,8 +1,10 @@
 """One-click links from notice emails: GET shows a confirmation page, only its POST decides.
 
 Mail scanners and link previewers open every link in an email; a GET that decided would let
-them approve. The token names the send, the decision and the approver, is signed and expires;
-its nonce is the signal's decision id, so a link works once (see Sends.signal_decision).
+them approve. The token names the send (or bulk trash request), the decision and the approver,
+is signed and expires; its nonce is the signal's decision id, so a link works once (see
+Sends.signal_decision and TrashApprovals.signal_decision). A link made for one id decides that
+one only: the signature covers the id, and a send's link can never decide a trash or back.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from starlette.routing import Route
 from temporalio.service import RPCError
 
 from server.errors import MailgateError
+from server.trash_approvals import is_trash_id
+from server.web import trash_links
 from server.web.bodies import TooLarge, read_form
 from server.web.dashboard.approvals import quick_state
 from server.web.dashboard.common import Dashboard
@@ -57,6 +61,8 @@ def routes(dash: Dashboard) -> list[Route]:
             claim = claim_of(request)
         except LinkError as exc:
             return page(request, 410 if "expired" in str(exc) else 400, message=str(exc))
+        if is_trash_id(claim.send_id):
+            return await trash_links.show(dash, request, claim)
         current = await status(claim.send_id)
         state = await quick_state(app, claim.send_id)
         if current is None:
@@ -73,6 +79,8 @@ def routes(dash: Dashboard) -> list[Route]:
         except TooLarge as exc:
             return page(request, 413, message=str(exc))
         reason = str(form.get("reason", "")).strip()[:2000] or None
+        if is_trash_id(claim.send_id):
+            return await trash_links.decide(dash, request, claim, reason)
         decision = Decision(
             decision=claim.decision,
             approver=claim.approver,

@@ -9,7 +9,8 @@ Who decides is the Slack user's verified email (``users.info``), who must be one
 mailbox's approvers by the rule every front door uses (server/deciders.py); anyone else is told
 so privately (``chat.postEphemeral``) and nothing
 changes. A decision goes to the send as a signal, like the other webhooks, so it holds while
-workers are down; the send then updates the Slack message itself.
+workers are down; the send then updates the Slack message itself. A bulk trash request's message
+(workflows/trash_approval.py) is decided the same way, by the same rule.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -32,6 +34,7 @@ from temporalio.service import RPCError
 from server.app import Mailgate
 from server.deciders import refusal
 from server.errors import MailgateError
+from server.trash_approvals import is_trash_id, parse_trash_id
 from server.validation import parse_send_id
 from server.web.bodies import MIB, TooLarge, read_limited
 from workflows.models import Decision
@@ -114,10 +117,16 @@ class SlackDecisions:
         return email.strip() or None
 
     async def send_facts(self, send_id: str) -> tuple[str, str]:
-        """The send's mailbox and subject, from its memo (no worker needed)."""
-        handle = self._app.sends.client.get_workflow_handle(parse_send_id(send_id))
-        memo = await (await handle.describe()).memo()
+        """The send's (or trash request's) mailbox and subject, from its memo (no worker needed)."""
+        memo = await self._memo(send_id)
+        if is_trash_id(send_id):
+            return _str(memo.get("mailbox")), f"trash {memo.get('count', '?')} emails"
         return _str(memo.get("mailbox")), _str(memo.get("subject"))
+
+    async def _memo(self, some_id: str) -> Mapping[str, Any]:
+        checked = parse_trash_id(some_id) if is_trash_id(some_id) else parse_send_id(some_id)
+        handle = self._app.sends.client.get_workflow_handle(checked)
+        return await (await handle.describe()).memo()
 
     async def approver_problem(self, user_id: str, send_id: str) -> tuple[str | None, str]:
         """(refusal, approver email): a refusal when this Slack user may not decide this send."""
@@ -135,10 +144,9 @@ class SlackDecisions:
 
     async def requester(self, send_id: str) -> str | None:
         """Who asked for the send: from its memo (no worker needed), else from the send itself."""
-        handle = self._app.sends.client.get_workflow_handle(parse_send_id(send_id))
-        requester = (await (await handle.describe()).memo()).get("requester")
-        if isinstance(requester, str):
-            return requester
+        requester = (await self._memo(send_id)).get("requester")
+        if isinstance(requester, str) or is_trash_id(send_id):
+            return requester if isinstance(requester, str) else None
         try:  # a send started before its memo named the requester
             return (await self._app.sends.status(send_id)).requester
         except MailgateError:
@@ -156,7 +164,10 @@ class SlackDecisions:
 
     async def decide(self, send_id: str, decision: Decision) -> str | None:
         try:
-            await self._app.sends.signal_decision(send_id, decision)
+            if is_trash_id(send_id):
+                await self._app.trash.signal_decision(send_id, decision)
+            else:
+                await self._app.sends.signal_decision(send_id, decision)
         except MailgateError as exc:
             return str(exc)
         return None

@@ -131,7 +131,7 @@ class NotifyActivities:
         # Links and codes only through the humans' own channel, and never to a mailbox mailgate
         # manages (an agent can read it): such a recipient gets the notice without them.
         private = route != "mailbox" and not await self._agent_readable(recipient)
-        if private and notice.kind == "approval_requested" and notice.send_id and config.link_key is not None:
+        if private and notice.decides and config.link_key is not None:
             approve_url, reject_url = (
                 self._link(config, notice, recipient, choice) for choice in ("approve", "reject")
             )
@@ -201,9 +201,9 @@ class NotifyActivities:
 
     def _link(self, config: NotifyConfig, notice: Notice, recipient: str, choice: str) -> str:
         assert config.link_key is not None
-        assert notice.send_id is not None
+        assert notice.decides is not None
         claim = LinkClaim(
-            send_id=notice.send_id,
+            send_id=notice.decides,  # a send's id, or a trash request's: the link decides that one only
             decision="approve" if choice == "approve" else "reject",
             approver=recipient,
             # From the notice's own time, so a retry writes the same link.

@@ -6,6 +6,9 @@ nothing, so a retry after a worker died part way finishes the rest without harm.
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
+
 from temporalio import activity
 from temporalio.client import Client
 
@@ -14,6 +17,7 @@ from workflows.mailbox import MailboxWorkflow
 from workflows.mailbox_models import ActionNote
 from workflows.providers.base import EmailNotFound, ProviderSet
 from workflows.trash_approval import TrashDone, TrashJob, TrashOutcome
+from workflows.trust.ledger import LocalLedger
 from workflows.trust.proofs import NO_PROOF, decision_fields, fields_of, verify
 
 
@@ -38,10 +42,15 @@ def job_problem(key: bytes, job: TrashJob, workflow_id: str) -> str | None:
 
 
 class TrashActivities:
-    def __init__(self, client: Client, providers: ProviderSet, proof_key: bytes) -> None:
+    def __init__(
+        self, client: Client, providers: ProviderSet, proof_key: bytes, ledger: LocalLedger | None = None
+    ) -> None:
         self._client = client
         self._providers = providers
         self._key = proof_key
+        # Claims each request for one run (workflows/trust/ledger.py): a finished request run again
+        # in Temporal, with its recorded request and approval, trashes nothing the second time.
+        self._ledger = ledger
 
     @activity.defn
     async def trash_emails(self, job: TrashJob) -> TrashDone:
@@ -55,6 +64,13 @@ class TrashActivities:
         if mode == "read_only":
             # Made read_only after the request: nothing may change now, approved or not.
             return TrashDone(refused=f"mailbox {request.mailbox} is read_only now; nothing was trashed")
+        if self._ledger is not None:
+            run_id = activity.info().workflow_run_id or ""
+            args = (request.request_id, run_id, request.mailbox, datetime.now(UTC))
+            claimed = await asyncio.to_thread(self._ledger.claim_trash, *args)
+            if claimed is not None:
+                activity.logger.warning("refused a bulk trash: %s", claimed)
+                return TrashDone(refused=f"refused: {claimed}")
         provider = self._providers.for_mailbox(request.mailbox)
         outcomes: list[TrashOutcome] = []
         for email_id in request.email_ids:

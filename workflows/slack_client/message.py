@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from workflows.models import EmailAddress, EmailDraft, Frozen
-from workflows.notices import send_url
+from workflows.notices import send_url, trash_url
 
 APPROVE = "mailgate_approve"
 REJECT = "mailgate_reject"
@@ -27,14 +27,28 @@ SlackStatus = Literal["approved", "rejected", "expired", "cancelled"]
 
 
 class SlackRequest(Frozen):
-    """Input of SlackWorkflow: one approval round of one send. No tokens: those stay in the worker."""
+    """Input of SlackWorkflow: one approval round of one send, or one bulk trash request (then
+    ``send_id`` is the trash request's id and ``trash_count`` how many emails). No tokens: those
+    stay in the worker."""
 
     send_id: str
     mailbox: str
     channel: str
     requester: str
-    draft: EmailDraft
+    draft: EmailDraft | None = None
     expires_at: datetime
+    trash_count: int = 0
+
+
+def page_url(request: SlackRequest, base_url: str) -> str:
+    """The dashboard page of what this message asks about."""
+    return (send_url if request.draft is not None else trash_url)(base_url, request.send_id)
+
+
+def _title(request: SlackRequest) -> str:
+    if request.draft is None:
+        return f"trash {request.trash_count} emails of {request.mailbox}"
+    return f"email from {request.mailbox}: {request.draft.subject}"
 
 
 class SlackOutcome(Frozen):
@@ -87,6 +101,21 @@ def _date(at: datetime) -> str:
 
 def _summary(request: SlackRequest, base_url: str) -> list[dict[str, Any]]:
     draft = request.draft
+    if draft is None:
+        return [
+            {
+                "type": "header",
+                "text": {"type": "plain_text", "text": _cut(f"Trash emails of {request.mailbox}", HEADER_CHARS)},
+            },
+            _row("Mailbox", request.mailbox),
+            _row("Emails to move to the trash", str(request.trash_count)),
+            {
+                "type": "context",
+                "elements": [
+                    {"type": "mrkdwn", "text": f"<{page_url(request, base_url)}|See every email on the dashboard>"}
+                ],
+            },
+        ]
     url = send_url(base_url, request.send_id)
     blocks: list[dict[str, Any]] = [
         {
@@ -119,8 +148,8 @@ def _summary(request: SlackRequest, base_url: str) -> list[dict[str, Any]]:
 
 
 def pending_message(request: SlackRequest, base_url: str) -> dict[str, Any]:
-    """chat.postMessage arguments (minus the channel) for a send waiting for a decision."""
-    url = send_url(base_url, request.send_id)
+    """chat.postMessage arguments (minus the channel) for a send or trash waiting for a decision."""
+    url = page_url(request, base_url)
     blocks = _summary(request, base_url)
     blocks += [
         {
@@ -153,14 +182,14 @@ def pending_message(request: SlackRequest, base_url: str) -> dict[str, Any]:
                 {
                     "type": "button",
                     "action_id": EDIT,
-                    "text": {"type": "plain_text", "text": "Edit"},
+                    "text": {"type": "plain_text", "text": "Edit" if request.draft is not None else "Open"},
                     "url": url,
                     "value": request.send_id,
                 },
             ],
         },
     ]
-    text = f"Approval needed: email from {request.mailbox}: {request.draft.subject}"
+    text = f"Approval needed: {_title(request)}"
     return {"text": _cut(text, 300), "blocks": blocks, "unfurl_links": False, "unfurl_media": False}
 
 
@@ -179,13 +208,13 @@ def final_message(request: SlackRequest, outcome: SlackOutcome, base_url: str) -
         line = f"{VERBS['expired']} {_date(outcome.at)}: no decision in time"
     if outcome.reason:
         line += f"\nReason: {escape(_cut(outcome.reason, 1000))}"
-    url = send_url(base_url, request.send_id)
+    url = page_url(request, base_url)
     blocks = _summary(request, base_url)
     blocks += [
         {"type": "section", "text": {"type": "mrkdwn", "text": line}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{url}|Open on the dashboard>"}]},
     ]
-    text = f"{outcome.status.capitalize()}: email from {request.mailbox}: {request.draft.subject}"
+    text = f"{outcome.status.capitalize()}: {_title(request)}"
     return {"text": _cut(text, 300), "blocks": blocks}
 
 

@@ -8,6 +8,7 @@ write close those doors:
   provider, for the run of the workflow that does it. A retry of that run may go on (the
   provider's own de-duplication and the heartbeated receipt take over); any other run under the
   same send id (a re-run with the recorded request and decision, a reset) delivers nothing.
+  Approved bulk trash requests are claimed the same way, apart (a trash is no send for rate limits).
 - mailbox configurations: every configuration a front door sets (create, set-mode, configure,
   an upgrade code) and the mode each upgrade request asks for. Front doors and admission check
   what the mailbox workflow says against it and go with the stricter of the two.
@@ -47,6 +48,11 @@ class LocalLedger(Protocol):
         """Why this run may not deliver this send (another run claimed it), without claiming."""
         ...
 
+    def claim_trash(self, request_id: str, run_id: str, mailbox: str, at: datetime) -> str | None:
+        """Claim a bulk trash request for this run before moving anything: None when this run
+        holds the claim (now or from an earlier attempt), else why it may not trash again."""
+        ...
+
     def deliveries_since(self, mailbox: str, since: datetime, excluding: str) -> list[datetime]:
         """When the mailbox's sends were claimed for delivery since ``since`` (for rate limits)."""
         ...
@@ -76,6 +82,21 @@ def _refused(send_id: str, claimed_at: str) -> str:
     )
 
 
+def _trash_refused(request_id: str, claimed_at: str) -> str:
+    return (
+        f"trash request {request_id} was carried out at {claimed_at} by another run of its workflow; "
+        "a run started again under its id trashes nothing"
+    )
+
+
+def _create_trash_claims(tx: Tx) -> None:
+    claimed = 'claimed_at TEXT COLLATE "C"' if tx.dialect == "postgresql" else "claimed_at TEXT"
+    tx.execute(
+        "CREATE TABLE IF NOT EXISTS trash_claims (request_id TEXT PRIMARY KEY, run_id TEXT NOT NULL,"
+        f" mailbox TEXT NOT NULL, {claimed} NOT NULL)"
+    )
+
+
 def _create(tx: Tx) -> None:
     for statement in _SCHEMA:
         if tx.dialect == "postgresql":
@@ -90,7 +111,7 @@ class StoreLedger:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        migrate(db, "ledger", [_create])
+        migrate(db, "ledger", [_create, _create_trash_claims])
 
     def claim_delivery(self, send_id: str, run_id: str, mailbox: str, at: datetime) -> str | None:
         with self.db.transaction() as tx:
@@ -107,6 +128,18 @@ class StoreLedger:
     def delivery_problem(self, send_id: str, run_id: str) -> str | None:
         rows = self.db.query("SELECT run_id, claimed_at FROM deliveries WHERE send_id = ?", (send_id,))
         return None if not rows or rows[0][0] == run_id else _refused(send_id, rows[0][1])
+
+    def claim_trash(self, request_id: str, run_id: str, mailbox: str, at: datetime) -> str | None:
+        with self.db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO trash_claims (request_id, run_id, mailbox, claimed_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                (request_id, run_id, mailbox.lower(), at.isoformat()),
+            )
+            row = tx.execute("SELECT run_id, claimed_at FROM trash_claims WHERE request_id = ?", (request_id,))
+            found = row.fetchone()
+        assert found is not None
+        return None if found[0] == run_id else _trash_refused(request_id, found[1])
 
     def deliveries_since(self, mailbox: str, since: datetime, excluding: str) -> list[datetime]:
         rows = self.db.query(

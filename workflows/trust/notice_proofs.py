@@ -11,6 +11,7 @@ of itself. The notify activities check before anything is sent, with the worker'
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from workflows.models import Warrant
 from workflows.notices import Notice, light_draft
@@ -25,6 +26,11 @@ from workflows.trust.proofs import (
 )
 
 
+def trash_notice_fields(mailbox: str, requester: str, count: int) -> dict[str, Any]:
+    """What a bulk trash's notice proof covers: who asks to trash how many emails of which mailbox."""
+    return {"mailbox": mailbox, "requester": requester, "count": count}
+
+
 def sign_upgrade_notice(key: bytes, notice: Notice, now: datetime) -> Notice:
     return notice.model_copy(update={"proof": sign(key, "notice", notice.notice_id, fields_of(notice), now)})
 
@@ -32,6 +38,12 @@ def sign_upgrade_notice(key: bytes, notice: Notice, now: datetime) -> Notice:
 def notice_problem(key: bytes, notice: Notice) -> str | None:
     """Why this notice was not made by mailgate (nothing of it may reach a human), or None."""
     refused = f"notice {notice.notice_id} {NO_PROOF}"
+    if notice.kind == "trash_requested":
+        request_id = notice.trash_request_id
+        if not request_id or not notice.notice_id.startswith(f"notify-{request_id}-"):
+            return refused
+        fields = trash_notice_fields(notice.mailbox, notice.requester, notice.email_count)
+        return None if verify(key, "notice", request_id, fields, notice.proof) else refused
     if notice.kind == "upgrade_requested":
         return None if verify(key, "notice", notice.notice_id, fields_of(notice), notice.proof) else refused
     send_id, draft = notice.send_id, notice.draft

@@ -17,7 +17,9 @@ from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from server.app import Mailgate
+from server.deciders import decidable
 from server.errors import InvalidInput, MailgateError
+from server.trash_approvals import TrashSummary
 from server.validation import parse_edits, parse_mailbox, parse_send_id
 from server.web.dashboard.common import SECURITY_HEADERS, Ctx, Dashboard
 from server.web.dashboard.outgoing import outgoing
@@ -53,6 +55,12 @@ async def pending_sends(app: Mailgate, mailbox: str | None = None) -> Pending:
             break
     ordered = sorted(sends, key=lambda s: (s.requested_at is None, s.requested_at, s.send_id))
     return Pending(ordered, complete)
+
+
+async def decidable_trash(ctx: Ctx, mailbox: str | None) -> list[TrashSummary]:
+    """Pending bulk trash requests this person may decide (every one for the admin token)."""
+    found = await ctx.app.trash.pending(mailbox)
+    return found if ctx.person is None else await decidable(ctx.app, ctx.person, found)
 
 
 def shown_digest(draft: EmailDraft) -> str:
@@ -156,6 +164,7 @@ def routes(dash: Dashboard) -> list[Route]:
         return dash.page(
             ctx,
             "pending.html",
+            trash_requests=await decidable_trash(ctx, mailbox) if number == 1 else [],
             groups=sorted(groups.items()),
             details=details,
             digests={i: shown_digest(state.original) for i, state in details.items()},

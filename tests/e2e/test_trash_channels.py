@@ -14,6 +14,7 @@ import smtplib
 import sqlite3
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default
@@ -28,6 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from temporalio.client import Client
 
+from tests.support.histories import keep_history
 from tests.support.peers.app_thread import AppThread
 from tests.support.peers.slack_fake import (
     BOT_TOKEN,
@@ -41,6 +43,8 @@ from tests.support.peers.slack_fake import (
 from tests.support.serve import Serve
 from tests.support.wait import eventually
 from workflows.models import Decision
+from workflows.notices import Notice
+from workflows.notify import NotifyWorkflow
 from workflows.providers.sandbox.store import SandboxStore
 from workflows.temporal import data_converter
 from workflows.trash_approval import BulkTrashWorkflow, TrashRequest, TrashState
@@ -226,12 +230,33 @@ async def test_the_approver_is_emailed_links_that_decide_only_their_trash(stack:
         )
     assert not back.is_error, back.content
     temporal = await Client.connect(f"127.0.0.1:{serve.temporal_port}", data_converter=data_converter())
+    await keep_history(temporal, request_id, "trash-notified-link-approved")
     request, decision = await recorded(temporal, request_id)
     rerun = await temporal.start_workflow(BulkTrashWorkflow.run, request, id=request_id, task_queue="mailgate")
     await rerun.signal(BulkTrashWorkflow.decide_signal, decision)
     final: TrashState = await asyncio.wait_for(rerun.result(), 60)
     assert final.status == "blocked" and "another run" in final.reason, final
     assert await in_trash(serve, "Alpha") == 6
+
+    # A trash notice started straight in Temporal, with its own count, tells no human: without
+    # a proof, with a made-up one, or with the real request's notice proof for another count.
+    before = len(olga_notices(serve))
+    tries = ((other, None, 11), (other, "1.00ff", 11), (request_id, request.notice_proof, 99))
+    for n, (about, proof, count) in enumerate(tries):
+        forged = Notice(
+            notice_id=f"notify-{about}-forged-{n}",
+            kind="trash_requested",
+            mailbox=BOX,
+            at=datetime.now(UTC),
+            requester="agent",
+            trash_request_id=about,
+            email_count=count,
+            proof=proof,
+        )
+        handle = await temporal.start_workflow(NotifyWorkflow.run, forged, id=forged.notice_id, task_queue="mailgate")
+        report = await asyncio.wait_for(handle.result(), 60)
+        assert report.emailed == () and OLGA in report.failed and report.webhook.startswith("failed"), report
+    assert len(olga_notices(serve)) == before
 
 
 async def recorded(temporal: Client, request_id: str) -> tuple[TrashRequest, Decision]:
@@ -304,6 +329,9 @@ async def test_slack_buttons_decide_a_trash_request_by_the_approver_rule(stack: 
         await eventually(lambda: status(serve, reject_me)["status"] == "rejected", timeout=30)
         await eventually(lambda: "Keep the receipts" in json.dumps(fake.message(ts_reject)["blocks"]))
         assert await in_trash(serve, "Delta") == 0
+    temporal = await Client.connect(f"127.0.0.1:{serve.temporal_port}", data_converter=data_converter())
+    await keep_history(temporal, approve_me, "trash-slack-approved")
+    await keep_history(temporal, reject_me, "trash-slack-rejected")
 
 
 async def test_listings_show_pending_trash_to_those_who_may_decide_it(stack: Stack) -> None:

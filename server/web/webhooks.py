@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from server.app import Mailgate
 from server.errors import InvalidInput, MailgateError, NotFound
+from server.trash_approvals import is_trash_id
 from server.validation import check_person
 from server.web.bodies import MIB, TooLarge, read_limited
 from workflows.models import Decision
@@ -85,9 +86,14 @@ def verify_multimail(secret: str, body: bytes, header: str) -> bool:
     return matched
 
 
-async def _decide(app: Mailgate, send_id: str, decision: Decision) -> Response:
+async def _decide(app: Mailgate, send_id: str, decision: Decision, *, trash: bool = False) -> Response:
+    """``trash``: the id may name a bulk trash request too (the Standard Webhooks door; MultiMail
+    holds no trash requests, so its webhook decides sends only)."""
     try:
-        outcome = await app.sends.signal_decision(send_id, decision)
+        if trash and is_trash_id(send_id):
+            outcome = await app.trash.signal_decision(send_id, decision)
+        else:
+            outcome = await app.sends.signal_decision(send_id, decision)
     except MailgateError as exc:
         return _error(exc.http_status, str(exc))
     return JSONResponse({"status": outcome, "send_id": send_id, "decision": decision.decision})
@@ -225,7 +231,7 @@ def routes(app: Mailgate) -> list[Route]:
             return _error(400, problems)
         except MailgateError as exc:
             return _error(exc.http_status, str(exc))
-        return await _decide(app, event.send_id, decision)
+        return await _decide(app, event.send_id, decision, trash=True)
 
     async def multimail(request: Request) -> Response:
         secret = settings.multimail_webhook_secret

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import json
 import re
 import smtplib
@@ -57,6 +59,8 @@ ALICE = "alice@example.com"  # an approver in Slack
 REVIEWER = "rita@example.com"  # sees the mailbox, may not decide for it
 ALICE_ID, MALLORY_ID = "UALICE", "UMALLORY"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"trash-webhook-secret-0123456789ab").decode()
+APPROVALS_SECRET = "whsec_" + base64.b64encode(b"trash-approvals-in-0123456789abcd").decode()
+MULTIMAIL_SECRET = "mm-trash-webhook-secret"
 
 
 class Hooks(AppThread):
@@ -98,6 +102,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         MAILGATE_SLACK_API_URL=slack.api_url,
         MAILGATE_NOTIFY_WEBHOOK_URL=f"{hooks.url}/hook",
         MAILGATE_NOTIFY_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        MAILGATE_APPROVAL_WEBHOOK_SECRET=APPROVALS_SECRET,
+        MAILGATE_MULTIMAIL_WEBHOOK_SECRET=MULTIMAIL_SECRET,
     )
     try:
         serve.start()
@@ -243,7 +249,7 @@ async def test_the_approver_is_emailed_links_that_decide_only_their_trash(stack:
     before = len(olga_notices(serve))
     tries = ((other, None, 11), (other, "1.00ff", 11), (request_id, request.notice_proof, 99))
     for n, (about, proof, count) in enumerate(tries):
-        forged = Notice(
+        lure = Notice(
             notice_id=f"notify-{about}-forged-{n}",
             kind="trash_requested",
             mailbox=BOX,
@@ -253,7 +259,7 @@ async def test_the_approver_is_emailed_links_that_decide_only_their_trash(stack:
             email_count=count,
             proof=proof,
         )
-        handle = await temporal.start_workflow(NotifyWorkflow.run, forged, id=forged.notice_id, task_queue="mailgate")
+        handle = await temporal.start_workflow(NotifyWorkflow.run, lure, id=lure.notice_id, task_queue="mailgate")
         report = await asyncio.wait_for(handle.result(), 60)
         assert report.emailed == () and OLGA in report.failed and report.webhook.startswith("failed"), report
     assert len(olga_notices(serve)) == before
@@ -382,3 +388,25 @@ def _cli_with(serve: Serve, env: dict[str, str], *args: str) -> str:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+async def test_the_standard_webhook_decides_trash_and_multimails_does_not(stack: Stack) -> None:
+    serve, _, _ = stack
+    request_id, _ = await ask_trash(serve, "Foxtrot")
+    async with httpx.AsyncClient(base_url=serve.url, timeout=30) as http:
+        # MultiMail has no pending-trash concept: its webhook naming a trash request decides nothing.
+        event = {"type": "approval.approved", "workflow_id": request_id, "approver_email": OLGA, "pending_id": "p1"}
+        body = json.dumps(event).encode()
+        digest = hmac.new(MULTIMAIL_SECRET.encode(), body, hashlib.sha256).hexdigest()
+        refused = await http.post("/webhooks/multimail", content=body, headers={"X-MultiMail-Signature": digest})
+        assert refused.status_code == 400, refused.text
+        assert status(serve, request_id)["status"] == "pending_approval"
+        # The Standard Webhooks door decides it like a send, once per webhook-id.
+        body = json.dumps({"send_id": request_id, "decision": "approve", "approver": OLGA}).encode()
+        headers = standard_webhooks.headers(APPROVALS_SECRET, "msg_trash_1", int(time.time()), body)
+        for expected in ("accepted", "duplicate"):
+            answer = await http.post("/webhooks/approvals", content=body, headers=headers)
+            assert answer.status_code == 200 and answer.json()["status"] == expected, answer.text
+    await eventually(lambda: status(serve, request_id)["status"] == "trashed", timeout=30)
+    assert status(serve, request_id)["decision"]["channel"] == "webhook"
+    assert await in_trash(serve, "Foxtrot") == 11

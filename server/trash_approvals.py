@@ -3,7 +3,9 @@
 A request is a BulkTrashWorkflow (workflows/trash_approval.py) whose id (``trash-...``) comes
 from the mailbox and the ids, so an agent asking again for the same emails finds the same
 request and learns how it stands. Humans decide with the same commands as sends (`mailgate
-approvals approve|reject`, `POST /api/approvals/{id}/approve|reject`, the dashboard).
+approvals approve|reject`, `POST /api/approvals/{id}/approve|reject`, the dashboard: ``decide``,
+an update) and the same channels (notice links, Slack, the Standard Webhooks door:
+``signal_decision``, a signal); the approvers are told like for a send (docs/approvals.md).
 """
 
 from __future__ import annotations

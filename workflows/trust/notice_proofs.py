@@ -5,7 +5,9 @@ its text must be what mailgate's front doors let through. A send's notices carry
 front door made at submission over the mailbox, the requester and the draft as a notice shows
 it (``proofs.send_notice_fields``); a draft an approver edited also carries that approval, whose
 own proof covers the edits. An upgrade notice, started by a front door, carries a proof over all
-of itself. The notify activities check before anything is sent, with the worker's key.
+of itself. A bulk trash request's notice carries the proof its front door made over the mailbox,
+the requester and the count (``trash_notice_fields``), bound to the request's id. The notify
+activities check before anything is sent, with the worker's key.
 """
 
 from __future__ import annotations

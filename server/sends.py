@@ -7,7 +7,7 @@ Temporal's index (server/send_index.py); the answers are server/views.py.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
@@ -320,13 +320,7 @@ class Sends:
                 raise rpc_error(err, self._missing(send_id)) from err
         # Updates cannot reach a closed workflow; say why from its final state.
         state = await self.status(send_id)
-        reason = f"send {state.send_id} is {state.status}; {too_late}"
-        if state.decision is not None:
-            done = state.decision
-            verb = "approved" if done.decision == "approve" else "rejected"
-            when = done.decided_at.isoformat(timespec="seconds") if done.decided_at else ""
-            reason += f" (it was {verb} by {done.approver} at {when})"
-        raise Conflict(reason)
+        raise ended(f"send {state.send_id}", state.status, too_late, state.decision)
 
     async def signal_decision(self, send_id: str, decision: Decision) -> Literal["accepted", "duplicate"]:
         """A decision that is stored now and takes effect when a worker runs (webhooks, links).
@@ -336,33 +330,56 @@ class Sends:
         apart from a new decision even while every worker is down. Concurrent duplicates that
         race past this check are dropped by the workflow, which also remembers decision ids.
         """
-        check_person(decision.approver)
         handle = self._handle(send_id)
         try:
-            description = await handle.describe()
-            if decision.decision_id is not None and await self._signalled(handle, decision.decision_id):
-                return "duplicate"
-            status = description.typed_search_attributes.get(STATUS)
-            if status != "pending_approval":
-                raise Conflict(f"send {send_id} is {status}; there is nothing to decide")
-            # The workflow refuses a non-approver too, but silently; say so to the sender now.
-            mailbox = (await description.memo()).get("mailbox", "")
-            approvers = [a.lower() for a in (await self._mailboxes.config(mailbox)).approvers] if mailbox else []
-            if approvers and decision.approver.strip().lower() not in approvers:
-                raise Forbidden(f"{decision.approver} is not an approver of {mailbox}")
-            signed = self._sign(handle.id, decision)
-            await handle.signal(SendEmailWorkflow.decide_signal, signed)
+            return await signal_once(self._client, handle, f"send {send_id}", decision, self._mailboxes, self._sign)
         except RPCError as err:
             raise rpc_error(err, self._missing(send_id)) from err
-        return "accepted"
 
-    async def _signalled(self, handle: WorkflowHandle[SendEmailWorkflow, SendState], decision_id: str) -> bool:
-        return await signalled(self._client.data_converter, handle, decision_id)
+
+def ended(what: str, status: str, too_late: str, decision: Decision | None) -> Conflict:
+    """Why a closed send or trash request takes no update: its final status, and who decided it."""
+    reason = f"{what} is {status}; {too_late}"
+    if decision is not None:
+        verb = "approved" if decision.decision == "approve" else "rejected"
+        when = f" at {decision.decided_at.isoformat(timespec='seconds')}" if decision.decided_at else ""
+        reason += f" (it was {verb} by {decision.approver}{when})"
+    return Conflict(reason)
+
+
+async def signal_once(
+    client: Client,
+    handle: WorkflowHandle[Any, Any],
+    what: str,
+    decision: Decision,
+    mailboxes: Mailboxes,
+    sign: Callable[[str, Decision], Decision],
+) -> Literal["accepted", "duplicate"]:
+    """Send a decision as the ``decide_signal`` of a send or trash request, once per decision id.
+
+    Needs no worker: the status comes from visibility and earlier deliveries of the same
+    ``decision_id`` from the history, so a retried webhook or a reused link is told apart from a
+    new decision even while every worker is down. Concurrent duplicates that race past this check
+    are dropped by the workflow, which also remembers decision ids. RPCError is the caller's.
+    """
+    check_person(decision.approver)
+    description = await handle.describe()
+    if decision.decision_id is not None and await signalled(client.data_converter, handle, decision.decision_id):
+        return "duplicate"
+    status = description.typed_search_attributes.get(STATUS)
+    if status != "pending_approval":
+        raise Conflict(f"{what} is {status}; there is nothing to decide")
+    # The workflow refuses a non-approver too, but silently; say so to the sender now.
+    mailbox = str((await description.memo()).get("mailbox", ""))
+    approvers = [a.lower() for a in (await mailboxes.config(mailbox)).approvers] if mailbox else []
+    if approvers and decision.approver.strip().lower() not in approvers:
+        raise Forbidden(f"{decision.approver} is not an approver of {mailbox}")
+    await handle.signal("decide_signal", sign(handle.id, decision))
+    return "accepted"
 
 
 async def signalled(converter: DataConverter, handle: WorkflowHandle[Any, Any], decision_id: str) -> bool:
-    """Whether a workflow's history already holds a decide_signal with this decision id (a send's
-    or a trash request's): how a front door tells a reused link from a new decision."""
+    """Whether a workflow's history already holds a decide_signal with this decision id."""
     async for event in handle.fetch_history_events():
         if not event.HasField("workflow_execution_signaled_event_attributes"):
             continue

@@ -26,10 +26,10 @@ from temporalio.common import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from server.errors import Conflict, Forbidden, InvalidInput, NotFound, rpc_error, update_error
+from server.errors import InvalidInput, NotFound, rpc_error, update_error
 from server.mailboxes import Mailboxes
 from server.send_requests import anyone_to_notify
-from server.sends import signalled
+from server.sends import ended, signal_once
 from server.settings import Settings
 from server.validation import check_person
 from workflows import ids
@@ -180,34 +180,21 @@ class TrashApprovals:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise rpc_error(err, self._missing(request_id)) from err
         state = await self.status(request_id)  # closed: say how it ended
-        raise update_error_for(state)
+        raise ended(f"trash request {state.request_id}", state.status, "there is nothing to decide", state.decision)
 
     async def signal_decision(self, request_id: str, decision: Decision) -> Literal["accepted", "duplicate"]:
-        """A decision stored now that takes effect when a worker runs (one-click links, Slack).
+        """A decision stored now that takes effect when a worker runs (links, Slack, webhooks)."""
 
-        Like Sends.signal_decision: needs no worker; a decision id seen before in the request's
-        history is a duplicate (a link used twice), and the workflow drops racing copies too.
-        """
-        check_person(decision.approver)
+        def sign(workflow_id: str, decision: Decision) -> Decision:
+            return sign_decision(self._proof_key, workflow_id, decision, datetime.now(UTC))
+
         handle = self._handle(request_id)
         try:
-            description = await handle.describe()
-            converter = self._client.data_converter
-            if decision.decision_id is not None and await signalled(converter, handle, decision.decision_id):
-                return "duplicate"
-            status = description.typed_search_attributes.get(STATUS)
-            if status != "pending_approval":
-                raise Conflict(f"trash request {request_id} is {status}; there is nothing to decide")
-            # The workflow refuses a non-approver too, but silently; say so to the sender now.
-            mailbox = str((await description.memo()).get("mailbox", ""))
-            approvers = [a.lower() for a in (await self._mailboxes.config(mailbox)).approvers] if mailbox else []
-            if approvers and decision.approver.strip().lower() not in approvers:
-                raise Forbidden(f"{decision.approver} is not an approver of {mailbox}")
-            signed = sign_decision(self._proof_key, handle.id, decision, datetime.now(UTC))
-            await handle.signal(BulkTrashWorkflow.decide_signal, signed)
+            return await signal_once(
+                self._client, handle, f"trash request {request_id}", decision, self._mailboxes, sign
+            )
         except RPCError as err:
             raise rpc_error(err, self._missing(request_id)) from err
-        return "accepted"
 
     async def pending(
         self, mailbox: str | None = None, status: TrashStatus | None = "pending_approval"
@@ -234,11 +221,3 @@ class TrashApprovals:
         except RPCError as err:
             raise rpc_error(err, "no trash requests") from err
         return sorted(found, key=lambda s: (s.requested_at is None, s.requested_at, s.request_id))
-
-
-def update_error_for(state: TrashState) -> Conflict:
-    reason = f"trash request {state.request_id} is {state.status}; there is nothing to decide"
-    if state.decision is not None:
-        verb = "approved" if state.decision.decision == "approve" else "rejected"
-        reason += f" (it was {verb} by {state.decision.approver})"
-    return Conflict(reason)

@@ -158,16 +158,9 @@ class BulkTrashWorkflow:
 
     @workflow.update
     async def decide(self, decision: Decision) -> TrashState:
-        problem = self._problem(decision)
-        if problem is None and not await proven(decision_check(workflow.info().workflow_id, decision)):
-            problem = f"refused: this decision {NO_PROOF}"
-        problem = problem or self._problem(decision)  # another decision may have landed meanwhile
+        problem = await self._take(decision)
         if problem:
-            self._event("decision_refused", decision.approver, problem)
             raise TrashRefused(problem)
-        self._decision = decision.model_copy(update={"decided_at": workflow.now()})
-        verb = "approved" if decision.decision == "approve" else "rejected"
-        self._event(verb, decision.approver, f"via {decision.channel}: {decision.reason or ''}".strip(": "))
         # Answer with the outcome when it comes soon (up to 100 moves); else with "trashing".
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(lambda: self._status in TRASH_FINAL, timeout=ANSWER_WITHIN)
@@ -186,20 +179,25 @@ class BulkTrashWorkflow:
             if decision.decision_id in self._seen_decision_ids:
                 return  # a link used twice, a retried webhook: taken once
             self._seen_decision_ids.add(decision.decision_id)
-        problem = self._problem(decision)
-        if problem is None and not await proven(decision_check(workflow.info().workflow_id, decision)):
-            problem = f"refused: this decision {NO_PROOF}"
-        problem = problem or self._problem(decision)
-        if problem:
-            self._event("decision_refused", decision.approver, problem)
-            return
-        self._decision = decision.model_copy(update={"decided_at": workflow.now()})
-        verb = "approved" if decision.decision == "approve" else "rejected"
-        self._event(verb, decision.approver, f"via {decision.channel}: {decision.reason or ''}".strip(": "))
+        await self._take(decision)  # a refusal is in the audit events: a signal answers nobody
 
     @workflow.query
     def state(self) -> TrashState:
         return self._state()
+
+    async def _take(self, decision: Decision) -> str | None:
+        """Check a decision (the rules, then its proof) and record it: why it was refused, or None."""
+        problem = self._problem(decision)
+        if problem is None and not await proven(decision_check(workflow.info().workflow_id, decision)):
+            problem = f"refused: this decision {NO_PROOF}"
+        problem = problem or self._problem(decision)  # another decision may have landed meanwhile
+        if problem:
+            self._event("decision_refused", decision.approver, problem)
+            return problem
+        self._decision = decision.model_copy(update={"decided_at": workflow.now()})
+        verb = "approved" if decision.decision == "approve" else "rejected"
+        self._event(verb, decision.approver, f"via {decision.channel}: {decision.reason or ''}".strip(": "))
+        return None
 
     def _problem(self, decision: Decision) -> str | None:
         request = self._request

@@ -72,7 +72,12 @@ def test_histories_are_committed() -> None:
     # Bulk trash: approved and carried out; forged decisions refused, then rejected; a forged request.
     assert {"trash-approved", "trash-expired", "trash-forged-decisions-then-rejected", "trash-forged-request"} <= names
     # Bulk trash told like a send (trash-notify-v1): notices and links, Slack approve and reject.
-    assert {"trash-notified-link-approved", "trash-slack-approved", "trash-slack-rejected"} <= names
+    assert {
+        "trash-notified-link-approved",
+        "trash-slack-approved",
+        "trash-slack-rejected",
+        "trash-slack-expired",
+    } <= names
 
 
 def patch_markers(path: Path) -> set[str]:

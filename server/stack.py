@@ -78,7 +78,10 @@ def bind_port(host: str, port: int, what: str, hint: str) -> socket.socket:
     """Bind (not yet listen on) a port before anything starts, so a clash ends the start at once
     with one line, instead of after Temporal and the worker are up (uvicorn would sys.exit)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on connections whose socket says TCP,
+    # and accepted sockets inherit this one's protocol. Without it every answer over HTTP waited
+    # ~40 ms (Nagle behind the client's delayed ACK) between its headers and its body.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

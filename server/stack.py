@@ -34,8 +34,8 @@ from server.stores import ledger
 from server.telemetry import install_metrics_runtime
 from server.ui_proxy import start_ui_proxy
 from server.web.app import build_app
-from server.web.ops import Check, process_check, worker_check
-from server.worker_process import start_worker_process, stop_worker_process, wait_until_polling
+from server.web.ops import Check, worker_check
+from server.worker_process import WorkerProcess
 from workflows.providers.sandbox.provider import SandboxProvider
 from workflows.read_models import IntakeConfig
 from workflows.trust.proofs import proof_key
@@ -137,24 +137,37 @@ class Stack:
     worker_check: Check | None = None
     # The exporter of a worker in a process of its own, merged into /metrics.
     worker_metrics_address: str | None = None
+    # Restarts that worker process when it dies; ends with SettingsError when it gives up.
+    worker_watch: asyncio.Task[None] | None = None
 
 
 @contextlib.asynccontextmanager
 async def worker_for(
-    settings: Settings, client: Client, app: Mailgate, secrets: Secrets, address: str
-) -> AsyncIterator[tuple[Worker | None, Check | None, str | None]]:
-    """The worker, in a process of its own (the default) or in this one (MAILGATE_WORKER_PROCESS=false);
-    none for front doors alone (`serve --no-worker`)."""
+    settings: Settings,
+    client: Client,
+    app: Mailgate,
+    secrets: Secrets,
+    address: str,
+    stopping: asyncio.Event | None = None,
+) -> AsyncIterator[tuple[Worker | None, Check | None, str | None, asyncio.Task[None] | None]]:
+    """The worker, in a process of its own (the default; with the task that restarts it) or in this
+    one (MAILGATE_WORKER_PROCESS=false); none for front doors alone (`serve --no-worker`)."""
     if not settings.run_worker:
-        yield None, None, None
+        yield None, None, None, None
         return
     if settings.worker_process:
-        child, child_metrics = await start_worker_process(settings, address)
+        process = WorkerProcess(settings, client, address, stopping or asyncio.Event())
         try:
-            await wait_until_polling(client, settings, child)
-            yield None, process_check(child), child_metrics
+            await process.start()
+            watch = asyncio.create_task(process.watch())
+            try:
+                yield None, process.ready, process.metrics, watch
+            finally:
+                watch.cancel()  # no restart while stopping
+                with contextlib.suppress(asyncio.CancelledError, SettingsError):
+                    await watch
         finally:
-            await stop_worker_process(child)
+            await process.stop()
         return
     worker = build_worker(
         client,
@@ -167,12 +180,13 @@ async def worker_for(
         ledger=ledger(settings),
     )
     async with worker:
-        yield worker, worker_check(worker), None
+        yield worker, worker_check(worker), None, None
 
 
 @contextlib.asynccontextmanager
-async def start_core(settings: Settings) -> AsyncIterator[Stack]:
-    """Temporal (embedded unless configured), the client, the worker and the default mailboxes."""
+async def start_core(settings: Settings, stopping: asyncio.Event | None = None) -> AsyncIterator[Stack]:
+    """Temporal (embedded unless configured), the client, the worker and the default mailboxes;
+    ``stopping`` set: serve is on its way out (a worker process that ends then is not restarted)."""
     secrets = load_secrets(settings)
     metrics_address = install_metrics_runtime(settings, "serve")
     dev = await asyncio.to_thread(start_dev_server, settings) if settings.embedded else None
@@ -201,7 +215,12 @@ async def start_core(settings: Settings) -> AsyncIterator[Stack]:
         if adopted:
             log.warning("recorded the configuration of %s as it stands in Temporal", ", ".join(adopted))
         address = dev.address if dev is not None else settings.temporal_address or ""
-        async with worker_for(settings, client, app, secrets, address) as (worker, check, worker_metrics):
+        async with worker_for(settings, client, app, secrets, address, stopping) as (
+            worker,
+            check,
+            worker_metrics,
+            worker_watch,
+        ):
             await app.mailboxes.ensure(MailboxEntry(address=settings.default_mailbox), created_by="mailgate")
             for entry in settings.mailboxes:
                 await app.mailboxes.ensure(entry, created_by="config")
@@ -217,6 +236,7 @@ async def start_core(settings: Settings) -> AsyncIterator[Stack]:
                 metrics_address=metrics_address,
                 worker_check=check,
                 worker_metrics_address=worker_metrics,
+                worker_watch=worker_watch,
             )
             supervisor = asyncio.create_task(supervise(stack)) if dev is not None else None
             try:
@@ -320,7 +340,7 @@ async def _serve(settings: Settings, stdio: bool, http_socket: socket.socket, sm
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with start_core(settings) as stack:
+    async with start_core(settings, stop) as stack:
         mcp = build_mcp(stack.app)
         web = build_app(
             stack.app,
@@ -374,7 +394,9 @@ async def _serve(settings: Settings, stdio: bool, http_socket: socket.socket, sm
         waiters = [asyncio.create_task(stop.wait()), http_task]
         if stdio:
             waiters.append(asyncio.create_task(mcp.run_stdio_async()))
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        # The worker process's watch ends only when it gives up restarting that process.
+        watch = [stack.worker_watch] if stack.worker_watch is not None else []
+        await asyncio.wait([*waiters, *watch], return_when=asyncio.FIRST_COMPLETED)
         # Whichever ended first (a signal, the HTTP server, or the stdio client closing stdin),
         # release the stop waiter too, or the wait below would sit out its whole timeout.
         stop.set()
@@ -388,6 +410,9 @@ async def _serve(settings: Settings, stdio: bool, http_socket: socket.socket, sm
         await asyncio.wait(waiters, timeout=10)
         for task in waiters:
             task.cancel()
+        gave_up = next((task.exception() for task in watch if task.done() and not task.cancelled()), None)
+        if gave_up is not None:
+            raise gave_up
     return 0
 
 

@@ -45,15 +45,6 @@ def worker_check(worker: Worker) -> Check:
     return check
 
 
-def process_check(child: asyncio.subprocess.Process) -> Check:
-    """A worker in a process of its own: ready while that process runs."""
-
-    async def check() -> bool:
-        return child.returncode is None
-
-    return check
-
-
 class Ops:
     """/livez, /readyz and /metrics, answered before the app (and its Host check) sees the request."""
 

@@ -10,6 +10,7 @@ an update) and the same channels (notice links, Slack, the Standard Webhooks doo
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import re
@@ -26,12 +27,14 @@ from temporalio.common import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from server.errors import InvalidInput, NotFound, rpc_error, update_error
+from server.errors import InvalidInput, MailgateError, NotFound, rpc_error, update_error
+from server.inbox import Inbox
 from server.mailboxes import Mailboxes
 from server.send_requests import anyone_to_notify
 from server.sends import ended, signal_once
 from server.settings import Settings
 from server.validation import check_person
+from server.views import EmailView
 from workflows import ids
 from workflows.models import Decision, MailboxConfig
 from workflows.temporal import MAILBOX, STATUS
@@ -77,6 +80,45 @@ class TrashSummary(BaseModel):
     count: int
     requester: str
     requested_at: datetime | None = None
+
+
+class TrashEmail(BaseModel):
+    """One email of a trash request as the human deciding sees it (found: still in the mailbox)."""
+
+    email_id: str
+    found: bool
+    sender: str = ""
+    subject: str = ""
+    folder: str = ""
+
+
+class TrashDetails(TrashState):
+    """A trash request and each of its emails: what `mailgate approvals show trash-...` prints."""
+
+    kind: Literal["trash"] = "trash"
+    emails: tuple[TrashEmail, ...] = ()
+
+
+async def trash_emails(inbox: Inbox, state: TrashState) -> list[tuple[str, EmailView | None]]:
+    """Each email of the request, read without marking it read; None when it is gone."""
+
+    async def one(email_id: str) -> EmailView | None:
+        try:
+            return await inbox.read(state.mailbox, email_id, mark_read=False)
+        except MailgateError:
+            return None
+
+    return list(zip(state.email_ids, await asyncio.gather(*(one(i) for i in state.email_ids)), strict=True))
+
+
+async def trash_details(inbox: Inbox, state: TrashState) -> TrashDetails:
+    emails = [
+        TrashEmail(email_id=i, found=False)
+        if e is None
+        else TrashEmail(email_id=i, found=True, sender=e.sender, subject=e.subject, folder=e.folder)
+        for i, e in await trash_emails(inbox, state)
+    ]
+    return TrashDetails.model_validate({**state.model_dump(), "emails": emails})
 
 
 class TrashApprovals:

@@ -1,4 +1,5 @@
-"""`mailgate approvals|sends`: the human side of every decision, and what a send holds."""
+"""`mailgate approvals|sends`: the human side of every decision (sends and bulk trash requests),
+and what a send or a trash request holds."""
 
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ from server.app import Mailgate
 from server.cli.command import Shown, columns, command, group, open_app
 from server.deciders import decidable as decidable_by
 from server.deciders import refusal
-from server.errors import Forbidden
+from server.errors import Forbidden, InvalidInput
 from server.identities import Person
 from server.settings import Settings
-from server.trash_approvals import TrashSummary, is_trash_id
+from server.trash_approvals import TrashDetails, TrashSummary, is_trash_id, trash_details
 from server.validation import check_person, parse_edits
 from workflows.mail.visibility import draft_warnings, show_invisible
 from workflows.models import Decision, EmailAddress, SendStatus, SendSummary
@@ -32,7 +33,7 @@ D = TypeVar("D", SendSummary, TrashSummary)
 
 @group
 def approvals() -> None:
-    """List pending emails and approve or reject them."""
+    """List pending sends and bulk trash requests; show, approve or reject them."""
 
 
 @command(approvals, "list")
@@ -40,7 +41,9 @@ def approvals() -> None:
 @click.option("--status", type=click.Choice(STATUSES), default="pending", show_default=True)
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
 async def approvals_list(app: Mailgate, mailbox: str | None, status: str, limit: int) -> Shown:
-    """Sends waiting for a decision (newest first)."""
+    """Sends and bulk trash requests (ids trash-...) waiting for a decision.
+
+    Sends newest first; trash requests after them, with --status pending or all only."""
     wanted = None if status == "all" else "pending_approval" if status == "pending" else status
     page = await app.sends.search(mailbox=mailbox, status=wanted, limit=limit)  # type: ignore[arg-type]
     sends = await decidable(app, page.sends)
@@ -79,6 +82,48 @@ def trash_rows(requests: list[TrashSummary]) -> list[list[str]]:
     ]
 
 
+@command(approvals, "show")
+@click.argument("send_id")
+async def approvals_show(app: Mailgate, send_id: str) -> Shown:
+    """One send or bulk trash request, by an id from `approvals list`.
+
+    A send as `mailgate sends show` shows it; a trash request (trash-...) with its mailbox, count,
+    requester, status, decision and each email's id, sender and subject."""
+    if not is_trash_id(send_id):
+        return await send_shown(app, send_id)
+    details = await trash_details(app.inbox, await app.trash.status(send_id))
+    return Shown(details, lambda: trash_text(details))
+
+
+def trash_text(details: TrashDetails) -> str:
+    # Senders and subjects come from inbound mail: invisible characters shown as <U+XXXX>.
+    lines = [
+        f"trash:     {details.request_id} ({details.status})",
+        f"mailbox:   {details.mailbox}",
+        f"emails:    {len(details.email_ids)} to move to the trash",
+        f"requested: {details.requested_at:%Y-%m-%d %H:%M:%S} by {show_invisible(details.requester)}",
+    ]
+    if details.expires_at and details.status == "pending_approval":
+        lines.append(f"expires:   {details.expires_at:%Y-%m-%d %H:%M:%S}")
+    if details.decision:
+        d = details.decision
+        lines.append(f"decision:  {d.decision} by {show_invisible(d.approver)} ({d.channel})")
+    if details.reason:
+        lines.append(f"reason:    {show_invisible(details.reason)}")
+    rows = [
+        [e.email_id, show_invisible(e.sender[:40]), show_invisible(e.subject[:60]), e.folder]
+        if e.found
+        else [e.email_id, "(not in this mailbox any more)", "", ""]
+        for e in details.emails
+    ]
+    lines += ["", columns(rows, ["EMAIL_ID", "FROM", "SUBJECT", "FOLDER"])]
+    if details.outcomes:
+        lines += ["", "outcomes:", *(f"  {o.email_id}: {show_invisible(o.result)}" for o in details.outcomes)]
+    lines += ["", "history:"]
+    lines += [f"  {e.at:%Y-%m-%d %H:%M:%S}  {e.kind:<16} {e.actor}  {e.detail}" for e in details.events]
+    return "\n".join(lines)
+
+
 @command(approvals, "approve", opens="settings", actor="Who decides.")
 @click.argument("send_id")
 @click.option("--reason", help="Why (kept in the audit log).")
@@ -100,7 +145,9 @@ async def approvals_approve(
     cc: tuple[str, ...],
     bcc: tuple[str, ...],
 ) -> Shown | int:
-    """Approve a pending send, optionally with edits; the edited version is what goes out."""
+    """Approve a pending send, optionally with edits; the edited version is what goes out.
+
+    A bulk trash request (trash-...) is approved as it is (no edits): its emails move to the trash."""
     edits = parse_edits(
         subject=subject,
         body=body_file.read() if body_file else body,
@@ -116,7 +163,7 @@ async def approvals_approve(
 @click.argument("send_id")
 @click.option("--reason", required=True, help="Why; the agent sees it.")
 async def approvals_reject(settings: Settings, send_id: str, actor: str, reason: str) -> Shown | int:
-    """Reject a pending send with a reason."""
+    """Reject a pending send or bulk trash request (trash-...) with a reason."""
     decision = Decision(decision="reject", approver=check_person(actor), reason=reason, channel="cli")
     return await _decide(settings, send_id, decision)
 
@@ -195,7 +242,16 @@ def sends() -> None:
 @command(sends, "show")
 @click.argument("send_id")
 async def sends_show(app: Mailgate, send_id: str) -> Shown:
-    """Everything about one send: status, draft, decision, edits, audit events."""
+    """Everything about one send: status, draft, decision, edits, audit events.
+
+    A bulk trash request (trash-...) is shown by `mailgate approvals show`."""
+    if is_trash_id(send_id):
+        request_id = send_id.strip()
+        raise InvalidInput(f"{request_id} is a bulk trash request: `mailgate approvals show {request_id}` shows it")
+    return await send_shown(app, send_id)
+
+
+async def send_shown(app: Mailgate, send_id: str) -> Shown:
     state = await app.sends.status(send_id)
 
     def table() -> str:

@@ -39,7 +39,16 @@ from server.validation import parse_send_id
 from server.web.bodies import MIB, TooLarge, read_limited
 from workflows.models import Decision
 from workflows.slack_client.api import SlackApi, SlackError
-from workflows.slack_client.message import APPROVE, EDIT, REASON_ACTION, REASON_BLOCK, REJECT, REJECT_VIEW, reason_view
+from workflows.slack_client.message import (
+    APPROVE,
+    EDIT,
+    REASON_ACTION,
+    REASON_BLOCK,
+    REJECT,
+    REJECT_VIEW,
+    reason_view,
+    trash_reason_view,
+)
 
 log = logging.getLogger("mailgate.slack")
 MAX_AGE = 300  # seconds, either way: Slack's own advice
@@ -116,12 +125,18 @@ class SlackDecisions:
         email = _str(profile.get("email")) if isinstance(profile, dict) else ""
         return email.strip() or None
 
-    async def send_facts(self, send_id: str) -> tuple[str, str]:
-        """The send's (or trash request's) mailbox and subject, from its memo (no worker needed)."""
+    async def mailbox_of(self, send_id: str) -> str:
+        """The send's (or trash request's) mailbox, from its memo (no worker needed)."""
+        return _str((await self._memo(send_id)).get("mailbox"))
+
+    async def reason_view(self, send_id: str) -> dict[str, Any]:
+        """The reject modal, saying what is rejected: an email (its subject), or a trash request
+        (its mailbox and how many emails), from the memo (no worker needed)."""
         memo = await self._memo(send_id)
         if is_trash_id(send_id):
-            return _str(memo.get("mailbox")), f"trash {memo.get('count', '?')} emails"
-        return _str(memo.get("mailbox")), _str(memo.get("subject"))
+            count = memo.get("count")
+            return trash_reason_view(send_id, _str(memo.get("mailbox")), count if isinstance(count, int) else 0)
+        return reason_view(send_id, _str(memo.get("subject")))
 
     async def _memo(self, some_id: str) -> Mapping[str, Any]:
         checked = parse_trash_id(some_id) if is_trash_id(some_id) else parse_send_id(some_id)
@@ -134,10 +149,10 @@ class SlackDecisions:
         if email is None:
             return "mailgate could not read a verified email for your Slack account, so it cannot tell who you are.", ""
         try:
-            mailbox, _ = await self.send_facts(send_id)
+            mailbox = await self.mailbox_of(send_id)
             refused = await refusal(self._app, email, mailbox, await self.requester(send_id))
         except (RPCError, MailgateError):
-            return f"mailgate knows no send {send_id}.", email
+            return f"mailgate knows no {'trash request' if is_trash_id(send_id) else 'send'} {send_id}.", email
         if refused is not None:
             return f"Not you ({refused}): nothing was changed.", email
         return None, email
@@ -187,10 +202,10 @@ class SlackDecisions:
             await self.tell(payload, user_id, problem)
             return Response(status_code=200)
         if action_id == REJECT:
-            _, subject = await self.send_facts(send_id)
+            view = await self.reason_view(send_id)
             trigger = _str(payload.get("trigger_id"))
             try:
-                await self._api.call("views.open", {"trigger_id": trigger, "view": reason_view(send_id, subject)})
+                await self._api.call("views.open", {"trigger_id": trigger, "view": view})
             except SlackError as err:
                 await self.tell(payload, user_id, f"Could not ask for a reason ({err.error}); reject on the dashboard.")
             return Response(status_code=200)

@@ -143,6 +143,8 @@ async def test_slack_approvals_through_serve(serve: Serve, tmp_path: Path) -> No
             [opened] = fake.called("views.open")
             view = {"id": "V0REJECT1", **opened["view"]}
             assert view["private_metadata"] == reject_me
+            assert view["title"]["text"] == "Reject email"
+            assert view["blocks"][0]["text"]["text"] == "Subject: Reject me"
             empty = await post(reject_submission(ALICE, view, "  "))
             assert empty.json()["response_action"] == "errors"
             wrong_user = await post(reject_submission(MALLORY, view, "no"))

@@ -329,6 +329,9 @@ async def test_slack_buttons_decide_a_trash_request_by_the_approver_rule(stack: 
         opened = fake.called("views.open")[-1]
         view = {"id": "V0TRASH1", **opened["view"]}
         assert view["private_metadata"] == reject_me
+        # The modal speaks of the trash request (mailbox and count), not of an email's subject.
+        assert view["title"]["text"] == "Reject trash request"
+        assert view["blocks"][0]["text"]["text"] == f"Trash 11 emails of {BOX}"
         assert (await post(reject_submission(MALLORY_ID, view, "no"))).json()["response_action"] == "errors"
         done = await post(reject_submission(ALICE_ID, view, "Keep the receipts"))
         assert done.status_code == 200 and done.content == b""
@@ -342,13 +345,34 @@ async def test_slack_buttons_decide_a_trash_request_by_the_approver_rule(stack: 
 
 async def test_listings_show_pending_trash_to_those_who_may_decide_it(stack: Stack) -> None:
     serve, _, _ = stack
-    request_id, _ = await ask_trash(serve, "Echo")
+    request_id, ids = await ask_trash(serve, "Echo")
     listed = await asyncio.to_thread(serve.cli, "approvals", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     [row] = [r for r in json.loads(listed.stdout) if r.get("request_id") == request_id]
     assert (row["kind"], row["mailbox"], row["count"], row["requester"]) == ("trash", BOX, 11, "agent")
     table = await asyncio.to_thread(serve.cli, "approvals", "list")
     assert request_id in table.stdout and "[trash 11 emails, asked by agent]" in table.stdout
+    # The id pasted from the list: `approvals show` shows the request and each of its emails;
+    # `sends show` says in one line which command does.
+    as_json = await asyncio.to_thread(serve.cli, "approvals", "show", request_id, "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    details = json.loads(as_json.stdout)
+    assert (details["kind"], details["mailbox"], details["status"], details["requester"]) == (
+        "trash",
+        BOX,
+        "pending_approval",
+        "agent",
+    )
+    assert details["email_ids"] == ids and [e["email_id"] for e in details["emails"]] == ids
+    assert sorted(e["subject"] for e in details["emails"]) == sorted(f"Echo {n}" for n in range(11))
+    text = (await asyncio.to_thread(serve.cli, "approvals", "show", request_id)).stdout
+    assert f"mailbox:   {BOX}" in text and "emails:    11 to move to the trash" in text
+    assert all(f"Echo {n}" in text for n in range(11)) and "news@shop.example" in text
+    refused = await asyncio.to_thread(serve.cli, "sends", "show", request_id)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr.strip().splitlines() == [
+        f"mailgate: {request_id} is a bulk trash request: `mailgate approvals show {request_id}` shows it"
+    ]
 
     # People: an approver of the mailbox, and a reviewer who sees it but may not decide.
     tokens = {}
@@ -373,6 +397,9 @@ async def test_listings_show_pending_trash_to_those_who_may_decide_it(stack: Sta
         pending = await http.get("/")
         section = pending.text.partition('id="trash-requests"')[2]
         assert request_id in section and "Trash 11 emails" in section and "agent" in section and BOX in section
+        # A trash id in a send's URL leads to the request's own page.
+        moved = await http.get(f"/sends/{request_id}")
+        assert (moved.status_code, moved.headers["location"]) == (303, f"/trash/{request_id}")
     # The reviewer's CLI (their own token) lists no trash of a mailbox they may not decide.
     as_reviewer = serve.env() | {"MAILGATE_API_TOKEN": tokens[REVIEWER]}
     mine = await asyncio.to_thread(_cli_with, serve, as_reviewer, "approvals", "list", "--json")

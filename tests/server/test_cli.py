@@ -185,3 +185,22 @@ async def test_sends_show_marks_what_a_terminal_would_hide(app: Mailgate) -> Non
     assert "LOOK CLOSELY: The body contains 3 invisible" in shown.out
     assert "an HTML view would hide" in shown.out.replace("An HTML", "an HTML")
     assert "bcc:       (none)" in shown.out
+
+
+async def test_approvals_show_shows_a_send_as_sends_show_does(app: Mailgate) -> None:
+    send_id = await pending(app, "Shown twice")
+    shown = await asyncio.gather(
+        mailgate(app, "approvals", "show", send_id, "--json"), mailgate(app, "sends", "show", send_id, "--json")
+    )
+    assert [s.code for s in shown] == [0, 0], [s.err for s in shown]
+    assert json.loads(shown[0].out) == json.loads(shown[1].out)
+    assert json.loads(shown[0].out)["original"]["subject"] == "Shown twice"
+
+
+async def test_every_approvals_command_says_it_takes_trash_requests() -> None:
+    for command in ([], ["list"], ["show"], ["approve"], ["reject"]):
+        process = await asyncio.create_subprocess_exec(
+            *MAILGATE, "approvals", *command, "--help", stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await process.communicate()
+        assert process.returncode == 0 and "trash request" in out.decode(), (command, out.decode())

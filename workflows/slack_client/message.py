@@ -219,16 +219,25 @@ def final_message(request: SlackRequest, outcome: SlackOutcome, base_url: str) -
 
 
 def reason_view(send_id: str, subject: str) -> dict[str, Any]:
-    """The modal that asks why, opened by the Reject button (views.open)."""
+    """The modal that asks why, opened by the Reject button of a send's message (views.open)."""
+    return _reason_modal(send_id, "Reject email", f"Subject: {subject}")
+
+
+def trash_reason_view(request_id: str, mailbox: str, count: int) -> dict[str, Any]:
+    """The same modal for a bulk trash request: what is rejected is the trash, not an email."""
+    return _reason_modal(request_id, "Reject trash request", f"Trash {count} emails of {mailbox}")
+
+
+def _reason_modal(some_id: str, title: str, what: str) -> dict[str, Any]:
     return {
         "type": "modal",
         "callback_id": REJECT_VIEW,
-        "private_metadata": send_id,
-        "title": {"type": "plain_text", "text": "Reject email"},
+        "private_metadata": some_id,
+        "title": {"type": "plain_text", "text": title},  # Slack allows 24 characters here
         "submit": {"type": "plain_text", "text": "Reject"},
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": [
-            {"type": "section", "text": {"type": "plain_text", "text": _cut(f"Subject: {subject}", 2900)}},
+            {"type": "section", "text": {"type": "plain_text", "text": _cut(what, 2900)}},
             {
                 "type": "input",
                 "block_id": REASON_BLOCK,

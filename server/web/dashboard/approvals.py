@@ -19,7 +19,7 @@ from temporalio.service import RPCError
 from server.app import Mailgate
 from server.deciders import decidable
 from server.errors import InvalidInput, MailgateError
-from server.trash_approvals import TrashSummary
+from server.trash_approvals import TrashSummary, is_trash_id, parse_trash_id
 from server.validation import parse_edits, parse_mailbox, parse_send_id
 from server.web.dashboard.common import SECURITY_HEADERS, Ctx, Dashboard
 from server.web.dashboard.outgoing import outgoing
@@ -185,6 +185,8 @@ def routes(dash: Dashboard) -> list[Route]:
         )
 
     async def show(ctx: Ctx) -> Response:
+        if is_trash_id(ctx.request.path_params["send_id"]):  # an id pasted from a listing: its own page
+            return dash.redirect(ctx.request, f"/trash/{parse_trash_id(ctx.request.path_params['send_id'])}")
         send_id = parse_send_id(ctx.request.path_params["send_id"])
         state = await app.sends.status(send_id)
         ctx.check_sees(state.mailbox)

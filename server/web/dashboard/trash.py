@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from starlette.responses import Response
 from starlette.routing import Route
 
 from server.errors import MailgateError
-from server.trash_approvals import parse_trash_id
-from server.views import EmailView
+from server.trash_approvals import parse_trash_id, trash_emails
 from server.web.dashboard.common import Ctx, Dashboard
 from workflows.models import Decision
 
@@ -25,20 +22,12 @@ def routes(dash: Dashboard) -> list[Route]:
         request_id = parse_trash_id(ctx.request.path_params["request_id"])
         state = await app.trash.status(request_id)
         ctx.check_sees(state.mailbox)
-
-        async def one(email_id: str) -> EmailView | None:
-            try:
-                return await app.inbox.read(state.mailbox, email_id, mark_read=False)
-            except MailgateError:
-                return None
-
-        # What the human decides on: each email's sender and subject, not only its id.
-        emails = await asyncio.gather(*(one(i) for i in state.email_ids))
         return dash.page(
             ctx,
             "trash.html",
             state=state,
-            emails=list(zip(state.email_ids, emails, strict=True)),
+            # What the human decides on: each email's sender and subject, not only its id.
+            emails=await trash_emails(app.inbox, state),
             can_decide=await ctx.may_decide(state.mailbox),
         )
 

@@ -83,7 +83,7 @@ def trash_rows(requests: list[TrashSummary]) -> list[list[str]]:
 
 
 @command(approvals, "show")
-@click.argument("send_id")
+@click.argument("send_id", metavar="ID")
 async def approvals_show(app: Mailgate, send_id: str) -> Shown:
     """One send or bulk trash request, by an id from `approvals list`.
 

@@ -21,9 +21,10 @@ from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuth
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
-from tests.e2e.test_teams import SEND, made
 from tests.support.peers.oidc_server import OIDCPeer
 from tests.support.serve import Serve
+
+SEND = {"to": ["b@example.com"], "subject": "Quarterly numbers", "body": "Attached."}
 
 
 class Memory(TokenStorage):
@@ -53,7 +54,7 @@ async def test_agents_reach_mcp_with_oauth_access_tokens(serve: Serve) -> None:
         support, finance = "support@mailgate.local", "finance@mailgate.local"
         for box in (support, finance):
             assert serve.cli("mailbox", "create", box).returncode == 0
-        made(serve, "agents", "add", "helper", "--mailbox", support)
+        serve.made("agents", "add", "helper", "--mailbox", support)
         secret = idp.add_agent_client("helper")
         ghost_secret = idp.add_agent_client("ghost")  # known to the authorization server, no agent here
 

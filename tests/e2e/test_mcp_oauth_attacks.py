@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_teams import made
 from tests.support.peers.oidc_server import OIDCPeer
 from tests.support.serve import Serve
 
@@ -26,7 +25,7 @@ async def test_only_a_token_naming_the_agent_as_it_is_reaches_mcp(serve: Serve) 
     serve.extra_env.update(MAILGATE_MCP_OAUTH_ISSUER=idp.url)
     try:
         serve.start()
-        made(serve, "agents", "add", "keeper")
+        serve.made("agents", "add", "keeper")
         now = int(time.time())
         claims: dict[str, Any] = {"iss": idp.url, "sub": "keeper", "aud": resource, "exp": now + 300, "iat": now}
         refused = {

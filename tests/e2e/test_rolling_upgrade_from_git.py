@@ -10,7 +10,6 @@ here. Bump PREVIOUS_RELEASE to the last release's commit (or tag) when one is ma
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from server.app import Mailgate
 from server.credentials import load_secrets
 from server.notifications import notify_config
-from tests.support.app import ADMIN_TOKEN, AGENT_TOKEN, make_settings
+from tests.support.app import make_settings, process_env
 from tests.support.wait import provisioned, wait_for_status
 from workflows.models import Decision
 from workflows.trust.proofs import proof_key
@@ -59,16 +58,7 @@ async def test_previous_release_worker_and_cli_with_the_current_front_door_and_w
     old = previous_release(tmp_path)
     settings = make_settings(temporal_env, tmp_path / "data")
     secrets = load_secrets(settings)  # the secret key both versions sign and check proofs with
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")},
-        "PYTHONPATH": str(old),
-        "MAILGATE_DATA_DIR": str(settings.data_dir),
-        "MAILGATE_TEMPORAL_ADDRESS": settings.temporal_address or "",
-        "MAILGATE_TASK_QUEUE": settings.task_queue,
-        "MAILGATE_DEFAULT_MAILBOX": settings.default_mailbox,
-        "MAILGATE_AGENT_TOKEN": AGENT_TOKEN,
-        "MAILGATE_ADMIN_TOKEN": ADMIN_TOKEN,
-    }
+    env = process_env(settings, PYTHONPATH=str(old), MAILGATE_DEFAULT_MAILBOX=settings.default_mailbox)
     where = subprocess.run(
         [sys.executable, "-c", "import server, workflows; print(server.__file__, workflows.__file__)"],
         env=env,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import httpx
 import httpx2
 from mcp import Client
@@ -12,13 +10,6 @@ from mcp.client.streamable_http import streamable_http_client
 from tests.support.serve import Serve
 
 SEND = {"to": ["b@example.com"], "subject": "Quarterly numbers", "body": "Attached."}
-
-
-def made(stack: Serve, *args: str) -> dict[str, object]:
-    done = stack.cli(*args, "--json")
-    assert done.returncode == 0, done.stderr
-    value: dict[str, object] = json.loads(done.stdout)
-    return value
 
 
 def agent(stack: Serve, token: str) -> Client:
@@ -31,9 +22,9 @@ async def test_two_agents_and_a_person_made_by_the_cli_against_mailgate_serve(se
     support, finance = "support@mailgate.local", "finance@mailgate.local"
     for box in (support, finance):
         assert serve.cli("mailbox", "create", box).returncode == 0
-    helper = made(serve, "agents", "add", "helper", "--mailbox", support)
-    counter = made(serve, "agents", "add", "counter", "--mailbox", finance)
-    fiona = made(serve, "people", "add", "fiona@example.com", "--approves", finance)
+    helper = serve.made("agents", "add", "helper", "--mailbox", support)
+    counter = serve.made("agents", "add", "counter", "--mailbox", finance)
+    fiona = serve.made("people", "add", "fiona@example.com", "--approves", finance)
 
     async with agent(serve, str(helper["token"])) as h, agent(serve, str(counter["token"])) as c:
         listed = await h.call_tool("list_mailboxes", {})

@@ -8,30 +8,22 @@ approves, loosens or delivers; each refusal is recorded; the real approval works
 from __future__ import annotations
 
 import asyncio
-import json
-from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
 
 from tests.support.serve import Serve
+from tests.support.temporal_access import attacker_client, send_request, start_send
 from tests.support.wait import eventually
 from workflows import ids
 from workflows.mailbox import MailboxWorkflow
 from workflows.mailbox_models import Reconfigure, UpgradeRedeem
-from workflows.models import Decision, EmailAddress, EmailDraft, MailboxPolicy, ModeChange, SendRequest, SendState
+from workflows.models import Decision, ModeChange, SendRequest, SendState
 from workflows.send import SendEmailWorkflow
-from workflows.temporal import data_converter
 
 pytestmark = pytest.mark.e2e
 MAILBOX = "agent@mailgate.local"
-
-
-def deliveries(stack: Serve) -> list[dict[str, object]]:
-    result = stack.cli("sandbox", "list", "--json")
-    assert result.returncode == 0, result.stderr
-    return list(json.loads(result.stdout))
 
 
 async def events(client: Client, send_id: str) -> list[tuple[str, str]]:
@@ -55,7 +47,7 @@ async def test_forged_decisions_loosenings_and_starts_change_nothing(serve: Serv
         asked = await agent.call_tool("request_upgrade", {"mailbox": MAILBOX, "mode": "autonomous", "reason": "x"})
         assert not asked.is_error, asked.content
 
-    temporal = await Client.connect(f"127.0.0.1:{serve.temporal_port}", data_converter=data_converter())
+    temporal = await attacker_client(serve)
     send = temporal.get_workflow_handle_for(SendEmailWorkflow.run, send_id)
     approve = Decision(decision="approve", approver="alice", channel="api")
 
@@ -102,28 +94,12 @@ async def test_forged_decisions_loosenings_and_starts_change_nothing(serve: Serv
         real.events[0].workflow_execution_started_event_attributes.input.payloads, [SendRequest]
     )
     assert isinstance(signed, SendRequest) and signed.proof
-    forged_ids = []
     for proof in (None, signed.proof):
-        forged_id = ids.send_id(MAILBOX, f"forged-{proof}")
-        draft = EmailDraft(to=(EmailAddress(address="bob@example.com"),), subject="Q3", body="numbers")
-        request = SendRequest(
-            send_id=forged_id,
-            mailbox=MAILBOX,
-            requester="agent",
-            draft=draft,
-            message_id=ids.message_id(forged_id, MAILBOX),
-            content_hash=ids.content_hash(draft),
-            policy=MailboxPolicy(mode="autonomous"),
-            requested_at=datetime.now(UTC),
-            approval_timeout=timedelta(hours=1),
-            proof=proof,
-        )
-        handle = await temporal.start_workflow(SendEmailWorkflow.run, request, id=forged_id, task_queue="mailgate")
+        handle = await start_send(temporal, send_request(MAILBOX, f"forged-{proof}", proof=proof))
         final = await asyncio.wait_for(handle.result(), 30)
         assert final.status == "blocked", final
         assert final.reason.startswith("refused:"), final.reason
-        forged_ids.append(forged_id)
-    assert deliveries(serve) == []
+    assert serve.deliveries() == []
 
     # The real approval still works, once.
     async with httpx.AsyncClient(base_url=serve.url, timeout=30) as http:
@@ -133,7 +109,7 @@ async def test_forged_decisions_loosenings_and_starts_change_nothing(serve: Serv
             headers={"Authorization": f"Bearer {serve.token('admin')}"},
         )
     assert response.status_code == 200, response.text
-    await eventually(lambda: len(deliveries(serve)) == 1)
+    await eventually(lambda: len(serve.deliveries()) == 1)
     assert (await send.query(SendEmailWorkflow.state)).status == "sent"
     # And so does a human's loosening through the CLI.
     changed = serve.cli("mailbox", "set-mode", MAILBOX, "monitored")

@@ -17,19 +17,24 @@ import httpx
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from tests.support.peers.smtp_sink import SmtpPeer
 from tests.support.serve import Serve
+from tests.support.temporal_access import (
+    attacker_client,
+    mode_seen_by_agent,
+    replace_mailbox,
+    send_request,
+    start_send,
+)
 from tests.support.wait import eventually
 from workflows import ids
 from workflows.mailbox import MailboxWorkflow
-from workflows.mailbox_models import MailboxState, mailbox_memo
-from workflows.models import Decision, EmailAddress, EmailDraft, MailboxPolicy, SendRequest, SendState
+from workflows.mailbox_models import MailboxState
+from workflows.models import Decision, EmailAddress, EmailDraft, SendRequest, SendState
 from workflows.notices import Notice
 from workflows.notify import NotifyWorkflow
 from workflows.send import SendEmailWorkflow
-from workflows.temporal import MAILBOX as MAILBOX_KEY
 from workflows.temporal import data_converter
 from workflows.trust.codec import EncryptionCodec, parse_keys
 
@@ -41,14 +46,8 @@ BOSS = "boss@example.org"
 
 
 def deliveries(stack: Serve) -> list[dict[str, Any]]:
-    result = stack.cli("sandbox", "list", "--json")
-    assert result.returncode == 0, result.stderr
-    return list(json.loads(result.stdout))
-
-
-async def temporal_of(stack: Serve) -> Client:
-    """The attacker's client: mailgate's own converter, without any key."""
-    return await Client.connect(f"127.0.0.1:{stack.temporal_port}", data_converter=data_converter())
+    """What the sandbox delivered, as `mailgate sandbox list --json` shows it."""
+    return [d.model_dump(mode="json") for d in stack.deliveries()]
 
 
 async def approve(stack: Serve, send_id: str, approver: str = "alice") -> None:
@@ -107,14 +106,14 @@ async def test_a_finished_send_run_again_under_its_id_delivers_nothing(serve: Se
         send_id = str(sent.structured_content["send_id"])
         await approve(serve, send_id)
         await eventually(lambda: len(relay.sink.received) == 1)
-        temporal = await temporal_of(serve)
+        temporal = await attacker_client(serve)
         first = temporal.get_workflow_handle(send_id)
-        await eventually_async(lambda: status_is(first, "sent"))
+        await eventually(lambda: status_is(first, "sent"), interval=0.2)
 
         # The attacker starts the send again under its id (the default id-reuse policy allows it
         # for a finished workflow), with the recorded request, and replays the recorded approval.
         request, decision = await recorded_request_and_decision(temporal, send_id)
-        rerun = await temporal.start_workflow(SendEmailWorkflow.run, request, id=send_id, task_queue="mailgate")
+        rerun = await start_send(temporal, request)
         await rerun.signal(SendEmailWorkflow.decide_signal, decision)
         final = await asyncio.wait_for(rerun.result(), 60)
         assert final.status == "blocked", final
@@ -138,46 +137,23 @@ async def status_is(handle: WorkflowHandle[Any, Any], status: str) -> bool:
     return (await status_of(handle)).status == status
 
 
-async def eventually_async(check: Any, timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.2)
-
-
 async def forge_mailbox(temporal: Client, address: str, **config: Any) -> None:
     """End the mailbox's workflow and start one of the attacker's, with a looser configuration
     (its memo says the same, as mailgate's own would)."""
-    box_id = ids.mailbox_workflow_id(address)
-    box = temporal.get_workflow_handle_for(MailboxWorkflow.run, box_id)
+    box = temporal.get_workflow_handle_for(MailboxWorkflow.run, ids.mailbox_workflow_id(address))
     real = await box.query(MailboxWorkflow.describe)
-    await box.terminate("replaced")
     forged = MailboxState(
         config=real.config.model_copy(update=config),
         created_by="mailgate",
         created_at=real.created_at,
         provisioned=True,
     )
-    await temporal.start_workflow(
-        MailboxWorkflow.run,
-        forged,
-        id=box_id,
-        task_queue="mailgate",
-        memo=mailbox_memo(forged.config),
-        search_attributes=TypedSearchAttributes([SearchAttributePair(MAILBOX_KEY, ids.mailbox_key(address))]),
-    )
-
-
-async def mode_seen_by_agent(stack: Serve) -> str:
-    async with stack.mcp() as agent:
-        box = await agent.call_tool("get_mailbox", {"mailbox": MAILBOX})
-    assert box.structured_content is not None, box.content
-    return str(box.structured_content["mode"])
+    await replace_mailbox(temporal, forged)
 
 
 async def test_a_forged_mailbox_workflow_loosens_nothing(serve: Serve) -> None:
     await asyncio.to_thread(serve.start)
-    temporal = await temporal_of(serve)
+    temporal = await attacker_client(serve)
 
     # 1. A send scheduled while a human had made the mailbox autonomous; the human then tightens
     #    it again, and the attacker replaces the mailbox's workflow with an autonomous one before
@@ -194,13 +170,13 @@ async def test_a_forged_mailbox_workflow_loosens_nothing(serve: Serve) -> None:
     assert serve.cli("mailbox", "set-mode", MAILBOX, "gated_send").returncode == 0
     await forge_mailbox(temporal, MAILBOX, mode="autonomous", approvers=("mallory",))
     assert (await status_of(scheduled)).status == "scheduled", "the machine was too slow: forged after send_at"
-    await eventually_async(lambda: status_is(scheduled, "pending_approval"), timeout=60)
+    await eventually(lambda: status_is(scheduled, "pending_approval"), timeout=60, interval=0.2)
     state = await status_of(scheduled)
     [gated] = [e for e in state.events if e.kind == "gated"]
     assert "not the one mailgate's front doors set" in gated.detail, gated.detail
 
     # 2. Front doors go by the record too: the agent sees gated_send, a new send waits.
-    assert await mode_seen_by_agent(serve) == "gated_send"
+    assert await mode_seen_by_agent(serve, MAILBOX) == "gated_send"
     async with serve.mcp() as agent:
         sent = await agent.call_tool(
             "durable_send", {"mailbox": MAILBOX, "to": ["bob@example.com"], "subject": "Now", "body": "n"}
@@ -214,11 +190,11 @@ async def test_a_forged_mailbox_workflow_loosens_nothing(serve: Serve) -> None:
     await eventually(lambda: len(deliveries(serve)) == 1)
     # A human loosening still works, and so does an agent tightening.
     assert serve.cli("mailbox", "set-mode", MAILBOX, "monitored").returncode == 0
-    assert await mode_seen_by_agent(serve) == "monitored"
+    assert await mode_seen_by_agent(serve, MAILBOX) == "monitored"
     async with serve.mcp() as agent:
         tightened = await agent.call_tool("set_oversight_mode", {"mailbox": MAILBOX, "mode": "gated_all"})
     assert not tightened.is_error, tightened.content
-    assert await mode_seen_by_agent(serve) == "gated_all"
+    assert await mode_seen_by_agent(serve, MAILBOX) == "gated_all"
 
 
 async def test_a_restart_keeps_the_record_and_existing_mailboxes_are_adopted_once(serve: Serve) -> None:
@@ -228,13 +204,13 @@ async def test_a_restart_keeps_the_record_and_existing_mailboxes_are_adopted_onc
     # A data dir from before the record: its mailboxes are taken as they stand, once.
     (serve.data_dir / "ledger.db").unlink()
     await asyncio.to_thread(serve.start)
-    assert await mode_seen_by_agent(serve) == "monitored"
-    temporal = await temporal_of(serve)
+    assert await mode_seen_by_agent(serve, MAILBOX) == "monitored"
+    temporal = await attacker_client(serve)
     await forge_mailbox(temporal, MAILBOX, mode="autonomous")
     assert serve.stop() == 0
     await asyncio.to_thread(serve.start)
     # Adopted once only: the forged workflow after that is not taken as mailgate's.
-    assert await mode_seen_by_agent(serve) == "monitored"
+    assert await mode_seen_by_agent(serve, MAILBOX) == "monitored"
 
 
 KEYS = "k1:" + base64.b64encode(bytes(range(32))).decode()
@@ -250,30 +226,17 @@ async def test_plain_payloads_are_refused_when_encryption_is_on(serve: Serve) ->
     assert sent.structured_content is not None, sent.content
     send_id = str(sent.structured_content["send_id"])
     # The attacker has no key: what it writes into Temporal is plain JSON.
-    temporal = await temporal_of(serve)
+    temporal = await attacker_client(serve)
     await temporal.get_workflow_handle(send_id).signal(
         "decide_signal", Decision(decision="approve", approver="alice", channel="api")
     )
-    forged_id = ids.send_id(MAILBOX, "plain")
-    draft = EmailDraft(to=(EmailAddress(address="bob@example.com"),), subject="plain", body="plain")
-    request = SendRequest(
-        send_id=forged_id,
-        mailbox=MAILBOX,
-        requester="agent",
-        draft=draft,
-        message_id=ids.message_id(forged_id, MAILBOX),
-        content_hash=ids.content_hash(draft),
-        policy=MailboxPolicy(mode="autonomous"),
-        requested_at=datetime.now(UTC),
-        approval_timeout=timedelta(hours=1),
-    )
-    forged = await temporal.start_workflow(SendEmailWorkflow.run, request, id=forged_id, task_queue="mailgate")
+    forged = await start_send(temporal, send_request(MAILBOX, "plain", subject="plain", body="plain"))
 
     async def refused() -> bool:
         kinds = [e.event_type async for e in forged.fetch_history_events()]
         return EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED in kinds
 
-    await eventually_async(refused)
+    await eventually(refused, interval=0.2)
     kinds = [e.event_type async for e in forged.fetch_history_events()]
     # Its input never reached the workflow: nothing was scheduled, it did not end.
     assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in kinds, kinds
@@ -312,7 +275,7 @@ async def test_a_notice_started_in_temporal_tells_no_human(serve: Serve, tmp_pat
     # The real notice reaches the approver.
     await eventually(lambda: len(notices_to_boss()) == 1)
     # The attacker's: the real send's id (so the links are real) beside its own text.
-    temporal = await temporal_of(serve)
+    temporal = await attacker_client(serve)
     lure = EmailDraft(to=(EmailAddress(address="friend@example.com"),), subject="Birthday card", body="Happy birthday!")
     for proof in (None, "1.00ff"):
         notice = Notice(

@@ -16,18 +16,17 @@ from typing import Any
 
 import pytest
 from temporalio import workflow
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from tests.e2e.test_temporal_forgery import MAILBOX, deliveries, mode_seen_by_agent, temporal_of
 from tests.support.serve import Serve
+from tests.support.temporal_access import attacker_client, mode_seen_by_agent, replace_mailbox
 from workflows import ids
 from workflows.mailbox import MailboxWorkflow
-from workflows.mailbox_models import MailboxState, mailbox_memo
+from workflows.mailbox_models import MailboxState
 from workflows.models import Admission, AdmitBatch, AdmitRequest, MailboxConfig
-from workflows.temporal import MAILBOX as MAILBOX_KEY
 
 pytestmark = pytest.mark.e2e
+MAILBOX = "agent@mailgate.local"
 
 
 @workflow.defn(name="MailboxWorkflow")
@@ -65,36 +64,28 @@ class AttackersMailbox:
 
 async def test_a_forged_mailbox_cannot_redeem_a_made_up_upgrade_code(serve: Serve) -> None:
     await asyncio.to_thread(serve.start)
-    assert await mode_seen_by_agent(serve) == "gated_send"
-    temporal = await temporal_of(serve)
+    assert await mode_seen_by_agent(serve, MAILBOX) == "gated_send"
+    temporal = await attacker_client(serve)
     box_id = ids.mailbox_workflow_id(MAILBOX)
     real = await temporal.get_workflow_handle_for(MailboxWorkflow.run, box_id).query(MailboxWorkflow.describe)
     queue = f"attacker-{uuid.uuid4().hex[:8]}"
     async with Worker(
         temporal, task_queue=queue, workflows=[AttackersMailbox], workflow_runner=UnsandboxedWorkflowRunner()
     ):
-        await temporal.get_workflow_handle(box_id).terminate("replaced")
         forged = MailboxState(config=real.config, created_by="mailgate", created_at=real.created_at, provisioned=True)
-        await temporal.start_workflow(
-            "MailboxWorkflow",
-            forged,
-            id=box_id,
-            task_queue=queue,
-            memo=mailbox_memo(forged.config),
-            search_attributes=TypedSearchAttributes([SearchAttributePair(MAILBOX_KEY, ids.mailbox_key(MAILBOX))]),
-        )
+        await replace_mailbox(temporal, forged, task_queue=queue)
 
         async with serve.mcp() as agent:
             applied = await agent.call_tool("apply_upgrade", {"mailbox": MAILBOX, "code": "ABCD-EFGH"})
             assert applied.is_error, applied.structured_content
-            assert await mode_seen_by_agent(serve) == "gated_send"
+            assert await mode_seen_by_agent(serve, MAILBOX) == "gated_send"
             sent = await agent.call_tool(
                 "durable_send", {"mailbox": MAILBOX, "to": ["bob@example.com"], "subject": "Unseen", "body": "b"}
             )
         assert sent.structured_content is not None, sent.content
         assert sent.structured_content["status"] == "pending_approval", sent.structured_content
         await asyncio.sleep(2)
-        assert deliveries(serve) == []
+        assert serve.deliveries() == []
 
 
 async def test_an_old_request_listed_under_a_milder_mode_shows_and_applies_what_was_asked(serve: Serve) -> None:
@@ -108,21 +99,12 @@ async def test_an_old_request_listed_under_a_milder_mode_shows_and_applies_what_
     assert bold.structured_content is not None, bold.content
     old_id = str(bold.structured_content["request_id"])
 
-    temporal = await temporal_of(serve)
-    box_id = ids.mailbox_workflow_id(MAILBOX)
-    box = temporal.get_workflow_handle_for(MailboxWorkflow.run, box_id)
+    temporal = await attacker_client(serve)
+    box = temporal.get_workflow_handle_for(MailboxWorkflow.run, ids.mailbox_workflow_id(MAILBOX))
     real = await box.query(MailboxWorkflow.describe)
     [old] = [u for u in real.upgrades if u.request_id == old_id]
-    await box.terminate("replaced")
     forged = real.model_copy(update={"upgrades": (old.model_copy(update={"mode": "monitored"}),)})
-    await temporal.start_workflow(
-        MailboxWorkflow.run,
-        forged,
-        id=box_id,
-        task_queue="mailgate",
-        memo=mailbox_memo(forged.config),
-        search_attributes=TypedSearchAttributes([SearchAttributePair(MAILBOX_KEY, ids.mailbox_key(MAILBOX))]),
-    )
+    await replace_mailbox(temporal, forged)
 
     listed = serve.cli("upgrades", "list", "--json")
     assert listed.returncode == 0, listed.stderr
@@ -134,7 +116,7 @@ async def test_an_old_request_listed_under_a_milder_mode_shows_and_applies_what_
     assert not applied.is_error, applied.content
     # Never looser than what the human read (the forged workflow applies its own label, and
     # mailgate goes by the stricter of the two).
-    assert await mode_seen_by_agent(serve) in ("monitored", "autonomous")
+    assert await mode_seen_by_agent(serve, MAILBOX) in ("monitored", "autonomous")
 
 
 async def test_a_used_code_does_not_loosen_again_after_a_human_tightened(serve: Serve) -> None:
@@ -148,33 +130,23 @@ async def test_a_used_code_does_not_loosen_again_after_a_human_tightened(serve: 
     listed = serve.cli("upgrades", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     [shown] = [u for u in json.loads(listed.stdout) if u["request"]["request_id"] == request_id]
-    temporal = await temporal_of(serve)
-    box_id = ids.mailbox_workflow_id(MAILBOX)
-    box = temporal.get_workflow_handle_for(MailboxWorkflow.run, box_id)
+    temporal = await attacker_client(serve)
+    box = temporal.get_workflow_handle_for(MailboxWorkflow.run, ids.mailbox_workflow_id(MAILBOX))
     before = await box.query(MailboxWorkflow.describe)  # the request still pending
 
     async with serve.mcp() as agent:
         applied = await agent.call_tool("apply_upgrade", {"mailbox": MAILBOX, "code": shown["code"]})
         assert not applied.is_error, applied.content
-        assert await mode_seen_by_agent(serve) == "monitored"
+        assert await mode_seen_by_agent(serve, MAILBOX) == "monitored"
         tightened = serve.cli("mailbox", "set-mode", MAILBOX, "gated_send")
         assert tightened.returncode == 0, tightened.stderr
         await asyncio.sleep(1.1)  # past the front door's one-second settings cache
-        assert await mode_seen_by_agent(serve) == "gated_send"
+        assert await mode_seen_by_agent(serve, MAILBOX) == "gated_send"
 
         now = await box.query(MailboxWorkflow.describe)
-        await box.terminate("replaced")
-        restored = now.model_copy(update={"upgrades": before.upgrades})
-        await temporal.start_workflow(
-            MailboxWorkflow.run,
-            restored,
-            id=box_id,
-            task_queue="mailgate",
-            memo=mailbox_memo(restored.config),
-            search_attributes=TypedSearchAttributes([SearchAttributePair(MAILBOX_KEY, ids.mailbox_key(MAILBOX))]),
-        )
+        await replace_mailbox(temporal, now.model_copy(update={"upgrades": before.upgrades}))
         again = await agent.call_tool("apply_upgrade", {"mailbox": MAILBOX, "code": shown["code"]})
         assert again.is_error, again.content
         assert "used already" in " ".join(getattr(b, "text", "") for b in again.content)
         await asyncio.sleep(1.1)
-        assert await mode_seen_by_agent(serve) == "gated_send"
+        assert await mode_seen_by_agent(serve, MAILBOX) == "gated_send"

@@ -24,7 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from server.app import Mailgate
 from server.credentials import load_secrets
-from tests.support.app import ADMIN_TOKEN, AGENT_TOKEN, make_settings
+from tests.support.app import make_settings, process_env
 from tests.support.serve import Serve
 from tests.support.wait import eventually
 from workflows.models import Decision
@@ -72,15 +72,7 @@ class Workers:
 async def front(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[tuple[Mailgate, Workers]]:
     """The front door in this process (no worker), workers as separate processes."""
     settings = make_settings(temporal_env, tmp_path)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")},
-        "MAILGATE_DATA_DIR": str(tmp_path),
-        "MAILGATE_TEMPORAL_ADDRESS": settings.temporal_address or "",
-        "MAILGATE_TASK_QUEUE": settings.task_queue,
-        "MAILGATE_AGENT_TOKEN": AGENT_TOKEN,
-        "MAILGATE_ADMIN_TOKEN": ADMIN_TOKEN,
-    }
-    workers = Workers(env, tmp_path / "workers.log")
+    workers = Workers(process_env(settings), tmp_path / "workers.log")
     app = Mailgate.build(settings, temporal_env.client, load_secrets(settings))
     yield app, workers
     workers.stop_all()

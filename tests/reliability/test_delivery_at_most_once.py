@@ -27,7 +27,7 @@ from server.app import Mailgate
 from server.connect import connect
 from server.credentials import load_secrets
 from server.settings import MailboxEntry
-from tests.support.app import ADMIN_TOKEN, AGENT_TOKEN, make_settings, unique_mailbox
+from tests.support.app import make_settings, process_env, unique_mailbox
 from tests.support.histories import keep_history
 from tests.support.peers.dovecot import Dovecot
 from tests.support.peers.fixtures import IMAP_PASSWORD, IMAP_USER, dovecot, smtp_peer
@@ -318,16 +318,7 @@ async def test_sigterm_to_mailgate_worker_mid_data_lets_the_delivery_finish_once
         )
     )
     settings = make_settings(temporal_env, tmp_path, mailboxes=[entry], default_mailbox=entry.address)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")},
-        "MAILGATE_CONFIG": str(config),
-        "MAILGATE_DATA_DIR": str(tmp_path),
-        "MAILGATE_TEMPORAL_ADDRESS": settings.temporal_address or "",
-        "MAILGATE_TASK_QUEUE": settings.task_queue,
-        "MAILGATE_DEFAULT_MAILBOX": entry.address,
-        "MAILGATE_AGENT_TOKEN": AGENT_TOKEN,
-        "MAILGATE_ADMIN_TOKEN": ADMIN_TOKEN,
-    }
+    env = process_env(settings, MAILGATE_CONFIG=str(config), MAILGATE_DEFAULT_MAILBOX=entry.address)
     log = (tmp_path / "worker.log").open("ab")
 
     def worker() -> subprocess.Popen[bytes]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -34,6 +35,20 @@ def make_settings(env: WorkflowEnvironment, data_dir: Path, **overrides: object)
         **overrides,
     }
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def process_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a `mailgate worker` or CLI subprocess on ``settings``' Temporal server,
+    task queue, data dir and tokens (none of this process's own MAILGATE_ variables), plus ``extra``."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")},
+        "MAILGATE_DATA_DIR": str(settings.data_dir),
+        "MAILGATE_TEMPORAL_ADDRESS": settings.temporal_address or "",
+        "MAILGATE_TASK_QUEUE": settings.task_queue,
+        "MAILGATE_AGENT_TOKEN": AGENT_TOKEN,
+        "MAILGATE_ADMIN_TOKEN": ADMIN_TOKEN,
+        **extra,
+    }
 
 
 def record_sends(providers: ProviderSet, outbox: list[DeliveryRequest]) -> None:

@@ -21,6 +21,8 @@ from mcp.client.streamable_http import streamable_http_client
 
 from server.embedded import pid_alive
 from tests.support.ports import free_port
+from workflows.providers.sandbox.reads import Delivery
+from workflows.providers.sandbox.store import SandboxStore
 
 
 @dataclass
@@ -110,6 +112,15 @@ class Serve:
                 self.process.wait()
         return self.process.returncode
 
+    def deliveries(self, mailbox: str | None = None) -> list[Delivery]:
+        """What the sandbox delivered, as `mailgate sandbox list` shows it, read from its store
+        (polling the CLI costs a Python start per look)."""
+        store = SandboxStore(self.data_dir / "sandbox.db")
+        try:
+            return store.deliveries(mailbox)
+        finally:
+            store.close()
+
     def token(self, role: str) -> str:
         return (self.data_dir / f"{role}.token").read_text().strip()
 
@@ -121,6 +132,13 @@ class Serve:
             text=True,
             timeout=60,
         )
+
+    def made(self, *args: str) -> dict[str, object]:
+        """What a CLI command that makes something (`agents add`, `people add`) printed with --json."""
+        done = self.cli(*args, "--json")
+        assert done.returncode == 0, done.stderr
+        value: dict[str, object] = json.loads(done.stdout)
+        return value
 
     @contextlib.asynccontextmanager
     async def mcp(self) -> AsyncIterator[Client]:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
 import uvicorn
+from pydantic import SecretStr
 
 from server.app import Mailgate
 from server.mcp_server import build_mcp
 from server.web.app import build_app
 from tests.support.app import ADMIN_TOKEN, AGENT_TOKEN
+from tests.support.peers.oidc_server import OIDCPeer
 
 
 @dataclass
@@ -52,3 +55,15 @@ async def serve_web(app: Mailgate) -> AsyncIterator[Web]:
         httpx.AsyncClient(base_url=url, timeout=30) as anonymous,
     ):
         yield Web(app, url, admin, agent, anonymous)
+
+
+def with_sso(app: Mailgate, idp: OIDCPeer) -> Mailgate:
+    """The app signing people in to the dashboard through ``idp``."""
+    settings = app.settings.model_copy(
+        update={
+            "oidc_issuer": idp.url,
+            "oidc_client_id": idp.dashboard_id,
+            "oidc_client_secret": SecretStr(idp.dashboard_secret),
+        }
+    )
+    return dataclasses.replace(app, settings=settings)

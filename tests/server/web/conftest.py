@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from playwright.async_api import Browser, Dialog, Page, async_playwright
 
 from server.app import Mailgate
 from tests.support.browser import CHROMIUM, FLAGS, HAVE_CHROMIUM
+from tests.support.peers.oidc_server import OIDCPeer
 from tests.support.web import Web, serve_web
 
 
@@ -48,3 +49,11 @@ async def page(browser: Browser, web: Web) -> AsyncIterator[Page]:
     page.dialogs = dialogs  # type: ignore[attr-defined]
     yield page
     await context.close()
+
+
+@pytest.fixture
+def idp() -> Iterator[OIDCPeer]:
+    """An OpenID provider of its own for the sign-in tests."""
+    peer = OIDCPeer().start()
+    yield peer
+    peer.stop()

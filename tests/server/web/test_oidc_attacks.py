@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,18 +20,10 @@ from playwright.async_api import Browser, BrowserContext
 
 from server.app import Mailgate
 from server.web.dashboard.auth import _local
-from tests.server.web.test_oidc_browser import with_sso
 from tests.support.peers.oidc_server import OIDCPeer
-from tests.support.web import serve_web
+from tests.support.web import serve_web, with_sso
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def idp() -> Iterator[OIDCPeer]:
-    peer = OIDCPeer().start()
-    yield peer
-    peer.stop()
 
 
 async def sign_in(context: BrowserContext, idp: OIDCPeer, email: str, password: str, start: str) -> str:

@@ -8,42 +8,21 @@ tokens, a replayed or foreign ``state`` and an email that is no person here are 
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import time
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
 from joserfc.jwk import RSAKey
 from playwright.async_api import Browser
-from pydantic import SecretStr
 
 from server.app import Mailgate
 from server.oidc import Issuer, TokenError
 from tests.support.peers.oidc_server import OIDCPeer
-from tests.support.web import Web, serve_web
+from tests.support.web import Web, serve_web, with_sso
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def idp() -> Iterator[OIDCPeer]:
-    peer = OIDCPeer().start()
-    yield peer
-    peer.stop()
-
-
-def with_sso(app: Mailgate, idp: OIDCPeer) -> Mailgate:
-    settings = app.settings.model_copy(
-        update={
-            "oidc_issuer": idp.url,
-            "oidc_client_id": idp.dashboard_id,
-            "oidc_client_secret": SecretStr(idp.dashboard_secret),
-        }
-    )
-    return dataclasses.replace(app, settings=settings)
 
 
 async def test_people_sign_in_through_the_identity_provider(

@@ -7,8 +7,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
-import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -16,10 +14,10 @@ from pydantic import BaseModel
 import workflows
 from server.credentials import load_secrets
 from tests.support.proofs import signed_request
+from tests.support.temporal_access import send_request, start_send
 from tests.support.wait import wait_for_status
 from tests.support.web import Web
-from workflows import ids
-from workflows.models import EmailAddress, EmailDraft, MailboxConfig, MailboxPolicy, SendRequest
+from workflows.models import MailboxConfig
 from workflows.temporal import data_converter
 from workflows.trust.proofs import proof_key
 
@@ -29,28 +27,16 @@ NEWER = {"added_by_a_newer_version": {"any": ["shape"]}}
 async def test_a_send_started_with_fields_this_worker_does_not_know_runs(web: Web) -> None:
     app = web.app
     mailbox = app.settings.default_mailbox
-    send_id = ids.send_id(mailbox, uuid.uuid4().hex)
-    draft = EmailDraft(to=(EmailAddress(address="bob@example.com"),), subject="From a newer door", body="b")
     request = signed_request(
-        SendRequest(
-            send_id=send_id,
-            mailbox=mailbox,
-            requester="agent",
-            draft=draft,
-            message_id=ids.message_id(send_id, mailbox),
-            content_hash=ids.content_hash(draft),
-            policy=MailboxPolicy(mode="gated_send"),
-            requested_at=datetime.now(UTC),
-            approval_timeout=timedelta(hours=1),
-            notify=False,
-        ),
+        send_request(mailbox, subject="From a newer door", body="b", mode="gated_send", notify=False),
         proof_key(load_secrets(app.settings).secret_key),
     )
+    send_id = request.send_id
     # The JSON a newer front door would write: new fields at the top and in a nested model.
     payload: dict[str, Any] = request.model_dump(mode="json") | NEWER
     payload["draft"] |= NEWER
     payload["draft"]["to"][0] |= NEWER
-    await app.client.start_workflow("SendEmailWorkflow", payload, id=send_id, task_queue=app.settings.task_queue)
+    await start_send(app.client, payload, task_queue=app.settings.task_queue)
     await wait_for_status(app, send_id, {"pending_approval"})
 
     # An approval body with a field the API does not know is refused, and changes nothing.

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -81,10 +79,18 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
     stack = Serve(tmp_path / "data")
     stack.data_dir.mkdir()
     yield stack
-    if stack.process is not None and stack.process.poll() is None:
-        stack.stop()
-    with contextlib.suppress(OSError, ValueError, KeyError):
-        os.kill(stack.temporal_pid(), signal.SIGKILL)
+    stack.stop_everything()
+
+
+@pytest.fixture(scope="module")
+def module_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+    """One started `mailgate serve` (default settings) for the tests of a module that need no
+    fresh one: each works in mailboxes of its own. A start costs seconds of the 2 CI cores."""
+    stack = Serve(tmp_path_factory.mktemp("serve") / "data")
+    stack.data_dir.mkdir()
+    stack.start()
+    yield stack
+    stack.stop_everything()
 
 
 @pytest.fixture

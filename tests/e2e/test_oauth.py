@@ -165,10 +165,10 @@ async def test_oauth_login_send_read_refresh_revoke_and_device_login(serve: Serv
             oauth.expire_access_tokens()
             waiting = await send(client, http, "third")
 
-            def says_relogin() -> bool:
-                shown = serve.cli("sends", "show", waiting, "--json")
-                state = json.loads(shown.stdout) if shown.returncode == 0 else {}
-                return state.get("status") == "sending" and "mailgate auth login" in state.get("last_error", "")
+            async def says_relogin() -> bool:
+                shown = await http.get(f"/api/sends/{waiting}")  # what `mailgate sends show --json` prints
+                state = shown.json() if shown.status_code == 200 else {}
+                return state.get("status") == "sending" and "mailgate auth login" in (state.get("last_error") or "")
 
             await eventually(says_relogin, timeout=60)
             revoked = status(serve)

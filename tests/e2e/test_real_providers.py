@@ -4,9 +4,9 @@ mailbox (the contract server), chosen only by configuration, driven by an agent 
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.peers.dovecot import Dovecot
@@ -100,9 +100,11 @@ async def test_serve_with_real_providers_from_toml(
             mm_id = mm.structured_content["send_id"]
             shown: dict[str, object] = {}
 
-            def sent_state() -> bool:
-                result = serve.cli("sends", "show", mm_id, "--json")
-                shown.update(json.loads(result.stdout) if result.returncode == 0 else {})
+            async def sent_state() -> bool:
+                admin = {"Authorization": f"Bearer {serve.token('admin')}"}
+                async with httpx.AsyncClient(base_url=serve.url, headers=admin, timeout=30) as http:
+                    result = await http.get(f"/api/sends/{mm_id}")  # what `mailgate sends show --json` prints
+                shown.update(result.json() if result.status_code == 200 else {})
                 return shown.get("status") == "sent"
 
             await eventually(sent_state, timeout=30)

@@ -4,11 +4,6 @@ one real `mailgate serve`: an agent holding only its token, and a process that r
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -26,15 +21,8 @@ MAILBOX = "agent@mailgate.local"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
-    data = Path(tmp_path_factory.mktemp("redteam")) / "data"
-    data.mkdir()
-    serve = Serve(data)
-    serve.start()
-    yield serve
-    serve.stop()
-    with contextlib.suppress(OSError, ValueError, KeyError):
-        os.kill(serve.temporal_pid(), signal.SIGKILL)
+def stack(module_serve: Serve) -> Serve:
+    return module_serve
 
 
 async def test_no_mailbox_takes_the_address_notices_come_from(stack: Serve) -> None:

@@ -77,7 +77,7 @@ async def test_pending_sends_survive_sigkill_of_every_process_and_deliver_once(s
         )
     assert response.status_code == 200, response.text
 
-    await eventually(lambda: len(deliveries(serve)) >= 3)
+    await eventually(lambda: len(serve.deliveries()) >= 3)
     await asyncio.sleep(1.0)  # a duplicate, if there were one, would show up now
     rows = deliveries(serve)
     assert sorted(str(r["message_id"]) for r in rows) == sorted(str(s["message_id"]) for s in sent)

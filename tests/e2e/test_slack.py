@@ -77,9 +77,11 @@ async def test_slack_approvals_through_serve(serve: Serve, tmp_path: Path) -> No
                 return await http.post("/webhooks/slack", content=body, headers=headers)
 
             async def status(send_id: str) -> dict[str, Any]:
-                shown = await asyncio.to_thread(serve.cli, "sends", "show", send_id, "--json")
-                assert shown.returncode == 0, shown.stderr
-                return dict(json.loads(shown.stdout))
+                # What `mailgate sends show --json` prints, from the API (no Python start per look).
+                admin = {"Authorization": f"Bearer {serve.token('admin')}"}
+                shown = await http.get(f"/api/sends/{send_id}", headers=admin)
+                assert shown.status_code == 200, shown.text
+                return dict(shown.json())
 
             sends: list[str] = []
             for n, subject in enumerate(["Approve me", "Reject me", "Decide elsewhere", "Cancel me"]):

@@ -160,14 +160,22 @@ async def test_a_forged_mailbox_workflow_loosens_nothing(serve: Serve) -> None:
     #    the send is due. Delivery goes by mailgate's record: the send waits for a human.
     assert serve.cli("mailbox", "set-mode", MAILBOX, "autonomous").returncode == 0
     async with serve.mcp() as agent:
-        at = (datetime.now(UTC) + timedelta(seconds=25)).isoformat()
+        # Due in 10 s: what has to happen before then is an API call and a terminate-and-start
+        # (an earlier version tightened through the CLI, a Python start, and waited 25 s).
+        at = (datetime.now(UTC) + timedelta(seconds=10)).isoformat()
         later = await agent.call_tool(
             "durable_send",
             {"mailbox": MAILBOX, "to": ["bob@example.com"], "subject": "Later", "body": "b", "send_at": at},
         )
     assert later.structured_content is not None and later.structured_content["status"] == "scheduled", later.content
     scheduled = temporal.get_workflow_handle(str(later.structured_content["send_id"]))
-    assert serve.cli("mailbox", "set-mode", MAILBOX, "gated_send").returncode == 0
+    async with httpx.AsyncClient(base_url=serve.url, timeout=30) as http:
+        tightened = await http.post(
+            f"/api/mailboxes/{MAILBOX}/mode",
+            json={"mode": "gated_send", "actor": "alice"},
+            headers={"Authorization": f"Bearer {serve.token('admin')}"},
+        )
+    assert tightened.status_code == 200, tightened.text
     await forge_mailbox(temporal, MAILBOX, mode="autonomous", approvers=("mallory",))
     assert (await status_of(scheduled)).status == "scheduled", "the machine was too slow: forged after send_at"
     await eventually(lambda: status_is(scheduled, "pending_approval"), timeout=60, interval=0.2)

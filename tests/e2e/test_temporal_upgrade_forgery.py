@@ -14,6 +14,7 @@ import json
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 from temporalio import workflow
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
@@ -26,7 +27,23 @@ from workflows.mailbox_models import MailboxState
 from workflows.models import Admission, AdmitBatch, AdmitRequest, MailboxConfig
 
 pytestmark = pytest.mark.e2e
-MAILBOX = "agent@mailgate.local"
+
+
+@pytest.fixture(scope="module")
+def stack(module_serve: Serve) -> Serve:
+    return module_serve
+
+
+@pytest.fixture
+async def box(stack: Serve) -> str:
+    """A mailbox of the test's own on the module's serve (new mailboxes start gated_send)."""
+    address = f"box-{uuid.uuid4().hex[:8]}@mailgate.local"
+    async with httpx.AsyncClient(base_url=stack.url, timeout=30) as http:
+        made = await http.post(
+            "/api/mailboxes", json={"address": address}, headers={"Authorization": f"Bearer {stack.token('admin')}"}
+        )
+    assert made.status_code == 200, made.text
+    return address
 
 
 @workflow.defn(name="MailboxWorkflow")
@@ -62,11 +79,10 @@ class AttackersMailbox:
         return tuple(Admission(outcome="ok", mode="autonomous") for _ in batch.requests)
 
 
-async def test_a_forged_mailbox_cannot_redeem_a_made_up_upgrade_code(serve: Serve) -> None:
-    await asyncio.to_thread(serve.start)
-    assert await mode_seen_by_agent(serve, MAILBOX) == "gated_send"
-    temporal = await attacker_client(serve)
-    box_id = ids.mailbox_workflow_id(MAILBOX)
+async def test_a_forged_mailbox_cannot_redeem_a_made_up_upgrade_code(stack: Serve, box: str) -> None:
+    assert await mode_seen_by_agent(stack, box) == "gated_send"
+    temporal = await attacker_client(stack)
+    box_id = ids.mailbox_workflow_id(box)
     real = await temporal.get_workflow_handle_for(MailboxWorkflow.run, box_id).query(MailboxWorkflow.describe)
     queue = f"attacker-{uuid.uuid4().hex[:8]}"
     async with Worker(
@@ -75,78 +91,78 @@ async def test_a_forged_mailbox_cannot_redeem_a_made_up_upgrade_code(serve: Serv
         forged = MailboxState(config=real.config, created_by="mailgate", created_at=real.created_at, provisioned=True)
         await replace_mailbox(temporal, forged, task_queue=queue)
 
-        async with serve.mcp() as agent:
-            applied = await agent.call_tool("apply_upgrade", {"mailbox": MAILBOX, "code": "ABCD-EFGH"})
+        async with stack.mcp() as agent:
+            applied = await agent.call_tool("apply_upgrade", {"mailbox": box, "code": "ABCD-EFGH"})
             assert applied.is_error, applied.structured_content
-            assert await mode_seen_by_agent(serve, MAILBOX) == "gated_send"
+            assert await mode_seen_by_agent(stack, box) == "gated_send"
             sent = await agent.call_tool(
-                "durable_send", {"mailbox": MAILBOX, "to": ["bob@example.com"], "subject": "Unseen", "body": "b"}
+                "durable_send", {"mailbox": box, "to": ["bob@example.com"], "subject": "Unseen", "body": "b"}
             )
         assert sent.structured_content is not None, sent.content
         assert sent.structured_content["status"] == "pending_approval", sent.structured_content
         await asyncio.sleep(2)
-        assert serve.deliveries() == []
+        assert stack.deliveries(box) == []
 
 
-async def test_an_old_request_listed_under_a_milder_mode_shows_and_applies_what_was_asked(serve: Serve) -> None:
+async def test_an_old_request_listed_under_a_milder_mode_shows_and_applies_what_was_asked(
+    stack: Serve, box: str
+) -> None:
     """The agent asked for autonomous (the human said no), then for monitored. Temporal access
     rewrites the mailbox's state so that the old request is the pending one, labelled monitored.
     The human reads the mode mailgate recorded, and the code applies only that."""
-    await asyncio.to_thread(serve.start)
-    async with serve.mcp() as agent:
-        bold = await agent.call_tool("request_upgrade", {"mailbox": MAILBOX, "mode": "autonomous", "reason": "a"})
-        await agent.call_tool("request_upgrade", {"mailbox": MAILBOX, "mode": "monitored", "reason": "b"})
+    async with stack.mcp() as agent:
+        bold = await agent.call_tool("request_upgrade", {"mailbox": box, "mode": "autonomous", "reason": "a"})
+        await agent.call_tool("request_upgrade", {"mailbox": box, "mode": "monitored", "reason": "b"})
     assert bold.structured_content is not None, bold.content
     old_id = str(bold.structured_content["request_id"])
 
-    temporal = await attacker_client(serve)
-    box = temporal.get_workflow_handle_for(MailboxWorkflow.run, ids.mailbox_workflow_id(MAILBOX))
-    real = await box.query(MailboxWorkflow.describe)
+    temporal = await attacker_client(stack)
+    handle = temporal.get_workflow_handle_for(MailboxWorkflow.run, ids.mailbox_workflow_id(box))
+    real = await handle.query(MailboxWorkflow.describe)
     [old] = [u for u in real.upgrades if u.request_id == old_id]
     forged = real.model_copy(update={"upgrades": (old.model_copy(update={"mode": "monitored"}),)})
     await replace_mailbox(temporal, forged)
 
-    listed = serve.cli("upgrades", "list", "--json")
+    listed = stack.cli("upgrades", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     [shown] = [u for u in json.loads(listed.stdout) if u["request"]["request_id"] == old_id]
     assert shown["request"]["mode"] == "autonomous", shown  # what the agent asked, not the label
     # A human who agrees to that gives the code; what is applied is what they read.
-    async with serve.mcp() as agent:
-        applied = await agent.call_tool("apply_upgrade", {"mailbox": MAILBOX, "code": shown["code"]})
+    async with stack.mcp() as agent:
+        applied = await agent.call_tool("apply_upgrade", {"mailbox": box, "code": shown["code"]})
     assert not applied.is_error, applied.content
     # Never looser than what the human read (the forged workflow applies its own label, and
     # mailgate goes by the stricter of the two).
-    assert await mode_seen_by_agent(serve, MAILBOX) in ("monitored", "autonomous")
+    assert await mode_seen_by_agent(stack, box) in ("monitored", "autonomous")
 
 
-async def test_a_used_code_does_not_loosen_again_after_a_human_tightened(serve: Serve) -> None:
+async def test_a_used_code_does_not_loosen_again_after_a_human_tightened(stack: Serve, box: str) -> None:
     """A human gave the agent a code once; later a human tightened the mailbox again. Temporal
     access restores the mailbox's state with that request still pending: the code is spent."""
-    await asyncio.to_thread(serve.start)
-    async with serve.mcp() as agent:
-        asked = await agent.call_tool("request_upgrade", {"mailbox": MAILBOX, "mode": "monitored", "reason": "a"})
+    async with stack.mcp() as agent:
+        asked = await agent.call_tool("request_upgrade", {"mailbox": box, "mode": "monitored", "reason": "a"})
     assert asked.structured_content is not None, asked.content
     request_id = str(asked.structured_content["request_id"])
-    listed = serve.cli("upgrades", "list", "--json")
+    listed = stack.cli("upgrades", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     [shown] = [u for u in json.loads(listed.stdout) if u["request"]["request_id"] == request_id]
-    temporal = await attacker_client(serve)
-    box = temporal.get_workflow_handle_for(MailboxWorkflow.run, ids.mailbox_workflow_id(MAILBOX))
-    before = await box.query(MailboxWorkflow.describe)  # the request still pending
+    temporal = await attacker_client(stack)
+    handle = temporal.get_workflow_handle_for(MailboxWorkflow.run, ids.mailbox_workflow_id(box))
+    before = await handle.query(MailboxWorkflow.describe)  # the request still pending
 
-    async with serve.mcp() as agent:
-        applied = await agent.call_tool("apply_upgrade", {"mailbox": MAILBOX, "code": shown["code"]})
+    async with stack.mcp() as agent:
+        applied = await agent.call_tool("apply_upgrade", {"mailbox": box, "code": shown["code"]})
         assert not applied.is_error, applied.content
-        assert await mode_seen_by_agent(serve, MAILBOX) == "monitored"
-        tightened = serve.cli("mailbox", "set-mode", MAILBOX, "gated_send")
+        assert await mode_seen_by_agent(stack, box) == "monitored"
+        tightened = stack.cli("mailbox", "set-mode", box, "gated_send")
         assert tightened.returncode == 0, tightened.stderr
         await asyncio.sleep(1.1)  # past the front door's one-second settings cache
-        assert await mode_seen_by_agent(serve, MAILBOX) == "gated_send"
+        assert await mode_seen_by_agent(stack, box) == "gated_send"
 
-        now = await box.query(MailboxWorkflow.describe)
+        now = await handle.query(MailboxWorkflow.describe)
         await replace_mailbox(temporal, now.model_copy(update={"upgrades": before.upgrades}))
-        again = await agent.call_tool("apply_upgrade", {"mailbox": MAILBOX, "code": shown["code"]})
+        again = await agent.call_tool("apply_upgrade", {"mailbox": box, "code": shown["code"]})
         assert again.is_error, again.content
         assert "used already" in " ".join(getattr(b, "text", "") for b in again.content)
         await asyncio.sleep(1.1)
-        assert await mode_seen_by_agent(serve, MAILBOX) == "gated_send"
+        assert await mode_seen_by_agent(stack, box) == "gated_send"

@@ -32,7 +32,7 @@ async def test_serve_starts_its_worker_process_and_sigterm_ends_both(serve: Serv
     assert serve.process is not None
     [worker] = workers_of(serve.process.pid)
     await serve.submit_and_approve(["worker-process-1"])  # delivered by the worker process
-    await eventually(lambda: "worker-process-1" in serve.cli("sandbox", "list", "--json").stdout)
+    await eventually(lambda: "worker-process-1" in [d.subject for d in serve.deliveries()])
     serve.process.send_signal(signal.SIGTERM)
     assert serve.process.wait(timeout=60) == 0
     assert not pid_alive(worker)
@@ -78,5 +78,5 @@ async def test_the_worker_can_run_in_the_serve_process(serve: Serve) -> None:
     assert serve.process is not None
     assert workers_of(serve.process.pid) == []
     await serve.submit_and_approve(["in-process-1"])
-    await eventually(lambda: "in-process-1" in serve.cli("sandbox", "list", "--json").stdout)
+    await eventually(lambda: "in-process-1" in [d.subject for d in serve.deliveries()])
     assert serve.stop() == 0

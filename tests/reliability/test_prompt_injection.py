@@ -16,6 +16,7 @@ import contextlib
 import json
 import re
 import smtplib
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -189,7 +190,7 @@ IMAP_BOX = "alice@example.test"
 MM_BOX = "bot@mm.example"
 SANDBOX_BOX = "desk@mailgate.local"  # not the default mailbox, which starts in the default mode
 CHIEF = "chief@example.com"  # a human's own inbox: the approver of every mailbox
-GUESSES = 30
+GUESSES_BEYOND = 3  # ids past the highest any store holds: what the next message would get
 PLANTED = ("PLANTED-SMTP-8f2e", "PLANTED-MM-41c9")  # mail a stranger sent that must stay held
 
 
@@ -237,9 +238,23 @@ approvers = ["{CHIEF}"]
     return path
 
 
-async def read_everything(client: Client) -> str:
+def highest_number(data_dir: Path, multimail: FakeServer) -> int:
+    """The highest email or thread number any store holds: the mail indexes in the data dir (the
+    sandbox's, each IMAP mailbox's) and the MultiMail server's ``em_``/``th_`` counter."""
+    numbers = [0]
+    for path in (data_dir / "sandbox.db", *data_dir.glob("*/*.db")):
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages'").fetchone():
+                numbers += [n for n in db.execute("SELECT max(id), max(thread_id) FROM messages").fetchone() if n]
+    for email in multimail.fake.emails.values():
+        numbers += [int(str(email[key]).rsplit("_", 1)[1]) for key in ("id", "thread_id") if email.get(key)]
+    return max(numbers)
+
+
+async def read_everything(client: Client, guesses: int) -> str:
     """The scripted agent's search: every read tool and resource, on every mailbox, on every id and
-    thread it was shown or can guess (small integers, MultiMail's ``em_``/``th_`` counters)."""
+    thread it was shown or can guess (small integers, MultiMail's ``em_``/``th_`` counters, up to
+    ``guesses``)."""
     seen: list[str] = []
 
     async def call(name: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -255,8 +270,8 @@ async def read_everything(client: Client) -> str:
     await call("get_audit_log", {"limit": 200, "response_format": "detailed"})
     for box in boxes:
         await call("get_mailbox", {"mailbox": box, "response_format": "detailed"})
-        ids: set[str] = {str(n) for n in range(1, GUESSES + 1)} | {f"em_{n:08d}" for n in range(1, GUESSES + 1)}
-        threads: set[str] = {f"thread-{n}" for n in range(1, GUESSES + 1)} | {f"th_{n:08d}" for n in range(GUESSES)}
+        ids: set[str] = {str(n) for n in range(1, guesses + 1)} | {f"em_{n:08d}" for n in range(1, guesses + 1)}
+        threads: set[str] = {f"thread-{n}" for n in range(1, guesses + 1)} | {f"th_{n:08d}" for n in range(guesses)}
         for search in ({}, {"unread_only": True}, {"query": "mailgate"}, {"query": "approv"}, {"sender": "mailgate"}):
             listing = await call("check_inbox", {"mailbox": box, "limit": 100, "response_format": "detailed", **search})
             ids |= {e["email_id"] for e in listing.get("emails", [])}
@@ -334,7 +349,9 @@ async def test_the_agent_finds_no_link_code_or_held_mail_in_anything_it_can_read
                 assert "/links/" not in text and not any(code in text for code in codes), text
             await asyncio.sleep(3)  # an IMAP poll: the Sent copies are on the server to be synced
 
-            everything = await read_everything(client)
+            # Every id and thread number that exists is guessed (a fixed 30 guessed, mostly, ids
+            # that no store held: each costs the same call and proves nothing more).
+            everything = await read_everything(client, highest_number(serve.data_dir, multimail) + GUESSES_BEYOND)
             assert "/links/" not in everything
             assert "[mailgate]" not in everything  # the notices themselves: marked, so never shown
             for secret in (*codes, *PLANTED):

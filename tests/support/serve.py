@@ -121,6 +121,13 @@ class Serve:
         finally:
             store.close()
 
+    def stop_everything(self) -> None:
+        """Stop serve if it runs, and its dev server, which a killed serve leaves behind."""
+        if self.process is not None and self.process.poll() is None:
+            self.stop()
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            os.kill(self.temporal_pid(), signal.SIGKILL)
+
     def token(self, role: str) -> str:
         return (self.data_dir / f"{role}.token").read_text().strip()
 

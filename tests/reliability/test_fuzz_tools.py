@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
+from mcp.server.mcpserver import MCPServer
 
 from server.app import Mailgate
 from server.mcp_server import build_mcp
@@ -106,10 +107,14 @@ async def footprint(app: Mailgate) -> tuple[int, int]:
     return len(sends.sends), len(await app.mailboxes.all())
 
 
-async def call(app: Mailgate, name: str, args: dict[str, Any], real: dict[str, str]) -> tuple[bool, str]:
+async def built(app: Mailgate) -> MCPServer:
+    return build_mcp(app)
+
+
+async def call(server: MCPServer, name: str, args: dict[str, Any], real: dict[str, str]) -> tuple[bool, str]:
     # Point half the calls at things that exist, so validation past "not found" is reached too.
     args = {k: real.get(k, v) if isinstance(v, str) and hash(v) % 2 == 0 else v for k, v in args.items()}
-    async with Client(build_mcp(app)) as client:
+    async with Client(server) as client:  # a session of its own for each call
         result = await client.call_tool(name, args)
     text = " ".join(getattr(block, "text", "") for block in result.content)
     return result.is_error, text
@@ -123,12 +128,14 @@ def test_every_tool_answers_hostile_arguments_with_a_result_or_a_clear_error(
     app = stack.app
     schema = _TOOLS[name].parameters
     real = {"mailbox": app.settings.default_mailbox, "address": app.settings.default_mailbox}
+    # One server for all the examples, as in production (building one takes longer than a call).
+    server = runner.run(built(app))
 
     @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(args=arguments(schema))
     def fuzz(args: dict[str, Any]) -> None:
         before = runner.run(footprint(app))
-        refused, text = runner.run(call(app, name, args, real))
+        refused, text = runner.run(call(server, name, args, real))
         assert text.strip() != f"Error executing tool {name}", f"unhandled exception for {args!r}"
         if refused:
             assert runner.run(footprint(app)) == before, f"a refused call changed state: {args!r}"

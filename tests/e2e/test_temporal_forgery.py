@@ -170,12 +170,12 @@ async def test_a_forged_mailbox_workflow_loosens_nothing(serve: Serve) -> None:
     assert later.structured_content is not None and later.structured_content["status"] == "scheduled", later.content
     scheduled = temporal.get_workflow_handle(str(later.structured_content["send_id"]))
     async with httpx.AsyncClient(base_url=serve.url, timeout=30) as http:
-        tightened = await http.post(
+        by_human = await http.post(
             f"/api/mailboxes/{MAILBOX}/mode",
             json={"mode": "gated_send", "actor": "alice"},
             headers={"Authorization": f"Bearer {serve.token('admin')}"},
         )
-    assert tightened.status_code == 200, tightened.text
+    assert by_human.status_code == 200, by_human.text
     await forge_mailbox(temporal, MAILBOX, mode="autonomous", approvers=("mallory",))
     assert (await status_of(scheduled)).status == "scheduled", "the machine was too slow: forged after send_at"
     await eventually(lambda: status_is(scheduled, "pending_approval"), timeout=60, interval=0.2)

@@ -238,17 +238,20 @@ approvers = ["{CHIEF}"]
     return path
 
 
-def highest_number(data_dir: Path, multimail: FakeServer) -> int:
-    """The highest email or thread number any store holds: the mail indexes in the data dir (the
+def highest_numbers(data_dir: Path, multimail: FakeServer) -> dict[str, int]:
+    """The highest email or thread number each store holds: the mail indexes in the data dir (the
     sandbox's, each IMAP mailbox's) and the MultiMail server's ``em_``/``th_`` counter."""
-    numbers = [0]
+    found: dict[str, int] = {}
     for path in (data_dir / "sandbox.db", *data_dir.glob("*/*.db")):
         with contextlib.closing(sqlite3.connect(path)) as db:
             if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages'").fetchone():
-                numbers += [n for n in db.execute("SELECT max(id), max(thread_id) FROM messages").fetchone() if n]
-    for email in multimail.fake.emails.values():
-        numbers += [int(str(email[key]).rsplit("_", 1)[1]) for key in ("id", "thread_id") if email.get(key)]
-    return max(numbers)
+                numbers = [n for n in db.execute("SELECT max(id), max(thread_id) FROM messages").fetchone() if n]
+                found[str(path.relative_to(data_dir))] = max(numbers, default=0)
+    found["multimail"] = max(
+        (int(str(e[key]).rsplit("_", 1)[1]) for e in multimail.fake.emails.values() for key in ("id", "thread_id")),
+        default=0,
+    )
+    return found
 
 
 async def read_everything(client: Client, guesses: int) -> str:
@@ -351,7 +354,11 @@ async def test_the_agent_finds_no_link_code_or_held_mail_in_anything_it_can_read
 
             # Every id and thread number that exists is guessed (a fixed 30 guessed, mostly, ids
             # that no store held: each costs the same call and proves nothing more).
-            everything = await read_everything(client, highest_number(serve.data_dir, multimail) + GUESSES_BEYOND)
+            highest = highest_numbers(serve.data_dir, multimail)
+            assert highest["sandbox.db"] and highest["multimail"], highest  # the held mail is in both
+            guesses = max(highest.values()) + GUESSES_BEYOND
+            print(f"\nids and threads guessed in every mailbox: 1 to {guesses} (highest held: {highest})")
+            everything = await read_everything(client, guesses)
             assert "/links/" not in everything
             assert "[mailgate]" not in everything  # the notices themselves: marked, so never shown
             for secret in (*codes, *PLANTED):

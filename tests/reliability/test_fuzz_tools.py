@@ -8,6 +8,7 @@ and a refused call must leave no send and no mailbox behind.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -20,8 +21,10 @@ from server.app import Mailgate
 from server.mcp_server import build_mcp
 from tests.support.loop_thread import LoopThread, Stack
 
-# Registration reads no application state, so the schemas can be listed at collection time.
-_TOOLS = {tool.name: tool for tool in build_mcp(cast(Mailgate, None))._tool_manager.list_tools()}
+# Registration reads no application state but the secret key (requestState's seal), so the
+# schemas can be listed at collection time.
+_SCHEMAS_ONLY = cast(Mailgate, SimpleNamespace(secrets=SimpleNamespace(secret_key=b"schemas only")))
+_TOOLS = {tool.name: tool for tool in build_mcp(_SCHEMAS_ONLY)._tool_manager.list_tools()}
 
 HOSTILE = [
     "bob@example.com\r\nBcc: eve@evil.com",

@@ -39,7 +39,7 @@ class MultiMailConfig(Frozen):
 def checked_id(value: str, what: str = "email id") -> str:
     """MultiMail ids are plain id characters; anything else is no email of theirs (paths are encoded anyway)."""
     value = value.strip()
-    if not _ID.fullmatch(value):
+    if not _ID.fullmatch(value) or value.strip(".") == "":  # "." and ".." are path steps, no ids
         raise EmailNotFound(f"{value!r} is not a MultiMail {what}")
     return value
 

@@ -149,7 +149,13 @@ class SendBody(ReplyBody):
 
 
 def path(*segments: str) -> str:
-    """``/v1/...`` with every segment percent-encoded: ``/``, ``#``, ``?`` and ``%`` included."""
+    """``/v1/...`` with every segment percent-encoded: ``/``, ``#``, ``?`` and ``%`` included.
+
+    Encoding leaves ``.`` and ``..`` as they are, and HTTP clients resolve them: a tag ``..``
+    would DELETE the email itself. So no segment may be empty or only dots."""
+    for segment in segments:
+        if segment.strip(".") == "":
+            raise ValueError(f"{segment!r} cannot be part of a MultiMail URL (it would step up the path)")
     return "/v1/" + "/".join(quote(segment, safe="") for segment in segments)
 
 

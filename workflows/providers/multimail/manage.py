@@ -11,6 +11,7 @@ mailgate's notices are not found, exactly as for reads.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import httpx
@@ -71,8 +72,11 @@ class Managing(Reading):
     async def _manage(self, mailbox: str, email_id: str, action: Action, target: str | None) -> str:
         if action in ("label", "unlabel"):
             assert target is not None
-            if target.startswith(RESERVED_TAG_PREFIX):
+            # Folded as a tag store might fold it: Mailgate_send_id or a fullwidth one is no label either.
+            if unicodedata.normalize("NFKC", target).casefold().startswith(RESERVED_TAG_PREFIX):
                 raise ValueError(f"tags starting with {RESERVED_TAG_PREFIX} are mailgate's own; choose another label")
+            if target.strip(".") == "":
+                raise ValueError(f"label {target!r} cannot be a MultiMail tag: it would be read as a step in its URL")
         summary, fetched_unread = await self._look_up(mailbox, email_id)
         box = self.config.mailbox_id
         if action == "mark_read":

@@ -136,3 +136,36 @@ async def test_multimail_refusals_and_outages_are_answers_for_that_id(server: Fa
         await reader.manage(ADDRESS, email["id"], "mark_read", None, "agent")
     assert email["status"] == "unread"
     await reader.aclose()
+
+
+async def test_a_label_or_id_of_dots_never_walks_up_the_api_path(server: FakeServer) -> None:
+    """Attack: label an email '..', then unlabel it. Percent-encoding leaves '.' and '..' as they
+    are, and HTTP clients resolve dot segments, so the DELETE of tag '..' went to the email itself
+    (``DELETE /v1/mailboxes/{mb}/emails/{id}``) and an id '..' reached the mailbox's own URL."""
+    provider = provider_for(server)
+    email = arrive(server, provider, tags={"mailgate_send_id": "send-1"})
+    for dots in (".", ".."):
+        with pytest.raises(ValueError, match="cannot be"):
+            await provider.manage(ADDRESS, email["id"], "label", dots, "agent")
+        email["tags"][dots] = "true"  # set at MultiMail by other means: removing it stays on the tag path
+        with pytest.raises(ValueError, match="cannot be"):
+            await provider.manage(ADDRESS, email["id"], "unlabel", dots, "agent")
+        with pytest.raises(EmailNotFound):
+            await provider.manage(ADDRESS, dots, "mark_read", None, "agent")
+    assert email["tags"] == {"mailgate_send_id": "send-1", ".": "true", "..": "true"}
+    assert server.fake.violations == []  # before: DELETE .../emails/{id} and GET /v1/mailboxes/{mb}
+    await provider.aclose()
+
+
+@pytest.mark.parametrize(
+    "label", ["Mailgate_send_id", "MAILGATE_SEND_ID", "\uff4dailgate_send_id", "mailgate\uff3fsend_id"]
+)
+async def test_mailgates_own_tags_are_refused_in_any_case_or_width(server: FakeServer, label: str) -> None:
+    """A tag store that folds case or width (NFKC) would take these for mailgate_send_id."""
+    provider = provider_for(server)
+    email = arrive(server, provider, tags={"mailgate_send_id": "send-1"})
+    for action in ("label", "unlabel"):
+        with pytest.raises(ValueError, match="mailgate's own"):
+            await provider.manage(ADDRESS, email["id"], action, label, "agent")  # type: ignore[arg-type]
+    assert email["tags"] == {"mailgate_send_id": "send-1"}
+    await provider.aclose()

@@ -159,6 +159,8 @@ class Reading(Inbound):
             if exc.status_code == 404:
                 raise EmailNotFound(f"email {email_id} has no attachment {filename!r} at MultiMail") from exc
             raise
+        except ValueError as exc:  # a sender's name no URL can carry, such as ".."
+            raise EmailNotFound(f"email {email_id}: attachment {filename!r} cannot be fetched: {exc}") from exc
 
     @staticmethod
     def _rfc5322(email: Email, summary: EmailSummary, files: list[tuple[str, str, bytes]]) -> bytes:

@@ -355,3 +355,20 @@ def test_a_status_mailgate_does_not_know_waits_with_a_note() -> None:
     assert (known.status, known.note) == ("pending", "")
     unknown = outcome_of(Email.model_validate({"id": "em_1", "status": "pending_legal_review"}))
     assert unknown.status == "pending" and "'pending_legal_review'" in unknown.note and "does not know" in unknown.note
+
+
+async def test_an_attachment_named_dots_is_not_found_instead_of_fetching_the_email_again(server: FakeServer) -> None:
+    """A sender names an attachment '..': its URL would walk up to the email itself."""
+    provider = provider_for(server)
+    email = inbound(
+        server,
+        provider,
+        attachments=[{"name": "..", "size": 3, "content_type": "text/plain"}],
+        files={"..": base64.b64encode(b"abc").decode()},
+    )
+    with pytest.raises(EmailNotFound, match="cannot be fetched"):
+        await provider.fetch_attachment(ADDRESS, str(email["id"]), 1)
+    assert [p for m, p, _ in server.fake.requests if m == "GET"].count(
+        f"/v1/mailboxes/{email['mailbox_id']}/emails/{email['id']}"
+    ) == 1
+    await provider.aclose()

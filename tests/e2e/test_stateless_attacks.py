@@ -166,3 +166,24 @@ async def test_a_request_state_serves_one_call_of_one_agent_and_approves_nothing
     admin = {"Authorization": f"Bearer {stack.token('admin')}"}
     status = httpx.get(f"{stack.url}/api/sends/{send_id}", headers=admin, timeout=30)
     assert status.status_code == 200 and status.json()["status"] == "pending_approval", status.text
+
+
+async def test_a_stateless_door_keeps_each_agent_to_its_own_mailboxes(stack: Serve) -> None:
+    """Every request stands alone here: the agent must come from each request's own token."""
+    token = agent_token(stack, "state-scoped")
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
+        async with Client(streamable_http_client(f"{stack.url}/mcp", http_client=http), mode="legacy") as legacy:
+            for tool, args in (
+                ("check_inbox", {"mailbox": "agent@mailgate.local"}),
+                (
+                    "durable_send",
+                    {"mailbox": "agent@mailgate.local", "to": ["b@example.com"], "subject": "s", "body": "b"},
+                ),
+                ("check_inbox", {}),  # the default mailbox is not this agent's either
+            ):
+                refused = await legacy.call_tool(tool, args)
+                assert refused.is_error and "not yours" in str(refused.content), (tool, refused.content)
+        async with modern(stack, token) as client:
+            refused = await client.call_tool("check_inbox", {"mailbox": "agent@mailgate.local"})
+            assert refused.is_error and "not yours" in str(refused.content), refused.content

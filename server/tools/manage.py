@@ -11,6 +11,7 @@ from pydantic import Field
 from server.app import Mailgate
 from server.manage import MAX_IDS, ManageResult
 from server.tools.common import Mailbox, agent_errors, result, writes
+from server.tools.scope import requester
 from workflows.read_models import Action
 
 
@@ -31,7 +32,10 @@ def register(mcp: MCPServer, app: Mailgate) -> None:
         the answer says per id what happened. Obeys the mailbox's oversight mode: read_only
         changes nothing; in gated modes a large trash waits for a human (approval_id; call again
         with the same ids to see how it stands). Audited."""
-        done = await app.manager.manage(app.default_mailbox(mailbox), email_ids, action, folder=folder, label=label)
+        # The agent by name: a trash request's requester, whose owner may not decide it.
+        done = await app.manager.manage(
+            app.default_mailbox(mailbox), email_ids, action, folder=folder, label=label, actor=requester()
+        )
         lines = [f"{r.email_id}: {r.result}" for r in done.results]
         head = f"{action} on {len(done.results)} emails, {done.changed} changed"
         if done.approval_id:

@@ -69,8 +69,8 @@ async def test_a_bulk_trash_waits_for_a_human_then_is_carried_out_once(app: Mail
         listed = (await web.admin.get("/api/approvals")).json()
         assert [t["request_id"] for t in listed["trash_requests"]] == [request_id]
         assert listed["trash_requests"][0]["count"] == 12
-        # The one who asked may not approve it.
-        own = await web.admin.post(f"/api/approvals/{request_id}/approve", json={"approver": "agent"})
+        # The one who asked (the built-in agent, "default") may not approve it.
+        own = await web.admin.post(f"/api/approvals/{request_id}/approve", json={"approver": "default"})
         assert own.status_code == 409 and "may not decide" in own.text
         assert (await app.trash.status(request_id)).status == "pending_approval"
         approved = await web.admin.post(f"/api/approvals/{request_id}/approve", json={"approver": "olga"})

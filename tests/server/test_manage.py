@@ -78,12 +78,13 @@ async def test_every_action_with_per_id_answers_and_the_audit_log(app: Mailgate)
         )
         assert many.is_error
 
+    # By the agent's name: the built-in agent of MAILGATE_AGENT_TOKEN is "default".
     audit = (await app.mailboxes.state(mailbox)).audit
     kinds = {(e.kind, e.actor, e.detail) for e in audit}
-    assert ("email_archive", "agent", f"archive: {ids[0]}") in kinds
-    assert ("email_move", "agent", f"move -> Receipts: {ids[1]}") in kinds
-    assert ("email_trash", "agent", f"trash -> trash: {ids[3]}") not in kinds  # trash names no target
-    assert ("email_trash", "agent", f"trash: {ids[3]}") in kinds
+    assert ("email_archive", "default", f"archive: {ids[0]}") in kinds
+    assert ("email_move", "default", f"move -> Receipts: {ids[1]}") in kinds
+    assert ("email_trash", "default", f"trash -> trash: {ids[3]}") not in kinds  # trash names no target
+    assert ("email_trash", "default", f"trash: {ids[3]}") in kinds
 
 
 @pytest.mark.parametrize("mode", ["read_only", "gated_all", "gated_send", "monitored", "autonomous"])

@@ -1,0 +1,105 @@
+"""Attacks on bulk trash approvals against one real `mailgate serve` (shared by this module): an
+agent holding only its token and its mailbox's inbound mail tries to get its own trash request
+decided by someone who may not decide it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import smtplib
+from collections.abc import AsyncIterator, Iterator
+from email.message import EmailMessage
+
+import httpx
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from tests.support.serve import Serve
+
+pytestmark = pytest.mark.e2e
+BOX = "tidy@mailgate.local"
+FIONA = "fiona@example.com"  # approves BOX, and owns the agent that asks
+PAUL = "paul@example.com"  # approves BOX, owns nothing
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+    root = tmp_path_factory.mktemp("trash-attacks")
+    config = root / "mailgate.toml"
+    config.write_text(f'[[mailboxes]]\naddress = "{BOX}"\noversight_mode = "gated_send"\n')
+    serve = Serve(root / "data", extra_env={"MAILGATE_CONFIG": str(config)})
+    serve.data_dir.mkdir()
+    serve.start()
+    yield serve
+    serve.stop()
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        os.kill(serve.temporal_pid(), signal.SIGKILL)
+
+
+def made(stack: Serve, *args: str) -> dict[str, object]:
+    done = stack.cli(*args, "--json")
+    assert done.returncode == 0, done.stderr
+    value: dict[str, object] = json.loads(done.stdout)
+    return value
+
+
+@contextlib.asynccontextmanager
+async def agent(stack: Serve, token: str) -> AsyncIterator[Client]:
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http,
+        Client(streamable_http_client(f"{stack.url}/mcp", http_client=http)) as client,
+    ):
+        yield client
+
+
+def deliver(stack: Serve, word: str, count: int = 11) -> None:
+    with smtplib.SMTP("127.0.0.1", stack.smtp_port, timeout=10) as smtp:
+        for n in range(count):
+            msg = EmailMessage()
+            msg["From"], msg["To"], msg["Subject"] = "news@shop.example", BOX, f"{word} {n}"
+            msg.set_content("buy now")
+            smtp.send_message(msg)
+
+
+async def ask_trash(client: Client, word: str, count: int = 11) -> str:
+    """The agent finds the emails and asks to trash them all: a request that waits for a human."""
+    ids: list[str] = []
+    for _ in range(100):
+        found = await client.call_tool("search_email", {"mailbox": BOX, "query": word, "limit": 50})
+        assert found.structured_content is not None, found.content
+        ids = [e["email_id"] for e in found.structured_content["emails"]]
+        if len(ids) == count:
+            break
+        await asyncio.sleep(0.1)
+    assert len(ids) == count, ids
+    asked = await client.call_tool("manage_email", {"mailbox": BOX, "email_ids": ids, "action": "trash"})
+    data = asked.structured_content or {}
+    assert data.get("approval_status") == "pending_approval", asked.content
+    return str(data["approval_id"])
+
+
+async def test_the_owner_of_the_agent_that_asked_cannot_decide_its_trash(stack: Serve) -> None:
+    """A trash request was recorded as asked by "agent", whoever asked: the rule that keeps the
+    owner of an agent (who may hold its token) from approving its requests never matched."""
+    fiona = made(stack, "people", "add", FIONA, "--approves", BOX)
+    paul = made(stack, "people", "add", PAUL, "--approves", BOX)
+    helper = made(stack, "agents", "add", "tidier", "--mailbox", BOX, "--owner", FIONA)
+    deliver(stack, "Promo")
+    async with agent(stack, str(helper["token"])) as client:
+        request_id = await ask_trash(client, "Promo")
+
+    def person(token: object) -> httpx.Client:
+        return httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+    with person(fiona["api_token"]) as owner, person(paul["api_token"]) as other:
+        refused = owner.post(f"/api/approvals/{request_id}/approve", json={})
+        assert refused.status_code == 403 and "owns agent tidier" in refused.text, refused.text
+        shown = other.get(f"/api/sends/{request_id}").json()
+        assert shown["status"] == "pending_approval" and shown["requester"] == "tidier", shown
+        approved = other.post(f"/api/approvals/{request_id}/approve", json={})
+        assert approved.status_code == 200 and approved.json()["status"] == "trashed", approved.text

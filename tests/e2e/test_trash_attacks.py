@@ -97,6 +97,9 @@ async def test_the_owner_of_the_agent_that_asked_cannot_decide_its_trash(stack: 
         return httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
     with person(fiona["api_token"]) as owner, person(paul["api_token"]) as other:
+        # Not listed for her, and refused if she tries all the same.
+        assert request_id not in str(owner.get("/api/approvals").json())
+        assert request_id in str(other.get("/api/approvals").json())
         refused = owner.post(f"/api/approvals/{request_id}/approve", json={})
         assert refused.status_code == 403 and "owns agent tidier" in refused.text, refused.text
         shown = other.get(f"/api/sends/{request_id}").json()

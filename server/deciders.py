@@ -45,12 +45,20 @@ async def refusal(app: Mailgate, who: Person | str, mailbox: str, requester: str
     people = await anyio.to_thread.run_sync(app.identities.people)
     if not may_decide(person, mailbox, listed, people):
         return f"{person.email} is not an approver of {mailbox}"
+    return await requester_refusal(app, person.email, requester)
+
+
+async def requester_refusal(app: Mailgate, email: str, requester: str | None) -> str | None:
+    """Why this person may not decide what ``requester`` asked for: they asked, or own the agent that did.
+
+    Also for a one-click link, whose approver the notice chose: a mailbox may list an agent's owner."""
+    email = email.strip().lower()
     if requester:
-        if requester.strip().lower() == person.email:
-            return f"{person.email} asked for this send and cannot also decide it"
+        if requester.strip().lower() == email:
+            return f"{email} asked for this send and cannot also decide it"
         agent = await anyio.to_thread.run_sync(app.identities.agent, requester)
-        if agent is not None and agent.owner and agent.owner == person.email:
-            return f"{person.email} owns agent {agent.name}, which asked for this send, and cannot also decide it"
+        if agent is not None and agent.owner and agent.owner == email:
+            return f"{email} owns agent {agent.name}, which asked for this send, and cannot also decide it"
     return None
 
 

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from temporalio.service import RPCError
 
+from server.deciders import requester_refusal
 from server.errors import MailgateError
 from server.trash_approvals import is_trash_id
 from server.web import trash_links
@@ -44,6 +45,14 @@ def routes(dash: Dashboard) -> list[Route]:
         except RPCError:
             return None
         return description.typed_search_attributes.get(STATUS)
+
+    async def requester_of(some_id: str) -> str | None:
+        """Who asked for the send or trash request, from its memo (no worker needed)."""
+        try:
+            requester = (await (await app.client.get_workflow_handle(some_id).describe()).memo()).get("requester")
+        except RPCError:
+            return None
+        return requester if isinstance(requester, str) else None
 
     def page(request: Request, status_code: int, **values: object) -> Response:
         defaults: dict[str, object] = {
@@ -79,8 +88,15 @@ def routes(dash: Dashboard) -> list[Route]:
         except TooLarge as exc:
             return page(request, 413, message=str(exc))
         reason = str(form.get("reason", "")).strip()[:2000] or None
+        # The rule of every front door: a mailbox may list an agent's owner among the approvers its
+        # notices go to, and the owner must not decide what their own agent asked for.
+        problem = await requester_refusal(app, claim.approver, await requester_of(claim.send_id))
         if is_trash_id(claim.send_id):
+            if problem:
+                return trash_links.refused(dash, request, claim, problem)
             return await trash_links.decide(dash, request, claim, reason)
+        if problem:
+            return page(request, 403, claim=claim, message=problem)
         decision = Decision(
             decision=claim.decision,
             approver=claim.approver,

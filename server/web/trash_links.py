@@ -52,6 +52,10 @@ async def show(dash: Dashboard, request: Request, claim: LinkClaim) -> Response:
     return _page(dash, request, 200, claim, state=state, emails=list(zip(state.email_ids, emails, strict=True)))
 
 
+def refused(dash: Dashboard, request: Request, claim: LinkClaim, message: str) -> Response:
+    return _page(dash, request, 403, claim, message=message)
+
+
 async def decide(dash: Dashboard, request: Request, claim: LinkClaim, reason: str | None) -> Response:
     decision = Decision(
         decision=claim.decision,

@@ -8,10 +8,14 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import smtplib
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
+from email import message_from_bytes
 from email.message import EmailMessage
+from email.policy import default
 
 import httpx
 import httpx2
@@ -20,6 +24,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.support.serve import Serve
+from tests.support.wait import eventually
+from workflows.providers.sandbox.store import SandboxStore
 
 pytestmark = pytest.mark.e2e
 BOX = "tidy@mailgate.local"
@@ -31,14 +37,29 @@ PAUL = "paul@example.com"  # approves BOX, owns nothing
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
     root = tmp_path_factory.mktemp("trash-attacks")
     config = root / "mailgate.toml"
-    config.write_text(f'[[mailboxes]]\naddress = "{BOX}"\noversight_mode = "gated_send"\n')
+    config.write_text(
+        f'[[mailboxes]]\naddress = "{BOX}"\noversight_mode = "gated_send"\napprovers = ["{FIONA}", "{PAUL}"]\n\n'
+        "[notifications]\nsandbox = true\n"
+    )
     serve = Serve(root / "data", extra_env={"MAILGATE_CONFIG": str(config)})
     serve.data_dir.mkdir()
     serve.start()
+    for person in (FIONA, PAUL):  # their inboxes, in the sandbox: no agent reads them
+        SandboxStore(serve.data_dir / "sandbox.db").create_mailbox(person)
     yield serve
     serve.stop()
     with contextlib.suppress(OSError, ValueError, KeyError):
         os.kill(serve.temporal_pid(), signal.SIGKILL)
+
+
+def people(stack: Serve) -> tuple[dict[str, object], dict[str, object]]:
+    """Fiona and Paul as people with API tokens (made once for the module)."""
+    if not PEOPLE:
+        PEOPLE.extend(made(stack, "people", "add", who, "--approves", BOX) for who in (FIONA, PAUL))
+    return PEOPLE[0], PEOPLE[1]
+
+
+PEOPLE: list[dict[str, object]] = []
 
 
 def made(stack: Serve, *args: str) -> dict[str, object]:
@@ -86,8 +107,7 @@ async def ask_trash(client: Client, word: str, count: int = 11) -> str:
 async def test_the_owner_of_the_agent_that_asked_cannot_decide_its_trash(stack: Serve) -> None:
     """A trash request was recorded as asked by "agent", whoever asked: the rule that keeps the
     owner of an agent (who may hold its token) from approving its requests never matched."""
-    fiona = made(stack, "people", "add", FIONA, "--approves", BOX)
-    paul = made(stack, "people", "add", PAUL, "--approves", BOX)
+    fiona, paul = people(stack)
     helper = made(stack, "agents", "add", "tidier", "--mailbox", BOX, "--owner", FIONA)
     deliver(stack, "Promo")
     async with agent(stack, str(helper["token"])) as client:
@@ -106,3 +126,43 @@ async def test_the_owner_of_the_agent_that_asked_cannot_decide_its_trash(stack: 
         assert shown["status"] == "pending_approval" and shown["requester"] == "tidier", shown
         approved = other.post(f"/api/approvals/{request_id}/approve", json={})
         assert approved.status_code == 200 and approved.json()["status"] == "trashed", approved.text
+
+
+def links_for(stack: Serve, person: str, some_id: str) -> dict[str, str]:
+    """The one-click links of the notice about ``some_id`` in this person's inbox (none yet: {})."""
+    with sqlite3.connect(stack.data_dir / "sandbox.db") as db:
+        rows = db.execute("SELECT raw FROM messages WHERE mailbox = ?", (person,)).fetchall()
+    for (raw,) in rows:
+        mail = message_from_bytes(bytes(raw), policy=default)
+        body = mail.get_body(("plain",)) if isinstance(mail, EmailMessage) else None
+        text = body.get_content() if body is not None else ""
+        if some_id in text:
+            return dict(re.findall(r"^(Approve|Reject):\s+(\S+/links/[\w.-]+)", text, re.MULTILINE))
+    return {}
+
+
+async def test_an_approver_who_owns_the_agent_cannot_decide_by_the_emailed_link(stack: Serve) -> None:
+    """The mailbox lists the owner among its approvers, so the notice with one-click links goes to
+    her too. The API, dashboard and Slack refuse her for her own agent's requests; the link did not."""
+    people(stack)
+    helper = made(stack, "agents", "add", "sweeper", "--mailbox", BOX, "--owner", FIONA)
+    deliver(stack, "Flyer")
+    async with agent(stack, str(helper["token"])) as client:
+        request_id = await ask_trash(client, "Flyer")
+        sent = await client.call_tool(
+            "durable_send", {"mailbox": BOX, "to": ["b@example.com"], "subject": "Sweep", "body": "b"}
+        )
+    send_id = str((sent.structured_content or {})["send_id"])
+    admin = {"Authorization": f"Bearer {stack.token('admin')}"}
+    async with httpx.AsyncClient(timeout=30) as http:
+        for some_id in (request_id, send_id):
+            await eventually(lambda: links_for(stack, FIONA, some_id), timeout=60)  # noqa: B023
+            links = links_for(stack, FIONA, some_id)
+            refused = await http.post(links["Approve"])
+            assert refused.status_code == 403 and "owns agent sweeper" in refused.text, refused.text
+            shown = (await http.get(f"{stack.url}/api/sends/{some_id}", headers=admin)).json()
+            assert shown["status"] == "pending_approval", shown
+            # Paul, who owns nothing, decides with his own link.
+            await eventually(lambda: links_for(stack, PAUL, some_id), timeout=60)  # noqa: B023
+            rejected = await http.post(links_for(stack, PAUL, some_id)["Reject"])
+            assert rejected.status_code == 200, rejected.text

@@ -254,7 +254,7 @@ async def test_the_approver_is_emailed_links_that_decide_only_their_trash(stack:
             kind="trash_requested",
             mailbox=BOX,
             at=datetime.now(UTC),
-            requester="agent",
+            requester="default",  # the built-in agent asked: only the count differs
             trash_request_id=about,
             email_count=count,
             proof=proof,
@@ -349,9 +349,9 @@ async def test_listings_show_pending_trash_to_those_who_may_decide_it(stack: Sta
     listed = await asyncio.to_thread(serve.cli, "approvals", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     [row] = [r for r in json.loads(listed.stdout) if r.get("request_id") == request_id]
-    assert (row["kind"], row["mailbox"], row["count"], row["requester"]) == ("trash", BOX, 11, "agent")
+    assert (row["kind"], row["mailbox"], row["count"], row["requester"]) == ("trash", BOX, 11, "default")
     table = await asyncio.to_thread(serve.cli, "approvals", "list")
-    assert request_id in table.stdout and "[trash 11 emails, asked by agent]" in table.stdout
+    assert request_id in table.stdout and "[trash 11 emails, asked by default]" in table.stdout
     # The id pasted from the list: `approvals show` shows the request and each of its emails;
     # `sends show` says in one line which command does.
     as_json = await asyncio.to_thread(serve.cli, "approvals", "show", request_id, "--json")
@@ -361,7 +361,7 @@ async def test_listings_show_pending_trash_to_those_who_may_decide_it(stack: Sta
         "trash",
         BOX,
         "pending_approval",
-        "agent",
+        "default",
     )
     assert details["email_ids"] == ids and [e["email_id"] for e in details["emails"]] == ids
     assert sorted(e["subject"] for e in details["emails"]) == sorted(f"Echo {n}" for n in range(11))
@@ -396,7 +396,7 @@ async def test_listings_show_pending_trash_to_those_who_may_decide_it(stack: Sta
         assert (await http.post("/signin", data=form)).status_code == 303
         pending = await http.get("/")
         section = pending.text.partition('id="trash-requests"')[2]
-        assert request_id in section and "Trash 11 emails" in section and "agent" in section and BOX in section
+        assert request_id in section and "Trash 11 emails" in section and "default" in section and BOX in section
         # A trash id in a send's URL leads to the request's own page.
         moved = await http.get(f"/sends/{request_id}")
         assert (moved.status_code, moved.headers["location"]) == (303, f"/trash/{request_id}")

@@ -128,17 +128,23 @@ async def test_the_owner_of_the_agent_that_asked_cannot_decide_its_trash(stack: 
         assert approved.status_code == 200 and approved.json()["status"] == "trashed", approved.text
 
 
-def links_for(stack: Serve, person: str, some_id: str) -> dict[str, str]:
-    """The one-click links of the notice about ``some_id`` in this person's inbox (none yet: {})."""
+def notice_for(stack: Serve, person: str, some_id: str) -> str | None:
+    """The text of the notice about ``some_id`` in this person's sandbox inbox, if one came."""
     with sqlite3.connect(stack.data_dir / "sandbox.db") as db:
         rows = db.execute("SELECT raw FROM messages WHERE mailbox = ?", (person,)).fetchall()
     for (raw,) in rows:
         mail = message_from_bytes(bytes(raw), policy=default)
         body = mail.get_body(("plain",)) if isinstance(mail, EmailMessage) else None
-        text = body.get_content() if body is not None else ""
+        text = str(body.get_content()) if body is not None else ""
         if some_id in text:
-            return dict(re.findall(r"^(Approve|Reject):\s+(\S+/links/[\w.-]+)", text, re.MULTILINE))
-    return {}
+            return text
+    return None
+
+
+def links_for(stack: Serve, person: str, some_id: str) -> dict[str, str]:
+    """The one-click links of that notice (none yet: {})."""
+    text = notice_for(stack, person, some_id) or ""
+    return dict(re.findall(r"^(Approve|Reject):\s+(\S+/links/[\w.-]+)", text, re.MULTILINE))
 
 
 async def test_an_approver_who_owns_the_agent_cannot_decide_by_the_emailed_link(stack: Serve) -> None:
@@ -166,3 +172,29 @@ async def test_an_approver_who_owns_the_agent_cannot_decide_by_the_emailed_link(
             await eventually(lambda: links_for(stack, PAUL, some_id), timeout=60)  # noqa: B023
             rejected = await http.post(links_for(stack, PAUL, some_id)["Reject"])
             assert rejected.status_code == 200, rejected.text
+
+
+async def test_an_agent_that_makes_a_mailbox_at_an_approvers_address_reads_no_link(stack: Serve) -> None:
+    """Last in this module: the approver's sandbox inbox, where earlier notices carried links,
+    becomes a mailbox of the agent. Notices there stay hidden, and new ones carry no link."""
+    assert links_for(stack, FIONA, "trash-")  # links were mailed to her inbox before
+    async with stack.mcp() as client:
+        made_box = await client.call_tool("create_mailbox", {"address": FIONA})
+        assert not made_box.is_error, made_box.content
+        seen: list[str] = []
+        for tool, args in (
+            ("check_inbox", {"mailbox": FIONA, "limit": 100}),
+            ("search_email", {"mailbox": FIONA, "query": "mailgate", "limit": 100}),
+        ):
+            listed = await client.call_tool(tool, args)
+            seen.append(str(listed.content))
+            ids = [e["email_id"] for e in (listed.structured_content or {}).get("emails", [])]
+            for email_id in [*ids, *map(str, range(1, 40))]:  # listed, and guessed
+                read = await client.call_tool("read_email", {"mailbox": FIONA, "email_id": email_id})
+                seen.append(str(read.content))
+        deliver(stack, "Coupon")
+        request_id = await ask_trash(client, "Coupon")
+    await eventually(lambda: notice_for(stack, FIONA, request_id), timeout=60)
+    assert "/links/" not in "".join(seen)
+    assert "/links/" not in (notice_for(stack, FIONA, request_id) or "")  # now: the dashboard only
+    assert links_for(stack, PAUL, request_id)

@@ -174,6 +174,31 @@ async def test_an_approver_who_owns_the_agent_cannot_decide_by_the_emailed_link(
             assert rejected.status_code == 200, rejected.text
 
 
+async def test_the_owner_cannot_decide_her_agents_trash_on_the_dashboard(stack: Serve) -> None:
+    """The dashboard's trash page asked the approver rule without the requester."""
+    fiona, _ = people(stack)
+    helper = made(stack, "agents", "add", "duster", "--mailbox", BOX, "--owner", FIONA)
+    deliver(stack, "Voucher")
+    async with agent(stack, str(helper["token"])) as client:
+        request_id = await ask_trash(client, "Voucher")
+    async with httpx.AsyncClient(base_url=stack.url, timeout=30) as http:
+        signin = await http.get("/signin")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', signin.text)
+        assert csrf is not None
+        form = {"csrf": csrf.group(1), "email": FIONA, "password": str(fiona["password"])}
+        assert (await http.post("/signin", data=form)).status_code == 303
+        assert request_id not in (await http.get("/trash")).text
+        page = await http.get(f"/trash/{request_id}")
+        assert page.status_code == 200 and f"/trash/{request_id}/approve" not in page.text, page.text
+        token = re.search(r'name="csrf" value="([^"]+)"', (await http.get("/")).text)
+        assert token is not None
+        tried = await http.post(f"/trash/{request_id}/approve", data={"csrf": token.group(1)})
+        assert tried.status_code == 403 and "owns agent duster" in tried.text, (tried.status_code, tried.text)
+    admin = {"Authorization": f"Bearer {stack.token('admin')}"}
+    shown = httpx.get(f"{stack.url}/api/sends/{request_id}", headers=admin, timeout=30).json()
+    assert shown["status"] == "pending_approval", shown
+
+
 async def test_an_agent_that_makes_a_mailbox_at_an_approvers_address_reads_no_link(stack: Serve) -> None:
     """Last in this module: the approver's sandbox inbox, where earlier notices carried links,
     becomes a mailbox of the agent. Notices there stay hidden, and new ones carry no link."""

@@ -7,6 +7,7 @@ from starlette.routing import Route
 
 from server.errors import MailgateError
 from server.trash_approvals import parse_trash_id, trash_emails
+from server.web.dashboard.approvals import decidable_trash
 from server.web.dashboard.common import Ctx, Dashboard
 from workflows.models import Decision
 
@@ -15,8 +16,8 @@ def routes(dash: Dashboard) -> list[Route]:
     app = dash.app
 
     async def index(ctx: Ctx) -> Response:
-        found = await app.trash.pending()
-        return dash.page(ctx, "trash_list.html", requests=[r for r in found if ctx.sees(r.mailbox)])
+        # Like the pending page: only what this person may decide (never their own agent's).
+        return dash.page(ctx, "trash_list.html", requests=await decidable_trash(ctx, None))
 
     async def show(ctx: Ctx) -> Response:
         request_id = parse_trash_id(ctx.request.path_params["request_id"])
@@ -28,13 +29,14 @@ def routes(dash: Dashboard) -> list[Route]:
             state=state,
             # What the human decides on: each email's sender and subject, not only its id.
             emails=await trash_emails(app.inbox, state),
-            can_decide=await ctx.may_decide(state.mailbox),
+            can_decide=await ctx.may_decide(state.mailbox, state.requester),
         )
 
     async def decide(ctx: Ctx, verdict: str) -> Response:
         request_id = parse_trash_id(ctx.request.path_params["request_id"])
         here = f"/trash/{request_id}"
-        await ctx.check_decides((await app.trash.status(request_id)).mailbox)
+        asked = await app.trash.status(request_id)
+        await ctx.check_decides(asked.mailbox, asked.requester)
         reason = str(ctx.form.get("reason", "")).strip()[:2000]
         if verdict == "reject" and not reason:
             return dash.redirect(ctx.request, here, "error", "A rejection needs a reason for the agent.")

@@ -10,8 +10,10 @@ import pytest
 from tests.support.peers.multimail import ADDRESS, provider_for
 from tests.support.peers.multimail_fake import FakeServer
 from workflows.providers.base import EmailNotFound
+from workflows.providers.multimail.inbound import NOTICE_SUBJECT
 from workflows.providers.multimail.manage import LOOKUP_PAGES
 from workflows.providers.multimail.provider import MultiMailProvider
+from workflows.trust.marks import NoticeMarks
 
 
 class HoldAll:
@@ -168,4 +170,26 @@ async def test_mailgates_own_tags_are_refused_in_any_case_or_width(server: FakeS
         with pytest.raises(ValueError, match="mailgate's own"):
             await provider.manage(ADDRESS, email["id"], action, label, "agent")
     assert email["tags"] == {"mailgate_send_id": "send-1"}
+    await provider.aclose()
+
+
+async def test_a_notice_in_the_mailbox_is_not_found_by_any_action(server: FakeServer) -> None:
+    """A notice that went out through the agent's own MultiMail mailbox (no humans' channel):
+    labelling or reading it would confirm what it says, so it is found by no action."""
+    marks = NoticeMarks(b"k" * 32)
+    provider = provider_for(server)
+    marked = MultiMailProvider(provider.config, "mm_live_sender", marks=marks)
+    notice = server.fake.add_email(
+        provider.config.mailbox_id,
+        "outbound",
+        from_=ADDRESS,
+        to=["olga@example.com"],
+        subject=f"{NOTICE_SUBJECT} Approval needed: trash 11 emails",
+        markdown=f"Approve: https://x/links/abc\n-- \n{marks.token('<n1@x>')}\n",
+    )
+    for action, target in (("label", "x"), ("unlabel", "x"), ("mark_read", None)):
+        with pytest.raises(EmailNotFound):
+            await marked.manage(ADDRESS, notice["id"], action, target, "agent")  # type: ignore[arg-type]
+    assert notice["tags"] == {}
+    await marked.aclose()
     await provider.aclose()

@@ -193,3 +193,15 @@ async def test_a_notice_in_the_mailbox_is_not_found_by_any_action(server: FakeSe
     assert notice["tags"] == {}
     await marked.aclose()
     await provider.aclose()
+
+
+async def test_an_email_of_another_mailbox_of_the_account_is_not_found(server: FakeServer) -> None:
+    """One API key reaches every mailbox of the account; mailgate asks only for this mailbox's."""
+    provider = provider_for(server)
+    other_box = server.fake.add_mailbox("other@example.multimail.dev", "autonomous")
+    theirs = server.fake.add_email(other_box, "inbound", from_="c@example.org", to=["other@example.multimail.dev"])
+    for action, target in (("label", "x"), ("unlabel", "x"), ("mark_read", None)):
+        with pytest.raises(EmailNotFound):
+            await provider.manage(ADDRESS, theirs["id"], action, target, "agent")  # type: ignore[arg-type]
+    assert theirs["tags"] == {} and theirs["status"] == "unread"
+    await provider.aclose()

@@ -91,6 +91,9 @@ class Manager:
         if not 1 <= len(ids) <= MAX_IDS:
             raise InvalidInput(f"email_ids: from 1 to {MAX_IDS} ids per call")
         target = _target(action, folder, label)
+        if action == "move" and target == "trash":
+            # A move to the trash is a trash: the same approval over trash_approval_over ids.
+            action, target = "trash", None
         config = await self._mailboxes.config(address)
         if config.mode == "read_only":
             raise Conflict(

@@ -199,6 +199,28 @@ async def test_the_owner_cannot_decide_her_agents_trash_on_the_dashboard(stack: 
     assert shown["status"] == "pending_approval", shown
 
 
+async def test_a_move_to_the_trash_folder_is_a_trash_and_waits_like_one(stack: Serve) -> None:
+    """manage_email's move took folder='trash' (any case) and moved every email there at once,
+    around the approval a trash of more than trash_approval_over ids waits for."""
+    deliver(stack, "Brochure")
+    async with stack.mcp() as client:
+        ids: list[str] = []
+        for _ in range(100):
+            found = await client.call_tool("search_email", {"mailbox": BOX, "query": "Brochure", "limit": 50})
+            ids = [e["email_id"] for e in (found.structured_content or {}).get("emails", [])]
+            if len(ids) == 11:
+                break
+            await asyncio.sleep(0.1)
+        for folder in ("trash", "Trash", " TRASH "):
+            moved = await client.call_tool(
+                "manage_email", {"mailbox": BOX, "email_ids": ids, "action": "move", "folder": folder}
+            )
+            data = moved.structured_content or {}
+            assert data.get("changed") == 0 and data.get("approval_status") == "pending_approval", moved.content
+        trashed = await client.call_tool("search_email", {"mailbox": BOX, "query": "Brochure in:trash", "limit": 50})
+    assert (trashed.structured_content or {}).get("emails") == [], trashed.content
+
+
 async def test_an_agent_that_makes_a_mailbox_at_an_approvers_address_reads_no_link(stack: Serve) -> None:
     """Last in this module: the approver's sandbox inbox, where earlier notices carried links,
     becomes a mailbox of the agent. Notices there stay hidden, and new ones carry no link."""

@@ -23,6 +23,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from tests.support.peers.slack_fake import BOT_TOKEN, CHANNEL, SIGNING_SECRET, SlackServer, block_action, signed
 from tests.support.serve import Serve
 from tests.support.wait import eventually
 from workflows.providers.sandbox.store import SandboxStore
@@ -38,18 +39,45 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
     root = tmp_path_factory.mktemp("trash-attacks")
     config = root / "mailgate.toml"
     config.write_text(
-        f'[[mailboxes]]\naddress = "{BOX}"\noversight_mode = "gated_send"\napprovers = ["{FIONA}", "{PAUL}"]\n\n'
-        "[notifications]\nsandbox = true\n"
+        f'[[mailboxes]]\naddress = "{BOX}"\noversight_mode = "gated_send"\napprovers = ["{FIONA}", "{PAUL}"]\n'
+        f'slack_channel = "{CHANNEL}"\n\n[notifications]\nsandbox = true\n'
     )
-    serve = Serve(root / "data", extra_env={"MAILGATE_CONFIG": str(config)})
+    SLACK.append(SlackServer().start())
+    SLACK[0].fake.add_user(FIONA_SLACK, FIONA)
+    serve = Serve(
+        root / "data",
+        extra_env={
+            "MAILGATE_CONFIG": str(config),
+            "MAILGATE_SLACK_BOT_TOKEN": BOT_TOKEN,
+            "MAILGATE_SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "MAILGATE_SLACK_API_URL": SLACK[0].api_url,
+        },
+    )
     serve.data_dir.mkdir()
-    serve.start()
-    for person in (FIONA, PAUL):  # their inboxes, in the sandbox: no agent reads them
-        SandboxStore(serve.data_dir / "sandbox.db").create_mailbox(person)
-    yield serve
-    serve.stop()
-    with contextlib.suppress(OSError, ValueError, KeyError):
-        os.kill(serve.temporal_pid(), signal.SIGKILL)
+    try:
+        serve.start()
+        for person in (FIONA, PAUL):  # their inboxes, in the sandbox: no agent reads them
+            SandboxStore(serve.data_dir / "sandbox.db").create_mailbox(person)
+        yield serve
+    finally:
+        if serve.process is not None:
+            serve.stop()
+        SLACK[0].stop()
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            os.kill(serve.temporal_pid(), signal.SIGKILL)
+
+
+SLACK: list[SlackServer] = []
+FIONA_SLACK = "UFIONA"
+
+
+def slack_ts(request_id: str) -> str | None:
+    """The Slack message whose buttons decide this request."""
+    for (_, ts), message in list(SLACK[0].fake.messages.items()):
+        values = [e.get("value") for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
+        if request_id in values:
+            return str(ts)
+    return None
 
 
 def people(stack: Serve) -> tuple[dict[str, object], dict[str, object]]:
@@ -122,6 +150,11 @@ async def test_the_owner_of_the_agent_that_asked_cannot_decide_its_trash(stack: 
         assert request_id in str(other.get("/api/approvals").json())
         refused = owner.post(f"/api/approvals/{request_id}/approve", json={})
         assert refused.status_code == 403 and "owns agent tidier" in refused.text, refused.text
+        # Her Slack identity is refused the same way.
+        await eventually(lambda: slack_ts(request_id), timeout=60)
+        body, headers = signed(block_action(FIONA_SLACK, "mailgate_approve", request_id, slack_ts(request_id) or ""))
+        assert other.post("/webhooks/slack", content=body, headers=headers).status_code == 200
+        assert "owns agent tidier" in SLACK[0].fake.called("chat.postEphemeral")[-1]["text"]
         shown = other.get(f"/api/sends/{request_id}").json()
         assert shown["status"] == "pending_approval" and shown["requester"] == "tidier", shown
         approved = other.post(f"/api/approvals/{request_id}/approve", json={})

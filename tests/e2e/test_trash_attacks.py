@@ -161,23 +161,32 @@ async def test_the_owner_of_the_agent_that_asked_cannot_decide_its_trash(stack: 
         assert approved.status_code == 200 and approved.json()["status"] == "trashed", approved.text
 
 
-def notice_for(stack: Serve, person: str, some_id: str) -> str | None:
-    """The text of the notice about ``some_id`` in this person's sandbox inbox, if one came."""
+def notices_for(stack: Serve, person: str, some_id: str) -> list[str]:
+    """The texts of the notices about ``some_id`` in this person's sandbox inbox, oldest first."""
     with sqlite3.connect(stack.data_dir / "sandbox.db") as db:
-        rows = db.execute("SELECT raw FROM messages WHERE mailbox = ?", (person,)).fetchall()
+        rows = db.execute("SELECT raw FROM messages WHERE mailbox = ? ORDER BY rowid", (person,)).fetchall()
+    found = []
     for (raw,) in rows:
         mail = message_from_bytes(bytes(raw), policy=default)
         body = mail.get_body(("plain",)) if isinstance(mail, EmailMessage) else None
         text = str(body.get_content()) if body is not None else ""
         if some_id in text:
-            return text
-    return None
+            found.append(text)
+    return found
+
+
+def notice_for(stack: Serve, person: str, some_id: str) -> str | None:
+    """The text of the first notice about ``some_id`` in this person's sandbox inbox, if one came."""
+    return next(iter(notices_for(stack, person, some_id)), None)
+
+
+def links_in(text: str) -> dict[str, str]:
+    return dict(re.findall(r"^(Approve|Reject):\s+(\S+/links/[\w.-]+)", text, re.MULTILINE))
 
 
 def links_for(stack: Serve, person: str, some_id: str) -> dict[str, str]:
     """The one-click links of that notice (none yet: {})."""
-    text = notice_for(stack, person, some_id) or ""
-    return dict(re.findall(r"^(Approve|Reject):\s+(\S+/links/[\w.-]+)", text, re.MULTILINE))
+    return links_in(notice_for(stack, person, some_id) or "")
 
 
 async def test_an_approver_who_owns_the_agent_cannot_decide_by_the_emailed_link(stack: Serve) -> None:

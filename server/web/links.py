@@ -46,13 +46,21 @@ def routes(dash: Dashboard) -> list[Route]:
             return None
         return description.typed_search_attributes.get(STATUS)
 
-    async def requester_of(some_id: str) -> str | None:
-        """Who asked for the send or trash request, from its memo (no worker needed)."""
+    async def link_problem(claim: LinkClaim) -> str | None:
+        """Why this link may not decide (from the workflow's description: no worker needed)."""
         try:
-            requester = (await (await app.client.get_workflow_handle(some_id).describe()).memo()).get("requester")
+            description = await app.client.get_workflow_handle(claim.send_id).describe()
         except RPCError:
-            return None
-        return requester if isinstance(requester, str) else None
+            return None  # the decision itself says what is wrong
+        if claim.issued and claim.issued < description.start_time.timestamp() - 2:
+            return (
+                "This link was emailed about an earlier request under the same id, which ended; "
+                "it cannot decide this one. Use the newest notice, or the dashboard."
+            )
+        # The rule of every front door: a mailbox may list an agent's owner among the approvers its
+        # notices go to, and the owner must not decide what their own agent asked for.
+        requester = (await description.memo()).get("requester")
+        return await requester_refusal(app, claim.approver, requester if isinstance(requester, str) else None)
 
     def page(request: Request, status_code: int, **values: object) -> Response:
         defaults: dict[str, object] = {
@@ -88,9 +96,7 @@ def routes(dash: Dashboard) -> list[Route]:
         except TooLarge as exc:
             return page(request, 413, message=str(exc))
         reason = str(form.get("reason", "")).strip()[:2000] or None
-        # The rule of every front door: a mailbox may list an agent's owner among the approvers its
-        # notices go to, and the owner must not decide what their own agent asked for.
-        problem = await requester_refusal(app, claim.approver, await requester_of(claim.send_id))
+        problem = await link_problem(claim)
         if is_trash_id(claim.send_id):
             if problem:
                 return trash_links.refused(dash, request, claim, problem)

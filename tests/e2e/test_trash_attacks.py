@@ -32,6 +32,7 @@ pytestmark = pytest.mark.e2e
 BOX = "tidy@mailgate.local"
 FIONA = "fiona@example.com"  # approves BOX, and owns the agent that asks
 PAUL = "paul@example.com"  # approves BOX, owns nothing
+BRIEF = "brief@mailgate.local"  # a mailbox whose requests expire after about ten seconds
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
     config = root / "mailgate.toml"
     config.write_text(
         f'[[mailboxes]]\naddress = "{BOX}"\noversight_mode = "gated_send"\napprovers = ["{FIONA}", "{PAUL}"]\n'
-        f'slack_channel = "{CHANNEL}"\n\n[notifications]\nsandbox = true\n'
+        f'slack_channel = "{CHANNEL}"\n\n[[mailboxes]]\naddress = "{BRIEF}"\napprovers = ["{PAUL}"]\n'
+        "approval_window_hours = 0.003\n\n[notifications]\nsandbox = true\n"
     )
     SLACK.append(SlackServer().start())
     SLACK[0].fake.add_user(FIONA_SLACK, FIONA)
@@ -261,6 +263,42 @@ async def test_a_move_to_the_trash_folder_is_a_trash_and_waits_like_one(stack: S
             assert data.get("changed") == 0 and data.get("approval_status") == "pending_approval", moved.content
         trashed = await client.call_tool("search_email", {"mailbox": BOX, "query": "Brochure in:trash", "limit": 50})
     assert (trashed.structured_content or {}).get("emails") == [], trashed.content
+
+
+async def test_a_link_for_an_expired_request_does_not_decide_it_asked_again(stack: Serve) -> None:
+    """A trash request that expired may be asked again under the same id (the same emails). Its
+    notice's links had the same nonce again, remembered per run only: the link emailed about the
+    expired request approved the new one, which no human had been told about."""
+    admin = {"Authorization": f"Bearer {stack.token('admin')}"}
+
+    def status(request_id: str) -> str:
+        return str(httpx.get(f"{stack.url}/api/sends/{request_id}", headers=admin, timeout=30).json()["status"])
+
+    with smtplib.SMTP("127.0.0.1", stack.smtp_port, timeout=10) as smtp:
+        for n in range(11):
+            msg = EmailMessage()
+            msg["From"], msg["To"], msg["Subject"] = "news@shop.example", BRIEF, f"Sticker {n}"
+            msg.set_content("buy now")
+            smtp.send_message(msg)
+    async with stack.mcp() as client:
+        ids: list[str] = []
+        for _ in range(100):
+            found = await client.call_tool("search_email", {"mailbox": BRIEF, "query": "Sticker", "limit": 50})
+            ids = [e["email_id"] for e in (found.structured_content or {}).get("emails", [])]
+            if len(ids) == 11:
+                break
+            await asyncio.sleep(0.1)
+        args = {"mailbox": BRIEF, "email_ids": ids, "action": "trash"}
+        request_id = str(((await client.call_tool("manage_email", args)).structured_content or {})["approval_id"])
+        await eventually(lambda: links_for(stack, PAUL, request_id), timeout=60)
+        old = links_for(stack, PAUL, request_id)
+        await eventually(lambda: status(request_id) == "expired", timeout=60)
+        again = await client.call_tool("manage_email", args)
+        assert (again.structured_content or {}).get("approval_status") == "pending_approval", again.content
+    async with httpx.AsyncClient(timeout=30) as http:
+        stale = await http.post(old["Approve"])
+        assert stale.status_code == 403 and "earlier request" in stale.text, stale.text
+    assert status(request_id) == "pending_approval"
 
 
 async def test_an_agent_that_makes_a_mailbox_at_an_approvers_address_reads_no_link(stack: Serve) -> None:

@@ -209,6 +209,7 @@ class NotifyActivities:
             # From the notice's own time, so a retry writes the same link.
             expires=int((notice.at + config.link_ttl).timestamp()),
             nonce=nonce(config.link_key, notice.notice_id, recipient.lower(), choice),
+            issued=int(notice.at.timestamp()),
         )
         return f"{config.base_url}/links/{make_token(config.link_key, claim)}"
 

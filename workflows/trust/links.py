@@ -32,6 +32,10 @@ class LinkClaim(Frozen):
     approver: str
     expires: int
     nonce: str
+    # When its notice was made (unix seconds; 0 in links made before this field). A trash request
+    # asked again after it expired runs again under the same id, and the same nonce: the front
+    # door refuses a link older than the run it would decide.
+    issued: int = 0
 
     @property
     def decision_id(self) -> str:

@@ -169,3 +169,34 @@ async def test_oversight_per_mode(mm_app: Mailgate, multimail: FakeServer, mode:
         # The held email was never touched: no tag, still unread, and it shows only as held.
         assert later["tags"] == {} and later["status"] == "unread"
         assert [e.email_id for e in await mm_app.inbox.held(mailbox)] == [later["id"]]
+
+
+async def test_labels_that_could_touch_mailgates_tags_or_the_api_are_refused(
+    mm_app: Mailgate, multimail: FakeServer
+) -> None:
+    """An agent's labels through MCP: mailgate's own tag in any spelling, path steps, header-ish,
+    empty and overlong ones change nothing at MultiMail."""
+    mailbox = mailbox_of(mm_app)
+    email = arrive(multimail, mailbox, "Tagged")
+    email["tags"] = {"mailgate_send_id": "send-1"}
+    bad = [
+        "mailgate_send_id",
+        " mailgate_send_id ",
+        "Mailgate_send_id",
+        "\uff4dailgate_send_id",
+        "..",
+        ".",
+        "",
+        "  ",
+        "x" * 65,
+        "a\r\nBcc: eve@example.org",
+        "a:b",
+    ]
+    async with connected(mm_app) as client:
+        for label in bad:
+            for action in ("label", "unlabel"):
+                answer = await manage(client, mailbox, [email["id"]], action, label=label)
+                changed = (answer.structured_content or {}).get("changed", 0)
+                assert answer.is_error or changed == 0, (label, action, text_of(answer))
+    assert email["tags"] == {"mailgate_send_id": "send-1"}
+    assert not [r for r in multimail.fake.requests if r[0] in ("PUT", "DELETE")]

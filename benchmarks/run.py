@@ -18,6 +18,7 @@ import sys
 import time
 from typing import Any
 
+from benchmarks.cycles import approval_cycles_by_workers
 from benchmarks.harness import ROOT, bench_stack, machine
 from benchmarks.latency import send_latency
 from benchmarks.reading import reading
@@ -38,6 +39,9 @@ async def run(quick: bool, only: set[str]) -> dict[str, Any]:
         if "throughput" in only:
             print("approval cycles ...", file=sys.stderr, flush=True)
             results["approval_cycles"] = await approval_cycles(bench, total=40 if quick else 200)
+        if "cycles" in only:
+            print("approval cycles with 1, 2 and 3 worker processes ...", file=sys.stderr, flush=True)
+            results["cycles_by_workers"] = await approval_cycles_by_workers(bench, total=40 if quick else 200)
         if "cost" in only:
             print("agent cost ...", file=sys.stderr, flush=True)
             size = await asyncio.to_thread(tools_list_size, bench.data_dir)
@@ -64,7 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small counts, no 10,000-send scale run")
     parser.add_argument(
-        "--only", default="latency,throughput,cost,reading,scale,layout", help="comma-separated parts to run"
+        "--only", default="latency,throughput,cycles,cost,reading,scale,layout", help="comma-separated parts to run"
     )
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite the table in docs/benchmarks.md")
     parser.add_argument("--keep", action="store_true", help="keep the figures of parts not run from results.json")

@@ -277,6 +277,20 @@ class Sends:
                 return state.model_copy(update={"last_error": error})
         return state
 
+    async def parties(self, send_id: str) -> tuple[str, str]:
+        """(mailbox, requester) as the send's start recorded them: needs no worker, so an approval
+        waits for the worker once (its update), not first for a query queued behind the worker's
+        backlog, whose deadline ran out under load (issue 20). The workflow checks both itself."""
+        try:
+            memo = await (await self._handle(send_id).describe()).memo()
+        except RPCError as err:
+            raise rpc_error(err, self._missing(send_id)) from err
+        mailbox, requester = memo.get("mailbox"), memo.get("requester")
+        if isinstance(mailbox, str) and isinstance(requester, str):
+            return mailbox, requester
+        state = await self.status(send_id)  # started before its memo named both
+        return state.mailbox, state.requester
+
     async def _no_worker(self, send_id: str) -> MailgateError:
         """Queries need a worker; visibility does not. Say what is known and what is missing."""
         try:

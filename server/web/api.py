@@ -196,8 +196,7 @@ async def _decision_for(request: Request, app: Mailgate, named: str | None) -> s
         trash = await app.trash.status(some_id)
         mailbox, requester = trash.mailbox, trash.requester
     else:
-        state = await app.sends.status(some_id)
-        mailbox, requester = state.mailbox, state.requester
+        mailbox, requester = await app.sends.parties(some_id)
     visible(request, mailbox)
     await may_decide(request, app, mailbox, requester)
     return approver

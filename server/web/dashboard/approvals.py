@@ -233,10 +233,9 @@ def routes(dash: Dashboard) -> list[Route]:
     async def approve(ctx: Ctx) -> Response:
         send_id = parse_send_id(ctx.request.path_params["send_id"])
         edits = None
-        state = await app.sends.status(send_id)
-        await ctx.check_decides(state.mailbox, state.requester)
+        await ctx.check_decides(*await app.sends.parties(send_id))
         if any(f"edit_{name}" in ctx.form for name in EDIT_FIELDS):
-            edits = edits_from_form(ctx, state.original, prefix="edit_")
+            edits = edits_from_form(ctx, (await app.sends.status(send_id)).original, prefix="edit_")
         decision = Decision(
             decision="approve",
             approver=ctx.session.name,
@@ -257,8 +256,7 @@ def routes(dash: Dashboard) -> list[Route]:
         reason = str(ctx.form.get("reason", "")).strip()
         if not reason:
             return dash.redirect(ctx.request, f"/sends/{send_id}", "error", "A rejection needs a reason for the agent.")
-        state = await app.sends.status(send_id)
-        await ctx.check_decides(state.mailbox, state.requester)
+        await ctx.check_decides(*await app.sends.parties(send_id))
         decision = Decision(decision="reject", approver=ctx.session.name, reason=reason[:2000], channel="dashboard")
         try:
             state = await app.sends.decide(send_id, decision)

@@ -1,0 +1,196 @@
+"""Approval cycles per second with 1, 2 and 3 worker processes, beside bare Temporal with as many.
+
+mailgate runs as an operator on one machine would scale it: `mailgate serve` (the front door and
+its worker process) plus `mailgate worker` processes on the same task queue, data dir and
+Temporal. A cycle is send (MCP over HTTP) → approve (approver API) → delivered (in the sandbox).
+Bare Temporal runs the same shape — start, signal, one activity — with as many worker processes
+(benchmarks/bare_worker.py). Every send is checked: delivered once, none lost, none twice; an
+approval the API refuses is counted, not retried.
+
+    .venv/bin/python -m benchmarks.run --only cycles
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+from benchmarks.bare import BareSendWorkflow, bare_payload
+from benchmarks.harness import MAILBOX, ROOT, Bench, children, summary
+
+WORKER_COUNTS = (1, 2, 3)
+
+
+async def _pool(total: int, concurrency: int, cycle: Callable[[int], Awaitable[None]]) -> float:
+    """Run `total` cycles, `concurrency` at a time; returns cycles per second."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> None:
+        async with gate:
+            await cycle(i)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(total)))
+    return total / (time.perf_counter() - start)
+
+
+async def _polling(bench: Bench, task_queue: str, pids: list[int]) -> None:
+    """Until every one of these processes polls the task queue (pollers are listed as pid@host)."""
+    request = DescribeTaskQueueRequest(
+        namespace="default",
+        task_queue=TaskQueue(name=task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    )
+    for _ in range(1200):
+        response = await bench.temporal.workflow_service.describe_task_queue(request)
+        polling = {poller.identity.split("@", 1)[0] for poller in response.pollers}
+        if all(str(pid) in polling for pid in pids):
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"worker processes {pids} did not poll {task_queue!r} within a minute")
+
+
+def _spawn(bench: Bench, args: list[str]) -> subprocess.Popen[bytes]:
+    log = (bench.workdir / "serve.log").open("ab")
+    return subprocess.Popen([sys.executable, *args], env=bench.env, stdout=log, stderr=log, cwd=ROOT)
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.wait(60)
+
+
+def _copies(db: sqlite3.Connection) -> Counter[str]:
+    return Counter(row[0] for row in db.execute("SELECT message_id FROM deliveries"))
+
+
+async def _bare_round(bench: Bench, workers: int, total: int, concurrency: int) -> dict[str, Any]:
+    queue = f"bare-cycles-{workers}-{uuid.uuid4().hex[:6]}"
+    processes = [_spawn(bench, ["-m", "benchmarks.bare_worker", bench.dev.address, queue]) for _ in range(workers)]
+    results: dict[int, str] = {}
+    try:
+        await _polling(bench, queue, [p.pid for p in processes])
+
+        async def bare(i: int) -> None:
+            payload = bare_payload(i)
+            handle = await bench.temporal.start_workflow(
+                BareSendWorkflow.run, payload, id=f"cycle-{uuid.uuid4().hex}", task_queue=queue
+            )
+            await handle.signal(BareSendWorkflow.approve)
+            results[i] = await handle.result()
+
+        rate = await _pool(total, concurrency, bare)
+    finally:
+        _stop(processes)
+    return {"per_s": round(rate, 1), "lost": sum(1 for i in range(total) if results.get(i) != str(i))}
+
+
+async def _mailgate_round(
+    bench: Bench, db: sqlite3.Connection, total: int, concurrency: int, refused: list[str]
+) -> dict[str, Any]:
+    before = _copies(db)
+    message_ids: list[str] = []
+    phases: dict[str, list[float]] = {"send": [], "approve": [], "deliver": []}
+    async with bench.mcp_http() as client, bench.api() as api:
+
+        async def cycle(i: int) -> None:
+            start = time.perf_counter()
+            sent = await client.call_tool(
+                "durable_send",
+                {
+                    "mailbox": MAILBOX,
+                    "to": ["bob@example.com"],
+                    "subject": f"cycle {i}",
+                    "body": "b",
+                    "idempotency_key": f"cycles-{uuid.uuid4().hex}",
+                },
+            )
+            data = sent.structured_content or {}
+            if sent.is_error or "send_id" not in data:
+                refused.append(f"durable_send: {sent.content}")
+                return
+            message_ids.append(str(data["message_id"]))
+            sent_at = time.perf_counter()
+            phases["send"].append(sent_at - start)
+            approved = await api.post(f"/api/approvals/{data['send_id']}/approve", json={"approver": "bench"})
+            approved_at = time.perf_counter()
+            phases["approve"].append(approved_at - sent_at)
+            if approved.status_code != 200:
+                # Counted, never retried: a refused approval is what issue 20 is about.
+                refused.append(f"{approved.status_code} {approved.text[:200]}")
+                return
+            for _ in range(6000):
+                if db.execute("SELECT 1 FROM deliveries WHERE message_id = ?", (data["message_id"],)).fetchone():
+                    phases["deliver"].append(time.perf_counter() - approved_at)
+                    return
+                await asyncio.sleep(0.01)
+
+        rate = await _pool(total, concurrency, cycle)
+    copies = _copies(db) - before
+    return {
+        "per_s": round(rate, 1),
+        "lost": total - sum(1 for m in set(message_ids) if copies[m]),
+        "duplicates": sum(n - 1 for n in copies.values()),
+        # Where a cycle's time goes (p50 / p99 ms of each step), to read beside the profile.
+        "steps": {name: summary(samples) for name, samples in phases.items() if samples},
+    }
+
+
+async def approval_cycles_by_workers(
+    bench: Bench, total: int = 200, concurrency: int = 20, counts: tuple[int, ...] = WORKER_COUNTS
+) -> dict[str, Any]:
+    """One row per worker-process count: mailgate and bare cycles/s, and each as a ratio to one process."""
+    if not bench.worker_process:
+        raise RuntimeError("approval cycles by workers need serve's worker in a process of its own (the default)")
+    db = sqlite3.connect(bench.data_dir / "sandbox.db", timeout=30)
+    task_queue = bench.env["MAILGATE_TASK_QUEUE"]
+    extra: list[subprocess.Popen[bytes]] = []
+    refused: list[str] = []
+    rows: dict[str, Any] = {}
+    try:
+        for workers in counts:
+            while 1 + len(extra) < workers:
+                extra.append(_spawn(bench, ["-m", "server.cli", "worker"]))
+            await _polling(bench, task_queue, [*children(bench.serve.pid)[:1], *(p.pid for p in extra)])
+            refused_before = len(refused)
+            bare = await _bare_round(bench, workers, total, concurrency)
+            mailgate = await _mailgate_round(bench, db, total, concurrency, refused)
+            rows[str(workers)] = {
+                "bare_per_s": bare["per_s"],
+                "bare_lost": bare["lost"],
+                "mailgate_per_s": mailgate["per_s"],
+                "lost": mailgate["lost"],
+                "duplicates": mailgate["duplicates"],
+                "approvals_refused": len(refused) - refused_before,
+                "ratio": round(mailgate["per_s"] / bare["per_s"], 2),
+                "steps": mailgate["steps"],
+            }
+            print(f"  {workers} worker process(es): {rows[str(workers)]}", file=sys.stderr, flush=True)
+    finally:
+        _stop(extra)
+        db.close()
+    one = rows[str(counts[0])]
+    for row in rows.values():
+        row["mailgate_vs_one"] = round(row["mailgate_per_s"] / one["mailgate_per_s"], 2)
+        row["bare_vs_one"] = round(row["bare_per_s"] / one["bare_per_s"], 2)
+    return {
+        "concurrency": concurrency,
+        "cycles": total,
+        "layout": "mailgate serve (front door + its worker process) plus mailgate worker processes",
+        "workers": rows,
+        "refusals": refused[:10],
+        "goal": ">= 0.85x bare with as many worker processes, 0 lost, 0 duplicates",
+    }

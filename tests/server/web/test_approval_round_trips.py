@@ -1,0 +1,100 @@
+"""An approval waits for the worker once: the update that decides, not also a query before it.
+
+Under load, the query the approver API used to ask first (for the send's mailbox and requester)
+queued behind the worker's backlog and ran out of its deadline: the approval was answered
+`503` although the update alone would have gone through (issue 20).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import (
+    Client,
+    Interceptor,
+    OutboundInterceptor,
+    QueryWorkflowInput,
+    StartWorkflowUpdateInput,
+    WorkflowUpdateHandle,
+)
+from temporalio.testing import WorkflowEnvironment
+
+from server.app import Mailgate
+from server.credentials import load_secrets
+from server.notifications import notify_config
+from tests.support.app import make_settings
+from tests.support.wait import provisioned, wait_for_status
+from tests.support.web import Web, serve_web
+from workflows.trust.proofs import proof_key
+from workflows.worker import build_worker
+
+
+class Counting(Interceptor):
+    """Counts the calls to Temporal that need a worker to answer."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        calls = self.calls
+
+        class Outbound(OutboundInterceptor):
+            async def query_workflow(self, input: QueryWorkflowInput) -> Any:
+                calls.append(f"query {input.query}")
+                return await super().query_workflow(input)
+
+            async def start_workflow_update(self, input: StartWorkflowUpdateInput) -> WorkflowUpdateHandle[Any]:
+                calls.append(f"update {input.update}")
+                return await super().start_workflow_update(input)
+
+        return Outbound(next)
+
+
+@pytest.fixture
+async def counted(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[tuple[Web, Counting]]:
+    counting = Counting()
+    client = Client(**{**temporal_env.client.config(), "interceptors": [counting]})
+    settings = make_settings(temporal_env, tmp_path)
+    secrets = load_secrets(settings)
+    app = Mailgate.build(settings, client, secrets)
+    worker = build_worker(
+        temporal_env.client,
+        settings.task_queue,
+        app.providers,
+        notify_config(settings, secrets),
+        proof_key=proof_key(secrets.secret_key),
+    )
+    async with worker, serve_web(app) as web:
+        await app.mailboxes.create(settings.default_mailbox, created_by="tests")
+        await provisioned(app, settings.default_mailbox)
+        yield web, counting
+
+
+async def test_approving_and_rejecting_over_the_api_ask_the_worker_once(counted: tuple[Web, Counting]) -> None:
+    web, counting = counted
+    mailbox = web.app.settings.default_mailbox
+    approved_id = (await web.app.sends.submit(mailbox=mailbox, to=["bob@example.com"], subject="a", body="b")).send_id
+    rejected_id = (await web.app.sends.submit(mailbox=mailbox, to=["bob@example.com"], subject="c", body="d")).send_id
+    counting.calls.clear()
+
+    approved = await web.admin.post(f"/api/approvals/{approved_id}/approve", json={"approver": "alice"})
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["decision"]["approver"] == "alice"
+    rejected = await web.admin.post(
+        f"/api/approvals/{rejected_id}/reject", json={"approver": "alice", "reason": "not now"}
+    )
+    assert rejected.status_code == 200, rejected.text
+
+    assert counting.calls == ["update decide", "update decide"]
+    await wait_for_status(web.app, approved_id, ["sent"])
+    assert [c.subject for c in web.app.sandbox.deliveries(mailbox)] == ["a"]
+
+
+async def test_an_unknown_send_is_still_not_found(counted: tuple[Web, Counting]) -> None:
+    web, _ = counted
+    missing = await web.admin.post("/api/approvals/send-aaaaaaaaaaaaaaaaaaaa/approve", json={"approver": "alice"})
+    assert missing.status_code == 404
+    assert "no send with id" in missing.json()["error"]

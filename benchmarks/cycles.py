@@ -13,6 +13,7 @@ approval the API refuses is counted, not retried.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
 from benchmarks.bare import BareSendWorkflow, bare_payload
-from benchmarks.harness import MAILBOX, ROOT, Bench, children, summary
+from benchmarks.harness import MAILBOX, ROOT, Bench, children, cpu_seconds, summary
 
 WORKER_COUNTS = (1, 2, 3)
 
@@ -73,6 +74,24 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
         process.wait(60)
 
 
+class _Cpu:
+    """CPU seconds each group of processes spends during a round, per cycle: where the time goes."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self._groups = groups
+        self._before = self._now()
+
+    def _now(self) -> dict[str, float]:
+        used = {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in self._groups.items()}
+        times = os.times()
+        used["benchmark client"] = times.user + times.system
+        return used
+
+    def per_cycle_ms(self, cycles: int) -> dict[str, float]:
+        after = self._now()
+        return {name: round((after[name] - self._before[name]) * 1000 / cycles, 1) for name in after}
+
+
 def _copies(db: sqlite3.Connection) -> Counter[str]:
     return Counter(row[0] for row in db.execute("SELECT message_id FROM deliveries"))
 
@@ -83,6 +102,7 @@ async def _bare_round(bench: Bench, workers: int, total: int, concurrency: int) 
     results: dict[int, str] = {}
     try:
         await _polling(bench, queue, [p.pid for p in processes])
+        cpu = _Cpu({"workers": [p.pid for p in processes], "Temporal server": [bench.dev.pid]})
 
         async def bare(i: int) -> None:
             payload = bare_payload(i)
@@ -93,15 +113,18 @@ async def _bare_round(bench: Bench, workers: int, total: int, concurrency: int) 
             results[i] = await handle.result()
 
         rate = await _pool(total, concurrency, bare)
+        cpu_ms = cpu.per_cycle_ms(total)
     finally:
         _stop(processes)
-    return {"per_s": round(rate, 1), "lost": sum(1 for i in range(total) if results.get(i) != str(i))}
+    lost = sum(1 for i in range(total) if results.get(i) != str(i))
+    return {"per_s": round(rate, 1), "lost": lost, "cpu_ms_per_cycle": cpu_ms}
 
 
 async def _mailgate_round(
-    bench: Bench, db: sqlite3.Connection, total: int, concurrency: int, refused: list[str]
+    bench: Bench, db: sqlite3.Connection, workers: list[int], total: int, concurrency: int, refused: list[str]
 ) -> dict[str, Any]:
     before = _copies(db)
+    cpu = _Cpu({"front door": [bench.serve.pid], "workers": workers, "Temporal server": [bench.dev.pid]})
     message_ids: list[str] = []
     phases: dict[str, list[float]] = {"send": [], "approve": [], "deliver": []}
     async with bench.mcp_http() as client, bench.api() as api:
@@ -139,6 +162,7 @@ async def _mailgate_round(
                 await asyncio.sleep(0.01)
 
         rate = await _pool(total, concurrency, cycle)
+    cpu_ms = cpu.per_cycle_ms(total)
     copies = _copies(db) - before
     return {
         "per_s": round(rate, 1),
@@ -146,6 +170,7 @@ async def _mailgate_round(
         "duplicates": sum(n - 1 for n in copies.values()),
         # Where a cycle's time goes (p50 / p99 ms of each step), to read beside the profile.
         "steps": {name: summary(samples) for name, samples in phases.items() if samples},
+        "cpu_ms_per_cycle": cpu_ms,
     }
 
 
@@ -164,10 +189,11 @@ async def approval_cycles_by_workers(
         for workers in counts:
             while 1 + len(extra) < workers:
                 extra.append(_spawn(bench, ["-m", "server.cli", "worker"]))
-            await _polling(bench, task_queue, [*children(bench.serve.pid)[:1], *(p.pid for p in extra)])
+            worker_pids = [*children(bench.serve.pid)[:1], *(p.pid for p in extra)]
+            await _polling(bench, task_queue, worker_pids)
             refused_before = len(refused)
             bare = await _bare_round(bench, workers, total, concurrency)
-            mailgate = await _mailgate_round(bench, db, total, concurrency, refused)
+            mailgate = await _mailgate_round(bench, db, worker_pids, total, concurrency, refused)
             rows[str(workers)] = {
                 "bare_per_s": bare["per_s"],
                 "bare_lost": bare["lost"],
@@ -177,6 +203,8 @@ async def approval_cycles_by_workers(
                 "approvals_refused": len(refused) - refused_before,
                 "ratio": round(mailgate["per_s"] / bare["per_s"], 2),
                 "steps": mailgate["steps"],
+                "cpu_ms_per_cycle": mailgate["cpu_ms_per_cycle"],
+                "bare_cpu_ms_per_cycle": bare["cpu_ms_per_cycle"],
             }
             print(f"  {workers} worker process(es): {rows[str(workers)]}", file=sys.stderr, flush=True)
     finally:
@@ -193,4 +221,20 @@ async def approval_cycles_by_workers(
         "workers": rows,
         "refusals": refused[:10],
         "goal": ">= 0.85x bare with as many worker processes, 0 lost, 0 duplicates",
+    }
+
+
+def one_worker(by_workers: dict[str, Any]) -> dict[str, Any]:
+    """The one-worker row in the shape of the `approval_cycles` results (the table's main row)."""
+    row = by_workers["workers"]["1"]
+    return {
+        "concurrency": by_workers["concurrency"],
+        "cycles": by_workers["cycles"],
+        "bare_per_s": row["bare_per_s"],
+        "mailgate_per_s": row["mailgate_per_s"],
+        "ratio": row["ratio"],
+        "lost": row["lost"],
+        "duplicates": row["duplicates"],
+        "approvals_refused": row["approvals_refused"],
+        "goal": by_workers["goal"],
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -28,9 +29,13 @@ async def _fill(target: int, have: int, start: Any, concurrency: int = 32) -> li
     return list(await asyncio.gather(*(one(i) for i in range(have, target))))
 
 
-def _approver(api: httpx.AsyncClient, send_ids: Iterator[str]) -> Callable[[], Awaitable[None]]:
+def _approver(
+    api: httpx.AsyncClient, send_ids: Iterator[str], approver: str | None = "bench"
+) -> Callable[[], Awaitable[None]]:
+    body = {"approver": approver} if approver else {}
+
     async def approve_one() -> None:
-        response = await api.post(f"/api/approvals/{next(send_ids)}/approve", json={"approver": "bench"})
+        response = await api.post(f"/api/approvals/{next(send_ids)}/approve", json=body)
         response.raise_for_status()
 
     return approve_one
@@ -57,8 +62,24 @@ async def waiting_at_scale(bench: Bench) -> dict[str, Any]:
         env=os.environ.copy(),
     )
     results: dict[str, Any] = {}
+    # A person's API token, as people approve (the admin token is break glass): the front door
+    # then looks up who may decide the send before the update.
+    person = subprocess.run(
+        [sys.executable, "-m", "server.cli", "people", "add", "approver@example.com", "--approves", MAILBOX, "--json"],
+        cwd=ROOT,
+        env=bench.env,
+        capture_output=True,
+        check=True,
+    )
+    person_token = json.loads(person.stdout)["api_token"]
     try:
-        async with bench.mcp_http() as client, bench.api() as api:
+        async with (
+            bench.mcp_http() as client,
+            bench.api() as api,
+            httpx.AsyncClient(
+                base_url=bench.url, headers={"Authorization": f"Bearer {person_token}"}, timeout=60
+            ) as person_api,
+        ):
 
             async def send(i: int) -> str:
                 result = await client.call_tool(
@@ -96,7 +117,9 @@ async def waiting_at_scale(bench: Bench) -> dict[str, Any]:
 
                 # Approve among the sends added for this step: earlier ones may be decided already.
                 fresh, fresh_bare = sends[previous:], bares[previous:]
-                approve_one = _approver(api, iter(fresh[:: max(1, len(fresh) // 40)]))
+                spread = fresh[:: max(1, len(fresh) // 80)]
+                approve_one = _approver(api, iter(spread[0::2]))
+                approve_as_person = _approver(person_api, iter(spread[1::2]), approver=None)
                 every = max(2, len(fresh_bare) // 40)
                 signal_one = _signaller(iter(fresh_bare[::every]))
                 update_one = _updater(iter(fresh_bare[every // 2 :: every]))
@@ -109,6 +132,7 @@ async def waiting_at_scale(bench: Bench) -> dict[str, Any]:
                     "first_page": summary(await timed(first_page, 30, warmup=3)),
                     "bare_first_page": summary(await timed(bare_page, 30, warmup=3)),
                     "approve_one": summary(await timed(approve_one, 20, warmup=2)),
+                    "approve_one_person": summary(await timed(approve_as_person, 20, warmup=2)),
                     "bare_signal": summary(await timed(signal_one, 20, warmup=2)),
                     "bare_update": summary(await timed(update_one, 20, warmup=2)),
                 }

@@ -7,10 +7,12 @@ queued behind the worker's backlog and ran out of its deadline: the approval was
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from temporalio.client import (
     Client,
@@ -24,12 +26,17 @@ from temporalio.testing import WorkflowEnvironment
 
 from server.app import Mailgate
 from server.credentials import load_secrets
+from server.identities import NewPerson
 from server.notifications import notify_config
 from tests.support.app import make_settings
 from tests.support.wait import provisioned, wait_for_status
 from tests.support.web import Web, serve_web
 from workflows.trust.proofs import proof_key
 from workflows.worker import build_worker
+
+
+def as_person(web: Web, person: NewPerson) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=web.url, headers={"Authorization": f"Bearer {person.api_token}"}, timeout=30)
 
 
 class Counting(Interceptor):
@@ -56,7 +63,9 @@ class Counting(Interceptor):
 @pytest.fixture
 async def counted(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[tuple[Web, Counting]]:
     counting = Counting()
-    client = Client(**{**temporal_env.client.config(), "interceptors": [counting]})
+    config = temporal_env.client.config()
+    config["interceptors"] = [counting]
+    client = Client(**config)
     settings = make_settings(temporal_env, tmp_path)
     secrets = load_secrets(settings)
     app = Mailgate.build(settings, client, secrets)
@@ -91,6 +100,23 @@ async def test_approving_and_rejecting_over_the_api_ask_the_worker_once(counted:
     assert counting.calls == ["update decide", "update decide"]
     await wait_for_status(web.app, approved_id, ["sent"])
     assert [c.subject for c in web.app.sandbox.deliveries(mailbox)] == ["a"]
+
+
+async def test_a_persons_approval_looks_up_the_send_without_the_worker(counted: tuple[Web, Counting]) -> None:
+    web, counting = counted
+    mailbox = web.app.settings.default_mailbox
+    ann = web.app.identities.add_person(f"ann-{uuid.uuid4().hex[:8]}@example.com", approves=[mailbox])
+    reviewer = web.app.identities.add_person(f"rev-{uuid.uuid4().hex[:8]}@example.com", reviews=[mailbox])
+    send_id = (await web.app.sends.submit(mailbox=mailbox, to=["bob@example.com"], subject="a", body="b")).send_id
+    counting.calls.clear()
+
+    async with as_person(web, reviewer) as rev, as_person(web, ann) as a:
+        # Who may decide is still checked from the send's mailbox: a reviewer may not.
+        assert (await rev.post(f"/api/approvals/{send_id}/approve", json={})).status_code == 403
+        approved = await a.post(f"/api/approvals/{send_id}/approve", json={})
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["decision"]["approver"] == ann.email
+    assert counting.calls == ["update decide"]
 
 
 async def test_an_unknown_send_is_still_not_found(counted: tuple[Web, Counting]) -> None:

@@ -35,6 +35,7 @@ Temporal's suggestion) retires a patch: a quiet mailbox may keep an old run for 
 | held-expiry-outcome-v1 | send | 2026-12-02 | send, ≤ 2 y 2 d |
 | slack-message-v1 | send | 2026-12-02 | send, ≤ 2 y 2 d |
 | signed-decisions-v1 | send | 2026-12-02 | send, ≤ 2 y 2 d; then `check_proof` serves mailboxes only |
+| signed-decisions-first-task-v1 | send | 2026-12-02 | send, ≤ 2 y 2 d |
 | reply-wait-continue-as-new-v1 | reply wait | 2026-12-02 | reply wait, ≤ 7 d |
 | trash-notify-v1 | bulk trash | 2026-12-02 | bulk trash, ≤ its approval window (up to 8,760 h) |
 
@@ -73,6 +74,10 @@ SLACK_PATCH = "slack-message-v1"
 # A signed decision on a send whose request carries the public key is verified in the workflow
 # task where it arrives, instead of by the check_proof activity (a round trip and a second task).
 SIGNED_DECISIONS_PATCH = "signed-decisions-v1"
+# A signed decision that comes with the send's first task (approved before a worker ran it, as
+# under load) is handled before run() chose signatures: it went to the check_proof activity (a
+# round trip and a second task); now its handler chooses signatures itself.
+FIRST_TASK_SIGNED_PATCH = "signed-decisions-first-task-v1"
 
 # SendEmailWorkflow and MailboxWorkflow ---------------------------------------------------------
 # A decision (send) or a loosening (mailbox) is checked for its front door's proof (an activity)

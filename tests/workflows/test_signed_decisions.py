@@ -6,18 +6,23 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from server.app import Mailgate
 from server.credentials import load_secrets
+from tests.support.app import make_settings
 from tests.support.histories import keep_history
-from tests.support.wait import wait_for_status
+from tests.support.wait import provisioned, wait_for_status
 from workflows.models import Decision
 from workflows.send import SendEmailWorkflow
 from workflows.trust.proofs import decision_check, proof_key, sign_decision
 from workflows.trust.signatures import decision_signing_key, public_key_hex, sign_decision_key, signature_holds
+from workflows.worker import build_worker
 
 SEND_ID = "send-aaaaaaaaaaaaaaaaaaaa"
 
@@ -68,7 +73,7 @@ async def _pending(app: Mailgate, subject: str) -> str:
     )
     assert sent.status == "pending_approval"
     # Answered by a query, so the send's first task has run: it is the one that chooses signatures
-    # (a decision that comes with the first task is checked by the activity, as before).
+    # (a decision that comes with the first task chooses them itself: see the test below).
     await wait_for_status(app, sent.send_id, {"pending_approval"})
     return sent.send_id
 
@@ -112,3 +117,35 @@ async def test_a_decision_from_a_front_door_that_does_not_sign_is_checked_by_the
     state = await handle.execute_update(SendEmailWorkflow.decide, decision)
     assert state.status == "sending"
     assert "check_proof" in _activities(await _history(app, send_id))
+
+
+async def test_a_decision_that_comes_with_the_first_task_costs_no_activity(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """Approved before any worker ran the send (as under load): the decision's handler runs before
+    run() in that first task, and used to send it to the check_proof activity (issue 20)."""
+    settings = make_settings(temporal_env, tmp_path)
+    secrets = load_secrets(settings)
+    app = Mailgate.build(settings, temporal_env.client, secrets)
+
+    def worker() -> Worker:
+        return build_worker(
+            temporal_env.client, settings.task_queue, app.providers, proof_key=proof_key(secrets.secret_key)
+        )
+
+    async with worker():
+        await app.mailboxes.create(settings.default_mailbox, created_by="tests")
+        await provisioned(app, settings.default_mailbox)
+    # No worker now: the decision is stored beside the start, and both come in the first task.
+    sent = await app.sends.submit(mailbox=settings.default_mailbox, to=["bob@example.com"], subject="s", body="b")
+    decision = Decision(decision="approve", approver="alice", decision_id="first-task")
+    assert await app.sends.signal_decision(sent.send_id, decision) == "accepted"
+    async with worker():
+        await wait_for_status(app, sent.send_id, {"sent"})
+        events = await _history(app, sent.send_id)
+        assert _activities(events) == ["admit_and_deliver"]
+        kinds = _kinds(events)
+        # Decided in the first task itself: delivery was scheduled by its commands.
+        completed = [i for i, kind in enumerate(kinds) if kind == "WORKFLOW_TASK_COMPLETED"]
+        assert completed[0] < kinds.index("ACTIVITY_TASK_SCHEDULED") < completed[1]
+        await keep_history(app, sent.send_id, "send-approved-in-first-task")

@@ -9,7 +9,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from workflows.activities.proofs import proven
     from workflows.models import FINAL_STATUSES, GATED_MODES, Decision
-    from workflows.patches import PROOFS_PATCH
+    from workflows.patches import FIRST_TASK_SIGNED_PATCH, PROOFS_PATCH, SIGNED_DECISIONS_PATCH
     from workflows.trust.proofs import NO_PROOF, decision_check
     from workflows.trust.signatures import signature_holds
 
@@ -29,6 +29,15 @@ class DecisionRules(SendRecord):
         """Why a decision does not count for want of a front door's proof, or None if it has one.
         Anything that reaches Temporal can signal; only mailgate's front doors can prove."""
         key, signature = self._request.decision_key, decision.signature
+        # False before run() chose, in the send's first task (its handlers run before run()):
+        # choose here. Later, False means a history from before signatures, without this patch.
+        if (
+            not self._signed_decisions
+            and key is not None
+            and signature is not None
+            and workflow.patched(FIRST_TASK_SIGNED_PATCH)
+        ):
+            self._signed_decisions = workflow.patched(SIGNED_DECISIONS_PATCH)
         if self._signed_decisions and key is not None and signature is not None:
             # Checked here, in this workflow task (the send's first task chose this way, behind a
             # patch). The send id is the request's, not the workflow id, so a replay under another

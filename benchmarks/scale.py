@@ -128,6 +128,8 @@ async def waiting_at_scale(bench: Bench) -> dict[str, Any]:
                     "settle_s": settled,
                     # Every mailgate process: serve and the worker process it starts.
                     "worker_rss_mb": tree_rss_mb(bench.serve.pid),
+                    # Which process holds it: serve (front door) first, then its worker process.
+                    "rss_by_process_mb": [rss_mb(pid) for pid in bench.mailgate_pids()],
                     "bare_worker_rss_mb": rss_mb(bare_worker.pid),
                     "first_page": summary(await timed(first_page, 30, warmup=3)),
                     "bare_first_page": summary(await timed(bare_page, 30, warmup=3)),

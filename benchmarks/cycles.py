@@ -4,7 +4,8 @@ mailgate runs as an operator on one machine would scale it: `mailgate serve` (th
 its worker process) plus `mailgate worker` processes on the same task queue, data dir and
 Temporal. A cycle is send (MCP over HTTP) → approve (approver API) → delivered (in the sandbox).
 Bare Temporal runs the same shape — start, signal, one activity — with as many worker processes
-(benchmarks/bare_worker.py). Both wait for the workflow's result. Every send is checked in the
+(benchmarks/bare_worker.py). Both wait for the workflow's result; the rounds run bare, mailgate,
+mailgate, bare (half the cycles each), so a load that drifts weighs on both sides alike. Every send is checked in the
 sandbox afterwards: delivered once, none lost, none twice; an approval the API refuses is counted
 (as lost), not retried.
 
@@ -35,7 +36,7 @@ WORKER_COUNTS = (1, 2, 3)
 
 
 async def _pool(total: int, concurrency: int, cycle: Callable[[int], Awaitable[None]]) -> float:
-    """Run `total` cycles, `concurrency` at a time; returns cycles per second."""
+    """Run `total` cycles, `concurrency` at a time; returns the seconds they took."""
     gate = asyncio.Semaphore(concurrency)
 
     async def one(i: int) -> None:
@@ -44,7 +45,7 @@ async def _pool(total: int, concurrency: int, cycle: Callable[[int], Awaitable[N
 
     start = time.perf_counter()
     await asyncio.gather(*(one(i) for i in range(total)))
-    return total / (time.perf_counter() - start)
+    return time.perf_counter() - start
 
 
 async def _polling(bench: Bench, task_queue: str, pids: list[int]) -> None:
@@ -113,21 +114,26 @@ async def _bare_round(bench: Bench, workers: int, total: int, concurrency: int) 
             await handle.signal(BareSendWorkflow.approve)
             results[i] = await handle.result()
 
-        rate = await _pool(total, concurrency, bare)
+        seconds = await _pool(total, concurrency, bare)
         cpu_ms = cpu.per_cycle_ms(total)
     finally:
         _stop(processes)
     lost = sum(1 for i in range(total) if results.get(i) != str(i))
-    return {"per_s": round(rate, 1), "lost": lost, "cpu_ms_per_cycle": cpu_ms}
+    return {"seconds": seconds, "lost": lost, "cpu_ms_per_cycle": cpu_ms}
 
 
 async def _mailgate_round(
-    bench: Bench, db: sqlite3.Connection, workers: list[int], total: int, concurrency: int, refused: list[str]
+    bench: Bench,
+    db: sqlite3.Connection,
+    workers: list[int],
+    total: int,
+    concurrency: int,
+    refused: list[str],
+    phases: dict[str, list[float]],
 ) -> dict[str, Any]:
     before = _copies(db)
     cpu = _Cpu({"front door": [bench.serve.pid], "workers": workers, "Temporal server": [bench.dev.pid]})
     message_ids: list[str] = []
-    phases: dict[str, list[float]] = {"send": [], "approve": [], "deliver": []}
     async with bench.mcp_http() as client, bench.api() as api:
 
         async def cycle(i: int) -> None:
@@ -162,16 +168,25 @@ async def _mailgate_round(
             await bench.temporal.get_workflow_handle(str(data["send_id"])).result()
             phases["deliver"].append(time.perf_counter() - approved_at)
 
-        rate = await _pool(total, concurrency, cycle)
+        seconds = await _pool(total, concurrency, cycle)
     cpu_ms = cpu.per_cycle_ms(total)
     copies = _copies(db) - before
     return {
-        "per_s": round(rate, 1),
+        "seconds": seconds,
         "lost": total - sum(1 for m in set(message_ids) if copies[m]),
         "duplicates": sum(n - 1 for n in copies.values()),
-        # Where a cycle's time goes (p50 / p99 ms of each step), to read beside the profile.
-        "steps": {name: summary(samples) for name, samples in phases.items() if samples},
         "cpu_ms_per_cycle": cpu_ms,
+    }
+
+
+def _both(halves: list[dict[str, Any]], total: int) -> dict[str, Any]:
+    """Two equal halves as one round: their cycles over their time, counts summed, CPU averaged."""
+    cpu = [half["cpu_ms_per_cycle"] for half in halves]
+    return {
+        "per_s": round(total / sum(half["seconds"] for half in halves), 1),
+        "lost": sum(half["lost"] for half in halves),
+        "duplicates": sum(half.get("duplicates", 0) for half in halves),
+        "cpu_ms_per_cycle": {name: round(sum(c[name] for c in cpu) / len(cpu), 1) for name in cpu[0]},
     }
 
 
@@ -193,8 +208,18 @@ async def approval_cycles_by_workers(
             worker_pids = [*children(bench.serve.pid)[:1], *(p.pid for p in extra)]
             await _polling(bench, task_queue, worker_pids)
             refused_before = len(refused)
-            bare = await _bare_round(bench, workers, total, concurrency)
-            mailgate = await _mailgate_round(bench, db, worker_pids, total, concurrency, refused)
+            # Bare, mailgate, mailgate, bare (half the cycles each): a load that drifts during the
+            # round (other people's work on these cores) weighs on both sides alike.
+            half = total // 2
+            phases: dict[str, list[float]] = {"send": [], "approve": [], "deliver": []}
+            bare_halves = [await _bare_round(bench, workers, half, concurrency)]
+            mailgate_halves = [
+                await _mailgate_round(bench, db, worker_pids, half, concurrency, refused, phases) for _ in range(2)
+            ]
+            bare_halves.append(await _bare_round(bench, workers, half, concurrency))
+            bare, mailgate = _both(bare_halves, 2 * half), _both(mailgate_halves, 2 * half)
+            # Where a cycle's time goes (p50 / p99 ms of each step), to read beside the profile.
+            mailgate["steps"] = {name: summary(samples) for name, samples in phases.items() if samples}
             rows[str(workers)] = {
                 "bare_per_s": bare["per_s"],
                 "bare_lost": bare["lost"],

@@ -191,7 +191,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
     if scale:
         panels.append(
             (
-                "worker RSS (MB)",
+                "RSS, all mailgate processes vs bare worker (MB)",
                 ["bare 1k", "mailgate 1k", "bare 10k", "mailgate 10k"],
                 [
                     scale["1000"]["bare_worker_rss_mb"],

@@ -91,9 +91,6 @@ class Manager:
         if not 1 <= len(ids) <= MAX_IDS:
             raise InvalidInput(f"email_ids: from 1 to {MAX_IDS} ids per call")
         target = _target(action, folder, label)
-        if action == "move" and target == "trash":
-            # A move to the trash is a trash: the same approval over trash_approval_over ids.
-            action, target = "trash", None
         config = await self._mailboxes.config(address)
         if config.mode == "read_only":
             raise Conflict(
@@ -101,7 +98,16 @@ class Manager:
                 "Only a human can change its mode (request_upgrade asks one)."
             )
         provider = self._providers.for_mailbox(address)
-        refusal = provider.unsupported(action)
+        refusal = None
+        if action == "move" and target is not None:
+            try:
+                # A move to the trash (any folder the provider uses as one) is a trash: the same
+                # approval over trash_approval_over ids.
+                if await provider.is_trash(address, target):
+                    action, target = "trash", None
+            except ValueError as exc:  # it cannot tell which folder is its trash: nothing moves
+                refusal = str(exc)
+        refusal = refusal or provider.unsupported(action)
         if refusal:  # the provider has no such action: said per id, and no human is asked for a trash
             refused = [ManageOutcome(email_id=i, ok=False, result=refusal) for i in ids]
             return ManageResult(mailbox=address, action=action, results=refused, changed=0)

@@ -190,6 +190,26 @@ async def test_a_bulk_trash_on_dovecot_moves_every_email_once_approved(imap_app:
     assert _count(dovecot, "INBOX") == 0 and _count(dovecot, "Trash") == 12  # moved, never expunged
 
 
+@pytest.mark.parametrize("dovecot", [{"Deleted Items": "\\Trash"}], indirect=True)
+async def test_a_move_to_the_servers_special_use_trash_waits_like_a_trash(imap_app: Mailgate, dovecot: Dovecot) -> None:
+    """Outlook's Deleted Items, Gmail's [Gmail]/Trash: the \\Trash folder by another name is the trash."""
+    app = imap_app
+    box = test_real_providers.IMAP_BOX
+    await app.mailboxes.set_mode(box, "gated_send", actor="ops", role="human")
+    for n in range(1, 13):
+        imap_append(dovecot, "INBOX", inbound(n, subject="Old"))
+    await app.providers.for_mailbox(box).sync()  # type: ignore[attr-defined]
+    ids = [e.email_id for e in (await app.inbox.search(box, "old", limit=100)).emails]
+    done = await app.manager.manage(box, ids, "move", folder="Deleted Items")
+    assert done.action == "trash" and done.approval_status == "pending_approval" and done.approval_id
+    assert done.changed == 0 and _count(dovecot, "INBOX") == 12 and _count(dovecot, "Deleted Items") == 0
+    state = await app.trash.decide(done.approval_id, Decision(decision="approve", approver="olga", channel="api"))
+    assert state.status == "trashed"
+    # The approved trash lands in the server's own trash, not in a new folder named Trash.
+    assert _count(dovecot, "INBOX") == 0 and _count(dovecot, "Deleted Items") == 12
+    assert "Trash" not in dovecot.doveadm("mailbox", "list", "-u", IMAP_USER).split()
+
+
 def _count(server: Dovecot, folder: str) -> int:
     out = server.doveadm("search", "-u", IMAP_USER, "mailbox", folder, "all")
     return len([line for line in out.splitlines() if line.strip()])

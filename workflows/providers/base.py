@@ -107,6 +107,11 @@ class EmailProvider(ABC):
         or ValueError when this provider has no such action."""
         raise ValueError(f"{self.name} mailboxes cannot {action.replace('_', ' ')} mail")
 
+    async def is_trash(self, mailbox: str, folder: str) -> bool:
+        """Whether a move to ``folder`` is a trash: the folder named trash (any case), or the one
+        the provider keeps as its trash under another name. ValueError when it cannot tell now."""
+        return folder.strip().lower() == "trash"
+
     def unsupported(self, action: Action) -> str | None:
         """Why this provider can do ``action`` to no email at all (with what to do instead), or None.
         Asked before any email is looked at, so a refusal reveals nothing and waits for no human."""

@@ -73,7 +73,7 @@ protocol imap {{
 service auth {{
   user = root
 }}
-"""
+{namespace}"""
 SSL_ON = "ssl = yes\nssl_cert = <{base}/cert.pem\nssl_key = <{base}/key.pem"
 # OAuth 2.0 bearer tokens (XOAUTH2, OAUTHBEARER) checked by RFC 7662 introspection; a password
 # that is no active token falls through to the passwd-file passdb below.
@@ -88,6 +88,16 @@ username_attribute = username
 active_attribute = active
 active_value = true
 force_introspection = yes
+"""
+# RFC 6154 special-use folders under names of the test's choosing (Outlook's "Deleted Items" as \\Trash, say).
+NAMESPACE = """namespace inbox {{
+  inbox = yes
+{mailboxes}}}
+"""
+SPECIAL_MAILBOX = """  mailbox "{name}" {{
+    auto = create
+    special_use = {use}
+  }}
 """
 
 
@@ -106,6 +116,7 @@ class Dovecot:
     tls_port: int
     process: subprocess.Popen[bytes]
     users: dict[str, str]
+    special_use: dict[str, str] | None = None
 
     @property
     def conf(self) -> Path:
@@ -142,7 +153,9 @@ class Dovecot:
 
     def restart(self) -> None:
         """Start again on the same mail and ports (after ``stop``)."""
-        fresh = start_dovecot(self.root, self.users, port=self.port, tls_port=self.tls_port)
+        fresh = start_dovecot(
+            self.root, self.users, port=self.port, tls_port=self.tls_port, special_use=self.special_use
+        )
         self.process = fresh.process
 
 
@@ -175,8 +188,10 @@ def start_dovecot(
     timeout: float = 10.0,
     oauth_introspection: str | None = None,
     oauth_mechanisms: str = "xoauth2 oauthbearer",
+    special_use: dict[str, str] | None = None,
 ) -> Dovecot:
-    """Dovecot on 127.0.0.1: plain IMAP on ``port``, implicit TLS (self-signed) on ``tls_port``."""
+    """Dovecot on 127.0.0.1: plain IMAP on ``port``, implicit TLS (self-signed) on ``tls_port``;
+    ``special_use`` maps folder names to RFC 6154 attributes (``{"Deleted Items": "\\Trash"}``)."""
     if not dovecot_available():
         raise DovecotMissing("dovecot is not installed (apt-get install dovecot-imapd) or not running as root")
     users = users or {"alice": "secret1", "bob": "secret2"}
@@ -209,6 +224,11 @@ def start_dovecot(
                 ssl=SSL_ON.format(base=base),
                 mechanisms=f" {oauth_mechanisms}" if oauth_introspection else "",
                 oauth_passdb=OAUTH_PASSDB.format(base=base) if oauth_introspection else "",
+                namespace=NAMESPACE.format(
+                    mailboxes="".join(SPECIAL_MAILBOX.format(name=n, use=u) for n, u in special_use.items())
+                )
+                if special_use
+                else "",
             )
         )
         if oauth_introspection:
@@ -223,7 +243,7 @@ def start_dovecot(
                 start_new_session=True,
             )
         if _ready(process, chosen, time.monotonic() + timeout):
-            return Dovecot(root, chosen, chosen_tls, process, users)
+            return Dovecot(root, chosen, chosen_tls, process, users, special_use)
         process.wait()
         log = (base / "dovecot.log").read_text(errors="replace") if (base / "dovecot.log").exists() else ""
         if fixed or "Address already in use" not in log:

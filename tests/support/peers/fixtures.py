@@ -37,9 +37,11 @@ def need_dovecot() -> None:
 
 
 @pytest.fixture
-def dovecot(tmp_path: Path) -> Iterator[Dovecot]:
+def dovecot(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Dovecot]:
+    """Parametrize it indirectly with ``{folder: attribute}`` for special-use folders by other names."""
     need_dovecot()
-    server = start_dovecot(tmp_path / "imap", {IMAP_USER: IMAP_PASSWORD, "bob": "secret2"})
+    special_use = getattr(request, "param", None)
+    server = start_dovecot(tmp_path / "imap", {IMAP_USER: IMAP_PASSWORD, "bob": "secret2"}, special_use=special_use)
     yield server
     server.stop(graceful=False)
 

@@ -212,10 +212,10 @@ class ImapSession:
         response = await self._run("UID SEARCH", lambda: self._client.uid_search(criteria, charset=None))
         return _numbers(response.lines)
 
-    async def folders(self) -> list[str]:
-        """Every selectable folder (LIST "" "*"); names sent as literals are skipped."""
+    async def _listing(self) -> list[tuple[bytes, str]]:
+        """(attributes, name) of every selectable folder (LIST "" "*"); names sent as literals are skipped."""
         response = await self._run("LIST", lambda: self._client.list('""', "*"))
-        names = []
+        listed = []
         for line in response.lines:
             found = _LIST.match(line) if isinstance(line, bytes) else None
             if found is None or b"\\noselect" in found.group(1).lower():
@@ -225,8 +225,21 @@ class ImapSession:
                 name = re.sub(rb"\\(.)", rb"\1", name[1:-1])
             elif name.startswith(b"{"):
                 continue
-            names.append(name.decode("utf-8", "replace"))
-        return names
+            listed.append((found.group(1).lower(), name.decode("utf-8", "replace")))
+        return listed
+
+    async def folders(self) -> list[str]:
+        """Every selectable folder (LIST "" "*"); names sent as literals are skipped."""
+        return [name for _, name in await self._listing()]
+
+    async def special_use(self, attribute: str) -> str | None:
+        """The folder the server marks with this RFC 6154 attribute (``\\Trash``, say), if any.
+        Servers with SPECIAL-USE (Gmail, Outlook, Dovecot) return the attributes in a plain LIST."""
+        wanted = attribute.lower().encode()
+        for attributes, name in await self._listing():
+            if wanted in attributes.split():
+                return name
+        return None
 
     async def has_uid(self, uid: int) -> bool:
         """Whether the selected folder still holds this UID (another client may have moved it)."""

@@ -7,11 +7,16 @@ import asyncio
 from datetime import UTC, datetime
 
 from workflows.mail.parsing import parse_email
-from workflows.providers.smtp_imap.imap import ImapError
+from workflows.providers.smtp_imap.imap import ImapError, ImapSession
 from workflows.providers.smtp_imap.moves import after_move, locate
 from workflows.providers.smtp_imap.session import log
 from workflows.providers.smtp_imap.sync import Sync
 from workflows.read_models import Action, EmailChange, EmailSummary, StoredEmail
+
+
+async def _trash_folder(session: ImapSession) -> str:
+    """The server's trash: its RFC 6154 \\Trash folder, else one named Trash."""
+    return await session.special_use("\\Trash") or "Trash"
 
 
 class Manage(Sync):
@@ -39,6 +44,20 @@ class Manage(Sync):
             await self.hooks.arrived([mailbox], before)
         return changed
 
+    async def is_trash(self, mailbox: str, folder: str) -> bool:
+        """Also the server's \\Trash special-use folder ([Gmail]/Trash, Deleted Items, ...)."""
+        self._own(mailbox)
+        if folder.strip().lower() == "trash" or self.config.imap is None:
+            return folder.strip().lower() == "trash"
+        try:
+            async with self._lock:
+                trash = await _trash_folder(await self._imap())
+        except ImapError as exc:
+            await self._drop()
+            raise ValueError(f"the IMAP server could not say which folder is its trash: {exc}") from exc
+        # IMAP names are case-sensitive, but a near miss is treated as the trash: it errs toward asking.
+        return folder.strip().lower() == trash.lower()
+
     async def manage(self, mailbox: str, email_id: str, action: Action, target: str | None, actor: str) -> str:
         """On the server first (MOVE, keywords, \\Seen), then in the index. The email is found by
         its UID, or (moved by another client) again by Message-ID (moves.py); mail the server no
@@ -55,7 +74,10 @@ class Manage(Sync):
                     if located is None:
                         pass  # nowhere on the server now: the index alone changes
                     elif action in ("archive", "trash", "move"):
-                        dest = {"archive": "Archive", "trash": "Trash"}.get(action) or target or ""
+                        if action == "trash":
+                            dest = await _trash_folder(session)
+                        else:
+                            dest = "Archive" if action == "archive" else target or ""
                         if dest.lower() == "inbox":
                             dest = self.config.inbox_folder
                         folder, uid = located
@@ -120,10 +142,11 @@ class Manage(Sync):
             try:
                 async with self._lock:
                     session = await self._imap()
+                    trash = await _trash_folder(session)
                     await session.select(located[0])
-                    if not await session.exists("Trash"):
-                        await session.create("Trash")
-                    await session.move(located[1], "Trash")
+                    if not await session.exists(trash):
+                        await session.create(trash)
+                    await session.move(located[1], trash)
             except ImapError as exc:
                 await self._drop()
                 raise ValueError(f"the IMAP server did not delete the draft: {exc}") from exc

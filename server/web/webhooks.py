@@ -22,11 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from temporalio.service import RPCError
 
 from server.app import Mailgate
-from server.errors import InvalidInput, MailgateError, NotFound
-from server.trash_approvals import is_trash_id
-from server.validation import check_person
+from server.deciders import requester_refusal
+from server.errors import Forbidden, InvalidInput, MailgateError, NotFound
+from server.trash_approvals import is_trash_id, parse_trash_id
+from server.validation import check_person, parse_send_id
 from server.web.bodies import MIB, TooLarge, read_limited
 from workflows.models import Decision
 from workflows.providers.base import DeliveryError, EmailNotFound
@@ -84,6 +86,20 @@ def verify_multimail(secret: str, body: bytes, header: str) -> bool:
             candidate = given.lower() if len(given) == 64 else given
             matched |= hmac.compare_digest(candidate.encode(), spelled.encode())
     return matched
+
+
+async def _requester(app: Mailgate, some_id: str) -> str | None:
+    """Who asked for the send or trash request: from its memo (no worker needed), else from the send."""
+    checked = parse_trash_id(some_id) if is_trash_id(some_id) else parse_send_id(some_id)
+    try:
+        requester = (await (await app.client.get_workflow_handle(checked).describe()).memo()).get("requester")
+    except RPCError:
+        return None  # unknown: the decision itself says so
+    if isinstance(requester, str) or is_trash_id(some_id):
+        return requester if isinstance(requester, str) else None
+    with contextlib.suppress(MailgateError):  # a send started before its memo named the requester
+        return (await app.sends.status(some_id)).requester
+    return None
 
 
 async def _decide(app: Mailgate, send_id: str, decision: Decision, *, trash: bool = False) -> Response:
@@ -231,6 +247,14 @@ def routes(app: Mailgate) -> list[Route]:
             return _error(400, problems)
         except MailgateError as exc:
             return _error(exc.http_status, str(exc))
+        try:
+            # The rule of every front door: the signer names the approver, but neither the requester
+            # nor the owner of the agent that asked may decide (refused like a non-approver).
+            refused = await requester_refusal(app, decision.approver, await _requester(app, event.send_id))
+        except MailgateError as exc:
+            return _error(exc.http_status, str(exc))
+        if refused is not None:
+            return _error(Forbidden.http_status, f"{refused}; nothing was changed")
         return await _decide(app, event.send_id, decision, trash=True)
 
     async def multimail(request: Request) -> Response:

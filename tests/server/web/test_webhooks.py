@@ -22,6 +22,7 @@ from server.app import Mailgate
 from server.credentials import load_secrets
 from server.notifications import notify_config
 from server.validation import PolicyChanges
+from tests.server.test_manage import _ids
 from tests.support.app import make_settings
 from tests.support.histories import keep_history
 from tests.support.ports import free_port
@@ -272,3 +273,31 @@ async def test_a_signed_decision_from_someone_who_is_not_an_approver_is_refused(
     assert response.status_code == 403
     assert "not an approver" in response.json()["error"]
     assert (await web.app.sends.status(send_id)).status == "pending_approval"
+
+
+async def test_the_signer_cannot_name_the_owner_of_the_asking_agent_as_approver(web: Web) -> None:
+    """The one approver rule holds here too: not the requester, not the owner of the agent that asked."""
+    enable(web)
+    app = web.app
+    box = app.settings.default_mailbox
+    tag = uuid.uuid4().hex[:8]
+    owner = app.identities.add_person(f"ann-{tag}@example.com").email
+    helper = app.identities.add_agent(f"helper-{tag}", mailboxes=[box], owner=owner)
+    send = await app.sends.submit(mailbox=box, to=["c@example.com"], subject="S", body="b", requester=helper.name)
+    asked = await app.sends.submit(mailbox=box, to=["c@example.com"], subject="T", body="b", requester=owner)
+    ids = await _ids(app, 11, f"Hook{tag}")
+    trash = await app.trash.request(box, ids, await app.mailboxes.config(box), helper.name)
+    for some_id in (send.send_id, trash.request_id):
+        body = json.dumps({"send_id": some_id, "decision": "approve", "approver": owner.upper()}).encode()
+        refused = await post(web, "/webhooks/approvals", body, signed(body))
+        assert refused.status_code == 403, refused.text
+        assert f"owns agent {helper.name}" in refused.json()["error"]
+    body = json.dumps({"send_id": asked.send_id, "decision": "approve", "approver": owner}).encode()
+    refused = await post(web, "/webhooks/approvals", body, signed(body))
+    assert refused.status_code == 403 and "asked for this send" in refused.json()["error"], refused.text
+    assert (await app.sends.status(send.send_id)).status == "pending_approval"
+    assert (await app.sends.status(asked.send_id)).status == "pending_approval"
+    assert (await app.trash.status(trash.request_id)).status == "pending_approval"
+    body = event(trash.request_id, "reject")  # someone else may
+    decided = await post(web, "/webhooks/approvals", body, signed(body))
+    assert decided.status_code == 200, decided.text

@@ -38,6 +38,7 @@ Temporal's suggestion) retires a patch: a quiet mailbox may keep an old run for 
 | signed-decisions-first-task-v1 | send | 2026-12-02 | send, ≤ 2 y 2 d |
 | reply-wait-continue-as-new-v1 | reply wait | 2026-12-02 | reply wait, ≤ 7 d |
 | trash-notify-v1 | bulk trash | 2026-12-02 | bulk trash, ≤ its approval window (up to 8,760 h) |
+| trash-notice-per-run-v1 | bulk trash | 2026-12-02 | bulk trash, ≤ its approval window (up to 8,760 h) |
 
 Remove each ``deprecate_patch`` after the same bound again, counted from the release that
 deprecated it. What each patch changed is beside its id below; tests/workflows/test_replay.py
@@ -92,3 +93,6 @@ CONTINUE_PATCH = "reply-wait-continue-as-new-v1"
 # A trash request tells the approvers (a NotifyWorkflow) and posts to Slack (a SlackWorkflow),
 # both abandoned children, and settles its Slack message once decided.
 TRASH_NOTIFY_PATCH = "trash-notify-v1"
+# A request asked again after it expired runs under the same id: its notice had the earlier
+# run's id, hence its Message-ID, and was dropped as a duplicate. Now the notice id names the run.
+TRASH_NOTICE_PER_RUN_PATCH = "trash-notice-per-run-v1"

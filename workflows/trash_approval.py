@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.models import AuditEvent, Decision, OversightMode
     from workflows.notices import Notice
     from workflows.notify import NotifyWorkflow
-    from workflows.patches import TRASH_NOTIFY_PATCH
+    from workflows.patches import TRASH_NOTICE_PER_RUN_PATCH, TRASH_NOTIFY_PATCH
     from workflows.slack import SlackWorkflow
     from workflows.slack_client.message import SlackOutcome, SlackRequest, SlackStatus
     from workflows.temporal import STATUS
@@ -227,8 +227,13 @@ class BulkTrashWorkflow:
         """Tell the approvers (email, webhook) and post to Slack: abandoned children, like a send's."""
         request = self._request
         if request.notify:
+            notice_id = f"notify-{request.request_id}-requested"
+            if workflow.patched(TRASH_NOTICE_PER_RUN_PATCH):
+                # Asked again after it expired, the request keeps its id: this run's notice must not
+                # share the earlier one's id and Message-ID (receivers drop those as duplicates).
+                notice_id += f"-{request.requested_at:%Y%m%dt%H%M%S%f}"
             notice = Notice(
-                notice_id=f"notify-{request.request_id}-requested",
+                notice_id=notice_id,
                 kind="trash_requested",
                 mailbox=request.mailbox,
                 at=workflow.now(),

@@ -299,6 +299,10 @@ async def test_a_link_for_an_expired_request_does_not_decide_it_asked_again(stac
         stale = await http.post(old["Approve"])
         assert stale.status_code == 403 and "earlier request" in stale.text, stale.text
     assert status(request_id) == "pending_approval"
+    # And the approvers are told about the new run: its notice is no duplicate of the expired one's.
+    await eventually(lambda: len([t for t in notices_for(stack, PAUL, request_id) if links_in(t)]) == 2, timeout=60)
+    fresh = links_in(notices_for(stack, PAUL, request_id)[-1])
+    assert fresh and fresh["Approve"] != old["Approve"]
 
 
 async def test_an_agent_that_makes_a_mailbox_at_an_approvers_address_reads_no_link(stack: Serve) -> None:

@@ -96,6 +96,11 @@ def test_reject_and_cancel_histories_follow_todays_paths() -> None:
     assert patches.NOTIFY_PATCH in patch_markers(HISTORIES / "send-cancelled.json")
     assert not patch_markers(HISTORIES / "earlier" / "send-rejected.json")
     assert not patch_markers(HISTORIES / "earlier" / "send-cancelled.json")
+    # A trash notice named by its run (trash-notice-per-run-v1); the one from before replays from earlier/.
+    assert patches.TRASH_NOTICE_PER_RUN_PATCH in patch_markers(HISTORIES / "trash-notified-link-approved.json")
+    assert patches.TRASH_NOTICE_PER_RUN_PATCH not in patch_markers(
+        HISTORIES / "earlier" / "trash-notified-link-approved.json"
+    )
 
 
 PATCH_CALLS = ("workflow.patched", "workflow.deprecate_patch")

@@ -36,6 +36,7 @@ Temporal's suggestion) retires a patch: a quiet mailbox may keep an old run for 
 | slack-message-v1 | send | 2026-12-02 | send, ≤ 2 y 2 d |
 | signed-decisions-v1 | send | 2026-12-02 | send, ≤ 2 y 2 d; then `check_proof` serves mailboxes only |
 | signed-decisions-first-task-v1 | send | 2026-12-02 | send, ≤ 2 y 2 d |
+| one-marker-v1 | send | 2026-12-02 | send, ≤ 2 y 2 d; with it, the old branches of every send patch above |
 | reply-wait-continue-as-new-v1 | reply wait | 2026-12-02 | reply wait, ≤ 7 d |
 | trash-notify-v1 | bulk trash | 2026-12-02 | bulk trash, ≤ its approval window (up to 8,760 h) |
 | trash-notice-per-run-v1 | bulk trash | 2026-12-02 | bulk trash, ≤ its approval window (up to 8,760 h) |
@@ -79,6 +80,11 @@ SIGNED_DECISIONS_PATCH = "signed-decisions-v1"
 # under load) is handled before run() chose signatures: it went to the check_proof activity (a
 # round trip and a second task); now its handler chooses signatures itself.
 FIRST_TASK_SIGNED_PATCH = "signed-decisions-first-task-v1"
+# A send records this one marker, in its first task, instead of one per send patch above (each a
+# marker and a TemporalChangeVersion upsert, so 2 events and a visibility write): code with this
+# patch has all of them, so a send that started on it takes every new branch without asking.
+# Histories without it ask each patch where they always did. Retiring it retires all of them.
+ONE_MARKER_PATCH = "one-marker-v1"
 
 # SendEmailWorkflow and MailboxWorkflow ---------------------------------------------------------
 # A decision (send) or a loosening (mailbox) is checked for its front door's proof (an activity)

@@ -45,13 +45,13 @@ class SendEmailWorkflow(Delivery, DecisionRules, Announcements):
     async def run(self, request: SendRequest) -> SendState:
         if request.decision_key is not None:
             # Decided in the first task, so a decision later costs one task (sending/decisions.py).
-            self._signed_decisions = workflow.patched(SIGNED_DECISIONS_PATCH)
+            self._signed_decisions = self._current or workflow.patched(SIGNED_DECISIONS_PATCH)
         try:
             return await self._run(request)
         except asyncio.CancelledError:
             # A cancel from Temporal itself (UI, CLI) while the send waits: end it as cancelled, in
             # its state and search attribute, instead of leaving it "pending" in every listing.
-            if not workflow.patched(TEMPORAL_CANCEL_PATCH) or self._status in FINAL_STATUSES:
+            if not (self._current or workflow.patched(TEMPORAL_CANCEL_PATCH)) or self._status in FINAL_STATUSES:
                 raise
             return await self._cancelled_by_temporal()
 
@@ -86,13 +86,13 @@ class SendEmailWorkflow(Delivery, DecisionRules, Announcements):
             return self._finish("cancelled", f"cancelled by {self._cancelled_by}")
         # A cancel accepted before the send's first task (an autonomous send has no wait where it
         # is seen) ends it here, before anything is handed to the provider.
-        if self._cancelled_by is not None and workflow.patched(CANCEL_BEFORE_DELIVERY_PATCH):
+        if self._cancelled_by is not None and (self._current or workflow.patched(CANCEL_BEFORE_DELIVERY_PATCH)):
             return self._finish("cancelled", f"cancelled by {self._cancelled_by}")
 
         while True:
             self._set_status("sending")
             outcome: DeliveryReceipt | str | None = None
-            if workflow.patched(ADMIT_WITH_DELIVERY_PATCH):
+            if self._current or workflow.patched(ADMIT_WITH_DELIVERY_PATCH):
                 admission, outcome = await self._admit_and_deliver()
             else:
                 admission = await self._admit()
@@ -159,7 +159,7 @@ class SendEmailWorkflow(Delivery, DecisionRules, Announcements):
     async def decide(self, decision: Decision) -> SendState:
         # The validator ran before the proof was checked; another decision may have landed since.
         problem = await self._unproven(decision) or self._decision_problem(decision)
-        if not problem and self._window_closed() and workflow.patched(EXPIRY_WINS_PATCH):
+        if not problem and self._window_closed() and (self._current or workflow.patched(EXPIRY_WINS_PATCH)):
             problem = self._window_closed()  # the window closed while the proof was checked
         if problem:
             self._event("decision_refused", decision.approver, problem)
@@ -190,7 +190,7 @@ class SendEmailWorkflow(Delivery, DecisionRules, Announcements):
         problem = self._decision_problem(decision) or self._too_large(decision)
         if problem is None:
             problem = await self._unproven(decision) or self._decision_problem(decision)
-        if not problem and self._window_closed() and workflow.patched(EXPIRY_WINS_PATCH):
+        if not problem and self._window_closed() and (self._current or workflow.patched(EXPIRY_WINS_PATCH)):
             problem = self._window_closed()
         if problem:
             self._event("decision_refused", decision.approver, problem)

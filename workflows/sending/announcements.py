@@ -27,7 +27,7 @@ class Announcements(SendRecord):
 
     async def _notify(self, kind: NoticeKind, suffix: str) -> None:
         """Start the notice as an abandoned child: it outlives this send and retries on its own."""
-        if not workflow.patched(NOTIFY_PATCH) or not self._request.notify:
+        if not (self._current or workflow.patched(NOTIFY_PATCH)) or not self._request.notify:
             return
         request = self._request
         notice = Notice(
@@ -59,7 +59,7 @@ class Announcements(SendRecord):
     async def _start_slack(self) -> str | None:
         """Post this round to the mailbox's Slack channel (an abandoned child); its id, or None."""
         request = self._request
-        if not request.slack_channel or not workflow.patched(SLACK_PATCH):
+        if not request.slack_channel or not (self._current or workflow.patched(SLACK_PATCH)):
             return None
         assert self._expires_at is not None
         slack_id = f"slack-{request.send_id}-{self._approval_rounds}"

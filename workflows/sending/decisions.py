@@ -35,15 +35,15 @@ class DecisionRules(SendRecord):
             not self._signed_decisions
             and key is not None
             and signature is not None
-            and workflow.patched(FIRST_TASK_SIGNED_PATCH)
+            and (self._current or workflow.patched(FIRST_TASK_SIGNED_PATCH))
         ):
-            self._signed_decisions = workflow.patched(SIGNED_DECISIONS_PATCH)
+            self._signed_decisions = self._current or workflow.patched(SIGNED_DECISIONS_PATCH)
         if self._signed_decisions and key is not None and signature is not None:
             # Checked here, in this workflow task (the send's first task chose this way, behind a
             # patch). The send id is the request's, not the workflow id, so a replay under another
             # id decides alike; the delivery activity holds the two equal and checks the proof again.
             holds = signature_holds(key, decision_check(self._request.send_id, decision), signature)
-        elif not workflow.patched(PROOFS_PATCH):
+        elif not (self._current or workflow.patched(PROOFS_PATCH)):
             return None
         else:
             holds = await proven(decision_check(workflow.info().workflow_id, decision))

@@ -81,7 +81,7 @@ class Delivery(ProviderHold):
             if self._delivery_cancelled:
                 return self._finish("cancelled", "cancelled through Temporal before the provider accepted it")
             return self._finish("failed", outcome)
-        if outcome.held and workflow.patched(PROVIDER_HOLD_PATCH):
+        if outcome.held and (self._current or workflow.patched(PROVIDER_HOLD_PATCH)):
             return await self._await_provider(outcome)
         self._delivered_at = workflow.now()
         return self._finish("sent", f"delivered as {outcome.message_id}")

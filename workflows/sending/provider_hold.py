@@ -37,7 +37,7 @@ class ProviderHold(SendRecord):
         self._expires_at = workflow.now() + window
         self._set_status("pending_approval")
         self._event("held_by_provider", "provider", f"pending id {pending_id}: its human decides")
-        if workflow.patched(PROVIDER_WATCH_PATCH):
+        if self._current or workflow.patched(PROVIDER_WATCH_PATCH):
             return await self._watch_provider(receipt, every)
         while True:
             with contextlib.suppress(TimeoutError):
@@ -59,7 +59,9 @@ class ProviderHold(SendRecord):
                     continue
                 late = await self._held_activity(MailActivities.cancel_held, pending_id)
                 # The provider's human may have decided after the last look: the cancel's answer says.
-                if late.status in ("pending", "cancelled") or not workflow.patched(HELD_EXPIRY_PATCH):
+                if late.status in ("pending", "cancelled") or not (
+                    self._current or workflow.patched(HELD_EXPIRY_PATCH)
+                ):
                     hours = window.total_seconds() / 3600
                     return self._finish("expired", f"the provider's human did not decide within {hours:g} hours")
                 outcome = late

@@ -13,6 +13,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from workflows.metrics import count_send
     from workflows.models import AuditEvent, Decision, EmailDraft, OversightMode, SendRequest, SendState, SendStatus
+    from workflows.patches import ONE_MARKER_PATCH
     from workflows.temporal import STATUS
 
 
@@ -21,6 +22,11 @@ class SendRecord:
 
     def __init__(self, request: SendRequest) -> None:
         self._request = request
+        # A send that started on code with one-marker-v1 has every earlier send patch: it asks
+        # none of them (each would add a marker and a TemporalChangeVersion upsert to its history).
+        # Asked here, in the first activation and before any handler or step, so every branch
+        # below sees the same answer on replay; histories without the marker ask each as before.
+        self._current = workflow.patched(ONE_MARKER_PATCH)
         self._mode: OversightMode = request.policy.mode
         self._status: SendStatus = "pending_approval"
         # The client indexes the first status at start; upsert only when it changes.

@@ -1,0 +1,79 @@
+"""A new send records one patch marker (one-marker-v1), not one per send patch: each marker comes
+with a TemporalChangeVersion upsert, so every one the first task records is two more events for
+the Temporal server to write and index. Histories from before it replay from their own markers
+(tests/workflows/test_replay.py)."""
+
+from __future__ import annotations
+
+import json
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+
+from server.app import Mailgate
+from tests.support.histories import keep_history
+from tests.support.wait import wait_for_status
+from workflows.models import Decision
+from workflows.patches import ONE_MARKER_PATCH
+
+CHANGE_VERSION = "TemporalChangeVersion"
+
+
+async def _events(app: Mailgate, send_id: str) -> list[HistoryEvent]:
+    return [event async for event in app.client.get_workflow_handle(send_id).fetch_history_events()]
+
+
+def _markers(events: list[HistoryEvent]) -> list[str]:
+    found = []
+    for event in events:
+        if event.marker_recorded_event_attributes.marker_name == "core_patch":
+            [payload] = event.marker_recorded_event_attributes.details["patch-data"].payloads
+            found.append(json.loads(payload.data)["id"])
+    return found
+
+
+def _first_task(events: list[HistoryEvent]) -> list[HistoryEvent]:
+    """The events the send's first workflow task recorded: its commands, up to the next task."""
+    kinds = [e.event_type for e in events]
+    start = kinds.index(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED) + 1
+    end = next((i for i in range(start, len(kinds)) if kinds[i] == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED), None)
+    return events[start:end]
+
+
+def _change_version_upserts(events: list[HistoryEvent]) -> int:
+    return sum(
+        1
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+        and CHANGE_VERSION in e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+    )
+
+
+async def test_a_new_send_records_one_patch_marker_from_start_to_delivery(app: Mailgate) -> None:
+    sent = await app.sends.submit(mailbox=app.settings.default_mailbox, to=["bob@example.com"], subject="s", body="b")
+    await wait_for_status(app, sent.send_id, {"pending_approval"})
+    first = _first_task(await _events(app, sent.send_id))
+    # The marker, its upsert and the approval timer: nothing else on the way to pending_approval.
+    assert _markers(first) == [ONE_MARKER_PATCH]
+    assert _change_version_upserts(first) == 1
+    assert [EventType.Name(e.event_type) for e in first][-1] == "EVENT_TYPE_TIMER_STARTED"
+    assert len(first) == 3
+
+    state = await app.sends.decide(sent.send_id, Decision(decision="approve", approver="alice"))
+    assert state.status == "sending"
+    await wait_for_status(app, sent.send_id, {"sent"})
+    events = await _events(app, sent.send_id)
+    # Signed decision, admission with delivery: their patches' new branches, without their markers.
+    assert _markers(events) == [ONE_MARKER_PATCH]
+    assert _change_version_upserts(events) == 1
+    await keep_history(app, sent.send_id, "send-one-marker-approved")
+
+
+async def test_a_new_send_cancelled_through_temporal_ends_cancelled_without_another_marker(app: Mailgate) -> None:
+    sent = await app.sends.submit(mailbox=app.settings.default_mailbox, to=["bob@example.com"], subject="s", body="b")
+    await wait_for_status(app, sent.send_id, {"pending_approval"})
+    await app.client.get_workflow_handle(sent.send_id).cancel()
+    state = await wait_for_status(app, sent.send_id, {"cancelled"})
+    assert state.reason == "cancelled through Temporal"  # temporal-cancel-ends-cancelled-v1's branch
+    assert _markers(await _events(app, sent.send_id)) == [ONE_MARKER_PATCH]
+    await keep_history(app, sent.send_id, "send-one-marker-temporal-cancel")

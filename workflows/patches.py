@@ -84,6 +84,8 @@ FIRST_TASK_SIGNED_PATCH = "signed-decisions-first-task-v1"
 # marker and a TemporalChangeVersion upsert, so 2 events and a visibility write): code with this
 # patch has all of them, so a send that started on it takes every new branch without asking.
 # Histories without it ask each patch where they always did. Retiring it retires all of them.
+# Only the patches above are implied (``self._current or workflow.patched(...)``): a send patch
+# added after this one did not exist when such a send started, so it is asked as usual.
 ONE_MARKER_PATCH = "one-marker-v1"
 
 # SendEmailWorkflow and MailboxWorkflow ---------------------------------------------------------

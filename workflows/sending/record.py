@@ -26,6 +26,7 @@ class SendRecord:
         # none of them (each would add a marker and a TemporalChangeVersion upsert to its history).
         # Asked here, in the first activation and before any handler or step, so every branch
         # below sees the same answer on replay; histories without the marker ask each as before.
+        # Only the patches older than one-marker-v1 may be implied by it (workflows/patches.py).
         self._current = workflow.patched(ONE_MARKER_PATCH)
         self._mode: OversightMode = request.policy.mode
         self._status: SendStatus = "pending_approval"

@@ -6,15 +6,21 @@ the Temporal server to write and index. Histories from before it replay from the
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
+from temporalio.testing import WorkflowEnvironment
 
 from server.app import Mailgate
+from server.credentials import load_secrets
+from tests.support.app import make_settings
 from tests.support.histories import keep_history
-from tests.support.wait import wait_for_status
+from tests.support.wait import provisioned, wait_for_status
 from workflows.models import Decision
 from workflows.patches import ONE_MARKER_PATCH
+from workflows.trust.proofs import proof_key
+from workflows.worker import build_worker
 
 CHANGE_VERSION = "TemporalChangeVersion"
 
@@ -77,3 +83,35 @@ async def test_a_new_send_cancelled_through_temporal_ends_cancelled_without_anot
     assert state.reason == "cancelled through Temporal"  # temporal-cancel-ends-cancelled-v1's branch
     assert _markers(await _events(app, sent.send_id)) == [ONE_MARKER_PATCH]
     await keep_history(app, sent.send_id, "send-one-marker-temporal-cancel")
+
+
+async def test_a_decision_that_comes_with_a_new_sends_first_task_is_checked_there_without_another_marker(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """The decision's handler runs before run() in that task: the marker is asked before either."""
+    settings = make_settings(temporal_env, tmp_path)
+    secrets = load_secrets(settings)
+    app = Mailgate.build(settings, temporal_env.client, secrets)
+
+    async with build_worker(
+        temporal_env.client, settings.task_queue, app.providers, proof_key=proof_key(secrets.secret_key)
+    ):
+        await app.mailboxes.create(settings.default_mailbox, created_by="tests")
+        await provisioned(app, settings.default_mailbox)
+    # No worker now: the decision is stored beside the start, and both come in the first task.
+    sent = await app.sends.submit(mailbox=settings.default_mailbox, to=["bob@example.com"], subject="s", body="b")
+    decision = Decision(decision="approve", approver="alice", decision_id="first-task")
+    assert await app.sends.signal_decision(sent.send_id, decision) == "accepted"
+    async with build_worker(
+        temporal_env.client, settings.task_queue, app.providers, proof_key=proof_key(secrets.secret_key)
+    ):
+        await wait_for_status(app, sent.send_id, {"sent"})
+        events = await _events(app, sent.send_id)
+        scheduled = [
+            e.activity_task_scheduled_event_attributes.activity_type.name
+            for e in events
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        ]
+        assert scheduled == ["admit_and_deliver"]  # the signature, not the check_proof activity
+        assert _markers(events) == [ONE_MARKER_PATCH]
+        await keep_history(app, sent.send_id, "send-one-marker-approved-in-first-task")

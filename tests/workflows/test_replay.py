@@ -37,7 +37,11 @@ def test_histories_are_committed() -> None:
     # A decision checked by its signature in the task where it arrives (signed-decisions-v1).
     assert "send-approved-signed" in names
     # A send that records one patch marker (one-marker-v1): approved and delivered; cancelled through Temporal.
-    assert {"send-one-marker-approved", "send-one-marker-temporal-cancel"} <= names
+    assert {
+        "send-one-marker-approved",
+        "send-one-marker-temporal-cancel",
+        "send-one-marker-approved-in-first-task",
+    } <= names
     # Every path of issue 24: scheduling, expiry, failure, re-gating, provider holds (watched,
     # cancelled, expired), sends stopped mid-wait, cancels at the edges, continue-as-new.
     assert {

@@ -25,7 +25,7 @@ from server.web.bodies import TooLarge, read_form
 from server.web.dashboard.approvals import quick_state
 from server.web.dashboard.common import Dashboard
 from server.web.dashboard.outgoing import outgoing
-from workflows.models import Decision, SendState
+from workflows.models import SendState
 from workflows.temporal import STATUS
 from workflows.trust.links import LinkClaim, LinkError, link_key, read_token
 
@@ -103,15 +103,8 @@ def routes(dash: Dashboard) -> list[Route]:
             return await trash_links.decide(dash, request, claim, reason)
         if problem:
             return page(request, 403, claim=claim, message=problem)
-        decision = Decision(
-            decision=claim.decision,
-            approver=claim.approver,
-            reason=reason or f"one-click link emailed to {claim.approver}",
-            channel="link",
-            decision_id=claim.decision_id,
-        )
         try:
-            outcome = await app.sends.signal_decision(claim.send_id, decision)
+            outcome = await app.sends.signal_decision(claim.send_id, claim.decision_for(reason))
         except MailgateError as exc:
             return page(request, exc.http_status, claim=claim, message=str(exc))
         if outcome == "duplicate":

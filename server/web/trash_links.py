@@ -15,7 +15,6 @@ from starlette.responses import Response
 from server.errors import MailgateError
 from server.views import EmailView
 from server.web.dashboard.common import Dashboard
-from workflows.models import Decision
 from workflows.trash_approval import TrashState
 from workflows.trust.links import LinkClaim
 
@@ -57,15 +56,8 @@ def refused(dash: Dashboard, request: Request, claim: LinkClaim, message: str) -
 
 
 async def decide(dash: Dashboard, request: Request, claim: LinkClaim, reason: str | None) -> Response:
-    decision = Decision(
-        decision=claim.decision,
-        approver=claim.approver,
-        reason=reason or f"one-click link emailed to {claim.approver}",
-        channel="link",
-        decision_id=claim.decision_id,
-    )
     try:
-        outcome = await dash.app.trash.signal_decision(claim.send_id, decision)
+        outcome = await dash.app.trash.signal_decision(claim.send_id, claim.decision_for(reason))
     except MailgateError as exc:
         return _page(dash, request, exc.http_status, claim, message=str(exc))
     if outcome == "duplicate":

@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-from workflows.models import Frozen
+from workflows.models import Decision, Frozen
 
 Choice = Literal["approve", "reject"]
 
@@ -40,6 +40,16 @@ class LinkClaim(Frozen):
     @property
     def decision_id(self) -> str:
         return f"link:{self.nonce}"
+
+    def decision_for(self, reason: str | None) -> Decision:
+        """The decision this link stands for, as a send or a trash request receives it."""
+        return Decision(
+            decision=self.decision,
+            approver=self.approver,
+            reason=reason or f"one-click link emailed to {self.approver}",
+            channel="link",
+            decision_id=self.decision_id,
+        )
 
 
 def link_key(secret_key: bytes) -> bytes:

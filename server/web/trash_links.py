@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from server.errors import MailgateError
-from server.views import EmailView
+from server.trash_approvals import trash_emails
 from server.web.dashboard.common import Dashboard
 from workflows.trash_approval import TrashState
 from workflows.trust.links import LinkClaim
@@ -34,21 +34,13 @@ async def _state(dash: Dashboard, request_id: str) -> TrashState | None:
 
 
 async def show(dash: Dashboard, request: Request, claim: LinkClaim) -> Response:
-    app = dash.app
     state = await _state(dash, claim.send_id)
     if state is None:
         gone = "This trash request no longer exists, or mailgate's worker did not answer; try again in a moment."
         return _page(dash, request, 404, claim, message=gone)
 
-    async def one(email_id: str) -> EmailView | None:
-        try:
-            return await app.inbox.read(state.mailbox, email_id, mark_read=False)
-        except MailgateError:
-            return None
-
     # What the approver decides on: each email's sender and subject, not only its id.
-    emails = await asyncio.gather(*(one(i) for i in state.email_ids))
-    return _page(dash, request, 200, claim, state=state, emails=list(zip(state.email_ids, emails, strict=True)))
+    return _page(dash, request, 200, claim, state=state, emails=await trash_emails(dash.app.inbox, state))
 
 
 def refused(dash: Dashboard, request: Request, claim: LinkClaim, message: str) -> Response:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import socket
 import time
 import uuid
 from collections import Counter
@@ -204,14 +205,18 @@ async def start_smtp_listener(
     per_client: int = MAX_PER_CLIENT,
     idle_seconds: float = IDLE_SECONDS,
     session_seconds: float = SESSION_SECONDS,
+    sock: socket.socket | None = None,
 ) -> asyncio.Server:
+    """Listen on ``host``:``port``, or on ``sock`` when given (bound already, so that no other
+    program could take the port meanwhile)."""
     handler = SandboxHandler(provider)
     limits = ConnectionLimits(max_connections or default_max_connections(), per_client)
     # aiosmtpd logs every connection and command line at INFO: a flood would fill the disk.
     logging.getLogger("mail.log").setLevel(logging.ERROR)
     loop = asyncio.get_running_loop()
-    return await loop.create_server(
-        lambda: LimitedSMTP(
+
+    def protocol() -> LimitedSMTP:
+        return LimitedSMTP(
             handler,
             limits,
             session_seconds,
@@ -220,7 +225,8 @@ async def start_smtp_listener(
             timeout=idle_seconds,
             command_call_limit=COMMAND_LIMITS,
             loop=loop,
-        ),
-        host=host,
-        port=port,
-    )
+        )
+
+    if sock is not None:
+        return await loop.create_server(protocol, sock=sock)
+    return await loop.create_server(protocol, host=host, port=port)

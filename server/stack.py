@@ -325,17 +325,26 @@ async def serve(settings: Settings, *, stdio: bool = False) -> int:
     )
     with contextlib.ExitStack() as sockets:
         sockets.callback(http_socket.close)
+        smtp_socket, smtp_hint = None, ""
         if settings.smtp_port:
             smtp_hint = (
                 port_hint(None if stdio else "--smtp-port", "MAILGATE_SMTP_PORT") + " (0 turns the listener off)"
             )
-            bind_port(settings.host, settings.smtp_port, "SMTP", smtp_hint).close()
-        else:
-            smtp_hint = ""
-        return await _serve(settings, stdio, http_socket, smtp_hint)
+            # Held until the listener takes it over: released here, the port stayed free for the
+            # seconds Temporal and the worker take to start, and their own connections (or any
+            # other program) could get it from the kernel meanwhile.
+            smtp_socket = bind_port(settings.host, settings.smtp_port, "SMTP", smtp_hint)
+            sockets.callback(smtp_socket.close)
+        return await _serve(settings, stdio, http_socket, smtp_socket, smtp_hint)
 
 
-async def _serve(settings: Settings, stdio: bool, http_socket: socket.socket, smtp_hint: str) -> int:
+async def _serve(
+    settings: Settings,
+    stdio: bool,
+    http_socket: socket.socket,
+    smtp_socket: socket.socket | None,
+    smtp_hint: str,
+) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -366,9 +375,9 @@ async def _serve(settings: Settings, stdio: bool, http_socket: socket.socket, sm
         sandbox = stack.app.providers.default
         assert isinstance(sandbox, SandboxProvider)
         smtp = None
-        if settings.smtp_port:
+        if smtp_socket is not None:
             try:
-                smtp = await start_smtp_listener(sandbox, settings.host, settings.smtp_port)
+                smtp = await start_smtp_listener(sandbox, settings.host, settings.smtp_port, sock=smtp_socket)
             except OSError as exc:
                 raise port_taken(settings.host, settings.smtp_port, "SMTP", smtp_hint, exc) from None
         http_task = asyncio.create_task(serve_http(server, http_socket))

@@ -106,10 +106,47 @@ def test_a_taken_temporal_port_names_the_flag_and_the_variable(tmp_path: Path) -
 
 
 def test_the_clash_leaves_the_dummy_alone_and_a_free_port_starts(serve: Serve) -> None:
-    # After a refused start, the same data dir starts normally on free ports.
-    with holder(serve.port):
+    # After a refused start, the same data dir starts normally on free ports: the tests' Serve
+    # does so by itself when a port it picked was taken before serve could bind it.
+    taken = serve.port
+    with holder(taken) as dummy:
         done = serve.cli("serve", "--port", str(serve.port), "--smtp-port", "0")
         assert done.returncode == 1
-    serve.start()
+        serve.start()
+        assert serve.port != taken and f"HTTP port {taken} on 127.0.0.1 is taken" in serve.log()
+        assert dummy.getsockname() == ("127.0.0.1", taken)
     assert serve.stop() == 0
     assert os.environ.get("MAILGATE_DATA_DIR") != str(serve.data_dir)
+
+
+def test_the_smtp_port_stays_reserved_while_temporal_starts(tmp_path: Path) -> None:
+    # serve checked the SMTP port, let it go, and listened on it only once Temporal and the worker
+    # were up: seconds in which the kernel could give it to any connection (the dev server's and
+    # the worker's own) or another program, and serve then failed with "SMTP port ... is taken".
+    # Here "Temporal" is a socket of the test's that accepts and never answers, so serve stays in
+    # that stage while the test tries to take the port as any program could.
+    stack = Serve(tmp_path / "data")
+    stack.data_dir.mkdir()
+    temporal = socket.socket()
+    temporal.bind(("127.0.0.1", stack.temporal_port))
+    temporal.listen()
+    temporal.settimeout(60)
+    stack.extra_env["MAILGATE_TEMPORAL_ADDRESS"] = f"127.0.0.1:{stack.temporal_port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "serve", "--port", str(stack.port), "--smtp-port", str(stack.smtp_port)],
+        env=stack.env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        connection, _ = temporal.accept()  # serve got past its port checks and is starting
+        for port in (stack.port, stack.smtp_port):
+            with socket.socket() as other, pytest.raises(OSError, match="in use"):
+                other.bind(("127.0.0.1", port))
+        assert process.poll() is None
+        connection.close()
+    finally:
+        os.killpg(process.pid, 9)
+        process.wait()
+        temporal.close()

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -24,6 +25,14 @@ from server.embedded import pid_alive
 from tests.support.ports import free_port
 from workflows.providers.sandbox.reads import Delivery
 from workflows.providers.sandbox.store import SandboxStore
+
+PORT_ATTEMPTS = 3
+# How serve says a port is taken (server/stack.py port_taken, server/embedded.py, the UI proxy).
+TAKEN = re.compile(r"port (\d+) on \S+ is taken by another program|cannot listen on 127\.0\.0\.1:(\d+)")
+
+
+def written_since(path: Path, offset: int) -> str:
+    return path.read_bytes()[offset:].decode(errors="replace") if path.exists() else ""
 
 
 @dataclass
@@ -51,7 +60,23 @@ class Serve:
         }
 
     def start(self, timeout: float = 90.0) -> None:
-        log = (self.data_dir / "serve.log").open("ab")
+        """Start serve and wait until it is healthy. When serve ends at once because one of the
+        ports picked here was taken meanwhile (by anything on the machine: the time between
+        picking and binding cannot be closed from outside), start again on fresh ports."""
+        for attempt in range(PORT_ATTEMPTS):
+            if self._start_once(timeout):
+                return
+            if attempt + 1 == PORT_ATTEMPTS:
+                raise AssertionError(f"serve exited with {self.returncode()}: {self.log()}")
+            self.port, self.temporal_port, self.ui_port = free_port(), free_port(), free_port()
+            if self.smtp_port:  # 0: the listener is off
+                self.smtp_port = free_port()
+
+    def _start_once(self, timeout: float) -> bool:
+        """True once serve is healthy; False when it ended because a port was taken meanwhile."""
+        logs = [self.data_dir / "serve.log", self.data_dir / "temporal.log"]
+        offsets = [path.stat().st_size if path.exists() else 0 for path in logs]
+        log = logs[0].open("ab")
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -72,15 +97,35 @@ class Serve:
             start_new_session=True,
             preexec_fn=self._limit_open_files if self.open_files else None,
         )
+        log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                said, dev = (written_since(path, offset) for path, offset in zip(logs, offsets, strict=True))
+                if self._port_was_taken(said, dev):
+                    return False
                 raise AssertionError(f"serve exited with {self.process.returncode}: {self.log()}")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
+                    return True
             time.sleep(0.2)
         raise AssertionError(f"serve did not become healthy: {self.log()}")
+
+    def _port_was_taken(self, said: str, dev: str) -> bool:
+        """serve named one of our ports as taken, or its dev server could not bind one (ours, or
+        the HTTP API port it picks for itself)."""
+        named = TAKEN.search(said)
+        if named is not None:
+            return int(named.group(1) or named.group(2)) in (
+                self.port,
+                self.smtp_port,
+                self.temporal_port,
+                self.ui_port,
+            )
+        return "the Temporal dev server exited" in said and "address already in use" in dev
+
+    def returncode(self) -> int | None:
+        return self.process.returncode if self.process is not None else None
 
     def _limit_open_files(self) -> None:
         assert self.open_files is not None

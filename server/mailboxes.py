@@ -76,7 +76,8 @@ class Mailboxes:
         self._secret_key = secret_key
         # Signs mode changes and reconfigurations: only these front doors can loosen a mailbox.
         self._proof_key = proof_key(secret_key)
-        self._cache: dict[str, tuple[float, MailboxConfig]] = {}
+        # address -> (when read, the record it was checked against, the configuration to act on)
+        self._cache: dict[str, tuple[float, MailboxConfig | None, MailboxConfig]] = {}
 
     def _missing(self, address: str) -> NotFound:
         return NotFound(
@@ -153,7 +154,7 @@ class Mailboxes:
         except WorkflowAlreadyStartedError:
             raise Conflict(f"mailbox {address} already exists") from None
         self._ledger.record_config(config)
-        self._cache[address.lower()] = (time.monotonic(), config)
+        self._remember(address, config, config)
         return config
 
     async def ensure(self, entry: MailboxEntry, created_by: str) -> None:
@@ -170,14 +171,18 @@ class Mailboxes:
             state = await handle.query(MailboxWorkflow.describe)
         except RPCError as err:
             raise rpc_error(err, self._missing(address)) from err
-        state = state.model_copy(update={"config": self._verified(state.config)})
-        self._cache[address.lower()] = (time.monotonic(), state.config)
+        recorded = self._ledger.mailbox_config(address)
+        state = state.model_copy(update={"config": self._verified(state.config, recorded)})
+        self._remember(address, recorded, state.config)
         return state
 
-    def _verified(self, live: MailboxConfig) -> MailboxConfig:
+    def _remember(self, address: str, recorded: MailboxConfig | None, config: MailboxConfig) -> None:
+        self._cache[address.lower()] = (time.monotonic(), recorded, config)
+
+    def _verified(self, live: MailboxConfig, recorded: MailboxConfig | None) -> MailboxConfig:
         """The configuration to act on: the mailbox workflow's when it is the one recorded here,
         else the record at the stricter mode (a forged workflow in Temporal loosens nothing)."""
-        config, problem = verified_config(self._ledger.mailbox_config(live.address), live)
+        config, problem = verified_config(recorded, live)
         if problem:
             log.warning("%s; acting on mailgate's own record (mode %s)", problem, config.mode)
         return config
@@ -204,13 +209,17 @@ class Mailboxes:
     async def config(self, address: str) -> MailboxConfig:
         """The mailbox's configuration from its memo (no worker needed), at most a second old.
 
-        Staleness cannot loosen anything: the mailbox workflow re-checks the mode atomically
-        just before every delivery.
+        The record is read every time (one local query, where Temporal's describe takes a round
+        trip): a change made through another front door or the CLI is recorded before its command
+        returns, so the very next call here goes by it. Only a change made in Temporal alone can
+        be missed for that second, and it cannot loosen anything: delivery checks the mailbox's
+        mode again, atomically, just before the send goes out.
         """
         address = parse_mailbox(address)
+        recorded = self._ledger.mailbox_config(address)
         cached = self._cache.get(address.lower())
-        if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
-            return cached[1]
+        if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS and cached[1] == recorded:
+            return cached[2]
         handle = self._client.get_workflow_handle(mailbox_workflow_id(address))
         try:
             description = await handle.describe()
@@ -218,8 +227,8 @@ class Mailboxes:
             raise rpc_error(err, self._missing(address)) from err
         if description.status != WorkflowExecutionStatus.RUNNING:
             raise self._missing(address)
-        config = self._verified(await description.memo_value("config", type_hint=MailboxConfig))
-        self._cache[address.lower()] = (time.monotonic(), config)
+        config = self._verified(await description.memo_value("config", type_hint=MailboxConfig), recorded)
+        self._remember(address, recorded, config)
         return config
 
     async def all(self) -> list[MailboxSummary]:
@@ -230,7 +239,8 @@ class Mailboxes:
         summaries = []
         try:
             async for execution in self._client.list_workflows(query):
-                config = self._verified(await mailbox_config_of(execution))
+                live = await mailbox_config_of(execution)
+                config = self._verified(live, self._ledger.mailbox_config(live.address))
                 summaries.append(
                     MailboxSummary(
                         address=config.address,
@@ -273,7 +283,7 @@ class Mailboxes:
         # What this front door asked for, on top of its own record: not what the workflow answers.
         config = self._recorded(address).model_copy(update={"mode": mode})
         self._ledger.record_config(config)
-        self._cache[address.lower()] = (time.monotonic(), config)
+        self._remember(address, config, config)
         return config
 
     async def record_action(self, address: str, kind: str, actor: str, detail: str) -> None:
@@ -297,7 +307,7 @@ class Mailboxes:
         await self._update(address, MailboxWorkflow.configure, change)
         updated = self._recorded(address).model_copy(update=changes.validated())
         self._ledger.record_config(updated)
-        self._cache[address.lower()] = (time.monotonic(), updated)
+        self._remember(address, updated, updated)
         return updated
 
     async def request_upgrade(self, address: str, mode: OversightMode, reason: str, *, requested_by: str) -> Upgrade:
@@ -354,7 +364,7 @@ class Mailboxes:
             raise Conflict("this upgrade code was used already; call request_upgrade again")
         config = self._recorded(address).model_copy(update={"mode": mode})
         self._ledger.record_config(config)
-        self._cache[address.lower()] = (time.monotonic(), config)
+        self._remember(address, config, config)
         return config
 
     def upgrade_code(self, request_id: str) -> str:

@@ -151,10 +151,6 @@ async def forge_mailbox(temporal: Client, address: str, **config: Any) -> None:
     await replace_mailbox(temporal, forged)
 
 
-async def mode_is_seen(serve: Serve, mode: str) -> bool:
-    return await mode_seen_by_agent(serve, MAILBOX) == mode
-
-
 async def test_a_forged_mailbox_workflow_loosens_nothing(serve: Serve) -> None:
     await asyncio.to_thread(serve.start)
     temporal = await attacker_client(serve)
@@ -163,9 +159,7 @@ async def test_a_forged_mailbox_workflow_loosens_nothing(serve: Serve) -> None:
     #    it again, and the attacker replaces the mailbox's workflow with an autonomous one before
     #    the send is due. Delivery goes by mailgate's record: the send waits for a human.
     assert serve.cli("mailbox", "set-mode", MAILBOX, "autonomous").returncode == 0
-    # The loosening reaches the front door's view of the mailbox within a moment (seen once in a
-    # full run: a send right after the CLI returned still went by gated_send).
-    await eventually(lambda: mode_is_seen(serve, "autonomous"), timeout=30, interval=0.2)
+    # The send right after the CLI returned goes by the change (tests/e2e/test_mode_changes.py).
     async with serve.mcp() as agent:
         # Due in 10 s: what has to happen before then is an API call and a terminate-and-start
         # (an earlier version tightened through the CLI, a Python start, and waited 25 s).

@@ -164,10 +164,11 @@ async def test_loosening_does_not_release_pending_sends(app: Mailgate) -> None:
 async def test_a_mailbox_tightened_to_gated_makes_an_immediate_send_wait(app: Mailgate) -> None:
     mailbox = app.settings.default_mailbox
     await app.mailboxes.set_mode(mailbox, "monitored", actor="ops", role="human")
-    # The front door still believes "monitored"; the mailbox itself decides at delivery.
+    # The front door still believes "monitored" (it read the mailbox just before the change landed,
+    # against the record as it is now); the mailbox itself decides at delivery.
     await app.mailboxes.set_mode(mailbox, "gated_all", actor="agent", role="agent")
     stale = (await app.mailboxes.state(mailbox)).config.model_copy(update={"mode": "monitored"})
-    app.mailboxes._cache[mailbox] = (time.monotonic(), stale)
+    app.mailboxes._cache[mailbox] = (time.monotonic(), app.mailboxes._ledger.mailbox_config(mailbox), stale)
     result = await app.sends.submit(mailbox=mailbox, to=["b@example.com"], subject="s", body="b")
     assert result.status == "sending"
     state = await wait_for_status(app, result.send_id, ["pending_approval"])

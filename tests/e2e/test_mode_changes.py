@@ -58,13 +58,15 @@ async def test_a_humans_change_made_elsewhere_counts_from_the_next_call(module_s
         second = await send(agent, box, "second")
         # The old front door went by its cached gated_send for up to a second after the CLI returned.
         assert (second["oversight_mode"], second["status"]) == ("autonomous", "sending"), second
+        # Out before the next change (a send still on its way when the mailbox turns read_only is blocked).
+        await eventually(lambda: sent_subjects(module_serve, box) == ["second"])
         await door.mailboxes.set_mode(box, "read_only", actor="alice", role="human")
         third = await agent.call_tool(
             "durable_send", {"mailbox": box, "to": ["bob@example.com"], "subject": "third", "body": "b"}
         )
         # Refused at once, with the reason, instead of accepted and then blocked at delivery.
         assert third.is_error and "read_only" in str(third.content), third.content
-    await eventually(lambda: sent_subjects(module_serve, box) == ["second"])
+    assert sent_subjects(module_serve, box) == ["second"]
 
 
 def sent_subjects(serve: Serve, box: str) -> list[str]:

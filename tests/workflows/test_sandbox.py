@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator
+from importlib.machinery import SourceFileLoader
+from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 from temporalio.worker.workflow_sandbox import SandboxRestrictions, _importer
 
+import workflows
 from tests.support.histories import HISTORIES
-from workflows.sandbox import PASSTHROUGH, workflow_runner
+from workflows.sandbox import PASSTHROUGH, CompiledOnce, workflow_runner
 from workflows.temporal import data_converter
 from workflows.worker import WORKFLOWS
 
@@ -67,3 +72,80 @@ def test_the_guard_stays_on_workflow_code() -> None:
         assert not any(
             module == passed or module.startswith(f"{passed}.") for passed in restrictions.passthrough_modules
         ), module
+
+
+SEND_CODE = Path(workflows.__file__).parent
+RECORD = SEND_CODE / "sending" / "record.py"
+
+
+@pytest.fixture
+def code_loads(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[str]]:
+    """The workflow package's files the import system read (a source or its .pyc), and the sources
+    it compiled, while a test replays."""
+    reads: list[str] = []
+    compiled: list[str] = []
+    read, compile_source = SourceFileLoader.get_data, SourceFileLoader.source_to_code
+
+    def spy_read(self: SourceFileLoader, path: str) -> bytes:
+        if path.startswith(str(SEND_CODE)):
+            reads.append(path)
+        return read(self, path)
+
+    def spy_compile(self: SourceFileLoader, data: bytes, path: str) -> object:
+        compiled.append(str(path))
+        return compile_source(self, data, path)
+
+    monkeypatch.setattr(SourceFileLoader, "get_data", spy_read)
+    monkeypatch.setattr(SourceFileLoader, "source_to_code", spy_compile)
+    return reads, compiled
+
+
+async def _replay_sends(replayer: Replayer, copies: int) -> None:
+    text = (HISTORIES / "send-one-marker-approved.json").read_text()
+
+    async def histories() -> AsyncIterator[WorkflowHistory]:
+        for i in range(copies):
+            yield WorkflowHistory.from_json(f"send-{i}", text)
+
+    await replayer.replay_workflows(histories())
+
+
+async def test_a_workflow_module_is_compiled_once_per_process(
+    code_loads: tuple[list[str], list[str]], sandbox_loads: list[str]
+) -> None:
+    reads, compiled = code_loads
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter(), workflow_runner=workflow_runner())
+    await _replay_sends(replayer, 1)
+    reads.clear()
+    sandbox_loads.clear()
+    await _replay_sends(replayer, 2)
+    # Each new instance still runs its own copy of send.py and its steps (the guard), from code
+    # compiled before: no source read and compiled again, no .pyc read and unmarshalled again.
+    assert Counter(sandbox_loads)["workflows.send"] == 1 + 2  # the replay's check of the definition, two sends
+    assert reads == []
+    assert compiled == []
+
+
+async def test_a_changed_workflow_source_is_compiled_again(code_loads: tuple[list[str], list[str]]) -> None:
+    reads, compiled = code_loads
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter(), workflow_runner=workflow_runner())
+    await _replay_sends(replayer, 1)
+    before = RECORD.stat()
+    os.utime(RECORD, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+    try:
+        # Changed on disk (its modification time, as a .pyc is checked): compiled again, once.
+        await _replay_sends(replayer, 1)
+        assert compiled == [str(RECORD)]
+        reads.clear()
+        await _replay_sends(replayer, 1)
+        assert reads == []
+        assert compiled == [str(RECORD)]
+    finally:
+        os.utime(RECORD, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_code_is_cached_only_inside_a_sandbox() -> None:
+    workflow_runner()
+    assert any(isinstance(finder, CompiledOnce) for finder in sys.meta_path)
+    # Outside a workflow sandbox (here: the test itself) imports go on as usual.
+    assert CompiledOnce().find_spec("workflows.send", None) is None

@@ -3,10 +3,10 @@ modules that are deterministic by construction passed through, and workflow code
 
 The sandbox re-imports each workflow's own module for every workflow instance, so a workflow
 cannot keep state between runs nor reach clocks, randomness or I/O unnoticed: that guard stays
-on the workflow modules (send and its steps in sending/, mailbox, notify, reply_wait, watcher,
-slack). Modules that only
-define pydantic models, constants or pure functions of their arguments gain nothing from being
-re-imported per instance and cost CPU each time, so they come from the host, as
+on the workflow modules (send and the steps in sending/ that call workflow APIs, mailbox, notify,
+reply_wait, watcher, slack). Modules that only define pydantic models, constants or pure
+functions of their arguments gain nothing from being re-imported per instance and cost CPU
+each time, so they come from the host, as
 temporalio/samples-python passes its models through with ``with_passthrough_modules``. The
 activity modules that workflow modules import (for the activities' names and types) are
 passed through by ``workflow.unsafe.imports_passed_through()`` where they are imported.
@@ -44,6 +44,7 @@ PASSTHROUGH = (
     "workflows.patches",
     "workflows.policy",
     "workflows.read_models",
+    "workflows.sending.decisions",  # whether a decision counts: rules over the send's record
     "workflows.sending.options",  # the send's activity options and size limits
     "workflows.slack_client.message",
     "workflows.temporal",

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.activities.proofs import proven
     from workflows.activities.send import MailActivities
     from workflows.metrics import observe_approval
     from workflows.models import FINAL_STATUSES, GATED_MODES, Decision, DeliveryReceipt, SendRequest, SendState
@@ -22,20 +23,27 @@ with workflow.unsafe.imports_passed_through():
         ADMIT_WITH_DELIVERY_PATCH,
         CANCEL_BEFORE_DELIVERY_PATCH,
         EXPIRY_WINS_PATCH,
+        FIRST_TASK_SIGNED_PATCH,
+        PROOFS_PATCH,
         SIGNED_DECISIONS_PATCH,
         TEMPORAL_CANCEL_PATCH,
     )
     from workflows.policy import recipient_problem
+    from workflows.sending.decisions import DecisionRefused, decision_problem, too_large, window_closed
+    from workflows.trust.proofs import NO_PROOF, decision_check
+    from workflows.trust.signatures import signature_holds
 
-from workflows.sending.announcements import Announcements
-from workflows.sending.decisions import DecisionRefused, DecisionRules
-from workflows.sending.delivery import Delivery
+from workflows.sending import announcements, delivery
+from workflows.sending.provider_hold import held_activity
+from workflows.sending.record import SendRecord
 
 
 @workflow.defn
-class SendEmailWorkflow(Delivery, DecisionRules, Announcements):
+class SendEmailWorkflow(SendRecord):
     """The state lives in SendRecord (``workflows/sending/record.py``); the steps below read top to
-    bottom: checks, a scheduled time, a human's decision, then delivery (``sending/delivery.py``)."""
+    bottom: checks, a scheduled time, a human's decision, then delivery (``sending/delivery.py``).
+    The steps are functions over that record, not bases of this class: Temporal checks a workflow
+    class and each of its bases whenever the sandbox defines it, once per workflow instance."""
 
     @workflow.init
     def __init__(self, request: SendRequest) -> None:
@@ -59,7 +67,7 @@ class SendEmailWorkflow(Delivery, DecisionRules, Announcements):
         self._cancelled_by = "temporal"
         pending_id = self._held_by_provider
         if pending_id is not None:
-            outcome = await self._held_activity(MailActivities.cancel_held, pending_id)
+            outcome = await held_activity(self, MailActivities.cancel_held, pending_id)
             late = f"{outcome.detail} (a cancel through Temporal came too late)"
             if outcome.status == "sent":
                 self._delivered_at = workflow.now()
@@ -67,7 +75,7 @@ class SendEmailWorkflow(Delivery, DecisionRules, Announcements):
             if outcome.status == "rejected" or outcome.status == "failed":
                 return self._finish(outcome.status, late)
         state = self._finish("cancelled", "cancelled through Temporal")
-        await self._settle_slack(self._slack_round, "cancelled", "temporal")
+        await announcements.settle_slack(self, self._slack_round, "cancelled", "temporal")
         return state
 
     async def _run(self, request: SendRequest) -> SendState:
@@ -93,9 +101,9 @@ class SendEmailWorkflow(Delivery, DecisionRules, Announcements):
             self._set_status("sending")
             outcome: DeliveryReceipt | str | None = None
             if self._current or workflow.patched(ADMIT_WITH_DELIVERY_PATCH):
-                admission, outcome = await self._admit_and_deliver()
+                admission, outcome = await delivery.admit_and_deliver(self)
             else:
-                admission = await self._admit()
+                admission = await delivery.admit(self)
             if admission.outcome == "ok":
                 break
             if admission.outcome == "blocked":
@@ -105,9 +113,9 @@ class SendEmailWorkflow(Delivery, DecisionRules, Announcements):
             self._event("gated", "mailbox", admission.reason)
             if not await self._await_decision():
                 return self._state()
-        state = await (self._deliver() if outcome is None else self._settle(outcome))
+        state = await (delivery.deliver(self) if outcome is None else delivery.settle(self, outcome))
         if state.status == "sent" and admission.mode == "monitored":
-            await self._notify("monitored_sent", "monitored")
+            await announcements.notify(self, "monitored_sent", "monitored")
         return state
 
     async def _await_decision(self) -> bool:
@@ -116,8 +124,8 @@ class SendEmailWorkflow(Delivery, DecisionRules, Announcements):
         self._expires_at = workflow.now() + window
         self._set_status("pending_approval")
         self._approval_rounds += 1
-        await self._notify("approval_requested", f"approval-{self._approval_rounds}")
-        slack = self._slack_round = await self._start_slack()
+        await announcements.notify(self, "approval_requested", f"approval-{self._approval_rounds}")
+        slack = self._slack_round = await announcements.start_slack(self)
         asked_at = workflow.now()
         try:
             await workflow.wait_condition(
@@ -129,19 +137,21 @@ class SendEmailWorkflow(Delivery, DecisionRules, Announcements):
             observe_approval((workflow.now() - asked_at).total_seconds(), "expired")
             hours = window.total_seconds() / 3600
             self._finish("expired", f"no decision within the approval window of {hours:g} hours")
-            await self._settle_slack(slack, "expired", "mailgate")
+            await announcements.settle_slack(self, slack, "expired", "mailgate")
             return False
         if self._cancelled_by is not None:
             self._finish("cancelled", f"cancelled by {self._cancelled_by}")
-            await self._settle_slack(slack, "cancelled", self._cancelled_by)
+            await announcements.settle_slack(self, slack, "cancelled", self._cancelled_by)
             return False
         assert self._decision is not None
         observe_approval((workflow.now() - asked_at).total_seconds(), self._decision.decision)
         if self._decision.decision == "reject":
             self._finish("rejected", self._decision.reason or "")
-            await self._settle_slack(slack, "rejected", self._decision.approver, self._decision.reason or "")
+            await announcements.settle_slack(
+                self, slack, "rejected", self._decision.approver, self._decision.reason or ""
+            )
             return False
-        await self._settle_slack(slack, "approved", self._decision.approver)
+        await announcements.settle_slack(self, slack, "approved", self._decision.approver)
         return True
 
     async def _wait_until(self, at: datetime) -> bool:
@@ -158,9 +168,13 @@ class SendEmailWorkflow(Delivery, DecisionRules, Announcements):
     @workflow.update
     async def decide(self, decision: Decision) -> SendState:
         # The validator ran before the proof was checked; another decision may have landed since.
-        problem = await self._unproven(decision) or self._decision_problem(decision)
-        if not problem and self._window_closed() and (self._current or workflow.patched(EXPIRY_WINS_PATCH)):
-            problem = self._window_closed()  # the window closed while the proof was checked
+        problem = await self._unproven(decision) or decision_problem(self, decision, workflow.now())
+        if (
+            not problem
+            and window_closed(self, workflow.now())
+            and (self._current or workflow.patched(EXPIRY_WINS_PATCH))
+        ):
+            problem = window_closed(self, workflow.now())  # the window closed while the proof was checked
         if problem:
             self._event("decision_refused", decision.approver, problem)
             raise DecisionRefused(problem)
@@ -171,7 +185,11 @@ class SendEmailWorkflow(Delivery, DecisionRules, Announcements):
 
     @decide.validator
     def _validate_decide(self, decision: Decision) -> None:
-        problem = self._decision_problem(decision) or self._window_closed() or self._too_large(decision)
+        problem = (
+            decision_problem(self, decision, workflow.now())
+            or window_closed(self, workflow.now())
+            or too_large(self, decision)
+        )
         if problem:
             raise DecisionRefused(problem)
 
@@ -187,15 +205,55 @@ class SendEmailWorkflow(Delivery, DecisionRules, Announcements):
             if decision.decision_id in self._seen_decision_ids:
                 return
             self._seen_decision_ids.add(decision.decision_id)
-        problem = self._decision_problem(decision) or self._too_large(decision)
+        problem = decision_problem(self, decision, workflow.now()) or too_large(self, decision)
         if problem is None:
-            problem = await self._unproven(decision) or self._decision_problem(decision)
-        if not problem and self._window_closed() and (self._current or workflow.patched(EXPIRY_WINS_PATCH)):
-            problem = self._window_closed()
+            problem = await self._unproven(decision) or decision_problem(self, decision, workflow.now())
+        if (
+            not problem
+            and window_closed(self, workflow.now())
+            and (self._current or workflow.patched(EXPIRY_WINS_PATCH))
+        ):
+            problem = window_closed(self, workflow.now())
         if problem:
             self._event("decision_refused", decision.approver, problem)
             return
         self._apply_decision(decision)
+
+    async def _unproven(self, decision: Decision) -> str | None:
+        """Why a decision does not count for want of a front door's proof, or None if it has one.
+        Anything that reaches Temporal can signal; only mailgate's front doors can prove."""
+        key, signature = self._request.decision_key, decision.signature
+        # False before run() chose, in the send's first task (its handlers run before run()):
+        # choose here. Later, False means a history from before signatures, without this patch.
+        if (
+            not self._signed_decisions
+            and key is not None
+            and signature is not None
+            and (self._current or workflow.patched(FIRST_TASK_SIGNED_PATCH))
+        ):
+            self._signed_decisions = self._current or workflow.patched(SIGNED_DECISIONS_PATCH)
+        if self._signed_decisions and key is not None and signature is not None:
+            # Checked here, in this workflow task (the send's first task chose this way, behind a
+            # patch). The send id is the request's, not the workflow id, so a replay under another
+            # id decides alike; the delivery activity holds the two equal and checks the proof again.
+            holds = signature_holds(key, decision_check(self._request.send_id, decision), signature)
+        elif not (self._current or workflow.patched(PROOFS_PATCH)):
+            return None
+        else:
+            holds = await proven(decision_check(workflow.info().workflow_id, decision))
+        if holds:
+            return None
+        return f"refused: this decision {NO_PROOF}"
+
+    def _apply_decision(self, decision: Decision) -> None:
+        """Record a decision that counts, and the edits it approves."""
+        decision = decision.model_copy(update={"decided_at": workflow.now()})
+        self._decision = decision
+        if decision.decision == "approve" and decision.edits is not None and decision.edits.changes():
+            self._approved = decision.edits.apply(self._request.draft)
+            self._event("edited", decision.approver, ", ".join(sorted(decision.edits.changes())))
+        verb = "approved" if decision.decision == "approve" else "rejected"
+        self._event(verb, decision.approver, f"via {decision.channel}: {decision.reason or ''}".strip(": "))
 
     @workflow.update
     async def cancel(self, actor: str) -> SendState:

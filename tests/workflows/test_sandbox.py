@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from importlib.machinery import SourceFileLoader
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from temporalio.client import WorkflowHistory
@@ -17,6 +18,8 @@ from temporalio.worker.workflow_sandbox import SandboxRestrictions, _importer
 import workflows
 from tests.support.histories import HISTORIES
 from workflows.sandbox import PASSTHROUGH, CompiledOnce, workflow_runner
+from workflows.send import SendEmailWorkflow
+from workflows.sending.record import SendRecord
 from workflows.temporal import data_converter
 from workflows.worker import WORKFLOWS
 
@@ -58,6 +61,45 @@ async def test_a_send_re_imports_only_its_own_workflow_module(sandbox_loads: lis
     for module in per_send:
         assert module == "workflows.send" or module.startswith("workflows.sending"), module
         assert module not in PASSTHROUGH, module
+
+
+async def test_a_send_runs_its_steps_that_call_workflow_apis_and_not_its_pure_rules(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    executed: list[str] = []
+    run = SourceFileLoader.exec_module
+
+    def spy(self: SourceFileLoader, module: ModuleType) -> None:
+        executed.append(module.__name__)
+        run(self, module)
+
+    monkeypatch.setattr(SourceFileLoader, "exec_module", spy)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter(), workflow_runner=workflow_runner())
+
+    async def runs(copies: int) -> Counter[str]:
+        executed.clear()
+        await _replay_sends(replayer, copies)
+        return Counter(executed)
+
+    per_send = await runs(3) - await runs(2)
+    # The rules of decisions.py (and options.py) are pure: they come from the host, never re-run.
+    assert per_send == Counter(
+        [
+            "workflows",
+            "workflows.send",
+            "workflows.sending",
+            "workflows.sending.announcements",
+            "workflows.sending.delivery",
+            "workflows.sending.provider_hold",
+            "workflows.sending.record",
+        ]
+    )
+
+
+def test_the_send_workflow_class_has_one_base() -> None:
+    # Temporal checks a workflow class and every base of it each time the sandbox defines it (once
+    # per instance); the steps are functions over the record, so there is one base to check.
+    assert SendEmailWorkflow.__mro__ == (SendEmailWorkflow, SendRecord, object)
 
 
 def test_the_guard_stays_on_workflow_code() -> None:

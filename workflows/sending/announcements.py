@@ -22,69 +22,68 @@ with workflow.unsafe.imports_passed_through():
 from workflows.sending.record import SendRecord
 
 
-class Announcements(SendRecord):
-    """Notices and Slack messages about this send, started as abandoned children."""
-
-    async def _notify(self, kind: NoticeKind, suffix: str) -> None:
-        """Start the notice as an abandoned child: it outlives this send and retries on its own."""
-        if not (self._current or workflow.patched(NOTIFY_PATCH)) or not self._request.notify:
-            return
-        request = self._request
-        notice = Notice(
-            notice_id=f"notify-{request.send_id}-{suffix}",
-            kind=kind,
-            mailbox=request.mailbox,
-            at=workflow.now(),
-            send_id=request.send_id,
-            requester=request.requester,
-            draft=light_draft(self._draft()),
-            expires_at=self._expires_at if kind == "approval_requested" else None,
-            mode=self._mode,
-            proof=request.notice_proof,
+async def notify(send: SendRecord, kind: NoticeKind, suffix: str) -> None:
+    """Start the notice as an abandoned child: it outlives this send and retries on its own."""
+    if not (send._current or workflow.patched(NOTIFY_PATCH)) or not send._request.notify:
+        return
+    request = send._request
+    notice = Notice(
+        notice_id=f"notify-{request.send_id}-{suffix}",
+        kind=kind,
+        mailbox=request.mailbox,
+        at=workflow.now(),
+        send_id=request.send_id,
+        requester=request.requester,
+        draft=light_draft(send._draft()),
+        expires_at=send._expires_at if kind == "approval_requested" else None,
+        mode=send._mode,
+        proof=request.notice_proof,
+    )
+    if send._approved is not None:
+        # The notice shows the approved edits: their proof and the original's digests go with it.
+        original = draft_digests(light_draft(request.draft))
+        notice = notice.model_copy(update={"decision": send._decision, "original": original})
+    # Already started (a reset replayed this step): once is enough.
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await workflow.start_child_workflow(
+            NotifyWorkflow.run,
+            notice,
+            id=notice.notice_id,
+            parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            static_summary=f"{kind} for {request.send_id}",
         )
-        if self._approved is not None:
-            # The notice shows the approved edits: their proof and the original's digests go with it.
-            original = draft_digests(light_draft(request.draft))
-            notice = notice.model_copy(update={"decision": self._decision, "original": original})
-        # Already started (a reset replayed this step): once is enough.
-        with contextlib.suppress(WorkflowAlreadyStartedError):
-            await workflow.start_child_workflow(
-                NotifyWorkflow.run,
-                notice,
-                id=notice.notice_id,
-                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                static_summary=f"{kind} for {request.send_id}",
-            )
 
-    async def _start_slack(self) -> str | None:
-        """Post this round to the mailbox's Slack channel (an abandoned child); its id, or None."""
-        request = self._request
-        if not request.slack_channel or not (self._current or workflow.patched(SLACK_PATCH)):
-            return None
-        assert self._expires_at is not None
-        slack_id = f"slack-{request.send_id}-{self._approval_rounds}"
-        message = SlackRequest(
-            send_id=request.send_id,
-            mailbox=request.mailbox,
-            channel=request.slack_channel,
-            requester=request.requester,
-            draft=light_draft(self._draft()),
-            expires_at=self._expires_at,
+
+async def start_slack(send: SendRecord) -> str | None:
+    """Post this round to the mailbox's Slack channel (an abandoned child); its id, or None."""
+    request = send._request
+    if not request.slack_channel or not (send._current or workflow.patched(SLACK_PATCH)):
+        return None
+    assert send._expires_at is not None
+    slack_id = f"slack-{request.send_id}-{send._approval_rounds}"
+    message = SlackRequest(
+        send_id=request.send_id,
+        mailbox=request.mailbox,
+        channel=request.slack_channel,
+        requester=request.requester,
+        draft=light_draft(send._draft()),
+        expires_at=send._expires_at,
+    )
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await workflow.start_child_workflow(
+            SlackWorkflow.run,
+            message,
+            id=slack_id,
+            parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            static_summary=f"Slack message for {request.send_id}",
         )
-        with contextlib.suppress(WorkflowAlreadyStartedError):
-            await workflow.start_child_workflow(
-                SlackWorkflow.run,
-                message,
-                id=slack_id,
-                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                static_summary=f"Slack message for {request.send_id}",
-            )
-        return slack_id
+    return slack_id
 
-    async def _settle_slack(self, slack_id: str | None, status: SlackStatus, by: str, reason: str = "") -> None:
-        """Tell the round's Slack message how it ended; a message that is gone changes nothing here."""
-        if slack_id is None:
-            return
-        outcome = SlackOutcome(status=status, by=by, at=workflow.now(), reason=reason)
-        with contextlib.suppress(FailureError):
-            await workflow.get_external_workflow_handle(slack_id).signal(SlackWorkflow.settle, outcome)
+
+async def settle_slack(send: SendRecord, slack_id: str | None, status: SlackStatus, by: str, reason: str = "") -> None:
+    """Tell the round's Slack message how it ended; a message that is gone changes nothing here."""
+    if slack_id is None:
+        return
+    outcome = SlackOutcome(status=status, by=by, at=workflow.now(), reason=reason)
+    with contextlib.suppress(FailureError):
+        await workflow.get_external_workflow_handle(slack_id).signal(SlackWorkflow.settle, outcome)

@@ -1,7 +1,7 @@
 """What a send knows about itself: its state, its audit events, and the SendState it answers with.
 
-The base of SendEmailWorkflow and of each of its parts in this package, so all of them work on
-one state, kept in the workflow's memory (its history rebuilds it on replay).
+The base of SendEmailWorkflow; the steps in this package are functions over it, so all of them
+work on one state, kept in the workflow's memory (its history rebuilds it on replay).
 """
 
 from __future__ import annotations

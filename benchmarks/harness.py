@@ -189,8 +189,8 @@ class Bench:
 @contextlib.asynccontextmanager
 async def bench_stack(extra_env: dict[str, str] | None = None) -> AsyncIterator[Bench]:
     """A file-backed dev server (as `mailgate serve` runs it) and a `mailgate serve` using it."""
-    # Bytecode as an installed wheel has it: with PYTHONDONTWRITEBYTECODE set (as here), every
-    # sandboxed workflow instance would compile its module's source again.
+    # Bytecode as an installed wheel has it: with PYTHONDONTWRITEBYTECODE set (as here), the
+    # worker would compile each workflow module's source once (workflows/sandbox.py keeps the code).
     compileall.compile_dir(ROOT / "workflows", quiet=1)
     with tempfile.TemporaryDirectory(prefix="mailgate-bench-") as scratch:
         workdir = Path(scratch)

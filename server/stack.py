@@ -13,13 +13,13 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import uvicorn
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.namespace.v1 import NamespaceConfig
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, UpdateNamespaceRequest
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from server.app import Mailgate
 from server.connect import connect
@@ -39,7 +39,9 @@ from server.worker_process import WorkerProcess
 from workflows.providers.sandbox.provider import SandboxProvider
 from workflows.read_models import IntakeConfig
 from workflows.trust.proofs import proof_key
-from workflows.worker import build_worker
+
+if TYPE_CHECKING:
+    from temporalio.worker import Worker
 
 log = logging.getLogger("mailgate")
 RETENTION = timedelta(days=30)
@@ -169,6 +171,9 @@ async def worker_for(
         finally:
             await process.stop()
         return
+    # Here only: a front door whose worker runs apart never loads the worker's code.
+    from workflows.worker import build_worker
+
     worker = build_worker(
         client,
         settings.task_queue,

@@ -11,7 +11,7 @@ from pathlib import Path
 from server.settings import Settings, SettingsError
 from workflows.ids import mailbox_key
 from workflows.store import Database, open_database
-from workflows.store.postgres import DatabaseUnavailable
+from workflows.store.database import DatabaseUnavailable
 from workflows.store.values import SharedValues
 from workflows.trust.ledger import LocalLedger, open_ledger
 

@@ -30,7 +30,6 @@ from temporalio.service import RPCError
 
 from server.settings import Settings, SettingsError
 from server.telemetry import free_loopback_address
-from workflows.worker import GRACEFUL_SHUTDOWN
 
 log = logging.getLogger("mailgate")
 PR_SET_PDEATHSIG = 1
@@ -104,6 +103,8 @@ async def wait_until_polling(client: Client, settings: Settings, worker: asyncio
 
 
 async def stop_worker_process(worker: asyncio.subprocess.Process) -> None:
+    from workflows.worker import GRACEFUL_SHUTDOWN  # not at the top: serve itself runs no worker
+
     if worker.returncode is None:
         with contextlib.suppress(ProcessLookupError):
             worker.send_signal(signal.SIGTERM)

@@ -11,6 +11,7 @@ import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import httpx
 from starlette.requests import Request
@@ -18,10 +19,12 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import Client
 from temporalio.service import RPCError
-from temporalio.worker import Worker
 
 from server.telemetry import merge_exposition
 from server.web.security import bearer
+
+if TYPE_CHECKING:  # the front door loads the worker's code only when it runs a worker itself
+    from temporalio.worker import Worker
 
 Check = Callable[[], Awaitable[bool]]
 LOOPBACK_CLIENTS = ("127.0.0.1", "::1")

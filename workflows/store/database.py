@@ -18,6 +18,13 @@ class IntegrityError(Exception):
     """A constraint refused the write (a duplicate key), the same on both engines."""
 
 
+class DatabaseUnavailable(RuntimeError):
+    """PostgreSQL cannot be reached or refuses the login; the message names where, never the password.
+
+    Defined here, not beside the engine: psycopg (about 12 MB of a process) loads only when a
+    PostgreSQL URL is set, while every process catches this."""
+
+
 class Row(tuple[Any, ...]):
     """A result row: by position, like a tuple, or by column name."""
 

@@ -17,13 +17,11 @@ from urllib.parse import urlsplit
 import psycopg
 import psycopg.errors
 
-from workflows.store.database import Database, IntegrityError, Params, Result, Row, Tx
+from workflows.store.database import Database, DatabaseUnavailable, IntegrityError, Params, Result, Row, Tx
+
+__all__ = ["DatabaseUnavailable", "PostgresDatabase"]
 
 POOL_SIZE = 4
-
-
-class DatabaseUnavailable(RuntimeError):
-    """PostgreSQL cannot be reached or refuses the login; the message names where, never the password."""
 
 
 def lock_key(name: str) -> int:

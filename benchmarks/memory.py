@@ -1,0 +1,89 @@
+"""Memory of each mailgate process at idle and with sends waiting, measured as the scale benchmark does.
+
+    .venv/bin/python -m benchmarks.memory                      # idle, 1,000 and 10,000 pending
+    .venv/bin/python -m benchmarks.memory --steps 1000         # idle and 1,000 only (a minute or two)
+    MAILGATE_WORKFLOW_CACHE=100 .venv/bin/python -m benchmarks.memory --steps 1000
+
+Only the memory part of benchmarks/scale.py: the same stack (benchmarks/harness.py), the same
+sends over MCP, the same settling before each reading. It prints, per process (serve's front
+door, then its worker child), RSS (what the goal counts), PSS and USS (private pages) from
+/proc/<pid>/smaps_rollup, and the anonymous part of RSS (heaps and arenas, not code). The
+embedded Temporal dev server is not counted, as in the scale benchmark. MAILGATE_* variables set
+when this runs reach serve (and its worker child) unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import MAILBOX, Bench, bench_stack, settle
+from benchmarks.scale import _fill
+
+
+def smaps(pid: int) -> dict[str, float]:
+    """RSS, PSS, USS and anonymous RSS of one process, in MB."""
+    fields: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, value, *_ = line.split()
+        fields[name.rstrip(":")] = int(value)
+    mb = {
+        "rss": fields["Rss"],
+        "pss": fields["Pss"],
+        "uss": fields["Private_Clean"] + fields["Private_Dirty"],
+        "anon": fields["Anonymous"],
+    }
+    return {k: round(v / 1024, 1) for k, v in mb.items()}
+
+
+def reading(bench: Bench) -> dict[str, Any]:
+    by_process = {name: smaps(pid) for name, pid in zip(("serve", "worker"), bench.mailgate_pids(), strict=False)}
+    return {"total_rss": round(sum(p["rss"] for p in by_process.values()), 1), **by_process}
+
+
+async def measure(steps: list[int]) -> dict[str, Any]:
+    extra = {k: v for k, v in os.environ.items() if k.startswith("MAILGATE_") or k.startswith("MALLOC_")}
+    async with bench_stack(extra) as bench:
+        results: dict[str, Any] = {"env": extra}
+        results["settle_idle_s"] = await settle(*bench.mailgate_pids(), bench.dev.pid)
+        results["idle"] = reading(bench)
+        print(json.dumps({"idle": results["idle"]}), file=sys.stderr, flush=True)
+        async with bench.mcp_http() as client:
+
+            async def send(i: int) -> str:
+                result = await client.call_tool(
+                    "durable_send",
+                    {
+                        "mailbox": MAILBOX,
+                        "to": ["bob@example.com"],
+                        "subject": f"waiting {i}",
+                        "body": "b",
+                        "idempotency_key": f"scale-{i}",
+                    },
+                )
+                return str((result.structured_content or {})["send_id"])
+
+            have = 0
+            for step in steps:
+                await _fill(step, have, send)
+                have = step
+                results[f"settle_{step}_s"] = await settle(*bench.mailgate_pids(), bench.dev.pid)
+                results[str(step)] = reading(bench)
+                print(json.dumps({str(step): results[str(step)]}), file=sys.stderr, flush=True)
+        return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", default="1000,10000", help="comma-separated pending counts to measure at")
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(measure([int(s) for s in args.steps.split(",")])), indent=1))
+
+
+if __name__ == "__main__":
+    main()

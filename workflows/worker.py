@@ -44,7 +44,7 @@ def build_worker(
     task_queue: str,
     providers: ProviderSet,
     notify: NotifyConfig | None = None,
-    cached_workflows: int = 300,
+    cached_workflows: int = 100,
     *,
     proof_key: bytes,
     slack: SlackConfig | None = None,
@@ -53,8 +53,11 @@ def build_worker(
     """A worker for every mailgate workflow; without ``notify``, notices are recorded but not sent.
 
     ``cached_workflows`` bounds memory: each cached workflow holds its own sandboxed copy of its
-    module (about 170 KB here), while a send waiting days for a human needs no cache at all;
-    an evicted one is rebuilt from its short history when its decision comes.
+    modules (about 185 KB of the worker's RSS per cached send here), while a send waiting days
+    for a human needs no cache at all; an evicted one is rebuilt from its short history when its
+    decision comes. With thousands waiting, most sends a human approves are out of any cache of a
+    size that fits in memory, so a larger one buys little speed; 100 keeps the mailbox workflows
+    and the sends busy at once (the approval-cycle benchmark keeps 20 in flight).
 
     ``proof_key`` (``proofs.proof_key`` of the server's secret key) checks that requests,
     decisions and loosenings came through mailgate's front doors; it never enters a payload.

@@ -75,7 +75,7 @@ class Settings(BaseSettings):
         default=True, description="serve and mcp run their worker in a process of their own; false: in theirs"
     )
     workflow_cache: int = Field(
-        default=300, ge=2, le=100_000, description="workflows a worker keeps in memory; bounds its memory"
+        default=100, ge=2, le=100_000, description="workflows a worker keeps in memory; bounds its memory"
     )
     encryption_keys: SecretStr | None = Field(
         default=None, description="KEY_ID:BASE64KEY[,...]: encrypt payloads in Temporal; the first key encrypts"

@@ -26,6 +26,7 @@ from server.connect import connect
 from server.credentials import Secrets, load_secrets, secure_data_dir
 from server.embedded import DevServer, start_dev_server, write_atomically
 from server.mcp_server import build_mcp
+from server.memory_trim import trim_after_bursts
 from server.notifications import notify_config, slack_config
 from server.running import StackInfo, attach, running_stack, stack_file
 from server.settings import MailboxEntry, Settings, SettingsError
@@ -404,6 +405,7 @@ async def _serve(
             ).model_dump_json(),
         )
         stack.ready = True
+        trimming = asyncio.create_task(trim_after_bursts())
         print(banner(stack, stdio), file=sys.stderr, flush=True)
         waiters = [asyncio.create_task(stop.wait()), http_task]
         if stdio:
@@ -415,6 +417,7 @@ async def _serve(
         # release the stop waiter too, or the wait below would sit out its whole timeout.
         stop.set()
         print("mailgate: stopping", file=sys.stderr, flush=True)
+        trimming.cancel()
         stack.ready = False
         with contextlib.suppress(OSError):
             stack_file(settings.data_dir).unlink()

@@ -14,6 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from server.connect import connect
 from server.credentials import load_secrets
 from server.errors import Unavailable
+from server.memory_trim import trim_after_bursts
 from server.notifications import notice_marks, notify_config, slack_config
 from server.providers import build_providers
 from server.settings import Settings
@@ -54,8 +55,10 @@ async def run_worker(settings: Settings) -> int:
         loop.add_signal_handler(sig, stop.set)
     async with worker:
         await providers.start()
+        trimming = asyncio.create_task(trim_after_bursts())
         print(f"mailgate worker polling task queue {settings.task_queue!r}; Ctrl-C to stop", file=sys.stderr)
         await stop.wait()
+        trimming.cancel()
         # Leaving `async with` stops polling; deliveries in flight get the graceful timeout to finish.
         wait = GRACEFUL_SHUTDOWN.total_seconds()
         print(f"mailgate worker: stopping; deliveries in flight may take up to {wait:g} s to finish", file=sys.stderr)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-CHECK_EVERY = 5.0  # seconds between looks at the process's CPU time
+CHECK_EVERY = 1.0  # seconds between looks at the process's CPU time
 QUIET = 0.05  # under this share of one core over CHECK_EVERY: the process is quiet
 BURST = 1.0  # CPU seconds of work since the last trim that make another worth it
 

@@ -23,6 +23,8 @@ from pathlib import Path
 from server.settings import Settings, SettingsError
 from workflows.temporal import SEARCH_ATTRIBUTES
 
+FORCE_SEARCH_ATTRIBUTE_REFRESH = "system.forceSearchAttributesCacheRefreshOnRead"
+
 
 def find_executable(name: str, package: str) -> Path:
     """An executable installed by a PyPI package: this environment's scripts folder, then PATH."""
@@ -162,6 +164,12 @@ def start_dev_server(settings: Settings, timeout: float = 60.0) -> DevServer:
         "journal_mode=wal",
         "--sqlite-pragma",
         f"synchronous={settings.temporal_sqlite_synchronous}",
+        # start-dev turns this on so attributes added at runtime count at once; it makes every
+        # start, upsert, describe and list read the namespace and cluster metadata from SQLite
+        # again (6 to 30 reads per send, a quarter of the server's CPU). mailgate's attributes are
+        # registered below, at start, so the cache (refreshed in the background) holds them.
+        "--dynamic-config-value",
+        f"{FORCE_SEARCH_ATTRIBUTE_REFRESH}=false",
     ]
     for name, kind in SEARCH_ATTRIBUTES.items():
         args += ["--search-attribute", f"{name}={kind}"]

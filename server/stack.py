@@ -29,6 +29,7 @@ from server.mcp_server import build_mcp
 from server.memory_trim import trim_after_bursts
 from server.notifications import notify_config, slack_config
 from server.running import StackInfo, attach, running_stack, stack_file
+from server.search_attributes import ensure_search_attributes
 from server.settings import MailboxEntry, Settings, SettingsError
 from server.smtp_listener import start_smtp_listener
 from server.stores import ledger
@@ -216,6 +217,8 @@ async def start_core(settings: Settings, stopping: asyncio.Event | None = None) 
         client = await connect(settings, dev.address if dev else None, wait=30)
         if dev is not None:
             await ensure_retention(client, settings.temporal_namespace)
+            # Before the worker and the front doors: a data dir from an older release may lack one.
+            await ensure_search_attributes(client, settings.temporal_namespace, str(settings.data_dir / "temporal.log"))
         app = Mailgate.build(settings, client, secrets)
         adopted = await app.mailboxes.adopt_existing()
         if adopted:

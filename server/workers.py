@@ -6,10 +6,7 @@ import asyncio
 import signal
 import sys
 
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
-from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from server.connect import connect
 from server.credentials import load_secrets
@@ -17,6 +14,7 @@ from server.errors import Unavailable
 from server.memory_trim import trim_after_bursts
 from server.notifications import notice_marks, notify_config, slack_config
 from server.providers import build_providers
+from server.search_attributes import add_search_attributes
 from server.settings import Settings
 from server.stores import ledger, sandbox_database
 from server.telemetry import install_metrics_runtime
@@ -24,8 +22,6 @@ from workflows.providers.sandbox.store import SandboxStore
 from workflows.temporal import SEARCH_ATTRIBUTES
 from workflows.trust.proofs import proof_key
 from workflows.worker import GRACEFUL_SHUTDOWN, build_worker
-
-KINDS = {"Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD}
 
 
 async def run_worker(settings: Settings) -> int:
@@ -64,26 +60,6 @@ async def run_worker(settings: Settings) -> int:
         print(f"mailgate worker: stopping; deliveries in flight may take up to {wait:g} s to finish", file=sys.stderr)
     await providers.aclose()
     return 0
-
-
-async def add_search_attributes(client: Client, namespace: str) -> list[str]:
-    """Register the search attributes the namespace lacks; returns the names it added."""
-    try:
-        listed = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
-        existing = set(listed.custom_attributes)
-    except RPCError as err:
-        # The time-skipping test server cannot list; adding is idempotent there.
-        if err.status != RPCStatusCode.UNIMPLEMENTED:
-            raise
-        existing = set()
-    missing = {name: kind for name, kind in SEARCH_ATTRIBUTES.items() if name not in existing}
-    if missing:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(
-                namespace=namespace, search_attributes={name: KINDS[kind] for name, kind in missing.items()}
-            )
-        )
-    return sorted(missing)
 
 
 def register_yourself(namespace: str, why: str) -> str:

@@ -14,7 +14,7 @@ from server.app import Mailgate
 from server.credentials import load_secrets
 from server.embedded import find_executable
 from server.notifications import notify_config
-from server.workers import add_search_attributes
+from server.search_attributes import add_search_attributes
 from tests.support.app import make_settings, record_sends
 from tests.support.loop_thread import LoopThread, Stack
 from tests.support.peers.postgres_fixtures import database_url, postgres_server, postgres_url

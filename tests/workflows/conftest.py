@@ -8,7 +8,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from server.embedded import find_executable
-from server.workers import add_search_attributes
+from server.search_attributes import add_search_attributes
 from workflows.temporal import data_converter
 
 

@@ -11,7 +11,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from server.embedded import find_executable
-from server.workers import add_search_attributes
+from server.search_attributes import add_search_attributes
 from tests.support.histories import keep_history
 from tests.support.proofs import TEST_PROOF_KEY, signed_decision, signed_request
 from workflows import ids

@@ -97,17 +97,19 @@ def spy_report(raw: str, ops: int) -> dict[str, Any]:
         if not (stack and count.isdigit()):
             continue
         frames = stack.split(";")
-        process = "worker" if "server.cli worker" in frames[0] else "serve"
+        process = "worker" if any("server.cli worker" in f for f in frames[:3]) else "serve"
         for frame in dict.fromkeys(f"{process}: {_short(f)}" for f in frames):
             inclusive[frame] += int(count)
         own[f"{process}: {_short(frames[-1])}"] += int(count)
     return {
-        "inclusive": {f: round(n / ops, 2) for f, n in inclusive.most_common(80)},
+        "inclusive": {f: round(n / ops, 2) for f, n in inclusive.most_common(150)},
         "own": {f: round(n / ops, 2) for f, n in own.most_common(30)},
     }
 
 
-async def probe(bench: Bench, pending: int, rounds: int, cache: int, only: list[str], spy: bool) -> dict[str, Any]:
+async def probe(
+    bench: Bench, pending: int, rounds: int, cache: int, only: list[str], spy: bool, alone: bool = True
+) -> dict[str, Any]:
     bare_worker = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.bare_worker", bench.dev.address, "bare-probe", str(cache)],
         cwd=ROOT,
@@ -205,19 +207,27 @@ async def probe(bench: Bench, pending: int, rounds: int, cache: int, only: list[
             spans: dict[str, list[tuple[float, float]]] = {name: [] for name in ops}
             cpus_answer: dict[str, list[dict[str, float]]] = {name: [] for name in ops}
             cpus: dict[str, list[dict[str, float]]] = {name: [] for name in ops}
-            for _ in range(rounds):
-                for name, op in ops.items():
-                    before = _cpu(pids)
-                    start, began = time.perf_counter(), time.time()
-                    finished = await op()
-                    walls[name].append(time.perf_counter() - start)
-                    spans[name].append((began, time.time()))
-                    answered = _cpu(pids)
-                    cpus_answer[name].append({p: answered[p] - before[p] for p in pids})
+            # Alone: each operation waits, untimed, for the previous send to finish. Back to back
+            # (as benchmarks/scale.py timed before): each kind in a block, the next call right away.
+            order = (
+                [name for _ in range(rounds) for name in ops]
+                if alone
+                else [name for name in ops for _ in range(rounds)]
+            )
+            for name in order:
+                op = ops[name]
+                before = _cpu(pids)
+                start, began = time.perf_counter(), time.time()
+                finished = await op()
+                walls[name].append(time.perf_counter() - start)
+                spans[name].append((began, time.time()))
+                answered = _cpu(pids)
+                cpus_answer[name].append({p: answered[p] - before[p] for p in pids})
+                if alone:
                     await finished()
                     await asyncio.sleep(0.05)  # the last workflow task's completion
-                    after = _cpu(pids)
-                    cpus[name].append({p: after[p] - before[p] for p in pids})
+                after = _cpu(pids)
+                cpus[name].append({p: after[p] - before[p] for p in pids})
             result: dict[str, Any] = {"answer_bytes": sizes[0] if sizes else None}
             if spying:
                 spying.send_signal(signal.SIGINT)
@@ -246,9 +256,9 @@ async def probe(bench: Bench, pending: int, rounds: int, cache: int, only: list[
         bare_worker.wait(30)
 
 
-async def main(pending: int, rounds: int, cache: int, only: list[str], spy: bool) -> None:
+async def main(pending: int, rounds: int, cache: int, only: list[str], spy: bool, alone: bool) -> None:
     async with bench_stack() as bench:
-        print(json.dumps(await probe(bench, pending, rounds, cache, only, spy), indent=1))
+        print(json.dumps(await probe(bench, pending, rounds, cache, only, spy, alone), indent=1))
 
 
 if __name__ == "__main__":
@@ -258,7 +268,17 @@ if __name__ == "__main__":
     parser.add_argument("--cache", type=int, default=300, help="the bare worker's cache (mailgate's default)")
     parser.add_argument("--only", default="", help="comma-separated operations (default: all)")
     parser.add_argument("--spy", action="store_true", help="py-spy on serve and its worker while measuring")
+    parser.add_argument("--back-to-back", action="store_true", help="each kind in a block, no wait between calls")
     args = parser.parse_args()
-    asyncio.run(main(args.pending, args.rounds, args.cache, [o for o in args.only.split(",") if o], args.spy))
+    asyncio.run(
+        main(
+            args.pending,
+            args.rounds,
+            args.cache,
+            [o for o in args.only.split(",") if o],
+            args.spy,
+            not args.back_to_back,
+        )
+    )
     sys.stdout.flush()
     os._exit(0)

@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from benchmarks.bare import BareSendWorkflow, bare_payload
 from benchmarks.harness import MAILBOX, ROOT, Bench, bench_stack, children, percentile, settle
 from benchmarks.profile import _short
@@ -119,7 +121,29 @@ async def probe(
     key = proof_key(load_secrets(settings).secret_key)
     signing = decision_signing_key(key)
     try:
-        async with bench.mcp_http() as client, bench.api() as api:
+        person = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "server.cli",
+                "people",
+                "add",
+                "approver@example.com",
+                "--approves",
+                MAILBOX,
+                "--json",
+            ],
+            cwd=ROOT,
+            env=bench.env,
+            capture_output=True,
+            check=True,
+        )
+        headers = {"Authorization": f"Bearer {json.loads(person.stdout)['api_token']}"}
+        async with (
+            bench.mcp_http() as client,
+            bench.api() as api,
+            httpx.AsyncClient(base_url=bench.url, headers=headers, timeout=60) as person_api,
+        ):
 
             async def send(i: int) -> str:
                 result = await client.call_tool(
@@ -154,10 +178,11 @@ async def probe(
             old, new = sends[: pending // 2], sends[-(cache // 2) :]
             old_bare, new_bare = bares[: pending // 2], bares[-(cache // 2) :]
 
-            def http(ids: list[str]) -> Op:
+            def http(ids: list[str], client: httpx.AsyncClient | None = None) -> Op:
                 async def op() -> Callable[[], Awaitable[Any]]:
                     send_id = ids.pop()
-                    response = await api.post(f"/api/approvals/{send_id}/approve", json={"approver": "bench"})
+                    body = {} if client else {"approver": "bench"}
+                    response = await (client or api).post(f"/api/approvals/{send_id}/approve", json=body)
                     response.raise_for_status()
                     sizes.append(len(response.content))
                     handle = bench.temporal.get_workflow_handle(send_id)
@@ -190,7 +215,8 @@ async def probe(
 
             sizes: list[int] = []
             ops: dict[str, Op] = {
-                "http_uncached": http(old[0::2]),
+                "http_uncached": http(old[0::4]),
+                "http_person_uncached": http(old[2::4], person_api),
                 "direct_uncached": direct(old[1::2]),
                 "bare_uncached": bare(old_bare[0::2]),
                 "http_cached": http(new[0::2]),

@@ -8,13 +8,14 @@ they asked for themselves: not its requester, and not the owner of the agent tha
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Protocol, TypeVar
 
 import anyio
 
 from server.app import Mailgate
-from server.identities import Person, may_decide
+from server.identities import Agent, Person, may_decide
 
 
 class Decidable(Protocol):
@@ -41,22 +42,31 @@ async def _person(app: Mailgate, who: Person | str) -> Person:
 async def refusal(app: Mailgate, who: Person | str, mailbox: str, requester: str | None = None) -> str | None:
     """Why this person may not decide this mailbox's send by ``requester``; None when they may."""
     person = await _person(app, who)
-    listed = (await app.mailboxes.config(mailbox)).approvers
-    people = await anyio.to_thread.run_sync(app.identities.people)
-    if not may_decide(person, mailbox, listed, people):
+
+    def identities() -> tuple[list[Person], Agent | None]:
+        # One trip to a thread for both (each trip waits for the event loop and the GIL).
+        return app.identities.people(), app.identities.agent(requester) if requester else None
+
+    # The mailbox's configuration (Temporal, when not cached) and the identity store at once.
+    config, (people, agent) = await asyncio.gather(app.mailboxes.config(mailbox), anyio.to_thread.run_sync(identities))
+    if not may_decide(person, mailbox, config.approvers, people):
         return f"{person.email} is not an approver of {mailbox}"
-    return await requester_refusal(app, person.email, requester)
+    return _asked_by(person.email, requester, agent)
 
 
 async def requester_refusal(app: Mailgate, email: str, requester: str | None) -> str | None:
     """Why this person may not decide what ``requester`` asked for: they asked, or own the agent that did.
 
     Also for a one-click link, whose approver the notice chose: a mailbox may list an agent's owner."""
+    agent = await anyio.to_thread.run_sync(app.identities.agent, requester) if requester else None
+    return _asked_by(email, requester, agent)
+
+
+def _asked_by(email: str, requester: str | None, agent: Agent | None) -> str | None:
     email = email.strip().lower()
     if requester:
         if requester.strip().lower() == email:
             return f"{email} asked for this send and cannot also decide it"
-        agent = await anyio.to_thread.run_sync(app.identities.agent, requester)
         if agent is not None and agent.owner and agent.owner == email:
             return f"{email} owns agent {agent.name}, which asked for this send, and cannot also decide it"
     return None

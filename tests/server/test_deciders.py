@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import pytest
 
 from server.app import Mailgate
 from server.deciders import refusal
@@ -26,6 +31,33 @@ async def test_an_agents_owner_cannot_decide_its_sends(app: Mailgate) -> None:
     assert await refusal(app, bob, box, helper.name) is None
     assert await refusal(app, ann, box, "someone-else") is None
     assert await refusal(app, ann, box, ann.email) is not None  # a person who asked, by name
+
+
+async def test_a_persons_decision_takes_one_trip_to_the_identity_store(
+    app: Mailgate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every approval by a person's token asks this rule: its people and the requesting agent come
+    from one thread trip (each trip waits for the event loop and the GIL), beside the mailbox's
+    configuration; it was one trip each, one after the other (issue 20)."""
+    tag = uuid.uuid4().hex[:8]
+    box = f"trip-{tag}@mailgate.local"
+    await app.mailboxes.create(box, created_by="test")
+    ann = app.identities.add_person(f"ann-{tag}@example.com", approves=[box])
+    owner = app.identities.add_person(f"own-{tag}@example.com", approves=[box])
+    helper = app.identities.add_agent(f"helper-{tag}", mailboxes=[box], owner=owner.email)
+    trips: list[Callable[..., Any]] = []
+    real = anyio.to_thread.run_sync
+
+    async def counted(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        trips.append(func)
+        return await real(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    assert await refusal(app, ann, box, helper.name) is None
+    assert len(trips) == 1
+    refused = await refusal(app, owner, box, helper.name)  # the same answers as before
+    assert refused is not None and f"owns agent {helper.name}" in refused
+    assert len(trips) == 2
 
 
 async def test_slack_follows_the_approves_of_people(app: Mailgate) -> None:

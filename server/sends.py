@@ -7,6 +7,7 @@ Temporal's index (server/send_index.py); the answers are server/views.py.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
@@ -62,6 +63,8 @@ from workflows.trust.signatures import decision_signing_key, public_key_hex, sig
 log = logging.getLogger("mailgate.sends")
 T = TypeVar("T")
 QUERY_TIMEOUT = timedelta(seconds=10)
+# Sends whose mailbox and requester this front door knows without asking Temporal (~100 bytes each).
+PARTIES_KEPT = 4096
 
 
 class Sends:
@@ -75,6 +78,8 @@ class Sends:
         # Listing sends needs Temporal's index only, no worker: see server/send_index.py.
         self.search = self.index.search
         self._pending = PendingTally()
+        # (mailbox, requester) of sends started here or looked up: both are fixed when a send starts.
+        self._parties: OrderedDict[str, tuple[str, str]] = OrderedDict()
         # Signs decisions so the send workflow can check them itself (workflows/trust/signatures.py).
         self._signing_key = decision_signing_key(proof_key)
         self._decision_key = public_key_hex(self._signing_key)
@@ -185,6 +190,7 @@ class Sends:
             return await self._existing(send_id, content, idempotency_key)
         except RPCError as err:
             raise rpc_error(err, self._missing(send_id)) from err
+        self._remember(send_id, address, requester)
         log.info("send %s submitted to %s: %s", send_id, address, status, extra={"send_id": send_id})
         return SendResult(
             send_id=send_id,
@@ -280,16 +286,31 @@ class Sends:
     async def parties(self, send_id: str) -> tuple[str, str]:
         """(mailbox, requester) as the send's start recorded them: needs no worker, so an approval
         waits for the worker once (its update), not first for a query queued behind the worker's
-        backlog, whose deadline ran out under load (issue 20). The workflow checks both itself."""
+        backlog, whose deadline ran out under load (issue 20). The workflow checks both itself.
+
+        A send started by this front door, or looked up before, needs no call at all: an approval by
+        a person's token then costs the update alone (issue 20)."""
+        send_id = parse_send_id(send_id)
+        known = self._parties.get(send_id)
+        if known is not None:
+            self._parties.move_to_end(send_id)
+            return known
         try:
             memo = await (await self._handle(send_id).describe()).memo()
         except RPCError as err:
             raise rpc_error(err, self._missing(send_id)) from err
         mailbox, requester = memo.get("mailbox"), memo.get("requester")
         if isinstance(mailbox, str) and isinstance(requester, str):
-            return mailbox, requester
+            return self._remember(send_id, mailbox, requester)
         state = await self.status(send_id)  # started before its memo named both
-        return state.mailbox, state.requester
+        return self._remember(send_id, state.mailbox, state.requester)
+
+    def _remember(self, send_id: str, mailbox: str, requester: str) -> tuple[str, str]:
+        self._parties[send_id] = (mailbox, requester)
+        self._parties.move_to_end(send_id)
+        if len(self._parties) > PARTIES_KEPT:
+            self._parties.popitem(last=False)
+        return mailbox, requester
 
     async def _no_worker(self, send_id: str) -> MailgateError:
         """Queries need a worker; visibility does not. Say what is known and what is missing."""

@@ -16,10 +16,12 @@ import httpx
 import pytest
 from temporalio.client import (
     Client,
+    DescribeWorkflowInput,
     Interceptor,
     OutboundInterceptor,
     QueryWorkflowInput,
     StartWorkflowUpdateInput,
+    WorkflowExecutionDescription,
     WorkflowUpdateHandle,
 )
 from temporalio.testing import WorkflowEnvironment
@@ -28,6 +30,7 @@ from server.app import Mailgate
 from server.credentials import load_secrets
 from server.identities import NewPerson
 from server.notifications import notify_config
+from server.sends import Sends
 from tests.support.app import make_settings
 from tests.support.wait import provisioned, wait_for_status
 from tests.support.web import Web, serve_web
@@ -44,11 +47,16 @@ class Counting(Interceptor):
 
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.described: list[str] = []  # workflow ids; a describe needs no worker, but is a round trip
 
     def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
-        calls = self.calls
+        calls, described = self.calls, self.described
 
         class Outbound(OutboundInterceptor):
+            async def describe_workflow(self, input: DescribeWorkflowInput) -> WorkflowExecutionDescription:
+                described.append(input.id)
+                return await super().describe_workflow(input)
+
             async def query_workflow(self, input: QueryWorkflowInput) -> Any:
                 calls.append(f"query {input.query}")
                 return await super().query_workflow(input)
@@ -117,6 +125,39 @@ async def test_a_persons_approval_looks_up_the_send_without_the_worker(counted: 
     assert approved.status_code == 200, approved.text
     assert approved.json()["decision"]["approver"] == ann.email
     assert counting.calls == ["update decide"]
+
+
+async def test_a_persons_approval_of_a_known_send_asks_temporal_nothing_before_the_update(
+    counted: tuple[Web, Counting],
+) -> None:
+    """A send's mailbox and requester are fixed when it starts: the front door that started it, or
+    that looked it up once, does not describe it again before each approval (issue 20)."""
+    web, counting = counted
+    app, mailbox = web.app, web.app.settings.default_mailbox
+    ann = app.identities.add_person(f"ann-{uuid.uuid4().hex[:8]}@example.com", approves=[mailbox])
+    reviewer = app.identities.add_person(f"rev-{uuid.uuid4().hex[:8]}@example.com", reviews=[mailbox])
+    ours = (await app.sends.submit(mailbox=mailbox, to=["bob@example.com"], subject="a", body="b")).send_id
+    # Started by another front door (another process, say): this one looks it up once.
+    other = Sends(app.client, app.settings, app.mailboxes, proof_key(app.secrets.secret_key))
+    theirs = (await other.submit(mailbox=mailbox, to=["bob@example.com"], subject="c", body="d")).send_id
+    counting.described.clear()
+
+    async with as_person(web, reviewer) as rev, as_person(web, ann) as a:
+        assert (await rev.post(f"/api/approvals/{theirs}/approve", json={})).status_code == 403
+        assert (await a.post(f"/api/approvals/{theirs}/approve", json={})).status_code == 200
+        assert (await a.post(f"/api/approvals/{ours}/approve", json={})).status_code == 200
+    assert [d for d in counting.described if d in (ours, theirs)] == [theirs]
+    # Who may decide is still checked from the send's mailbox, known or not.
+    refused = await a_send_of_someone_elses_mailbox_is_refused(web, ann)
+    assert refused.status_code == 404 and "not yours" in refused.json()["error"], refused.text
+
+
+async def a_send_of_someone_elses_mailbox_is_refused(web: Web, person: NewPerson) -> httpx.Response:
+    box = f"other-{uuid.uuid4().hex[:8]}@mailgate.local"
+    await web.app.mailboxes.create(box, created_by="tests")
+    send_id = (await web.app.sends.submit(mailbox=box, to=["bob@example.com"], subject="e", body="f")).send_id
+    async with as_person(web, person) as client:
+        return await client.post(f"/api/approvals/{send_id}/approve", json={})
 
 
 async def test_an_unknown_send_is_still_not_found(counted: tuple[Web, Counting]) -> None:

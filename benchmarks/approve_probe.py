@@ -291,7 +291,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--pending", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--cache", type=int, default=300, help="the bare worker's cache (mailgate's default)")
+    default_cache = Settings.model_fields["workflow_cache"].default
+    parser.add_argument("--cache", type=int, default=default_cache, help="the bare worker's cache (mailgate's default)")
     parser.add_argument("--only", default="", help="comma-separated operations (default: all)")
     parser.add_argument("--spy", action="store_true", help="py-spy on serve and its worker while measuring")
     parser.add_argument("--back-to-back", action="store_true", help="each kind in a block, no wait between calls")

@@ -89,8 +89,8 @@ async def _alone(calls: dict[str, Decide], n: int, warmup: int = 2) -> dict[str,
 
 
 async def waiting_at_scale(bench: Bench) -> dict[str, Any]:
-    # The bare worker caches as many workflows as mailgate's (MAILGATE_WORKFLOW_CACHE, default 300),
-    # not Temporal's default 1,000: with 1,000 waiting, bare kept every one and mailgate a third.
+    # The bare worker caches as many workflows as mailgate's (MAILGATE_WORKFLOW_CACHE), not
+    # Temporal's default 1,000: with 1,000 waiting, bare kept every one and mailgate a fraction.
     cache = bench.env.get("MAILGATE_WORKFLOW_CACHE") or str(Settings.model_fields["workflow_cache"].default)
     bare_worker = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.bare_worker", bench.dev.address, "bare-scale", cache],

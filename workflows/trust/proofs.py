@@ -87,15 +87,38 @@ def draft_digests(draft: EmailDraft) -> dict[str, str]:
 
 
 def _request_fields(request: DeliveryRequest, warrant: Warrant) -> dict[str, Any]:
+    return _request_claim(
+        request.send_id,
+        request.mailbox,
+        request.from_name,
+        request.message_id,
+        warrant.requester,
+        warrant.mode,
+        warrant.approvers,
+        warrant.original,
+    )
+
+
+def _request_claim(
+    send_id: str,
+    mailbox: str,
+    from_name: str,
+    message_id: str,
+    requester: str,
+    mode: OversightMode,
+    approvers: tuple[str, ...],
+    digests: dict[str, str],
+) -> dict[str, Any]:
+    """What a request's proof covers; the same fields whether signed or checked."""
     return {
-        "send_id": request.send_id,
-        "mailbox": request.mailbox,
-        "from_name": request.from_name,
-        "message_id": request.message_id,
-        "requester": warrant.requester,
-        "mode": warrant.mode,
-        "approvers": list(warrant.approvers),
-        "draft": warrant.original,
+        "send_id": send_id,
+        "mailbox": mailbox,
+        "from_name": from_name,
+        "message_id": message_id,
+        "requester": requester,
+        "mode": mode,
+        "approvers": list(approvers),
+        "draft": digests,
     }
 
 
@@ -111,31 +134,36 @@ def warrant_for(request: SendRequest, decision: Decision | None) -> Warrant:
     )
 
 
-def _as_delivery(request: SendRequest) -> DeliveryRequest:
-    return DeliveryRequest(
-        send_id=request.send_id,
-        mailbox=request.mailbox,
-        from_name=request.from_name,
-        draft=request.draft,
-        message_id=request.message_id,
-        date=request.requested_at,
-    )
-
-
 def sign_request(key: bytes, request: SendRequest, now: datetime) -> SendRequest:
-    fields = _request_fields(_as_delivery(request), warrant_for(request, None))
+    """The request with its proof and its notices' proof; on every send's path, so the draft is
+    digested once (twice with attachments, whose bytes a notice leaves out)."""
+    draft, policy = request.draft, request.policy
+    digests = draft_digests(draft)
+    fields = _request_claim(
+        request.send_id,
+        request.mailbox,
+        request.from_name,
+        request.message_id,
+        request.requester,
+        policy.mode,
+        policy.approvers,
+        digests,
+    )
     proof = sign(key, "request", request.send_id, fields, now)
     # The notices about this send show its draft to humans beside decision links: they carry a
     # proof of their own (workflows/trust/notice_proofs.py), made here, since the send makes them later.
-    notice = sign(
-        key, "notice", request.send_id, send_notice_fields(request.mailbox, request.requester, request.draft), now
-    )
+    shown = draft_digests(light_draft(draft)) if draft.attachments else digests
+    notice = sign(key, "notice", request.send_id, _notice_claim(request.mailbox, request.requester, shown), now)
     return request.model_copy(update={"proof": proof, "notice_proof": notice})
 
 
 def send_notice_fields(mailbox: str, requester: str, draft: EmailDraft) -> dict[str, Any]:
     """What a send's notice proof covers: who asks, from where, and the draft as a notice shows it."""
-    return {"mailbox": mailbox, "requester": requester, "draft": draft_digests(light_draft(draft))}
+    return _notice_claim(mailbox, requester, draft_digests(light_draft(draft)))
+
+
+def _notice_claim(mailbox: str, requester: str, shown: dict[str, str]) -> dict[str, Any]:
+    return {"mailbox": mailbox, "requester": requester, "draft": shown}
 
 
 def decision_fields(decision: Decision) -> dict[str, Any]:

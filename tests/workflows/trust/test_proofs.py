@@ -13,6 +13,7 @@ from tests.support.wait import wait_for_status
 from workflows.ids import mailbox_workflow_id
 from workflows.mailbox import MailboxWorkflow
 from workflows.models import (
+    Attachment,
     Decision,
     DeliveryRequest,
     Edits,
@@ -22,8 +23,11 @@ from workflows.models import (
     ModeChange,
     SendRequest,
 )
+from workflows.notices import Notice, light_draft
 from workflows.send import SendEmailWorkflow
 from workflows.temporal import data_converter
+from workflows.trust import proofs
+from workflows.trust.notice_proofs import notice_problem
 from workflows.trust.proofs import proof_key, sign_change, sign_decision, sign_request, warrant_for, warrant_problem
 from workflows.worker import WORKFLOWS
 
@@ -169,3 +173,69 @@ def test_an_autonomous_request_needs_no_approval_until_its_mailbox_is_gated() ->
     ask = delivery.model_copy(update={"warrant": warrant_for(request, None)})
     assert warrant_problem(key, ask, request.send_id, "autonomous") is None
     assert warrant_problem(key, ask, request.send_id, "gated_all") == "the send needs a human's approval and has none"
+
+
+@pytest.mark.parametrize("attachments", [0, 2])
+def test_a_request_is_signed_digesting_its_draft_once_and_both_proofs_check(
+    attachments: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every send signs its request on the agent's call path (issue 20): the draft is digested once
+    for both proofs, again only when attachments make the notices' draft differ."""
+    key, now = proof_key(b"k" * 32), datetime.now(UTC)
+    files = tuple(
+        Attachment(filename=f"f{n}.txt", content_type="text/plain", content_b64="aGk=", size=2)
+        for n in range(attachments)
+    )
+    draft = EmailDraft(
+        to=(EmailAddress(address="bob@example.com", name="Bob"),), subject="s", body="b", attachments=files
+    )
+    digested: list[EmailDraft] = []
+    digests = proofs.draft_digests
+
+    def counting(draft: EmailDraft) -> dict[str, str]:
+        digested.append(draft)
+        return digests(draft)
+
+    monkeypatch.setattr(proofs, "draft_digests", counting)
+    request = sign_request(
+        key,
+        SendRequest(
+            send_id="send-aaaaaaaaaaaaaaaaaaaa",
+            mailbox="agent@mailgate.local",
+            from_name="Agent",
+            requester="agent",
+            draft=draft,
+            message_id="<m@x>",
+            content_hash="h",
+            policy=MailboxPolicy(mode="gated_send", approvers=("alice",)),
+            requested_at=now,
+            approval_timeout=timedelta(hours=1),
+        ),
+        now,
+    )
+    assert len(digested) == (2 if attachments else 1)
+    monkeypatch.undo()
+    # What the delivery activity and the notice workflow check accepts both proofs.
+    approval = sign_decision(key, request.send_id, Decision(decision="approve", approver="alice"), now)
+    delivery = DeliveryRequest(
+        send_id=request.send_id,
+        mailbox=request.mailbox,
+        from_name=request.from_name,
+        draft=draft,
+        message_id=request.message_id,
+        date=now,
+        warrant=warrant_for(request, approval),
+    )
+    assert warrant_problem(key, delivery, request.send_id, "gated_send") is None
+    notice = Notice(
+        notice_id=f"notify-{request.send_id}-approval",
+        kind="approval_requested",
+        mailbox=request.mailbox,
+        at=now,
+        send_id=request.send_id,
+        requester=request.requester,
+        draft=light_draft(draft),
+        proof=request.notice_proof,
+    )
+    assert notice_problem(key, notice) is None
+    assert notice_problem(proof_key(b"o" * 32), notice) is not None

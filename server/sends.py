@@ -38,10 +38,10 @@ from server.pending_cap import PendingTally
 from server.send_index import SendIndex
 from server.send_requests import (
     build_request,
-    check_payload_size,
     check_provider_limits,
     check_sendable,
     compose_draft,
+    encode_request,
 )
 from server.settings import Settings
 from server.validation import (
@@ -65,6 +65,7 @@ T = TypeVar("T")
 QUERY_TIMEOUT = timedelta(seconds=10)
 # Sends whose mailbox and requester this front door knows without asking Temporal (~100 bytes each).
 PARTIES_KEPT = 4096
+SEND_WORKFLOW = SendEmailWorkflow.__name__  # its workflow type: @workflow.defn names none of its own
 
 
 class Sends:
@@ -163,11 +164,11 @@ class Sends:
         if status == "pending_approval":
             await self._check_pending_cap(address, send_id)
         request = sign_request(self._proof_key, request, now)
-        check_payload_size(request)
+        payload = encode_request(self._client.data_converter, request)
         try:
             await self._client.start_workflow(
-                SendEmailWorkflow.run,
-                request,
+                SEND_WORKFLOW,
+                payload,  # the SendRequest, serialised once (its size checked on these bytes)
                 id=send_id,
                 task_queue=self._settings.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

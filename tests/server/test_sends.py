@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+from typing import Any
 
 import pytest
+from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
 from temporalio.service import RPCError
 
 from server.app import Mailgate
 from server.errors import Conflict, InvalidInput, NotFound
+from server.validation import MAX_PAYLOAD_BYTES, AttachmentInput
 from tests.support.wait import wait_for_status
+from workflows.models import SendRequest
 
 
 async def count_sends(app: Mailgate, settle: float = 1.0) -> int:
@@ -161,3 +166,40 @@ async def test_a_send_with_nobody_to_notify_starts_no_notice(app: Mailgate) -> N
     assert [e.kind for e in state.events] == ["requested"]
     with pytest.raises(RPCError, match="not found"):
         await app.client.get_workflow_handle(f"notify-{result.send_id}-approval-1").describe()  # type: ignore[attr-defined]
+
+
+async def test_the_request_is_serialised_once_for_its_size_check_and_its_start(
+    app: Mailgate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On every agent's call (issue 20): the size check measures the bytes the start hands to Temporal."""
+    serialised: list[str] = []
+    dump, to_payload = SendRequest.model_dump_json, PydanticJSONPlainPayloadConverter.to_payload
+
+    def dumping(self: SendRequest, **kwargs: Any) -> str:
+        serialised.append("model_dump_json")
+        return dump(self, **kwargs)
+
+    def converting(self: PydanticJSONPlainPayloadConverter, value: Any) -> Any:
+        if isinstance(value, SendRequest):
+            serialised.append("payload converter")
+        return to_payload(self, value)
+
+    monkeypatch.setattr(SendRequest, "model_dump_json", dumping)
+    monkeypatch.setattr(PydanticJSONPlainPayloadConverter, "to_payload", converting)
+    result = await send(app)
+    assert serialised == ["payload converter"]
+    monkeypatch.undo()
+    # What started is the request the workflow reads back, whole.
+    state = await wait_for_status(app, result.send_id, ["pending_approval"])  # type: ignore[attr-defined]
+    assert (state.mailbox, state.original.subject, state.original.body) == (
+        app.settings.default_mailbox,
+        "Hello",
+        "Body",
+    )
+
+
+async def test_a_request_too_large_for_temporal_is_refused_and_writes_nothing(app: Mailgate) -> None:
+    attachment = AttachmentInput(filename="a.bin", content_base64=base64.b64encode(b"x" * 1024 * 1024).decode())
+    with pytest.raises(InvalidInput, match=f"as Temporal stores it, over mailgate's limit of {MAX_PAYLOAD_BYTES}"):
+        await send(app, body="y" * (500 * 1024), attachments=[attachment])
+    assert await count_sends(app) == 0

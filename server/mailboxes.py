@@ -179,6 +179,13 @@ class Mailboxes:
     def _remember(self, address: str, recorded: MailboxConfig | None, config: MailboxConfig) -> None:
         self._cache[address.lower()] = (time.monotonic(), recorded, config)
 
+    def just_read(self, address: str) -> MailboxConfig | None:
+        """What ``config`` answered for this mailbox within the last second, without asking again:
+        only for what decides nothing (whether to offer a human the dashboard link right after a
+        send read the configuration), never for a check: ``config`` reads mailgate's record."""
+        cached = self._cache.get(address.lower())
+        return cached[2] if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS else None
+
     def _verified(self, live: MailboxConfig, recorded: MailboxConfig | None) -> MailboxConfig:
         """The configuration to act on: the mailbox workflow's when it is the one recorded here,
         else the record at the stricter mode (a forged workflow in Temporal loosens nothing)."""

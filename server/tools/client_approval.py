@@ -40,7 +40,8 @@ async def ask_to_open(ctx: Context, app: Mailgate, sent: SendResult) -> InputReq
     """An InputRequiredResult to answer with first (2026-07-28), or None to answer as usual."""
     if sent.status != "pending_approval":
         return None
-    config = await app.mailboxes.config(sent.mailbox)  # cached: the send just read it
+    # The send has just read it (one query of mailgate's record per call is enough, issue 20).
+    config = app.mailboxes.just_read(sent.mailbox) or await app.mailboxes.config(sent.mailbox)
     if config.client_approval != "link":
         return None
     if not supports_url_elicitation(ctx):

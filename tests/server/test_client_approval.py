@@ -76,3 +76,24 @@ async def test_without_the_capability_or_the_opt_in_the_answer_is_todays(app: Ma
     async with Client(build_mcp(app), mode=mode, elicitation_callback=record) as client:  # type: ignore[arg-type]
         assert (await send(client, plain, "not opted in"))["status"] == "pending_approval"
     assert asked == []
+
+
+async def test_a_send_reads_mailgates_record_of_its_mailbox_once(
+    app: Mailgate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record is one query (a round trip with PostgreSQL) on the agent's call: the send's check
+    reads it; whether to offer the dashboard link reuses that read (issue 20)."""
+    box = await mailbox(app, "link")
+    ledger = app.mailboxes._ledger
+    reads: list[str] = []
+    recorded = ledger.mailbox_config
+
+    def counting(address: str) -> Any:
+        reads.append(address)
+        return recorded(address)
+
+    monkeypatch.setattr(ledger, "mailbox_config", counting)
+    async with Client(build_mcp(app), mode="legacy") as client:
+        sent = await send(client, box, "read once")
+    assert sent["status"] == "pending_approval"
+    assert reads == [box]

@@ -67,7 +67,10 @@ async def main(args: argparse.Namespace) -> None:
             await mcp.run_stdio_async()
             return
         app = mcp.streamable_http_app(streamable_http_path="/mcp")
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=args.port, log_level="warning"))
+        # The same HTTP parser as `mailgate serve` (server/stack.py), so the baseline stays like for like.
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=args.port, log_level="warning", http="httptools")
+        )
         await server.serve()
 
 

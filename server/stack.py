@@ -377,6 +377,9 @@ async def _serve(
                 log_level="warning",
                 lifespan="on",
                 proxy_headers=False,
+                # A declared dependency, named so a broken install fails at start instead of
+                # quietly costing more CPU per request on h11 (benchmarks/thin.py uses the same).
+                http="httptools",
                 # JSON logs: uvicorn's lines go through our handler instead of its own text one.
                 log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
             )

@@ -13,6 +13,7 @@ from tests.support.serve import Serve
 from tests.support.wait import eventually
 
 FRONT_DOOR_ONLY = (
+    "httptools",
     "mcp",
     "starlette",
     "sse_starlette",
@@ -38,6 +39,9 @@ async def test_the_front_door_and_its_worker_process_each_load_only_what_they_ru
 
     front_door = await live_modules(serve.process.pid, modules)
     assert {"server.stack", "server.web.app", "mcp"} <= front_door  # it serves HTTP and MCP
+    # uvicorn parses HTTP with httptools (C), not h11 (pure Python): less CPU per request.
+    assert "uvicorn.protocols.http.httptools_impl" in front_door
+    assert "uvicorn.protocols.http.h11_impl" not in front_door
     assert among(front_door, WORKER_ONLY + POSTGRES) == []
 
     work = await live_modules(worker, modules)

@@ -53,7 +53,7 @@ def build_worker(
     """A worker for every mailgate workflow; without ``notify``, notices are recorded but not sent.
 
     ``cached_workflows`` bounds memory: each cached workflow holds its own sandboxed copy of its
-    modules (0.2 to 0.4 MB of the worker's RSS per cached send here), while a send waiting days
+    modules (about 115 KB of the worker's RSS per cached send here), while a send waiting days
     for a human needs no cache at all; an evicted one is rebuilt from its short history when its
     decision comes. With thousands waiting, most sends a human approves are out of any cache of a
     size that fits in memory, so a larger one buys little speed; 100 keeps the mailbox workflows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import sys
 from collections import Counter
@@ -114,6 +115,42 @@ def test_the_guard_stays_on_workflow_code() -> None:
         assert not any(
             module == passed or module.startswith(f"{passed}.") for passed in restrictions.passthrough_modules
         ), module
+
+
+# What a passed-through module could use to make a workflow non-deterministic unnoticed: the sandbox
+# no longer stands between it and these. parsing.py's lock and to_thread serve activities only.
+UNGUARDED = {"random", "secrets", "time", "uuid", "os", "socket", "subprocess", "threading", "asyncio", "sqlite3"}
+ALLOWED = {("workflows/mail/parsing.py", "asyncio"), ("workflows/mail/parsing.py", "threading")}
+CLOCKS = {"now", "utcnow", "today", "time_ns", "monotonic"}
+
+
+def _own_passthrough_files() -> list[Path]:
+    root = Path(workflows.__file__).parent.parent
+    files: list[Path] = []
+    for module in PASSTHROUGH:
+        if module.split(".")[0] == "workflows":
+            path = root / module.replace(".", "/")
+            files += sorted(path.rglob("*.py")) if path.is_dir() else [path.with_suffix(".py")]
+    return files
+
+
+def test_mailgates_passed_through_modules_reach_no_clock_randomness_or_io() -> None:
+    root = Path(workflows.__file__).parent.parent
+    found = []
+    for path in _own_passthrough_files():
+        name = path.relative_to(root).as_posix()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported = [alias.name.split(".")[0] for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported = [node.module.split(".")[0]]
+            else:
+                imported = []
+            found += [(name, m) for m in imported if m in UNGUARDED and (name, m) not in ALLOWED]
+            if isinstance(node, ast.Attribute) and node.attr in CLOCKS:
+                found.append((name, node.attr))
+    assert _own_passthrough_files(), "no module of mailgate's own is passed through?"
+    assert found == []
 
 
 SEND_CODE = Path(workflows.__file__).parent

@@ -77,7 +77,11 @@ async def send(door: Door, mailbox: str, key: str) -> str:
 
 def approve(door: Door, send_id: str) -> None:
     admin = {"Authorization": f"Bearer {door.token('admin')}"}
-    answer = httpx.post(f"{door.url}/api/approvals/{send_id}/approve", json={"approver": "alice"}, headers=admin)
+    # After a worker is killed, the decision's workflow task waits for Temporal to hand the send to
+    # another worker (the 3 s sticky timeout, or the 10 s task timeout if the dead one had taken it).
+    answer = httpx.post(
+        f"{door.url}/api/approvals/{send_id}/approve", json={"approver": "alice"}, headers=admin, timeout=30
+    )
     assert answer.status_code == 200, answer.text
 
 

@@ -123,6 +123,21 @@ def machine() -> dict[str, Any]:
     }
 
 
+async def send_waiting(client: Client, i: int) -> str:
+    """One `durable_send` that waits for approval, keyed by ``i``; its send id."""
+    result = await client.call_tool(
+        "durable_send",
+        {
+            "mailbox": MAILBOX,
+            "to": ["bob@example.com"],
+            "subject": f"waiting {i}",
+            "body": "b",
+            "idempotency_key": f"scale-{i}",
+        },
+    )
+    return str((result.structured_content or {})["send_id"])
+
+
 @dataclass
 class Bench:
     workdir: Path

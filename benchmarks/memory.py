@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import MAILBOX, Bench, bench_stack, cpu_seconds, percentile, settle
+from benchmarks.harness import Bench, bench_stack, cpu_seconds, percentile, send_waiting, settle
 from benchmarks.scale import _fill
 
 
@@ -80,17 +80,7 @@ async def measure(steps: list[int], approve: int = 0) -> dict[str, Any]:
         async with bench.mcp_http() as client:
 
             async def send(i: int) -> str:
-                result = await client.call_tool(
-                    "durable_send",
-                    {
-                        "mailbox": MAILBOX,
-                        "to": ["bob@example.com"],
-                        "subject": f"waiting {i}",
-                        "body": "b",
-                        "idempotency_key": f"scale-{i}",
-                    },
-                )
-                return str((result.structured_content or {})["send_id"])
+                return await send_waiting(client, i)
 
             sends: list[str] = []
             for step in steps:

@@ -16,7 +16,7 @@ import httpx
 from temporalio.client import Client, WorkflowHandle
 
 from benchmarks.bare import BareSendWorkflow, bare_payload
-from benchmarks.harness import MAILBOX, ROOT, Bench, rss_mb, settle, summary, timed, tree_rss_mb
+from benchmarks.harness import MAILBOX, ROOT, Bench, rss_mb, send_waiting, settle, summary, timed, tree_rss_mb
 from server.settings import Settings
 
 STEPS = (1_000, 10_000)
@@ -118,17 +118,7 @@ async def waiting_at_scale(bench: Bench) -> dict[str, Any]:
         ):
 
             async def send(i: int) -> str:
-                result = await client.call_tool(
-                    "durable_send",
-                    {
-                        "mailbox": MAILBOX,
-                        "to": ["bob@example.com"],
-                        "subject": f"waiting {i}",
-                        "body": "b",
-                        "idempotency_key": f"scale-{i}",
-                    },
-                )
-                return str((result.structured_content or {})["send_id"])
+                return await send_waiting(client, i)
 
             async def bare(i: int) -> Any:
                 return await bench.temporal.start_workflow(

@@ -169,12 +169,7 @@ class SendEmailWorkflow(SendRecord):
     async def decide(self, decision: Decision) -> SendState:
         # The validator ran before the proof was checked; another decision may have landed since.
         problem = await self._unproven(decision) or decision_problem(self, decision, workflow.now())
-        if (
-            not problem
-            and window_closed(self, workflow.now())
-            and (self._current or workflow.patched(EXPIRY_WINS_PATCH))
-        ):
-            problem = window_closed(self, workflow.now())  # the window closed while the proof was checked
+        problem = problem or self._closed_meanwhile()
         if problem:
             self._event("decision_refused", decision.approver, problem)
             raise DecisionRefused(problem)
@@ -208,16 +203,19 @@ class SendEmailWorkflow(SendRecord):
         problem = decision_problem(self, decision, workflow.now()) or too_large(self, decision)
         if problem is None:
             problem = await self._unproven(decision) or decision_problem(self, decision, workflow.now())
-        if (
-            not problem
-            and window_closed(self, workflow.now())
-            and (self._current or workflow.patched(EXPIRY_WINS_PATCH))
-        ):
-            problem = window_closed(self, workflow.now())
+        problem = problem or self._closed_meanwhile()
         if problem:
             self._event("decision_refused", decision.approver, problem)
             return
         self._apply_decision(decision)
+
+    def _closed_meanwhile(self) -> str | None:
+        """The approval window closed while the decision's proof was checked: the send expires
+        undecided (histories from before EXPIRY_WINS_PATCH let such a decision count)."""
+        closed = window_closed(self, workflow.now())
+        if closed and (self._current or workflow.patched(EXPIRY_WINS_PATCH)):
+            return closed
+        return None
 
     async def _unproven(self, decision: Decision) -> str | None:
         """Why a decision does not count for want of a front door's proof, or None if it has one.

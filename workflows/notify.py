@@ -8,12 +8,13 @@ a worker that restarts mid-way picks up where the last one stopped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable
 from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.activities.notify import NotifyActivities
@@ -82,3 +83,16 @@ class NotifyWorkflow:
         except ActivityError as err:
             cause = err.cause
             return f"failed: {cause.message if isinstance(cause, ApplicationError) else cause or err}"
+
+
+async def start_notice(notice: Notice, summary: str) -> None:
+    """From a workflow (a send, a trash request): start the notice as an abandoned child, so it
+    outlives its starter; already started (a reset replayed this step), once is enough."""
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await workflow.start_child_workflow(
+            NotifyWorkflow.run,
+            notice,
+            id=notice.notice_id,
+            parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            static_summary=summary,
+        )

@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.activities.proofs import proven
     from workflows.models import AuditEvent, Decision, OversightMode
     from workflows.notices import Notice
-    from workflows.notify import NotifyWorkflow
+    from workflows.notify import start_notice
     from workflows.patches import TRASH_NOTICE_PER_RUN_PATCH, TRASH_NOTIFY_PATCH
     from workflows.slack import SlackWorkflow
     from workflows.slack_client.message import SlackOutcome, SlackRequest, SlackStatus
@@ -244,14 +244,7 @@ class BulkTrashWorkflow:
                 email_count=len(request.email_ids),
                 proof=request.notice_proof,
             )
-            with contextlib.suppress(WorkflowAlreadyStartedError):
-                await workflow.start_child_workflow(
-                    NotifyWorkflow.run,
-                    notice,
-                    id=notice.notice_id,
-                    parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                    static_summary=f"trash_requested for {request.request_id}",
-                )
+            await start_notice(notice, f"trash_requested for {request.request_id}")
         if request.slack_channel:
             message = SlackRequest(
                 send_id=request.request_id,

@@ -13,7 +13,7 @@ from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 # host instead of being re-imported (their classes re-defined) in every send's sandbox.
 with workflow.unsafe.imports_passed_through():
     from workflows.notices import Notice, NoticeKind, light_draft
-    from workflows.notify import NotifyWorkflow
+    from workflows.notify import start_notice
     from workflows.patches import NOTIFY_PATCH, SLACK_PATCH
     from workflows.slack import SlackWorkflow
     from workflows.slack_client.message import SlackOutcome, SlackRequest, SlackStatus
@@ -43,15 +43,7 @@ async def notify(send: SendRecord, kind: NoticeKind, suffix: str) -> None:
         # The notice shows the approved edits: their proof and the original's digests go with it.
         original = draft_digests(light_draft(request.draft))
         notice = notice.model_copy(update={"decision": send._decision, "original": original})
-    # Already started (a reset replayed this step): once is enough.
-    with contextlib.suppress(WorkflowAlreadyStartedError):
-        await workflow.start_child_workflow(
-            NotifyWorkflow.run,
-            notice,
-            id=notice.notice_id,
-            parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-            static_summary=f"{kind} for {request.send_id}",
-        )
+    await start_notice(notice, f"{kind} for {request.send_id}")
 
 
 async def start_slack(send: SendRecord) -> str | None:

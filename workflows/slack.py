@@ -11,7 +11,7 @@ import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, FailureError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.activities.slack import SlackActivities
@@ -62,3 +62,22 @@ class SlackWorkflow:
     def settle(self, outcome: SlackOutcome) -> None:
         if self._outcome is None:  # the first word is the send's final one for this round
             self._outcome = outcome
+
+
+async def post_message(message: SlackRequest, slack_id: str) -> None:
+    """From a workflow (a send's round, a trash request): post its Slack message as an abandoned
+    child, so it outlives its starter; already started (a reset replayed this step), once is enough."""
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await workflow.start_child_workflow(
+            SlackWorkflow.run,
+            message,
+            id=slack_id,
+            parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            static_summary=f"Slack message for {message.send_id}",
+        )
+
+
+async def settle_message(slack_id: str, outcome: SlackOutcome) -> None:
+    """Tell a Slack message how its request ended; a message that is gone changes nothing."""
+    with contextlib.suppress(FailureError):
+        await workflow.get_external_workflow_handle(slack_id).signal(SlackWorkflow.settle, outcome)

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.activities.proofs import proven
@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.notices import Notice
     from workflows.notify import start_notice
     from workflows.patches import TRASH_NOTICE_PER_RUN_PATCH, TRASH_NOTIFY_PATCH
-    from workflows.slack import SlackWorkflow
+    from workflows.slack import post_message, settle_message
     from workflows.slack_client.message import SlackOutcome, SlackRequest, SlackStatus
     from workflows.temporal import STATUS
     from workflows.trust.proofs import NO_PROOF, ProofCheck, decision_check, fields_of
@@ -255,14 +255,7 @@ class BulkTrashWorkflow:
                 trash_count=len(request.email_ids),
             )
             slack_id = f"slack-{request.request_id}"
-            with contextlib.suppress(WorkflowAlreadyStartedError):
-                await workflow.start_child_workflow(
-                    SlackWorkflow.run,
-                    message,
-                    id=slack_id,
-                    parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                    static_summary=f"Slack message for {request.request_id}",
-                )
+            await post_message(message, slack_id)
             self._slack_id = slack_id
 
     async def _settle_slack(self, status: TrashStatus) -> None:
@@ -276,8 +269,7 @@ class BulkTrashWorkflow:
         by = decision.approver if decision is not None else "mailgate"
         reason = (decision.reason or "") if decision is not None else ""
         outcome = SlackOutcome(status=settled, by=by, at=workflow.now(), reason=reason)
-        with contextlib.suppress(FailureError):
-            await workflow.get_external_workflow_handle(self._slack_id).signal(SlackWorkflow.settle, outcome)
+        await settle_message(self._slack_id, outcome)
 
     def _finish(self, status: TrashStatus, reason: str) -> TrashState:
         self._reason = reason

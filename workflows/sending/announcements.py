@@ -4,18 +4,16 @@ workflow, so it outlives the send and retries on its own."""
 
 from __future__ import annotations
 
-import contextlib
-
 from temporalio import workflow
-from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 
-# NotifyWorkflow and SlackWorkflow too: a send only starts or signals them, so they come from the
-# host instead of being re-imported (their classes re-defined) in every send's sandbox.
+# workflows.notify and workflows.slack too: a send only starts or signals their workflows (through
+# start_notice, post_message, settle_message), so they come from the host instead of being
+# re-imported (their classes re-defined) in every send's sandbox.
 with workflow.unsafe.imports_passed_through():
     from workflows.notices import Notice, NoticeKind, light_draft
     from workflows.notify import start_notice
     from workflows.patches import NOTIFY_PATCH, SLACK_PATCH
-    from workflows.slack import SlackWorkflow
+    from workflows.slack import post_message, settle_message
     from workflows.slack_client.message import SlackOutcome, SlackRequest, SlackStatus
     from workflows.trust.proofs import draft_digests
 
@@ -61,14 +59,7 @@ async def start_slack(send: SendRecord) -> str | None:
         draft=light_draft(send._draft()),
         expires_at=send._expires_at,
     )
-    with contextlib.suppress(WorkflowAlreadyStartedError):
-        await workflow.start_child_workflow(
-            SlackWorkflow.run,
-            message,
-            id=slack_id,
-            parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-            static_summary=f"Slack message for {request.send_id}",
-        )
+    await post_message(message, slack_id)
     return slack_id
 
 
@@ -77,5 +68,4 @@ async def settle_slack(send: SendRecord, slack_id: str | None, status: SlackStat
     if slack_id is None:
         return
     outcome = SlackOutcome(status=status, by=by, at=workflow.now(), reason=reason)
-    with contextlib.suppress(FailureError):
-        await workflow.get_external_workflow_handle(slack_id).signal(SlackWorkflow.settle, outcome)
+    await settle_message(slack_id, outcome)
